@@ -1,0 +1,327 @@
+//! Bearer-token authentication.
+//!
+//! Callers send `Authorization: Bearer <JWT>`. [`JwtVerifier`] checks the signature against keys from a JWKS
+//! (a file or a URL, cached and refreshed when an unknown `kid` shows up, so key rotation needs no restart),
+//! then issuer, audience, expiry and not-before. Only asymmetric algorithms are accepted: `alg: none`, HMAC
+//! and any algorithm other than the one the key declares are refused. There is no switch that turns this off.
+//!
+//! [`LocalSigner`] is a locally generated Ed25519 key with its JWKS. The dev stack and the tests mint tokens
+//! with it until the identity subgraph issues them; it verifies exactly like any other key.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use tokio::sync::{Mutex, RwLock};
+
+use crate::error::{Error, Result};
+use crate::ids::TenantId;
+
+/// The scope that makes a caller a platform operator (provisioning, editions, flag definitions).
+pub const PLATFORM_OPERATOR: &str = "platform:admin";
+
+/// Who is calling, as the verified token says.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The token's `sub`: a user or service principal.
+    pub subject: String,
+    /// The token's `tid`. Platform operators' tokens carry none.
+    pub tenant: Option<TenantId>,
+    pub scopes: BTreeSet<String>,
+    /// The token's `jti`, when it has one.
+    pub token_id: Option<String>,
+}
+
+impl Caller {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.contains(scope)
+    }
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+    #[serde(default)]
+    tid: Option<String>,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    jti: Option<String>,
+}
+
+/// Where the verifier reads its keys from.
+#[derive(Clone, Debug)]
+pub enum JwksSource {
+    File(PathBuf),
+    Url(String),
+}
+
+impl JwksSource {
+    /// `http(s)://…` is a URL; anything else is a file path.
+    pub fn parse(raw: &str) -> Self {
+        if raw.starts_with("http://") || raw.starts_with("https://") {
+            JwksSource::Url(raw.to_owned())
+        } else {
+            JwksSource::File(PathBuf::from(raw))
+        }
+    }
+}
+
+struct KeyCache {
+    keys: HashMap<String, (DecodingKey, Algorithm)>,
+    fetched_at: Option<Instant>,
+}
+
+pub struct JwtVerifier {
+    issuer: String,
+    audience: String,
+    source: JwksSource,
+    http: reqwest::Client,
+    cache: RwLock<KeyCache>,
+    refresh: Mutex<()>,
+    /// Keys are refetched this often even when every `kid` is known, so a revoked key stops verifying.
+    max_age: Duration,
+    /// An unknown `kid` triggers a refetch at most this often, so forged `kid`s cannot hammer the JWKS host.
+    min_refetch: Duration,
+}
+
+impl JwtVerifier {
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>, source: JwksSource) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            source,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("http client"),
+            cache: RwLock::new(KeyCache { keys: HashMap::new(), fetched_at: None }),
+            refresh: Mutex::new(()),
+            max_age: Duration::from_secs(300),
+            min_refetch: Duration::from_secs(5),
+        }
+    }
+
+    /// Loads the keys once, so a misconfigured JWKS fails at start-up rather than on the first request.
+    pub async fn preload(&self) -> anyhow::Result<()> {
+        let keys = self.fetch().await?;
+        let mut cache = self.cache.write().await;
+        cache.keys = keys;
+        cache.fetched_at = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Verifies a bearer token and returns the caller it names.
+    pub async fn verify(&self, token: &str) -> Result<Caller> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| Error::unauthenticated("malformed or unsupported bearer token"))?;
+        let kid = header.kid.ok_or_else(|| Error::unauthenticated("token has no key id"))?;
+        let (key, alg) = self.key(&kid).await?;
+        if header.alg != alg {
+            return Err(Error::unauthenticated("token algorithm does not match its key"));
+        }
+        let mut validation = Validation::new(alg);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = 30;
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind::*;
+            let why = match e.kind() {
+                ExpiredSignature => "token has expired",
+                ImmatureSignature => "token is not valid yet",
+                InvalidIssuer => "token issuer is not trusted",
+                InvalidAudience => "token audience is not this service",
+                InvalidSignature => "token signature does not verify",
+                MissingRequiredClaim(_) => "token lacks a required claim",
+                _ => "token is invalid",
+            };
+            Error::unauthenticated(why)
+        })?;
+        let claims = data.claims;
+        let tenant = match claims.tid {
+            Some(t) => Some(
+                TenantId::parse(&t).map_err(|_| Error::unauthenticated("token names a malformed tenant"))?,
+            ),
+            None => None,
+        };
+        Ok(Caller {
+            subject: claims.sub,
+            tenant,
+            scopes: claims.scope.split_whitespace().map(str::to_owned).collect(),
+            token_id: claims.jti,
+        })
+    }
+
+    async fn key(&self, kid: &str) -> Result<(DecodingKey, Algorithm)> {
+        {
+            let cache = self.cache.read().await;
+            let fresh = cache.fetched_at.is_some_and(|t| t.elapsed() < self.max_age);
+            if let (true, Some(found)) = (fresh, cache.keys.get(kid)) {
+                return Ok(found.clone());
+            }
+        }
+        let _single_flight = self.refresh.lock().await;
+        {
+            let cache = self.cache.read().await;
+            let age = cache.fetched_at.map(|t| t.elapsed());
+            let fresh = age.is_some_and(|a| a < self.max_age);
+            match cache.keys.get(kid) {
+                Some(found) if fresh => return Ok(found.clone()),
+                None if age.is_some_and(|a| a < self.min_refetch) => {
+                    return Err(Error::unauthenticated("token signed by an unknown key"));
+                }
+                _ => {}
+            }
+        }
+        match self.fetch().await {
+            Ok(keys) => {
+                let mut cache = self.cache.write().await;
+                cache.keys = keys;
+                cache.fetched_at = Some(Instant::now());
+            }
+            Err(e) => {
+                // Keep serving with the keys we have; a JWKS outage must not log everybody out at once.
+                tracing::warn!(error = format!("{e:#}"), "could not refresh JWKS");
+            }
+        }
+        self.cache
+            .read()
+            .await
+            .keys
+            .get(kid)
+            .cloned()
+            .ok_or_else(|| Error::unauthenticated("token signed by an unknown key"))
+    }
+
+    async fn fetch(&self) -> anyhow::Result<HashMap<String, (DecodingKey, Algorithm)>> {
+        let body = match &self.source {
+            JwksSource::File(path) => tokio::fs::read_to_string(path)
+                .await
+                .map_err(|e| anyhow::anyhow!("reading JWKS file {}: {e}", path.display()))?,
+            JwksSource::Url(url) => self.http.get(url).send().await?.error_for_status()?.text().await?,
+        };
+        parse_jwks(&body)
+    }
+}
+
+/// Parses a JWKS, keeping only signing keys with a `kid` and an asymmetric algorithm.
+pub fn parse_jwks(body: &str) -> anyhow::Result<HashMap<String, (DecodingKey, Algorithm)>> {
+    let set: JwkSet = serde_json::from_str(body)?;
+    let mut keys = HashMap::new();
+    for jwk in &set.keys {
+        let Some(kid) = jwk.common.key_id.clone() else { continue };
+        let alg = match (&jwk.algorithm, jwk.common.key_algorithm) {
+            (AlgorithmParameters::OctetKey(_), _) => continue, // symmetric keys never verify bearer tokens
+            (_, Some(ka)) => match declared(ka) {
+                Some(alg) => alg,
+                None => continue,
+            },
+            (AlgorithmParameters::OctetKeyPair(p), None) if p.curve == EllipticCurve::Ed25519 => Algorithm::EdDSA,
+            (AlgorithmParameters::RSA(_), None) => Algorithm::RS256,
+            (AlgorithmParameters::EllipticCurve(p), None) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
+            (AlgorithmParameters::EllipticCurve(p), None) if p.curve == EllipticCurve::P384 => Algorithm::ES384,
+            _ => continue,
+        };
+        keys.insert(kid, (DecodingKey::from_jwk(jwk)?, alg));
+    }
+    Ok(keys)
+}
+
+fn declared(ka: KeyAlgorithm) -> Option<Algorithm> {
+    Some(match ka {
+        KeyAlgorithm::EdDSA => Algorithm::EdDSA,
+        KeyAlgorithm::RS256 => Algorithm::RS256,
+        KeyAlgorithm::RS384 => Algorithm::RS384,
+        KeyAlgorithm::RS512 => Algorithm::RS512,
+        KeyAlgorithm::PS256 => Algorithm::PS256,
+        KeyAlgorithm::PS384 => Algorithm::PS384,
+        KeyAlgorithm::PS512 => Algorithm::PS512,
+        KeyAlgorithm::ES256 => Algorithm::ES256,
+        KeyAlgorithm::ES384 => Algorithm::ES384,
+        _ => return None,
+    })
+}
+
+/// A locally generated Ed25519 signing key and its public JWKS.
+pub struct LocalSigner {
+    kid: String,
+    pkcs8: Vec<u8>,
+    public: Vec<u8>,
+}
+
+impl LocalSigner {
+    pub fn generate(kid: impl Into<String>) -> Self {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).expect("ed25519 key generation");
+        Self::from_pkcs8(kid, pkcs8.as_ref().to_vec()).expect("fresh key parses")
+    }
+
+    pub fn from_pkcs8(kid: impl Into<String>, pkcs8: Vec<u8>) -> anyhow::Result<Self> {
+        use ring::signature::KeyPair;
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8(&pkcs8)
+            .map_err(|e| anyhow::anyhow!("not an Ed25519 PKCS#8 key: {e}"))?;
+        Ok(Self { kid: kid.into(), public: pair.public_key().as_ref().to_vec(), pkcs8 })
+    }
+
+    /// Loads the key from `dir/signing-key.pk8`, creating it (and `dir/jwks.json`) on first use.
+    pub fn load_or_create(dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let key_path = dir.join("signing-key.pk8");
+        let signer = if key_path.exists() {
+            Self::from_pkcs8("dev-1", std::fs::read(&key_path)?)?
+        } else {
+            let s = Self::generate("dev-1");
+            std::fs::write(&key_path, &s.pkcs8)?;
+            s
+        };
+        std::fs::write(dir.join("jwks.json"), signer.jwks().to_string())?;
+        Ok(signer)
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    pub fn jwk(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA", "kid": self.kid,
+            "x": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&self.public),
+        })
+    }
+
+    pub fn jwks(&self) -> serde_json::Value {
+        serde_json::json!({ "keys": [self.jwk()] })
+    }
+
+    /// Signs arbitrary claims with this key (tests use it for deliberately bad tokens too).
+    pub fn sign(&self, claims: &serde_json::Value) -> String {
+        let mut header = jsonwebtoken::Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        let key = jsonwebtoken::EncodingKey::from_ed_der(&self.pkcs8);
+        jsonwebtoken::encode(&header, claims, &key).expect("signing with a valid key")
+    }
+
+    /// Mints a token for `subject` valid for `ttl`, with the given tenant and scopes.
+    pub fn mint(
+        &self,
+        issuer: &str,
+        audience: &str,
+        subject: &str,
+        tenant: Option<&str>,
+        scopes: &[&str],
+        ttl: Duration,
+    ) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let mut claims = serde_json::json!({
+            "iss": issuer, "aud": audience, "sub": subject, "iat": now, "nbf": now,
+            "exp": now + ttl.as_secs() as i64, "scope": scopes.join(" "), "jti": uuid::Uuid::now_v7().to_string(),
+        });
+        if let Some(t) = tenant {
+            claims["tid"] = t.into();
+        }
+        self.sign(&claims)
+    }
+}

@@ -1,0 +1,79 @@
+//! Redis as a cache and a coordinator — never the system of record.
+//!
+//! Every key starts with the tenant: `cp:{tenant}:{kind}:{id}` (platform-level entries use the reserved
+//! tenant `platform`), so a cluster hashes on the tenant and one tenant's keys can be found and dropped
+//! together. Entries are invalidated after commit by the events the change published, and carry a TTL as a
+//! backstop; everything here can be rebuilt from PostgreSQL, so a Redis error is logged and read as a miss.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncCommands;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::ids::TenantId;
+
+/// `cp:{tenant}:{kind}:{id}`.
+pub fn key(tenant: &TenantId, kind: &str, id: &str) -> String {
+    format!("cp:{tenant}:{kind}:{id}")
+}
+
+#[derive(Clone)]
+pub struct Cache {
+    conn: ConnectionManager,
+}
+
+impl Cache {
+    pub async fn connect(url: &SecretString) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url.expose_secret())?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(2))
+            .set_response_timeout(Duration::from_secs(2))
+            .set_number_of_retries(2);
+        let conn = ConnectionManager::new_with_config(client, config).await?;
+        Ok(Self { conn })
+    }
+
+    /// The multiplexed, auto-reconnecting connection, for commands beyond get/put/invalidate.
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let raw: Option<String> = match self.conn.clone().get(key).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(key, error = %e, "cache read failed; treating as a miss");
+                return None;
+            }
+        };
+        raw.and_then(|s| serde_json::from_str(&s).ok())
+    }
+
+    pub async fn put_json<T: Serialize>(&self, key: &str, value: &T, ttl: Duration) {
+        let Ok(body) = serde_json::to_string(value) else { return };
+        let result: redis::RedisResult<()> = self.conn.clone().set_ex(key, body, ttl.as_secs().max(1)).await;
+        if let Err(e) = result {
+            tracing::warn!(key, error = %e, "cache write failed");
+        }
+    }
+
+    pub async fn invalidate(&self, keys: &[String]) {
+        if keys.is_empty() {
+            return;
+        }
+        let result: redis::RedisResult<()> = self.conn.clone().del(keys).await;
+        if let Err(e) = result {
+            tracing::warn!(?keys, error = %e, "cache invalidation failed; entries expire by TTL");
+        }
+    }
+
+    /// For `/health/ready`.
+    pub async fn is_ready(&self) -> bool {
+        let mut conn = self.conn.clone();
+        let ping = redis::cmd("PING");
+        matches!(tokio::time::timeout(Duration::from_secs(2), ping.query_async::<String>(&mut conn)).await, Ok(Ok(_)))
+    }
+}

@@ -1,0 +1,404 @@
+//! Consuming events: idempotent handlers with retries and a dead-letter queue, and per-replica listeners.
+//!
+//! A [`Handler`] runs in its own database transaction beside an inbox row keyed
+//! `sha256(eventId:handler:aggregateId)`; a redelivered message finds the row and is acknowledged without
+//! being applied again. A transient failure is retried [`RetryPolicy::retries`] times through per-attempt
+//! delay queues (`<queue>.retry.<n>`, each with its own TTL, dead-lettering back to `<queue>`), so a waiting
+//! message holds no consumer and survives restarts. After the last retry, or at once on a permanent failure,
+//! the message goes to `<queue>.dlq` with its full envelope and the reason in `cs-dead-letter-reason`.
+//!
+//! [`listen`] is the other kind: a per-replica, exclusive queue for work every replica must do (dropping its
+//! in-process cache, feeding live subscriptions). It reports [`Notice::Reset`] whenever it (re)subscribes,
+//! since events published while it was away are gone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::publisher_confirm::Confirmation;
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Channel};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::{Broker, EXCHANGE};
+use crate::db::{self, Tx};
+use crate::envelope::Envelope;
+use crate::metrics;
+
+/// How often and how long to retry a transient failure.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    pub retries: u32,
+    /// Delay before the first retry.
+    pub first: Duration,
+    /// Delay before the last retry; the ones between grow geometrically.
+    pub last: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 5 retries, 2 s → 2 min.
+    fn default() -> Self {
+        Self { retries: 5, first: Duration::from_secs(2), last: Duration::from_secs(120) }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before retry `n` (1-based).
+    pub fn delay(&self, n: u32) -> Duration {
+        if self.retries <= 1 || n <= 1 {
+            return self.first;
+        }
+        let ratio = self.last.as_secs_f64() / self.first.as_secs_f64();
+        let step = ratio.powf(f64::from(n.min(self.retries) - 1) / f64::from(self.retries - 1));
+        Duration::from_secs_f64(self.first.as_secs_f64() * step)
+    }
+}
+
+/// Why a handler did not apply a message.
+#[derive(Debug)]
+pub enum Failure {
+    /// Might succeed later (a database or downstream hiccup): retried.
+    Transient(anyhow::Error),
+    /// Will never succeed (a malformed or impossible message): dead-lettered at once.
+    Permanent(anyhow::Error),
+}
+
+impl From<crate::Error> for Failure {
+    fn from(e: crate::Error) -> Self {
+        match e {
+            crate::Error::Internal(cause) => Failure::Transient(cause),
+            other => Failure::Permanent(anyhow::anyhow!("{}: {}", other.code().as_str(), other.message())),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+pub trait Handler: Send + Sync + 'static {
+    /// Stable name: part of every inbox key, so renaming it re-applies old messages.
+    fn name(&self) -> &'static str;
+
+    /// The aggregate a message applies to; part of the inbox key. The tenant by default.
+    fn aggregate_id(&self, envelope: &Envelope) -> String {
+        envelope.tenant_id.to_string()
+    }
+
+    /// Applies the message inside `tx`, which is scoped to the envelope's tenant and commits with the inbox row.
+    async fn handle(&self, tx: &mut Tx, envelope: &Envelope) -> Result<(), Failure>;
+}
+
+pub fn inbox_key(event_id: &str, handler: &str, aggregate_id: &str) -> String {
+    hex::encode(Sha256::digest(format!("{event_id}:{handler}:{aggregate_id}")))
+}
+
+/// A durable queue, what it is bound to and how its failures are retried.
+#[derive(Clone, Debug)]
+pub struct ConsumerSpec {
+    pub queue: String,
+    /// Routing-key patterns on [`EXCHANGE`], e.g. `tenancy.ProvisionTenant`.
+    pub bindings: Vec<String>,
+    pub retry: RetryPolicy,
+    pub prefetch: u16,
+}
+
+impl ConsumerSpec {
+    pub fn dead_letter_queue(&self) -> String {
+        format!("{}.dlq", self.queue)
+    }
+
+    fn retry_queue(&self, n: u32) -> String {
+        format!("{}.retry.{n}", self.queue)
+    }
+
+    /// Declares the queue, its bindings, its retry queues and its dead-letter queue.
+    pub async fn declare(&self, ch: &Channel) -> anyhow::Result<()> {
+        let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+        ch.queue_declare(&self.queue, durable, FieldTable::default()).await?;
+        for binding in &self.bindings {
+            ch.queue_bind(&self.queue, EXCHANGE, binding, QueueBindOptions::default(), FieldTable::default())
+                .await?;
+        }
+        for n in 1..=self.retry.retries {
+            let mut args = FieldTable::default();
+            args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(self.retry.delay(n).as_millis() as i64));
+            args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(LongString::from("")));
+            args.insert(
+                "x-dead-letter-routing-key".into(),
+                AMQPValue::LongString(LongString::from(self.queue.as_str())),
+            );
+            ch.queue_declare(&self.retry_queue(n), durable, args).await?;
+        }
+        ch.queue_declare(&self.dead_letter_queue(), durable, FieldTable::default()).await?;
+        Ok(())
+    }
+}
+
+/// What became of one delivery.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    Duplicate,
+    Retried(u32),
+    DeadLettered,
+}
+
+/// Consumes `spec.queue` with `handler` until `shutdown`, reconnecting with backoff.
+pub async fn run<H: Handler>(
+    broker: Arc<Broker>,
+    pool: PgPool,
+    spec: ConsumerSpec,
+    handler: Arc<H>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match consume(&broker, &pool, &spec, handler.as_ref(), &shutdown).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(queue = %spec.queue, error = format!("{e:#}"), "consumer stopped; reconnecting");
+                broker.reset().await;
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn consume<H: Handler>(
+    broker: &Broker,
+    pool: &PgPool,
+    spec: &ConsumerSpec,
+    handler: &H,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let ch = broker.channel().await?;
+    ch.basic_qos(spec.prefetch, BasicQosOptions::default()).await?;
+    spec.declare(&ch).await?;
+    let mut deliveries = ch
+        .basic_consume(&spec.queue, handler.name(), BasicConsumeOptions::default(), FieldTable::default())
+        .await?;
+    loop {
+        let delivery = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            d = deliveries.next() => match d {
+                None => anyhow::bail!("delivery stream ended"),
+                Some(d) => d?,
+            },
+        };
+        let outcome = process(&ch, pool, spec, handler, &delivery).await?;
+        metrics::CONSUMER_MESSAGES.with_label_values(&[handler.name(), outcome.label()]).inc();
+    }
+}
+
+impl Outcome {
+    fn label(&self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Retried(_) => "retried",
+            Outcome::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
+/// Applies one delivery and acknowledges it once its fate is durable (applied, or re-queued elsewhere).
+pub async fn process<H: Handler>(
+    ch: &Channel,
+    pool: &PgPool,
+    spec: &ConsumerSpec,
+    handler: &H,
+    delivery: &Delivery,
+) -> anyhow::Result<Outcome> {
+    let outcome = match apply(pool, handler, &delivery.data).await {
+        Ok(applied) => {
+            if applied {
+                Outcome::Applied
+            } else {
+                Outcome::Duplicate
+            }
+        }
+        Err(Failure::Transient(e)) => {
+            let attempt = retry_count(&delivery.properties) + 1;
+            if attempt <= spec.retry.retries {
+                tracing::warn!(handler = handler.name(), attempt, error = format!("{e:#}"), "retrying message");
+                republish(ch, &spec.retry_queue(attempt), delivery, attempt, None).await?;
+                Outcome::Retried(attempt)
+            } else {
+                let reason = format!("gave up after {} retries: {e:#}", spec.retry.retries);
+                tracing::error!(handler = handler.name(), reason, "dead-lettering message");
+                republish(ch, &spec.dead_letter_queue(), delivery, attempt - 1, Some(&reason)).await?;
+                Outcome::DeadLettered
+            }
+        }
+        Err(Failure::Permanent(e)) => {
+            let reason = format!("{e:#}");
+            tracing::error!(handler = handler.name(), reason, "dead-lettering message");
+            republish(ch, &spec.dead_letter_queue(), delivery, retry_count(&delivery.properties), Some(&reason))
+                .await?;
+            Outcome::DeadLettered
+        }
+    };
+    delivery.ack(BasicAckOptions::default()).await?;
+    Ok(outcome)
+}
+
+/// Applies a message once: `Ok(false)` when the inbox says it was applied before.
+async fn apply<H: Handler>(pool: &PgPool, handler: &H, body: &[u8]) -> Result<bool, Failure> {
+    let envelope: Envelope = serde_json::from_slice(body)
+        .map_err(|e| Failure::Permanent(anyhow::anyhow!("not a canonical envelope: {e}")))?;
+    let key = inbox_key(&envelope.event_id, handler.name(), &handler.aggregate_id(&envelope));
+    let transient = |e: sqlx::Error| Failure::Transient(e.into());
+    let mut tx = db::tenant_tx(pool, &envelope.tenant_id).await?;
+    let fresh = sqlx::query(
+        "INSERT INTO inbox (tenant_id, message_key, handler, event_id) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(envelope.tenant_id.as_str())
+    .bind(&key)
+    .bind(handler.name())
+    .bind(&envelope.event_id)
+    .execute(&mut *tx)
+    .await
+    .map_err(transient)?
+    .rows_affected()
+        == 1;
+    if !fresh {
+        return Ok(false);
+    }
+    handler.handle(&mut tx, &envelope).await?;
+    tx.commit().await.map_err(transient)?;
+    Ok(true)
+}
+
+fn retry_count(props: &BasicProperties) -> u32 {
+    props
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get("cs-retry-count").cloned())
+        .and_then(|v| match v {
+            AMQPValue::LongUInt(n) => Some(n),
+            AMQPValue::LongLongInt(n) => u32::try_from(n).ok(),
+            AMQPValue::LongInt(n) => u32::try_from(n).ok(),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+async fn republish(
+    ch: &Channel,
+    queue: &str,
+    delivery: &Delivery,
+    retries: u32,
+    reason: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    headers.insert("cs-retry-count".into(), AMQPValue::LongUInt(retries));
+    if let Some(reason) = reason {
+        headers.insert("cs-dead-letter-reason".into(), AMQPValue::LongString(LongString::from(reason)));
+        headers.insert(
+            "cs-original-routing-key".into(),
+            AMQPValue::LongString(LongString::from(delivery.routing_key.as_str())),
+        );
+    }
+    let props = delivery.properties.clone().with_headers(headers).with_delivery_mode(2);
+    let confirm = ch.basic_publish("", queue, BasicPublishOptions::default(), &delivery.data, props).await?.await?;
+    match confirm {
+        Confirmation::Ack(_) => Ok(()),
+        other => anyhow::bail!("broker did not confirm republish to {queue}: {other:?}"),
+    }
+}
+
+/// What a per-replica listener reports.
+#[derive(Debug)]
+pub enum Notice {
+    /// (Re)subscribed: events may have been missed, so anything derived from them must be dropped.
+    Reset,
+    Event(Box<Envelope>),
+}
+
+/// Feeds every event matching `bindings` to `on_notice` on this replica only, until `shutdown`.
+pub async fn listen<F>(broker: Arc<Broker>, bindings: Vec<String>, on_notice: F, shutdown: CancellationToken)
+where
+    F: Fn(Notice) + Send + Sync + 'static,
+{
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let result = async {
+            let ch = broker.channel().await?;
+            let queue = ch
+                .queue_declare(
+                    "",
+                    QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
+                    FieldTable::default(),
+                )
+                .await?;
+            for binding in &bindings {
+                ch.queue_bind(queue.name().as_str(), EXCHANGE, binding, QueueBindOptions::default(), FieldTable::default())
+                    .await?;
+            }
+            let mut deliveries = ch
+                .basic_consume(
+                    queue.name().as_str(),
+                    "listener",
+                    BasicConsumeOptions { no_ack: true, ..Default::default() },
+                    FieldTable::default(),
+                )
+                .await?;
+            on_notice(Notice::Reset);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok::<_, anyhow::Error>(()),
+                    d = deliveries.next() => match d {
+                        None => anyhow::bail!("listener stream ended"),
+                        Some(d) => match serde_json::from_slice::<Envelope>(&d?.data) {
+                            Ok(env) => on_notice(Notice::Event(Box::new(env))),
+                            Err(e) => tracing::warn!(error = %e, "listener skipped a non-envelope message"),
+                        },
+                    },
+                }
+            }
+        }
+        .await;
+        match result {
+            Ok(()) => break,
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "listener lost its queue; resubscribing"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_backoff_runs_from_two_seconds_to_two_minutes() {
+        let p = RetryPolicy::default();
+        let delays: Vec<u64> = (1..=5).map(|n| p.delay(n).as_millis() as u64).collect();
+        assert_eq!(delays[0], 2000);
+        assert_eq!(delays[4], 120_000);
+        assert!(delays.windows(2).all(|w| w[0] < w[1]), "{delays:?}");
+    }
+
+    #[test]
+    fn inbox_key_depends_on_all_three_parts() {
+        let k = inbox_key("evt-1", "h", "a");
+        assert_eq!(k.len(), 64);
+        assert_ne!(k, inbox_key("evt-2", "h", "a"));
+        assert_ne!(k, inbox_key("evt-1", "g", "a"));
+        assert_ne!(k, inbox_key("evt-1", "h", "b"));
+    }
+}

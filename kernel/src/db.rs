@@ -1,0 +1,159 @@
+//! PostgreSQL: pools, tenant-scoped transactions, migrations and provisioning.
+//!
+//! Row-level security keys on `current_setting('app.tenant_id')`. [`tenant_tx`] sets it with `set_config(…,
+//! true)` — the `SET LOCAL` form — so it ends with the transaction and a pooled connection never carries a
+//! tenant into the next request. Platform operators and the outbox relay get their own flags
+//! (`app.platform`, `app.system`), which only the policies that name them honour.
+//!
+//! Each subgraph has one database and two login roles: `<db>_owner` owns the schema and runs migrations;
+//! `<db>_app` serves requests, owns nothing, has no `BYPASSRLS` and can connect to its own database only.
+//! Migrations grant the app role what it needs through `cp_grant_app(…)`, which reads the role's name from
+//! the database setting `cp.app_role` that [`provision`] writes, so migrations never hard-code a role.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, Executor, PgConnection, PgPool, Postgres, Transaction};
+
+use crate::error::Result;
+use crate::ids::TenantId;
+
+pub type Tx = Transaction<'static, Postgres>;
+
+/// Migrations every subgraph database gets: outbox, inbox, and the grant helper. Versions below 1000.
+pub static KERNEL_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/kernel");
+
+/// The kernel's migrations followed by a domain's (whose versions start at 1000).
+pub fn migrator(domain: &Migrator) -> Migrator {
+    let mut all: Vec<_> = KERNEL_MIGRATIONS.iter().chain(domain.iter()).cloned().collect();
+    all.sort_by_key(|m| m.version);
+    Migrator { migrations: Cow::Owned(all), ..Migrator::DEFAULT }
+}
+
+pub async fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result<PgPool> {
+    let opts: PgConnectOptions = url.expose_secret().parse()?;
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(opts.log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500)))
+        .await?;
+    Ok(pool)
+}
+
+/// Runs the kernel's and the domain's migrations as the database owner.
+pub async fn migrate(owner_url: &SecretString, domain: &Migrator) -> anyhow::Result<()> {
+    let mut conn = PgConnection::connect(owner_url.expose_secret()).await?;
+    migrator(domain).run(&mut conn).await?;
+    conn.close().await?;
+    Ok(())
+}
+
+/// Begins a transaction in which row-level security shows `tenant`'s rows only.
+pub async fn tenant_tx(pool: &PgPool, tenant: &TenantId) -> Result<Tx> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(tenant.as_str()).execute(&mut *tx).await?;
+    Ok(tx)
+}
+
+/// Begins a transaction for a platform operator: policies that name `app.platform` let it through.
+pub async fn platform_tx(pool: &PgPool) -> Result<Tx> {
+    let mut tx = pool.begin().await?;
+    tx.execute("SELECT set_config('app.platform', 'on', true)").await?;
+    Ok(tx)
+}
+
+/// Begins a transaction for the outbox relay, the only reader of every tenant's outbox rows.
+pub async fn relay_tx(pool: &PgPool) -> Result<Tx> {
+    let mut tx = pool.begin().await?;
+    tx.execute("SELECT set_config('app.system', 'relay', true)").await?;
+    Ok(tx)
+}
+
+/// Names of a subgraph database's roles.
+#[derive(Clone, Debug)]
+pub struct Roles {
+    pub owner: String,
+    pub app: String,
+}
+
+impl Roles {
+    /// `cp_tenancy` → `cp_tenancy_owner`, `cp_tenancy_app`. Test databases share their domain's roles.
+    pub fn for_domain(domain: &str) -> Self {
+        Self { owner: format!("cp_{domain}_owner"), app: format!("cp_{domain}_app") }
+    }
+}
+
+/// Creates (if missing) a subgraph's roles and database, locks the database to them, and records the app
+/// role for migrations. Idempotent; safe to run concurrently. `admin_url` is a superuser connection.
+pub async fn provision(admin_url: &str, domain: &str, database: &str) -> anyhow::Result<Roles> {
+    let roles = Roles::for_domain(domain);
+    let mut admin = PgConnection::connect(admin_url).await?;
+    for role in [&roles.owner, &roles.app] {
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+            .bind(role)
+            .fetch_one(&mut admin)
+            .await?;
+        if !exists {
+            let create = format!(
+                "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS",
+                ident(role)
+            );
+            ignore_duplicate(admin.execute(create.as_str()).await)?;
+        }
+    }
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(database)
+        .fetch_one(&mut admin)
+        .await?;
+    if !exists {
+        let create = format!("CREATE DATABASE {} OWNER {}", ident(database), ident(&roles.owner));
+        ignore_duplicate(admin.execute(create.as_str()).await)?;
+    }
+    let db = ident(database);
+    for stmt in [
+        format!("REVOKE ALL ON DATABASE {db} FROM PUBLIC"),
+        format!("GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {}, {}", ident(&roles.owner), ident(&roles.app)),
+        format!("ALTER DATABASE {db} SET cp.app_role = '{}'", roles.app.replace('\'', "")),
+    ] {
+        admin.execute(stmt.as_str()).await?;
+    }
+    admin.close().await?;
+    Ok(roles)
+}
+
+/// Drops a database (tests clean up after themselves with it).
+pub async fn drop_database(admin_url: &str, database: &str) -> anyhow::Result<()> {
+    let mut admin = PgConnection::connect(admin_url).await?;
+    admin.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(database)).as_str()).await?;
+    admin.close().await?;
+    Ok(())
+}
+
+/// Replaces the user and database of a connection URL, keeping host, port and options.
+pub fn url_for(base: &str, user: &str, database: &str) -> anyhow::Result<String> {
+    let mut url = reqwest::Url::parse(base)?;
+    url.set_username(user).map_err(|_| anyhow::anyhow!("cannot set user on {base}"))?;
+    url.set_password(None).map_err(|_| anyhow::anyhow!("cannot clear password on {base}"))?;
+    url.set_path(database);
+    Ok(url.to_string())
+}
+
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Concurrent provisioning races on `CREATE ROLE`/`CREATE DATABASE`; the loser's error means "already there".
+fn ignore_duplicate<T>(r: std::result::Result<T, sqlx::Error>) -> anyhow::Result<()> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e))
+            if matches!(e.code().as_deref(), Some("42710" | "42P04" | "23505")) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}

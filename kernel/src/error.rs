@@ -1,0 +1,234 @@
+//! The one error type of every subgraph and its mapping to GraphQL errors.
+//!
+//! Each variant has a stable code (`extensions.code`); [`Error::code`] matches exhaustively so a new variant
+//! forces a decision about its code. Internal errors (SQL, broker, Redis, bugs) are logged with their whole
+//! cause chain and reach the client only as `INTERNAL` with a generic message.
+//!
+//! `Error` deliberately does not implement `Display`: async-graphql converts anything `Display` into an error
+//! without a code, and keeping `Display` off lets `?` go through our own `From` impl instead.
+
+use async_graphql::ErrorExtensions;
+
+/// The codes a client can see in `extensions.code`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Code {
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    BadUserInput,
+    Conflict,
+    QuotaExceeded,
+    Internal,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Unauthenticated => "UNAUTHENTICATED",
+            Code::Forbidden => "FORBIDDEN",
+            Code::NotFound => "NOT_FOUND",
+            Code::BadUserInput => "BAD_USER_INPUT",
+            Code::Conflict => "CONFLICT",
+            Code::QuotaExceeded => "QUOTA_EXCEEDED",
+            Code::Internal => "INTERNAL",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Error {
+    /// No credentials, or credentials that did not verify.
+    Unauthenticated(String),
+    /// A verified caller without the scope or tenant the operation needs.
+    Forbidden(String),
+    /// The thing does not exist, or exists only for another tenant (we never tell which).
+    NotFound(String),
+    /// Input that fails validation; `field` names the offending input where there is one.
+    BadInput { field: Option<String>, message: String },
+    /// A state conflict: a duplicate, an illegal transition, a write to something immutable.
+    Conflict(String),
+    /// A quota would be exceeded.
+    QuotaExceeded(String),
+    /// Anything the client cannot act on. Logged in full, reported as `INTERNAL`.
+    Internal(anyhow::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn code(&self) -> Code {
+        match self {
+            Error::Unauthenticated(_) => Code::Unauthenticated,
+            Error::Forbidden(_) => Code::Forbidden,
+            Error::NotFound(_) => Code::NotFound,
+            Error::BadInput { .. } => Code::BadUserInput,
+            Error::Conflict(_) => Code::Conflict,
+            Error::QuotaExceeded(_) => Code::QuotaExceeded,
+            Error::Internal(_) => Code::Internal,
+        }
+    }
+
+    /// The message a client may see.
+    pub fn message(&self) -> &str {
+        match self {
+            Error::Unauthenticated(m)
+            | Error::Forbidden(m)
+            | Error::NotFound(m)
+            | Error::Conflict(m)
+            | Error::QuotaExceeded(m) => m,
+            Error::BadInput { message, .. } => message,
+            Error::Internal(_) => "internal error",
+        }
+    }
+
+    pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::BadInput { field: Some(field.into()), message: message.into() }
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Error::NotFound(what.into())
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Error::Conflict(message.into())
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Error::Forbidden(message.into())
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Error::Unauthenticated(message.into())
+    }
+
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        Error::Internal(cause.into())
+    }
+
+    /// Converts to the GraphQL error a client sees, logging internal causes first.
+    pub fn to_graphql(&self) -> async_graphql::Error {
+        if let Error::Internal(cause) = self {
+            tracing::error!(error = format!("{cause:#}"), "internal error");
+        }
+        async_graphql::Error::new(self.message()).extend_with(|_, ext| {
+            ext.set("code", self.code().as_str());
+            if let Error::BadInput { field: Some(field), .. } = self {
+                ext.set("field", field.as_str());
+            }
+        })
+    }
+}
+
+impl From<Error> for async_graphql::Error {
+    fn from(e: Error) -> Self {
+        e.to_graphql()
+    }
+}
+
+/// For background work (relay, consumers) that reports with anyhow: internal causes pass through whole.
+impl From<Error> for anyhow::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Internal(cause) => cause,
+            other => anyhow::anyhow!("{}: {}", other.code().as_str(), other.message()),
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::Internal(e.into())
+    }
+}
+
+impl From<redis::RedisError> for Error {
+    fn from(e: redis::RedisError) -> Self {
+        Error::Internal(e.into())
+    }
+}
+
+impl From<anyhow::Error> for Error {
+    fn from(e: anyhow::Error) -> Self {
+        Error::Internal(e)
+    }
+}
+
+/// Turns named constraint violations into client errors; every other database error stays internal.
+pub trait OnConstraint<T> {
+    fn on_constraint(self, name: &str, f: impl FnOnce() -> Error) -> Result<T>;
+}
+
+impl<T> OnConstraint<T> for std::result::Result<T, sqlx::Error> {
+    fn on_constraint(self, name: &str, f: impl FnOnce() -> Error) -> Result<T> {
+        self.map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.constraint() == Some(name) => f(),
+            _ => Error::from(e),
+        })
+    }
+}
+
+impl<T> OnConstraint<T> for Result<T> {
+    fn on_constraint(self, name: &str, f: impl FnOnce() -> Error) -> Result<T> {
+        self.map_err(|e| match &e {
+            Error::Internal(cause) => match cause.downcast_ref::<sqlx::Error>() {
+                Some(sqlx::Error::Database(db)) if db.constraint() == Some(name) => f(),
+                _ => e,
+            },
+            _ => e,
+        })
+    }
+}
+
+/// Shortens untrusted input before it is echoed in an error message.
+pub fn clip(s: &str, max_chars: usize) -> String {
+    if s.chars().count() <= max_chars {
+        s.to_owned()
+    } else {
+        let mut out: String = s.chars().take(max_chars).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// Validates a required free-text field: trimmed, not empty, at most `max` characters, no control characters.
+pub fn text(field: &str, raw: &str, max: usize) -> Result<String> {
+    let s = raw.trim();
+    if s.is_empty() {
+        return Err(Error::bad_input(field, format!("{field} must not be empty")));
+    }
+    if s.chars().count() > max {
+        return Err(Error::bad_input(field, format!("{field} must be at most {max} characters")));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(Error::bad_input(field, format!("{field} must not contain control characters")));
+    }
+    Ok(s.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let e = Error::internal(anyhow::anyhow!("relation \"tenants\" does not exist"));
+        let gql = e.to_graphql();
+        assert_eq!(gql.message, "internal error");
+        let ext = format!("{:?}", gql.extensions);
+        assert!(ext.contains("INTERNAL") && !ext.contains("tenants"));
+    }
+
+    #[test]
+    fn text_rejects_empty_long_and_control() {
+        assert_eq!(text("name", "  ok ", 5).unwrap(), "ok");
+        assert_eq!(text("name", "   ", 5).unwrap_err().code(), Code::BadUserInput);
+        assert_eq!(text("name", "toolong", 5).unwrap_err().code(), Code::BadUserInput);
+        assert_eq!(text("name", "a\u{0}b", 5).unwrap_err().code(), Code::BadUserInput);
+    }
+
+    #[test]
+    fn clip_shortens_on_char_boundaries() {
+        assert_eq!(clip("ééééé", 2), "éé…");
+        assert_eq!(clip("abc", 5), "abc");
+    }
+}

@@ -1,0 +1,41 @@
+//! Shared kernel of the control-plane subgraphs.
+//!
+//! Every domain subgraph (identity, tenancy, catalogue, workflow, governance, lineage) is an async-graphql
+//! service on axum that owns one PostgreSQL database. What they have in common lives here, so a domain crate
+//! holds only its own schema, SQL and events:
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`ids`] | [`TenantId`], the slug every row, key and event carries |
+//! | [`error`] | the one error type and its `extensions.code`; nothing internal reaches a client |
+//! | [`auth`] | bearer-token verification against a JWKS (file or URL), and a local signer for dev and tests |
+//! | [`context`] | the per-request [`RequestContext`]: caller, tenant, scopes, trace and correlation ids |
+//! | [`db`] | pools, tenant-scoped transactions (`SET LOCAL` for row-level security), migrations, provisioning |
+//! | [`envelope`] | the canonical event envelope and the [`envelope::Event`] trait for payloads |
+//! | [`outbox`] | writing events in the caller's transaction, and the relay that publishes them to RabbitMQ |
+//! | [`broker`] | the RabbitMQ connection and topology (topic exchange, retry and dead-letter queues) |
+//! | [`consumer`] | idempotent consumers: inbox, retries with backoff, dead-letter; per-replica listeners |
+//! | [`cache`] | Redis helpers with tenant-first keys; never the system of record |
+//! | [`pagination`] | Relay cursor connections |
+//! | [`server`] | the axum app: `/graphql`, health, metrics, limits, graceful shutdown |
+//! | [`config`], [`telemetry`], [`metrics`] | clap/env config, tracing, Prometheus |
+
+pub mod auth;
+pub mod broker;
+pub mod cache;
+pub mod config;
+pub mod consumer;
+pub mod context;
+pub mod db;
+pub mod envelope;
+pub mod error;
+pub mod ids;
+pub mod metrics;
+pub mod outbox;
+pub mod pagination;
+pub mod server;
+pub mod telemetry;
+
+pub use context::RequestContext;
+pub use error::{Code, Error, Result};
+pub use ids::TenantId;
