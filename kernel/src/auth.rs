@@ -95,8 +95,14 @@ impl JwtVerifier {
             issuer: issuer.into(),
             audience: audience.into(),
             source,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("http client"),
-            cache: RwLock::new(KeyCache { keys: HashMap::new(), fetched_at: None }),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("http client"),
+            cache: RwLock::new(KeyCache {
+                keys: HashMap::new(),
+                fetched_at: None,
+            }),
             refresh: Mutex::new(()),
             max_age: Duration::from_secs(300),
             min_refetch: Duration::from_secs(5),
@@ -116,10 +122,14 @@ impl JwtVerifier {
     pub async fn verify(&self, token: &str) -> Result<Caller> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| Error::unauthenticated("malformed or unsupported bearer token"))?;
-        let kid = header.kid.ok_or_else(|| Error::unauthenticated("token has no key id"))?;
+        let kid = header
+            .kid
+            .ok_or_else(|| Error::unauthenticated("token has no key id"))?;
         let (key, alg) = self.key(&kid).await?;
         if header.alg != alg {
-            return Err(Error::unauthenticated("token algorithm does not match its key"));
+            return Err(Error::unauthenticated(
+                "token algorithm does not match its key",
+            ));
         }
         let mut validation = Validation::new(alg);
         validation.set_issuer(&[&self.issuer]);
@@ -143,7 +153,8 @@ impl JwtVerifier {
         let claims = data.claims;
         let tenant = match claims.tid {
             Some(t) => Some(
-                TenantId::parse(&t).map_err(|_| Error::unauthenticated("token names a malformed tenant"))?,
+                TenantId::parse(&t)
+                    .map_err(|_| Error::unauthenticated("token names a malformed tenant"))?,
             ),
             None => None,
         };
@@ -201,7 +212,15 @@ impl JwtVerifier {
             JwksSource::File(path) => tokio::fs::read_to_string(path)
                 .await
                 .map_err(|e| anyhow::anyhow!("reading JWKS file {}: {e}", path.display()))?,
-            JwksSource::Url(url) => self.http.get(url).send().await?.error_for_status()?.text().await?,
+            JwksSource::Url(url) => {
+                self.http
+                    .get(url)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .text()
+                    .await?
+            }
         };
         parse_jwks(&body)
     }
@@ -212,17 +231,25 @@ pub fn parse_jwks(body: &str) -> anyhow::Result<HashMap<String, (DecodingKey, Al
     let set: JwkSet = serde_json::from_str(body)?;
     let mut keys = HashMap::new();
     for jwk in &set.keys {
-        let Some(kid) = jwk.common.key_id.clone() else { continue };
+        let Some(kid) = jwk.common.key_id.clone() else {
+            continue;
+        };
         let alg = match (&jwk.algorithm, jwk.common.key_algorithm) {
             (AlgorithmParameters::OctetKey(_), _) => continue, // symmetric keys never verify bearer tokens
             (_, Some(ka)) => match declared(ka) {
                 Some(alg) => alg,
                 None => continue,
             },
-            (AlgorithmParameters::OctetKeyPair(p), None) if p.curve == EllipticCurve::Ed25519 => Algorithm::EdDSA,
+            (AlgorithmParameters::OctetKeyPair(p), None) if p.curve == EllipticCurve::Ed25519 => {
+                Algorithm::EdDSA
+            }
             (AlgorithmParameters::RSA(_), None) => Algorithm::RS256,
-            (AlgorithmParameters::EllipticCurve(p), None) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
-            (AlgorithmParameters::EllipticCurve(p), None) if p.curve == EllipticCurve::P384 => Algorithm::ES384,
+            (AlgorithmParameters::EllipticCurve(p), None) if p.curve == EllipticCurve::P256 => {
+                Algorithm::ES256
+            }
+            (AlgorithmParameters::EllipticCurve(p), None) if p.curve == EllipticCurve::P384 => {
+                Algorithm::ES384
+            }
             _ => continue,
         };
         keys.insert(kid, (DecodingKey::from_jwk(jwk)?, alg));
@@ -255,7 +282,8 @@ pub struct LocalSigner {
 impl LocalSigner {
     pub fn generate(kid: impl Into<String>) -> Self {
         let rng = ring::rand::SystemRandom::new();
-        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).expect("ed25519 key generation");
+        let pkcs8 =
+            ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).expect("ed25519 key generation");
         Self::from_pkcs8(kid, pkcs8.as_ref().to_vec()).expect("fresh key parses")
     }
 
@@ -263,7 +291,11 @@ impl LocalSigner {
         use ring::signature::KeyPair;
         let pair = ring::signature::Ed25519KeyPair::from_pkcs8(&pkcs8)
             .map_err(|e| anyhow::anyhow!("not an Ed25519 PKCS#8 key: {e}"))?;
-        Ok(Self { kid: kid.into(), public: pair.public_key().as_ref().to_vec(), pkcs8 })
+        Ok(Self {
+            kid: kid.into(),
+            public: pair.public_key().as_ref().to_vec(),
+            pkcs8,
+        })
     }
 
     /// Loads the key from `dir/signing-key.pk8`, creating it (and `dir/jwks.json`) on first use.

@@ -53,8 +53,14 @@ impl Cache {
     }
 
     pub async fn put_json<T: Serialize>(&self, key: &str, value: &T, ttl: Duration) {
-        let Ok(body) = serde_json::to_string(value) else { return };
-        let result: redis::RedisResult<()> = self.conn.clone().set_ex(key, body, ttl.as_secs().max(1)).await;
+        let Ok(body) = serde_json::to_string(value) else {
+            return;
+        };
+        let result: redis::RedisResult<()> = self
+            .conn
+            .clone()
+            .set_ex(key, body, ttl.as_secs().max(1))
+            .await;
         if let Err(e) = result {
             tracing::warn!(key, error = %e, "cache write failed");
         }
@@ -74,6 +80,13 @@ impl Cache {
     pub async fn is_ready(&self) -> bool {
         let mut conn = self.conn.clone();
         let ping = redis::cmd("PING");
-        matches!(tokio::time::timeout(Duration::from_secs(2), ping.query_async::<String>(&mut conn)).await, Ok(Ok(_)))
+        matches!(
+            tokio::time::timeout(
+                Duration::from_secs(2),
+                ping.query_async::<String>(&mut conn)
+            )
+            .await,
+            Ok(Ok(_))
+        )
     }
 }

@@ -18,7 +18,10 @@ pub struct RequestContext {
 impl RequestContext {
     /// The caller's tenant; platform-operator tokens have none and are refused here.
     pub fn tenant(&self) -> Result<&TenantId> {
-        self.caller.tenant.as_ref().ok_or_else(|| Error::forbidden("this operation needs a tenant-scoped token"))
+        self.caller
+            .tenant
+            .as_ref()
+            .ok_or_else(|| Error::forbidden("this operation needs a tenant-scoped token"))
     }
 
     pub fn require_scope(&self, scope: &str) -> Result<()> {
@@ -41,6 +44,15 @@ impl RequestContext {
 
     pub fn require_platform_operator(&self) -> Result<()> {
         self.require_scope(PLATFORM_OPERATOR)
+    }
+
+    /// Platform operators act on every tenant; everybody else on their own tenant only.
+    pub fn access(&self) -> Result<crate::db::Access> {
+        if self.is_platform_operator() {
+            Ok(crate::db::Access::Platform)
+        } else {
+            Ok(crate::db::Access::Tenant(self.tenant()?.clone()))
+        }
     }
 
     /// Trace, correlation and causation ids for events this request causes.

@@ -28,9 +28,16 @@ pub static KERNEL_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/kernel");
 
 /// The kernel's migrations followed by a domain's (whose versions start at 1000).
 pub fn migrator(domain: &Migrator) -> Migrator {
-    let mut all: Vec<_> = KERNEL_MIGRATIONS.iter().chain(domain.iter()).cloned().collect();
+    let mut all: Vec<_> = KERNEL_MIGRATIONS
+        .iter()
+        .chain(domain.iter())
+        .cloned()
+        .collect();
     all.sort_by_key(|m| m.version);
-    Migrator { migrations: Cow::Owned(all), ..Migrator::DEFAULT }
+    Migrator {
+        migrations: Cow::Owned(all),
+        ..Migrator::DEFAULT
+    }
 }
 
 pub async fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result<PgPool> {
@@ -38,7 +45,9 @@ pub async fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_with(opts.log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500)))
+        .connect_with(
+            opts.log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500)),
+        )
         .await?;
     Ok(pool)
 }
@@ -51,24 +60,34 @@ pub async fn migrate(owner_url: &SecretString, domain: &Migrator) -> anyhow::Res
     Ok(())
 }
 
+/// A domain's migrations read from `dir` at run time (tools use this; services embed theirs).
+pub async fn domain_migrations(dir: &std::path::Path) -> anyhow::Result<Migrator> {
+    Ok(Migrator::new(dir).await?)
+}
+
 /// Begins a transaction in which row-level security shows `tenant`'s rows only.
 pub async fn tenant_tx(pool: &PgPool, tenant: &TenantId) -> Result<Tx> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(tenant.as_str()).execute(&mut *tx).await?;
+    sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+        .bind(tenant.as_str())
+        .execute(&mut *tx)
+        .await?;
     Ok(tx)
 }
 
 /// Begins a transaction for a platform operator: policies that name `app.platform` let it through.
 pub async fn platform_tx(pool: &PgPool) -> Result<Tx> {
     let mut tx = pool.begin().await?;
-    tx.execute("SELECT set_config('app.platform', 'on', true)").await?;
+    tx.execute("SELECT set_config('app.platform', 'on', true)")
+        .await?;
     Ok(tx)
 }
 
 /// Begins a transaction for the outbox relay, the only reader of every tenant's outbox rows.
 pub async fn relay_tx(pool: &PgPool) -> Result<Tx> {
     let mut tx = pool.begin().await?;
-    tx.execute("SELECT set_config('app.system', 'relay', true)").await?;
+    tx.execute("SELECT set_config('app.system', 'relay', true)")
+        .await?;
     Ok(tx)
 }
 
@@ -82,7 +101,10 @@ pub struct Roles {
 impl Roles {
     /// `cp_tenancy` → `cp_tenancy_owner`, `cp_tenancy_app`. Test databases share their domain's roles.
     pub fn for_domain(domain: &str) -> Self {
-        Self { owner: format!("cp_{domain}_owner"), app: format!("cp_{domain}_app") }
+        Self {
+            owner: format!("cp_{domain}_owner"),
+            app: format!("cp_{domain}_app"),
+        }
     }
 }
 
@@ -92,31 +114,44 @@ pub async fn provision(admin_url: &str, domain: &str, database: &str) -> anyhow:
     let roles = Roles::for_domain(domain);
     let mut admin = PgConnection::connect(admin_url).await?;
     for role in [&roles.owner, &roles.app] {
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-            .bind(role)
-            .fetch_one(&mut admin)
-            .await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+                .bind(role)
+                .fetch_one(&mut admin)
+                .await?;
         if !exists {
             let create = format!(
-                "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS",
+                "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS",
                 ident(role)
             );
             ignore_duplicate(admin.execute(create.as_str()).await)?;
         }
     }
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(database)
-        .fetch_one(&mut admin)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(database)
+            .fetch_one(&mut admin)
+            .await?;
     if !exists {
-        let create = format!("CREATE DATABASE {} OWNER {}", ident(database), ident(&roles.owner));
+        let create = format!(
+            "CREATE DATABASE {} OWNER {}",
+            ident(database),
+            ident(&roles.owner)
+        );
         ignore_duplicate(admin.execute(create.as_str()).await)?;
     }
     let db = ident(database);
     for stmt in [
         format!("REVOKE ALL ON DATABASE {db} FROM PUBLIC"),
-        format!("GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {}, {}", ident(&roles.owner), ident(&roles.app)),
-        format!("ALTER DATABASE {db} SET cp.app_role = '{}'", roles.app.replace('\'', "")),
+        format!(
+            "GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {}, {}",
+            ident(&roles.owner),
+            ident(&roles.app)
+        ),
+        format!(
+            "ALTER DATABASE {db} SET cp.app_role = '{}'",
+            roles.app.replace('\'', "")
+        ),
     ] {
         admin.execute(stmt.as_str()).await?;
     }
@@ -127,7 +162,9 @@ pub async fn provision(admin_url: &str, domain: &str, database: &str) -> anyhow:
 /// Drops a database (tests clean up after themselves with it).
 pub async fn drop_database(admin_url: &str, database: &str) -> anyhow::Result<()> {
     let mut admin = PgConnection::connect(admin_url).await?;
-    admin.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(database)).as_str()).await?;
+    admin
+        .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(database)).as_str())
+        .await?;
     admin.close().await?;
     Ok(())
 }
@@ -135,8 +172,10 @@ pub async fn drop_database(admin_url: &str, database: &str) -> anyhow::Result<()
 /// Replaces the user and database of a connection URL, keeping host, port and options.
 pub fn url_for(base: &str, user: &str, database: &str) -> anyhow::Result<String> {
     let mut url = reqwest::Url::parse(base)?;
-    url.set_username(user).map_err(|_| anyhow::anyhow!("cannot set user on {base}"))?;
-    url.set_password(None).map_err(|_| anyhow::anyhow!("cannot clear password on {base}"))?;
+    url.set_username(user)
+        .map_err(|_| anyhow::anyhow!("cannot set user on {base}"))?;
+    url.set_password(None)
+        .map_err(|_| anyhow::anyhow!("cannot clear password on {base}"))?;
     url.set_path(database);
     Ok(url.to_string())
 }
@@ -156,4 +195,54 @@ fn ignore_duplicate<T>(r: std::result::Result<T, sqlx::Error>) -> anyhow::Result
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whose rows a transaction may touch: one tenant's, or (for platform operators) every tenant's through the
+/// policies that allow operators.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Access {
+    Tenant(TenantId),
+    Platform,
+}
+
+impl Access {
+    pub async fn begin(&self, pool: &PgPool) -> Result<Tx> {
+        match self {
+            Access::Tenant(t) => tenant_tx(pool, t).await,
+            Access::Platform => platform_tx(pool).await,
+        }
+    }
+}
+
+/// Implements sqlx's `Type`/`Encode`/`Decode` for an enum stored as `text`, through its `as_str`/`parse`.
+/// Avoids PostgreSQL enum types, whose changes need migrations that lock tables.
+#[macro_export]
+macro_rules! text_enum {
+    ($ty:ty) => {
+        impl ::sqlx::Type<::sqlx::Postgres> for $ty {
+            fn type_info() -> ::sqlx::postgres::PgTypeInfo {
+                <str as ::sqlx::Type<::sqlx::Postgres>>::type_info()
+            }
+            fn compatible(ty: &::sqlx::postgres::PgTypeInfo) -> bool {
+                <str as ::sqlx::Type<::sqlx::Postgres>>::compatible(ty)
+            }
+        }
+        impl<'q> ::sqlx::Encode<'q, ::sqlx::Postgres> for $ty {
+            fn encode_by_ref(
+                &self,
+                buf: &mut ::sqlx::postgres::PgArgumentBuffer,
+            ) -> ::std::result::Result<::sqlx::encode::IsNull, ::sqlx::error::BoxDynError> {
+                <&str as ::sqlx::Encode<'q, ::sqlx::Postgres>>::encode(self.as_str(), buf)
+            }
+        }
+        impl<'r> ::sqlx::Decode<'r, ::sqlx::Postgres> for $ty {
+            fn decode(
+                value: ::sqlx::postgres::PgValueRef<'r>,
+            ) -> ::std::result::Result<Self, ::sqlx::error::BoxDynError> {
+                let s = <&str as ::sqlx::Decode<'r, ::sqlx::Postgres>>::decode(value)?;
+                <$ty>::parse(s)
+                    .ok_or_else(|| format!("unexpected {} value {s:?}", stringify!($ty)).into())
+            }
+        }
+    };
 }

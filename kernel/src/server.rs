@@ -37,7 +37,8 @@ pub struct Kernel {
 }
 
 /// Adds a subgraph's per-request data (its DataLoaders) to a request.
-pub type PerRequest = Arc<dyn Fn(async_graphql::Request, &RequestContext) -> async_graphql::Request + Send + Sync>;
+pub type PerRequest =
+    Arc<dyn Fn(async_graphql::Request, &RequestContext) -> async_graphql::Request + Send + Sync>;
 
 struct AppState<Q, M, S> {
     schema: Schema<Q, M, S>,
@@ -52,7 +53,11 @@ where
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
-    let state = Arc::new(AppState { schema, kernel, per_request });
+    let state = Arc::new(AppState {
+        schema,
+        kernel,
+        per_request,
+    });
     Router::new()
         .route("/graphql", post(graphql::<Q, M, S>))
         .route("/health/live", get(|| async { "ok" }))
@@ -87,8 +92,12 @@ where
         };
         match caller {
             Err(e) => {
-                metrics::GRAPHQL_REQUESTS.with_label_values(&["unauthenticated"]).inc();
-                async_graphql::Response::from_errors(vec![e.to_graphql().into_server_error(Pos::default())])
+                metrics::GRAPHQL_REQUESTS
+                    .with_label_values(&["unauthenticated"])
+                    .inc();
+                async_graphql::Response::from_errors(vec![e
+                    .to_graphql()
+                    .into_server_error(Pos::default())])
             }
             Ok(caller) => {
                 let current = tracing::Span::current();
@@ -96,11 +105,21 @@ where
                 if let Some(t) = &caller.tenant {
                     current.record("tenant", t.as_str());
                 }
-                let ctx = RequestContext { caller, trace_id, correlation_id };
+                let ctx = RequestContext {
+                    caller,
+                    trace_id,
+                    correlation_id,
+                };
                 let req = (state.per_request)(request.into_inner().data(ctx.clone()), &ctx);
                 let resp = state.schema.execute(req).await;
-                let outcome = if resp.errors.is_empty() { "ok" } else { "error" };
-                metrics::GRAPHQL_REQUESTS.with_label_values(&[outcome]).inc();
+                let outcome = if resp.errors.is_empty() {
+                    "ok"
+                } else {
+                    "error"
+                };
+                metrics::GRAPHQL_REQUESTS
+                    .with_label_values(&[outcome])
+                    .inc();
                 resp
             }
         }
@@ -114,7 +133,9 @@ where
             ext.set("code", Code::BadUserInput.as_str());
         }
         if let Some(async_graphql::Value::String(code)) = ext.get("code") {
-            metrics::GRAPHQL_ERRORS.with_label_values(&[code.as_str()]).inc();
+            metrics::GRAPHQL_ERRORS
+                .with_label_values(&[code.as_str()])
+                .inc();
         }
     }
     metrics::GRAPHQL_SECONDS.observe(started.elapsed().as_secs_f64());
@@ -122,28 +143,53 @@ where
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 async fn ready<Q, M, S>(State(state): State<Arc<AppState<Q, M, S>>>) -> impl IntoResponse {
     let k = &state.kernel;
     let pg = async {
         matches!(
-            tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&k.pool)).await,
+            tokio::time::timeout(
+                Duration::from_secs(2),
+                sqlx::query("SELECT 1").execute(&k.pool)
+            )
+            .await,
             Ok(Ok(_))
         )
     };
     let (postgres, redis, rabbitmq) = tokio::join!(pg, k.cache.is_ready(), k.broker.is_ready());
     let up = |ok: bool| if ok { "up" } else { "down" };
-    let status = if postgres && redis && rabbitmq { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(serde_json::json!({ "postgres": up(postgres), "redis": up(redis), "rabbitmq": up(rabbitmq) })))
+    let status = if postgres && redis && rabbitmq {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(
+            serde_json::json!({ "postgres": up(postgres), "redis": up(redis), "rabbitmq": up(rabbitmq) }),
+        ),
+    )
 }
 
 /// Serves `app` until `shutdown`, then lets in-flight requests finish.
-pub async fn serve(listener: tokio::net::TcpListener, app: Router, shutdown: CancellationToken) -> anyhow::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
     Ok(())
 }
 

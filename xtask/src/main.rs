@@ -1,1 +1,269 @@
-fn main(){}
+//! Developer chores: `cargo xtask provision | up | token | sqlx-prepare`.
+//!
+//! `up` is the README's one command that brings the system up on this machine: it provisions every
+//! subgraph's database and roles, runs migrations, writes a local signing key, builds and starts the
+//! subgraphs, prints their URLs and a token to try them with, and stops them all on Ctrl-C.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kernel::auth::LocalSigner;
+
+/// Every domain subgraph, its port, and whether it is built yet.
+const DOMAINS: &[(&str, u16, bool)] = &[
+    ("identity", 4001, false),
+    ("tenancy", 4002, true),
+    ("catalogue", 4003, false),
+    ("workflow", 4004, false),
+    ("governance", 4005, false),
+    ("lineage", 4006, false),
+];
+const ISSUER: &str = "http://127.0.0.1:4001/";
+const AUDIENCE: &str = "control-plane";
+
+#[derive(Parser)]
+#[command(about = "Control-plane developer tasks")]
+struct Cli {
+    /// Superuser connection used to create databases and roles.
+    #[arg(
+        long,
+        env = "ADMIN_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+        global = true
+    )]
+    admin_url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create every subgraph's database and roles (idempotent) and run the migrations that exist.
+    Provision,
+    /// Provision, build and run every subgraph until Ctrl-C.
+    Up {
+        /// Build with --release.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Print a dev bearer token signed with the local key in .dev/jwt.
+    Token {
+        /// Tenant the token is for; omit for a platform operator.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Space-separated scopes.
+        #[arg(long, default_value = "tenancy:read tenancy:write quota:consume")]
+        scopes: String,
+        #[arg(long, default_value = "dev-user")]
+        subject: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+    /// Regenerate each subgraph's committed `.sqlx/` query data from a migrated database.
+    SqlxPrepare {
+        /// Only check that the committed data is current (CI).
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the workspace")
+        .to_path_buf()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Provision => provision(&cli.admin_url).await,
+        Command::Up { release } => up(&cli.admin_url, release).await,
+        Command::Token {
+            tenant,
+            scopes,
+            subject,
+            ttl,
+        } => {
+            let signer = LocalSigner::load_or_create(&root().join(".dev/jwt"))?;
+            let scopes: Vec<&str> = scopes.split_whitespace().collect();
+            println!(
+                "{}",
+                signer.mint(
+                    ISSUER,
+                    AUDIENCE,
+                    &subject,
+                    tenant.as_deref(),
+                    &scopes,
+                    Duration::from_secs(ttl)
+                )
+            );
+            Ok(())
+        }
+        Command::SqlxPrepare { check } => sqlx_prepare(&cli.admin_url, check).await,
+    }
+}
+
+async fn provision(admin_url: &str) -> anyhow::Result<()> {
+    for (domain, _, _) in DOMAINS {
+        let database = format!("cp_{domain}");
+        let roles = kernel::db::provision(admin_url, domain, &database)
+            .await
+            .with_context(|| format!("provisioning {database}"))?;
+        let dir = root().join("migrations").join(domain);
+        if dir.is_dir() {
+            let owner_url = kernel::db::url_for(admin_url, &roles.owner, &database)?;
+            let domain_migrations = kernel::db::domain_migrations(&dir).await?;
+            kernel::db::migrate(&owner_url.into(), &domain_migrations)
+                .await
+                .with_context(|| format!("migrating {database}"))?;
+        }
+        eprintln!(
+            "  {database}: roles {} (migrations), {} (app)",
+            roles.owner, roles.app
+        );
+    }
+    Ok(())
+}
+
+async fn up(admin_url: &str, release: bool) -> anyhow::Result<()> {
+    eprintln!("provisioning databases…");
+    provision(admin_url).await?;
+    let jwt_dir = root().join(".dev/jwt");
+    let signer = LocalSigner::load_or_create(&jwt_dir)?;
+    let built: Vec<_> = DOMAINS.iter().filter(|d| d.2).collect();
+    eprintln!("building subgraphs…");
+    let mut build = tokio::process::Command::new(env!("CARGO"));
+    build.current_dir(root()).args(["build", "--quiet"]);
+    if release {
+        build.arg("--release");
+    }
+    for (domain, _, _) in &built {
+        build.args(["-p", domain]);
+    }
+    anyhow::ensure!(build.status().await?.success(), "cargo build failed");
+
+    let profile = if release { "release" } else { "debug" };
+    let mut children = Vec::new();
+    for (domain, port, _) in &built {
+        let database = format!("cp_{domain}");
+        let roles = kernel::db::Roles::for_domain(domain);
+        let bin = root().join("target").join(profile).join(domain);
+        let child = tokio::process::Command::new(bin)
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env(
+                "DATABASE_URL",
+                kernel::db::url_for(admin_url, &roles.app, &database)?,
+            )
+            .env(
+                "MIGRATE_DATABASE_URL",
+                kernel::db::url_for(admin_url, &roles.owner, &database)?,
+            )
+            .env("JWT_ISSUER", ISSUER)
+            .env("JWT_AUDIENCE", AUDIENCE)
+            .env("JWKS", jwt_dir.join("jwks.json"))
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {domain}"))?;
+        children.push((domain, *port, child));
+    }
+    let http = reqwest::Client::new();
+    for (domain, port, _) in &children {
+        let url = format!("http://127.0.0.1:{port}/health/ready");
+        let mut ready = false;
+        for _ in 0..100 {
+            if http
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        anyhow::ensure!(ready, "{domain} did not become ready at {url}");
+    }
+    println!("\nThe control plane is up.\n");
+    for (domain, port, _) in &children {
+        println!("  {domain:<10} http://127.0.0.1:{port}/graphql   (health: /health/ready, metrics: /metrics)");
+    }
+    let operator = signer.mint(
+        ISSUER,
+        AUDIENCE,
+        "dev-operator",
+        None,
+        &["platform:admin"],
+        Duration::from_secs(8 * 3600),
+    );
+    println!("\nA platform-operator token (8 h), for the examples in the README:\n\n  export CP_TOKEN={operator}\n");
+    println!("Tenant tokens: cargo xtask token --tenant <slug>\nCtrl-C stops everything.");
+    let mut waits: Vec<_> = children.into_iter().map(|(d, _, c)| (d, c)).collect();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => eprintln!("stopping…"),
+        (res, idx, _) = futures::future::select_all(waits.iter_mut().map(|(_, c)| Box::pin(c.wait()))) => {
+            anyhow::bail!("a subgraph exited: {:?} ({res:?})", idx);
+        }
+    }
+    Ok(())
+}
+
+async fn sqlx_prepare(admin_url: &str, check: bool) -> anyhow::Result<()> {
+    provision(admin_url).await?;
+    for (domain, _, built) in DOMAINS {
+        if !built {
+            continue;
+        }
+        let crate_dir = root().join("subgraphs").join(domain);
+        let committed = crate_dir.join(".sqlx");
+        let out = if check {
+            std::env::temp_dir().join(format!("cp-sqlx-{domain}"))
+        } else {
+            committed.clone()
+        };
+        let _ = std::fs::remove_dir_all(&out);
+        std::fs::create_dir_all(&out)?;
+        // Touching a source file makes cargo re-expand the query macros, which write into SQLX_OFFLINE_DIR.
+        let lib = crate_dir.join("src/lib.rs");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&lib)?
+            .set_modified(std::time::SystemTime::now())?;
+        let status = tokio::process::Command::new(env!("CARGO"))
+            .current_dir(root())
+            .args(["check", "--quiet", "-p", domain, "--all-targets"])
+            .env("SQLX_OFFLINE", "false")
+            .env("SQLX_OFFLINE_DIR", &out)
+            .env(
+                "DATABASE_URL",
+                kernel::db::url_for(admin_url, "postgres", &format!("cp_{domain}"))?,
+            )
+            .status()
+            .await?;
+        anyhow::ensure!(status.success(), "cargo check of {domain} failed");
+        if check {
+            let diff = tokio::process::Command::new("diff")
+                .arg("-r")
+                .arg(&committed)
+                .arg(&out)
+                .status()
+                .await?;
+            anyhow::ensure!(
+                diff.success(),
+                "subgraphs/{domain}/.sqlx is stale: run `cargo xtask sqlx-prepare` and commit the result"
+            );
+        }
+        eprintln!(
+            "  {domain}: .sqlx {}",
+            if check { "is current" } else { "written" }
+        );
+    }
+    Ok(())
+}

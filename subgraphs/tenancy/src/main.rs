@@ -1,1 +1,32 @@
-fn main(){}
+//! `tenancy serve` runs the subgraph; `tenancy print-schema` prints its federation SDL.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Tenancy subgraph of the control plane")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve GraphQL, health and metrics; run the outbox relay and consumers.
+    Serve(tenancy::Config),
+    /// Print the federation SDL.
+    PrintSchema,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Serve(cfg) => tenancy::run(cfg).await,
+        Command::PrintSchema => {
+            let sdl = tenancy::schema_builder()
+                .finish()
+                .sdl_with_options(async_graphql::SDLExportOptions::new().federation());
+            print!("{sdl}");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! What tenancy consumes: the `ProvisionTenant` command (durable, idempotent), and its own change events on
+//! a per-replica listener that drops cached copies after the change committed.
+
+use std::sync::Arc;
+
+use kernel::consumer::{ConsumerSpec, Failure, Handler, Notice, RetryPolicy};
+use kernel::db::Tx;
+use kernel::envelope::Envelope;
+use kernel::{cache, TenantId};
+
+use crate::events::{self, DOMAIN};
+use crate::{ops, store, State};
+
+/// The durable queue for commands addressed to tenancy.
+pub fn command_spec(retry: RetryPolicy) -> ConsumerSpec {
+    ConsumerSpec {
+        queue: format!("{DOMAIN}.commands"),
+        bindings: vec![format!("{DOMAIN}.ProvisionTenant")],
+        retry,
+        prefetch: 16,
+    }
+}
+
+/// Applies `ProvisionTenant` commands. The envelope's tenant is the tenant to create.
+pub struct ProvisionTenantHandler;
+
+#[async_trait::async_trait]
+impl Handler for ProvisionTenantHandler {
+    fn name(&self) -> &'static str {
+        "tenancy.provision-tenant"
+    }
+
+    async fn handle(&self, tx: &mut Tx, envelope: &Envelope) -> Result<(), Failure> {
+        let command: events::ProvisionTenant = serde_json::from_value(envelope.payload.clone())
+            .map_err(|e| {
+                Failure::Permanent(anyhow::anyhow!("malformed ProvisionTenant payload: {e}"))
+            })?;
+        let p = ops::Provision::parse(
+            envelope.tenant_id.as_str(),
+            &command.display_name,
+            &command.region,
+            &command.edition_id,
+            command.isolation_model,
+        )?;
+        // Commands come from platform automation: they act as an operator would.
+        store::elevate_to_platform(tx).await?;
+        ops::provision(tx, &p, &envelope.caused_meta()).await?;
+        Ok(())
+    }
+}
+
+/// The routing keys whose events make cached copies stale.
+pub fn invalidation_bindings() -> Vec<String> {
+    ["FeatureFlagChanged", "FeatureFlagDeleted", "QuotaDefined"]
+        .iter()
+        .map(|t| format!("{DOMAIN}.{t}"))
+        .collect()
+}
+
+/// Drops cached copies when the events say they changed (or, on a listener reset, when they may have).
+pub fn invalidate(state: Arc<State>) -> impl Fn(Notice) + Send + Sync + 'static {
+    move |notice| {
+        let state = state.clone();
+        match notice {
+            Notice::Reset => state.flags.forget_local(),
+            Notice::Event(env) => {
+                tokio::spawn(async move {
+                    match env.event_type.as_str() {
+                        "FeatureFlagChanged" | "FeatureFlagDeleted" => {
+                            state.flags.invalidate().await
+                        }
+                        "QuotaDefined" => {
+                            if let Ok(e) =
+                                serde_json::from_value::<events::QuotaDefined>(env.payload)
+                            {
+                                if let Ok(t) = TenantId::parse(&e.tenant_id) {
+                                    state
+                                        .kernel
+                                        .cache
+                                        .invalidate(&[cache::key(&t, "quota-def", &e.quota.key)])
+                                        .await;
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Operations more than one entry point runs (the GraphQL API and the command consumer), each inside the
+//! caller's transaction and each writing its event to the outbox in that same transaction.
+
+use kernel::db::Tx;
+use kernel::envelope::EventMeta;
+use kernel::outbox;
+use kernel::{Error, Result, TenantId};
+
+use crate::domain::{self, IsolationModel, TenantStatus};
+use crate::events::{self, DOMAIN};
+use crate::model::{QuotaDefinition, Tenant};
+use crate::store;
+
+/// A validated request to provision a tenant.
+pub struct Provision {
+    pub id: TenantId,
+    pub display_name: String,
+    pub region: String,
+    pub edition_id: String,
+    pub isolation_model: IsolationModel,
+}
+
+impl Provision {
+    pub fn parse(
+        id: &str,
+        display_name: &str,
+        region: &str,
+        edition_id: &str,
+        isolation: IsolationModel,
+    ) -> Result<Self> {
+        Ok(Self {
+            id: TenantId::parse(id)?,
+            display_name: domain::display_name(display_name)?,
+            region: domain::region(region)?,
+            edition_id: domain::key("editionId", edition_id, 64)?,
+            isolation_model: isolation,
+        })
+    }
+}
+
+/// Creates the tenant (status `Provisioning`), subscribes it to the edition's newest published version and
+/// gives it that version's quotas. The transaction must be allowed to write platform rows.
+pub async fn provision(tx: &mut Tx, p: &Provision, meta: &EventMeta) -> Result<Tenant> {
+    let edition = store::share_latest_published(tx, &p.edition_id).await?;
+    let tenant = store::insert_tenant(
+        tx,
+        &store::NewTenant {
+            id: &p.id,
+            display_name: &p.display_name,
+            region: &p.region,
+            edition_id: &edition.id,
+            isolation_model: p.isolation_model,
+        },
+    )
+    .await?;
+    store::switch_subscription(tx, &p.id, &edition).await?;
+    for (key, spec) in &edition.quota_template.0 {
+        store::upsert_quota(
+            tx,
+            &p.id,
+            &QuotaDefinition {
+                key: key.clone(),
+                limit: spec.limit,
+                period: spec.period,
+            },
+        )
+        .await?;
+    }
+    let event = events::TenantProvisioned {
+        tenant_id: p.id.to_string(),
+        display_name: p.display_name.clone(),
+        region: p.region.clone(),
+        edition_id: edition.id.clone(),
+        edition_version: edition.version,
+        isolation_model: p.isolation_model,
+    };
+    outbox::enqueue(tx, DOMAIN, &p.id, meta, &event).await?;
+    Ok(tenant)
+}
+
+/// Moves a tenant through its lifecycle, refusing illegal transitions and retiring a tenant on legal hold.
+pub async fn transition(
+    tx: &mut Tx,
+    id: &TenantId,
+    to: TenantStatus,
+    reason: Option<String>,
+    meta: &EventMeta,
+) -> Result<Tenant> {
+    let mut tenant = store::lock_tenant(tx, id).await?;
+    let from = tenant.status;
+    tenant.status = from.transition(to)?;
+    if to == TenantStatus::Retired {
+        if tenant.legal_hold {
+            return Err(Error::conflict(format!(
+                "tenant `{id}` is on legal hold and cannot be retired"
+            )));
+        }
+        store::end_subscription(tx, id).await?;
+    }
+    tenant.status_reason = reason.clone();
+    let tenant = store::update_tenant(tx, &tenant).await?;
+    let tenant_id = id.to_string();
+    match (from, to) {
+        (TenantStatus::Suspended, TenantStatus::Active) => {
+            outbox::enqueue(
+                tx,
+                DOMAIN,
+                id,
+                meta,
+                &events::TenantReactivated {
+                    tenant_id,
+                    from,
+                    reason,
+                },
+            )
+            .await?
+        }
+        (_, TenantStatus::Active) => {
+            outbox::enqueue(
+                tx,
+                DOMAIN,
+                id,
+                meta,
+                &events::TenantActivated {
+                    tenant_id,
+                    from,
+                    reason,
+                },
+            )
+            .await?
+        }
+        (_, TenantStatus::Suspended) => {
+            outbox::enqueue(
+                tx,
+                DOMAIN,
+                id,
+                meta,
+                &events::TenantSuspended {
+                    tenant_id,
+                    from,
+                    reason,
+                },
+            )
+            .await?
+        }
+        (_, TenantStatus::Retired) => {
+            outbox::enqueue(
+                tx,
+                DOMAIN,
+                id,
+                meta,
+                &events::TenantRetired {
+                    tenant_id,
+                    from,
+                    reason,
+                },
+            )
+            .await?
+        }
+        (_, TenantStatus::Provisioning) => unreachable!("no transition leads back to Provisioning"),
+    };
+    Ok(tenant)
+}
