@@ -5,7 +5,7 @@
 //! `occurredAt` (RFC 3339 UTC) and `payload`. The broker headers `cs-tenant-id` and `cs-schema-version` travel
 //! beside it. A breaking payload change makes a new type (`UsageRecordedV2`) with a new schema version.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::ids::TenantId;
@@ -58,7 +58,8 @@ impl Envelope {
             trace_id: meta.trace_id.clone(),
             correlation_id: meta.correlation_id.clone(),
             causation_id: meta.causation_id.clone(),
-            occurred_at: Utc::now(),
+            // Millisecond precision, as serialized, so an envelope survives a round trip unchanged.
+            occurred_at: Utc::now().trunc_subsecs(3),
             payload: serde_json::to_value(payload).expect("event payloads serialize"),
         }
     }

@@ -1,0 +1,10 @@
+//! Integration tests of the tenancy subgraph against the real PostgreSQL, Redis and RabbitMQ.
+
+mod auth;
+mod events;
+mod flags;
+mod helpers;
+mod isolation;
+mod lifecycle;
+mod queries;
+mod quotas;
