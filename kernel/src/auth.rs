@@ -34,6 +34,8 @@ pub struct Caller {
     pub scopes: BTreeSet<String>,
     /// The token's `jti`, when it has one.
     pub token_id: Option<String>,
+    /// The token's `exp` (Unix seconds): long-lived streams end here.
+    pub expires_at: i64,
 }
 
 impl Caller {
@@ -45,6 +47,7 @@ impl Caller {
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    exp: i64,
     #[serde(default)]
     tid: Option<String>,
     #[serde(default)]
@@ -95,14 +98,8 @@ impl JwtVerifier {
             issuer: issuer.into(),
             audience: audience.into(),
             source,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .expect("http client"),
-            cache: RwLock::new(KeyCache {
-                keys: HashMap::new(),
-                fetched_at: None,
-            }),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("http client"),
+            cache: RwLock::new(KeyCache { keys: HashMap::new(), fetched_at: None }),
             refresh: Mutex::new(()),
             max_age: Duration::from_secs(300),
             min_refetch: Duration::from_secs(5),
@@ -122,14 +119,10 @@ impl JwtVerifier {
     pub async fn verify(&self, token: &str) -> Result<Caller> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| Error::unauthenticated("malformed or unsupported bearer token"))?;
-        let kid = header
-            .kid
-            .ok_or_else(|| Error::unauthenticated("token has no key id"))?;
+        let kid = header.kid.ok_or_else(|| Error::unauthenticated("token has no key id"))?;
         let (key, alg) = self.key(&kid).await?;
         if header.alg != alg {
-            return Err(Error::unauthenticated(
-                "token algorithm does not match its key",
-            ));
+            return Err(Error::unauthenticated("token algorithm does not match its key"));
         }
         let mut validation = Validation::new(alg);
         validation.set_issuer(&[&self.issuer]);
@@ -152,10 +145,7 @@ impl JwtVerifier {
         })?;
         let claims = data.claims;
         let tenant = match claims.tid {
-            Some(t) => Some(
-                TenantId::parse(&t)
-                    .map_err(|_| Error::unauthenticated("token names a malformed tenant"))?,
-            ),
+            Some(t) => Some(TenantId::parse(&t).map_err(|_| Error::unauthenticated("token names a malformed tenant"))?),
             None => None,
         };
         Ok(Caller {
@@ -163,6 +153,7 @@ impl JwtVerifier {
             tenant,
             scopes: claims.scope.split_whitespace().map(str::to_owned).collect(),
             token_id: claims.jti,
+            expires_at: claims.exp,
         })
     }
 
@@ -212,15 +203,7 @@ impl JwtVerifier {
             JwksSource::File(path) => tokio::fs::read_to_string(path)
                 .await
                 .map_err(|e| anyhow::anyhow!("reading JWKS file {}: {e}", path.display()))?,
-            JwksSource::Url(url) => {
-                self.http
-                    .get(url)
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .text()
-                    .await?
-            }
+            JwksSource::Url(url) => self.http.get(url).send().await?.error_for_status()?.text().await?,
         };
         parse_jwks(&body)
     }
@@ -240,16 +223,10 @@ pub fn parse_jwks(body: &str) -> anyhow::Result<HashMap<String, (DecodingKey, Al
                 Some(alg) => alg,
                 None => continue,
             },
-            (AlgorithmParameters::OctetKeyPair(p), None) if p.curve == EllipticCurve::Ed25519 => {
-                Algorithm::EdDSA
-            }
+            (AlgorithmParameters::OctetKeyPair(p), None) if p.curve == EllipticCurve::Ed25519 => Algorithm::EdDSA,
             (AlgorithmParameters::RSA(_), None) => Algorithm::RS256,
-            (AlgorithmParameters::EllipticCurve(p), None) if p.curve == EllipticCurve::P256 => {
-                Algorithm::ES256
-            }
-            (AlgorithmParameters::EllipticCurve(p), None) if p.curve == EllipticCurve::P384 => {
-                Algorithm::ES384
-            }
+            (AlgorithmParameters::EllipticCurve(p), None) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
+            (AlgorithmParameters::EllipticCurve(p), None) if p.curve == EllipticCurve::P384 => Algorithm::ES384,
             _ => continue,
         };
         keys.insert(kid, (DecodingKey::from_jwk(jwk)?, alg));
@@ -282,8 +259,7 @@ pub struct LocalSigner {
 impl LocalSigner {
     pub fn generate(kid: impl Into<String>) -> Self {
         let rng = ring::rand::SystemRandom::new();
-        let pkcs8 =
-            ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).expect("ed25519 key generation");
+        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).expect("ed25519 key generation");
         Self::from_pkcs8(kid, pkcs8.as_ref().to_vec()).expect("fresh key parses")
     }
 
@@ -291,11 +267,7 @@ impl LocalSigner {
         use ring::signature::KeyPair;
         let pair = ring::signature::Ed25519KeyPair::from_pkcs8(&pkcs8)
             .map_err(|e| anyhow::anyhow!("not an Ed25519 PKCS#8 key: {e}"))?;
-        Ok(Self {
-            kid: kid.into(),
-            public: pair.public_key().as_ref().to_vec(),
-            pkcs8,
-        })
+        Ok(Self { kid: kid.into(), public: pair.public_key().as_ref().to_vec(), pkcs8 })
     }
 
     /// Loads the key from `dir/signing-key.pk8`, creating it (and `dir/jwks.json`) on first use.

@@ -29,10 +29,7 @@ pub struct Broker {
 impl Broker {
     /// Does not connect yet: a broker that is down at start-up must not stop the subgraph from serving.
     pub fn new(url: SecretString) -> Self {
-        Self {
-            url,
-            conn: Mutex::new(None),
-        }
+        Self { url, conn: Mutex::new(None) }
     }
 
     /// The shared connection, reopened if it was lost.
@@ -48,12 +45,9 @@ impl Broker {
             .with_executor(tokio_executor_trait::Tokio::current())
             .with_reactor(tokio_reactor_trait::Tokio)
             .with_connection_name("control-plane".into());
-        let conn = tokio::time::timeout(
-            Duration::from_secs(5),
-            Connection::connect(self.url.expose_secret(), props),
-        )
-        .await
-        .map_err(|_| anyhow::anyhow!("timed out connecting to RabbitMQ"))??;
+        let conn = tokio::time::timeout(Duration::from_secs(5), Connection::connect(self.url.expose_secret(), props))
+            .await
+            .map_err(|_| anyhow::anyhow!("timed out connecting to RabbitMQ"))??;
         let conn = Arc::new(conn);
         *slot = Some(conn.clone());
         Ok(conn)
@@ -67,10 +61,7 @@ impl Broker {
         ch.exchange_declare(
             EXCHANGE,
             ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
+            ExchangeDeclareOptions { durable: true, ..Default::default() },
             FieldTable::default(),
         )
         .await?;
@@ -93,14 +84,8 @@ impl Broker {
 /// Message properties for an envelope: persistent JSON, ids and the `cs-*` headers.
 pub fn properties(envelope: &Envelope, schema_version: u32) -> BasicProperties {
     let mut headers = FieldTable::default();
-    headers.insert(
-        "cs-tenant-id".into(),
-        AMQPValue::LongString(LongString::from(envelope.tenant_id.as_str())),
-    );
-    headers.insert(
-        "cs-schema-version".into(),
-        AMQPValue::LongUInt(schema_version),
-    );
+    headers.insert("cs-tenant-id".into(), AMQPValue::LongString(LongString::from(envelope.tenant_id.as_str())));
+    headers.insert("cs-schema-version".into(), AMQPValue::LongUInt(schema_version));
     BasicProperties::default()
         .with_content_type(ShortString::from("application/json"))
         .with_delivery_mode(2)

@@ -56,11 +56,7 @@ impl Cache {
         let Ok(body) = serde_json::to_string(value) else {
             return;
         };
-        let result: redis::RedisResult<()> = self
-            .conn
-            .clone()
-            .set_ex(key, body, ttl.as_secs().max(1))
-            .await;
+        let result: redis::RedisResult<()> = self.conn.clone().set_ex(key, body, ttl.as_secs().max(1)).await;
         if let Err(e) = result {
             tracing::warn!(key, error = %e, "cache write failed");
         }
@@ -80,13 +76,6 @@ impl Cache {
     pub async fn is_ready(&self) -> bool {
         let mut conn = self.conn.clone();
         let ping = redis::cmd("PING");
-        matches!(
-            tokio::time::timeout(
-                Duration::from_secs(2),
-                ping.query_async::<String>(&mut conn)
-            )
-            .await,
-            Ok(Ok(_))
-        )
+        matches!(tokio::time::timeout(Duration::from_secs(2), ping.query_async::<String>(&mut conn)).await, Ok(Ok(_)))
     }
 }

@@ -26,6 +26,11 @@ pub struct KernelConfig {
     #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f", value_parser = secret)]
     pub amqp_url: SecretString,
 
+    /// Shared secret the router sends in `x-cp-router-secret`; requests without it are refused, so the
+    /// subgraph's port is no way around the router.
+    #[arg(long, env = "ROUTER_SECRET", value_parser = secret)]
+    pub router_secret: SecretString,
+
     /// Issuer (`iss`) that bearer tokens must carry.
     #[arg(long, env = "JWT_ISSUER")]
     pub jwt_issuer: String,

@@ -17,8 +17,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::{AMQPValue, FieldTable, LongString};
@@ -45,11 +44,7 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     /// 5 retries, 2 s → 2 min.
     fn default() -> Self {
-        Self {
-            retries: 5,
-            first: Duration::from_secs(2),
-            last: Duration::from_secs(120),
-        }
+        Self { retries: 5, first: Duration::from_secs(2), last: Duration::from_secs(120) }
     }
 }
 
@@ -78,11 +73,7 @@ impl From<crate::Error> for Failure {
     fn from(e: crate::Error) -> Self {
         match e {
             crate::Error::Internal(cause) => Failure::Transient(cause),
-            other => Failure::Permanent(anyhow::anyhow!(
-                "{}: {}",
-                other.code().as_str(),
-                other.message()
-            )),
+            other => Failure::Permanent(anyhow::anyhow!("{}: {}", other.code().as_str(), other.message())),
         }
     }
 }
@@ -102,9 +93,7 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 pub fn inbox_key(event_id: &str, handler: &str, aggregate_id: &str) -> String {
-    hex::encode(Sha256::digest(format!(
-        "{event_id}:{handler}:{aggregate_id}"
-    )))
+    hex::encode(Sha256::digest(format!("{event_id}:{handler}:{aggregate_id}")))
 }
 
 /// A durable queue, what it is bound to and how its failures are retried.
@@ -128,41 +117,22 @@ impl ConsumerSpec {
 
     /// Declares the queue, its bindings, its retry queues and its dead-letter queue.
     pub async fn declare(&self, ch: &Channel) -> anyhow::Result<()> {
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        ch.queue_declare(&self.queue, durable, FieldTable::default())
-            .await?;
+        let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+        ch.queue_declare(&self.queue, durable, FieldTable::default()).await?;
         for binding in &self.bindings {
-            ch.queue_bind(
-                &self.queue,
-                EXCHANGE,
-                binding,
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+            ch.queue_bind(&self.queue, EXCHANGE, binding, QueueBindOptions::default(), FieldTable::default()).await?;
         }
         for n in 1..=self.retry.retries {
             let mut args = FieldTable::default();
-            args.insert(
-                "x-message-ttl".into(),
-                AMQPValue::LongLongInt(self.retry.delay(n).as_millis() as i64),
-            );
-            args.insert(
-                "x-dead-letter-exchange".into(),
-                AMQPValue::LongString(LongString::from("")),
-            );
+            args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(self.retry.delay(n).as_millis() as i64));
+            args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(LongString::from("")));
             args.insert(
                 "x-dead-letter-routing-key".into(),
                 AMQPValue::LongString(LongString::from(self.queue.as_str())),
             );
-            ch.queue_declare(&self.retry_queue(n), durable, args)
-                .await?;
+            ch.queue_declare(&self.retry_queue(n), durable, args).await?;
         }
-        ch.queue_declare(&self.dead_letter_queue(), durable, FieldTable::default())
-            .await?;
+        ch.queue_declare(&self.dead_letter_queue(), durable, FieldTable::default()).await?;
         Ok(())
     }
 }
@@ -209,17 +179,10 @@ async fn consume<H: Handler>(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let ch = broker.channel().await?;
-    ch.basic_qos(spec.prefetch, BasicQosOptions::default())
-        .await?;
+    ch.basic_qos(spec.prefetch, BasicQosOptions::default()).await?;
     spec.declare(&ch).await?;
-    let mut deliveries = ch
-        .basic_consume(
-            &spec.queue,
-            handler.name(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let mut deliveries =
+        ch.basic_consume(&spec.queue, handler.name(), BasicConsumeOptions::default(), FieldTable::default()).await?;
     loop {
         let delivery = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -229,9 +192,7 @@ async fn consume<H: Handler>(
             },
         };
         let outcome = process(&ch, pool, spec, handler, &delivery).await?;
-        metrics::CONSUMER_MESSAGES
-            .with_label_values(&[handler.name(), outcome.label()])
-            .inc();
+        metrics::CONSUMER_MESSAGES.with_label_values(&[handler.name(), outcome.label()]).inc();
     }
 }
 
@@ -265,39 +226,21 @@ pub async fn process<H: Handler>(
         Err(Failure::Transient(e)) => {
             let attempt = retry_count(&delivery.properties) + 1;
             if attempt <= spec.retry.retries {
-                tracing::warn!(
-                    handler = handler.name(),
-                    attempt,
-                    error = format!("{e:#}"),
-                    "retrying message"
-                );
+                tracing::warn!(handler = handler.name(), attempt, error = format!("{e:#}"), "retrying message");
                 republish(ch, &spec.retry_queue(attempt), delivery, attempt, None).await?;
                 Outcome::Retried(attempt)
             } else {
                 let reason = format!("gave up after {} retries: {e:#}", spec.retry.retries);
                 tracing::error!(handler = handler.name(), reason, "dead-lettering message");
-                republish(
-                    ch,
-                    &spec.dead_letter_queue(),
-                    delivery,
-                    attempt - 1,
-                    Some(&reason),
-                )
-                .await?;
+                republish(ch, &spec.dead_letter_queue(), delivery, attempt - 1, Some(&reason)).await?;
                 Outcome::DeadLettered
             }
         }
         Err(Failure::Permanent(e)) => {
             let reason = format!("{e:#}");
             tracing::error!(handler = handler.name(), reason, "dead-lettering message");
-            republish(
-                ch,
-                &spec.dead_letter_queue(),
-                delivery,
-                retry_count(&delivery.properties),
-                Some(&reason),
-            )
-            .await?;
+            republish(ch, &spec.dead_letter_queue(), delivery, retry_count(&delivery.properties), Some(&reason))
+                .await?;
             Outcome::DeadLettered
         }
     };
@@ -309,11 +252,7 @@ pub async fn process<H: Handler>(
 async fn apply<H: Handler>(pool: &PgPool, handler: &H, body: &[u8]) -> Result<bool, Failure> {
     let envelope: Envelope = serde_json::from_slice(body)
         .map_err(|e| Failure::Permanent(anyhow::anyhow!("not a canonical envelope: {e}")))?;
-    let key = inbox_key(
-        &envelope.event_id,
-        handler.name(),
-        &handler.aggregate_id(&envelope),
-    );
+    let key = inbox_key(&envelope.event_id, handler.name(), &handler.aggregate_id(&envelope));
     let transient = |e: sqlx::Error| Failure::Transient(e.into());
     let mut tx = db::tenant_tx(pool, &envelope.tenant_id).await?;
     let fresh = sqlx::query(
@@ -361,30 +300,14 @@ async fn republish(
     let mut headers = delivery.properties.headers().clone().unwrap_or_default();
     headers.insert("cs-retry-count".into(), AMQPValue::LongUInt(retries));
     if let Some(reason) = reason {
-        headers.insert(
-            "cs-dead-letter-reason".into(),
-            AMQPValue::LongString(LongString::from(reason)),
-        );
+        headers.insert("cs-dead-letter-reason".into(), AMQPValue::LongString(LongString::from(reason)));
         headers.insert(
             "cs-original-routing-key".into(),
             AMQPValue::LongString(LongString::from(delivery.routing_key.as_str())),
         );
     }
-    let props = delivery
-        .properties
-        .clone()
-        .with_headers(headers)
-        .with_delivery_mode(2);
-    let confirm = ch
-        .basic_publish(
-            "",
-            queue,
-            BasicPublishOptions::default(),
-            &delivery.data,
-            props,
-        )
-        .await?
-        .await?;
+    let props = delivery.properties.clone().with_headers(headers).with_delivery_mode(2);
+    let confirm = ch.basic_publish("", queue, BasicPublishOptions::default(), &delivery.data, props).await?.await?;
     match confirm {
         Confirmation::Ack(_) => Ok(()),
         other => anyhow::bail!("broker did not confirm republish to {queue}: {other:?}"),
@@ -400,12 +323,8 @@ pub enum Notice {
 }
 
 /// Feeds every event matching `bindings` to `on_notice` on this replica only, until `shutdown`.
-pub async fn listen<F>(
-    broker: Arc<Broker>,
-    bindings: Vec<String>,
-    on_notice: F,
-    shutdown: CancellationToken,
-) where
+pub async fn listen<F>(broker: Arc<Broker>, bindings: Vec<String>, on_notice: F, shutdown: CancellationToken)
+where
     F: Fn(Notice) + Send + Sync + 'static,
 {
     let mut backoff = Duration::from_millis(200);
@@ -420,8 +339,14 @@ pub async fn listen<F>(
                 )
                 .await?;
             for binding in &bindings {
-                ch.queue_bind(queue.name().as_str(), EXCHANGE, binding, QueueBindOptions::default(), FieldTable::default())
-                    .await?;
+                ch.queue_bind(
+                    queue.name().as_str(),
+                    EXCHANGE,
+                    binding,
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
             }
             let mut deliveries = ch
                 .basic_consume(
@@ -448,10 +373,7 @@ pub async fn listen<F>(
         .await;
         match result {
             Ok(()) => break,
-            Err(e) => tracing::warn!(
-                error = format!("{e:#}"),
-                "listener lost its queue; resubscribing"
-            ),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "listener lost its queue; resubscribing"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,

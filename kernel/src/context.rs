@@ -18,10 +18,7 @@ pub struct RequestContext {
 impl RequestContext {
     /// The caller's tenant; platform-operator tokens have none and are refused here.
     pub fn tenant(&self) -> Result<&TenantId> {
-        self.caller
-            .tenant
-            .as_ref()
-            .ok_or_else(|| Error::forbidden("this operation needs a tenant-scoped token"))
+        self.caller.tenant.as_ref().ok_or_else(|| Error::forbidden("this operation needs a tenant-scoped token"))
     }
 
     pub fn require_scope(&self, scope: &str) -> Result<()> {
@@ -57,11 +54,7 @@ impl RequestContext {
 
     /// Trace, correlation and causation ids for events this request causes.
     pub fn event_meta(&self) -> EventMeta {
-        EventMeta {
-            trace_id: self.trace_id.clone(),
-            correlation_id: self.correlation_id.clone(),
-            causation_id: None,
-        }
+        EventMeta { trace_id: self.trace_id.clone(), correlation_id: self.correlation_id.clone(), causation_id: None }
     }
 
     /// Parses the `traceparent` and `x-correlation-id` headers, making new ids where they are absent or bad.
@@ -85,6 +78,15 @@ impl RequestContext {
             .map(str::to_owned)
             .unwrap_or_else(|| trace_id.clone());
         (trace_id, correlation_id)
+    }
+}
+
+impl RequestContext {
+    /// Ends `stream` when the caller's token expires, so a subscription cannot outlive its credentials.
+    pub fn until_expiry<St: futures::Stream + Send>(&self, stream: St) -> impl futures::Stream<Item = St::Item> + Send {
+        use futures::StreamExt;
+        let left = (self.caller.expires_at - chrono::Utc::now().timestamp()).max(0) as u64;
+        stream.take_until(tokio::time::sleep(std::time::Duration::from_secs(left)))
     }
 }
 

@@ -28,16 +28,9 @@ pub static KERNEL_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/kernel");
 
 /// The kernel's migrations followed by a domain's (whose versions start at 1000).
 pub fn migrator(domain: &Migrator) -> Migrator {
-    let mut all: Vec<_> = KERNEL_MIGRATIONS
-        .iter()
-        .chain(domain.iter())
-        .cloned()
-        .collect();
+    let mut all: Vec<_> = KERNEL_MIGRATIONS.iter().chain(domain.iter()).cloned().collect();
     all.sort_by_key(|m| m.version);
-    Migrator {
-        migrations: Cow::Owned(all),
-        ..Migrator::DEFAULT
-    }
+    Migrator { migrations: Cow::Owned(all), ..Migrator::DEFAULT }
 }
 
 pub async fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result<PgPool> {
@@ -45,9 +38,7 @@ pub async fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_with(
-            opts.log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500)),
-        )
+        .connect_with(opts.log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500)))
         .await?;
     Ok(pool)
 }
@@ -68,26 +59,21 @@ pub async fn domain_migrations(dir: &std::path::Path) -> anyhow::Result<Migrator
 /// Begins a transaction in which row-level security shows `tenant`'s rows only.
 pub async fn tenant_tx(pool: &PgPool, tenant: &TenantId) -> Result<Tx> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
-        .bind(tenant.as_str())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(tenant.as_str()).execute(&mut *tx).await?;
     Ok(tx)
 }
 
 /// Begins a transaction for a platform operator: policies that name `app.platform` let it through.
 pub async fn platform_tx(pool: &PgPool) -> Result<Tx> {
     let mut tx = pool.begin().await?;
-    tx.execute("SELECT set_config('app.platform', 'on', true)")
-        .await?;
+    tx.execute("SELECT set_config('app.platform', 'on', true)").await?;
     Ok(tx)
 }
 
 /// Begins a transaction for the outbox relay, the only reader of every tenant's outbox rows.
 pub async fn relay_tx(pool: &PgPool) -> Result<Tx> {
     let mut tx = pool.begin().await?;
-    tx.execute("SELECT set_config('app.system', 'relay', true)")
-        .await?;
+    tx.execute("SELECT set_config('app.system', 'relay', true)").await?;
     Ok(tx)
 }
 
@@ -101,10 +87,7 @@ pub struct Roles {
 impl Roles {
     /// `cp_tenancy` → `cp_tenancy_owner`, `cp_tenancy_app`. Test databases share their domain's roles.
     pub fn for_domain(domain: &str) -> Self {
-        Self {
-            owner: format!("cp_{domain}_owner"),
-            app: format!("cp_{domain}_app"),
-        }
+        Self { owner: format!("cp_{domain}_owner"), app: format!("cp_{domain}_app") }
     }
 }
 
@@ -114,11 +97,10 @@ pub async fn provision(admin_url: &str, domain: &str, database: &str) -> anyhow:
     let roles = Roles::for_domain(domain);
     let mut admin = PgConnection::connect(admin_url).await?;
     for role in [&roles.owner, &roles.app] {
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-                .bind(role)
-                .fetch_one(&mut admin)
-                .await?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+            .bind(role)
+            .fetch_one(&mut admin)
+            .await?;
         if !exists {
             let create = format!(
                 "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS",
@@ -127,31 +109,19 @@ pub async fn provision(admin_url: &str, domain: &str, database: &str) -> anyhow:
             ignore_duplicate(admin.execute(create.as_str()).await)?;
         }
     }
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(database)
-            .fetch_one(&mut admin)
-            .await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(database)
+        .fetch_one(&mut admin)
+        .await?;
     if !exists {
-        let create = format!(
-            "CREATE DATABASE {} OWNER {}",
-            ident(database),
-            ident(&roles.owner)
-        );
+        let create = format!("CREATE DATABASE {} OWNER {}", ident(database), ident(&roles.owner));
         ignore_duplicate(admin.execute(create.as_str()).await)?;
     }
     let db = ident(database);
     for stmt in [
         format!("REVOKE ALL ON DATABASE {db} FROM PUBLIC"),
-        format!(
-            "GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {}, {}",
-            ident(&roles.owner),
-            ident(&roles.app)
-        ),
-        format!(
-            "ALTER DATABASE {db} SET cp.app_role = '{}'",
-            roles.app.replace('\'', "")
-        ),
+        format!("GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {}, {}", ident(&roles.owner), ident(&roles.app)),
+        format!("ALTER DATABASE {db} SET cp.app_role = '{}'", roles.app.replace('\'', "")),
     ] {
         admin.execute(stmt.as_str()).await?;
     }
@@ -162,9 +132,7 @@ pub async fn provision(admin_url: &str, domain: &str, database: &str) -> anyhow:
 /// Drops a database (tests clean up after themselves with it).
 pub async fn drop_database(admin_url: &str, database: &str) -> anyhow::Result<()> {
     let mut admin = PgConnection::connect(admin_url).await?;
-    admin
-        .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(database)).as_str())
-        .await?;
+    admin.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(database)).as_str()).await?;
     admin.close().await?;
     Ok(())
 }
@@ -172,10 +140,8 @@ pub async fn drop_database(admin_url: &str, database: &str) -> anyhow::Result<()
 /// Replaces the user and database of a connection URL, keeping host, port and options.
 pub fn url_for(base: &str, user: &str, database: &str) -> anyhow::Result<String> {
     let mut url = reqwest::Url::parse(base)?;
-    url.set_username(user)
-        .map_err(|_| anyhow::anyhow!("cannot set user on {base}"))?;
-    url.set_password(None)
-        .map_err(|_| anyhow::anyhow!("cannot clear password on {base}"))?;
+    url.set_username(user).map_err(|_| anyhow::anyhow!("cannot set user on {base}"))?;
+    url.set_password(None).map_err(|_| anyhow::anyhow!("cannot clear password on {base}"))?;
     url.set_path(database);
     Ok(url.to_string())
 }
@@ -188,11 +154,7 @@ fn ident(name: &str) -> String {
 fn ignore_duplicate<T>(r: std::result::Result<T, sqlx::Error>) -> anyhow::Result<()> {
     match r {
         Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(e))
-            if matches!(e.code().as_deref(), Some("42710" | "42P04" | "23505")) =>
-        {
-            Ok(())
-        }
+        Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42710" | "42P04" | "23505")) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -240,8 +202,7 @@ macro_rules! text_enum {
                 value: ::sqlx::postgres::PgValueRef<'r>,
             ) -> ::std::result::Result<Self, ::sqlx::error::BoxDynError> {
                 let s = <&str as ::sqlx::Decode<'r, ::sqlx::Postgres>>::decode(value)?;
-                <$ty>::parse(s)
-                    .ok_or_else(|| format!("unexpected {} value {s:?}", stringify!($ty)).into())
+                <$ty>::parse(s).ok_or_else(|| format!("unexpected {} value {s:?}", stringify!($ty)).into())
             }
         }
     };

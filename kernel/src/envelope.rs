@@ -88,27 +88,14 @@ mod tests {
 
     #[test]
     fn envelope_has_exactly_the_canonical_keys() {
-        let meta = EventMeta {
-            trace_id: "t".into(),
-            correlation_id: "c".into(),
-            causation_id: None,
-        };
+        let meta = EventMeta { trace_id: "t".into(), correlation_id: "c".into(), causation_id: None };
         let env = Envelope::new(&TenantId::parse("acme").unwrap(), &meta, &Thing { n: 1 });
         let json = serde_json::to_value(&env).unwrap();
         let mut keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
         keys.sort();
         assert_eq!(
             keys,
-            [
-                "causationId",
-                "correlationId",
-                "eventId",
-                "eventType",
-                "occurredAt",
-                "payload",
-                "tenantId",
-                "traceId"
-            ]
+            ["causationId", "correlationId", "eventId", "eventType", "occurredAt", "payload", "tenantId", "traceId"]
         );
         assert!(env.event_id.starts_with("evt-"));
         assert!(json["occurredAt"].as_str().unwrap().ends_with('Z'));

@@ -44,10 +44,7 @@ pub enum Error {
     /// The thing does not exist, or exists only for another tenant (we never tell which).
     NotFound(String),
     /// Input that fails validation; `field` names the offending input where there is one.
-    BadInput {
-        field: Option<String>,
-        message: String,
-    },
+    BadInput { field: Option<String>, message: String },
     /// A state conflict: a duplicate, an illegal transition, a write to something immutable.
     Conflict(String),
     /// A quota would be exceeded.
@@ -85,10 +82,7 @@ impl Error {
     }
 
     pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::BadInput {
-            field: Some(field.into()),
-            message: message.into(),
-        }
+        Error::BadInput { field: Some(field.into()), message: message.into() }
     }
 
     pub fn not_found(what: impl Into<String>) -> Self {
@@ -118,10 +112,7 @@ impl Error {
         }
         async_graphql::Error::new(self.message()).extend_with(|_, ext| {
             ext.set("code", self.code().as_str());
-            if let Error::BadInput {
-                field: Some(field), ..
-            } = self
-            {
+            if let Error::BadInput { field: Some(field), .. } = self {
                 ext.set("field", field.as_str());
             }
         })
@@ -203,22 +194,13 @@ pub fn clip(s: &str, max_chars: usize) -> String {
 pub fn text(field: &str, raw: &str, max: usize) -> Result<String> {
     let s = raw.trim();
     if s.is_empty() {
-        return Err(Error::bad_input(
-            field,
-            format!("{field} must not be empty"),
-        ));
+        return Err(Error::bad_input(field, format!("{field} must not be empty")));
     }
     if s.chars().count() > max {
-        return Err(Error::bad_input(
-            field,
-            format!("{field} must be at most {max} characters"),
-        ));
+        return Err(Error::bad_input(field, format!("{field} must be at most {max} characters")));
     }
     if s.chars().any(char::is_control) {
-        return Err(Error::bad_input(
-            field,
-            format!("{field} must not contain control characters"),
-        ));
+        return Err(Error::bad_input(field, format!("{field} must not contain control characters")));
     }
     Ok(s.to_owned())
 }
@@ -239,18 +221,9 @@ mod tests {
     #[test]
     fn text_rejects_empty_long_and_control() {
         assert_eq!(text("name", "  ok ", 5).unwrap(), "ok");
-        assert_eq!(
-            text("name", "   ", 5).unwrap_err().code(),
-            Code::BadUserInput
-        );
-        assert_eq!(
-            text("name", "toolong", 5).unwrap_err().code(),
-            Code::BadUserInput
-        );
-        assert_eq!(
-            text("name", "a\u{0}b", 5).unwrap_err().code(),
-            Code::BadUserInput
-        );
+        assert_eq!(text("name", "   ", 5).unwrap_err().code(), Code::BadUserInput);
+        assert_eq!(text("name", "toolong", 5).unwrap_err().code(), Code::BadUserInput);
+        assert_eq!(text("name", "a\u{0}b", 5).unwrap_err().code(), Code::BadUserInput);
     }
 
     #[test]
@@ -284,10 +257,7 @@ impl From<LoadError> for Error {
             Error::Unauthenticated(m) => Error::Unauthenticated(m.clone()),
             Error::Forbidden(m) => Error::Forbidden(m.clone()),
             Error::NotFound(m) => Error::NotFound(m.clone()),
-            Error::BadInput { field, message } => Error::BadInput {
-                field: field.clone(),
-                message: message.clone(),
-            },
+            Error::BadInput { field, message } => Error::BadInput { field: field.clone(), message: message.clone() },
             Error::Conflict(m) => Error::Conflict(m.clone()),
             Error::QuotaExceeded(m) => Error::QuotaExceeded(m.clone()),
         }

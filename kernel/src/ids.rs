@@ -10,9 +10,7 @@ use crate::error::Error;
 ///
 /// 3 to 63 characters of lower-case ASCII letters, digits and single hyphens, starting with a letter and not
 /// ending with a hyphen — safe in URLs, DNS labels, Redis keys and routing keys alike.
-#[derive(
-    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type)]
 #[sqlx(transparent)]
 #[serde(try_from = "String", into = "String")]
 pub struct TenantId(String);
@@ -22,18 +20,12 @@ impl TenantId {
     /// It is reserved, so no real tenant can be given it.
     pub const PLATFORM: &'static str = "platform";
     /// Slugs no tenant may take: they name platform-level things in keys and routes.
-    pub const RESERVED: &'static [&'static str] = &[
-        "platform", "global", "system", "admin", "root", "internal", "api", "www",
-    ];
+    pub const RESERVED: &'static [&'static str] =
+        &["platform", "global", "system", "admin", "root", "internal", "api", "www"];
 
     pub fn parse(raw: &str) -> Result<Self, Error> {
         let s = raw.trim();
-        let bad = |why: &str| {
-            Error::bad_input(
-                "id",
-                format!("tenant id `{}` {why}", crate::error::clip(raw, 80)),
-            )
-        };
+        let bad = |why: &str| Error::bad_input("id", format!("tenant id `{}` {why}", crate::error::clip(raw, 80)));
         if s.len() < 3 || s.len() > 63 {
             return Err(bad("must be 3 to 63 characters"));
         }
@@ -41,10 +33,7 @@ impl TenantId {
         if !bytes[0].is_ascii_lowercase() {
             return Err(bad("must start with a lower-case letter"));
         }
-        if !s
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
+        if !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
             return Err(bad("may hold only lower-case letters, digits and hyphens"));
         }
         if s.ends_with('-') || s.contains("--") {
@@ -105,18 +94,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed_slugs() {
-        for bad in [
-            "",
-            "ab",
-            "Acme",
-            "1acme",
-            "acme-",
-            "ac--me",
-            "ac_me",
-            "acmé",
-            &"a".repeat(64),
-            "platform",
-        ] {
+        for bad in ["", "ab", "Acme", "1acme", "acme-", "ac--me", "ac_me", "acmé", &"a".repeat(64), "platform"] {
             let err = TenantId::parse(bad).unwrap_err();
             assert_eq!(err.code(), crate::Code::BadUserInput, "{bad}");
         }

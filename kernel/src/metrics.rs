@@ -3,9 +3,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    register_histogram_with_registry, register_int_counter_vec_with_registry,
-    register_int_counter_with_registry, Encoder, Histogram, IntCounter, IntCounterVec, Registry,
-    TextEncoder,
+    register_histogram_with_registry, register_int_counter_vec_with_registry, register_int_counter_with_registry,
+    Encoder, Histogram, IntCounter, IntCounterVec, Registry, TextEncoder,
 };
 
 pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
@@ -41,12 +40,8 @@ pub static GRAPHQL_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
 });
 
 pub static OUTBOX_PUBLISHED: LazyLock<IntCounter> = LazyLock::new(|| {
-    register_int_counter_with_registry!(
-        "cp_outbox_published_total",
-        "Events the relay published",
-        REGISTRY
-    )
-    .expect("metric registers")
+    register_int_counter_with_registry!("cp_outbox_published_total", "Events the relay published", REGISTRY)
+        .expect("metric registers")
 });
 
 pub static OUTBOX_RELAY_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
@@ -78,8 +73,6 @@ pub fn render() -> String {
     LazyLock::force(&OUTBOX_RELAY_ERRORS);
     LazyLock::force(&CONSUMER_MESSAGES);
     let mut buf = Vec::new();
-    TextEncoder::new()
-        .encode(&REGISTRY.gather(), &mut buf)
-        .expect("text encoding");
+    TextEncoder::new().encode(&REGISTRY.gather(), &mut buf).expect("text encoding");
     String::from_utf8(buf).expect("prometheus text is UTF-8")
 }

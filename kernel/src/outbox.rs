@@ -36,12 +36,7 @@ pub async fn enqueue<E: Event>(
 }
 
 /// Writes an already built envelope (commands relayed on behalf of others use it).
-pub async fn write(
-    tx: &mut Tx,
-    domain: &str,
-    envelope: &Envelope,
-    schema_version: u32,
-) -> Result<()> {
+pub async fn write(tx: &mut Tx, domain: &str, envelope: &Envelope, schema_version: u32) -> Result<()> {
     sqlx::query(
         "INSERT INTO outbox (tenant_id, event_id, event_type, routing_key, schema_version, envelope) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -79,13 +74,7 @@ struct Pending {
 
 impl Relay {
     pub fn new(pool: PgPool, broker: Arc<Broker>, poll: Duration) -> Self {
-        Self {
-            pool,
-            broker,
-            batch: 200,
-            poll,
-            retention: Duration::from_secs(7 * 24 * 3600),
-        }
+        Self { pool, broker, batch: 200, poll, retention: Duration::from_secs(7 * 24 * 3600) }
     }
 
     /// Runs until `shutdown`, reconnecting with backoff whenever the broker or the database fails.
@@ -110,11 +99,7 @@ impl Relay {
                 }
                 Err(e) => {
                     metrics::OUTBOX_RELAY_ERRORS.inc();
-                    tracing::warn!(
-                        error = format!("{e:#}"),
-                        retry_in_ms = backoff.as_millis() as u64,
-                        "outbox relay"
-                    );
+                    tracing::warn!(error = format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "outbox relay");
                     channel = None;
                     self.broker.reset().await;
                     let wait = backoff;
@@ -152,14 +137,8 @@ impl Relay {
             let body = serde_json::to_vec(&row.envelope.0)?;
             let props = broker::properties(&row.envelope.0, row.schema_version as u32);
             confirms.push(
-                ch.basic_publish(
-                    broker::EXCHANGE,
-                    &row.routing_key,
-                    BasicPublishOptions::default(),
-                    &body,
-                    props,
-                )
-                .await?,
+                ch.basic_publish(broker::EXCHANGE, &row.routing_key, BasicPublishOptions::default(), &body, props)
+                    .await?,
             );
         }
         for confirm in confirms {
@@ -186,10 +165,7 @@ impl Relay {
     async fn prune(&self) -> anyhow::Result<()> {
         let mut tx = db::relay_tx(&self.pool).await?;
         let cutoff = chrono::Utc::now() - chrono::Duration::from_std(self.retention)?;
-        sqlx::query("DELETE FROM outbox WHERE published_at < $1")
-            .bind(cutoff)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("DELETE FROM outbox WHERE published_at < $1").bind(cutoff).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }

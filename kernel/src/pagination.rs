@@ -25,10 +25,7 @@ impl Page {
     pub fn forward(after: Option<String>, first: Option<i32>, default: i32) -> Result<Self> {
         let first = first.unwrap_or(default);
         if !(1..=MAX_PAGE).contains(&first) {
-            return Err(Error::bad_input(
-                "first",
-                format!("first must be between 1 and {MAX_PAGE}"),
-            ));
+            return Err(Error::bad_input("first", format!("first must be between 1 and {MAX_PAGE}")));
         }
         let after = after.map(|c| decode(&c)).transpose()?;
         Ok(Self { after, first })
@@ -40,18 +37,11 @@ impl Page {
     }
 
     /// Builds the connection from up to `first + 1` rows in sort order.
-    pub fn connection<T: OutputType>(
-        &self,
-        mut rows: Vec<T>,
-        key: impl Fn(&T) -> String,
-    ) -> Connection<String, T> {
+    pub fn connection<T: OutputType>(&self, mut rows: Vec<T>, key: impl Fn(&T) -> String) -> Connection<String, T> {
         let has_next = rows.len() > self.first as usize;
         rows.truncate(self.first as usize);
         let mut conn = Connection::new(self.after.is_some(), has_next);
-        conn.edges.extend(
-            rows.into_iter()
-                .map(|row| Edge::new(encode(&key(&row)), row)),
-        );
+        conn.edges.extend(rows.into_iter().map(|row| Edge::new(encode(&key(&row)), row)));
         conn
     }
 }

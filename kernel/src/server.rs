@@ -1,21 +1,27 @@
-//! The HTTP side every subgraph shares: `/graphql`, `/health/live`, `/health/ready`, `/metrics`.
+//! The HTTP side every subgraph shares: `/graphql` (POST, and WebSocket upgrades for subscriptions with the
+//! graphql-transport-ws protocol), `/health/live`, `/health/ready`, `/metrics`.
 //!
-//! The GraphQL handler authenticates every request before executing it, puts the [`RequestContext`] into the
-//! request, lets the subgraph add its per-request data (DataLoaders, which therefore never share a cache
-//! between requests or tenants), and runs it inside a span carrying the trace, correlation and tenant ids.
+//! `/graphql` first checks the router-to-subgraph secret (`x-cp-router-secret`; over WebSocket it may also
+//! come in the `connection_init` payload, which is where Hive Router puts propagated headers), so a
+//! subgraph's port is no way around the router. Then it authenticates the caller's bearer token, puts the
+//! [`RequestContext`] into the request, lets the subgraph add its per-request data (DataLoaders, which
+//! therefore never share a cache between requests or tenants), and runs it inside a span carrying the trace,
+//! correlation and tenant ids.
 //! Errors that async-graphql raises itself (parse, validation, depth and complexity limits) get the code
 //! `BAD_USER_INPUT`, so every error a client sees has one.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_graphql::{ObjectType, Pos, Schema, SubscriptionType};
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::extract::State;
+use async_graphql::{Data, ObjectType, Pos, Schema, SubscriptionType};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use axum::{Json, Router};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -34,11 +40,15 @@ pub struct Kernel {
     pub cache: Cache,
     pub broker: Arc<Broker>,
     pub verifier: Arc<JwtVerifier>,
+    /// What the router must send in `x-cp-router-secret`.
+    pub router_secret: SecretString,
 }
 
-/// Adds a subgraph's per-request data (its DataLoaders) to a request.
-pub type PerRequest =
-    Arc<dyn Fn(async_graphql::Request, &RequestContext) -> async_graphql::Request + Send + Sync>;
+/// The header carrying the router-to-subgraph secret.
+pub const ROUTER_SECRET_HEADER: &str = "x-cp-router-secret";
+
+/// Adds a subgraph's per-request data (its DataLoaders) to a request's (or a WebSocket connection's) data.
+pub type PerRequest = Arc<dyn Fn(&mut Data, &RequestContext) + Send + Sync>;
 
 struct AppState<Q, M, S> {
     schema: Schema<Q, M, S>,
@@ -53,13 +63,9 @@ where
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
-    let state = Arc::new(AppState {
-        schema,
-        kernel,
-        per_request,
-    });
+    let state = Arc::new(AppState { schema, kernel, per_request });
     Router::new()
-        .route("/graphql", post(graphql::<Q, M, S>))
+        .route("/graphql", get(websocket::<Q, M, S>).post(graphql::<Q, M, S>))
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready::<Q, M, S>))
         .route("/metrics", get(|| async { metrics::render() }))
@@ -70,13 +76,17 @@ async fn graphql<Q, M, S>(
     State(state): State<Arc<AppState<Q, M, S>>>,
     headers: HeaderMap,
     request: GraphQLRequest,
-) -> GraphQLResponse
+) -> Response
 where
     Q: ObjectType + 'static,
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
     let started = Instant::now();
+    if !secret_matches(&state.kernel.router_secret, headers.get(ROUTER_SECRET_HEADER).and_then(|v| v.to_str().ok())) {
+        metrics::GRAPHQL_REQUESTS.with_label_values(&["no_router_secret"]).inc();
+        return not_through_router();
+    }
     let (trace_id, correlation_id) = RequestContext::ids_from_headers(&headers);
     let span = tracing::info_span!(
         "graphql",
@@ -92,12 +102,8 @@ where
         };
         match caller {
             Err(e) => {
-                metrics::GRAPHQL_REQUESTS
-                    .with_label_values(&["unauthenticated"])
-                    .inc();
-                async_graphql::Response::from_errors(vec![e
-                    .to_graphql()
-                    .into_server_error(Pos::default())])
+                metrics::GRAPHQL_REQUESTS.with_label_values(&["unauthenticated"]).inc();
+                async_graphql::Response::from_errors(vec![e.to_graphql().into_server_error(Pos::default())])
             }
             Ok(caller) => {
                 let current = tracing::Span::current();
@@ -105,21 +111,13 @@ where
                 if let Some(t) = &caller.tenant {
                     current.record("tenant", t.as_str());
                 }
-                let ctx = RequestContext {
-                    caller,
-                    trace_id,
-                    correlation_id,
-                };
-                let req = (state.per_request)(request.into_inner().data(ctx.clone()), &ctx);
+                let ctx = RequestContext { caller, trace_id, correlation_id };
+                let mut req = request.into_inner();
+                (state.per_request)(&mut req.data, &ctx);
+                req.data.insert(ctx);
                 let resp = state.schema.execute(req).await;
-                let outcome = if resp.errors.is_empty() {
-                    "ok"
-                } else {
-                    "error"
-                };
-                metrics::GRAPHQL_REQUESTS
-                    .with_label_values(&[outcome])
-                    .inc();
+                let outcome = if resp.errors.is_empty() { "ok" } else { "error" };
+                metrics::GRAPHQL_REQUESTS.with_label_values(&[outcome]).inc();
                 resp
             }
         }
@@ -133,63 +131,109 @@ where
             ext.set("code", Code::BadUserInput.as_str());
         }
         if let Some(async_graphql::Value::String(code)) = ext.get("code") {
-            metrics::GRAPHQL_ERRORS
-                .with_label_values(&[code.as_str()])
-                .inc();
+            metrics::GRAPHQL_ERRORS.with_label_values(&[code.as_str()]).inc();
         }
     }
     metrics::GRAPHQL_SECONDS.observe(started.elapsed().as_secs_f64());
-    response.into()
+    GraphQLResponse::from(response).into_response()
+}
+
+/// Compares secrets in time independent of where they differ (both sides hashed to equal length first).
+fn secret_matches(expected: &SecretString, presented: Option<&str>) -> bool {
+    let Some(presented) = presented else { return false };
+    let a = Sha256::digest(expected.expose_secret().as_bytes());
+    let b = Sha256::digest(presented.as_bytes());
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn not_through_router() -> Response {
+    let body = serde_json::json!({ "errors": [{
+        "message": "requests must come through the router",
+        "extensions": { "code": Code::Forbidden.as_str() },
+    }] });
+    (StatusCode::FORBIDDEN, Json(body)).into_response()
+}
+
+/// A header from a graphql-transport-ws `connection_init` payload: top-level fields or a nested `headers`
+/// object, names matched case-insensitively.
+fn payload_header(payload: &serde_json::Value, name: &str) -> Option<String> {
+    let find = |obj: &serde_json::Map<String, serde_json::Value>| {
+        obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.as_str().map(str::to_owned))
+    };
+    let obj = payload.as_object()?;
+    obj.get("headers").and_then(|h| h.as_object()).and_then(find).or_else(|| find(obj))
+}
+
+/// Subscriptions over WebSocket. The router secret and bearer token are read from the upgrade request's
+/// headers or from the `connection_init` payload; a connection without both valid is closed at init.
+async fn websocket<Q, M, S>(
+    State(state): State<Arc<AppState<Q, M, S>>>,
+    headers: HeaderMap,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let upgrade_secret = header(ROUTER_SECRET_HEADER);
+    let upgrade_auth = header("authorization");
+    let (trace_id, correlation_id) = RequestContext::ids_from_headers(&headers);
+    upgrade.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| {
+        let schema = state.schema.clone();
+        GraphQLWebSocket::new(socket, schema, protocol)
+            .on_connection_init(move |payload: serde_json::Value| async move {
+                let secret = upgrade_secret.or_else(|| payload_header(&payload, ROUTER_SECRET_HEADER));
+                if !secret_matches(&state.kernel.router_secret, secret.as_deref()) {
+                    return Err(async_graphql::Error::new("requests must come through the router"));
+                }
+                let auth = upgrade_auth.or_else(|| payload_header(&payload, "authorization"));
+                let token = auth
+                    .as_deref()
+                    .and_then(|v| v.split_once(' '))
+                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                    .map(|(_, t)| t.trim().to_owned())
+                    .ok_or_else(|| async_graphql::Error::new("missing bearer token"))?;
+                let caller = state.kernel.verifier.verify(&token).await.map_err(|e| e.to_graphql())?;
+                let trace_id = payload_header(&payload, "traceparent")
+                    .and_then(|tp| tp.split('-').nth(1).map(str::to_owned))
+                    .filter(|t| t.len() == 32)
+                    .unwrap_or(trace_id);
+                let ctx = RequestContext { caller, trace_id, correlation_id };
+                let mut data = Data::default();
+                (state.per_request)(&mut data, &ctx);
+                data.insert(ctx);
+                Ok(data)
+            })
+            .serve()
+    })
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 async fn ready<Q, M, S>(State(state): State<Arc<AppState<Q, M, S>>>) -> impl IntoResponse {
     let k = &state.kernel;
     let pg = async {
         matches!(
-            tokio::time::timeout(
-                Duration::from_secs(2),
-                sqlx::query("SELECT 1").execute(&k.pool)
-            )
-            .await,
+            tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&k.pool)).await,
             Ok(Ok(_))
         )
     };
     let (postgres, redis, rabbitmq) = tokio::join!(pg, k.cache.is_ready(), k.broker.is_ready());
     let up = |ok: bool| if ok { "up" } else { "down" };
-    let status = if postgres && redis && rabbitmq {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        Json(
-            serde_json::json!({ "postgres": up(postgres), "redis": up(redis), "rabbitmq": up(rabbitmq) }),
-        ),
-    )
+    let status = if postgres && redis && rabbitmq { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(serde_json::json!({ "postgres": up(postgres), "redis": up(redis), "rabbitmq": up(rabbitmq) })))
 }
 
 /// Serves `app` until `shutdown`, then lets in-flight requests finish.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+pub async fn serve(listener: tokio::net::TcpListener, app: Router, shutdown: CancellationToken) -> anyhow::Result<()> {
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
     Ok(())
 }
 
@@ -212,4 +256,20 @@ pub fn cancel_on_signal(token: CancellationToken) {
         tracing::info!("shutting down");
         token.cancel();
     });
+}
+
+/// A subgraph's federation SDL for composition, minus the imports of Apollo's licensed security directives
+/// (`@authenticated`, `@requiresScopes`, `@policy`): async-graphql imports them by default, and an
+/// unlicensed Apollo Router refuses a supergraph that links them. Permissions are enforced in the
+/// subgraphs instead.
+pub fn federation_sdl<Q, M, S>(schema: &Schema<Q, M, S>) -> String
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    let sdl = schema.sdl_with_options(async_graphql::SDLExportOptions::new().federation());
+    ["\"@authenticated\"", "\"@requiresScopes\"", "\"@policy\""]
+        .iter()
+        .fold(sdl, |sdl, directive| sdl.replace(&format!(", {directive}"), "").replace(&format!("{directive}, "), ""))
 }

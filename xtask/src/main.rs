@@ -72,10 +72,7 @@ enum Command {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask sits in the workspace")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").to_path_buf()
 }
 
 #[tokio::main]
@@ -84,24 +81,12 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Provision => provision(&cli.admin_url).await,
         Command::Up { release } => up(&cli.admin_url, release).await,
-        Command::Token {
-            tenant,
-            scopes,
-            subject,
-            ttl,
-        } => {
+        Command::Token { tenant, scopes, subject, ttl } => {
             let signer = LocalSigner::load_or_create(&root().join(".dev/jwt"))?;
             let scopes: Vec<&str> = scopes.split_whitespace().collect();
             println!(
                 "{}",
-                signer.mint(
-                    ISSUER,
-                    AUDIENCE,
-                    &subject,
-                    tenant.as_deref(),
-                    &scopes,
-                    Duration::from_secs(ttl)
-                )
+                signer.mint(ISSUER, AUDIENCE, &subject, tenant.as_deref(), &scopes, Duration::from_secs(ttl))
             );
             Ok(())
         }
@@ -123,10 +108,7 @@ async fn provision(admin_url: &str) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("migrating {database}"))?;
         }
-        eprintln!(
-            "  {database}: roles {} (migrations), {} (app)",
-            roles.owner, roles.app
-        );
+        eprintln!("  {database}: roles {} (migrations), {} (app)", roles.owner, roles.app);
     }
     Ok(())
 }
@@ -155,15 +137,10 @@ async fn up(admin_url: &str, release: bool) -> anyhow::Result<()> {
         let roles = kernel::db::Roles::for_domain(domain);
         let bin = root().join("target").join(profile).join(domain);
         let child = tokio::process::Command::new(bin)
+            .arg("serve")
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .env(
-                "DATABASE_URL",
-                kernel::db::url_for(admin_url, &roles.app, &database)?,
-            )
-            .env(
-                "MIGRATE_DATABASE_URL",
-                kernel::db::url_for(admin_url, &roles.owner, &database)?,
-            )
+            .env("DATABASE_URL", kernel::db::url_for(admin_url, &roles.app, &database)?)
+            .env("MIGRATE_DATABASE_URL", kernel::db::url_for(admin_url, &roles.owner, &database)?)
             .env("JWT_ISSUER", ISSUER)
             .env("JWT_AUDIENCE", AUDIENCE)
             .env("JWKS", jwt_dir.join("jwks.json"))
@@ -178,12 +155,7 @@ async fn up(admin_url: &str, release: bool) -> anyhow::Result<()> {
         let url = format!("http://127.0.0.1:{port}/health/ready");
         let mut ready = false;
         for _ in 0..100 {
-            if http
-                .get(&url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
+            if http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
                 ready = true;
                 break;
             }
@@ -195,14 +167,8 @@ async fn up(admin_url: &str, release: bool) -> anyhow::Result<()> {
     for (domain, port, _) in &children {
         println!("  {domain:<10} http://127.0.0.1:{port}/graphql   (health: /health/ready, metrics: /metrics)");
     }
-    let operator = signer.mint(
-        ISSUER,
-        AUDIENCE,
-        "dev-operator",
-        None,
-        &["platform:admin"],
-        Duration::from_secs(8 * 3600),
-    );
+    let operator =
+        signer.mint(ISSUER, AUDIENCE, "dev-operator", None, &["platform:admin"], Duration::from_secs(8 * 3600));
     println!("\nA platform-operator token (8 h), for the examples in the README:\n\n  export CP_TOKEN={operator}\n");
     println!("Tenant tokens: cargo xtask token --tenant <slug>\nCtrl-C stops everything.");
     let mut waits: Vec<_> = children.into_iter().map(|(d, _, c)| (d, c)).collect();
@@ -223,47 +189,29 @@ async fn sqlx_prepare(admin_url: &str, check: bool) -> anyhow::Result<()> {
         }
         let crate_dir = root().join("subgraphs").join(domain);
         let committed = crate_dir.join(".sqlx");
-        let out = if check {
-            std::env::temp_dir().join(format!("cp-sqlx-{domain}"))
-        } else {
-            committed.clone()
-        };
+        let out = if check { std::env::temp_dir().join(format!("cp-sqlx-{domain}")) } else { committed.clone() };
         let _ = std::fs::remove_dir_all(&out);
         std::fs::create_dir_all(&out)?;
         // Touching a source file makes cargo re-expand the query macros, which write into SQLX_OFFLINE_DIR.
         let lib = crate_dir.join("src/lib.rs");
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&lib)?
-            .set_modified(std::time::SystemTime::now())?;
+        std::fs::OpenOptions::new().append(true).open(&lib)?.set_modified(std::time::SystemTime::now())?;
         let status = tokio::process::Command::new(env!("CARGO"))
             .current_dir(root())
             .args(["check", "--quiet", "-p", domain, "--all-targets"])
             .env("SQLX_OFFLINE", "false")
             .env("SQLX_OFFLINE_DIR", &out)
-            .env(
-                "DATABASE_URL",
-                kernel::db::url_for(admin_url, "postgres", &format!("cp_{domain}"))?,
-            )
+            .env("DATABASE_URL", kernel::db::url_for(admin_url, "postgres", &format!("cp_{domain}"))?)
             .status()
             .await?;
         anyhow::ensure!(status.success(), "cargo check of {domain} failed");
         if check {
-            let diff = tokio::process::Command::new("diff")
-                .arg("-r")
-                .arg(&committed)
-                .arg(&out)
-                .status()
-                .await?;
+            let diff = tokio::process::Command::new("diff").arg("-r").arg(&committed).arg(&out).status().await?;
             anyhow::ensure!(
                 diff.success(),
                 "subgraphs/{domain}/.sqlx is stale: run `cargo xtask sqlx-prepare` and commit the result"
             );
         }
-        eprintln!(
-            "  {domain}: .sqlx {}",
-            if check { "is current" } else { "written" }
-        );
+        eprintln!("  {domain}: .sqlx {}", if check { "is current" } else { "written" });
     }
     Ok(())
 }

@@ -18,7 +18,7 @@ fn main() {
             key: format!("feature-{i}"),
             description: String::new(),
             enabled: i % 10 != 0,
-            rollout_percent: (i * 7 % 101) as i32,
+            rollout_percent: i * 7 % 101,
             editions: if i % 3 == 0 { vec!["enterprise".into()] } else { vec![] },
             allow_tenants: (0..5).map(|t| format!("tenant-{}", t * 97 + i)).collect(),
             deny_tenants: (0..5).map(|t| format!("tenant-{}", t * 89 + i)).collect(),

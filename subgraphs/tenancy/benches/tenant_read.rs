@@ -19,14 +19,23 @@ const ISSUER: &str = "https://bench.local/";
 const AUDIENCE: &str = "control-plane";
 
 async fn call(http: &reqwest::Client, url: &str, token: &str, query: &str) -> anyhow::Result<Value> {
-    let v: Value = http.post(url).bearer_auth(token).json(&json!({ "query": query })).send().await?.json().await?;
+    let v: Value = http
+        .post(url)
+        .bearer_auth(token)
+        .header(kernel::server::ROUTER_SECRET_HEADER, "bench-secret")
+        .json(&json!({ "query": query }))
+        .send()
+        .await?
+        .json()
+        .await?;
     anyhow::ensure!(v.get("errors").is_none(), "GraphQL errors: {v}");
     Ok(v)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let admin = std::env::var("ADMIN_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin =
+        std::env::var("ADMIN_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     let database = "cp_bench_tenancy";
     kernel::db::drop_database(&admin, database).await?;
@@ -45,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
         cache: Cache::connect(&"redis://127.0.0.1:6379".to_owned().into()).await?,
         broker: Arc::new(Broker::new("amqp://guest:guest@127.0.0.1:5672/%2f".to_owned().into())),
         verifier,
+        router_secret: "bench-secret".to_owned().into(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/graphql", listener.local_addr()?);
@@ -56,7 +66,8 @@ async fn main() -> anyhow::Result<()> {
     call(&http, &url, &op, r#"mutation { createEdition(input: { id: "pro", name: "Pro", quotaTemplate: [{ key: "api-calls", limit: 1000, period: MONTH }] }) { id } }"#).await?;
     call(&http, &url, &op, r#"mutation { publishEdition(id: "pro", version: 1) { id } }"#).await?;
     call(&http, &url, &op, r#"mutation { provisionTenant(input: { id: "bench", displayName: "Bench", region: "eu-west", editionId: "pro" }) { id } }"#).await?;
-    let token = signer.mint(ISSUER, AUDIENCE, "bench-user", Some("bench"), &["tenancy:read"], Duration::from_secs(3600));
+    let token =
+        signer.mint(ISSUER, AUDIENCE, "bench-user", Some("bench"), &["tenancy:read"], Duration::from_secs(3600));
     let query = r#"{ tenant(id: "bench") { id displayName status region } }"#;
     for _ in 0..200 {
         call(&http, &url, &token, query).await?; // warm-up

@@ -1,5 +1,5 @@
-//! What tenancy consumes: the `ProvisionTenant` command (durable, idempotent), and its own change events on
-//! a per-replica listener that drops cached copies after the change committed.
+//! What tenancy consumes: the `ProvisionTenant` command (durable, idempotent), and its own events on a
+//! per-replica listener that drops cached copies after a change committed and feeds live subscriptions.
 
 use std::sync::Arc;
 
@@ -32,9 +32,7 @@ impl Handler for ProvisionTenantHandler {
 
     async fn handle(&self, tx: &mut Tx, envelope: &Envelope) -> Result<(), Failure> {
         let command: events::ProvisionTenant = serde_json::from_value(envelope.payload.clone())
-            .map_err(|e| {
-                Failure::Permanent(anyhow::anyhow!("malformed ProvisionTenant payload: {e}"))
-            })?;
+            .map_err(|e| Failure::Permanent(anyhow::anyhow!("malformed ProvisionTenant payload: {e}")))?;
         let p = ops::Provision::parse(
             envelope.tenant_id.as_str(),
             &command.display_name,
@@ -49,43 +47,38 @@ impl Handler for ProvisionTenantHandler {
     }
 }
 
-/// The routing keys whose events make cached copies stale.
-pub fn invalidation_bindings() -> Vec<String> {
-    ["FeatureFlagChanged", "FeatureFlagDeleted", "QuotaDefined"]
-        .iter()
-        .map(|t| format!("{DOMAIN}.{t}"))
-        .collect()
+/// Everything tenancy publishes: the per-replica listener hears it all.
+pub fn listener_bindings() -> Vec<String> {
+    vec![format!("{DOMAIN}.#")]
 }
 
-/// Drops cached copies when the events say they changed (or, on a listener reset, when they may have).
-pub fn invalidate(state: Arc<State>) -> impl Fn(Notice) + Send + Sync + 'static {
-    move |notice| {
-        let state = state.clone();
-        match notice {
-            Notice::Reset => state.flags.forget_local(),
-            Notice::Event(env) => {
-                tokio::spawn(async move {
-                    match env.event_type.as_str() {
-                        "FeatureFlagChanged" | "FeatureFlagDeleted" => {
-                            state.flags.invalidate().await
-                        }
-                        "QuotaDefined" => {
-                            if let Ok(e) =
-                                serde_json::from_value::<events::QuotaDefined>(env.payload)
-                            {
-                                if let Ok(t) = TenantId::parse(&e.tenant_id) {
-                                    state
-                                        .kernel
-                                        .cache
-                                        .invalidate(&[cache::key(&t, "quota-def", &e.quota.key)])
-                                        .await;
-                                }
-                            }
-                        }
-                        _ => {}
-                    }
-                });
+/// What the per-replica listener does with each notice: drop stale cached copies, then hand the event to
+/// live subscriptions.
+pub fn on_notice(state: Arc<State>) -> impl Fn(Notice) + Send + Sync + 'static {
+    move |notice| match notice {
+        // Events may have been missed while disconnected: nothing cached locally can be trusted.
+        Notice::Reset => state.flags.forget_local(),
+        Notice::Event(env) => {
+            let env: Arc<Envelope> = Arc::from(env);
+            let st = state.clone();
+            let stale = env.clone();
+            tokio::spawn(async move { invalidate(&st, &stale).await });
+            // No receivers is normal (nobody subscribed); lagging receivers skip ahead.
+            let _ = state.events.send(env);
+        }
+    }
+}
+
+async fn invalidate(state: &State, env: &Envelope) {
+    match env.event_type.as_str() {
+        "FeatureFlagChanged" | "FeatureFlagDeleted" => state.flags.invalidate().await,
+        "QuotaDefined" => {
+            if let Ok(e) = serde_json::from_value::<events::QuotaDefined>(env.payload.clone()) {
+                if let Ok(t) = TenantId::parse(&e.tenant_id) {
+                    state.kernel.cache.invalidate(&[cache::key(&t, "quota-def", &e.quota.key)]).await;
+                }
             }
         }
+        _ => {}
     }
 }

@@ -5,9 +5,7 @@ use kernel::error::{clip, text};
 use kernel::{Error, Result};
 
 /// Lifecycle of a tenant. Provisioning → Active ⇄ Suspended, and any of them → Retired (terminal).
-#[derive(
-    async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize,
-)]
+#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TenantStatus {
     /// Created; the other domains are still setting it up.
     Provisioning,
@@ -55,28 +53,14 @@ impl TenantStatus {
         if self.can_become(to) {
             Ok(to)
         } else {
-            Err(Error::conflict(format!(
-                "a tenant cannot go from {} to {}",
-                self.as_str(),
-                to.as_str()
-            )))
+            Err(Error::conflict(format!("a tenant cannot go from {} to {}", self.as_str(), to.as_str())))
         }
     }
 }
 kernel::text_enum!(TenantStatus);
 
 /// Where a tenant's rows live.
-#[derive(
-    async_graphql::Enum,
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Default,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IsolationModel {
     /// In the shared databases, isolated by row-level security.
@@ -105,9 +89,7 @@ impl IsolationModel {
 kernel::text_enum!(IsolationModel);
 
 /// Draft → Published → Retired. Published editions are immutable; a change is a new version.
-#[derive(
-    async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize,
-)]
+#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EditionStatus {
     Draft,
     Published,
@@ -135,9 +117,7 @@ impl EditionStatus {
 kernel::text_enum!(EditionStatus);
 
 /// The window a quota limit applies to.
-#[derive(
-    async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize,
-)]
+#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Period {
     /// A UTC calendar day.
     Day,
@@ -168,12 +148,8 @@ impl Period {
     /// Start of the period containing `at`.
     pub fn start(self, at: DateTime<Utc>) -> DateTime<Utc> {
         match self {
-            Period::Day => Utc
-                .with_ymd_and_hms(at.year(), at.month(), at.day(), 0, 0, 0)
-                .unwrap(),
-            Period::Month => Utc
-                .with_ymd_and_hms(at.year(), at.month(), 1, 0, 0, 0)
-                .unwrap(),
+            Period::Day => Utc.with_ymd_and_hms(at.year(), at.month(), at.day(), 0, 0, 0).unwrap(),
+            Period::Month => Utc.with_ymd_and_hms(at.year(), at.month(), 1, 0, 0, 0).unwrap(),
             Period::Lifetime => DateTime::<Utc>::UNIX_EPOCH,
         }
     }
@@ -184,11 +160,8 @@ impl Period {
         match self {
             Period::Day => Some(start + chrono::Duration::days(1)),
             Period::Month => {
-                let (y, m) = if start.month() == 12 {
-                    (start.year() + 1, 1)
-                } else {
-                    (start.year(), start.month() + 1)
-                };
+                let (y, m) =
+                    if start.month() == 12 { (start.year() + 1, 1) } else { (start.year(), start.month() + 1) };
                 Some(Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).unwrap())
             }
             Period::Lifetime => None,
@@ -204,9 +177,7 @@ pub fn key(field: &str, raw: &str, max: usize) -> Result<String> {
     let ok = !s.is_empty()
         && s.len() <= max
         && s.as_bytes()[0].is_ascii_lowercase()
-        && s.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
-        });
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
     if ok {
         Ok(s.to_owned())
     } else {
@@ -234,10 +205,7 @@ pub fn region(raw: &str) -> Result<String> {
 
 pub fn non_negative(field: &str, n: i64) -> Result<i64> {
     if n < 0 {
-        Err(Error::bad_input(
-            field,
-            format!("{field} must not be negative"),
-        ))
+        Err(Error::bad_input(field, format!("{field} must not be negative")))
     } else {
         Ok(n)
     }
@@ -261,30 +229,17 @@ mod tests {
         ];
         for from in all {
             for to in all {
-                assert_eq!(
-                    from.can_become(to),
-                    legal.contains(&(from, to)),
-                    "{from:?} -> {to:?}"
-                );
+                assert_eq!(from.can_become(to), legal.contains(&(from, to)), "{from:?} -> {to:?}");
             }
         }
-        assert_eq!(
-            Retired.transition(Active).unwrap_err().code(),
-            kernel::Code::Conflict
-        );
+        assert_eq!(Retired.transition(Active).unwrap_err().code(), kernel::Code::Conflict);
     }
 
     #[test]
     fn periods_start_and_end_on_utc_boundaries() {
         let at = Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 0).unwrap();
-        assert_eq!(
-            Period::Day.start(at),
-            Utc.with_ymd_and_hms(2026, 12, 31, 0, 0, 0).unwrap()
-        );
-        assert_eq!(
-            Period::Month.end(at),
-            Some(Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap())
-        );
+        assert_eq!(Period::Day.start(at), Utc.with_ymd_and_hms(2026, 12, 31, 0, 0, 0).unwrap());
+        assert_eq!(Period::Month.end(at), Some(Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap()));
         assert_eq!(Period::Lifetime.end(at), None);
     }
 
@@ -292,11 +247,7 @@ mod tests {
     fn keys_are_validated() {
         assert_eq!(key("k", " api-calls ", 64).unwrap(), "api-calls");
         for bad in ["", "Api", "1x", "a b", "a/b"] {
-            assert_eq!(
-                key("k", bad, 64).unwrap_err().code(),
-                kernel::Code::BadUserInput,
-                "{bad}"
-            );
+            assert_eq!(key("k", bad, 64).unwrap_err().code(), kernel::Code::BadUserInput, "{bad}");
         }
         assert!(key("k", &"a".repeat(65), 64).is_err());
     }

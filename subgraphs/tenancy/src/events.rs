@@ -41,42 +41,17 @@ event!(
 event!(TenantSuspended { tenant_id: String, from: TenantStatus, reason: Option<String> });
 event!(TenantReactivated { tenant_id: String, from: TenantStatus, reason: Option<String> });
 event!(TenantRetired { tenant_id: String, from: TenantStatus, reason: Option<String> });
-event!(TenantUpdated {
-    tenant_id: String,
-    display_name: String
-});
-event!(TenantLegalHoldChanged {
-    tenant_id: String,
-    legal_hold: bool
-});
-event!(TenantEditionChanged {
-    tenant_id: String,
-    edition_id: String,
-    edition_version: i32
-});
+event!(TenantUpdated { tenant_id: String, display_name: String });
+event!(TenantLegalHoldChanged { tenant_id: String, legal_hold: bool });
+event!(TenantEditionChanged { tenant_id: String, edition_id: String, edition_version: i32 });
 event!(
     /// A draft edition version was created.
     EditionCreated { edition_id: String, version: i32, name: String }
 );
-event!(EditionUpdated {
-    edition_id: String,
-    version: i32,
-    name: String
-});
-event!(EditionPublished {
-    edition_id: String,
-    version: i32
-});
-event!(EditionRetired {
-    edition_id: String,
-    version: i32
-});
-event!(FeatureFlagChanged {
-    key: String,
-    version: i32,
-    enabled: bool,
-    rollout_percent: i32
-});
+event!(EditionUpdated { edition_id: String, version: i32, name: String });
+event!(EditionPublished { edition_id: String, version: i32 });
+event!(EditionRetired { edition_id: String, version: i32 });
+event!(FeatureFlagChanged { key: String, version: i32, enabled: bool, rollout_percent: i32 });
 event!(FeatureFlagDeleted { key: String });
 event!(
     /// A tenant's quota limit was set (by an operator, or from an edition's template).

@@ -88,20 +88,14 @@ impl FlagSet {
             Some(flag) => evaluate(flag, tenant, edition),
             None => (false, FlagReason::UnknownFlag),
         };
-        FlagEvaluation {
-            key: key.to_owned(),
-            enabled,
-            reason,
-        }
+        FlagEvaluation { key: key.to_owned(), enabled, reason }
     }
 
     /// Every flag for one tenant, sorted by key.
     pub fn evaluate_all(&self, tenant: &str, edition: &str) -> Vec<FlagEvaluation> {
         let mut keys: Vec<&String> = self.flags.keys().collect();
         keys.sort();
-        keys.into_iter()
-            .map(|k| self.evaluate(k, tenant, edition))
-            .collect()
+        keys.into_iter().map(|k| self.evaluate(k, tenant, edition)).collect()
     }
 }
 
@@ -137,12 +131,8 @@ impl FlagCache {
             Some(set) => Arc::new(set),
             None => {
                 let flags = store::all_flags(pool).await?;
-                let set = FlagSet {
-                    flags: flags.into_iter().map(|f| (f.key.clone(), f)).collect(),
-                };
-                self.cache
-                    .put_json(&Self::redis_key(), &set, self.redis_ttl)
-                    .await;
+                let set = FlagSet { flags: flags.into_iter().map(|f| (f.key.clone(), f)).collect() };
+                self.cache.put_json(&Self::redis_key(), &set, self.redis_ttl).await;
                 Arc::new(set)
             }
         };
@@ -194,32 +184,18 @@ mod tests {
         f.allow_tenants = vec!["acme".into(), "globex".into()];
         f.deny_tenants = vec!["globex".into()];
         assert_eq!(evaluate(&f, "acme", "free"), (true, FlagReason::Allowed));
-        assert_eq!(
-            evaluate(&f, "globex", "enterprise"),
-            (false, FlagReason::Denied)
-        );
-        assert_eq!(
-            evaluate(&f, "initech", "free"),
-            (false, FlagReason::EditionNotTargeted)
-        );
+        assert_eq!(evaluate(&f, "globex", "enterprise"), (false, FlagReason::Denied));
+        assert_eq!(evaluate(&f, "initech", "free"), (false, FlagReason::EditionNotTargeted));
     }
 
     #[test]
     fn rollout_is_stable_and_roughly_proportional() {
         let f = flag(true, 30);
-        let on = (0..10_000)
-            .filter(|i| evaluate(&f, &format!("tenant-{i}"), "pro").0)
-            .count();
-        assert!(
-            (2_700..3_300).contains(&on),
-            "{on} of 10000 in a 30% rollout"
-        );
+        let on = (0..10_000).filter(|i| evaluate(&f, &format!("tenant-{i}"), "pro").0).count();
+        assert!((2_700..3_300).contains(&on), "{on} of 10000 in a 30% rollout");
         // Stable: the same inputs always land in the same bucket (pinned so a hash change is noticed).
         assert_eq!(bucket("new-ui", "acme"), bucket("new-ui", "acme"));
-        assert_eq!(
-            bucket("new-ui", "acme"),
-            (xxhash_rust::xxh3::xxh3_64(b"new-ui:acme") % 100) as u8
-        );
+        assert_eq!(bucket("new-ui", "acme"), (xxhash_rust::xxh3::xxh3_64(b"new-ui:acme") % 100) as u8);
         // Raising the percentage only ever adds tenants.
         let g = flag(true, 60);
         assert!((0..1000).all(|i| {

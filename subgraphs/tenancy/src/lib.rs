@@ -28,7 +28,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+use async_graphql::{Schema, SchemaBuilder};
 use kernel::auth::{JwksSource, JwtVerifier};
 use kernel::broker::Broker;
 use kernel::cache::Cache;
@@ -42,17 +42,19 @@ use tokio_util::sync::CancellationToken;
 use crate::flags::FlagCache;
 use crate::loaders::TenancyLoader;
 use crate::quota::QuotaGate;
-use crate::schema::{MutationRoot, QueryRoot};
+use crate::schema::{MutationRoot, QueryRoot, SubscriptionRoot};
 
 pub static MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/tenancy");
 
-pub type TenancySchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type TenancySchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Everything a resolver can reach.
 pub struct State {
     pub kernel: Kernel,
     pub flags: FlagCache,
     pub quota: QuotaGate,
+    /// Every tenancy event this replica hears from RabbitMQ, fanned out to live subscriptions.
+    pub events: tokio::sync::broadcast::Sender<Arc<kernel::envelope::Envelope>>,
 }
 
 impl State {
@@ -60,6 +62,7 @@ impl State {
         Arc::new(Self {
             flags: FlagCache::new(kernel.cache.clone()),
             quota: QuotaGate::default(),
+            events: tokio::sync::broadcast::channel(1024).0,
             kernel,
         })
     }
@@ -75,31 +78,24 @@ pub struct Config {
 }
 
 /// The schema without runtime data: enough to print the SDL.
-pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription).enable_federation()
+pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot).enable_federation().enable_subscription_in_federation()
 }
 
 pub fn schema(state: Arc<State>, max_depth: usize, max_complexity: usize) -> TenancySchema {
-    schema_builder()
-        .data(state)
-        .limit_depth(max_depth)
-        .limit_complexity(max_complexity)
-        .finish()
+    schema_builder().data(state).limit_depth(max_depth).limit_complexity(max_complexity).finish()
 }
 
 /// The subgraph's HTTP app.
 pub fn app(state: Arc<State>, max_depth: usize, max_complexity: usize) -> axum::Router {
     let pool = state.kernel.pool.clone();
-    let per_request: PerRequest = Arc::new(move |req, ctx| match ctx.access() {
-        Ok(access) => req.data(TenancyLoader::per_request(pool.clone(), access)),
-        Err(_) => req,
+    let per_request: PerRequest = Arc::new(move |data, ctx| {
+        if let Ok(access) = ctx.access() {
+            data.insert(TenancyLoader::per_request(pool.clone(), access));
+        }
     });
     let kernel = state.kernel.clone();
-    server::app(
-        schema(state, max_depth, max_complexity),
-        kernel,
-        per_request,
-    )
+    server::app(schema(state, max_depth, max_complexity), kernel, per_request)
 }
 
 /// Connects to PostgreSQL, Redis and RabbitMQ and builds the state (migrating first when configured).
@@ -110,27 +106,14 @@ pub async fn connect(cfg: &KernelConfig) -> anyhow::Result<Arc<State>> {
     let pool = kernel::db::connect(&cfg.database_url, cfg.database_max_connections).await?;
     let cache = Cache::connect(&cfg.redis_url).await?;
     let broker = Arc::new(Broker::new(cfg.amqp_url.clone()));
-    let verifier = Arc::new(JwtVerifier::new(
-        &cfg.jwt_issuer,
-        &cfg.jwt_audience,
-        JwksSource::parse(&cfg.jwks),
-    ));
+    let verifier = Arc::new(JwtVerifier::new(&cfg.jwt_issuer, &cfg.jwt_audience, JwksSource::parse(&cfg.jwks)));
     verifier.preload().await?;
-    Ok(State::new(Kernel {
-        pool,
-        cache,
-        broker,
-        verifier,
-    }))
+    Ok(State::new(Kernel { pool, cache, broker, verifier, router_secret: cfg.router_secret.clone() }))
 }
 
-/// Starts the outbox relay, the command consumer and the invalidation listener.
-pub fn spawn_background(
-    state: &Arc<State>,
-    poll: Duration,
-    retry: RetryPolicy,
-    shutdown: &CancellationToken,
-) {
+/// Starts the outbox relay, the command consumer and the event listener (cache invalidation, live
+/// subscriptions).
+pub fn spawn_background(state: &Arc<State>, poll: Duration, retry: RetryPolicy, shutdown: &CancellationToken) {
     let k = &state.kernel;
     tokio::spawn(Relay::new(k.pool.clone(), k.broker.clone(), poll).run(shutdown.clone()));
     tokio::spawn(consumer::run(
@@ -142,8 +125,8 @@ pub fn spawn_background(
     ));
     tokio::spawn(consumer::listen(
         k.broker.clone(),
-        consumers::invalidation_bindings(),
-        consumers::invalidate(state.clone()),
+        consumers::listener_bindings(),
+        consumers::on_notice(state.clone()),
         shutdown.clone(),
     ));
 }
@@ -154,18 +137,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let state = connect(&cfg.kernel).await?;
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
-    spawn_background(
-        &state,
-        Duration::from_millis(cfg.kernel.outbox_poll_ms),
-        RetryPolicy::default(),
-        &shutdown,
-    );
+    spawn_background(&state, Duration::from_millis(cfg.kernel.outbox_poll_ms), RetryPolicy::default(), &shutdown);
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     tracing::info!(addr = %cfg.listen, "tenancy subgraph listening");
-    server::serve(
-        listener,
-        app(state, cfg.kernel.max_depth, cfg.kernel.max_complexity),
-        shutdown,
-    )
-    .await
+    server::serve(listener, app(state, cfg.kernel.max_depth, cfg.kernel.max_complexity), shutdown).await
 }

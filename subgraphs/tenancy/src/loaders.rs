@@ -28,9 +28,8 @@ impl TenancyLoader {
 
 /// The request's loader; absent only when the caller has neither a tenant nor operator rights.
 pub fn loader<'a>(ctx: &'a Context<'_>) -> Result<&'a DataLoader<TenancyLoader>, Error> {
-    ctx.data_opt::<DataLoader<TenancyLoader>>().ok_or_else(|| {
-        Error::forbidden("this operation needs a tenant-scoped or platform-operator token")
-    })
+    ctx.data_opt::<DataLoader<TenancyLoader>>()
+        .ok_or_else(|| Error::forbidden("this operation needs a tenant-scoped or platform-operator token"))
 }
 
 fn keys_as_strings(keys: &[TenantId]) -> Vec<String> {
@@ -61,10 +60,7 @@ impl Loader<EditionKey> for TenancyLoader {
         let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
         let versions: Vec<i32> = keys.iter().map(|k| k.1).collect();
         let rows = store::editions_by_key(&self.pool, &ids, &versions).await?;
-        Ok(rows
-            .into_iter()
-            .map(|e| (EditionKey(e.id.clone(), e.version), e))
-            .collect())
+        Ok(rows.into_iter().map(|e| (EditionKey(e.id.clone(), e.version), e)).collect())
     }
 }
 
@@ -86,9 +82,7 @@ impl Loader<SubscriptionsOf> for TenancyLoader {
         tx.commit().await?;
         let mut out: HashMap<SubscriptionsOf, Vec<TenantSubscription>> = HashMap::new();
         for row in rows {
-            out.entry(SubscriptionsOf(row.tenant_id.clone()))
-                .or_default()
-                .push(row);
+            out.entry(SubscriptionsOf(row.tenant_id.clone())).or_default().push(row);
         }
         Ok(out)
     }
@@ -109,28 +103,15 @@ impl Loader<QuotasOf> for TenancyLoader {
         let defs = store::quotas_of(&mut tx, &tenants).await?;
         let (t, (q, s)): (Vec<String>, (Vec<String>, Vec<_>)) = defs
             .iter()
-            .map(|d| {
-                (
-                    d.tenant_id.as_str().to_owned(),
-                    (d.def.key.clone(), d.def.period.start(now)),
-                )
-            })
+            .map(|d| (d.tenant_id.as_str().to_owned(), (d.def.key.clone(), d.def.period.start(now))))
             .unzip();
-        let usage: HashMap<(String, String), i64> = store::usage_of(&mut tx, &t, &q, &s)
-            .await?
-            .into_iter()
-            .map(|(t, q, _, used)| ((t, q), used))
-            .collect();
+        let usage: HashMap<(String, String), i64> =
+            store::usage_of(&mut tx, &t, &q, &s).await?.into_iter().map(|(t, q, _, used)| ((t, q), used)).collect();
         tx.commit().await?;
         let mut out: HashMap<QuotasOf, Vec<Quota>> = HashMap::new();
         for d in defs {
-            let used = usage
-                .get(&(d.tenant_id.as_str().to_owned(), d.def.key.clone()))
-                .copied()
-                .unwrap_or(0);
-            out.entry(QuotasOf(d.tenant_id))
-                .or_default()
-                .push(d.def.with_usage(used, now));
+            let used = usage.get(&(d.tenant_id.as_str().to_owned(), d.def.key.clone())).copied().unwrap_or(0);
+            out.entry(QuotasOf(d.tenant_id)).or_default().push(d.def.with_usage(used, now));
         }
         Ok(out)
     }

@@ -12,7 +12,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve GraphQL, health and metrics; run the outbox relay and consumers.
-    Serve(tenancy::Config),
+    Serve(Box<tenancy::Config>),
     /// Print the federation SDL.
     PrintSchema,
 }
@@ -20,12 +20,9 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Serve(cfg) => tenancy::run(cfg).await,
+        Command::Serve(cfg) => tenancy::run(*cfg).await,
         Command::PrintSchema => {
-            let sdl = tenancy::schema_builder()
-                .finish()
-                .sdl_with_options(async_graphql::SDLExportOptions::new().federation());
-            print!("{sdl}");
+            print!("{}", kernel::server::federation_sdl(&tenancy::schema_builder().finish()));
             Ok(())
         }
     }

@@ -43,38 +43,21 @@ impl Tenant {
 
     /// The edition version of the active subscription, if there is one.
     async fn edition(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Edition>> {
-        let subs = loader(ctx)?
-            .load_one(SubscriptionsOf(self.id.clone()))
-            .await?
-            .unwrap_or_default();
-        let Some(active) = subs
-            .into_iter()
-            .find(|s| s.status == SubscriptionStatus::Active)
-        else {
+        let subs = loader(ctx)?.load_one(SubscriptionsOf(self.id.clone())).await?.unwrap_or_default();
+        let Some(active) = subs.into_iter().find(|s| s.status == SubscriptionStatus::Active) else {
             return Ok(None);
         };
-        Ok(loader(ctx)?
-            .load_one(EditionKey(active.edition_id, active.edition_version))
-            .await?)
+        Ok(loader(ctx)?.load_one(EditionKey(active.edition_id, active.edition_version)).await?)
     }
 
     /// Every subscription the tenant has had, newest first.
-    async fn subscriptions(
-        &self,
-        ctx: &Context<'_>,
-    ) -> async_graphql::Result<Vec<TenantSubscription>> {
-        Ok(loader(ctx)?
-            .load_one(SubscriptionsOf(self.id.clone()))
-            .await?
-            .unwrap_or_default())
+    async fn subscriptions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TenantSubscription>> {
+        Ok(loader(ctx)?.load_one(SubscriptionsOf(self.id.clone())).await?.unwrap_or_default())
     }
 
     /// Quota limits with the current period's consumption.
     async fn quotas(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Quota>> {
-        Ok(loader(ctx)?
-            .load_one(QuotasOf(self.id.clone()))
-            .await?
-            .unwrap_or_default())
+        Ok(loader(ctx)?.load_one(QuotasOf(self.id.clone())).await?.unwrap_or_default())
     }
 }
 
@@ -123,11 +106,7 @@ impl Edition {
         self.quota_template
             .0
             .iter()
-            .map(|(key, spec)| QuotaLimit {
-                key: key.clone(),
-                limit: spec.limit,
-                period: spec.period,
-            })
+            .map(|(key, spec)| QuotaLimit { key: key.clone(), limit: spec.limit, period: spec.period })
             .collect()
     }
 }
@@ -173,9 +152,7 @@ pub struct TenantSubscription {
 #[ComplexObject]
 impl TenantSubscription {
     async fn edition(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Edition>> {
-        Ok(loader(ctx)?
-            .load_one(EditionKey(self.edition_id.clone(), self.edition_version))
-            .await?)
+        Ok(loader(ctx)?.load_one(EditionKey(self.edition_id.clone(), self.edition_version)).await?)
     }
 }
 
@@ -231,4 +208,35 @@ pub struct FeatureFlag {
     pub deny_tenants: Vec<String>,
     pub version: i32,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A domain event as tenancy published it: the canonical envelope.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct DomainEvent {
+    /// `evt-` + UUIDv7.
+    pub event_id: String,
+    /// NounVerbPastTense, e.g. `TenantSuspended`.
+    pub event_type: String,
+    pub tenant_id: String,
+    pub trace_id: String,
+    pub correlation_id: String,
+    pub causation_id: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    /// The event's own fields; their shape is fixed per event type and schema version.
+    pub payload: async_graphql::Json<serde_json::Value>,
+}
+
+impl From<&kernel::envelope::Envelope> for DomainEvent {
+    fn from(e: &kernel::envelope::Envelope) -> Self {
+        Self {
+            event_id: e.event_id.clone(),
+            event_type: e.event_type.clone(),
+            tenant_id: e.tenant_id.to_string(),
+            trace_id: e.trace_id.clone(),
+            correlation_id: e.correlation_id.clone(),
+            causation_id: e.causation_id.clone(),
+            occurred_at: e.occurred_at,
+            payload: async_graphql::Json(e.payload.clone()),
+        }
+    }
 }

@@ -55,16 +55,8 @@ pub async fn provision(tx: &mut Tx, p: &Provision, meta: &EventMeta) -> Result<T
     .await?;
     store::switch_subscription(tx, &p.id, &edition).await?;
     for (key, spec) in &edition.quota_template.0 {
-        store::upsert_quota(
-            tx,
-            &p.id,
-            &QuotaDefinition {
-                key: key.clone(),
-                limit: spec.limit,
-                period: spec.period,
-            },
-        )
-        .await?;
+        store::upsert_quota(tx, &p.id, &QuotaDefinition { key: key.clone(), limit: spec.limit, period: spec.period })
+            .await?;
     }
     let event = events::TenantProvisioned {
         tenant_id: p.id.to_string(),
@@ -91,9 +83,7 @@ pub async fn transition(
     tenant.status = from.transition(to)?;
     if to == TenantStatus::Retired {
         if tenant.legal_hold {
-            return Err(Error::conflict(format!(
-                "tenant `{id}` is on legal hold and cannot be retired"
-            )));
+            return Err(Error::conflict(format!("tenant `{id}` is on legal hold and cannot be retired")));
         }
         store::end_subscription(tx, id).await?;
     }
@@ -102,60 +92,16 @@ pub async fn transition(
     let tenant_id = id.to_string();
     match (from, to) {
         (TenantStatus::Suspended, TenantStatus::Active) => {
-            outbox::enqueue(
-                tx,
-                DOMAIN,
-                id,
-                meta,
-                &events::TenantReactivated {
-                    tenant_id,
-                    from,
-                    reason,
-                },
-            )
-            .await?
+            outbox::enqueue(tx, DOMAIN, id, meta, &events::TenantReactivated { tenant_id, from, reason }).await?
         }
         (_, TenantStatus::Active) => {
-            outbox::enqueue(
-                tx,
-                DOMAIN,
-                id,
-                meta,
-                &events::TenantActivated {
-                    tenant_id,
-                    from,
-                    reason,
-                },
-            )
-            .await?
+            outbox::enqueue(tx, DOMAIN, id, meta, &events::TenantActivated { tenant_id, from, reason }).await?
         }
         (_, TenantStatus::Suspended) => {
-            outbox::enqueue(
-                tx,
-                DOMAIN,
-                id,
-                meta,
-                &events::TenantSuspended {
-                    tenant_id,
-                    from,
-                    reason,
-                },
-            )
-            .await?
+            outbox::enqueue(tx, DOMAIN, id, meta, &events::TenantSuspended { tenant_id, from, reason }).await?
         }
         (_, TenantStatus::Retired) => {
-            outbox::enqueue(
-                tx,
-                DOMAIN,
-                id,
-                meta,
-                &events::TenantRetired {
-                    tenant_id,
-                    from,
-                    reason,
-                },
-            )
-            .await?
+            outbox::enqueue(tx, DOMAIN, id, meta, &events::TenantRetired { tenant_id, from, reason }).await?
         }
         (_, TenantStatus::Provisioning) => unreachable!("no transition leads back to Provisioning"),
     };

@@ -45,19 +45,13 @@ pub struct QuotaGate {
 
 impl Default for QuotaGate {
     fn default() -> Self {
-        Self {
-            script: redis::Script::new(CHECK_AND_INCREMENT),
-        }
+        Self { script: redis::Script::new(CHECK_AND_INCREMENT) }
     }
 }
 
 impl QuotaGate {
     pub fn counter_key(tenant: &TenantId, quota: &str, period_start: DateTime<Utc>) -> String {
-        cache::key(
-            tenant,
-            "quota",
-            &format!("{quota}:{}", period_start.timestamp()),
-        )
+        cache::key(tenant, "quota", &format!("{quota}:{}", period_start.timestamp()))
     }
 
     pub async fn check_and_increment(
@@ -67,13 +61,7 @@ impl QuotaGate {
         amount: i64,
         limit: i64,
     ) -> redis::RedisResult<Gate> {
-        let n: i64 = self
-            .script
-            .key(key)
-            .arg(amount)
-            .arg(limit)
-            .invoke_async(conn)
-            .await?;
+        let n: i64 = self.script.key(key).arg(amount).arg(limit).invoke_async(conn).await?;
         Ok(match n {
             -1 => Gate::Missing,
             -2 => Gate::Exceeded,
@@ -89,27 +77,11 @@ impl QuotaGate {
         used: i64,
         ttl: Duration,
     ) -> redis::RedisResult<()> {
-        redis::cmd("SET")
-            .arg(key)
-            .arg(used)
-            .arg("NX")
-            .arg("EX")
-            .arg(ttl.as_secs().max(1))
-            .query_async(conn)
-            .await
+        redis::cmd("SET").arg(key).arg(used).arg("NX").arg("EX").arg(ttl.as_secs().max(1)).query_async(conn).await
     }
 
-    pub async fn refund(
-        &self,
-        conn: &mut ConnectionManager,
-        key: &str,
-        amount: i64,
-    ) -> redis::RedisResult<()> {
-        redis::cmd("DECRBY")
-            .arg(key)
-            .arg(amount)
-            .query_async(conn)
-            .await
+    pub async fn refund(&self, conn: &mut ConnectionManager, key: &str, amount: i64) -> redis::RedisResult<()> {
+        redis::cmd("DECRBY").arg(key).arg(amount).query_async(conn).await
     }
 }
 
@@ -137,21 +109,13 @@ pub async fn consume(
     let now = Utc::now();
     let period_start = def.period.start(now);
     let key = QuotaGate::counter_key(tenant, &def.key, period_start);
-    let exceeded = || {
-        Error::QuotaExceeded(format!(
-            "quota `{}` would exceed its limit of {}",
-            def.key, def.limit
-        ))
-    };
+    let exceeded = || Error::QuotaExceeded(format!("quota `{}` would exceed its limit of {}", def.key, def.limit));
     let mut conn = cache.connection();
 
     // Redis first. `granted` records whether Redis counted this request, so it can be refunded.
     let mut granted = false;
     for _ in 0..2 {
-        match gate
-            .check_and_increment(&mut conn, &key, amount, def.limit)
-            .await
-        {
+        match gate.check_and_increment(&mut conn, &key, amount, def.limit).await {
             Ok(Gate::Granted(_)) => {
                 granted = true;
                 break;
@@ -161,10 +125,7 @@ pub async fn consume(
                 let mut tx = db::tenant_tx(pool, tenant).await?;
                 let used = store::quota_used(&mut tx, tenant, &def.key, period_start).await?;
                 tx.commit().await?;
-                if let Err(e) = gate
-                    .seed(&mut conn, &key, used, counter_ttl(def.period, now))
-                    .await
-                {
+                if let Err(e) = gate.seed(&mut conn, &key, used, counter_ttl(def.period, now)).await {
                     tracing::warn!(error = %e, "could not seed quota counter; PostgreSQL enforces alone");
                     break;
                 }
@@ -178,8 +139,7 @@ pub async fn consume(
 
     let recorded = async {
         let mut tx = db::tenant_tx(pool, tenant).await?;
-        let used =
-            store::add_usage(&mut tx, tenant, &def.key, period_start, amount, def.limit).await?;
+        let used = store::add_usage(&mut tx, tenant, &def.key, period_start, amount, def.limit).await?;
         tx.commit().await?;
         Ok::<_, Error>(used)
     }

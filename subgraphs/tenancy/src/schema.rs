@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::connection::Connection;
-use async_graphql::{Context, InputObject, Object, ID};
+use async_graphql::{Context, InputObject, Object, Subscription, ID};
+use futures::{Stream, StreamExt};
 use kernel::cache;
 use kernel::context::ContextExt;
 use kernel::db::{self, Access};
@@ -19,13 +20,14 @@ use kernel::outbox;
 use kernel::pagination::Page;
 use kernel::{Error, Result, TenantId};
 use sqlx::types::Json;
+use tokio_stream::wrappers::BroadcastStream;
 
 use crate::domain::{self, EditionStatus, IsolationModel, TenantStatus};
 use crate::events::{self, DOMAIN};
 use crate::flags::FlagEvaluation;
 use crate::loaders::loader;
 use crate::model::{
-    Edition, FeatureFlag, Quota, QuotaDefinition, QuotaLimit, QuotaSpec, QuotaTemplate, Tenant,
+    DomainEvent, Edition, FeatureFlag, Quota, QuotaDefinition, QuotaLimit, QuotaSpec, QuotaTemplate, Tenant,
 };
 use crate::{ops, quota, store, State};
 
@@ -56,10 +58,7 @@ async fn visible_tenant(ctx: &Context<'_>, id: &str) -> Result<Tenant> {
             return Err(not_found());
         }
     }
-    loader(ctx)?
-        .load_one(id.clone())
-        .await?
-        .ok_or_else(not_found)
+    loader(ctx)?.load_one(id.clone()).await?.ok_or_else(not_found)
 }
 
 fn edition_cursor(e: &Edition) -> String {
@@ -71,20 +70,8 @@ fn quota_template(items: Vec<QuotaLimit>) -> Result<Json<QuotaTemplate>> {
     for item in items {
         let key = domain::key("quotaTemplate.key", &item.key, 64)?;
         let limit = domain::non_negative("quotaTemplate.limit", item.limit)?;
-        if out
-            .insert(
-                key.clone(),
-                QuotaSpec {
-                    limit,
-                    period: item.period,
-                },
-            )
-            .is_some()
-        {
-            return Err(Error::bad_input(
-                "quotaTemplate",
-                format!("quota `{key}` appears twice"),
-            ));
+        if out.insert(key.clone(), QuotaSpec { limit, period: item.period }).is_some() {
+            return Err(Error::bad_input("quotaTemplate", format!("quota `{key}` appears twice")));
         }
     }
     Ok(Json(out))
@@ -107,7 +94,7 @@ fn feature_set(items: Vec<String>) -> Result<Vec<String>> {
 
 pub struct QueryRoot;
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// The caller's own tenant.
     async fn current_tenant(&self, ctx: &Context<'_>) -> Result<Tenant> {
@@ -131,26 +118,18 @@ impl QueryRoot {
         ctx.request().require_platform_operator()?;
         let page = Page::forward(after, first, 20)?;
         let mut tx = db::platform_tx(&state(ctx).kernel.pool).await?;
-        let rows =
-            store::list_tenants(&mut tx, page.after.as_deref(), page.fetch_limit(), status).await?;
+        let rows = store::list_tenants(&mut tx, page.after.as_deref(), page.fetch_limit(), status).await?;
         tx.commit().await?;
         Ok(page.connection(rows, |t| t.id.to_string()))
     }
 
     /// An edition version; without `version`, the newest published one. Drafts are visible to operators only.
-    async fn edition(
-        &self,
-        ctx: &Context<'_>,
-        id: String,
-        version: Option<i32>,
-    ) -> Result<Edition> {
+    async fn edition(&self, ctx: &Context<'_>, id: String, version: Option<i32>) -> Result<Edition> {
         let access = reader(ctx)?;
         let not_found = || Error::not_found(format!("no edition `{id}`"));
         let pool = &state(ctx).kernel.pool;
         let edition = match version {
-            Some(v) => store::editions_by_key(pool, std::slice::from_ref(&id), &[v])
-                .await?
-                .pop(),
+            Some(v) => store::editions_by_key(pool, std::slice::from_ref(&id), &[v]).await?.pop(),
             None => {
                 let mut tx = db::platform_tx(pool).await?;
                 let e = store::share_latest_published(&mut tx, &id).await.ok();
@@ -176,14 +155,8 @@ impl QueryRoot {
         let after = match page.after.as_deref() {
             None => None,
             Some(c) => {
-                let (id, v) = c
-                    .rsplit_once('/')
-                    .ok_or_else(|| Error::bad_input("after", "not an edition cursor"))?;
-                Some((
-                    id.to_owned(),
-                    v.parse::<i32>()
-                        .map_err(|_| Error::bad_input("after", "not an edition cursor"))?,
-                ))
+                let (id, v) = c.rsplit_once('/').ok_or_else(|| Error::bad_input("after", "not an edition cursor"))?;
+                Some((id.to_owned(), v.parse::<i32>().map_err(|_| Error::bad_input("after", "not an edition cursor"))?))
             }
         };
         let mut tx = access.begin(&state(ctx).kernel.pool).await?;
@@ -276,15 +249,11 @@ pub struct FeatureFlagInput {
 
 pub struct MutationRoot;
 
-#[Object]
+#[Object(name = "Mutation")]
 impl MutationRoot {
     /// Creates a tenant in `PROVISIONING`, subscribed to the edition's newest published version, with that
     /// version's quotas. Emits `TenantProvisioned`.
-    async fn provision_tenant(
-        &self,
-        ctx: &Context<'_>,
-        input: ProvisionTenantInput,
-    ) -> Result<Tenant> {
+    async fn provision_tenant(&self, ctx: &Context<'_>, input: ProvisionTenantInput) -> Result<Tenant> {
         let req = ctx.request();
         req.require_platform_operator()?;
         let p = ops::Provision::parse(
@@ -301,12 +270,7 @@ impl MutationRoot {
     }
 
     /// `PROVISIONING` or `SUSPENDED` → `ACTIVE`. Emits `TenantActivated` or `TenantReactivated`.
-    async fn activate_tenant(
-        &self,
-        ctx: &Context<'_>,
-        id: ID,
-        reason: Option<String>,
-    ) -> Result<Tenant> {
+    async fn activate_tenant(&self, ctx: &Context<'_>, id: ID, reason: Option<String>) -> Result<Tenant> {
         lifecycle(ctx, &id, TenantStatus::Active, reason).await
     }
 
@@ -316,12 +280,7 @@ impl MutationRoot {
     }
 
     /// Any state but `RETIRED` → `RETIRED`, unless on legal hold; ends the subscription. Emits `TenantRetired`.
-    async fn retire_tenant(
-        &self,
-        ctx: &Context<'_>,
-        id: ID,
-        reason: Option<String>,
-    ) -> Result<Tenant> {
+    async fn retire_tenant(&self, ctx: &Context<'_>, id: ID, reason: Option<String>) -> Result<Tenant> {
         lifecycle(ctx, &id, TenantStatus::Retired, reason).await
     }
 
@@ -334,10 +293,7 @@ impl MutationRoot {
         let mut tenant = store::lock_tenant(&mut tx, &id).await?;
         tenant.legal_hold = legal_hold;
         let tenant = store::update_tenant(&mut tx, &tenant).await?;
-        let event = events::TenantLegalHoldChanged {
-            tenant_id: id.to_string(),
-            legal_hold,
-        };
+        let event = events::TenantLegalHoldChanged { tenant_id: id.to_string(), legal_hold };
         outbox::enqueue(&mut tx, DOMAIN, &id, &req.event_meta(), &event).await?;
         tx.commit().await?;
         Ok(tenant)
@@ -360,10 +316,7 @@ impl MutationRoot {
             DOMAIN,
             &id,
             &req.event_meta(),
-            &events::TenantUpdated {
-                tenant_id: id.to_string(),
-                display_name,
-            },
+            &events::TenantUpdated { tenant_id: id.to_string(), display_name },
         )
         .await?;
         tx.commit().await?;
@@ -372,12 +325,7 @@ impl MutationRoot {
 
     /// Moves a tenant to the newest published version of another edition: ends the current subscription,
     /// starts a new one and applies the edition's quota limits. Emits `TenantEditionChanged`.
-    async fn change_tenant_edition(
-        &self,
-        ctx: &Context<'_>,
-        id: ID,
-        edition_id: String,
-    ) -> Result<Tenant> {
+    async fn change_tenant_edition(&self, ctx: &Context<'_>, id: ID, edition_id: String) -> Result<Tenant> {
         let req = ctx.request();
         req.require_platform_operator()?;
         let id = TenantId::parse(&id)?;
@@ -390,11 +338,7 @@ impl MutationRoot {
         let edition = store::share_latest_published(&mut tx, &edition_id).await?;
         store::switch_subscription(&mut tx, &id, &edition).await?;
         for (key, spec) in &edition.quota_template.0 {
-            let def = QuotaDefinition {
-                key: key.clone(),
-                limit: spec.limit,
-                period: spec.period,
-            };
+            let def = QuotaDefinition { key: key.clone(), limit: spec.limit, period: spec.period };
             store::upsert_quota(&mut tx, &id, &def).await?;
         }
         tenant.edition_id = edition.id.clone();
@@ -410,11 +354,7 @@ impl MutationRoot {
     }
 
     /// Creates a draft edition (version 1), or the next draft version of an existing one. Emits `EditionCreated`.
-    async fn create_edition(
-        &self,
-        ctx: &Context<'_>,
-        input: CreateEditionInput,
-    ) -> Result<Edition> {
+    async fn create_edition(&self, ctx: &Context<'_>, input: CreateEditionInput) -> Result<Edition> {
         let req = ctx.request();
         req.require_platform_operator()?;
         let id = domain::key("id", &input.id, 64)?;
@@ -432,21 +372,9 @@ impl MutationRoot {
             Some(latest) => latest.version + 1,
             None => 1,
         };
-        let edition =
-            store::insert_edition(&mut tx, &id, version, &name, &features, &template).await?;
-        let event = events::EditionCreated {
-            edition_id: id,
-            version,
-            name,
-        };
-        outbox::enqueue(
-            &mut tx,
-            DOMAIN,
-            &TenantId::platform(),
-            &req.event_meta(),
-            &event,
-        )
-        .await?;
+        let edition = store::insert_edition(&mut tx, &id, version, &name, &features, &template).await?;
+        let event = events::EditionCreated { edition_id: id, version, name };
+        outbox::enqueue(&mut tx, DOMAIN, &TenantId::platform(), &req.event_meta(), &event).await?;
         tx.commit().await?;
         Ok(edition)
     }
@@ -479,87 +407,41 @@ impl MutationRoot {
             edition.quota_template = quota_template(template)?;
         }
         let edition = store::update_edition(&mut tx, &edition).await?;
-        let event = events::EditionUpdated {
-            edition_id: id,
-            version,
-            name: edition.name.clone(),
-        };
-        outbox::enqueue(
-            &mut tx,
-            DOMAIN,
-            &TenantId::platform(),
-            &req.event_meta(),
-            &event,
-        )
-        .await?;
+        let event = events::EditionUpdated { edition_id: id, version, name: edition.name.clone() };
+        outbox::enqueue(&mut tx, DOMAIN, &TenantId::platform(), &req.event_meta(), &event).await?;
         tx.commit().await?;
         Ok(edition)
     }
 
     /// Draft → published; from then on the version is immutable. Emits `EditionPublished`.
-    async fn publish_edition(
-        &self,
-        ctx: &Context<'_>,
-        id: String,
-        version: i32,
-    ) -> Result<Edition> {
-        edition_status(
-            ctx,
-            id,
-            version,
-            EditionStatus::Draft,
-            EditionStatus::Published,
-        )
-        .await
+    async fn publish_edition(&self, ctx: &Context<'_>, id: String, version: i32) -> Result<Edition> {
+        edition_status(ctx, id, version, EditionStatus::Draft, EditionStatus::Published).await
     }
 
     /// Published → retired; refused while any tenant's active subscription uses it. Emits `EditionRetired`.
     async fn retire_edition(&self, ctx: &Context<'_>, id: String, version: i32) -> Result<Edition> {
-        edition_status(
-            ctx,
-            id,
-            version,
-            EditionStatus::Published,
-            EditionStatus::Retired,
-        )
-        .await
+        edition_status(ctx, id, version, EditionStatus::Published, EditionStatus::Retired).await
     }
 
     /// Creates or replaces a feature flag. Emits `FeatureFlagChanged`, which invalidates every cached copy.
-    async fn set_feature_flag(
-        &self,
-        ctx: &Context<'_>,
-        input: FeatureFlagInput,
-    ) -> Result<FeatureFlag> {
+    async fn set_feature_flag(&self, ctx: &Context<'_>, input: FeatureFlagInput) -> Result<FeatureFlag> {
         let req = ctx.request();
         req.require_platform_operator()?;
         if !(0..=100).contains(&input.rollout_percent) {
-            return Err(Error::bad_input(
-                "rolloutPercent",
-                "rolloutPercent must be between 0 and 100",
-            ));
+            return Err(Error::bad_input("rolloutPercent", "rolloutPercent must be between 0 and 100"));
         }
         let tenants = |field: &str, list: Vec<String>| -> Result<Vec<String>> {
             if list.len() > 1000 {
-                return Err(Error::bad_input(
-                    field,
-                    format!("{field} may list at most 1000 tenants"),
-                ));
+                return Err(Error::bad_input(field, format!("{field} may list at most 1000 tenants")));
             }
-            list.iter()
-                .map(|t| TenantId::parse(t).map(String::from))
-                .collect()
+            list.iter().map(|t| TenantId::parse(t).map(String::from)).collect()
         };
         let flag = FeatureFlag {
             key: domain::key("key", &input.key, 64)?,
             description: kernel::error::clip(input.description.trim(), 500),
             enabled: input.enabled,
             rollout_percent: input.rollout_percent,
-            editions: input
-                .editions
-                .iter()
-                .map(|e| domain::key("editions", e, 64))
-                .collect::<Result<_>>()?,
+            editions: input.editions.iter().map(|e| domain::key("editions", e, 64)).collect::<Result<_>>()?,
             allow_tenants: tenants("allowTenants", input.allow_tenants)?,
             deny_tenants: tenants("denyTenants", input.deny_tenants)?,
             version: 0,
@@ -573,14 +455,7 @@ impl MutationRoot {
             enabled: flag.enabled,
             rollout_percent: flag.rollout_percent,
         };
-        outbox::enqueue(
-            &mut tx,
-            DOMAIN,
-            &TenantId::platform(),
-            &req.event_meta(),
-            &event,
-        )
-        .await?;
+        outbox::enqueue(&mut tx, DOMAIN, &TenantId::platform(), &req.event_meta(), &event).await?;
         tx.commit().await?;
         Ok(flag)
     }
@@ -591,30 +466,16 @@ impl MutationRoot {
         req.require_platform_operator()?;
         let mut tx = db::platform_tx(&state(ctx).kernel.pool).await?;
         if !store::delete_flag(&mut tx, &key).await? {
-            return Err(Error::not_found(format!(
-                "no feature flag `{}`",
-                kernel::error::clip(&key, 64)
-            )));
+            return Err(Error::not_found(format!("no feature flag `{}`", kernel::error::clip(&key, 64))));
         }
-        outbox::enqueue(
-            &mut tx,
-            DOMAIN,
-            &TenantId::platform(),
-            &req.event_meta(),
-            &events::FeatureFlagDeleted { key },
-        )
-        .await?;
+        outbox::enqueue(&mut tx, DOMAIN, &TenantId::platform(), &req.event_meta(), &events::FeatureFlagDeleted { key })
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
 
     /// Sets one of a tenant's quota limits (platform operators). Emits `QuotaDefined`.
-    async fn set_quota(
-        &self,
-        ctx: &Context<'_>,
-        tenant_id: ID,
-        quota: QuotaLimit,
-    ) -> Result<Quota> {
+    async fn set_quota(&self, ctx: &Context<'_>, tenant_id: ID, quota: QuotaLimit) -> Result<Quota> {
         let req = ctx.request();
         req.require_platform_operator()?;
         let tenant = TenantId::parse(&tenant_id)?;
@@ -626,18 +487,12 @@ impl MutationRoot {
         let mut tx = db::platform_tx(&state(ctx).kernel.pool).await?;
         store::upsert_quota(&mut tx, &tenant, &def)
             .await
-            .on_constraint("quota_definitions_tenant_id_fkey", || {
-                Error::not_found(format!("no tenant `{tenant}`"))
-            })?;
+            .on_constraint("quota_definitions_tenant_id_fkey", || Error::not_found(format!("no tenant `{tenant}`")))?;
         let now = chrono::Utc::now();
         let used = store::quota_used(&mut tx, &tenant, &def.key, def.period.start(now)).await?;
         let event = events::QuotaDefined {
             tenant_id: tenant.to_string(),
-            quota: QuotaLimit {
-                key: def.key.clone(),
-                limit: def.limit,
-                period: def.period,
-            },
+            quota: QuotaLimit { key: def.key.clone(), limit: def.limit, period: def.period },
         };
         outbox::enqueue(&mut tx, DOMAIN, &tenant, &req.event_meta(), &event).await?;
         tx.commit().await?;
@@ -658,59 +513,72 @@ impl MutationRoot {
             .await?
             .ok_or_else(|| Error::not_found(format!("no tenant `{tenant_id}`")))?;
         if tenant.status != TenantStatus::Active {
-            return Err(Error::conflict(format!(
-                "tenant is {} and cannot consume quota",
-                tenant.status.as_str()
-            )));
+            return Err(Error::conflict(format!("tenant is {} and cannot consume quota", tenant.status.as_str())));
         }
         let st = state(ctx);
         let cache_key = cache::key(&tenant_id, "quota-def", &key);
-        let def = match st
-            .kernel
-            .cache
-            .get_json::<QuotaDefinition>(&cache_key)
-            .await
-        {
+        let def = match st.kernel.cache.get_json::<QuotaDefinition>(&cache_key).await {
             Some(def) => def,
             None => {
                 let mut tx = db::tenant_tx(&st.kernel.pool, &tenant_id).await?;
                 let def = store::quota_definition(&mut tx, &tenant_id, &key)
                     .await?
-                    .ok_or_else(|| {
-                        Error::not_found(format!("no quota `{}`", kernel::error::clip(&key, 64)))
-                    })?;
+                    .ok_or_else(|| Error::not_found(format!("no quota `{}`", kernel::error::clip(&key, 64))))?;
                 tx.commit().await?;
-                st.kernel
-                    .cache
-                    .put_json(&cache_key, &def, Duration::from_secs(300))
-                    .await;
+                st.kernel.cache.put_json(&cache_key, &def, Duration::from_secs(300)).await;
                 def
             }
         };
-        quota::consume(
-            &st.kernel.pool,
-            &st.kernel.cache,
-            &st.quota,
-            &tenant_id,
-            &def,
-            amount,
-        )
-        .await
+        quota::consume(&st.kernel.pool, &st.kernel.cache, &st.quota, &tenant_id, &def, amount).await
     }
 }
 
-async fn lifecycle(
-    ctx: &Context<'_>,
-    id: &str,
-    to: TenantStatus,
-    reason: Option<String>,
-) -> Result<Tenant> {
+pub struct SubscriptionRoot;
+
+#[Subscription(name = "Subscription")]
+impl SubscriptionRoot {
+    /// Streams a tenant's domain events as they are published, for live dashboards. Tenant callers get
+    /// their own tenant's (`tenancy:read`); platform operators name the tenant. Events come from RabbitMQ,
+    /// so every replica streams every event, whichever replica made the change. The stream ends when the
+    /// caller's token expires.
+    async fn tenant_events(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: Option<ID>,
+        #[graphql(desc = "Only these event types; every type when omitted.")] event_types: Option<Vec<String>>,
+    ) -> Result<impl Stream<Item = DomainEvent>> {
+        let req = ctx.request();
+        let tenant = match (req.is_platform_operator(), tenant_id) {
+            (true, Some(id)) => TenantId::parse(&id)?,
+            (true, None) => return Err(Error::bad_input("tenantId", "platform operators must name the tenant")),
+            (false, requested) => {
+                let own = req.tenant_with(READ)?.clone();
+                if requested.is_some_and(|id| id.as_str() != own.as_str()) {
+                    return Err(Error::not_found("no such tenant"));
+                }
+                own
+            }
+        };
+        let events = BroadcastStream::new(state(ctx).events.subscribe()).filter_map(move |item| {
+            let wanted = match &item {
+                Ok(env) => {
+                    env.tenant_id == tenant
+                        && event_types.as_ref().is_none_or(|types| types.iter().any(|t| *t == env.event_type))
+                }
+                // A subscriber too slow for the stream skips what it missed rather than holding up others.
+                Err(_) => false,
+            };
+            std::future::ready(item.ok().filter(|_| wanted).map(|env| DomainEvent::from(&*env)))
+        });
+        Ok(req.until_expiry(events))
+    }
+}
+
+async fn lifecycle(ctx: &Context<'_>, id: &str, to: TenantStatus, reason: Option<String>) -> Result<Tenant> {
     let req = ctx.request();
     req.require_platform_operator()?;
     let id = TenantId::parse(id)?;
-    let reason = reason
-        .map(|r| kernel::error::text("reason", &r, 500))
-        .transpose()?;
+    let reason = reason.map(|r| kernel::error::text("reason", &r, 500)).transpose()?;
     let mut tx = db::platform_tx(&state(ctx).kernel.pool).await?;
     let tenant = ops::transition(&mut tx, &id, to, reason, &req.event_meta()).await?;
     tx.commit().await?;
@@ -749,30 +617,12 @@ async fn edition_status(
     let platform = TenantId::platform();
     match to {
         EditionStatus::Published => {
-            outbox::enqueue(
-                &mut tx,
-                DOMAIN,
-                &platform,
-                &meta,
-                &events::EditionPublished {
-                    edition_id: id,
-                    version,
-                },
-            )
-            .await?
+            outbox::enqueue(&mut tx, DOMAIN, &platform, &meta, &events::EditionPublished { edition_id: id, version })
+                .await?
         }
         _ => {
-            outbox::enqueue(
-                &mut tx,
-                DOMAIN,
-                &platform,
-                &meta,
-                &events::EditionRetired {
-                    edition_id: id,
-                    version,
-                },
-            )
-            .await?
+            outbox::enqueue(&mut tx, DOMAIN, &platform, &meta, &events::EditionRetired { edition_id: id, version })
+                .await?
         }
     };
     tx.commit().await?;

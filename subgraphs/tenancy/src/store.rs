@@ -118,11 +118,7 @@ pub async fn update_tenant(tx: &mut Tx, t: &Tenant) -> Result<Tenant> {
 
 // --------------------------------------------------------------------------------------------- editions
 
-pub async fn editions_by_key(
-    pool: &PgPool,
-    ids: &[String],
-    versions: &[i32],
-) -> Result<Vec<Edition>> {
+pub async fn editions_by_key(pool: &PgPool, ids: &[String], versions: &[i32]) -> Result<Vec<Edition>> {
     Ok(sqlx::query_as!(
         Edition,
         r#"SELECT e.edition_id AS id, e.version, e.name, e.status AS "status: EditionStatus", e.feature_set,
@@ -323,11 +319,7 @@ pub async fn upsert_quota(tx: &mut Tx, tenant: &TenantId, def: &QuotaDefinition)
     Ok(())
 }
 
-pub async fn quota_definition(
-    tx: &mut Tx,
-    tenant: &TenantId,
-    key: &str,
-) -> Result<Option<QuotaDefinition>> {
+pub async fn quota_definition(tx: &mut Tx, tenant: &TenantId, key: &str) -> Result<Option<QuotaDefinition>> {
     Ok(sqlx::query_as!(
         QuotaDefinition,
         r#"SELECT quota_key AS key, limit_value AS limit, period AS "period: Period"
@@ -356,11 +348,7 @@ pub async fn quotas_of(tx: &mut Tx, tenants: &[String]) -> Result<Vec<TenantQuot
         .into_iter()
         .map(|r| TenantQuota {
             tenant_id: r.tenant_id,
-            def: QuotaDefinition {
-                key: r.quota_key,
-                limit: r.limit_value,
-                period: r.period,
-            },
+            def: QuotaDefinition { key: r.quota_key, limit: r.limit_value, period: r.period },
         })
         .collect())
 }
@@ -382,18 +370,10 @@ pub async fn usage_of(
     )
     .fetch_all(&mut **tx)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| (r.tenant_id, r.quota_key, r.period_start, r.used))
-        .collect())
+    Ok(rows.into_iter().map(|r| (r.tenant_id, r.quota_key, r.period_start, r.used)).collect())
 }
 
-pub async fn quota_used(
-    tx: &mut Tx,
-    tenant: &TenantId,
-    key: &str,
-    period_start: DateTime<Utc>,
-) -> Result<i64> {
+pub async fn quota_used(tx: &mut Tx, tenant: &TenantId, key: &str, period_start: DateTime<Utc>) -> Result<i64> {
     Ok(sqlx::query_scalar!(
         "SELECT used FROM quota_balances WHERE tenant_id = $1 AND quota_key = $2 AND period_start = $3",
         tenant.as_str(),
@@ -473,19 +453,12 @@ pub async fn upsert_flag(tx: &mut Tx, f: &FeatureFlag) -> Result<FeatureFlag> {
 }
 
 pub async fn delete_flag(tx: &mut Tx, key: &str) -> Result<bool> {
-    Ok(
-        sqlx::query!("DELETE FROM feature_flags WHERE flag_key = $1", key)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected()
-            == 1,
-    )
+    Ok(sqlx::query!("DELETE FROM feature_flags WHERE flag_key = $1", key).execute(&mut **tx).await?.rows_affected()
+        == 1)
 }
 
 /// Lets a consumer's tenant transaction act as a platform operator (for commands operators send by broker).
 pub async fn elevate_to_platform(tx: &mut Tx) -> Result<()> {
-    sqlx::query!("SELECT set_config('app.platform', 'on', true)")
-        .fetch_one(&mut **tx)
-        .await?;
+    sqlx::query!("SELECT set_config('app.platform', 'on', true)").fetch_one(&mut **tx).await?;
     Ok(())
 }

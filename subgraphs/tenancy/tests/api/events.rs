@@ -13,8 +13,8 @@ use kernel::envelope::{Envelope, EventMeta};
 use kernel::TenantId;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Consumer};
@@ -28,32 +28,19 @@ async fn tap(pattern: &str) -> (Channel, Consumer) {
     let q = ch
         .queue_declare(
             "",
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..Default::default()
-            },
+            QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
             FieldTable::default(),
         )
         .await
         .unwrap();
-    ch.queue_bind(
-        q.name().as_str(),
-        EXCHANGE,
-        pattern,
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    ch.queue_bind(q.name().as_str(), EXCHANGE, pattern, QueueBindOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
     let consumer = ch
         .basic_consume(
             q.name().as_str(),
             "test",
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
+            BasicConsumeOptions { no_ack: true, ..Default::default() },
             FieldTable::default(),
         )
         .await
@@ -62,10 +49,7 @@ async fn tap(pattern: &str) -> (Channel, Consumer) {
 }
 
 fn header<'a>(d: &'a Delivery, name: &str) -> Option<&'a AMQPValue> {
-    d.properties
-        .headers()
-        .as_ref()
-        .and_then(|h| h.inner().get(name))
+    d.properties.headers().as_ref().and_then(|h| h.inner().get(name))
 }
 
 fn tenant_header(d: &Delivery) -> String {
@@ -76,12 +60,7 @@ fn tenant_header(d: &Delivery) -> String {
 }
 
 /// The next delivery with this routing key for this tenant, within `wait`.
-async fn next_event(
-    consumer: &mut Consumer,
-    routing_key: &str,
-    tenant: &str,
-    wait: Duration,
-) -> Option<Delivery> {
+async fn next_event(consumer: &mut Consumer, routing_key: &str, tenant: &str, wait: Duration) -> Option<Delivery> {
     tokio::time::timeout(wait, async {
         while let Some(Ok(d)) = consumer.next().await {
             if d.routing_key.as_str() == routing_key && tenant_header(&d) == tenant {
@@ -99,11 +78,7 @@ const PROVISION: &str = "mutation($id: ID!) { provisionTenant(input: { id: $id, 
 
 #[tokio::test]
 async fn a_mutations_event_arrives_with_exactly_the_envelope_fields() {
-    let app = spawn_app_with(Options {
-        background: true,
-        ..Default::default()
-    })
-    .await;
+    let app = spawn_app_with(Options { background: true, ..Default::default() }).await;
     let (_ch, mut consumer) = tap("tenancy.#").await;
     app.published_edition("pro", 10).await;
     let tenant = format!("ev-{}", app.id);
@@ -111,44 +86,21 @@ async fn a_mutations_event_arrives_with_exactly_the_envelope_fields() {
     let v = app
         .gql_with(
             Some(&app.operator_token()),
-            &[
-                ("traceparent", &format!("00-{trace}-00f067aa0ba902b7-01")),
-                ("x-correlation-id", "corr-123"),
-            ],
+            &[("traceparent", &format!("00-{trace}-00f067aa0ba902b7-01")), ("x-correlation-id", "corr-123")],
             PROVISION,
             json!({ "id": tenant }),
         )
         .await;
     assert!(v.get("errors").is_none(), "{v}");
 
-    let d = next_event(
-        &mut consumer,
-        "tenancy.TenantProvisioned",
-        &tenant,
-        Duration::from_secs(10),
-    )
-    .await
-    .expect("event");
+    let d =
+        next_event(&mut consumer, "tenancy.TenantProvisioned", &tenant, Duration::from_secs(10)).await.expect("event");
     let body: serde_json::Value = serde_json::from_slice(&d.data).unwrap();
-    let mut keys: Vec<&str> = body
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let mut keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort();
     assert_eq!(
         keys,
-        [
-            "causationId",
-            "correlationId",
-            "eventId",
-            "eventType",
-            "occurredAt",
-            "payload",
-            "tenantId",
-            "traceId"
-        ]
+        ["causationId", "correlationId", "eventId", "eventType", "occurredAt", "payload", "tenantId", "traceId"]
     );
     assert_eq!(body["eventType"], "TenantProvisioned");
     assert_eq!(body["tenantId"], tenant.as_str());
@@ -159,20 +111,11 @@ async fn a_mutations_event_arrives_with_exactly_the_envelope_fields() {
     let uuid = uuid::Uuid::parse_str(event_id.strip_prefix("evt-").expect("evt- prefix")).unwrap();
     assert_eq!(uuid.get_version_num(), 7);
     let at = body["occurredAt"].as_str().unwrap();
-    assert!(
-        at.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(at).is_ok(),
-        "{at}"
-    );
+    assert!(at.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(at).is_ok(), "{at}");
     assert_eq!(body["payload"]["tenantId"], tenant.as_str());
     assert_eq!(body["payload"]["editionId"], "pro");
-    assert_eq!(
-        header(&d, "cs-schema-version"),
-        Some(&AMQPValue::LongUInt(1))
-    );
-    assert_eq!(
-        d.properties.message_id().as_ref().map(|s| s.as_str()),
-        Some(event_id)
-    );
+    assert_eq!(header(&d, "cs-schema-version"), Some(&AMQPValue::LongUInt(1)));
+    assert_eq!(d.properties.message_id().as_ref().map(|s| s.as_str()), Some(event_id));
     assert_eq!(d.properties.delivery_mode(), &Some(2));
     app.cleanup().await;
 }
@@ -181,62 +124,36 @@ async fn a_mutations_event_arrives_with_exactly_the_envelope_fields() {
 async fn events_committed_while_the_broker_is_down_are_delivered_when_it_returns() {
     let proxy = Proxy::start("127.0.0.1:5672").await;
     proxy.set_up(false);
-    let app = spawn_app_with(Options {
-        background: true,
-        amqp_url: proxy.amqp_url(),
-        command_prefix: None,
-    })
-    .await;
+    let app = spawn_app_with(Options { background: true, amqp_url: proxy.amqp_url(), command_prefix: None }).await;
     let (_ch, mut consumer) = tap("tenancy.TenantProvisioned").await;
     app.published_edition("pro", 10).await;
     let tenant = format!("down-{}", app.id);
 
     // The mutation commits although the broker is unreachable.
-    app.ok(&app.operator_token(), PROVISION, json!({ "id": tenant }))
-        .await;
+    app.ok(&app.operator_token(), PROVISION, json!({ "id": tenant })).await;
     let (status, body) = app.get("/health/ready").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("\"rabbitmq\":\"down\""), "{body}");
-    assert!(next_event(
-        &mut consumer,
-        "tenancy.TenantProvisioned",
-        &tenant,
-        Duration::from_secs(2)
-    )
-    .await
-    .is_none());
+    assert!(next_event(&mut consumer, "tenancy.TenantProvisioned", &tenant, Duration::from_secs(2)).await.is_none());
     let admin = app.admin_pool().await;
-    let pending: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM outbox WHERE tenant_id = $1 AND published_at IS NULL",
-    )
-    .bind(&tenant)
-    .fetch_one(&admin)
-    .await
-    .unwrap();
-    assert_eq!(pending, 1);
-
-    proxy.set_up(true);
-    let d = next_event(
-        &mut consumer,
-        "tenancy.TenantProvisioned",
-        &tenant,
-        Duration::from_secs(20),
-    )
-    .await;
-    assert!(
-        d.is_some(),
-        "event not delivered after the broker came back"
-    );
-    // The relay marks the row published once the broker has confirmed it, just after the delivery above.
-    let mut pending: i64 = 1;
-    for _ in 0..50 {
-        pending = sqlx::query_scalar(
-            "SELECT count(*) FROM outbox WHERE tenant_id = $1 AND published_at IS NULL",
-        )
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE tenant_id = $1 AND published_at IS NULL")
         .bind(&tenant)
         .fetch_one(&admin)
         .await
         .unwrap();
+    assert_eq!(pending, 1);
+
+    proxy.set_up(true);
+    let d = next_event(&mut consumer, "tenancy.TenantProvisioned", &tenant, Duration::from_secs(20)).await;
+    assert!(d.is_some(), "event not delivered after the broker came back");
+    // The relay marks the row published once the broker has confirmed it, just after the delivery above.
+    let mut pending: i64 = 1;
+    for _ in 0..50 {
+        pending = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE tenant_id = $1 AND published_at IS NULL")
+            .bind(&tenant)
+            .fetch_one(&admin)
+            .await
+            .unwrap();
         if pending == 0 {
             break;
         }
@@ -261,11 +178,7 @@ async fn publish(ch: &Channel, routing_key: &str, body: &[u8]) {
 }
 
 fn provision_command(tenant: &str) -> Envelope {
-    let meta = EventMeta {
-        trace_id: "t".into(),
-        correlation_id: "c".into(),
-        causation_id: None,
-    };
+    let meta = EventMeta { trace_id: "t".into(), correlation_id: "c".into(), causation_id: None };
     let command = tenancy::events::ProvisionTenant {
         display_name: "By command".into(),
         region: "eu-west".into(),
@@ -286,12 +199,8 @@ async fn delete_queues(ch: &Channel, spec: &ConsumerSpec) {
 #[tokio::test]
 async fn a_command_delivered_twice_is_applied_once() {
     let prefix = format!("t-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    let app = spawn_app_with(Options {
-        background: true,
-        command_prefix: Some(prefix.clone()),
-        ..Default::default()
-    })
-    .await;
+    let app =
+        spawn_app_with(Options { background: true, command_prefix: Some(prefix.clone()), ..Default::default() }).await;
     app.published_edition("pro", 10).await;
     let ch = Broker::new(AMQP.into()).channel().await.unwrap();
     let key = format!("{prefix}.ProvisionTenant");
@@ -301,21 +210,15 @@ async fn a_command_delivered_twice_is_applied_once() {
     publish(&ch, &key, &body).await;
     publish(&ch, &key, &body).await;
     // A later command for another tenant: once it is applied, both copies before it have been handled.
-    publish(
-        &ch,
-        &key,
-        &serde_json::to_vec(&provision_command("sentinel")).unwrap(),
-    )
-    .await;
+    publish(&ch, &key, &serde_json::to_vec(&provision_command("sentinel")).unwrap()).await;
 
     let admin = app.admin_pool().await;
     let mut applied = false;
     for _ in 0..100 {
-        let n: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM tenants WHERE tenant_id = 'sentinel'")
-                .fetch_one(&admin)
-                .await
-                .unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants WHERE tenant_id = 'sentinel'")
+            .fetch_one(&admin)
+            .await
+            .unwrap();
         if n == 1 {
             applied = true;
             break;
@@ -323,26 +226,21 @@ async fn a_command_delivered_twice_is_applied_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(applied, "commands were not consumed");
-    let tenants: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants WHERE tenant_id = 'twice'")
-        .fetch_one(&admin)
-        .await
-        .unwrap();
+    let tenants: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM tenants WHERE tenant_id = 'twice'").fetch_one(&admin).await.unwrap();
     let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox WHERE event_id = $1")
         .bind(&command.event_id)
         .fetch_one(&admin)
         .await
         .unwrap();
-    let events: Vec<serde_json::Value> =
-        sqlx::query_scalar("SELECT envelope FROM outbox WHERE tenant_id = 'twice' AND event_type = 'TenantProvisioned'")
-            .fetch_all(&admin)
-            .await
-            .unwrap();
+    let events: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT envelope FROM outbox WHERE tenant_id = 'twice' AND event_type = 'TenantProvisioned'",
+    )
+    .fetch_all(&admin)
+    .await
+    .unwrap();
     assert_eq!((tenants, inbox, events.len()), (1, 1, 1));
-    assert_eq!(
-        events[0]["causationId"],
-        command.event_id.as_str(),
-        "the event names the command that caused it"
-    );
+    assert_eq!(events[0]["causationId"], command.event_id.as_str(), "the event names the command that caused it");
     let mut spec = tenancy::consumers::command_spec(fast_retry());
     spec.queue = format!("{prefix}.commands");
     delete_queues(&ch, &spec).await;
@@ -358,24 +256,14 @@ impl Handler for AlwaysFails {
     }
     async fn handle(&self, _tx: &mut Tx, _envelope: &Envelope) -> Result<(), Failure> {
         self.0.fetch_add(1, Ordering::SeqCst);
-        Err(Failure::Transient(anyhow::anyhow!(
-            "downstream unavailable"
-        )))
+        Err(Failure::Transient(anyhow::anyhow!("downstream unavailable")))
     }
 }
 
-async fn dead_letter(
-    ch: &Channel,
-    queue: &str,
-    wait: Duration,
-) -> Option<lapin::message::BasicGetMessage> {
+async fn dead_letter(ch: &Channel, queue: &str, wait: Duration) -> Option<lapin::message::BasicGetMessage> {
     let deadline = tokio::time::Instant::now() + wait;
     while tokio::time::Instant::now() < deadline {
-        if let Some(m) = ch
-            .basic_get(queue, BasicGetOptions { no_ack: true })
-            .await
-            .unwrap()
-        {
+        if let Some(m) = ch.basic_get(queue, BasicGetOptions { no_ack: true }).await.unwrap() {
             return Some(m);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -407,18 +295,10 @@ async fn a_handler_that_keeps_failing_lands_in_the_dead_letter_queue_with_its_en
 
     let body = serde_json::to_vec(&provision_command("doomed")).unwrap();
     publish(&ch, &format!("{prefix}.Fail"), &body).await;
-    let m = dead_letter(&ch, &spec.dead_letter_queue(), Duration::from_secs(15))
-        .await
-        .expect("dead-lettered");
-    assert_eq!(
-        m.delivery.data, body,
-        "the dead letter carries the full envelope"
-    );
+    let m = dead_letter(&ch, &spec.dead_letter_queue(), Duration::from_secs(15)).await.expect("dead-lettered");
+    assert_eq!(m.delivery.data, body, "the dead letter carries the full envelope");
     let headers = m.delivery.properties.headers().clone().unwrap();
-    assert_eq!(
-        headers.inner().get("cs-retry-count"),
-        Some(&AMQPValue::LongUInt(3))
-    );
+    assert_eq!(headers.inner().get("cs-retry-count"), Some(&AMQPValue::LongUInt(3)));
     match headers.inner().get("cs-dead-letter-reason") {
         Some(AMQPValue::LongString(s)) => {
             assert!(s.to_string().contains("gave up after 3 retries"), "{s}")
@@ -429,9 +309,7 @@ async fn a_handler_that_keeps_failing_lands_in_the_dead_letter_queue_with_its_en
 
     // A message that can never succeed is dead-lettered at once, without retries.
     publish(&ch, &format!("{prefix}.Fail"), b"not an envelope").await;
-    let m = dead_letter(&ch, &spec.dead_letter_queue(), Duration::from_secs(5))
-        .await
-        .expect("dead-lettered");
+    let m = dead_letter(&ch, &spec.dead_letter_queue(), Duration::from_secs(5)).await.expect("dead-lettered");
     assert_eq!(m.delivery.data, b"not an envelope");
     assert_eq!(calls.load(Ordering::SeqCst), 4);
 

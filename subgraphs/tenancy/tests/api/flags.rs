@@ -11,11 +11,7 @@ const EVAL: &str = "query($k: String!) { featureFlag(key: $k) { enabled reason }
 
 #[tokio::test]
 async fn flags_evaluate_by_tenant_edition_and_rollout_and_changes_invalidate_caches() {
-    let app = spawn_app_with(Options {
-        background: true,
-        ..Default::default()
-    })
-    .await;
+    let app = spawn_app_with(Options { background: true, ..Default::default() }).await;
     app.published_edition("pro", 10).await;
     app.published_edition("team", 10).await;
     let key = format!("flag-{}", app.id);
@@ -25,30 +21,18 @@ async fn flags_evaluate_by_tenant_edition_and_rollout_and_changes_invalidate_cac
     let acme = app.member_token("acme");
     let globex = app.member_token("globex");
 
-    app.ok(
-        &op,
-        SET,
-        json!({ "i": { "key": key, "enabled": true, "rolloutPercent": 100, "editions": ["pro"] } }),
-    )
-    .await;
+    app.ok(&op, SET, json!({ "i": { "key": key, "enabled": true, "rolloutPercent": 100, "editions": ["pro"] } })).await;
     let v = app.ok(&acme, EVAL, json!({ "k": key })).await;
-    assert_eq!(
-        v["featureFlag"],
-        json!({ "enabled": true, "reason": "IN_ROLLOUT" })
-    );
+    assert_eq!(v["featureFlag"], json!({ "enabled": true, "reason": "IN_ROLLOUT" }));
     let v = app.ok(&globex, EVAL, json!({ "k": key })).await;
-    assert_eq!(
-        v["featureFlag"],
-        json!({ "enabled": false, "reason": "EDITION_NOT_TARGETED" })
-    );
+    assert_eq!(v["featureFlag"], json!({ "enabled": false, "reason": "EDITION_NOT_TARGETED" }));
     let v = app.ok(&acme, EVAL, json!({ "k": "no-such-flag" })).await;
-    assert_eq!(
-        v["featureFlag"],
-        json!({ "enabled": false, "reason": "UNKNOWN_FLAG" })
-    );
+    assert_eq!(v["featureFlag"], json!({ "enabled": false, "reason": "UNKNOWN_FLAG" }));
 
     // Turning the flag off reaches the cached copies through the change event, well before they expire.
-    let v = app.ok(&op, SET, json!({ "i": { "key": key, "enabled": false, "rolloutPercent": 100, "editions": ["pro"] } })).await;
+    let v = app
+        .ok(&op, SET, json!({ "i": { "key": key, "enabled": false, "rolloutPercent": 100, "editions": ["pro"] } }))
+        .await;
     assert_eq!(v["setFeatureFlag"]["version"], 2);
     let mut seen = None;
     for _ in 0..50 {
@@ -59,10 +43,7 @@ async fn flags_evaluate_by_tenant_edition_and_rollout_and_changes_invalidate_cac
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(
-        seen.is_some(),
-        "the change did not reach the cache within 5 s (local copies live 30 s)"
-    );
+    assert!(seen.is_some(), "the change did not reach the cache within 5 s (local copies live 30 s)");
 
     // Allow lists beat edition targeting; deny lists beat allow lists.
     app.ok(&op, SET, json!({ "i": { "key": key, "enabled": true, "editions": ["pro"], "allowTenants": ["globex", "acme"], "denyTenants": ["acme"] } }))
@@ -78,52 +59,17 @@ async fn flags_evaluate_by_tenant_edition_and_rollout_and_changes_invalidate_cac
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(ok, "allow/deny lists not applied");
-    let all = app
-        .ok(&globex, "{ featureFlags { key enabled } }", json!({}))
-        .await;
-    assert!(all["featureFlags"]
-        .as_array()
-        .unwrap()
-        .contains(&json!({ "key": key, "enabled": true })));
+    let all = app.ok(&globex, "{ featureFlags { key enabled } }", json!({})).await;
+    assert!(all["featureFlags"].as_array().unwrap().contains(&json!({ "key": key, "enabled": true })));
 
-    let bad = app
-        .gql(
-            &op,
-            SET,
-            json!({ "i": { "key": key, "enabled": true, "rolloutPercent": 101 } }),
-        )
-        .await;
+    let bad = app.gql(&op, SET, json!({ "i": { "key": key, "enabled": true, "rolloutPercent": 101 } })).await;
     assert_eq!(code(&bad), "BAD_USER_INPUT");
-    let bad = app
-        .gql(
-            &op,
-            SET,
-            json!({ "i": { "key": key, "enabled": true, "allowTenants": ["Not Valid"] } }),
-        )
-        .await;
+    let bad = app.gql(&op, SET, json!({ "i": { "key": key, "enabled": true, "allowTenants": ["Not Valid"] } })).await;
     assert_eq!(code(&bad), "BAD_USER_INPUT");
+    assert_eq!(code(&app.gql(&acme, SET, json!({ "i": { "key": key, "enabled": true } })).await), "FORBIDDEN");
+    app.ok(&op, "mutation($k: String!) { deleteFeatureFlag(key: $k) }", json!({ "k": key })).await;
     assert_eq!(
-        code(
-            &app.gql(&acme, SET, json!({ "i": { "key": key, "enabled": true } }))
-                .await
-        ),
-        "FORBIDDEN"
-    );
-    app.ok(
-        &op,
-        "mutation($k: String!) { deleteFeatureFlag(key: $k) }",
-        json!({ "k": key }),
-    )
-    .await;
-    assert_eq!(
-        code(
-            &app.gql(
-                &op,
-                "mutation($k: String!) { deleteFeatureFlag(key: $k) }",
-                json!({ "k": key })
-            )
-            .await
-        ),
+        code(&app.gql(&op, "mutation($k: String!) { deleteFeatureFlag(key: $k) }", json!({ "k": key })).await),
         "NOT_FOUND"
     );
     app.cleanup().await;

@@ -23,10 +23,10 @@ pub const ISSUER: &str = "https://issuer.test/";
 pub const AUDIENCE: &str = "control-plane";
 pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const REDIS: &str = "redis://127.0.0.1:6379";
+pub const ROUTER_SECRET: &str = "test-router-secret";
 
 pub fn admin_url() -> String {
-    std::env::var("ADMIN_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("ADMIN_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// Drops test databases a crashed earlier run left behind, once per test process.
@@ -60,11 +60,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self {
-            background: false,
-            amqp_url: AMQP.into(),
-            command_prefix: None,
-        }
+        Self { background: false, amqp_url: AMQP.into(), command_prefix: None }
     }
 }
 
@@ -99,14 +95,10 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
     let database = format!("cp_t_tenancy_{id}");
     let admin = admin_url();
-    let roles = kernel::db::provision(&admin, "tenancy", &database)
-        .await
-        .expect("provision");
+    let roles = kernel::db::provision(&admin, "tenancy", &database).await.expect("provision");
     let owner_url = kernel::db::url_for(&admin, &roles.owner, &database).unwrap();
     let app_url = kernel::db::url_for(&admin, &roles.app, &database).unwrap();
-    kernel::db::migrate(&owner_url.clone().into(), &tenancy::MIGRATIONS)
-        .await
-        .expect("migrate");
+    kernel::db::migrate(&owner_url.clone().into(), &tenancy::MIGRATIONS).await.expect("migrate");
 
     let dir = TempDir(std::env::temp_dir().join(format!("cp-test-{id}")));
     std::fs::create_dir_all(&dir.0).unwrap();
@@ -114,47 +106,25 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     let jwks_path = dir.0.join("jwks.json");
     std::fs::write(&jwks_path, signer.jwks().to_string()).unwrap();
 
-    let pool = kernel::db::connect(&app_url.clone().into(), 8)
-        .await
-        .expect("app pool");
+    let pool = kernel::db::connect(&app_url.clone().into(), 8).await.expect("app pool");
     let cache = Cache::connect(&REDIS.into()).await.expect("redis");
     let broker = Arc::new(Broker::new(opts.amqp_url.clone().into()));
-    let verifier = Arc::new(JwtVerifier::new(
-        ISSUER,
-        AUDIENCE,
-        JwksSource::File(jwks_path),
-    ));
+    let verifier = Arc::new(JwtVerifier::new(ISSUER, AUDIENCE, JwksSource::File(jwks_path)));
     verifier.preload().await.expect("jwks");
-    let state = State::new(Kernel {
-        pool: pool.clone(),
-        cache,
-        broker,
-        verifier,
-    });
+    let router_secret = ROUTER_SECRET.to_owned().into();
+    let state = State::new(Kernel { pool: pool.clone(), cache, broker, verifier, router_secret });
     let shutdown = CancellationToken::new();
     if opts.background {
         spawn_background(&state, &opts, &shutdown);
     }
     let router = tenancy::app(state.clone(), 12, 5000);
-    TestApp {
-        id,
-        database,
-        router,
-        state,
-        pool,
-        signer,
-        app_url,
-        owner_url,
-        shutdown,
-        _jwks_dir: dir,
-    }
+    TestApp { id, database, router, state, pool, signer, app_url, owner_url, shutdown, _jwks_dir: dir }
 }
 
 fn spawn_background(state: &Arc<State>, opts: &Options, shutdown: &CancellationToken) {
     let k = &state.kernel;
     tokio::spawn(
-        kernel::outbox::Relay::new(k.pool.clone(), k.broker.clone(), Duration::from_millis(50))
-            .run(shutdown.clone()),
+        kernel::outbox::Relay::new(k.pool.clone(), k.broker.clone(), Duration::from_millis(50)).run(shutdown.clone()),
     );
     if let Some(prefix) = &opts.command_prefix {
         let mut spec = tenancy::consumers::command_spec(fast_retry());
@@ -170,41 +140,23 @@ fn spawn_background(state: &Arc<State>, opts: &Options, shutdown: &CancellationT
     }
     tokio::spawn(kernel::consumer::listen(
         k.broker.clone(),
-        tenancy::consumers::invalidation_bindings(),
-        tenancy::consumers::invalidate(state.clone()),
+        tenancy::consumers::listener_bindings(),
+        tenancy::consumers::on_notice(state.clone()),
         shutdown.clone(),
     ));
 }
 
 pub fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        retries: 3,
-        first: Duration::from_millis(50),
-        last: Duration::from_millis(200),
-    }
+    RetryPolicy { retries: 3, first: Duration::from_millis(50), last: Duration::from_millis(200) }
 }
 
 impl TestApp {
     pub fn operator_token(&self) -> String {
-        self.signer.mint(
-            ISSUER,
-            AUDIENCE,
-            "op-1",
-            None,
-            &["platform:admin"],
-            Duration::from_secs(600),
-        )
+        self.signer.mint(ISSUER, AUDIENCE, "op-1", None, &["platform:admin"], Duration::from_secs(600))
     }
 
     pub fn tenant_token(&self, tenant: &str, scopes: &[&str]) -> String {
-        self.signer.mint(
-            ISSUER,
-            AUDIENCE,
-            &format!("user@{tenant}"),
-            Some(tenant),
-            scopes,
-            Duration::from_secs(600),
-        )
+        self.signer.mint(ISSUER, AUDIENCE, &format!("user@{tenant}"), Some(tenant), scopes, Duration::from_secs(600))
     }
 
     /// A tenant member with every tenant scope.
@@ -221,6 +173,9 @@ impl TestApp {
         variables: Value,
     ) -> Value {
         let mut req = Request::post("/graphql").header("content-type", "application/json");
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(kernel::server::ROUTER_SECRET_HEADER)) {
+            req = req.header(kernel::server::ROUTER_SECRET_HEADER, ROUTER_SECRET);
+        }
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
@@ -228,17 +183,9 @@ impl TestApp {
             req = req.header(*k, *v);
         }
         let body = json!({ "query": query, "variables": variables }).to_string();
-        let resp = self
-            .router
-            .clone()
-            .oneshot(req.body(Body::from(body)).unwrap())
-            .await
-            .unwrap();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+        let resp = self.router.clone().oneshot(req.body(Body::from(body)).unwrap()).await.unwrap();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
     }
 
     pub async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
@@ -253,16 +200,9 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> (u16, String) {
-        let resp = self
-            .router
-            .clone()
-            .oneshot(Request::get(path).body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let resp = self.router.clone().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
         let status = resp.status().as_u16();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
         (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 
@@ -276,12 +216,8 @@ impl TestApp {
             json!({ "id": id, "n": api_calls }),
         )
         .await;
-        self.ok(
-            &op,
-            "mutation($id: String!) { publishEdition(id: $id, version: 1) { status } }",
-            json!({ "id": id }),
-        )
-        .await;
+        self.ok(&op, "mutation($id: String!) { publishEdition(id: $id, version: 1) { status } }", json!({ "id": id }))
+            .await;
     }
 
     /// Provisions and activates a tenant on `edition`.
@@ -294,19 +230,12 @@ impl TestApp {
             json!({ "id": tenant, "e": edition }),
         )
         .await;
-        self.ok(
-            &op,
-            "mutation($id: ID!) { activateTenant(id: $id) { status } }",
-            json!({ "id": tenant }),
-        )
-        .await;
+        self.ok(&op, "mutation($id: ID!) { activateTenant(id: $id) { status } }", json!({ "id": tenant })).await;
     }
 
     /// A superuser connection to this test's database, for looking behind the API.
     pub async fn admin_pool(&self) -> PgPool {
-        PgPool::connect(&kernel::db::url_for(&admin_url(), "postgres", &self.database).unwrap())
-            .await
-            .unwrap()
+        PgPool::connect(&kernel::db::url_for(&admin_url(), "postgres", &self.database).unwrap()).await.unwrap()
     }
 
     pub async fn cleanup(self) {
@@ -318,9 +247,7 @@ impl TestApp {
 
 /// The first error's `extensions.code`.
 pub fn code(v: &Value) -> &str {
-    v["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error code in {v:#}"))
+    v["errors"][0]["extensions"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {v:#}"))
 }
 
 /// A TCP proxy that can be taken down and brought back, to stand between the app and RabbitMQ.

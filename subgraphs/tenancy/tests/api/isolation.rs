@@ -13,62 +13,37 @@ async fn a_tenant_cannot_read_or_change_another_through_the_api() {
     app.active_tenant("bravo", "pro").await;
     let alpha = app.member_token("alpha");
 
-    let v = app
-        .gql(
-            &alpha,
-            "{ tenant(id: \"bravo\") { id displayName } }",
-            json!({}),
-        )
-        .await;
+    let v = app.gql(&alpha, "{ tenant(id: \"bravo\") { id displayName } }", json!({})).await;
     assert_eq!(code(&v), "NOT_FOUND", "{v}");
     assert!(v["data"].is_null() || v["data"]["tenant"].is_null());
 
     // The federation entity path obeys the same rule.
     let v = app
-        .gql(&alpha, "{ _entities(representations: [{ __typename: \"Tenant\", id: \"bravo\" }]) { ... on Tenant { id } } }", json!({}))
+        .gql(
+            &alpha,
+            "{ _entities(representations: [{ __typename: \"Tenant\", id: \"bravo\" }]) { ... on Tenant { id } } }",
+            json!({}),
+        )
         .await;
     assert_eq!(code(&v), "NOT_FOUND", "{v}");
 
     // Writes go to the caller's own tenant, whatever it might try to name.
-    app.ok(
-        &alpha,
-        "mutation { updateTenant(displayName: \"Alpha Inc\") { id } }",
-        json!({}),
-    )
-    .await;
+    app.ok(&alpha, "mutation { updateTenant(displayName: \"Alpha Inc\") { id } }", json!({})).await;
     let op = app.operator_token();
-    let both = app
-        .ok(&op, "{ tenants { nodes { id displayName } } }", json!({}))
-        .await;
+    let both = app.ok(&op, "{ tenants { nodes { id displayName } } }", json!({})).await;
     assert_eq!(
         both["tenants"]["nodes"],
         json!([{ "id": "alpha", "displayName": "Alpha Inc" }, { "id": "bravo", "displayName": "T" }])
     );
 
     // Quota consumption lands on the caller's tenant only.
-    app.ok(
-        &alpha,
-        "mutation { consumeQuota(key: \"api-calls\", amount: 7) { used } }",
-        json!({}),
-    )
-    .await;
+    app.ok(&alpha, "mutation { consumeQuota(key: \"api-calls\", amount: 7) { used } }", json!({})).await;
     let bravo = app.member_token("bravo");
-    let q = app
-        .ok(
-            &bravo,
-            "{ currentTenant { quotas { key used } } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(
-        q["currentTenant"]["quotas"],
-        json!([{ "key": "api-calls", "used": 0 }])
-    );
+    let q = app.ok(&bravo, "{ currentTenant { quotas { key used } } }", json!({})).await;
+    assert_eq!(q["currentTenant"]["quotas"], json!([{ "key": "api-calls", "used": 0 }]));
 
     // A tenant token cannot list tenants at all.
-    let v = app
-        .gql(&alpha, "{ tenants { nodes { id } } }", json!({}))
-        .await;
+    let v = app.gql(&alpha, "{ tenants { nodes { id } } }", json!({})).await;
     assert_eq!(code(&v), "FORBIDDEN");
     app.cleanup().await;
 }
@@ -82,22 +57,14 @@ async fn row_level_security_confines_the_app_role_in_sql() {
 
     let mut conn = PgConnection::connect(&app.app_url).await.unwrap();
     // No tenant set: nothing is visible.
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants").fetch_one(&mut conn).await.unwrap();
     assert_eq!(n, 0);
 
     let mut tx = conn.begin().await.unwrap();
-    tx.execute("SELECT set_config('app.tenant_id', 'alpha', true)")
-        .await
-        .unwrap();
+    tx.execute("SELECT set_config('app.tenant_id', 'alpha', true)").await.unwrap();
     for table in ["tenants", "subscriptions", "quota_definitions", "outbox"] {
         let ids: Vec<String> =
-            sqlx::query_scalar(&format!("SELECT DISTINCT tenant_id FROM {table}"))
-                .fetch_all(&mut *tx)
-                .await
-                .unwrap();
+            sqlx::query_scalar(&format!("SELECT DISTINCT tenant_id FROM {table}")).fetch_all(&mut *tx).await.unwrap();
         assert_eq!(ids, vec!["alpha".to_string()], "{table}");
     }
     // Updates of another tenant's rows touch nothing.
@@ -108,10 +75,12 @@ async fn row_level_security_confines_the_app_role_in_sql() {
         .rows_affected();
     assert_eq!(hit, 0);
     // Inserting a row for another tenant is refused outright.
-    let err = sqlx::query("INSERT INTO quota_definitions (tenant_id, quota_key, limit_value, period) VALUES ('bravo', 'x', 1, 'Day')")
-        .execute(&mut *tx)
-        .await
-        .unwrap_err();
+    let err = sqlx::query(
+        "INSERT INTO quota_definitions (tenant_id, quota_key, limit_value, period) VALUES ('bravo', 'x', 1, 'Day')",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("row-level security"), "{err}");
     tx.rollback().await.unwrap();
 
@@ -126,11 +95,10 @@ async fn row_level_security_confines_the_app_role_in_sql() {
     assert!(!row.get::<bool, _>("rolbypassrls"));
     assert!(!row.get::<bool, _>("rolsuper"));
     assert_eq!(row.get::<i64, _>("owned"), 0);
-    let display: String =
-        sqlx::query_scalar("SELECT display_name FROM tenants WHERE tenant_id = 'bravo'")
-            .fetch_one(&app.admin_pool().await)
-            .await
-            .unwrap();
+    let display: String = sqlx::query_scalar("SELECT display_name FROM tenants WHERE tenant_id = 'bravo'")
+        .fetch_one(&app.admin_pool().await)
+        .await
+        .unwrap();
     assert_eq!(display, "T");
     conn.close().await.unwrap();
     app.cleanup().await;
@@ -143,28 +111,15 @@ async fn a_pooled_connection_never_carries_a_tenant_into_the_next_transaction() 
     app.active_tenant("alpha", "pro").await;
     app.active_tenant("bravo", "pro").await;
     // One connection, so every transaction below reuses it.
-    let pool = kernel::db::connect(&app.app_url.clone().into(), 1)
-        .await
-        .unwrap();
+    let pool = kernel::db::connect(&app.app_url.clone().into(), 1).await.unwrap();
     for i in 0..20 {
         let tenant = if i % 2 == 0 { "alpha" } else { "bravo" };
-        let mut tx = kernel::db::tenant_tx(&pool, &kernel::TenantId::parse(tenant).unwrap())
-            .await
-            .unwrap();
-        let seen: Vec<String> = sqlx::query_scalar("SELECT tenant_id FROM tenants")
-            .fetch_all(&mut *tx)
-            .await
-            .unwrap();
+        let mut tx = kernel::db::tenant_tx(&pool, &kernel::TenantId::parse(tenant).unwrap()).await.unwrap();
+        let seen: Vec<String> = sqlx::query_scalar("SELECT tenant_id FROM tenants").fetch_all(&mut *tx).await.unwrap();
         assert_eq!(seen, vec![tenant.to_string()], "round {i}");
         tx.commit().await.unwrap();
-        let leaked: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        assert_eq!(
-            leaked, 0,
-            "tenant setting leaked out of the transaction in round {i}"
-        );
+        let leaked: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants").fetch_one(&pool).await.unwrap();
+        assert_eq!(leaked, 0, "tenant setting leaked out of the transaction in round {i}");
     }
     pool.close().await;
     app.cleanup().await;
@@ -174,9 +129,7 @@ async fn a_pooled_connection_never_carries_a_tenant_into_the_next_transaction() 
 async fn the_tenancy_role_cannot_connect_to_another_subgraphs_database() {
     let app = spawn_app().await;
     let other = format!("cp_t_identity_{}", app.id);
-    kernel::db::provision(&admin_url(), "identity", &other)
-        .await
-        .unwrap();
+    kernel::db::provision(&admin_url(), "identity", &other).await.unwrap();
 
     let as_tenancy = kernel::db::url_for(&admin_url(), "cp_tenancy_app", &other).unwrap();
     let err = PgConnection::connect(&as_tenancy).await.unwrap_err();
@@ -185,15 +138,8 @@ async fn the_tenancy_role_cannot_connect_to_another_subgraphs_database() {
     assert!(PgConnection::connect(&as_tenancy_owner).await.is_err());
     // Its own role can, so the refusal above is about the role, not the database.
     let as_identity = kernel::db::url_for(&admin_url(), "cp_identity_app", &other).unwrap();
-    PgConnection::connect(&as_identity)
-        .await
-        .unwrap()
-        .close()
-        .await
-        .unwrap();
+    PgConnection::connect(&as_identity).await.unwrap().close().await.unwrap();
 
-    kernel::db::drop_database(&admin_url(), &other)
-        .await
-        .unwrap();
+    kernel::db::drop_database(&admin_url(), &other).await.unwrap();
     app.cleanup().await;
 }

@@ -40,30 +40,20 @@ async fn statement_count_is_constant_in_the_number_of_tenants_returned() {
     app.published_edition("team", 5).await;
     let op = app.operator_token();
     for i in 0..2 {
-        app.active_tenant(&format!("few-{i}"), if i % 2 == 0 { "pro" } else { "team" })
-            .await;
+        app.active_tenant(&format!("few-{i}"), if i % 2 == 0 { "pro" } else { "team" }).await;
     }
     let (few, data) = statements(&app, &op, DEEP_LIST).await;
     assert_eq!(data["tenants"]["nodes"].as_array().unwrap().len(), 2);
 
     for i in 0..10 {
-        app.active_tenant(
-            &format!("many-{i}"),
-            if i % 2 == 0 { "pro" } else { "team" },
-        )
-        .await;
+        app.active_tenant(&format!("many-{i}"), if i % 2 == 0 { "pro" } else { "team" }).await;
     }
     let (many, data) = statements(&app, &op, DEEP_LIST).await;
     let nodes = data["tenants"]["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 12);
-    assert!(nodes
-        .iter()
-        .all(|n| n["edition"]["name"] == "Edition" && n["quotas"][0]["key"] == "api-calls"));
+    assert!(nodes.iter().all(|n| n["edition"]["name"] == "Edition" && n["quotas"][0]["key"] == "api-calls"));
     assert!(few > 0, "the counter saw no statements at all");
-    assert_eq!(
-        few, many,
-        "statements grew with the result: {few} for 2 tenants, {many} for 12"
-    );
+    assert_eq!(few, many, "statements grew with the result: {few} for 2 tenants, {many} for 12");
     app.cleanup().await;
 }
 
@@ -82,13 +72,7 @@ async fn pages_follow_cursors_to_the_end() {
             .ok(&op, "query($a: String) { tenants(first: 2, after: $a) { nodes { id } pageInfo { hasNextPage endCursor } } }", json!({ "a": after }))
             .await;
         let page = &v["tenants"];
-        seen.extend(
-            page["nodes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|n| n["id"].as_str().unwrap().to_owned()),
-        );
+        seen.extend(page["nodes"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap().to_owned()));
         if !page["pageInfo"]["hasNextPage"].as_bool().unwrap() {
             break;
         }

@@ -9,8 +9,7 @@ use crate::helpers::{code, spawn_app, TestApp};
 /// rebuild), but these two also assert on counter values, so they do not overlap.
 static REDIS_COUNTERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-const CONSUME: &str =
-    "mutation($n: Int!) { consumeQuota(key: \"api-calls\", amount: $n) { used remaining limit } }";
+const CONSUME: &str = "mutation($n: Int!) { consumeQuota(key: \"api-calls\", amount: $n) { used remaining limit } }";
 
 async fn counter(app: &TestApp, tenant: &str) -> Option<i64> {
     let t = kernel::TenantId::parse(tenant).unwrap();
@@ -21,13 +20,11 @@ async fn counter(app: &TestApp, tenant: &str) -> Option<i64> {
 
 async fn used_in_postgres(app: &TestApp, tenant: &str) -> i64 {
     let admin = app.admin_pool().await;
-    sqlx::query_scalar(
-        "SELECT coalesce(sum(used), 0)::bigint FROM quota_balances WHERE tenant_id = $1",
-    )
-    .bind(tenant)
-    .fetch_one(&admin)
-    .await
-    .unwrap()
+    sqlx::query_scalar("SELECT coalesce(sum(used), 0)::bigint FROM quota_balances WHERE tenant_id = $1")
+        .bind(tenant)
+        .fetch_one(&admin)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -39,20 +36,12 @@ async fn concurrent_increments_never_pass_the_limit() {
     app.active_tenant(&tenant, "pro").await;
     let token = app.member_token(&tenant);
 
-    let results =
-        futures::future::join_all((0..60).map(|_| app.gql(&token, CONSUME, json!({ "n": 1 }))))
-            .await;
+    let results = futures::future::join_all((0..60).map(|_| app.gql(&token, CONSUME, json!({ "n": 1 })))).await;
     let granted = results.iter().filter(|v| v.get("errors").is_none()).count();
-    let refused: Vec<_> = results
-        .iter()
-        .filter(|v| v.get("errors").is_some())
-        .collect();
+    let refused: Vec<_> = results.iter().filter(|v| v.get("errors").is_some()).collect();
     assert_eq!(granted, 20);
     assert_eq!(refused.len(), 40);
-    assert!(
-        refused.iter().all(|v| code(v) == "QUOTA_EXCEEDED"),
-        "{refused:?}"
-    );
+    assert!(refused.iter().all(|v| code(v) == "QUOTA_EXCEEDED"), "{refused:?}");
     assert_eq!(used_in_postgres(&app, &tenant).await, 20);
     assert_eq!(counter(&app, &tenant).await, Some(20));
     app.cleanup().await;
@@ -68,14 +57,8 @@ async fn counters_lost_by_redis_come_back_from_postgres() {
     let token = app.member_token(&tenant);
 
     let v = app.ok(&token, CONSUME, json!({ "n": 6 })).await;
-    assert_eq!(
-        v["consumeQuota"],
-        json!({ "used": 6, "remaining": 4, "limit": 10 })
-    );
-    let _: () = redis::cmd("FLUSHALL")
-        .query_async(&mut app.state.kernel.cache.connection())
-        .await
-        .unwrap();
+    assert_eq!(v["consumeQuota"], json!({ "used": 6, "remaining": 4, "limit": 10 }));
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut app.state.kernel.cache.connection()).await.unwrap();
     assert_eq!(counter(&app, &tenant).await, None);
 
     // The counter is rebuilt from PostgreSQL's 6, not restarted at 0.
@@ -84,11 +67,7 @@ async fn counters_lost_by_redis_come_back_from_postgres() {
     assert_eq!(counter(&app, &tenant).await, Some(9));
     let v = app.gql(&token, CONSUME, json!({ "n": 2 })).await;
     assert_eq!(code(&v), "QUOTA_EXCEEDED");
-    assert_eq!(
-        used_in_postgres(&app, &tenant).await,
-        9,
-        "a refused request consumes nothing"
-    );
+    assert_eq!(used_in_postgres(&app, &tenant).await, 9, "a refused request consumes nothing");
     app.cleanup().await;
 }
 
@@ -99,13 +78,7 @@ async fn bad_quota_requests_get_coded_errors() {
     app.published_edition("pro", 10).await;
     app.active_tenant(&tenant, "pro").await;
     let token = app.member_token(&tenant);
-    let v = app
-        .gql(
-            &token,
-            "mutation { consumeQuota(key: \"nope\") { used } }",
-            json!({}),
-        )
-        .await;
+    let v = app.gql(&token, "mutation { consumeQuota(key: \"nope\") { used } }", json!({})).await;
     assert_eq!(code(&v), "NOT_FOUND");
     let v = app.gql(&token, CONSUME, json!({ "n": 0 })).await;
     assert_eq!(code(&v), "BAD_USER_INPUT");
@@ -124,12 +97,8 @@ async fn bad_quota_requests_get_coded_errors() {
         .await;
     assert_eq!(code(&v), "NOT_FOUND");
     // A suspended tenant consumes nothing.
-    app.ok(
-        &op,
-        "mutation($t: ID!) { suspendTenant(id: $t, reason: \"unpaid\") { status } }",
-        json!({ "t": tenant }),
-    )
-    .await;
+    app.ok(&op, "mutation($t: ID!) { suspendTenant(id: $t, reason: \"unpaid\") { status } }", json!({ "t": tenant }))
+        .await;
     let v = app.gql(&token, CONSUME, json!({ "n": 1 })).await;
     assert_eq!(code(&v), "CONFLICT");
     assert_eq!(used_in_postgres(&app, &tenant).await, 0);
