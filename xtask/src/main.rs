@@ -63,6 +63,13 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
     },
+    /// Export each subgraph's SDL to schema/, compose schema/supergraph.graphql offline, and check the
+    /// supergraph for unacknowledged breaking changes and for anything needing an Apollo licence.
+    Schema {
+        /// Change nothing; fail if schema/ is not what the code exports and composes (CI).
+        #[arg(long)]
+        check: bool,
+    },
     /// Regenerate each subgraph's committed `.sqlx/` query data from a migrated database.
     SqlxPrepare {
         /// Only check that the committed data is current (CI).
@@ -90,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Schema { check } => schema(check).await,
         Command::SqlxPrepare { check } => sqlx_prepare(&cli.admin_url, check).await,
     }
 }
@@ -177,6 +185,66 @@ async fn up(admin_url: &str, release: bool) -> anyhow::Result<()> {
         (res, idx, _) = futures::future::select_all(waits.iter_mut().map(|(_, c)| Box::pin(c.wait()))) => {
             anyhow::bail!("a subgraph exited: {:?} ({res:?})", idx);
         }
+    }
+    Ok(())
+}
+
+/// Installs the pinned Node tools (composer, schema diff, graphql-ws client) unless already installed.
+pub async fn node_tools() -> anyhow::Result<()> {
+    let dir = root().join("router");
+    let installed = dir.join("node_modules/.package-lock.json");
+    let lock = dir.join("package-lock.json");
+    let fresh = match (std::fs::metadata(&installed), std::fs::metadata(&lock)) {
+        (Ok(i), Ok(l)) => i.modified()? >= l.modified()?,
+        _ => false,
+    };
+    if !fresh {
+        eprintln!("installing the pinned Node schema tools (npm ci)…");
+        let status = tokio::process::Command::new("npm")
+            .current_dir(&dir)
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .status()
+            .await
+            .context("running npm (Node.js 20+ and npm are needed for schema composition)")?;
+        anyhow::ensure!(status.success(), "npm ci failed");
+    }
+    Ok(())
+}
+
+async fn schema(check: bool) -> anyhow::Result<()> {
+    node_tools().await?;
+    let mut stale = Vec::new();
+    for (domain, _, built) in DOMAINS {
+        if !built {
+            continue;
+        }
+        let out = tokio::process::Command::new(env!("CARGO"))
+            .current_dir(root())
+            .args(["run", "--quiet", "-p", domain, "--", "print-schema"])
+            .output()
+            .await?;
+        anyhow::ensure!(out.status.success(), "{domain} print-schema failed: {}", String::from_utf8_lossy(&out.stderr));
+        let path = root().join("schema").join(format!("{domain}.graphql"));
+        let current = std::fs::read(&path).unwrap_or_default();
+        if current != out.stdout {
+            if check {
+                stale.push(format!("schema/{domain}.graphql"));
+            } else {
+                std::fs::write(&path, &out.stdout)?;
+                eprintln!("  wrote schema/{domain}.graphql");
+            }
+        }
+    }
+    anyhow::ensure!(
+        stale.is_empty(),
+        "{} differ from what the subgraphs export: run `cargo xtask schema` and commit",
+        stale.join(", ")
+    );
+    let tools = root().join("router/schema-tools.mjs");
+    let steps: [&[&str]; 3] = [if check { &["compose", "--check"] } else { &["compose"] }, &["breaking"], &["licence"]];
+    for args in steps {
+        let status = tokio::process::Command::new("node").arg(&tools).args(args).status().await?;
+        anyhow::ensure!(status.success(), "schema check `{}` failed", args.join(" "));
     }
     Ok(())
 }
