@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parse, buildASTSchema, print } from "graphql";
+import { parse, buildASTSchema } from "graphql";
 import YAML from "yaml";
 import { composeServices, transformSupergraphToPublicSchema } from "@theguild/federation-composition";
 import { diff, CriticalityLevel } from "@graphql-inspector/core";
@@ -42,8 +42,12 @@ function compose() {
   return result.supergraphSdl.trimEnd() + "\n";
 }
 
-function publicSchema(supergraphSdl) {
-  return buildASTSchema(transformSupergraphToPublicSchema(parse(supergraphSdl)), { assumeValidSDL: true });
+function publicSchema(supergraphSdl, label) {
+  try {
+    return buildASTSchema(transformSupergraphToPublicSchema(parse(supergraphSdl)), { assumeValidSDL: true });
+  } catch (e) {
+    fail(`${label}: ${SUPERGRAPH} is not a valid supergraph: ${e.message}`);
+  }
 }
 
 function git(args) {
@@ -70,7 +74,7 @@ async function breaking() {
   );
   const unacknowledged = [];
   for (let i = 1; i < versions.length; i++) {
-    const changes = await diff(publicSchema(versions[i - 1].sdl), publicSchema(versions[i].sdl));
+    const changes = await diff(publicSchema(versions[i - 1].sdl, versions[i - 1].label), publicSchema(versions[i].sdl, versions[i].label));
     for (const change of changes) {
       if (change.criticality.level === CriticalityLevel.Breaking && !acknowledged.has(change.message)) {
         unacknowledged.push(`  ${versions[i - 1].label} → ${versions[i].label}: ${change.message}`);
