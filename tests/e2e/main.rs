@@ -1,0 +1,231 @@
+//! End-to-end: the portal's and partners' path through each real router to the subgraph, RabbitMQ and back.
+//! Needs the routers (router/install.sh) and the same services as the subgraph tests.
+
+use std::time::Duration;
+
+use e2e::{Router, Stack};
+use futures::StreamExt;
+use kernel::broker::{Broker, EXCHANGE};
+use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use serde_json::{json, Value};
+use tokio::io::AsyncBufReadExt;
+
+const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+
+async fn tap() -> (lapin::Channel, lapin::Consumer) {
+    let ch = Broker::new("amqp://guest:guest@127.0.0.1:5672/%2f".to_owned().into()).channel().await.unwrap();
+    let opts = QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() };
+    let q = ch.queue_declare("", opts, FieldTable::default()).await.unwrap();
+    ch.queue_bind(q.name().as_str(), EXCHANGE, "tenancy.#", QueueBindOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+    let consume = BasicConsumeOptions { no_ack: true, ..Default::default() };
+    let consumer = ch.basic_consume(q.name().as_str(), "e2e", consume, FieldTable::default()).await.unwrap();
+    (ch, consumer)
+}
+
+async fn next_event(consumer: &mut lapin::Consumer, event_type: &str, tenant: &str) -> Value {
+    tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(Ok(d)) = consumer.next().await {
+            let v: Value = serde_json::from_slice(&d.data).unwrap();
+            if v["eventType"] == event_type && v["tenantId"] == tenant {
+                return v;
+            }
+        }
+        panic!("consumer closed");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {event_type} for {tenant}"))
+}
+
+/// Provision → query → mutate → event, all through `router`.
+async fn round_trip(stack: &Stack, router: &Router) {
+    let (_ch, mut events) = tap().await;
+    let op = stack.operator_token();
+    let edition = format!("ed-{}-{}", router.name, stack.id);
+    let tenant = format!("rt-{}-{}", router.name, stack.id);
+    stack
+        .ok(&router.url, &op, "mutation($e: String!) { createEdition(input: { id: $e, name: \"E\", quotaTemplate: [{ key: \"api-calls\", limit: 10, period: DAY }] }) { id } }", json!({ "e": edition }))
+        .await;
+    stack
+        .ok(
+            &router.url,
+            &op,
+            "mutation($e: String!) { publishEdition(id: $e, version: 1) { status } }",
+            json!({ "e": edition }),
+        )
+        .await;
+    let v = stack
+        .ok(&router.url, &op, "mutation($t: ID!, $e: String!) { provisionTenant(input: { id: $t, displayName: \"RT\", region: \"eu-west\", editionId: $e }) { id status } }", json!({ "t": tenant, "e": edition }))
+        .await;
+    assert_eq!(v["provisionTenant"], json!({ "id": tenant, "status": "PROVISIONING" }));
+    stack.ok(&router.url, &op, "mutation($t: ID!) { activateTenant(id: $t) { status } }", json!({ "t": tenant })).await;
+
+    let member = stack.member_token(&tenant);
+    let v = stack
+        .ok(&router.url, &member, "{ currentTenant { id edition { id } quotas { key limit used } } }", json!({}))
+        .await;
+    assert_eq!(
+        v["currentTenant"],
+        json!({ "id": tenant, "edition": { "id": edition }, "quotas": [{ "key": "api-calls", "limit": 10, "used": 0 }] })
+    );
+
+    // The router forwards the caller's trace and correlation ids; the event carries them.
+    let headers = [
+        ("traceparent", format!("00-{TRACE}-b7ad6b7169203331-01")),
+        ("x-correlation-id", format!("corr-{}", router.name)),
+    ];
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let v = stack
+        .post(
+            &router.url,
+            &op,
+            &headers,
+            "mutation($t: ID!) { suspendTenant(id: $t, reason: \"e2e\") { status } }",
+            json!({ "t": tenant }),
+        )
+        .await;
+    assert_eq!(v["data"]["suspendTenant"]["status"], "SUSPENDED", "{v}");
+    let event = next_event(&mut events, "TenantSuspended", &tenant).await;
+    assert_eq!(event["traceId"], TRACE);
+    assert_eq!(event["correlationId"], format!("corr-{}", router.name));
+    assert_eq!(event["payload"]["reason"], "e2e");
+
+    // Error codes survive the router.
+    let v = stack.post(&router.url, &member, &[], "{ tenant(id: \"someone-else\") { id } }", json!({})).await;
+    assert_eq!(v["errors"][0]["extensions"]["code"], "NOT_FOUND", "{v}");
+    let v = stack.post(&router.url, "forged", &[], "{ currentTenant { id } }", json!({})).await;
+    assert_eq!(v["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_through_hive_router() {
+    let stack = Stack::start().await;
+    let hive = stack.hive().await;
+    round_trip(&stack, &hive).await;
+    hive.stop().await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_through_apollo_router() {
+    let stack = Stack::start().await;
+    let apollo = stack.apollo().await;
+    round_trip(&stack, &apollo).await;
+
+    // @defer: the deferred part arrives as a later chunk of a multipart response.
+    let tenant = format!("rt-apollo-{}", stack.id);
+    let body = stack
+        .http
+        .post(&apollo.url)
+        .bearer_auth(stack.member_token(&tenant))
+        .header("accept", "multipart/mixed;deferSpec=20220824, application/json")
+        .json(&json!({ "query": "{ currentTenant { id ... @defer { quotas { key } } } }" }))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("\"hasNext\":true") && body.contains("api-calls"), "{body}");
+    apollo.stop().await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subgraph_port_is_no_way_around_the_router() {
+    let stack = Stack::start().await;
+    let resp = stack
+        .http
+        .post(&stack.subgraph_url)
+        .bearer_auth(stack.operator_token())
+        .json(&json!({ "query": "{ tenants { nodes { id } } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    stack.stop().await;
+}
+
+/// A real graphql-ws client (the protocol's reference implementation, under Node) subscribed through
+/// Hive Router receives its tenant's events, and never another tenant's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_through_hive_router_streams_only_the_subscribers_tenant() {
+    let stack = Stack::start().await;
+    let hive = stack.hive().await;
+    let op = stack.operator_token();
+    let edition = format!("ed-{}", stack.id);
+    stack
+        .ok(
+            &hive.url,
+            &op,
+            "mutation($e: String!) { createEdition(input: { id: $e, name: \"E\" }) { id } }",
+            json!({ "e": edition }),
+        )
+        .await;
+    stack
+        .ok(
+            &hive.url,
+            &op,
+            "mutation($e: String!) { publishEdition(id: $e, version: 1) { id } }",
+            json!({ "e": edition }),
+        )
+        .await;
+    let (mine, theirs) = (format!("mine-{}", stack.id), format!("theirs-{}", stack.id));
+    for t in [&mine, &theirs] {
+        stack
+            .ok(&hive.url, &op, "mutation($t: ID!, $e: String!) { provisionTenant(input: { id: $t, displayName: \"T\", region: \"eu-west\", editionId: $e }) { id } }", json!({ "t": t, "e": edition }))
+            .await;
+    }
+
+    e2e::ensure_node_tools().await;
+    let mut client = tokio::process::Command::new("node")
+        .arg(e2e::repo().join("router/ws-client.mjs"))
+        .arg(&hive.ws_url)
+        .arg(stack.member_token(&mine))
+        .arg("subscription { tenantEvents { eventType tenantId traceId payload } }")
+        .arg("{}")
+        .arg("3")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node");
+    let mut lines = tokio::io::BufReader::new(client.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.unwrap().unwrap().unwrap();
+    assert_eq!(first, r#"{"connected":true}"#);
+
+    // Keep changing both tenants until three of ours have arrived: the subscription goes live at the
+    // subgraph a moment after the client is acknowledged, and the other tenant's changes interleave.
+    let mut received = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut n = 0;
+    while received.len() < 3 && tokio::time::Instant::now() < deadline {
+        n += 1;
+        for t in [&theirs, &mine] {
+            stack
+                .ok(
+                    &hive.url,
+                    &stack.member_token(t),
+                    "mutation($n: String!) { updateTenant(displayName: $n) { id } }",
+                    json!({ "n": format!("name {n}") }),
+                )
+                .await;
+        }
+        while let Ok(Ok(Some(line))) = tokio::time::timeout(Duration::from_millis(300), lines.next_line()).await {
+            received.push(serde_json::from_str::<Value>(&line).unwrap());
+        }
+    }
+    assert_eq!(received.len(), 3, "{received:?}");
+    for r in &received {
+        let e = &r["data"]["tenantEvents"];
+        assert_eq!(e["tenantId"], mine.as_str(), "another tenant's event leaked: {r}");
+        assert_eq!(e["eventType"], "TenantUpdated", "{r}");
+    }
+    let status = tokio::time::timeout(Duration::from_secs(10), client.wait()).await.unwrap().unwrap();
+    assert!(status.success());
+    hive.stop().await;
+    stack.stop().await;
+}
