@@ -43,11 +43,15 @@ struct Cli {
 enum Command {
     /// Create every subgraph's database and roles (idempotent) and run the migrations that exist.
     Provision,
-    /// Provision, build and run every subgraph until Ctrl-C.
+    /// Provision, build and run every subgraph and the router until Ctrl-C.
     Up {
         /// Build with --release.
         #[arg(long)]
         release: bool,
+        /// Which router serves the supergraph: Hive Router serves everything including subscriptions;
+        /// Apollo Router serves queries, mutations and @defer (its subscriptions need a GraphOS licence).
+        #[arg(long, value_enum, default_value = "hive")]
+        router: RouterKind,
     },
     /// Print a dev bearer token signed with the local key in .dev/jwt.
     Token {
@@ -78,6 +82,17 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RouterKind {
+    Hive,
+    Apollo,
+    /// Subgraphs only.
+    None,
+}
+
+/// The one public endpoint.
+const ROUTER_ADDR: &str = "127.0.0.1:4000";
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").to_path_buf()
 }
@@ -87,7 +102,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Provision => provision(&cli.admin_url).await,
-        Command::Up { release } => up(&cli.admin_url, release).await,
+        Command::Up { release, router } => up(&cli.admin_url, release, router).await,
         Command::Token { tenant, scopes, subject, ttl } => {
             let signer = LocalSigner::load_or_create(&root().join(".dev/jwt"))?;
             let scopes: Vec<&str> = scopes.split_whitespace().collect();
@@ -121,7 +136,54 @@ async fn provision(admin_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn up(admin_url: &str, release: bool) -> anyhow::Result<()> {
+fn tools_bin(name: &str) -> PathBuf {
+    let base = std::env::var("CP_TOOLS").map(PathBuf::from).unwrap_or_else(|_| {
+        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/control-plane/tools")
+    });
+    base.join("bin").join(name)
+}
+
+/// Starts the chosen router (installing it first if needed) in front of the subgraphs.
+async fn start_router(kind: RouterKind, secret: &str) -> anyhow::Result<Option<tokio::process::Child>> {
+    let (bin, install) = match kind {
+        RouterKind::None => return Ok(None),
+        RouterKind::Hive => (tools_bin("hive-router"), "hive"),
+        RouterKind::Apollo => (tools_bin("router"), "apollo"),
+    };
+    if !bin.exists() {
+        eprintln!("the router is not installed yet: building it (about 15 minutes, once)…");
+        let status = tokio::process::Command::new("bash")
+            .arg(root().join("router/install.sh"))
+            .arg(install)
+            .status()
+            .await?;
+        anyhow::ensure!(status.success(), "router/install.sh {install} failed");
+    }
+    let supergraph = root().join("schema/supergraph.graphql");
+    let mut cmd = tokio::process::Command::new(&bin);
+    cmd.current_dir(root()).env("ROUTER_SECRET", secret).stdin(Stdio::null()).kill_on_drop(true);
+    let (host, port) = ROUTER_ADDR.split_once(':').expect("host:port");
+    match kind {
+        RouterKind::Hive => {
+            cmd.env("ROUTER_CONFIG_FILE_PATH", root().join("router/hive.yaml"))
+                .env("SUPERGRAPH_FILE_PATH", &supergraph)
+                .env("HOST", host)
+                .env("PORT", port);
+        }
+        _ => {
+            cmd.arg("--supergraph")
+                .arg(&supergraph)
+                .arg("--config")
+                .arg(root().join("router/apollo.yaml"))
+                .env("APOLLO_ROUTER_LISTEN", ROUTER_ADDR)
+                .env("APOLLO_TELEMETRY_DISABLED", "true");
+        }
+    }
+    Ok(Some(cmd.spawn().with_context(|| format!("starting {}", bin.display()))?))
+}
+
+async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Result<()> {
+    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     eprintln!("provisioning databases…");
     provision(admin_url).await?;
     let jwt_dir = root().join(".dev/jwt");
@@ -152,6 +214,7 @@ async fn up(admin_url: &str, release: bool) -> anyhow::Result<()> {
             .env("JWT_ISSUER", ISSUER)
             .env("JWT_AUDIENCE", AUDIENCE)
             .env("JWKS", jwt_dir.join("jwks.json"))
+            .env("ROUTER_SECRET", &secret)
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .spawn()
@@ -171,20 +234,43 @@ async fn up(admin_url: &str, release: bool) -> anyhow::Result<()> {
         }
         anyhow::ensure!(ready, "{domain} did not become ready at {url}");
     }
+    let router_child = start_router(router, &secret).await?;
+    if router_child.is_some() {
+        let url = format!("http://{ROUTER_ADDR}/graphql");
+        let mut ready = false;
+        for _ in 0..150 {
+            let probe = http.post(&url).json(&serde_json::json!({ "query": "{ __typename }" })).send().await;
+            if probe.is_ok_and(|r| r.status().is_success()) {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        anyhow::ensure!(ready, "the router did not become ready at {url}");
+    }
     println!("\nThe control plane is up.\n");
+    if router_child.is_some() {
+        let name = if router == RouterKind::Hive { "Hive Router" } else { "Apollo Router" };
+        println!("  GraphQL (the one public endpoint, {name}):  http://{ROUTER_ADDR}/graphql");
+        if router == RouterKind::Hive {
+            println!("  subscriptions (graphql-transport-ws):         ws://{ROUTER_ADDR}/graphql");
+        }
+        println!();
+    }
     for (domain, port, _) in &children {
-        println!("  {domain:<10} http://127.0.0.1:{port}/graphql   (health: /health/ready, metrics: /metrics)");
+        println!("  {domain:<10} subgraph http://127.0.0.1:{port}/graphql (router only), health /health/ready, metrics /metrics");
     }
     let operator =
         signer.mint(ISSUER, AUDIENCE, "dev-operator", None, &["platform:admin"], Duration::from_secs(8 * 3600));
     println!("\nA platform-operator token (8 h), for the examples in the README:\n\n  export CP_TOKEN={operator}\n");
     println!("Tenant tokens: cargo xtask token --tenant <slug>\nCtrl-C stops everything.");
-    let mut waits: Vec<_> = children.into_iter().map(|(d, _, c)| (d, c)).collect();
+    let mut waits: Vec<(&str, tokio::process::Child)> = children.into_iter().map(|(d, _, c)| (*d, c)).collect();
+    if let Some(child) = router_child {
+        waits.push(("router", child));
+    }
     tokio::select! {
         _ = tokio::signal::ctrl_c() => eprintln!("stopping…"),
-        (res, idx, _) = futures::future::select_all(waits.iter_mut().map(|(_, c)| Box::pin(c.wait()))) => {
-            anyhow::bail!("a subgraph exited: {:?} ({res:?})", idx);
-        }
+        (res, name) = first_exit(&mut waits) => anyhow::bail!("{name} exited ({res:?})"),
     }
     Ok(())
 }
@@ -247,6 +333,15 @@ async fn schema(check: bool) -> anyhow::Result<()> {
         anyhow::ensure!(status.success(), "schema check `{}` failed", args.join(" "));
     }
     Ok(())
+}
+
+/// Waits for the first child to exit; returns its status and name.
+async fn first_exit<'a>(
+    children: &mut [(&'a str, tokio::process::Child)],
+) -> (std::io::Result<std::process::ExitStatus>, &'a str) {
+    let names: Vec<&'a str> = children.iter().map(|(n, _)| *n).collect();
+    let (res, idx, _) = futures::future::select_all(children.iter_mut().map(|(_, c)| Box::pin(c.wait()))).await;
+    (res, names[idx])
 }
 
 async fn sqlx_prepare(admin_url: &str, check: bool) -> anyhow::Result<()> {

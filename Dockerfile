@@ -1,0 +1,16 @@
+# Builds every control-plane binary; compose.yaml runs them. Queries are checked against the committed .sqlx
+# data, so the build needs no database.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+ENV SQLX_OFFLINE=true
+RUN cargo build --release --locked -p tenancy -p xtask \
+ && mkdir -p /out && cp target/release/tenancy target/release/xtask /out/
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/ /usr/local/bin/
+COPY --from=build /src/migrations /src/migrations
+COPY --from=build /src/schema /src/schema
+COPY --from=build /src/router /src/router
+WORKDIR /src
