@@ -68,9 +68,9 @@ impl Broker {
         Ok(ch)
     }
 
-    /// For `/health/ready`.
+    /// For `/health/ready`: connected, or able to reconnect within two seconds.
     pub async fn is_ready(&self) -> bool {
-        self.connection().await.is_ok()
+        matches!(tokio::time::timeout(Duration::from_secs(2), self.connection()).await, Ok(Ok(_)))
     }
 
     /// Drops the connection; the next use reconnects.

@@ -105,7 +105,7 @@ impl Stack {
     /// Starts Hive Router in front of the subgraph.
     pub async fn hive(&self) -> Router {
         let port = free_port();
-        let mut cmd = tokio::process::Command::new(tool("hive-router"));
+        let mut cmd = tokio::process::Command::new(tool("hive_router"));
         cmd.env("ROUTER_CONFIG_FILE_PATH", repo().join("router/hive.yaml"))
             .env("SUPERGRAPH_FILE_PATH", self.dir.join("supergraph.graphql"))
             .env("HOST", "127.0.0.1")

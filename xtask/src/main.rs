@@ -147,16 +147,13 @@ fn tools_bin(name: &str) -> PathBuf {
 async fn start_router(kind: RouterKind, secret: &str) -> anyhow::Result<Option<tokio::process::Child>> {
     let (bin, install) = match kind {
         RouterKind::None => return Ok(None),
-        RouterKind::Hive => (tools_bin("hive-router"), "hive"),
+        RouterKind::Hive => (tools_bin("hive_router"), "hive"),
         RouterKind::Apollo => (tools_bin("router"), "apollo"),
     };
     if !bin.exists() {
         eprintln!("the router is not installed yet: building it (about 15 minutes, once)…");
-        let status = tokio::process::Command::new("bash")
-            .arg(root().join("router/install.sh"))
-            .arg(install)
-            .status()
-            .await?;
+        let status =
+            tokio::process::Command::new("bash").arg(root().join("router/install.sh")).arg(install).status().await?;
         anyhow::ensure!(status.success(), "router/install.sh {install} failed");
     }
     let supergraph = root().join("schema/supergraph.graphql");
@@ -201,11 +198,12 @@ async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Resul
     anyhow::ensure!(build.status().await?.success(), "cargo build failed");
 
     let profile = if release { "release" } else { "debug" };
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root().join("target"));
     let mut children = Vec::new();
     for (domain, port, _) in &built {
         let database = format!("cp_{domain}");
         let roles = kernel::db::Roles::for_domain(domain);
-        let bin = root().join("target").join(profile).join(domain);
+        let bin = target.join(profile).join(domain);
         let child = tokio::process::Command::new(bin)
             .arg("serve")
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
