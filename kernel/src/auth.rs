@@ -329,3 +329,210 @@ impl LocalSigner {
         self.sign(&claims)
     }
 }
+
+/// What a store knows about an API token, cached by the token's hash.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ApiTokenInfo {
+    pub active: bool,
+    pub token_id: String,
+    pub subject: String,
+    pub tenant: Option<TenantId>,
+    pub scopes: Vec<String>,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// Where API tokens are looked up: identity's own database there, its introspection endpoint elsewhere.
+#[async_trait::async_trait]
+pub trait ApiTokenSource: Send + Sync {
+    /// `None` when no such token exists.
+    async fn lookup(&self, raw: &str, hash: &str) -> Result<Option<ApiTokenInfo>>;
+}
+
+/// Looks API tokens up through identity's RFC 7662 introspection endpoint, authenticated with the
+/// internal secret.
+pub struct IntrospectionSource {
+    url: String,
+    secret: secrecy::SecretString,
+    http: reqwest::Client,
+}
+
+impl IntrospectionSource {
+    pub fn new(identity_url: &str, secret: secrecy::SecretString) -> Self {
+        Self {
+            url: format!("{}/oauth/introspect", identity_url.trim_end_matches('/')),
+            secret,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(3)).build().expect("http client"),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ApiTokenSource for IntrospectionSource {
+    async fn lookup(&self, raw: &str, _hash: &str) -> Result<Option<ApiTokenInfo>> {
+        use secrecy::ExposeSecret;
+        let resp = self
+            .http
+            .post(&self.url)
+            .header(crate::server::ROUTER_SECRET_HEADER, self.secret.expose_secret())
+            .form(&[("token", raw), ("token_type_hint", "api_token")])
+            .send()
+            .await
+            .map_err(|e| Error::internal(anyhow::anyhow!("introspection request failed: {e}")))?;
+        let body: serde_json::Value = resp
+            .error_for_status()
+            .map_err(|e| Error::internal(anyhow::anyhow!("introspection refused: {e}")))?
+            .json()
+            .await
+            .map_err(|e| Error::internal(anyhow::anyhow!("introspection answer unreadable: {e}")))?;
+        if body["active"] != true {
+            return Ok(None);
+        }
+        Ok(Some(ApiTokenInfo {
+            active: true,
+            token_id: body["jti"].as_str().unwrap_or_default().to_owned(),
+            subject: body["sub"].as_str().unwrap_or_default().to_owned(),
+            tenant: body["tid"].as_str().and_then(|t| TenantId::parse(t).ok()),
+            scopes: body["scope"].as_str().unwrap_or_default().split_whitespace().map(str::to_owned).collect(),
+            expires_at: body["exp"].as_i64().unwrap_or(0),
+        }))
+    }
+}
+
+/// Authenticates bearer tokens: JWTs locally (signature, claims, revoked `jti`s), API tokens through a
+/// [`ApiTokenSource`] behind an in-process cache and a Redis cache, both dropped on revocation events.
+pub struct Authenticator {
+    pub jwt: JwtVerifier,
+    api_tokens: Option<Arc<dyn ApiTokenSource>>,
+    cache: Option<crate::cache::Cache>,
+    local: std::sync::RwLock<HashMap<String, (Option<ApiTokenInfo>, Instant)>>,
+    /// Revoked access-token ids and when the tokens expire anyway.
+    revoked: std::sync::RwLock<HashMap<String, i64>>,
+    local_ttl: Duration,
+}
+
+use std::sync::Arc;
+
+impl Authenticator {
+    /// `api_tokens: None` refuses API tokens (JWTs only).
+    pub fn new(
+        jwt: JwtVerifier,
+        api_tokens: Option<Arc<dyn ApiTokenSource>>,
+        cache: Option<crate::cache::Cache>,
+    ) -> Self {
+        Self {
+            jwt,
+            api_tokens,
+            cache,
+            local: Default::default(),
+            revoked: Default::default(),
+            local_ttl: Duration::from_secs(30),
+        }
+    }
+
+    pub fn api_token_key(hash: &str) -> String {
+        crate::cache::key(&TenantId::platform(), "api-token", hash)
+    }
+
+    pub async fn authenticate(&self, token: &str) -> Result<Caller> {
+        if crate::api_token::looks_like(token) {
+            return self.api_token(token).await;
+        }
+        let caller = self.jwt.verify(token).await?;
+        if let Some(jti) = &caller.token_id {
+            if self.revoked.read().expect("revocation lock").contains_key(jti) {
+                return Err(Error::unauthenticated("token has been revoked"));
+            }
+        }
+        Ok(caller)
+    }
+
+    async fn api_token(&self, raw: &str) -> Result<Caller> {
+        // The checksum catches typos and made-up tokens before any store is asked.
+        if !crate::api_token::well_formed(raw) {
+            return Err(Error::unauthenticated("malformed API token"));
+        }
+        let source =
+            self.api_tokens.as_ref().ok_or_else(|| Error::unauthenticated("API tokens are not accepted here"))?;
+        let hash = crate::api_token::hash(raw);
+        let cached = self.local.read().expect("token cache lock").get(&hash).cloned();
+        let info = match cached {
+            Some((info, at)) if at.elapsed() < self.local_ttl => info,
+            _ => {
+                let from_redis = match &self.cache {
+                    Some(c) => c.get_json::<Option<ApiTokenInfo>>(&Self::api_token_key(&hash)).await,
+                    None => None,
+                };
+                let info = match from_redis {
+                    Some(info) => info,
+                    None => {
+                        let info = source.lookup(raw, &hash).await?;
+                        if let Some(c) = &self.cache {
+                            c.put_json(&Self::api_token_key(&hash), &info, Duration::from_secs(60)).await;
+                        }
+                        info
+                    }
+                };
+                self.local.write().expect("token cache lock").insert(hash, (info.clone(), Instant::now()));
+                info
+            }
+        };
+        match info {
+            Some(i) if i.active && i.expires_at > chrono::Utc::now().timestamp() => Ok(Caller {
+                subject: i.subject,
+                tenant: i.tenant,
+                scopes: i.scopes.into_iter().collect(),
+                token_id: Some(i.token_id),
+                expires_at: i.expires_at,
+            }),
+            _ => Err(Error::unauthenticated("API token is unknown, expired or revoked")),
+        }
+    }
+
+    /// Drops every cached copy of an API token's validation (on `ApiTokenRevoked`).
+    pub async fn forget_api_token(&self, hash: &str) {
+        self.local.write().expect("token cache lock").remove(hash);
+        if let Some(c) = &self.cache {
+            c.invalidate(&[Self::api_token_key(hash)]).await;
+        }
+    }
+
+    /// Refuses an access token from now on (on `AccessTokenRevoked`); forgotten once it expires anyway.
+    pub fn revoke_jti(&self, jti: &str, expires_at: i64) {
+        let now = chrono::Utc::now().timestamp();
+        let mut revoked = self.revoked.write().expect("revocation lock");
+        revoked.retain(|_, exp| *exp > now);
+        revoked.insert(jti.to_owned(), expires_at);
+    }
+
+    /// Drops every in-process API-token entry (the revocation listener reconnected and may have missed events).
+    pub fn forget_all_api_tokens(&self) {
+        self.local.write().expect("token cache lock").clear();
+    }
+}
+
+/// Routing keys of identity's revocation events, which every subgraph listens to.
+pub fn revocation_bindings() -> Vec<String> {
+    vec!["identity.ApiTokenRevoked".to_owned(), "identity.AccessTokenRevoked".to_owned()]
+}
+
+/// Applies a revocation event (or a listener reset) to `auth`.
+pub fn on_revocation(auth: Arc<Authenticator>) -> impl Fn(crate::consumer::Notice) + Send + Sync + 'static {
+    move |notice| match notice {
+        crate::consumer::Notice::Reset => auth.forget_all_api_tokens(),
+        crate::consumer::Notice::Event(env) => match env.event_type.as_str() {
+            "ApiTokenRevoked" => {
+                if let Some(hash) = env.payload["tokenHash"].as_str().map(str::to_owned) {
+                    let auth = auth.clone();
+                    tokio::spawn(async move { auth.forget_api_token(&hash).await });
+                }
+            }
+            "AccessTokenRevoked" => {
+                if let (Some(jti), Some(exp)) = (env.payload["jti"].as_str(), env.payload["expiresAt"].as_i64()) {
+                    auth.revoke_jti(jti, exp);
+                }
+            }
+            _ => {}
+        },
+    }
+}

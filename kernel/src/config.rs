@@ -43,6 +43,11 @@ pub struct KernelConfig {
     #[arg(long, env = "JWKS")]
     pub jwks: String,
 
+    /// Identity subgraph's base URL, for validating API tokens (`cpt_…`) through its introspection endpoint.
+    /// Without it, only JWTs are accepted.
+    #[arg(long, env = "IDENTITY_URL")]
+    pub identity_url: Option<String>,
+
     /// Deepest selection a query may have.
     #[arg(long, env = "GRAPHQL_MAX_DEPTH", default_value_t = 12)]
     pub max_depth: usize,

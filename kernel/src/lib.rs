@@ -8,6 +8,8 @@
 //! |---|---|
 //! | [`ids`] | [`TenantId`], the slug every row, key and event carries |
 //! | [`error`] | the one error type and its `extensions.code`; nothing internal reaches a client |
+//! | [`api_token`] | API token format (prefix, checksum) and hashing |
+//! | [`secrets`] | secrets by `configRef` (`env:`, `file:`; pluggable for Key Vault or Vault) |
 //! | [`auth`] | bearer-token verification against a JWKS (file or URL), and a local signer for dev and tests |
 //! | [`context`] | the per-request [`RequestContext`]: caller, tenant, scopes, trace and correlation ids |
 //! | [`db`] | pools, tenant-scoped transactions (`SET LOCAL` for row-level security), migrations, provisioning |
@@ -20,6 +22,7 @@
 //! | [`server`] | the axum app: `/graphql`, health, metrics, limits, graceful shutdown |
 //! | [`config`], [`telemetry`], [`metrics`] | clap/env config, tracing, Prometheus |
 
+pub mod api_token;
 pub mod auth;
 pub mod broker;
 pub mod cache;
@@ -33,6 +36,7 @@ pub mod ids;
 pub mod metrics;
 pub mod outbox;
 pub mod pagination;
+pub mod secrets;
 pub mod server;
 pub mod telemetry;
 

@@ -26,7 +26,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::auth::JwtVerifier;
+use crate::auth::Authenticator;
 use crate::broker::Broker;
 use crate::cache::Cache;
 use crate::context::RequestContext;
@@ -39,7 +39,7 @@ pub struct Kernel {
     pub pool: PgPool,
     pub cache: Cache,
     pub broker: Arc<Broker>,
-    pub verifier: Arc<JwtVerifier>,
+    pub auth: Arc<Authenticator>,
     /// What the router must send in `x-cp-router-secret`.
     pub router_secret: SecretString,
 }
@@ -97,7 +97,7 @@ where
     );
     let response = async {
         let caller = match bearer(&headers) {
-            Some(token) => state.kernel.verifier.verify(token).await,
+            Some(token) => state.kernel.auth.authenticate(token).await,
             None => Err(Error::unauthenticated("missing bearer token")),
         };
         match caller {
@@ -196,7 +196,7 @@ where
                     .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
                     .map(|(_, t)| t.trim().to_owned())
                     .ok_or_else(|| async_graphql::Error::new("missing bearer token"))?;
-                let caller = state.kernel.verifier.verify(&token).await.map_err(|e| e.to_graphql())?;
+                let caller = state.kernel.auth.authenticate(&token).await.map_err(|e| e.to_graphql())?;
                 let trace_id = payload_header(&payload, "traceparent")
                     .and_then(|tp| tp.split('-').nth(1).map(str::to_owned))
                     .filter(|t| t.len() == 32)
@@ -235,6 +235,31 @@ async fn ready<Q, M, S>(State(state): State<Arc<AppState<Q, M, S>>>) -> impl Int
 pub async fn serve(listener: tokio::net::TcpListener, app: Router, shutdown: CancellationToken) -> anyhow::Result<()> {
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
     Ok(())
+}
+
+/// Listens for identity's revocation events so revoked API and access tokens stop working on this replica
+/// within moments (every subgraph runs this).
+pub fn spawn_revocation_listener(kernel: &Kernel, shutdown: &CancellationToken) {
+    tokio::spawn(crate::consumer::listen(
+        kernel.broker.clone(),
+        crate::auth::revocation_bindings(),
+        crate::auth::on_revocation(kernel.auth.clone()),
+        shutdown.clone(),
+    ));
+}
+
+/// Builds the authenticator from configuration: JWTs against the JWKS, API tokens through identity's
+/// introspection endpoint when `IDENTITY_URL` is set.
+pub async fn authenticator(cfg: &crate::config::KernelConfig, cache: &Cache) -> anyhow::Result<Arc<Authenticator>> {
+    let jwt =
+        crate::auth::JwtVerifier::new(&cfg.jwt_issuer, &cfg.jwt_audience, crate::auth::JwksSource::parse(&cfg.jwks));
+    let api_tokens = cfg.identity_url.as_deref().map(|url| {
+        Arc::new(crate::auth::IntrospectionSource::new(url, cfg.router_secret.clone()))
+            as Arc<dyn crate::auth::ApiTokenSource>
+    });
+    let auth = Authenticator::new(jwt, api_tokens, Some(cache.clone()));
+    auth.jwt.preload().await?;
+    Ok(Arc::new(auth))
 }
 
 /// Cancels `token` on Ctrl-C or SIGTERM.

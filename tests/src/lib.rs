@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kernel::auth::{JwksSource, JwtVerifier, LocalSigner};
+use kernel::auth::{Authenticator, JwksSource, JwtVerifier, LocalSigner};
 use kernel::broker::Broker;
 use kernel::cache::Cache;
 use kernel::consumer::RetryPolicy;
@@ -68,13 +68,15 @@ impl Stack {
         let secret = format!("secret-{}", uuid::Uuid::new_v4());
 
         let app_url = kernel::db::url_for(&admin, &roles.app, &database).unwrap();
-        let verifier = Arc::new(JwtVerifier::new(ISSUER, AUDIENCE, JwksSource::File(dir.join("jwks.json"))));
-        verifier.preload().await.unwrap();
+        let jwt = JwtVerifier::new(ISSUER, AUDIENCE, JwksSource::File(dir.join("jwks.json")));
+        jwt.preload().await.unwrap();
+        let cache = Cache::connect(&"redis://127.0.0.1:6379".to_owned().into()).await.unwrap();
+        let auth = Arc::new(Authenticator::new(jwt, None, Some(cache.clone())));
         let state = tenancy::State::new(Kernel {
             pool: kernel::db::connect(&app_url.into(), 16).await.unwrap(),
-            cache: Cache::connect(&"redis://127.0.0.1:6379".to_owned().into()).await.unwrap(),
+            cache,
             broker: Arc::new(Broker::new("amqp://guest:guest@127.0.0.1:5672/%2f".to_owned().into())),
-            verifier,
+            auth,
             router_secret: secret.clone().into(),
         });
         let shutdown = CancellationToken::new();

@@ -29,7 +29,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::{Schema, SchemaBuilder};
-use kernel::auth::{JwksSource, JwtVerifier};
 use kernel::broker::Broker;
 use kernel::cache::Cache;
 use kernel::config::KernelConfig;
@@ -106,9 +105,8 @@ pub async fn connect(cfg: &KernelConfig) -> anyhow::Result<Arc<State>> {
     let pool = kernel::db::connect(&cfg.database_url, cfg.database_max_connections).await?;
     let cache = Cache::connect(&cfg.redis_url).await?;
     let broker = Arc::new(Broker::new(cfg.amqp_url.clone()));
-    let verifier = Arc::new(JwtVerifier::new(&cfg.jwt_issuer, &cfg.jwt_audience, JwksSource::parse(&cfg.jwks)));
-    verifier.preload().await?;
-    Ok(State::new(Kernel { pool, cache, broker, verifier, router_secret: cfg.router_secret.clone() }))
+    let auth = server::authenticator(cfg, &cache).await?;
+    Ok(State::new(Kernel { pool, cache, broker, auth, router_secret: cfg.router_secret.clone() }))
 }
 
 /// Starts the outbox relay, the command consumer and the event listener (cache invalidation, live
@@ -123,6 +121,7 @@ pub fn spawn_background(state: &Arc<State>, poll: Duration, retry: RetryPolicy, 
         Arc::new(consumers::ProvisionTenantHandler),
         shutdown.clone(),
     ));
+    server::spawn_revocation_listener(k, shutdown);
     tokio::spawn(consumer::listen(
         k.broker.clone(),
         consumers::listener_bindings(),

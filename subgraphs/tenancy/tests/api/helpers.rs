@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
-use kernel::auth::{JwksSource, JwtVerifier, LocalSigner};
+use kernel::auth::{Authenticator, JwksSource, JwtVerifier, LocalSigner};
 use kernel::broker::Broker;
 use kernel::cache::Cache;
 use kernel::consumer::RetryPolicy;
@@ -109,10 +109,11 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     let pool = kernel::db::connect(&app_url.clone().into(), 8).await.expect("app pool");
     let cache = Cache::connect(&REDIS.into()).await.expect("redis");
     let broker = Arc::new(Broker::new(opts.amqp_url.clone().into()));
-    let verifier = Arc::new(JwtVerifier::new(ISSUER, AUDIENCE, JwksSource::File(jwks_path)));
-    verifier.preload().await.expect("jwks");
+    let jwt = JwtVerifier::new(ISSUER, AUDIENCE, JwksSource::File(jwks_path));
+    jwt.preload().await.expect("jwks");
+    let auth = Arc::new(Authenticator::new(jwt, None, Some(cache.clone())));
     let router_secret = ROUTER_SECRET.to_owned().into();
-    let state = State::new(Kernel { pool: pool.clone(), cache, broker, verifier, router_secret });
+    let state = State::new(Kernel { pool: pool.clone(), cache, broker, auth, router_secret });
     let shutdown = CancellationToken::new();
     if opts.background {
         spawn_background(&state, &opts, &shutdown);
