@@ -61,6 +61,8 @@ struct Claims {
 pub enum JwksSource {
     File(PathBuf),
     Url(String),
+    /// A JWKS held in memory (the issuer verifying its own tokens).
+    Static(String),
 }
 
 impl JwksSource {
@@ -204,6 +206,7 @@ impl JwtVerifier {
                 .await
                 .map_err(|e| anyhow::anyhow!("reading JWKS file {}: {e}", path.display()))?,
             JwksSource::Url(url) => self.http.get(url).send().await?.error_for_status()?.text().await?,
+            JwksSource::Static(jwks) => jwks.clone(),
         };
         parse_jwks(&body)
     }
@@ -270,19 +273,38 @@ impl LocalSigner {
         Ok(Self { kid: kid.into(), public: pair.public_key().as_ref().to_vec(), pkcs8 })
     }
 
-    /// Loads the key from `dir/signing-key.pk8`, creating it (and `dir/jwks.json`) on first use.
+    /// Loads the key from `dir/signing-key` (base64 PKCS#8, the form a secret store holds), creating it
+    /// (and `dir/jwks.json`) on first use.
     pub fn load_or_create(dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let key_path = dir.join("signing-key.pk8");
+        let key_path = dir.join("signing-key");
         let signer = if key_path.exists() {
-            Self::from_pkcs8("dev-1", std::fs::read(&key_path)?)?
+            Self::from_base64(std::fs::read_to_string(&key_path)?.trim())?
         } else {
-            let s = Self::generate("dev-1");
-            std::fs::write(&key_path, &s.pkcs8)?;
+            let s = Self::from_pkcs8_derived(Self::generate("new").pkcs8)?;
+            std::fs::write(&key_path, s.to_base64())?;
             s
         };
         std::fs::write(dir.join("jwks.json"), signer.jwks().to_string())?;
         Ok(signer)
+    }
+
+    /// A key from base64 PKCS#8, with its key id derived from the public key.
+    pub fn from_base64(b64: &str) -> anyhow::Result<Self> {
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|_| anyhow::anyhow!("signing key is not base64 PKCS#8"))?;
+        Self::from_pkcs8_derived(der)
+    }
+
+    fn from_pkcs8_derived(pkcs8: Vec<u8>) -> anyhow::Result<Self> {
+        let mut s = Self::from_pkcs8("", pkcs8)?;
+        s.kid = format!("k-{}", &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&s.public))[..16]);
+        Ok(s)
+    }
+
+    pub fn to_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(&self.pkcs8)
     }
 
     pub fn kid(&self) -> &str {

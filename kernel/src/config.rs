@@ -39,9 +39,11 @@ pub struct KernelConfig {
     #[arg(long, env = "JWT_AUDIENCE", default_value = "control-plane")]
     pub jwt_audience: String,
 
-    /// JWKS with the issuer's public keys: a file path or an http(s) URL. Refetched on unknown key ids.
+    /// JWKS with the issuer's public keys: a file path or an http(s) URL (identity's
+    /// `/.well-known/jwks.json`). Refetched on unknown key ids. Required by every subgraph but identity,
+    /// which verifies with its own keys.
     #[arg(long, env = "JWKS")]
-    pub jwks: String,
+    pub jwks: Option<String>,
 
     /// Identity subgraph's base URL, for validating API tokens (`cpt_…`) through its introspection endpoint.
     /// Without it, only JWTs are accepted.

@@ -102,12 +102,11 @@ pub async fn provision(admin_url: &str, domain: &str, database: &str) -> anyhow:
             .fetch_one(&mut admin)
             .await?;
         if !exists {
-            let create = format!(
-                "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS",
-                ident(role)
-            );
-            ignore_duplicate(admin.execute(create.as_str()).await)?;
+            ignore_duplicate(admin.execute(format!("CREATE ROLE {}", ident(role)).as_str()).await)?;
         }
+        // Converge the attributes every time, so a role made by an older provisioning gets today's.
+        let attributes = "LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS";
+        admin.execute(format!("ALTER ROLE {} {attributes}", ident(role)).as_str()).await?;
     }
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
         .bind(database)

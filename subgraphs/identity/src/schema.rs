@@ -1,0 +1,332 @@
+//! Identity's query and mutation roots and its `Principal` entity.
+//!
+//! A tenant's members manage their own tenant's principals, roles, clients and tokens (`identity:read`,
+//! `identity:write`); platform operators (`platform:admin`) manage any tenant's by naming it in `tenantId`,
+//! and the platform's own (where operators live) by omitting it. The tenant never comes from anything else.
+
+use std::sync::Arc;
+
+use async_graphql::connection::Connection;
+use async_graphql::{Context, Enum, InputObject, Object, ID};
+use kernel::context::ContextExt;
+use kernel::envelope::EventMeta;
+use kernel::pagination::Page;
+use kernel::{api_token, db, outbox, Error, Result, TenantId};
+
+use crate::events::{self, DOMAIN};
+use crate::model::{ApiToken, ApiTokenWithSecret, OAuthClient, OAuthClientWithSecret, Principal, Role};
+use crate::tokens::{self, PERMISSIONS};
+use crate::{store, State};
+
+pub const READ: &str = "identity:read";
+pub const WRITE: &str = "identity:write";
+
+fn state<'a>(ctx: &'a Context<'_>) -> &'a Arc<State> {
+    ctx.data_unchecked::<Arc<State>>()
+}
+
+/// The tenant an operation acts on, checked against the caller.
+fn tenant_for(ctx: &Context<'_>, requested: Option<&ID>, permission: &str) -> Result<TenantId> {
+    let req = ctx.request();
+    if req.is_platform_operator() {
+        return match requested {
+            Some(id) => TenantId::parse(id),
+            None => Ok(TenantId::platform()),
+        };
+    }
+    let own = req.tenant_with(permission)?.clone();
+    match requested {
+        Some(id) if id.as_str() != own.as_str() => Err(Error::not_found("no such tenant")),
+        _ => Ok(own),
+    }
+}
+
+fn permissions(tenant: &TenantId, raw: Vec<String>) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for p in raw {
+        let p = p.trim().to_owned();
+        if !PERMISSIONS.contains(&p.as_str()) {
+            return Err(Error::bad_input("permissions", format!("unknown permission `{}`", kernel::error::clip(&p, 64))));
+        }
+        if p == kernel::auth::PLATFORM_OPERATOR && !tenant.is_platform() {
+            return Err(Error::bad_input("permissions", "platform:admin can be granted only in the platform tenant"));
+        }
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+fn role_key(raw: &str) -> Result<String> {
+    let s = raw.trim();
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.as_bytes()[0].is_ascii_lowercase()
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    ok.then(|| s.to_owned()).ok_or_else(|| Error::bad_input("key", "role keys are 1 to 64 lower-case letters, digits and hyphens"))
+}
+
+fn parse_uuid(field: &str, raw: &ID) -> Result<uuid::Uuid> {
+    raw.parse().map_err(|_| Error::bad_input(field, format!("{field} is not an id")))
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKind {
+    User,
+    Service,
+}
+
+#[derive(InputObject)]
+pub struct CreatePrincipalInput {
+    pub kind: PrincipalKind,
+    pub display_name: String,
+    /// Users only; unique within the tenant.
+    pub email: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct DefineRoleInput {
+    pub key: String,
+    #[graphql(default)]
+    pub description: String,
+    pub permissions: Vec<String>,
+}
+
+#[derive(InputObject)]
+pub struct CreateApiTokenInput {
+    pub principal_id: ID,
+    pub name: String,
+    pub scopes: Vec<String>,
+    /// Lifetime in days, 1 to 365.
+    #[graphql(default = 90)]
+    pub expires_in_days: i32,
+}
+
+pub struct QueryRoot;
+
+#[Object(name = "Query")]
+impl QueryRoot {
+    /// The calling principal.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Principal> {
+        let tenant = ctx.request().caller.tenant.clone().unwrap_or_else(TenantId::platform);
+        let id: uuid::Uuid = ctx.request().caller.subject.parse().map_err(|_| Error::not_found("the caller is not a principal of identity"))?;
+        principal_in(state(ctx), &tenant, id).await
+    }
+
+    async fn principal(&self, ctx: &Context<'_>, id: ID, tenant_id: Option<ID>) -> Result<Principal> {
+        let tenant = tenant_for(ctx, tenant_id.as_ref(), READ)?;
+        principal_in(state(ctx), &tenant, parse_uuid("id", &id)?).await
+    }
+
+    async fn principals(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: Option<ID>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, Principal>> {
+        let tenant = tenant_for(ctx, tenant_id.as_ref(), READ)?;
+        let page = Page::forward(after, first, 20)?;
+        let after = page.after.as_deref().map(|a| a.parse::<uuid::Uuid>().map_err(|_| Error::bad_input("after", "not a cursor")));
+        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
+        let rows = store::list_principals(&mut tx, after.transpose()?, page.fetch_limit()).await?;
+        tx.commit().await?;
+        Ok(page.connection(rows, |p| p.id.to_string()))
+    }
+
+    async fn roles(&self, ctx: &Context<'_>, tenant_id: Option<ID>) -> Result<Vec<Role>> {
+        let tenant = tenant_for(ctx, tenant_id.as_ref(), READ)?;
+        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
+        let roles = store::roles(&mut tx).await?;
+        tx.commit().await?;
+        Ok(roles)
+    }
+
+    async fn oauth_clients(&self, ctx: &Context<'_>, tenant_id: Option<ID>) -> Result<Vec<OAuthClient>> {
+        let tenant = tenant_for(ctx, tenant_id.as_ref(), READ)?;
+        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
+        let clients = store::clients(&mut tx).await?;
+        tx.commit().await?;
+        Ok(clients)
+    }
+
+    async fn api_tokens(&self, ctx: &Context<'_>, tenant_id: Option<ID>) -> Result<Vec<ApiToken>> {
+        let tenant = tenant_for(ctx, tenant_id.as_ref(), READ)?;
+        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
+        let tokens = store::api_tokens(&mut tx).await?;
+        tx.commit().await?;
+        Ok(tokens)
+    }
+
+    /// Resolves `Principal` references within the caller's tenant.
+    #[graphql(entity)]
+    async fn find_principal_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Principal> {
+        let tenant = tenant_for(ctx, None, READ)?;
+        principal_in(state(ctx), &tenant, parse_uuid("id", &id)?).await
+    }
+}
+
+async fn principal_in(state: &State, tenant: &TenantId, id: uuid::Uuid) -> Result<Principal> {
+    let mut tx = db::tenant_tx(&state.kernel.pool, tenant).await?;
+    let found = store::principals_by_id(&mut tx, &[id]).await?.pop();
+    tx.commit().await?;
+    found.ok_or_else(|| Error::not_found("no such principal"))
+}
+
+pub struct MutationRoot;
+
+#[Object(name = "Mutation")]
+impl MutationRoot {
+    /// Emits `PrincipalCreated`.
+    async fn create_principal(&self, ctx: &Context<'_>, input: CreatePrincipalInput, tenant_id: Option<ID>) -> Result<Principal> {
+        let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
+        let name = kernel::error::text("displayName", &input.display_name, 200)?;
+        let (kind, email) = match input.kind {
+            PrincipalKind::User => {
+                let email = input.email.as_deref().map(|e| kernel::error::text("email", e, 254)).transpose()?;
+                if email.as_deref().is_some_and(|e| !e.contains('@')) {
+                    return Err(Error::bad_input("email", "email is not an address"));
+                }
+                ("User", email)
+            }
+            PrincipalKind::Service if input.email.is_some() => return Err(Error::bad_input("email", "services have no email")),
+            PrincipalKind::Service => ("Service", None),
+        };
+        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
+        let p = store::insert_principal(&mut tx, &tenant, kind, &name, email.as_deref()).await?;
+        let event = events::PrincipalCreated { principal_id: p.id.to_string(), kind: kind.into(), display_name: name };
+        outbox::enqueue(&mut tx, DOMAIN, &tenant, &ctx.request().event_meta(), &event).await?;
+        tx.commit().await?;
+        Ok(p)
+    }
+
+    /// A disabled principal's tokens stop carrying permissions. Emits `PrincipalDisabled`.
+    async fn disable_principal(&self, ctx: &Context<'_>, id: ID, tenant_id: Option<ID>) -> Result<Principal> {
+        let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
+        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
+        let p = store::disable_principal(&mut tx, parse_uuid("id", &id)?).await?;
+        outbox::enqueue(&mut tx, DOMAIN, &tenant, &ctx.request().event_meta(), &events::PrincipalDisabled { principal_id: p.id.to_string() }).await?;
+        tx.commit().await?;
+        Ok(p)
+    }
+
+    /// Creates or replaces a role. Emits `RoleDefined`.
+    async fn define_role(&self, ctx: &Context<'_>, input: DefineRoleInput, tenant_id: Option<ID>) -> Result<Role> {
+        let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
+        let key = role_key(&input.key)?;
+        let perms = permissions(&tenant, input.permissions)?;
+        let description = kernel::error::clip(input.description.trim(), 500);
+        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
+        let role = store::upsert_role(&mut tx, &tenant, &key, &description, &perms).await?;
+        outbox::enqueue(&mut tx, DOMAIN, &tenant, &ctx.request().event_meta(), &events::RoleDefined { role_key: key, permissions: perms }).await?;
+        tx.commit().await?;
+        Ok(role)
+    }
+
+    /// Emits `RoleBound`.
+    async fn bind_role(&self, ctx: &Context<'_>, principal_id: ID, role_key: String, tenant_id: Option<ID>) -> Result<bool> {
+        let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
+        let principal = parse_uuid("principalId", &principal_id)?;
+        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
+        store::bind_role(&mut tx, &tenant, principal, &role_key).await?;
+        let event = events::RoleBound { principal_id: principal.to_string(), role_key };
+        outbox::enqueue(&mut tx, DOMAIN, &tenant, &ctx.request().event_meta(), &event).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Emits `RoleUnbound`.
+    async fn unbind_role(&self, ctx: &Context<'_>, principal_id: ID, role_key: String, tenant_id: Option<ID>) -> Result<bool> {
+        let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
+        let principal = parse_uuid("principalId", &principal_id)?;
+        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
+        if !store::unbind_role(&mut tx, principal, &role_key).await? {
+            return Err(Error::not_found("no such binding"));
+        }
+        let event = events::RoleUnbound { principal_id: principal.to_string(), role_key };
+        outbox::enqueue(&mut tx, DOMAIN, &tenant, &ctx.request().event_meta(), &event).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// A client-credentials client for a service principal. The secret is in the answer and nowhere else.
+    /// Emits `OAuthClientCreated`.
+    async fn create_oauth_client(&self, ctx: &Context<'_>, principal_id: ID, scopes: Vec<String>, tenant_id: Option<ID>) -> Result<OAuthClientWithSecret> {
+        let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
+        let principal = parse_uuid("principalId", &principal_id)?;
+        let scopes = permissions(&tenant, scopes)?;
+        let (client_id, secret) = (tokens::new_client_id(&tenant), tokens::new_client_secret());
+        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
+        let client = store::insert_client(&mut tx, &tenant, &client_id, principal, &tokens::sha256_hex(&secret), &scopes).await?;
+        let event = events::OAuthClientCreated { client_id, principal_id: principal.to_string(), scopes };
+        outbox::enqueue(&mut tx, DOMAIN, &tenant, &ctx.request().event_meta(), &event).await?;
+        tx.commit().await?;
+        Ok(OAuthClientWithSecret { client, client_secret: secret })
+    }
+
+    /// Replaces a client's secret; the old one stops working at once. Emits `OAuthClientSecretRotated`.
+    async fn rotate_oauth_client_secret(&self, ctx: &Context<'_>, client_id: String, tenant_id: Option<ID>) -> Result<OAuthClientWithSecret> {
+        let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
+        let secret = tokens::new_client_secret();
+        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
+        let client = store::rotate_client_secret(&mut tx, &client_id, &tokens::sha256_hex(&secret)).await?;
+        outbox::enqueue(&mut tx, DOMAIN, &tenant, &ctx.request().event_meta(), &events::OAuthClientSecretRotated { client_id }).await?;
+        tx.commit().await?;
+        Ok(OAuthClientWithSecret { client, client_secret: secret })
+    }
+
+    /// Emits `OAuthClientRevoked`.
+    async fn revoke_oauth_client(&self, ctx: &Context<'_>, client_id: String, tenant_id: Option<ID>) -> Result<OAuthClient> {
+        let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
+        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
+        let client = store::revoke_client(&mut tx, &client_id).await?;
+        outbox::enqueue(&mut tx, DOMAIN, &tenant, &ctx.request().event_meta(), &events::OAuthClientRevoked { client_id }).await?;
+        tx.commit().await?;
+        Ok(client)
+    }
+
+    /// An API token for a principal, carrying at most the permissions it holds. The token is in the answer
+    /// and nowhere else. Emits `ApiTokenCreated`.
+    async fn create_api_token(&self, ctx: &Context<'_>, input: CreateApiTokenInput, tenant_id: Option<ID>) -> Result<ApiTokenWithSecret> {
+        let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
+        let principal = parse_uuid("principalId", &input.principal_id)?;
+        let name = kernel::error::text("name", &input.name, 200)?;
+        if !(1..=365).contains(&input.expires_in_days) {
+            return Err(Error::bad_input("expiresInDays", "expiresInDays must be between 1 and 365"));
+        }
+        let scopes = permissions(&tenant, input.scopes)?;
+        let st = state(ctx);
+        let mut tx = db::tenant_tx(&st.kernel.pool, &tenant).await?;
+        let held = store::effective_permissions(&mut tx, principal).await?;
+        if let Some(extra) = scopes.iter().find(|s| !held.contains(s)) {
+            return Err(Error::forbidden(format!("the principal does not hold `{extra}`")));
+        }
+        let token = api_token::generate();
+        let expires_at = chrono::Utc::now() + chrono::Duration::days(i64::from(input.expires_in_days));
+        let meta = store::insert_api_token(&mut tx, &tenant, principal, &name, &api_token::hash(&token), &scopes, expires_at).await?;
+        let event = events::ApiTokenCreated { token_id: meta.id.to_string(), principal_id: principal.to_string(), scopes, expires_at: expires_at.timestamp() };
+        outbox::enqueue(&mut tx, DOMAIN, &tenant, &ctx.request().event_meta(), &event).await?;
+        tx.commit().await?;
+        Ok(ApiTokenWithSecret { api_token: meta, token })
+    }
+
+    /// Revokes an API token everywhere within about a second. Emits `ApiTokenRevoked`.
+    async fn revoke_api_token(&self, ctx: &Context<'_>, id: ID, tenant_id: Option<ID>) -> Result<bool> {
+        let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
+        revoke_api_token(state(ctx), &tenant, parse_uuid("id", &id)?, &ctx.request().event_meta()).await?;
+        Ok(true)
+    }
+}
+
+/// Revokes in the database with its event, then drops this replica's cached copies at once (other
+/// replicas and subgraphs drop theirs when the event reaches them).
+pub async fn revoke_api_token(state: &State, tenant: &TenantId, id: uuid::Uuid, meta: &EventMeta) -> Result<()> {
+    let mut tx = db::tenant_tx(&state.kernel.pool, tenant).await?;
+    let hash = store::revoke_api_token(&mut tx, id).await?;
+    let event = events::ApiTokenRevoked { token_id: id.to_string(), token_hash: hash.clone() };
+    outbox::enqueue(&mut tx, DOMAIN, tenant, meta, &event).await?;
+    tx.commit().await?;
+    state.kernel.auth.forget_api_token(&hash).await;
+    Ok(())
+}
