@@ -251,7 +251,8 @@ pub fn spawn_revocation_listener(kernel: &Kernel, shutdown: &CancellationToken) 
 /// Builds the authenticator from configuration: JWTs against the JWKS, API tokens through identity's
 /// introspection endpoint when `IDENTITY_URL` is set.
 pub async fn authenticator(cfg: &crate::config::KernelConfig, cache: &Cache) -> anyhow::Result<Arc<Authenticator>> {
-    let jwks = cfg.jwks.as_deref().ok_or_else(|| anyhow::anyhow!("JWKS (a file or identity's JWKS URL) is required"))?;
+    let jwks =
+        cfg.jwks.as_deref().ok_or_else(|| anyhow::anyhow!("JWKS (a file or identity's JWKS URL) is required"))?;
     let jwt = crate::auth::JwtVerifier::new(&cfg.jwt_issuer, &cfg.jwt_audience, crate::auth::JwksSource::parse(jwks));
     let api_tokens = cfg.identity_url.as_deref().map(|url| {
         Arc::new(crate::auth::IntrospectionSource::new(url, cfg.router_secret.clone()))

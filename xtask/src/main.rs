@@ -14,13 +14,15 @@ use kernel::auth::LocalSigner;
 
 /// Every domain subgraph, its port, and whether it is built yet.
 const DOMAINS: &[(&str, u16, bool)] = &[
-    ("identity", 4001, false),
+    ("identity", 4001, true),
     ("tenancy", 4002, true),
     ("catalogue", 4003, false),
     ("workflow", 4004, false),
     ("governance", 4005, false),
     ("lineage", 4006, false),
 ];
+/// Identity's base URL: the issuer of every token, and the JWKS and introspection endpoints.
+const IDENTITY: &str = "http://127.0.0.1:4001";
 const ISSUER: &str = "http://127.0.0.1:4001/";
 const AUDIENCE: &str = "control-plane";
 
@@ -199,31 +201,33 @@ async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Resul
 
     let profile = if release { "release" } else { "debug" };
     let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root().join("target"));
+    // Identity starts first: it is the issuer whose JWKS the others load at start-up.
+    let http = reqwest::Client::new();
     let mut children = Vec::new();
     for (domain, port, _) in &built {
         let database = format!("cp_{domain}");
         let roles = kernel::db::Roles::for_domain(domain);
         let bin = target.join(profile).join(domain);
-        let child = tokio::process::Command::new(bin)
-            .arg("serve")
+        let mut cmd = tokio::process::Command::new(bin);
+        cmd.arg("serve")
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("DATABASE_URL", kernel::db::url_for(admin_url, &roles.app, &database)?)
             .env("MIGRATE_DATABASE_URL", kernel::db::url_for(admin_url, &roles.owner, &database)?)
             .env("JWT_ISSUER", ISSUER)
             .env("JWT_AUDIENCE", AUDIENCE)
-            .env("JWKS", jwt_dir.join("jwks.json"))
             .env("ROUTER_SECRET", &secret)
             .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {domain}"))?;
-        children.push((domain, *port, child));
-    }
-    let http = reqwest::Client::new();
-    for (domain, port, _) in &children {
+            .kill_on_drop(true);
+        if *domain == "identity" {
+            // The signing key by configRef: a file here, a Key Vault or Vault reference in production.
+            cmd.env("SIGNING_KEYS", format!("file:{}", jwt_dir.join("signing-key").display()));
+        } else {
+            cmd.env("JWKS", format!("{IDENTITY}/.well-known/jwks.json")).env("IDENTITY_URL", IDENTITY);
+        }
+        let child = cmd.spawn().with_context(|| format!("starting {domain}"))?;
         let url = format!("http://127.0.0.1:{port}/health/ready");
         let mut ready = false;
-        for _ in 0..100 {
+        for _ in 0..150 {
             if http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
                 ready = true;
                 break;
@@ -231,6 +235,7 @@ async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Resul
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         anyhow::ensure!(ready, "{domain} did not become ready at {url}");
+        children.push((domain, *port, child));
     }
     let router_child = start_router(router, &secret).await?;
     if router_child.is_some() {

@@ -138,10 +138,42 @@ pub async fn bootstrap(state: &State) -> anyhow::Result<String> {
     store::bind_role(&mut tx, &platform, p.id, "platform-admin").await?;
     let token = api_token::generate();
     let expires_at = chrono::Utc::now() + chrono::Duration::days(30);
-    let t = store::insert_api_token(&mut tx, &platform, p.id, "bootstrap", &api_token::hash(&token), &perms, expires_at).await?;
-    outbox::enqueue(&mut tx, DOMAIN, &platform, &meta, &events::PrincipalCreated { principal_id: p.id.to_string(), kind: "User".into(), display_name: p.display_name.clone() }).await?;
-    outbox::enqueue(&mut tx, DOMAIN, &platform, &meta, &events::RoleBound { principal_id: p.id.to_string(), role_key: "platform-admin".into() }).await?;
-    outbox::enqueue(&mut tx, DOMAIN, &platform, &meta, &events::ApiTokenCreated { token_id: t.id.to_string(), principal_id: p.id.to_string(), scopes: perms, expires_at: expires_at.timestamp() }).await?;
+    let t =
+        store::insert_api_token(&mut tx, &platform, p.id, "bootstrap", &api_token::hash(&token), &perms, expires_at)
+            .await?;
+    outbox::enqueue(
+        &mut tx,
+        DOMAIN,
+        &platform,
+        &meta,
+        &events::PrincipalCreated {
+            principal_id: p.id.to_string(),
+            kind: "User".into(),
+            display_name: p.display_name.clone(),
+        },
+    )
+    .await?;
+    outbox::enqueue(
+        &mut tx,
+        DOMAIN,
+        &platform,
+        &meta,
+        &events::RoleBound { principal_id: p.id.to_string(), role_key: "platform-admin".into() },
+    )
+    .await?;
+    outbox::enqueue(
+        &mut tx,
+        DOMAIN,
+        &platform,
+        &meta,
+        &events::ApiTokenCreated {
+            token_id: t.id.to_string(),
+            principal_id: p.id.to_string(),
+            scopes: perms,
+            expires_at: expires_at.timestamp(),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(token)
 }

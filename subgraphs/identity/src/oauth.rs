@@ -52,7 +52,11 @@ pub struct TokenForm {
 }
 
 /// Client credentials from HTTP Basic (preferred) or the form body, never both.
-fn client_credentials(headers: &HeaderMap, form_id: Option<String>, form_secret: Option<String>) -> Option<(String, String)> {
+fn client_credentials(
+    headers: &HeaderMap,
+    form_id: Option<String>,
+    form_secret: Option<String>,
+) -> Option<(String, String)> {
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -68,7 +72,11 @@ fn client_credentials(headers: &HeaderMap, form_id: Option<String>, form_secret:
 }
 
 /// Authenticates a client; `Ok(None)` when the credentials are wrong.
-async fn authenticate_client(state: &State, id: &str, secret: &str) -> kernel::Result<Option<(TenantId, store::ClientSecret)>> {
+async fn authenticate_client(
+    state: &State,
+    id: &str,
+    secret: &str,
+) -> kernel::Result<Option<(TenantId, store::ClientSecret)>> {
     let Some(tenant) = tokens::client_tenant(id) else { return Ok(None) };
     let mut tx = db::tenant_tx(&state.kernel.pool, &tenant).await?;
     let client = store::active_client(&mut tx, id).await?;
@@ -81,7 +89,11 @@ async fn token(AxumState(state): AxumState<Arc<State>>, headers: HeaderMap, Form
         return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "only client_credentials is supported");
     }
     let Some((id, secret)) = client_credentials(&headers, form.client_id, form.client_secret) else {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication is required (HTTP Basic)");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication is required (HTTP Basic)",
+        );
     };
     let (tenant, client) = match authenticate_client(&state, &id, &secret).await {
         Ok(Some(found)) => found,
@@ -99,13 +111,16 @@ async fn token(AxumState(state): AxumState<Arc<State>>, headers: HeaderMap, Form
         Ok(held) => held,
         Err(e) => return server_error(e),
     };
-    let allowed: Vec<&str> =
-        client.scopes.iter().map(String::as_str).filter(|s| held.iter().any(|h| h == s)).collect();
+    let allowed: Vec<&str> = client.scopes.iter().map(String::as_str).filter(|s| held.iter().any(|h| h == s)).collect();
     let granted: Vec<&str> = match form.scope.as_deref().map(str::split_whitespace) {
         Some(requested) => {
             let requested: Vec<&str> = requested.collect();
             if let Some(bad) = requested.iter().find(|s| !allowed.contains(s)) {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", &format!("scope `{}` is not granted to this client", kernel::error::clip(bad, 64)));
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    &format!("scope `{}` is not granted to this client", kernel::error::clip(bad, 64)),
+                );
             }
             requested
         }
@@ -113,7 +128,14 @@ async fn token(AxumState(state): AxumState<Arc<State>>, headers: HeaderMap, Form
     };
     let signer = state.keys.current();
     let tid = (!tenant.is_platform()).then(|| tenant.to_string());
-    let access_token = signer.mint(&state.issuer, &state.audience, &client.principal_id.to_string(), tid.as_deref(), &granted, ACCESS_TOKEN_TTL);
+    let access_token = signer.mint(
+        &state.issuer,
+        &state.audience,
+        &client.principal_id.to_string(),
+        tid.as_deref(),
+        &granted,
+        ACCESS_TOKEN_TTL,
+    );
     let mut resp = Json(json!({
         "access_token": access_token, "token_type": "Bearer", "expires_in": ACCESS_TOKEN_TTL.as_secs(),
         "scope": granted.join(" "),
@@ -144,10 +166,18 @@ enum Requester {
     Client(TenantId),
 }
 
-async fn requester(state: &State, headers: &HeaderMap, id: Option<String>, secret: Option<String>) -> Result<Requester, Response> {
+async fn requester(
+    state: &State,
+    headers: &HeaderMap,
+    id: Option<String>,
+    secret: Option<String>,
+) -> Result<Requester, Response> {
     let internal = headers.get(kernel::server::ROUTER_SECRET_HEADER).and_then(|v| v.to_str().ok());
     if let Some(presented) = internal {
-        if tokens::digests_equal(&tokens::sha256_hex(presented), &tokens::sha256_hex(state.kernel.router_secret.expose_secret())) {
+        if tokens::digests_equal(
+            &tokens::sha256_hex(presented),
+            &tokens::sha256_hex(state.kernel.router_secret.expose_secret()),
+        ) {
             return Ok(Requester::Internal);
         }
     }
@@ -161,7 +191,11 @@ async fn requester(state: &State, headers: &HeaderMap, id: Option<String>, secre
     }
 }
 
-async fn introspect(AxumState(state): AxumState<Arc<State>>, headers: HeaderMap, Form(form): Form<TokenParam>) -> Response {
+async fn introspect(
+    AxumState(state): AxumState<Arc<State>>,
+    headers: HeaderMap,
+    Form(form): Form<TokenParam>,
+) -> Response {
     let who = match requester(&state, &headers, form.client_id, form.client_secret).await {
         Ok(who) => who,
         Err(resp) => return resp,
@@ -196,7 +230,11 @@ async fn revoke(AxumState(state): AxumState<Arc<State>>, headers: HeaderMap, For
             return StatusCode::OK.into_response();
         }
     }
-    let meta = EventMeta { trace_id: uuid::Uuid::new_v4().simple().to_string(), correlation_id: String::new(), causation_id: None };
+    let meta = EventMeta {
+        trace_id: uuid::Uuid::new_v4().simple().to_string(),
+        correlation_id: String::new(),
+        causation_id: None,
+    };
     let meta = EventMeta { correlation_id: meta.trace_id.clone(), ..meta };
     let result = if api_token::looks_like(&form.token) {
         match caller.token_id.as_deref().and_then(|id| id.parse::<uuid::Uuid>().ok()) {
@@ -216,7 +254,13 @@ async fn revoke(AxumState(state): AxumState<Arc<State>>, headers: HeaderMap, For
 }
 
 /// Refuses an access token everywhere until it expires: this replica at once, the others through the event.
-async fn revoke_access_token(state: &State, tenant: &TenantId, jti: &str, exp: i64, meta: &EventMeta) -> kernel::Result<()> {
+async fn revoke_access_token(
+    state: &State,
+    tenant: &TenantId,
+    jti: &str,
+    exp: i64,
+    meta: &EventMeta,
+) -> kernel::Result<()> {
     let mut tx = db::tenant_tx(&state.kernel.pool, tenant).await?;
     let event = events::AccessTokenRevoked { jti: jti.to_owned(), expires_at: exp };
     outbox::enqueue(&mut tx, DOMAIN, tenant, meta, &event).await?;

@@ -46,7 +46,10 @@ fn permissions(tenant: &TenantId, raw: Vec<String>) -> Result<Vec<String>> {
     for p in raw {
         let p = p.trim().to_owned();
         if !PERMISSIONS.contains(&p.as_str()) {
-            return Err(Error::bad_input("permissions", format!("unknown permission `{}`", kernel::error::clip(&p, 64))));
+            return Err(Error::bad_input(
+                "permissions",
+                format!("unknown permission `{}`", kernel::error::clip(&p, 64)),
+            ));
         }
         if p == kernel::auth::PLATFORM_OPERATOR && !tenant.is_platform() {
             return Err(Error::bad_input("permissions", "platform:admin can be granted only in the platform tenant"));
@@ -64,7 +67,8 @@ fn role_key(raw: &str) -> Result<String> {
         && s.len() <= 64
         && s.as_bytes()[0].is_ascii_lowercase()
         && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    ok.then(|| s.to_owned()).ok_or_else(|| Error::bad_input("key", "role keys are 1 to 64 lower-case letters, digits and hyphens"))
+    ok.then(|| s.to_owned())
+        .ok_or_else(|| Error::bad_input("key", "role keys are 1 to 64 lower-case letters, digits and hyphens"))
 }
 
 fn parse_uuid(field: &str, raw: &ID) -> Result<uuid::Uuid> {
@@ -110,7 +114,12 @@ impl QueryRoot {
     /// The calling principal.
     async fn me(&self, ctx: &Context<'_>) -> Result<Principal> {
         let tenant = ctx.request().caller.tenant.clone().unwrap_or_else(TenantId::platform);
-        let id: uuid::Uuid = ctx.request().caller.subject.parse().map_err(|_| Error::not_found("the caller is not a principal of identity"))?;
+        let id: uuid::Uuid = ctx
+            .request()
+            .caller
+            .subject
+            .parse()
+            .map_err(|_| Error::not_found("the caller is not a principal of identity"))?;
         principal_in(state(ctx), &tenant, id).await
     }
 
@@ -128,7 +137,10 @@ impl QueryRoot {
     ) -> Result<Connection<String, Principal>> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), READ)?;
         let page = Page::forward(after, first, 20)?;
-        let after = page.after.as_deref().map(|a| a.parse::<uuid::Uuid>().map_err(|_| Error::bad_input("after", "not a cursor")));
+        let after = page
+            .after
+            .as_deref()
+            .map(|a| a.parse::<uuid::Uuid>().map_err(|_| Error::bad_input("after", "not a cursor")));
         let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
         let rows = store::list_principals(&mut tx, after.transpose()?, page.fetch_limit()).await?;
         tx.commit().await?;
@@ -179,7 +191,12 @@ pub struct MutationRoot;
 #[Object(name = "Mutation")]
 impl MutationRoot {
     /// Emits `PrincipalCreated`.
-    async fn create_principal(&self, ctx: &Context<'_>, input: CreatePrincipalInput, tenant_id: Option<ID>) -> Result<Principal> {
+    async fn create_principal(
+        &self,
+        ctx: &Context<'_>,
+        input: CreatePrincipalInput,
+        tenant_id: Option<ID>,
+    ) -> Result<Principal> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
         let name = kernel::error::text("displayName", &input.display_name, 200)?;
         let (kind, email) = match input.kind {
@@ -190,7 +207,9 @@ impl MutationRoot {
                 }
                 ("User", email)
             }
-            PrincipalKind::Service if input.email.is_some() => return Err(Error::bad_input("email", "services have no email")),
+            PrincipalKind::Service if input.email.is_some() => {
+                return Err(Error::bad_input("email", "services have no email"))
+            }
             PrincipalKind::Service => ("Service", None),
         };
         let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
@@ -206,7 +225,14 @@ impl MutationRoot {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
         let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
         let p = store::disable_principal(&mut tx, parse_uuid("id", &id)?).await?;
-        outbox::enqueue(&mut tx, DOMAIN, &tenant, &ctx.request().event_meta(), &events::PrincipalDisabled { principal_id: p.id.to_string() }).await?;
+        outbox::enqueue(
+            &mut tx,
+            DOMAIN,
+            &tenant,
+            &ctx.request().event_meta(),
+            &events::PrincipalDisabled { principal_id: p.id.to_string() },
+        )
+        .await?;
         tx.commit().await?;
         Ok(p)
     }
@@ -219,13 +245,26 @@ impl MutationRoot {
         let description = kernel::error::clip(input.description.trim(), 500);
         let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
         let role = store::upsert_role(&mut tx, &tenant, &key, &description, &perms).await?;
-        outbox::enqueue(&mut tx, DOMAIN, &tenant, &ctx.request().event_meta(), &events::RoleDefined { role_key: key, permissions: perms }).await?;
+        outbox::enqueue(
+            &mut tx,
+            DOMAIN,
+            &tenant,
+            &ctx.request().event_meta(),
+            &events::RoleDefined { role_key: key, permissions: perms },
+        )
+        .await?;
         tx.commit().await?;
         Ok(role)
     }
 
     /// Emits `RoleBound`.
-    async fn bind_role(&self, ctx: &Context<'_>, principal_id: ID, role_key: String, tenant_id: Option<ID>) -> Result<bool> {
+    async fn bind_role(
+        &self,
+        ctx: &Context<'_>,
+        principal_id: ID,
+        role_key: String,
+        tenant_id: Option<ID>,
+    ) -> Result<bool> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
         let principal = parse_uuid("principalId", &principal_id)?;
         let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
@@ -237,7 +276,13 @@ impl MutationRoot {
     }
 
     /// Emits `RoleUnbound`.
-    async fn unbind_role(&self, ctx: &Context<'_>, principal_id: ID, role_key: String, tenant_id: Option<ID>) -> Result<bool> {
+    async fn unbind_role(
+        &self,
+        ctx: &Context<'_>,
+        principal_id: ID,
+        role_key: String,
+        tenant_id: Option<ID>,
+    ) -> Result<bool> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
         let principal = parse_uuid("principalId", &principal_id)?;
         let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
@@ -252,13 +297,21 @@ impl MutationRoot {
 
     /// A client-credentials client for a service principal. The secret is in the answer and nowhere else.
     /// Emits `OAuthClientCreated`.
-    async fn create_oauth_client(&self, ctx: &Context<'_>, principal_id: ID, scopes: Vec<String>, tenant_id: Option<ID>) -> Result<OAuthClientWithSecret> {
+    async fn create_oauth_client(
+        &self,
+        ctx: &Context<'_>,
+        principal_id: ID,
+        scopes: Vec<String>,
+        tenant_id: Option<ID>,
+    ) -> Result<OAuthClientWithSecret> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
         let principal = parse_uuid("principalId", &principal_id)?;
         let scopes = permissions(&tenant, scopes)?;
         let (client_id, secret) = (tokens::new_client_id(&tenant), tokens::new_client_secret());
         let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
-        let client = store::insert_client(&mut tx, &tenant, &client_id, principal, &tokens::sha256_hex(&secret), &scopes).await?;
+        let client =
+            store::insert_client(&mut tx, &tenant, &client_id, principal, &tokens::sha256_hex(&secret), &scopes)
+                .await?;
         let event = events::OAuthClientCreated { client_id, principal_id: principal.to_string(), scopes };
         outbox::enqueue(&mut tx, DOMAIN, &tenant, &ctx.request().event_meta(), &event).await?;
         tx.commit().await?;
@@ -266,29 +319,58 @@ impl MutationRoot {
     }
 
     /// Replaces a client's secret; the old one stops working at once. Emits `OAuthClientSecretRotated`.
-    async fn rotate_oauth_client_secret(&self, ctx: &Context<'_>, client_id: String, tenant_id: Option<ID>) -> Result<OAuthClientWithSecret> {
+    async fn rotate_oauth_client_secret(
+        &self,
+        ctx: &Context<'_>,
+        client_id: String,
+        tenant_id: Option<ID>,
+    ) -> Result<OAuthClientWithSecret> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
         let secret = tokens::new_client_secret();
         let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
         let client = store::rotate_client_secret(&mut tx, &client_id, &tokens::sha256_hex(&secret)).await?;
-        outbox::enqueue(&mut tx, DOMAIN, &tenant, &ctx.request().event_meta(), &events::OAuthClientSecretRotated { client_id }).await?;
+        outbox::enqueue(
+            &mut tx,
+            DOMAIN,
+            &tenant,
+            &ctx.request().event_meta(),
+            &events::OAuthClientSecretRotated { client_id },
+        )
+        .await?;
         tx.commit().await?;
         Ok(OAuthClientWithSecret { client, client_secret: secret })
     }
 
     /// Emits `OAuthClientRevoked`.
-    async fn revoke_oauth_client(&self, ctx: &Context<'_>, client_id: String, tenant_id: Option<ID>) -> Result<OAuthClient> {
+    async fn revoke_oauth_client(
+        &self,
+        ctx: &Context<'_>,
+        client_id: String,
+        tenant_id: Option<ID>,
+    ) -> Result<OAuthClient> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
         let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
         let client = store::revoke_client(&mut tx, &client_id).await?;
-        outbox::enqueue(&mut tx, DOMAIN, &tenant, &ctx.request().event_meta(), &events::OAuthClientRevoked { client_id }).await?;
+        outbox::enqueue(
+            &mut tx,
+            DOMAIN,
+            &tenant,
+            &ctx.request().event_meta(),
+            &events::OAuthClientRevoked { client_id },
+        )
+        .await?;
         tx.commit().await?;
         Ok(client)
     }
 
     /// An API token for a principal, carrying at most the permissions it holds. The token is in the answer
     /// and nowhere else. Emits `ApiTokenCreated`.
-    async fn create_api_token(&self, ctx: &Context<'_>, input: CreateApiTokenInput, tenant_id: Option<ID>) -> Result<ApiTokenWithSecret> {
+    async fn create_api_token(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateApiTokenInput,
+        tenant_id: Option<ID>,
+    ) -> Result<ApiTokenWithSecret> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
         let principal = parse_uuid("principalId", &input.principal_id)?;
         let name = kernel::error::text("name", &input.name, 200)?;
@@ -304,8 +386,15 @@ impl MutationRoot {
         }
         let token = api_token::generate();
         let expires_at = chrono::Utc::now() + chrono::Duration::days(i64::from(input.expires_in_days));
-        let meta = store::insert_api_token(&mut tx, &tenant, principal, &name, &api_token::hash(&token), &scopes, expires_at).await?;
-        let event = events::ApiTokenCreated { token_id: meta.id.to_string(), principal_id: principal.to_string(), scopes, expires_at: expires_at.timestamp() };
+        let meta =
+            store::insert_api_token(&mut tx, &tenant, principal, &name, &api_token::hash(&token), &scopes, expires_at)
+                .await?;
+        let event = events::ApiTokenCreated {
+            token_id: meta.id.to_string(),
+            principal_id: principal.to_string(),
+            scopes,
+            expires_at: expires_at.timestamp(),
+        };
         outbox::enqueue(&mut tx, DOMAIN, &tenant, &ctx.request().event_meta(), &event).await?;
         tx.commit().await?;
         Ok(ApiTokenWithSecret { api_token: meta, token })

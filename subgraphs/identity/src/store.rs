@@ -72,7 +72,13 @@ pub async fn any_principal(tx: &mut Tx) -> Result<bool> {
     Ok(sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM principals) AS "e!""#).fetch_one(&mut **tx).await?)
 }
 
-pub async fn upsert_role(tx: &mut Tx, tenant: &TenantId, key: &str, description: &str, permissions: &[String]) -> Result<Role> {
+pub async fn upsert_role(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    key: &str,
+    description: &str,
+    permissions: &[String],
+) -> Result<Role> {
     Ok(sqlx::query_as!(
         Role,
         r#"INSERT INTO roles (tenant_id, role_key, description, permissions) VALUES ($1, $2, $3, $4)
@@ -89,9 +95,12 @@ pub async fn upsert_role(tx: &mut Tx, tenant: &TenantId, key: &str, description:
 }
 
 pub async fn roles(tx: &mut Tx) -> Result<Vec<Role>> {
-    Ok(sqlx::query_as!(Role, "SELECT role_key AS key, description, permissions, updated_at FROM roles ORDER BY role_key")
-        .fetch_all(&mut **tx)
-        .await?)
+    Ok(sqlx::query_as!(
+        Role,
+        "SELECT role_key AS key, description, permissions, updated_at FROM roles ORDER BY role_key"
+    )
+    .fetch_all(&mut **tx)
+    .await?)
 }
 
 pub async fn bind_role(tx: &mut Tx, tenant: &TenantId, principal: uuid::Uuid, role: &str) -> Result<()> {

@@ -70,7 +70,8 @@ impl ApiTokenSource for LocalTokens {
         let row = store::api_token_by_hash(&mut tx, hash).await?;
         tx.commit().await?;
         let Some(row) = row else { return Ok(None) };
-        let tenant = TenantId::try_from(row.tenant_id.clone()).map_err(|e| kernel::Error::internal(anyhow::anyhow!(e)))?;
+        let tenant =
+            TenantId::try_from(row.tenant_id.clone()).map_err(|e| kernel::Error::internal(anyhow::anyhow!(e)))?;
         // A token carries at most what its principal still holds: unbinding a role narrows its tokens too.
         let mut tx = db::tenant_tx(&self.pool, &tenant).await?;
         let held = store::effective_permissions(&mut tx, row.principal_id).await?;
