@@ -558,3 +558,58 @@ pub fn on_revocation(auth: Arc<Authenticator>) -> impl Fn(crate::consumer::Notic
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    struct Counting(Arc<AtomicUsize>);
+
+    #[async_trait::async_trait]
+    impl ApiTokenSource for Counting {
+        async fn lookup(&self, _raw: &str, _hash: &str) -> Result<Option<ApiTokenInfo>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(None)
+        }
+    }
+
+    fn authenticator(calls: &Arc<AtomicUsize>) -> Authenticator {
+        let jwt = JwtVerifier::new("iss", "aud", JwksSource::Static(r#"{"keys":[]}"#.into()));
+        Authenticator::new(jwt, Some(Arc::new(Counting(calls.clone()))), None)
+    }
+
+    #[tokio::test]
+    async fn a_token_with_a_broken_checksum_is_refused_without_any_lookup() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let auth = authenticator(&calls);
+        let good = crate::api_token::generate();
+        let mut typo = good.clone().into_bytes();
+        typo[8] = if typo[8] == b'x' { b'y' } else { b'x' };
+        let err = auth.authenticate(std::str::from_utf8(&typo).unwrap()).await.unwrap_err();
+        assert_eq!(err.code(), crate::Code::Unauthenticated);
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "a malformed token must not reach any store");
+        // A well-formed one does reach the store (and, unknown there, is refused).
+        assert!(auth.authenticate(&good).await.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // The refusal is cached: asking again does not hit the store.
+        assert!(auth.authenticate(&good).await.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn revoked_access_tokens_are_refused() {
+        let signer = LocalSigner::generate("k1");
+        let jwt = JwtVerifier::new("iss", "aud", JwksSource::Static(signer.jwks().to_string()));
+        let auth = Authenticator::new(jwt, None, None);
+        let now = chrono::Utc::now().timestamp();
+        let token =
+            signer.sign(&serde_json::json!({ "iss": "iss", "aud": "aud", "sub": "s", "exp": now + 60, "jti": "j-1" }));
+        assert!(auth.authenticate(&token).await.is_ok());
+        auth.revoke_jti("j-1", now + 60);
+        assert_eq!(auth.authenticate(&token).await.unwrap_err().code(), crate::Code::Unauthenticated);
+        // API tokens are refused where no source is configured.
+        assert!(auth.authenticate(&crate::api_token::generate()).await.is_err());
+    }
+}

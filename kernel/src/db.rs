@@ -104,9 +104,18 @@ pub async fn provision(admin_url: &str, domain: &str, database: &str) -> anyhow:
         if !exists {
             ignore_duplicate(admin.execute(format!("CREATE ROLE {}", ident(role)).as_str()).await)?;
         }
-        // Converge the attributes every time, so a role made by an older provisioning gets today's.
-        let attributes = "LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS";
-        admin.execute(format!("ALTER ROLE {} {attributes}", ident(role)).as_str()).await?;
+        // Converge the attributes, so a role made by an older provisioning gets today's.
+        let current: bool = sqlx::query_scalar(
+            "SELECT rolcanlogin AND rolinherit AND NOT (rolsuper OR rolcreatedb OR rolcreaterole OR rolreplication \
+             OR rolbypassrls) FROM pg_roles WHERE rolname = $1",
+        )
+        .bind(role)
+        .fetch_one(&mut admin)
+        .await?;
+        if !current {
+            let attributes = "LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS";
+            ignore_duplicate(admin.execute(format!("ALTER ROLE {} {attributes}", ident(role)).as_str()).await)?;
+        }
     }
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
         .bind(database)
@@ -149,11 +158,14 @@ fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Concurrent provisioning races on `CREATE ROLE`/`CREATE DATABASE`; the loser's error means "already there".
+/// Concurrent provisioning races on `CREATE ROLE`/`CREATE DATABASE`/`ALTER ROLE`; the loser's error means
+/// "already there" (XX000 is PostgreSQL's "tuple concurrently updated": the other side made the same change).
 fn ignore_duplicate<T>(r: std::result::Result<T, sqlx::Error>) -> anyhow::Result<()> {
     match r {
         Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42710" | "42P04" | "23505")) => Ok(()),
+        Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42710" | "42P04" | "23505" | "XX000")) => {
+            Ok(())
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -297,6 +297,7 @@ impl MutationRoot {
 
     /// A client-credentials client for a service principal. The secret is in the answer and nowhere else.
     /// Emits `OAuthClientCreated`.
+    #[graphql(name = "createOAuthClient")]
     async fn create_oauth_client(
         &self,
         ctx: &Context<'_>,
@@ -319,6 +320,7 @@ impl MutationRoot {
     }
 
     /// Replaces a client's secret; the old one stops working at once. Emits `OAuthClientSecretRotated`.
+    #[graphql(name = "rotateOAuthClientSecret")]
     async fn rotate_oauth_client_secret(
         &self,
         ctx: &Context<'_>,
@@ -342,6 +344,7 @@ impl MutationRoot {
     }
 
     /// Emits `OAuthClientRevoked`.
+    #[graphql(name = "revokeOAuthClient")]
     async fn revoke_oauth_client(
         &self,
         ctx: &Context<'_>,
