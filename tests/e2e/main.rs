@@ -229,3 +229,134 @@ async fn subscription_through_hive_router_streams_only_the_subscribers_tenant() 
     hive.stop().await;
     stack.stop().await;
 }
+
+/// A tenant, a service principal in it with a role, and an API token for that principal, all made through
+/// `router` by the platform operator. Returns the token.
+async fn tenant_with_api_token(stack: &Stack, router: &Router, tenant: &str) -> String {
+    let op = stack.operator_token();
+    let edition = format!("ed-{}", stack.id);
+    stack
+        .ok(
+            &router.url,
+            &op,
+            "mutation($e: String!) { createEdition(input: { id: $e, name: \"E\" }) { id } }",
+            json!({ "e": edition }),
+        )
+        .await;
+    stack
+        .ok(
+            &router.url,
+            &op,
+            "mutation($e: String!) { publishEdition(id: $e, version: 1) { id } }",
+            json!({ "e": edition }),
+        )
+        .await;
+    stack
+        .ok(&router.url, &op, "mutation($t: ID!, $e: String!) { provisionTenant(input: { id: $t, displayName: \"Acme Widgets\", region: \"eu-west\", editionId: $e }) { id } }", json!({ "t": tenant, "e": edition }))
+        .await;
+    let boot = &stack.operator_api_token;
+    let p = stack
+        .ok(
+            &router.url,
+            boot,
+            "mutation($t: ID) { createPrincipal(tenantId: $t, input: { kind: SERVICE, displayName: \"ci\" }) { id } }",
+            json!({ "t": tenant }),
+        )
+        .await;
+    let principal = p["createPrincipal"]["id"].as_str().unwrap().to_owned();
+    stack
+        .ok(&router.url, boot, "mutation($t: ID) { defineRole(tenantId: $t, input: { key: \"reader\", permissions: [\"tenancy:read\", \"identity:read\"] }) { key } }", json!({ "t": tenant }))
+        .await;
+    stack
+        .ok(
+            &router.url,
+            boot,
+            "mutation($t: ID, $p: ID!) { bindRole(tenantId: $t, principalId: $p, roleKey: \"reader\") }",
+            json!({ "t": tenant, "p": principal }),
+        )
+        .await;
+    let v = stack
+        .ok(&router.url, boot, "mutation($t: ID, $p: ID!) { createApiToken(tenantId: $t, input: { principalId: $p, name: \"ci\", scopes: [\"tenancy:read\", \"identity:read\"] }) { token } }", json!({ "t": tenant, "p": principal }))
+        .await;
+    v["createApiToken"]["token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_entity_resolves_across_two_subgraphs() {
+    let stack = Stack::start().await;
+    let hive = stack.hive().await;
+    let tenant = format!("x-{}", stack.id);
+    let token = tenant_with_api_token(&stack, &hive, &tenant).await;
+    // `me` comes from identity; its `tenant` is an entity identity only references and tenancy resolves.
+    let v = stack.ok(&hive.url, &token, "{ me { kind tenant { id displayName status } } }", json!({})).await;
+    assert_eq!(
+        v["me"],
+        json!({ "kind": "Service", "tenant": { "id": tenant, "displayName": "Acme Widgets", "status": "PROVISIONING" } })
+    );
+    hive.stop().await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_api_token_stops_working_on_every_subgraph_within_a_second() {
+    let stack = Stack::start().await;
+    let hive = stack.hive().await;
+    let tenant = format!("rv-{}", stack.id);
+    let token = tenant_with_api_token(&stack, &hive, &tenant).await;
+    // Used (and so cached) on both subgraphs first.
+    stack.ok(&hive.url, &token, "{ me { id } currentTenant { id } }", json!({})).await;
+
+    let v = stack
+        .ok(
+            &hive.url,
+            &stack.operator_api_token,
+            "query($t: ID) { apiTokens(tenantId: $t) { id } }",
+            json!({ "t": tenant }),
+        )
+        .await;
+    let id = v["apiTokens"][0]["id"].as_str().unwrap().to_owned();
+    let revoked_at = tokio::time::Instant::now();
+    stack
+        .ok(
+            &hive.url,
+            &stack.operator_api_token,
+            "mutation($t: ID, $id: ID!) { revokeApiToken(tenantId: $t, id: $id) }",
+            json!({ "t": tenant, "id": id }),
+        )
+        .await;
+
+    let secret = stack.secret.clone();
+    let refused = |url: String| {
+        let (http, token, secret) = (stack.http.clone(), token.clone(), secret.clone());
+        async move {
+            loop {
+                let v: Value = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .header(kernel::server::ROUTER_SECRET_HEADER, &secret)
+                    .json(&json!({ "query": "{ __typename }" }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                if v["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED" {
+                    return tokio::time::Instant::now();
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let (on_identity, on_tenancy) = tokio::time::timeout(Duration::from_secs(5), async {
+        tokio::join!(refused(stack.identity_url.clone()), refused(stack.subgraph_url.clone()))
+    })
+    .await
+    .expect("the token still worked 5 s after revocation");
+    for (name, at) in [("identity", on_identity), ("tenancy", on_tenancy)] {
+        let took = at - revoked_at;
+        assert!(took < Duration::from_secs(1), "{name} refused the token only after {took:?}");
+    }
+    hive.stop().await;
+    stack.stop().await;
+}

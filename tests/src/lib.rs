@@ -1,5 +1,7 @@
-//! End-to-end harness: the tenancy subgraph served on a real port (with its relay, consumer and listener)
-//! on a fresh database, and the real router binaries in front of it as child processes.
+//! End-to-end harness: the identity and tenancy subgraphs served on real ports (with their relays,
+//! consumers and listeners) on fresh databases, and the real router binaries in front of them as child
+//! processes. Identity signs with the harness's key, so tokens minted here and tokens identity issues
+//! verify alike; tenancy validates API tokens through identity's introspection endpoint.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -16,8 +18,9 @@ use tokio_util::sync::CancellationToken;
 
 pub const ISSUER: &str = "https://issuer.e2e/";
 pub const AUDIENCE: &str = "control-plane";
-/// The routing URL `supergraph.yaml` gives tenancy; tests point it at their own port.
+/// The routing URLs `supergraph.yaml` gives the subgraphs; tests point them at their own ports.
 const TENANCY_ROUTING_URL: &str = "http://127.0.0.1:4002/graphql";
+const IDENTITY_ROUTING_URL: &str = "http://127.0.0.1:4001/graphql";
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -43,8 +46,11 @@ pub fn free_port() -> u16 {
 
 pub struct Stack {
     pub id: String,
-    database: String,
+    databases: Vec<String>,
     pub subgraph_url: String,
+    pub identity_url: String,
+    /// A platform operator's API token, from identity's bootstrap.
+    pub operator_api_token: String,
     pub signer: LocalSigner,
     pub secret: String,
     pub dir: PathBuf,
@@ -63,15 +69,48 @@ impl Stack {
 
         let dir = std::env::temp_dir().join(format!("cp-e2e-{id}"));
         std::fs::create_dir_all(&dir).unwrap();
-        let signer = LocalSigner::generate("e2e");
+        let signer = LocalSigner::from_base64(&LocalSigner::generate("e2e").to_base64()).unwrap();
         std::fs::write(dir.join("jwks.json"), signer.jwks().to_string()).unwrap();
+        std::fs::write(dir.join("signing-key"), signer.to_base64()).unwrap();
         let secret = format!("secret-{}", uuid::Uuid::new_v4());
+        let shutdown = CancellationToken::new();
+
+        // Identity: the issuer, on its own port.
+        let identity_db = format!("cp_t_e2e_id_{id}");
+        let id_roles = kernel::db::provision(&admin, "identity", &identity_db).await.expect("provision identity");
+        let id_cfg = identity::Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            signing_keys: vec![format!("file:{}", dir.join("signing-key").display())],
+            kernel: kernel::config::KernelConfig {
+                database_url: kernel::db::url_for(&admin, &id_roles.app, &identity_db).unwrap().into(),
+                migrate_database_url: Some(kernel::db::url_for(&admin, &id_roles.owner, &identity_db).unwrap().into()),
+                database_max_connections: 16,
+                redis_url: "redis://127.0.0.1:6379".to_owned().into(),
+                amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned().into(),
+                router_secret: secret.clone().into(),
+                jwt_issuer: ISSUER.into(),
+                jwt_audience: AUDIENCE.into(),
+                jwks: None,
+                identity_url: None,
+                max_depth: 12,
+                max_complexity: 5000,
+                outbox_poll_ms: 50,
+                log_format: kernel::telemetry::LogFormat::Text,
+            },
+        };
+        let id_state = identity::connect(&id_cfg).await.expect("identity");
+        identity::spawn_background(&id_state, Duration::from_millis(50), &shutdown);
+        let operator_api_token = identity::bootstrap(&id_state).await.expect("bootstrap");
+        let id_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let identity_base = format!("http://{}", id_listener.local_addr().unwrap());
+        tokio::spawn(kernel::server::serve(id_listener, identity::app(id_state, 12, 5000), shutdown.clone()));
 
         let app_url = kernel::db::url_for(&admin, &roles.app, &database).unwrap();
         let jwt = JwtVerifier::new(ISSUER, AUDIENCE, JwksSource::File(dir.join("jwks.json")));
         jwt.preload().await.unwrap();
         let cache = Cache::connect(&"redis://127.0.0.1:6379".to_owned().into()).await.unwrap();
-        let auth = Arc::new(Authenticator::new(jwt, None, Some(cache.clone())));
+        let introspection = kernel::auth::IntrospectionSource::new(&identity_base, secret.clone().into());
+        let auth = Arc::new(Authenticator::new(jwt, Some(Arc::new(introspection)), Some(cache.clone())));
         let state = tenancy::State::new(Kernel {
             pool: kernel::db::connect(&app_url.into(), 16).await.unwrap(),
             cache,
@@ -79,7 +118,6 @@ impl Stack {
             auth,
             router_secret: secret.clone().into(),
         });
-        let shutdown = CancellationToken::new();
         let retry = RetryPolicy { retries: 3, first: Duration::from_millis(50), last: Duration::from_millis(200) };
         tenancy::spawn_background(&state, Duration::from_millis(50), retry, &shutdown);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -90,9 +128,24 @@ impl Stack {
         // The committed supergraph, pointed at this test's subgraph.
         let supergraph = std::fs::read_to_string(repo().join("schema/supergraph.graphql")).unwrap();
         assert!(supergraph.contains(TENANCY_ROUTING_URL), "supergraph.yaml's tenancy routing_url changed");
-        std::fs::write(dir.join("supergraph.graphql"), supergraph.replace(TENANCY_ROUTING_URL, &subgraph_url)).unwrap();
+        assert!(supergraph.contains(IDENTITY_ROUTING_URL), "supergraph.yaml's identity routing_url changed");
+        let identity_url = format!("{identity_base}/graphql");
+        let supergraph =
+            supergraph.replace(TENANCY_ROUTING_URL, &subgraph_url).replace(IDENTITY_ROUTING_URL, &identity_url);
+        std::fs::write(dir.join("supergraph.graphql"), supergraph).unwrap();
 
-        Stack { id, database, subgraph_url, signer, secret, dir, shutdown, http: reqwest::Client::new() }
+        Stack {
+            id,
+            databases: vec![database, identity_db],
+            subgraph_url,
+            identity_url,
+            operator_api_token,
+            signer,
+            secret,
+            dir,
+            shutdown,
+            http: reqwest::Client::new(),
+        }
     }
 
     pub fn operator_token(&self) -> String {
@@ -152,7 +205,9 @@ impl Stack {
     pub async fn stop(self) {
         self.shutdown.cancel();
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let _ = kernel::db::drop_database(&admin_url(), &self.database).await;
+        for db in &self.databases {
+            let _ = kernel::db::drop_database(&admin_url(), db).await;
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
