@@ -137,6 +137,19 @@ pub async fn provision(admin_url: &str, domain: &str, database: &str) -> anyhow:
     Ok(roles)
 }
 
+/// Provisions a subgraph's database and roles, then runs its migrations as the owner: the one-shot init job
+/// (`<subgraph> provision`), and what tests do for their fresh databases. Returns the roles.
+pub async fn provision_and_migrate(
+    admin_url: &str,
+    domain: &str,
+    database: &str,
+    migrations: &Migrator,
+) -> anyhow::Result<Roles> {
+    let roles = provision(admin_url, domain, database).await?;
+    migrate(&url_for(admin_url, &roles.owner, database)?.into(), migrations).await?;
+    Ok(roles)
+}
+
 /// Drops a database (tests clean up after themselves with it).
 pub async fn drop_database(admin_url: &str, database: &str) -> anyhow::Result<()> {
     let mut admin = PgConnection::connect(admin_url).await?;

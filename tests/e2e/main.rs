@@ -150,17 +150,13 @@ async fn the_subgraph_port_is_no_way_around_the_router() {
     stack.stop().await;
 }
 
-/// A real graphql-ws client (the protocol's reference implementation, under Node) subscribed through
-/// Hive Router receives its tenant's events, and never another tenant's.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn subscription_through_hive_router_streams_only_the_subscribers_tenant() {
-    let stack = Stack::start().await;
-    let hive = stack.hive().await;
+/// A published edition and tenants provisioned on it, made through `router` by the platform operator.
+async fn tenants_on_new_edition(stack: &Stack, router: &Router, tenants: &[&str], display_name: &str) {
     let op = stack.operator_token();
     let edition = format!("ed-{}", stack.id);
     stack
         .ok(
-            &hive.url,
+            &router.url,
             &op,
             "mutation($e: String!) { createEdition(input: { id: $e, name: \"E\" }) { id } }",
             json!({ "e": edition }),
@@ -168,18 +164,27 @@ async fn subscription_through_hive_router_streams_only_the_subscribers_tenant() 
         .await;
     stack
         .ok(
-            &hive.url,
+            &router.url,
             &op,
             "mutation($e: String!) { publishEdition(id: $e, version: 1) { id } }",
             json!({ "e": edition }),
         )
         .await;
-    let (mine, theirs) = (format!("mine-{}", stack.id), format!("theirs-{}", stack.id));
-    for t in [&mine, &theirs] {
+    for t in tenants {
         stack
-            .ok(&hive.url, &op, "mutation($t: ID!, $e: String!) { provisionTenant(input: { id: $t, displayName: \"T\", region: \"eu-west\", editionId: $e }) { id } }", json!({ "t": t, "e": edition }))
+            .ok(&router.url, &op, "mutation($t: ID!, $e: String!, $n: String!) { provisionTenant(input: { id: $t, displayName: $n, region: \"eu-west\", editionId: $e }) { id } }", json!({ "t": t, "e": edition, "n": display_name }))
             .await;
     }
+}
+
+/// A real graphql-ws client (the protocol's reference implementation, under Node) subscribed through
+/// Hive Router receives its tenant's events, and never another tenant's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_through_hive_router_streams_only_the_subscribers_tenant() {
+    let stack = Stack::start().await;
+    let hive = stack.hive().await;
+    let (mine, theirs) = (format!("mine-{}", stack.id), format!("theirs-{}", stack.id));
+    tenants_on_new_edition(&stack, &hive, &[&mine, &theirs], "T").await;
 
     e2e::ensure_node_tools().await;
     let mut client = tokio::process::Command::new("node")
@@ -233,27 +238,7 @@ async fn subscription_through_hive_router_streams_only_the_subscribers_tenant() 
 /// A tenant, a service principal in it with a role, and an API token for that principal, all made through
 /// `router` by the platform operator. Returns the token.
 async fn tenant_with_api_token(stack: &Stack, router: &Router, tenant: &str) -> String {
-    let op = stack.operator_token();
-    let edition = format!("ed-{}", stack.id);
-    stack
-        .ok(
-            &router.url,
-            &op,
-            "mutation($e: String!) { createEdition(input: { id: $e, name: \"E\" }) { id } }",
-            json!({ "e": edition }),
-        )
-        .await;
-    stack
-        .ok(
-            &router.url,
-            &op,
-            "mutation($e: String!) { publishEdition(id: $e, version: 1) { id } }",
-            json!({ "e": edition }),
-        )
-        .await;
-    stack
-        .ok(&router.url, &op, "mutation($t: ID!, $e: String!) { provisionTenant(input: { id: $t, displayName: \"Acme Widgets\", region: \"eu-west\", editionId: $e }) { id } }", json!({ "t": tenant, "e": edition }))
-        .await;
+    tenants_on_new_edition(stack, router, &[tenant], "Acme Widgets").await;
     let boot = &stack.operator_api_token;
     let p = stack
         .ok(

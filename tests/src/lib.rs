@@ -63,9 +63,9 @@ impl Stack {
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let database = format!("cp_t_e2e_{id}");
         let admin = admin_url();
-        let roles = kernel::db::provision(&admin, "tenancy", &database).await.expect("provision");
-        let owner = kernel::db::url_for(&admin, &roles.owner, &database).unwrap();
-        kernel::db::migrate(&owner.into(), &tenancy::MIGRATIONS).await.expect("migrate");
+        let roles = kernel::db::provision_and_migrate(&admin, "tenancy", &database, &tenancy::MIGRATIONS)
+            .await
+            .expect("provision");
 
         let dir = std::env::temp_dir().join(format!("cp-e2e-{id}"));
         std::fs::create_dir_all(&dir).unwrap();

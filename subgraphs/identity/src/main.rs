@@ -35,9 +35,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Provision { admin_database_url, database } => {
-            let roles = kernel::db::provision(&admin_database_url, "identity", &database).await?;
-            let owner = kernel::db::url_for(&admin_database_url, &roles.owner, &database)?;
-            kernel::db::migrate(&owner.into(), &identity::MIGRATIONS).await?;
+            let roles =
+                kernel::db::provision_and_migrate(&admin_database_url, "identity", &database, &identity::MIGRATIONS)
+                    .await?;
             eprintln!("{database} is provisioned and migrated (roles {}, {})", roles.owner, roles.app);
             Ok(())
         }

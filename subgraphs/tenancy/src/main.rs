@@ -30,9 +30,9 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(cfg) => tenancy::run(*cfg).await,
         Command::Provision { admin_database_url, database } => {
-            let roles = kernel::db::provision(&admin_database_url, "tenancy", &database).await?;
-            let owner = kernel::db::url_for(&admin_database_url, &roles.owner, &database)?;
-            kernel::db::migrate(&owner.into(), &tenancy::MIGRATIONS).await?;
+            let roles =
+                kernel::db::provision_and_migrate(&admin_database_url, "tenancy", &database, &tenancy::MIGRATIONS)
+                    .await?;
             eprintln!("{database} is provisioned and migrated (roles {}, {})", roles.owner, roles.app);
             Ok(())
         }

@@ -95,10 +95,10 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
     let database = format!("cp_t_tenancy_{id}");
     let admin = admin_url();
-    let roles = kernel::db::provision(&admin, "tenancy", &database).await.expect("provision");
+    let roles =
+        kernel::db::provision_and_migrate(&admin, "tenancy", &database, &tenancy::MIGRATIONS).await.expect("provision");
     let owner_url = kernel::db::url_for(&admin, &roles.owner, &database).unwrap();
     let app_url = kernel::db::url_for(&admin, &roles.app, &database).unwrap();
-    kernel::db::migrate(&owner_url.clone().into(), &tenancy::MIGRATIONS).await.expect("migrate");
 
     let dir = TempDir(std::env::temp_dir().join(format!("cp-test-{id}")));
     std::fs::create_dir_all(&dir.0).unwrap();
