@@ -226,30 +226,14 @@ async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Resul
         }
         let child = cmd.spawn().with_context(|| format!("starting {domain}"))?;
         let url = format!("http://127.0.0.1:{port}/health/ready");
-        let mut ready = false;
-        for _ in 0..150 {
-            if http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
-                ready = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        anyhow::ensure!(ready, "{domain} did not become ready at {url}");
+        wait_ready(domain, &url, || http.get(&url)).await?;
         children.push((domain, *port, child));
     }
     let router_child = start_router(router, &secret).await?;
     if router_child.is_some() {
         let url = format!("http://{ROUTER_ADDR}/graphql");
-        let mut ready = false;
-        for _ in 0..150 {
-            let probe = http.post(&url).json(&serde_json::json!({ "query": "{ __typename }" })).send().await;
-            if probe.is_ok_and(|r| r.status().is_success()) {
-                ready = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        anyhow::ensure!(ready, "the router did not become ready at {url}");
+        wait_ready("the router", &url, || http.post(&url).json(&serde_json::json!({ "query": "{ __typename }" })))
+            .await?;
     }
     println!("\nThe control plane is up.\n");
     if router_child.is_some() {
@@ -336,6 +320,17 @@ async fn schema(check: bool) -> anyhow::Result<()> {
         anyhow::ensure!(status.success(), "schema check `{}` failed", args.join(" "));
     }
     Ok(())
+}
+
+/// Polls `request` until it answers 2xx, for up to 30 seconds.
+async fn wait_ready(what: &str, url: &str, request: impl Fn() -> reqwest::RequestBuilder) -> anyhow::Result<()> {
+    for _ in 0..150 {
+        if request().send().await.is_ok_and(|r| r.status().is_success()) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    anyhow::bail!("{what} did not become ready at {url}")
 }
 
 /// Waits for the first child to exit; returns its status and name.
