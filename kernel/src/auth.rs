@@ -1,15 +1,21 @@
 //! Bearer-token authentication.
 //!
-//! Callers send `Authorization: Bearer <JWT>`. [`JwtVerifier`] checks the signature against keys from a JWKS
-//! (a file or a URL, cached and refreshed when an unknown `kid` shows up, so key rotation needs no restart),
-//! then issuer, audience, expiry and not-before. Only asymmetric algorithms are accepted: `alg: none`, HMAC
-//! and any algorithm other than the one the key declares are refused. There is no switch that turns this off.
+//! Callers send `Authorization: Bearer <token>`. [`Authenticator`] takes two kinds:
 //!
-//! [`LocalSigner`] is a locally generated Ed25519 key with its JWKS. The dev stack and the tests mint tokens
-//! with it until the identity subgraph issues them; it verifies exactly like any other key.
+//! - JWTs issued by identity: [`JwtVerifier`] checks the signature against keys from a JWKS (a file, a URL,
+//!   or in memory; cached and refreshed when an unknown `kid` shows up, so key rotation needs no restart),
+//!   then issuer, audience, expiry and not-before, then the revoked-`jti` list. Only asymmetric algorithms
+//!   are accepted: `alg: none`, HMAC and any algorithm other than the one the key declares are refused.
+//! - API tokens (`cpt_…`): the checksum is checked with no I/O, then an [`ApiTokenSource`] (identity's
+//!   database there, its introspection endpoint elsewhere) behind an in-process and a Redis cache, both
+//!   dropped by `ApiTokenRevoked` events.
+//!
+//! There is no switch that turns authentication off. [`LocalSigner`] is an Ed25519 key with its JWKS:
+//! identity signs with it, and the dev tools and tests mint tokens with it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -432,8 +438,6 @@ pub struct Authenticator {
     revoked: std::sync::RwLock<HashMap<String, i64>>,
     local_ttl: Duration,
 }
-
-use std::sync::Arc;
 
 impl Authenticator {
     /// `api_tokens: None` refuses API tokens (JWTs only).
