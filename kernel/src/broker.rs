@@ -72,13 +72,6 @@ impl Broker {
     pub async fn is_ready(&self) -> bool {
         matches!(tokio::time::timeout(Duration::from_secs(2), self.connection()).await, Ok(Ok(_)))
     }
-
-    /// Drops the connection; the next use reconnects.
-    pub async fn reset(&self) {
-        if let Some(conn) = self.conn.lock().await.take() {
-            let _ = conn.close(200, "reset").await;
-        }
-    }
 }
 
 /// Message properties for an envelope: persistent JSON, ids and the `cs-*` headers.

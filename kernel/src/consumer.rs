@@ -3,7 +3,7 @@
 //! A [`Handler`] runs in its own database transaction beside an inbox row keyed
 //! `sha256(eventId:handler:aggregateId)`; a redelivered message finds the row and is acknowledged without
 //! being applied again. A transient failure is retried [`RetryPolicy::retries`] times through per-attempt
-//! delay queues (`<queue>.retry.<n>`, each with its own TTL, dead-lettering back to `<queue>`), so a waiting
+//! delay queues (`<queue>.retry.<n>-<delay>ms`, each with its own TTL, dead-lettering back to `<queue>`), so a waiting
 //! message holds no consumer and survives restarts. After the last retry, or at once on a permanent failure,
 //! the message goes to `<queue>.dlq` with its full envelope and the reason in `cs-dead-letter-reason`.
 //!
@@ -111,8 +111,10 @@ impl ConsumerSpec {
         format!("{}.dlq", self.queue)
     }
 
-    fn retry_queue(&self, n: u32) -> String {
-        format!("{}.retry.{n}", self.queue)
+    /// `<queue>.retry.<n>-<delay>ms`: the delay is in the name because RabbitMQ refuses to redeclare a queue
+    /// with another TTL, so a changed retry policy gets new queues (the old ones drain into `<queue>`).
+    pub fn retry_queue(&self, n: u32) -> String {
+        format!("{}.retry.{n}-{}ms", self.queue, self.retry.delay(n).as_millis())
     }
 
     /// Declares the queue, its bindings, its retry queues and its dead-letter queue.
@@ -158,10 +160,8 @@ pub async fn run<H: Handler>(
     loop {
         match consume(&broker, &pool, &spec, handler.as_ref(), &shutdown).await {
             Ok(()) => break,
-            Err(e) => {
-                tracing::warn!(queue = %spec.queue, error = format!("{e:#}"), "consumer stopped; reconnecting");
-                broker.reset().await;
-            }
+            // The shared connection reopens by itself if it was lost; a channel error closes only the channel.
+            Err(e) => tracing::warn!(queue = %spec.queue, error = format!("{e:#}"), "consumer stopped; reconnecting"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,

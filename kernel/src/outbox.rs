@@ -100,8 +100,9 @@ impl Relay {
                 Err(e) => {
                     metrics::OUTBOX_RELAY_ERRORS.inc();
                     tracing::warn!(error = format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "outbox relay");
+                    // Only the channel is dropped: the shared connection reopens by itself if it was lost,
+                    // and a database error must not cut every other user of the broker off.
                     channel = None;
-                    self.broker.reset().await;
                     let wait = backoff;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     wait

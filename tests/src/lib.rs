@@ -119,7 +119,11 @@ impl Stack {
             router_secret: secret.clone().into(),
         });
         let retry = RetryPolicy { retries: 3, first: Duration::from_millis(50), last: Duration::from_millis(200) };
-        tenancy::spawn_background(&state, Duration::from_millis(50), retry, &shutdown);
+        // A command queue of this stack's own, so tests never take commands meant for anyone else.
+        let mut commands = tenancy::consumers::command_spec(retry);
+        commands.queue = format!("e2e-{id}.commands");
+        commands.bindings = vec![format!("e2e-{id}.ProvisionTenant")];
+        tenancy::spawn_background(&state, Duration::from_millis(50), commands, &shutdown);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let subgraph_url = format!("http://{}/graphql", listener.local_addr().unwrap());
         let app = tenancy::app(state, 12, 5000);

@@ -255,8 +255,10 @@ async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Resul
     if let Some(child) = router_child {
         waits.push(("router", child));
     }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => eprintln!("stopping…"),
+        _ = term.recv() => eprintln!("stopping…"),
         (res, name) = first_exit(&mut waits) => anyhow::bail!("{name} exited ({res:?})"),
     }
     Ok(())

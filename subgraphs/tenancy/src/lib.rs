@@ -32,7 +32,7 @@ use async_graphql::{Schema, SchemaBuilder};
 use kernel::broker::Broker;
 use kernel::cache::Cache;
 use kernel::config::KernelConfig;
-use kernel::consumer::{self, RetryPolicy};
+use kernel::consumer::{self, ConsumerSpec, RetryPolicy};
 use kernel::outbox::Relay;
 use kernel::server::{self, Kernel, PerRequest};
 use sqlx::migrate::Migrator;
@@ -111,13 +111,14 @@ pub async fn connect(cfg: &KernelConfig) -> anyhow::Result<Arc<State>> {
 
 /// Starts the outbox relay, the command consumer and the event listener (cache invalidation, live
 /// subscriptions).
-pub fn spawn_background(state: &Arc<State>, poll: Duration, retry: RetryPolicy, shutdown: &CancellationToken) {
+/// `commands` is normally [`consumers::command_spec`]; tests give each stack a queue of its own.
+pub fn spawn_background(state: &Arc<State>, poll: Duration, commands: ConsumerSpec, shutdown: &CancellationToken) {
     let k = &state.kernel;
     tokio::spawn(Relay::new(k.pool.clone(), k.broker.clone(), poll).run(shutdown.clone()));
     tokio::spawn(consumer::run(
         k.broker.clone(),
         k.pool.clone(),
-        consumers::command_spec(retry),
+        commands,
         Arc::new(consumers::ProvisionTenantHandler),
         shutdown.clone(),
     ));
@@ -136,7 +137,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let state = connect(&cfg.kernel).await?;
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
-    spawn_background(&state, Duration::from_millis(cfg.kernel.outbox_poll_ms), RetryPolicy::default(), &shutdown);
+    let commands = consumers::command_spec(RetryPolicy::default());
+    spawn_background(&state, Duration::from_millis(cfg.kernel.outbox_poll_ms), commands, &shutdown);
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     tracing::info!(addr = %cfg.listen, "tenancy subgraph listening");
     server::serve(listener, app(state, cfg.kernel.max_depth, cfg.kernel.max_complexity), shutdown).await

@@ -190,7 +190,7 @@ fn provision_command(tenant: &str) -> Envelope {
 
 async fn delete_queues(ch: &Channel, spec: &ConsumerSpec) {
     let mut names = vec![spec.queue.clone(), spec.dead_letter_queue()];
-    names.extend((1..=spec.retry.retries).map(|n| format!("{}.retry.{n}", spec.queue)));
+    names.extend((1..=spec.retry.retries).map(|n| spec.retry_queue(n)));
     for name in names {
         let _ = ch.queue_delete(&name, QueueDeleteOptions::default()).await;
     }
