@@ -456,8 +456,8 @@ impl Authenticator {
         }
     }
 
-    pub fn api_token_key(hash: &str) -> String {
-        crate::cache::key(&TenantId::platform(), "api-token", hash)
+    fn api_token_key(cache: &crate::cache::Cache, hash: &str) -> String {
+        cache.key(&TenantId::platform(), "api-token", hash)
     }
 
     pub async fn authenticate(&self, token: &str) -> Result<Caller> {
@@ -486,7 +486,7 @@ impl Authenticator {
             Some((info, at)) if at.elapsed() < self.local_ttl => info,
             _ => {
                 let from_redis = match &self.cache {
-                    Some(c) => c.get_json::<Option<ApiTokenInfo>>(&Self::api_token_key(&hash)).await,
+                    Some(c) => c.get_json::<Option<ApiTokenInfo>>(&Self::api_token_key(c, &hash)).await,
                     None => None,
                 };
                 let info = match from_redis {
@@ -494,7 +494,7 @@ impl Authenticator {
                     None => {
                         let info = source.lookup(raw, &hash).await?;
                         if let Some(c) = &self.cache {
-                            c.put_json(&Self::api_token_key(&hash), &info, Duration::from_secs(60)).await;
+                            c.put_json(&Self::api_token_key(c, &hash), &info, Duration::from_secs(60)).await;
                         }
                         info
                     }
@@ -519,7 +519,7 @@ impl Authenticator {
     pub async fn forget_api_token(&self, hash: &str) {
         self.local.write().expect("token cache lock").remove(hash);
         if let Some(c) = &self.cache {
-            c.invalidate(&[Self::api_token_key(hash)]).await;
+            c.invalidate(&[Self::api_token_key(c, hash)]).await;
         }
     }
 

@@ -1,8 +1,8 @@
 //! Redis as a cache and a coordinator — never the system of record.
 //!
-//! Every key starts with the tenant: `cp:{tenant}:{kind}:{id}` (platform-level entries use the reserved
-//! tenant `platform`), so a cluster hashes on the tenant and one tenant's keys can be found and dropped
-//! together. Entries are invalidated after commit by the events the change published, and carry a TTL as a
+//! Every key is `{namespace}:{tenant}:{kind}:{id}` — the namespace (`cp` by default) separates deployments
+//! that share a Redis; then the tenant (platform-level entries use the reserved tenant `platform`), so a
+//! cluster hashes on the tenant and one tenant's keys can be found and dropped together. Entries are invalidated after commit by the events the change published, and carry a TTL as a
 //! backstop; everything here can be rebuilt from PostgreSQL, so a Redis error is logged and read as a miss.
 
 use std::time::Duration;
@@ -15,25 +15,36 @@ use serde::Serialize;
 
 use crate::ids::TenantId;
 
-/// `cp:{tenant}:{kind}:{id}`.
-pub fn key(tenant: &TenantId, kind: &str, id: &str) -> String {
-    format!("cp:{tenant}:{kind}:{id}")
-}
-
 #[derive(Clone)]
 pub struct Cache {
     conn: ConnectionManager,
+    namespace: String,
 }
 
 impl Cache {
-    pub async fn connect(url: &SecretString) -> anyhow::Result<Self> {
+    /// `namespace` starts every key; it may not contain `:`.
+    pub async fn connect(url: &SecretString, namespace: &str) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            !namespace.is_empty() && !namespace.contains(':'),
+            "the Redis namespace must be non-empty and free of ':'"
+        );
         let client = redis::Client::open(url.expose_secret())?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Duration::from_secs(2))
             .set_response_timeout(Duration::from_secs(2))
             .set_number_of_retries(2);
         let conn = ConnectionManager::new_with_config(client, config).await?;
-        Ok(Self { conn })
+        Ok(Self { conn, namespace: namespace.to_owned() })
+    }
+
+    /// `{namespace}:{tenant}:{kind}:{id}`.
+    pub fn key(&self, tenant: &TenantId, kind: &str, id: &str) -> String {
+        format!("{}:{tenant}:{kind}:{id}", self.namespace)
+    }
+
+    /// A pattern matching one kind of key across tenants, for `SCAN`.
+    pub fn pattern(&self, kind: &str, id: &str) -> String {
+        format!("{}:*:{kind}:{id}", self.namespace)
     }
 
     /// The multiplexed, auto-reconnecting connection, for commands beyond get/put/invalidate.

@@ -22,6 +22,10 @@ pub struct KernelConfig {
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", value_parser = secret)]
     pub redis_url: SecretString,
 
+    /// First segment of every Redis key; deployments sharing a Redis need different ones.
+    #[arg(long, env = "REDIS_NAMESPACE", default_value = "cp")]
+    pub redis_namespace: String,
+
     /// RabbitMQ URL for publishing and consuming events.
     #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f", value_parser = secret)]
     pub amqp_url: SecretString,

@@ -86,6 +86,7 @@ impl Stack {
                 migrate_database_url: Some(kernel::db::url_for(&admin, &id_roles.owner, &identity_db).unwrap().into()),
                 database_max_connections: 16,
                 redis_url: "redis://127.0.0.1:6379".to_owned().into(),
+                redis_namespace: format!("cp-e2e-{id}"),
                 amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned().into(),
                 router_secret: secret.clone().into(),
                 jwt_issuer: ISSUER.into(),
@@ -108,7 +109,7 @@ impl Stack {
         let app_url = kernel::db::url_for(&admin, &roles.app, &database).unwrap();
         let jwt = JwtVerifier::new(ISSUER, AUDIENCE, JwksSource::File(dir.join("jwks.json")));
         jwt.preload().await.unwrap();
-        let cache = Cache::connect(&"redis://127.0.0.1:6379".to_owned().into()).await.unwrap();
+        let cache = Cache::connect(&"redis://127.0.0.1:6379".to_owned().into(), &format!("cp-e2e-{id}")).await.unwrap();
         let introspection = kernel::auth::IntrospectionSource::new(&identity_base, secret.clone().into());
         let auth = Arc::new(Authenticator::new(jwt, Some(Arc::new(introspection)), Some(cache.clone())));
         let state = tenancy::State::new(Kernel {

@@ -77,7 +77,7 @@ pub async fn connect(cfg: &Config) -> anyhow::Result<Arc<State>> {
         db::migrate(owner, &MIGRATIONS).await?;
     }
     let pool = db::connect(&k.database_url, k.database_max_connections).await?;
-    let cache = Cache::connect(&k.redis_url).await?;
+    let cache = Cache::connect(&k.redis_url, &k.redis_namespace).await?;
     let keys = SigningKeys::load(&Secrets::default(), &cfg.signing_keys).await?;
     let jwt = JwtVerifier::new(&k.jwt_issuer, &k.jwt_audience, JwksSource::Static(keys.jwks().to_string()));
     jwt.preload().await?;

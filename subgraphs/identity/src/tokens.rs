@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use kernel::auth::{ApiTokenInfo, ApiTokenSource};
-use kernel::cache::{self, Cache};
+use kernel::cache::Cache;
 use kernel::{db, Result, TenantId};
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -59,8 +59,8 @@ pub struct LocalTokens {
     pub cache: Cache,
 }
 
-pub fn last_used_key(tenant: &TenantId) -> String {
-    cache::key(tenant, "api-token-last-used", "all")
+pub fn last_used_key(cache: &Cache, tenant: &TenantId) -> String {
+    cache.key(tenant, "api-token-last-used", "all")
 }
 
 #[async_trait::async_trait]
@@ -79,7 +79,7 @@ impl ApiTokenSource for LocalTokens {
         let now = chrono::Utc::now();
         let mut conn = self.cache.connection();
         let touched: redis::RedisResult<()> = redis::cmd("HSET")
-            .arg(last_used_key(&tenant))
+            .arg(last_used_key(&self.cache, &tenant))
             .arg(row.token_id.to_string())
             .arg(now.timestamp())
             .query_async(&mut conn)
@@ -103,7 +103,7 @@ pub async fn flush_last_used(pool: &PgPool, cache: &Cache) -> anyhow::Result<usi
     let mut conn = cache.connection();
     let keys: Vec<String> = {
         use redis::AsyncCommands;
-        let mut scan = conn.scan_match::<_, String>("cp:*:api-token-last-used:all").await?;
+        let mut scan = conn.scan_match::<_, String>(cache.pattern("api-token-last-used", "all")).await?;
         let mut keys = Vec::new();
         while let Some(key) = scan.next_item().await {
             keys.push(key);

@@ -14,7 +14,7 @@ use tenancy::quota::{Gate, QuotaGate};
 async fn main() -> anyhow::Result<()> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
-    let cache = kernel::cache::Cache::connect(&url.into()).await?;
+    let cache = kernel::cache::Cache::connect(&url.into(), "cp-bench").await?;
     let gate = QuotaGate::default();
     let run = uuid::Uuid::new_v4().simple().to_string();
     let keys: Vec<String> = (0..1000).map(|i| format!("cp:bench-{i}:quota:api-calls:{run}")).collect();

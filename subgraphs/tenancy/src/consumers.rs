@@ -6,7 +6,7 @@ use std::sync::Arc;
 use kernel::consumer::{ConsumerSpec, Failure, Handler, Notice, RetryPolicy};
 use kernel::db::Tx;
 use kernel::envelope::Envelope;
-use kernel::{cache, TenantId};
+use kernel::TenantId;
 
 use crate::events::{self, DOMAIN};
 use crate::{ops, store, State};
@@ -75,7 +75,7 @@ async fn invalidate(state: &State, env: &Envelope) {
         "QuotaDefined" => {
             if let Ok(e) = serde_json::from_value::<events::QuotaDefined>(env.payload.clone()) {
                 if let Ok(t) = TenantId::parse(&e.tenant_id) {
-                    state.kernel.cache.invalidate(&[cache::key(&t, "quota-def", &e.quota.key)]).await;
+                    state.kernel.cache.invalidate(&[state.kernel.cache.key(&t, "quota-def", &e.quota.key)]).await;
                 }
             }
         }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use kernel::cache::{self, Cache};
+use kernel::cache::Cache;
 use kernel::{Result, TenantId};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -117,8 +117,8 @@ impl FlagCache {
         }
     }
 
-    pub fn redis_key() -> String {
-        cache::key(&TenantId::platform(), "flags", "all")
+    pub fn redis_key(&self) -> String {
+        self.cache.key(&TenantId::platform(), "flags", "all")
     }
 
     pub async fn snapshot(&self, pool: &PgPool) -> Result<Arc<FlagSet>> {
@@ -127,12 +127,12 @@ impl FlagCache {
                 return Ok(set.clone());
             }
         }
-        let set = match self.cache.get_json::<FlagSet>(&Self::redis_key()).await {
+        let set = match self.cache.get_json::<FlagSet>(&self.redis_key()).await {
             Some(set) => Arc::new(set),
             None => {
                 let flags = store::all_flags(pool).await?;
                 let set = FlagSet { flags: flags.into_iter().map(|f| (f.key.clone(), f)).collect() };
-                self.cache.put_json(&Self::redis_key(), &set, self.redis_ttl).await;
+                self.cache.put_json(&self.redis_key(), &set, self.redis_ttl).await;
                 Arc::new(set)
             }
         };
@@ -148,7 +148,7 @@ impl FlagCache {
     /// Drops both copies.
     pub async fn invalidate(&self) {
         self.forget_local();
-        self.cache.invalidate(&[Self::redis_key()]).await;
+        self.cache.invalidate(&[self.redis_key()]).await;
     }
 }
 

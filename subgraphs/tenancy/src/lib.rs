@@ -103,7 +103,7 @@ pub async fn connect(cfg: &KernelConfig) -> anyhow::Result<Arc<State>> {
         kernel::db::migrate(owner, &MIGRATIONS).await?;
     }
     let pool = kernel::db::connect(&cfg.database_url, cfg.database_max_connections).await?;
-    let cache = Cache::connect(&cfg.redis_url).await?;
+    let cache = Cache::connect(&cfg.redis_url, &cfg.redis_namespace).await?;
     let broker = Arc::new(Broker::new(cfg.amqp_url.clone()));
     let auth = server::authenticator(cfg, &cache).await?;
     Ok(State::new(Kernel { pool, cache, broker, auth, router_secret: cfg.router_secret.clone() }))

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use kernel::cache::{self, Cache};
+use kernel::cache::Cache;
 use kernel::{db, Error, Result, TenantId};
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
@@ -50,8 +50,8 @@ impl Default for QuotaGate {
 }
 
 impl QuotaGate {
-    pub fn counter_key(tenant: &TenantId, quota: &str, period_start: DateTime<Utc>) -> String {
-        cache::key(tenant, "quota", &format!("{quota}:{}", period_start.timestamp()))
+    pub fn counter_key(cache: &Cache, tenant: &TenantId, quota: &str, period_start: DateTime<Utc>) -> String {
+        cache.key(tenant, "quota", &format!("{quota}:{}", period_start.timestamp()))
     }
 
     pub async fn check_and_increment(
@@ -108,7 +108,7 @@ pub async fn consume(
     }
     let now = Utc::now();
     let period_start = def.period.start(now);
-    let key = QuotaGate::counter_key(tenant, &def.key, period_start);
+    let key = QuotaGate::counter_key(cache, tenant, &def.key, period_start);
     let exceeded = || Error::QuotaExceeded(format!("quota `{}` would exceed its limit of {}", def.key, def.limit));
     let mut conn = cache.connection();
 

@@ -12,7 +12,6 @@ use std::time::Duration;
 use async_graphql::connection::Connection;
 use async_graphql::{Context, InputObject, Object, Subscription, ID};
 use futures::{Stream, StreamExt};
-use kernel::cache;
 use kernel::context::ContextExt;
 use kernel::db::{self, Access};
 use kernel::error::OnConstraint;
@@ -516,7 +515,7 @@ impl MutationRoot {
             return Err(Error::conflict(format!("tenant is {} and cannot consume quota", tenant.status.as_str())));
         }
         let st = state(ctx);
-        let cache_key = cache::key(&tenant_id, "quota-def", &key);
+        let cache_key = st.kernel.cache.key(&tenant_id, "quota-def", &key);
         let def = match st.kernel.cache.get_json::<QuotaDefinition>(&cache_key).await {
             Some(def) => def,
             None => {

@@ -52,6 +52,7 @@ pub async fn spawn_app(keys: usize) -> TestApp {
             migrate_database_url: Some(kernel::db::url_for(&admin, &roles.owner, &database).unwrap().into()),
             database_max_connections: 8,
             redis_url: "redis://127.0.0.1:6379".to_owned().into(),
+            redis_namespace: format!("cp-t-{id}"),
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned().into(),
             router_secret: SECRET.to_owned().into(),
             jwt_issuer: ISSUER.into(),

@@ -107,7 +107,8 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     std::fs::write(&jwks_path, signer.jwks().to_string()).unwrap();
 
     let pool = kernel::db::connect(&app_url.clone().into(), 8).await.expect("app pool");
-    let cache = Cache::connect(&REDIS.into()).await.expect("redis");
+    // A namespace per test app: every test database gets Redis keys of its own.
+    let cache = Cache::connect(&REDIS.into(), &format!("cp-t-{id}")).await.expect("redis");
     let broker = Arc::new(Broker::new(opts.amqp_url.clone().into()));
     let jwt = JwtVerifier::new(ISSUER, AUDIENCE, JwksSource::File(jwks_path));
     jwt.preload().await.expect("jwks");
