@@ -4,7 +4,8 @@
 //!     cargo bench -p e2e --bench tenant_read
 //!
 //! BENCH_SECONDS (default 10) per target; BENCH_TARGETS (default `direct,hive,apollo`) picks targets, so
-//! `BENCH_TARGETS=direct` needs no router installed. Client, routers and subgraph share the machine's cores.
+//! `BENCH_TARGETS=direct` needs no router installed; BENCH_CLIENTS (default 50) sets the concurrency (1
+//! measures a router's added latency without queueing). Client, routers and subgraph share the cores.
 
 use e2e as harness;
 
@@ -19,7 +20,14 @@ struct Stats {
     n: usize,
 }
 
-async fn load(http: &reqwest::Client, url: &str, token: &str, secret: Option<&str>, seconds: u64) -> Stats {
+async fn load(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    secret: Option<&str>,
+    seconds: u64,
+    clients: usize,
+) -> Stats {
     let body = json!({ "query": "query Tenant($id: ID!) { tenant(id: $id) { id displayName status region } }", "variables": { "id": "bench" } });
     let send = |http: reqwest::Client, url: String, token: String, secret: Option<String>, body: serde_json::Value| async move {
         let mut req = http.post(&url).bearer_auth(&token).json(&body);
@@ -35,7 +43,7 @@ async fn load(http: &reqwest::Client, url: &str, token: &str, secret: Option<&st
     }
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
-    let clients: Vec<_> = (0..50)
+    let clients: Vec<_> = (0..clients)
         .map(|_| {
             let (http, url, token, secret, body) =
                 (http.clone(), url.to_owned(), token.to_owned(), secret.map(str::to_owned), body.clone());
@@ -64,6 +72,7 @@ async fn load(http: &reqwest::Client, url: &str, token: &str, secret: Option<&st
 async fn main() {
     let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     let targets = std::env::var("BENCH_TARGETS").unwrap_or_else(|_| "direct,hive,apollo".into());
+    let clients: usize = std::env::var("BENCH_CLIENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
     let stack = harness::Stack::start().await;
     let op = stack.operator_token();
     let direct = |q: &str| {
@@ -92,6 +101,7 @@ async fn main() {
     );
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
 
+    println!("{clients} concurrent clients, {seconds} s per target\n");
     println!("| target | requests/s | p50 ms | p99 ms | requests |");
     println!("|---|---|---|---|---|");
     let mut baseline: Option<Stats> = None;
@@ -103,8 +113,8 @@ async fn main() {
             other => panic!("unknown target {other}"),
         };
         let s = match &router {
-            None => load(&http, &stack.subgraph_url, &token, Some(&stack.secret), seconds).await,
-            Some(r) => load(&http, &r.url, &token, None, seconds).await,
+            None => load(&http, &stack.subgraph_url, &token, Some(&stack.secret), seconds, clients).await,
+            Some(r) => load(&http, &r.url, &token, None, seconds, clients).await,
         };
         let vs = match &baseline {
             Some(b) => format!(" (×{:.2} rps, +{:.2} ms p50 vs direct)", s.rps / b.rps, s.p50 - b.p50),
