@@ -47,6 +47,8 @@ pub fn free_port() -> u16 {
 pub struct Stack {
     pub id: String,
     databases: Vec<String>,
+    /// This stack's own durable queues, deleted when it stops.
+    commands: kernel::consumer::ConsumerSpec,
     pub subgraph_url: String,
     pub identity_url: String,
     /// A platform operator's API token, from identity's bootstrap.
@@ -124,7 +126,7 @@ impl Stack {
         let mut commands = tenancy::consumers::command_spec(retry);
         commands.queue = format!("e2e-{id}.commands");
         commands.bindings = vec![format!("e2e-{id}.ProvisionTenant")];
-        tenancy::spawn_background(&state, Duration::from_millis(50), commands, &shutdown);
+        tenancy::spawn_background(&state, Duration::from_millis(50), commands.clone(), &shutdown);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let subgraph_url = format!("http://{}/graphql", listener.local_addr().unwrap());
         let app = tenancy::app(state, 12, 5000);
@@ -142,6 +144,7 @@ impl Stack {
         Stack {
             id,
             databases: vec![database, identity_db],
+            commands,
             subgraph_url,
             identity_url,
             operator_api_token,
@@ -210,6 +213,14 @@ impl Stack {
     pub async fn stop(self) {
         self.shutdown.cancel();
         tokio::time::sleep(Duration::from_millis(200)).await;
+        if let Ok(ch) = Broker::new("amqp://guest:guest@127.0.0.1:5672/%2f".to_owned().into()).channel().await {
+            let spec = &self.commands;
+            let mut queues = vec![spec.queue.clone(), spec.dead_letter_queue()];
+            queues.extend((1..=spec.retry.retries).map(|n| spec.retry_queue(n)));
+            for q in queues {
+                let _ = ch.queue_delete(&q, lapin::options::QueueDeleteOptions::default()).await;
+            }
+        }
         for db in &self.databases {
             let _ = kernel::db::drop_database(&admin_url(), db).await;
         }
