@@ -79,9 +79,7 @@ impl RequestContext {
             .unwrap_or_else(|| trace_id.clone());
         (trace_id, correlation_id)
     }
-}
 
-impl RequestContext {
     /// Ends `stream` when the caller's token expires, so a subscription cannot outlive its credentials.
     pub fn until_expiry<St: futures::Stream + Send>(&self, stream: St) -> impl futures::Stream<Item = St::Item> + Send {
         use futures::StreamExt;

@@ -139,7 +139,7 @@ where
 }
 
 /// Compares secrets in time independent of where they differ (both sides hashed to equal length first).
-fn secret_matches(expected: &SecretString, presented: Option<&str>) -> bool {
+pub fn secret_matches(expected: &SecretString, presented: Option<&str>) -> bool {
     let Some(presented) = presented else { return false };
     let a = Sha256::digest(expected.expose_secret().as_bytes());
     let b = Sha256::digest(presented.as_bytes());

@@ -12,7 +12,6 @@ use axum::{Form, Json, Router};
 use base64::Engine;
 use kernel::envelope::EventMeta;
 use kernel::{api_token, db, outbox, TenantId};
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -173,13 +172,8 @@ async fn requester(
     secret: Option<String>,
 ) -> Result<Requester, Response> {
     let internal = headers.get(kernel::server::ROUTER_SECRET_HEADER).and_then(|v| v.to_str().ok());
-    if let Some(presented) = internal {
-        if tokens::digests_equal(
-            &tokens::sha256_hex(presented),
-            &tokens::sha256_hex(state.kernel.router_secret.expose_secret()),
-        ) {
-            return Ok(Requester::Internal);
-        }
+    if internal.is_some() && kernel::server::secret_matches(&state.kernel.router_secret, internal) {
+        return Ok(Requester::Internal);
     }
     let Some((id, secret)) = client_credentials(headers, id, secret) else {
         return Err(oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication is required"));
@@ -230,12 +224,8 @@ async fn revoke(AxumState(state): AxumState<Arc<State>>, headers: HeaderMap, For
             return StatusCode::OK.into_response();
         }
     }
-    let meta = EventMeta {
-        trace_id: uuid::Uuid::new_v4().simple().to_string(),
-        correlation_id: String::new(),
-        causation_id: None,
-    };
-    let meta = EventMeta { correlation_id: meta.trace_id.clone(), ..meta };
+    let (trace_id, correlation_id) = kernel::RequestContext::ids_from_headers(&headers);
+    let meta = EventMeta { trace_id, correlation_id, causation_id: None };
     let result = if api_token::looks_like(&form.token) {
         match caller.token_id.as_deref().and_then(|id| id.parse::<uuid::Uuid>().ok()) {
             Some(id) => crate::schema::revoke_api_token(&state, &tenant, id, &meta).await.map(|_| ()),
