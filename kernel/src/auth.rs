@@ -85,6 +85,10 @@ impl JwksSource {
 struct KeyCache {
     keys: HashMap<String, (DecodingKey, Algorithm)>,
     fetched_at: Option<Instant>,
+    /// After a failed fetch, no request waits on another before this; the last good keys keep serving.
+    retry_at: Option<Instant>,
+    /// The next wait after a failure (doubles up to a minute, reset by a success).
+    backoff: Duration,
 }
 
 pub struct JwtVerifier {
@@ -107,7 +111,12 @@ impl JwtVerifier {
             audience: audience.into(),
             source,
             http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("http client"),
-            cache: RwLock::new(KeyCache { keys: HashMap::new(), fetched_at: None }),
+            cache: RwLock::new(KeyCache {
+                keys: HashMap::new(),
+                fetched_at: None,
+                retry_at: None,
+                backoff: Duration::from_secs(1),
+            }),
             refresh: Mutex::new(()),
             max_age: Duration::from_secs(300),
             min_refetch: Duration::from_secs(5),
@@ -166,11 +175,15 @@ impl JwtVerifier {
     }
 
     async fn key(&self, kid: &str) -> Result<(DecodingKey, Algorithm)> {
+        let unknown = || Error::unauthenticated("token signed by an unknown key");
         {
             let cache = self.cache.read().await;
             let fresh = cache.fetched_at.is_some_and(|t| t.elapsed() < self.max_age);
-            if let (true, Some(found)) = (fresh, cache.keys.get(kid)) {
-                return Ok(found.clone());
+            let backing_off = cache.retry_at.is_some_and(|t| Instant::now() < t);
+            match cache.keys.get(kid) {
+                Some(found) if fresh || backing_off => return Ok(found.clone()),
+                None if backing_off => return Err(unknown()),
+                _ => {}
             }
         }
         let _single_flight = self.refresh.lock().await;
@@ -178,11 +191,10 @@ impl JwtVerifier {
             let cache = self.cache.read().await;
             let age = cache.fetched_at.map(|t| t.elapsed());
             let fresh = age.is_some_and(|a| a < self.max_age);
+            let backing_off = cache.retry_at.is_some_and(|t| Instant::now() < t);
             match cache.keys.get(kid) {
-                Some(found) if fresh => return Ok(found.clone()),
-                None if age.is_some_and(|a| a < self.min_refetch) => {
-                    return Err(Error::unauthenticated("token signed by an unknown key"));
-                }
+                Some(found) if fresh || backing_off => return Ok(found.clone()),
+                None if backing_off || age.is_some_and(|a| a < self.min_refetch) => return Err(unknown()),
                 _ => {}
             }
         }
@@ -191,19 +203,20 @@ impl JwtVerifier {
                 let mut cache = self.cache.write().await;
                 cache.keys = keys;
                 cache.fetched_at = Some(Instant::now());
+                cache.retry_at = None;
+                cache.backoff = Duration::from_secs(1);
             }
             Err(e) => {
-                // Keep serving with the keys we have; a JWKS outage must not log everybody out at once.
-                tracing::warn!(error = format!("{e:#}"), "could not refresh JWKS");
+                // Keep serving with the keys we have, and let nobody wait on the JWKS host again until the
+                // backoff has passed: an outage there must neither log everybody out nor stall every request.
+                let mut cache = self.cache.write().await;
+                let wait = cache.backoff;
+                cache.retry_at = Some(Instant::now() + wait);
+                cache.backoff = (wait * 2).min(Duration::from_secs(60));
+                tracing::warn!(error = format!("{e:#}"), retry_in_s = wait.as_secs(), "could not refresh JWKS");
             }
         }
-        self.cache
-            .read()
-            .await
-            .keys
-            .get(kid)
-            .cloned()
-            .ok_or_else(|| Error::unauthenticated("token signed by an unknown key"))
+        self.cache.read().await.keys.get(kid).cloned().ok_or_else(unknown)
     }
 
     async fn fetch(&self) -> anyhow::Result<HashMap<String, (DecodingKey, Algorithm)>> {
@@ -288,7 +301,7 @@ impl LocalSigner {
             Self::from_base64(std::fs::read_to_string(&key_path)?.trim())?
         } else {
             let s = Self::from_pkcs8_derived(Self::generate("new").pkcs8)?;
-            std::fs::write(&key_path, s.to_base64())?;
+            write_private(&key_path, s.to_base64().as_bytes())?;
             s
         };
         std::fs::write(dir.join("jwks.json"), signer.jwks().to_string())?;
@@ -358,6 +371,26 @@ impl LocalSigner {
     }
 }
 
+/// Writes a file only its owner can read (mode 0600), as every key file the project writes is.
+pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        opts.mode(0o600);
+        let mut f = opts.open(path)?;
+        // An existing file keeps its mode on open: tighten it too.
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.write_all(contents)
+    }
+    #[cfg(not(unix))]
+    {
+        opts.open(path)?.write_all(contents)
+    }
+}
+
 /// What a store knows about an API token, cached by the token's hash.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ApiTokenInfo {
@@ -377,8 +410,11 @@ pub trait ApiTokenSource: Send + Sync {
     async fn lookup(&self, raw: &str, hash: &str) -> Result<Option<ApiTokenInfo>>;
 }
 
+/// The header carrying the internal credential on subgraph-to-identity calls (introspection).
+pub const INTERNAL_SECRET_HEADER: &str = "x-cp-internal-secret";
+
 /// Looks API tokens up through identity's RFC 7662 introspection endpoint, authenticated with the
-/// internal secret.
+/// internal secret (`INTERNAL_SECRET`, never the router secret).
 pub struct IntrospectionSource {
     url: String,
     secret: secrecy::SecretString,
@@ -402,7 +438,7 @@ impl ApiTokenSource for IntrospectionSource {
         let resp = self
             .http
             .post(&self.url)
-            .header(crate::server::ROUTER_SECRET_HEADER, self.secret.expose_secret())
+            .header(INTERNAL_SECRET_HEADER, self.secret.expose_secret())
             .form(&[("token", raw), ("token_type_hint", "api_token")])
             .send()
             .await
@@ -429,35 +465,69 @@ impl ApiTokenSource for IntrospectionSource {
 
 /// Authenticates bearer tokens: JWTs locally (signature, claims, revoked `jti`s), API tokens through a
 /// [`ApiTokenSource`] behind an in-process cache and a Redis cache, both dropped on revocation events.
+///
+/// The in-process caches are bounded (`TOKEN_CACHE_CAPACITY`) and keep an "unknown token" answer for a
+/// few seconds only. Redis is never trusted to say who a caller is: an entry there carries an HMAC-SHA256
+/// over the token hash and the answer, keyed from `INTERNAL_SECRET`, and an entry whose MAC does not verify
+/// is ignored (without that key, nothing is cached in Redis).
 pub struct Authenticator {
     pub jwt: JwtVerifier,
     api_tokens: Option<Arc<dyn ApiTokenSource>>,
     cache: Option<crate::cache::Cache>,
-    local: std::sync::RwLock<HashMap<String, (Option<ApiTokenInfo>, Instant)>>,
+    known: moka::sync::Cache<String, ApiTokenInfo>,
+    unknown: moka::sync::Cache<String, ()>,
     /// Revoked access-token ids and when the tokens expire anyway.
     revoked: std::sync::RwLock<HashMap<String, i64>>,
-    local_ttl: Duration,
+    mac_key: Option<ring::hmac::Key>,
+}
+
+/// How long a validation stays in the in-process cache, and an "unknown" answer.
+const KNOWN_TTL: Duration = Duration::from_secs(30);
+const UNKNOWN_TTL: Duration = Duration::from_secs(5);
+/// How long a validation stays in Redis.
+const REDIS_TTL: Duration = Duration::from_secs(60);
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Sealed {
+    info: Option<ApiTokenInfo>,
+    mac: String,
 }
 
 impl Authenticator {
-    /// `api_tokens: None` refuses API tokens (JWTs only).
+    /// `api_tokens: None` refuses API tokens (JWTs only). `cfg` gives the cache capacity and the internal
+    /// secret the Redis entries are authenticated with.
     pub fn new(
         jwt: JwtVerifier,
         api_tokens: Option<Arc<dyn ApiTokenSource>>,
         cache: Option<crate::cache::Cache>,
+        cfg: &crate::config::KernelConfig,
     ) -> Self {
+        use secrecy::ExposeSecret;
+        let mac_key = cfg.internal_secret.as_ref().map(|secret| {
+            let root = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.expose_secret().as_bytes());
+            let derived = ring::hmac::sign(&root, b"cp api-token cache v1");
+            ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref())
+        });
+        let capacity = cfg.token_cache_capacity;
         Self {
             jwt,
             api_tokens,
             cache,
-            local: Default::default(),
+            known: moka::sync::Cache::builder().max_capacity(capacity).time_to_live(KNOWN_TTL).build(),
+            unknown: moka::sync::Cache::builder().max_capacity(capacity).time_to_live(UNKNOWN_TTL).build(),
             revoked: Default::default(),
-            local_ttl: Duration::from_secs(30),
+            mac_key,
         }
     }
 
     fn api_token_key(cache: &crate::cache::Cache, hash: &str) -> String {
-        cache.key(&TenantId::platform(), "api-token", hash)
+        cache.key(&TenantId::platform(), crate::cache::kind::API_TOKEN, hash)
+    }
+
+    fn mac(&self, hash: &str, info: &Option<ApiTokenInfo>) -> Option<String> {
+        let key = self.mac_key.as_ref()?;
+        let body = serde_json::to_vec(&(hash, info)).ok()?;
+        Some(hex::encode(ring::hmac::sign(key, &body).as_ref()))
     }
 
     pub async fn authenticate(&self, token: &str) -> Result<Caller> {
@@ -473,6 +543,21 @@ impl Authenticator {
         Ok(caller)
     }
 
+    /// The answer for an API token's hash from Redis, if an entry is there and its MAC verifies.
+    async fn redis_answer(&self, hash: &str) -> Option<Option<ApiTokenInfo>> {
+        let (cache, key) = (self.cache.as_ref()?, self.mac_key.as_ref()?);
+        let sealed: Sealed = cache.get_json(&Self::api_token_key(cache, hash)).await?;
+        let body = serde_json::to_vec(&(hash, &sealed.info)).ok()?;
+        let tag = hex::decode(&sealed.mac).ok()?;
+        match ring::hmac::verify(key, &body, &tag) {
+            Ok(()) => Some(sealed.info),
+            Err(_) => {
+                tracing::warn!("ignored an API-token cache entry in Redis whose MAC does not verify");
+                None
+            }
+        }
+    }
+
     async fn api_token(&self, raw: &str) -> Result<Caller> {
         // The checksum catches typos and made-up tokens before any store is asked.
         if !crate::api_token::well_formed(raw) {
@@ -481,27 +566,28 @@ impl Authenticator {
         let source =
             self.api_tokens.as_ref().ok_or_else(|| Error::unauthenticated("API tokens are not accepted here"))?;
         let hash = crate::api_token::hash(raw);
-        let cached = self.local.read().expect("token cache lock").get(&hash).cloned();
-        let info = match cached {
-            Some((info, at)) if at.elapsed() < self.local_ttl => info,
-            _ => {
-                let from_redis = match &self.cache {
-                    Some(c) => c.get_json::<Option<ApiTokenInfo>>(&Self::api_token_key(c, &hash)).await,
-                    None => None,
-                };
-                let info = match from_redis {
-                    Some(info) => info,
-                    None => {
-                        let info = source.lookup(raw, &hash).await?;
-                        if let Some(c) = &self.cache {
-                            c.put_json(&Self::api_token_key(c, &hash), &info, Duration::from_secs(60)).await;
-                        }
-                        info
+        let info = if let Some(info) = self.known.get(&hash) {
+            Some(info)
+        } else if self.unknown.contains_key(&hash) {
+            None
+        } else {
+            let info = match self.redis_answer(&hash).await {
+                Some(info) => info,
+                None => {
+                    let info = source.lookup(raw, &hash).await?;
+                    if let (Some(c), Some(mac)) = (&self.cache, self.mac(&hash, &info)) {
+                        let sealed = Sealed { info: info.clone(), mac };
+                        let ttl = if info.is_some() { REDIS_TTL } else { UNKNOWN_TTL };
+                        c.put_json(&Self::api_token_key(c, &hash), &sealed, ttl).await;
                     }
-                };
-                self.local.write().expect("token cache lock").insert(hash, (info.clone(), Instant::now()));
-                info
+                    info
+                }
+            };
+            match &info {
+                Some(i) => self.known.insert(hash, i.clone()),
+                None => self.unknown.insert(hash, ()),
             }
+            info
         };
         match info {
             Some(i) if i.active && i.expires_at > chrono::Utc::now().timestamp() => Ok(Caller {
@@ -517,7 +603,7 @@ impl Authenticator {
 
     /// Drops every cached copy of an API token's validation (on `ApiTokenRevoked`).
     pub async fn forget_api_token(&self, hash: &str) {
-        self.local.write().expect("token cache lock").remove(hash);
+        self.known.invalidate(hash);
         if let Some(c) = &self.cache {
             c.invalidate(&[Self::api_token_key(c, hash)]).await;
         }
@@ -533,31 +619,43 @@ impl Authenticator {
 
     /// Drops every in-process API-token entry (the revocation listener reconnected and may have missed events).
     pub fn forget_all_api_tokens(&self) {
-        self.local.write().expect("token cache lock").clear();
+        self.known.invalidate_all();
+        self.unknown.invalidate_all();
+    }
+
+    /// How many API-token answers the in-process caches hold (for tests of their bound).
+    pub fn cached_api_tokens(&self) -> u64 {
+        self.known.run_pending_tasks();
+        self.unknown.run_pending_tasks();
+        self.known.entry_count() + self.unknown.entry_count()
     }
 }
 
 /// Routing keys of identity's revocation events, which every subgraph listens to.
 pub fn revocation_bindings() -> Vec<String> {
-    vec!["identity.ApiTokenRevoked".to_owned(), "identity.AccessTokenRevoked".to_owned()]
+    use crate::contracts::identity::{AccessTokenRevoked, ApiTokenRevoked};
+    use crate::envelope::Event;
+    vec![ApiTokenRevoked::routing_key(), AccessTokenRevoked::routing_key()]
 }
 
 /// Applies a revocation event (or a listener reset) to `auth`.
 pub fn on_revocation(auth: Arc<Authenticator>) -> impl Fn(crate::consumer::Notice) + Send + Sync + 'static {
+    use crate::contracts::identity::{AccessTokenRevoked, ApiTokenRevoked};
+    use crate::envelope::Event;
     move |notice| match notice {
         crate::consumer::Notice::Reset => auth.forget_all_api_tokens(),
         crate::consumer::Notice::Event(env) => match env.event_type.as_str() {
-            "ApiTokenRevoked" => {
-                if let Some(hash) = env.payload["tokenHash"].as_str().map(str::to_owned) {
+            t if t == ApiTokenRevoked::TYPE => match env.payload_as::<ApiTokenRevoked>() {
+                Ok(e) => {
                     let auth = auth.clone();
-                    tokio::spawn(async move { auth.forget_api_token(&hash).await });
+                    tokio::spawn(async move { auth.forget_api_token(&e.token_hash).await });
                 }
-            }
-            "AccessTokenRevoked" => {
-                if let (Some(jti), Some(exp)) = (env.payload["jti"].as_str(), env.payload["expiresAt"].as_i64()) {
-                    auth.revoke_jti(jti, exp);
-                }
-            }
+                Err(e) => tracing::error!(error = %e, "malformed ApiTokenRevoked"),
+            },
+            t if t == AccessTokenRevoked::TYPE => match env.payload_as::<AccessTokenRevoked>() {
+                Ok(e) => auth.revoke_jti(&e.jti, e.expires_at),
+                Err(e) => tracing::error!(error = %e, "malformed AccessTokenRevoked"),
+            },
             _ => {}
         },
     }
@@ -579,9 +677,25 @@ mod tests {
         }
     }
 
+    pub(crate) fn test_config() -> crate::config::KernelConfig {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            k: crate::config::KernelConfig,
+        }
+        Wrap::parse_from([
+            "t",
+            "--database-url=postgres://x@localhost/x",
+            "--router-secret=0123456789abcdef0123456789abcdef",
+            "--jwt-issuer=iss",
+        ])
+        .k
+    }
+
     fn authenticator(calls: &Arc<AtomicUsize>) -> Authenticator {
         let jwt = JwtVerifier::new("iss", "aud", JwksSource::Static(r#"{"keys":[]}"#.into()));
-        Authenticator::new(jwt, Some(Arc::new(Counting(calls.clone()))), None)
+        Authenticator::new(jwt, Some(Arc::new(Counting(calls.clone()))), None, &test_config())
     }
 
     #[tokio::test]
@@ -603,10 +717,98 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_forged_redis_entry_grants_nothing() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let ns = format!("cp-t-forge-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let cache = crate::cache::Cache::connect(&"redis://127.0.0.1:6379".to_owned().into(), &ns).await.unwrap();
+        let mut cfg = test_config();
+        cfg.internal_secret = Some("internal-secret-of-at-least-32-bytes!!".to_owned().into());
+        let jwt = JwtVerifier::new("iss", "aud", JwksSource::Static(r#"{"keys":[]}"#.into()));
+        let auth = Authenticator::new(jwt, Some(Arc::new(Counting(calls.clone()))), Some(cache.clone()), &cfg);
+        let token = crate::api_token::generate();
+        let hash = crate::api_token::hash(&token);
+        let key = Authenticator::api_token_key(&cache, &hash);
+        let forged = ApiTokenInfo {
+            active: true,
+            token_id: "t".into(),
+            subject: "attacker".into(),
+            tenant: None,
+            scopes: vec![PLATFORM_OPERATOR.into()],
+            expires_at: chrono::Utc::now().timestamp() + 3600,
+        };
+        // Someone with write access to Redis plants an answer: without a MAC, with a wrong one, and (the
+        // old format) bare.
+        for entry in [
+            serde_json::json!({ "info": forged, "mac": "" }),
+            serde_json::json!({ "info": forged, "mac": "00".repeat(32) }),
+            serde_json::to_value(Some(&forged)).unwrap(),
+        ] {
+            cache.put_json(&key, &entry, Duration::from_secs(60)).await;
+            auth.forget_all_api_tokens();
+            let err = auth.authenticate(&token).await.unwrap_err();
+            assert_eq!(err.code(), crate::Code::Unauthenticated);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "each forged entry was ignored and the source asked");
+        // What the authenticator itself stores verifies, and is used instead of asking the source again.
+        auth.forget_all_api_tokens();
+        let _ = auth.authenticate(&token).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "its own sealed answer came from Redis");
+        cache.invalidate(&[key]).await;
+    }
+
+    #[tokio::test]
+    async fn in_process_token_caches_are_bounded() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut cfg = test_config();
+        cfg.token_cache_capacity = 10;
+        let jwt = JwtVerifier::new("iss", "aud", JwksSource::Static(r#"{"keys":[]}"#.into()));
+        let auth = Authenticator::new(jwt, Some(Arc::new(Counting(calls.clone()))), None, &cfg);
+        for _ in 0..500 {
+            let _ = auth.authenticate(&crate::api_token::generate()).await;
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 500);
+        assert!(auth.cached_api_tokens() <= 10, "{} entries cached", auth.cached_api_tokens());
+    }
+
+    #[tokio::test]
+    async fn a_jwks_outage_backs_off_and_keeps_serving_the_last_good_keys() {
+        let signer = LocalSigner::generate("k1");
+        let path = std::env::temp_dir().join(format!("cp-jwks-{}.json", uuid::Uuid::new_v4()));
+        std::fs::write(&path, signer.jwks().to_string()).unwrap();
+        let mut jwt = JwtVerifier::new("iss", "aud", JwksSource::File(path.clone()));
+        jwt.preload().await.unwrap();
+        jwt.max_age = Duration::ZERO; // every verification now wants a refresh
+        std::fs::remove_file(&path).unwrap(); // and every refresh fails
+        let now = chrono::Utc::now().timestamp();
+        let token = signer.sign(&serde_json::json!({ "iss": "iss", "aud": "aud", "sub": "s", "exp": now + 60 }));
+        assert!(jwt.verify(&token).await.is_ok(), "the last good keys keep verifying");
+        let retry_at = jwt.cache.read().await.retry_at.expect("a failed refresh sets a backoff");
+        assert!(retry_at > Instant::now());
+        // Within the backoff nobody waits on the JWKS source.
+        let started = Instant::now();
+        for _ in 0..100 {
+            assert!(jwt.verify(&token).await.is_ok());
+        }
+        assert_eq!(jwt.cache.read().await.retry_at, Some(retry_at), "no refresh was attempted during the backoff");
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn key_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("cp-keys-{}", uuid::Uuid::new_v4()));
+        let signer = LocalSigner::load_or_create(&dir).unwrap();
+        let mode = std::fs::metadata(dir.join("signing-key")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(LocalSigner::load_or_create(&dir).unwrap().kid(), signer.kid());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
     async fn revoked_access_tokens_are_refused() {
         let signer = LocalSigner::generate("k1");
         let jwt = JwtVerifier::new("iss", "aud", JwksSource::Static(signer.jwks().to_string()));
-        let auth = Authenticator::new(jwt, None, None);
+        let auth = Authenticator::new(jwt, None, None, &test_config());
         let now = chrono::Utc::now().timestamp();
         let token =
             signer.sign(&serde_json::json!({ "iss": "iss", "aud": "aud", "sub": "s", "exp": now + 60, "jti": "j-1" }));

@@ -1,9 +1,11 @@
 //! Redis as a cache and a coordinator — never the system of record.
 //!
-//! Every key is `{namespace}:{tenant}:{kind}:{id}` — the namespace (`cp` by default) separates deployments
-//! that share a Redis; then the tenant (platform-level entries use the reserved tenant `platform`), so a
-//! cluster hashes on the tenant and one tenant's keys can be found and dropped together. Entries are invalidated after commit by the events the change published, and carry a TTL as a
-//! backstop; everything here can be rebuilt from PostgreSQL, so a Redis error is logged and read as a miss.
+//! Every key is `{namespace}:{{tenant}}:{kind}:{id}` — the namespace (`cp` by default) separates deployments
+//! that share a Redis; then the tenant in braces, a Redis Cluster hash tag (platform-level entries use the
+//! reserved tenant `platform`), so a cluster keeps one tenant's keys in one slot, multi-key scripts keep
+//! working, and one tenant's keys can be found and dropped together. Kinds are the constants in [`kind`].
+//! Entries are invalidated after commit by the events the change published, and carry a TTL as a backstop;
+//! everything here can be rebuilt from PostgreSQL, so a Redis error is logged and read as a miss.
 
 use std::time::Duration;
 
@@ -14,6 +16,20 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::ids::TenantId;
+
+/// Every kind of key, in one place (the third segment of a key).
+pub mod kind {
+    /// A validated API token, by its hash (platform tenant).
+    pub const API_TOKEN: &str = "api-token";
+    /// API-token last-used times waiting to be flushed to PostgreSQL, per tenant.
+    pub const API_TOKEN_LAST_USED: &str = "api-token-last-used";
+    /// Tenancy's flag definitions snapshot (platform tenant).
+    pub const FLAGS: &str = "flags";
+    /// A tenant's quota definition, by quota key.
+    pub const QUOTA_DEFINITION: &str = "quota-def";
+    /// A tenant's quota counter, by quota key and period.
+    pub const QUOTA_COUNTER: &str = "quota";
+}
 
 #[derive(Clone)]
 pub struct Cache {
@@ -37,14 +53,26 @@ impl Cache {
         Ok(Self { conn, namespace: namespace.to_owned() })
     }
 
-    /// `{namespace}:{tenant}:{kind}:{id}`.
+    /// `{namespace}:{{tenant}}:{kind}:{id}`.
     pub fn key(&self, tenant: &TenantId, kind: &str, id: &str) -> String {
-        format!("{}:{tenant}:{kind}:{id}", self.namespace)
+        format!("{}:{{{tenant}}}:{kind}:{id}", self.namespace)
     }
 
     /// A pattern matching one kind of key across tenants, for `SCAN`.
     pub fn pattern(&self, kind: &str, id: &str) -> String {
-        format!("{}:*:{kind}:{id}", self.namespace)
+        format!("{}:{{*}}:{kind}:{id}", self.namespace)
+    }
+
+    /// The tenant a key of this cache belongs to.
+    pub fn tenant_of(&self, key: &str) -> Option<TenantId> {
+        let rest = key.strip_prefix(&self.namespace)?.strip_prefix(":{")?;
+        let (tenant, _) = rest.split_once('}')?;
+        TenantId::try_from(tenant.to_owned()).ok()
+    }
+
+    /// This cache's namespace (the first segment of every key).
+    pub fn namespace(&self) -> &str {
+        &self.namespace
     }
 
     /// The multiplexed, auto-reconnecting connection, for commands beyond get/put/invalidate.

@@ -54,6 +54,41 @@ pub struct KernelConfig {
     #[arg(long, env = "IDENTITY_URL")]
     pub identity_url: Option<String>,
 
+    /// Credential the subgraphs present to identity's introspection endpoint (and identity checks), at
+    /// least 32 bytes; also keys the MAC on API-token validations cached in Redis. Not the router secret.
+    #[arg(long, env = "INTERNAL_SECRET", value_parser = secret)]
+    pub internal_secret: Option<SecretString>,
+
+    /// Largest request body `/graphql` (and identity's token service) reads, in bytes; larger ones get 413.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 256 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Whether introspection (`__schema`, `__type`) is answered. On for development; turn it off in
+    /// production (`GRAPHQL_INTROSPECTION=false`), where the router serves the composed schema anyway.
+    #[arg(long, env = "GRAPHQL_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub introspection: bool,
+
+    /// Most field selections an operation may have once its fragments are expanded (aliases count, so
+    /// alias bombs and fragment "billion laughs" are refused before any resolver runs).
+    #[arg(long, env = "GRAPHQL_MAX_SELECTIONS", default_value_t = 2000)]
+    pub max_selections: usize,
+
+    /// Most directives an operation may use.
+    #[arg(long, env = "GRAPHQL_MAX_DIRECTIVES", default_value_t = 50)]
+    pub max_directives: usize,
+
+    /// Most entries kept in each in-process cache (API-token validations).
+    #[arg(long, env = "TOKEN_CACHE_CAPACITY", default_value_t = 10_000)]
+    pub token_cache_capacity: u64,
+
+    /// Seconds a WebSocket connection may take to send `connection_init`.
+    #[arg(long, env = "WS_INIT_TIMEOUT_SECS", default_value_t = 10)]
+    pub ws_init_timeout_secs: u64,
+
+    /// Most concurrent subscriptions on one WebSocket connection.
+    #[arg(long, env = "WS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
+    pub ws_max_subscriptions: usize,
+
     /// Deepest selection a query may have.
     #[arg(long, env = "GRAPHQL_MAX_DEPTH", default_value_t = 12)]
     pub max_depth: usize,
@@ -71,6 +106,76 @@ pub struct KernelConfig {
     pub log_format: LogFormat,
 }
 
+/// Shortest secret the kernel accepts: 32 bytes, the strength of a 256-bit key.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+impl KernelConfig {
+    /// Refuses a configuration the subgraph must not start with, saying what to fix.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        use secrecy::ExposeSecret;
+        let strong = |name: &str, s: &SecretString| {
+            anyhow::ensure!(
+                s.expose_secret().len() >= MIN_SECRET_BYTES,
+                "{name} must be at least {MIN_SECRET_BYTES} bytes (it is {}); generate one with `openssl rand -hex 32`",
+                s.expose_secret().len()
+            );
+            Ok(())
+        };
+        strong("ROUTER_SECRET", &self.router_secret)?;
+        if let Some(s) = &self.internal_secret {
+            strong("INTERNAL_SECRET", s)?;
+            anyhow::ensure!(
+                s.expose_secret() != self.router_secret.expose_secret(),
+                "INTERNAL_SECRET must differ from ROUTER_SECRET"
+            );
+        }
+        anyhow::ensure!(
+            self.identity_url.is_none() || self.internal_secret.is_some(),
+            "IDENTITY_URL is set but INTERNAL_SECRET is not: introspection needs the internal credential"
+        );
+        anyhow::ensure!(self.max_body_bytes >= 1024, "MAX_BODY_BYTES must be at least 1024");
+        Ok(())
+    }
+}
+
 fn secret(raw: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        k: super::KernelConfig,
+    }
+
+    fn config(router: &str, internal: Option<&str>) -> super::KernelConfig {
+        let mut args = vec![
+            "t".to_owned(),
+            "--database-url=x".into(),
+            format!("--router-secret={router}"),
+            "--jwt-issuer=i".into(),
+        ];
+        if let Some(i) = internal {
+            args.push(format!("--internal-secret={i}"));
+        }
+        Wrap::parse_from(args).k
+    }
+
+    #[test]
+    fn short_empty_or_shared_secrets_stop_the_subgraph() {
+        let strong = "0123456789abcdef0123456789abcdef";
+        assert!(config(strong, None).validate().is_ok());
+        let err = config("short", None).validate().unwrap_err().to_string();
+        assert!(err.contains("ROUTER_SECRET must be at least 32 bytes"), "{err}");
+        assert!(config("", None).validate().is_err());
+        assert!(config(strong, Some("short")).validate().is_err());
+        assert!(config(strong, Some(strong)).validate().unwrap_err().to_string().contains("differ"));
+        let mut c = config(strong, None);
+        c.identity_url = Some("http://identity".into());
+        assert!(c.validate().unwrap_err().to_string().contains("INTERNAL_SECRET"));
+    }
 }

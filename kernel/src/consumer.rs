@@ -23,13 +23,13 @@ use lapin::publisher_confirm::Confirmation;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel};
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Broker, EXCHANGE};
-use crate::db::{self, Tx};
+use crate::db::Db;
 use crate::envelope::Envelope;
 use crate::metrics;
+use crate::work::Work;
 
 /// How often and how long to retry a transient failure.
 #[derive(Clone, Debug)]
@@ -88,8 +88,9 @@ pub trait Handler: Send + Sync + 'static {
         envelope.tenant_id.to_string()
     }
 
-    /// Applies the message inside `tx`, which is scoped to the envelope's tenant and commits with the inbox row.
-    async fn handle(&self, tx: &mut Tx, envelope: &Envelope) -> Result<(), Failure>;
+    /// Applies the message inside `work`, which is scoped to the envelope's tenant, commits with the inbox
+    /// row, and emits events caused by the message (same trace and correlation, caused by it).
+    async fn handle(&self, work: &mut Work, envelope: &Envelope) -> Result<(), Failure>;
 }
 
 pub fn inbox_key(event_id: &str, handler: &str, aggregate_id: &str) -> String {
@@ -149,16 +150,16 @@ pub enum Outcome {
 }
 
 /// Consumes `spec.queue` with `handler` until `shutdown`, reconnecting with backoff.
-pub async fn run<H: Handler>(
+pub async fn run<H: Handler + ?Sized>(
     broker: Arc<Broker>,
-    pool: PgPool,
+    db: Db,
     spec: ConsumerSpec,
     handler: Arc<H>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(200);
     loop {
-        match consume(&broker, &pool, &spec, handler.as_ref(), &shutdown).await {
+        match consume(&broker, &db, &spec, handler.as_ref(), &shutdown).await {
             Ok(()) => break,
             // The shared connection reopens by itself if it was lost; a channel error closes only the channel.
             Err(e) => tracing::warn!(queue = %spec.queue, error = format!("{e:#}"), "consumer stopped; reconnecting"),
@@ -171,9 +172,9 @@ pub async fn run<H: Handler>(
     }
 }
 
-async fn consume<H: Handler>(
+async fn consume<H: Handler + ?Sized>(
     broker: &Broker,
-    pool: &PgPool,
+    db: &Db,
     spec: &ConsumerSpec,
     handler: &H,
     shutdown: &CancellationToken,
@@ -191,7 +192,7 @@ async fn consume<H: Handler>(
                 Some(d) => d?,
             },
         };
-        let outcome = process(&ch, pool, spec, handler, &delivery).await?;
+        let outcome = process(&ch, db, spec, handler, &delivery).await?;
         metrics::CONSUMER_MESSAGES.with_label_values(&[handler.name(), outcome.label()]).inc();
     }
 }
@@ -208,14 +209,14 @@ impl Outcome {
 }
 
 /// Applies one delivery and acknowledges it once its fate is durable (applied, or re-queued elsewhere).
-pub async fn process<H: Handler>(
+pub async fn process<H: Handler + ?Sized>(
     ch: &Channel,
-    pool: &PgPool,
+    db: &Db,
     spec: &ConsumerSpec,
     handler: &H,
     delivery: &Delivery,
 ) -> anyhow::Result<Outcome> {
-    let outcome = match apply(pool, handler, &delivery.data).await {
+    let outcome = match apply(db, handler, &delivery.data).await {
         Ok(applied) => {
             if applied {
                 Outcome::Applied
@@ -249,12 +250,12 @@ pub async fn process<H: Handler>(
 }
 
 /// Applies a message once: `Ok(false)` when the inbox says it was applied before.
-async fn apply<H: Handler>(pool: &PgPool, handler: &H, body: &[u8]) -> Result<bool, Failure> {
+async fn apply<H: Handler + ?Sized>(db: &Db, handler: &H, body: &[u8]) -> Result<bool, Failure> {
     let envelope: Envelope = serde_json::from_slice(body)
         .map_err(|e| Failure::Permanent(anyhow::anyhow!("not a canonical envelope: {e}")))?;
     let key = inbox_key(&envelope.event_id, handler.name(), &handler.aggregate_id(&envelope));
     let transient = |e: sqlx::Error| Failure::Transient(e.into());
-    let mut tx = db::tenant_tx(pool, &envelope.tenant_id).await?;
+    let mut tx = db.tenant_tx(&envelope.tenant_id).await?;
     let fresh = sqlx::query(
         "INSERT INTO inbox (tenant_id, message_key, handler, event_id) VALUES ($1, $2, $3, $4) \
          ON CONFLICT DO NOTHING",
@@ -271,8 +272,9 @@ async fn apply<H: Handler>(pool: &PgPool, handler: &H, body: &[u8]) -> Result<bo
     if !fresh {
         return Ok(false);
     }
-    handler.handle(&mut tx, &envelope).await?;
-    tx.commit().await.map_err(transient)?;
+    let mut work = Work::from_tx(tx, envelope.caused_meta());
+    handler.handle(&mut work, &envelope).await?;
+    work.into_tx().commit().await.map_err(transient)?;
     Ok(true)
 }
 

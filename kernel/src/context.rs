@@ -35,12 +35,18 @@ impl RequestContext {
         self.tenant()
     }
 
+    /// A platform operator holds `platform:admin` on a token without a tenant: the scope alone on a
+    /// tenant's token grants nothing beyond that tenant.
     pub fn is_platform_operator(&self) -> bool {
-        self.caller.has_scope(PLATFORM_OPERATOR)
+        self.caller.has_scope(PLATFORM_OPERATOR) && self.caller.tenant.is_none()
     }
 
     pub fn require_platform_operator(&self) -> Result<()> {
-        self.require_scope(PLATFORM_OPERATOR)
+        if self.is_platform_operator() {
+            Ok(())
+        } else {
+            Err(Error::forbidden("this operation is for platform operators"))
+        }
     }
 
     /// Platform operators act on every tenant; everybody else on their own tenant only.

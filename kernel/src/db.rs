@@ -56,6 +56,53 @@ pub async fn domain_migrations(dir: &std::path::Path) -> anyhow::Result<Migrator
     Ok(Migrator::new(dir).await?)
 }
 
+/// A subgraph's database, reached by tenant.
+///
+/// Every transaction entry point names whose rows it is for, and the pool is found from that: today every
+/// tenant shares one pool, and routing a `dedicated`-isolation tenant to a database of its own is a change
+/// here only (platform-wide work — operators' listings, the relay — keeps using the shared pool).
+#[derive(Clone, Debug)]
+pub struct Db {
+    shared: PgPool,
+}
+
+impl Db {
+    pub fn new(shared: PgPool) -> Self {
+        Self { shared }
+    }
+
+    /// The pool holding `tenant`'s rows.
+    pub fn pool_for(&self, _tenant: &TenantId) -> &PgPool {
+        &self.shared
+    }
+
+    /// The shared pool: platform-wide reads and writes, the outbox relay, health checks.
+    pub fn shared(&self) -> &PgPool {
+        &self.shared
+    }
+
+    /// A transaction in which row-level security shows `tenant`'s rows only.
+    pub async fn tenant_tx(&self, tenant: &TenantId) -> Result<Tx> {
+        tenant_tx(self.pool_for(tenant), tenant).await
+    }
+
+    /// A platform operator's transaction (policies that name `app.platform` let it through).
+    pub async fn platform_tx(&self) -> Result<Tx> {
+        platform_tx(&self.shared).await
+    }
+
+    pub async fn begin(&self, access: &Access) -> Result<Tx> {
+        match access {
+            Access::Tenant(t) => self.tenant_tx(t).await,
+            Access::Platform => self.platform_tx().await,
+        }
+    }
+
+    pub async fn close(&self) {
+        self.shared.close().await;
+    }
+}
+
 /// Begins a transaction in which row-level security shows `tenant`'s rows only.
 pub async fn tenant_tx(pool: &PgPool, tenant: &TenantId) -> Result<Tx> {
     let mut tx = pool.begin().await?;
@@ -192,11 +239,8 @@ pub enum Access {
 }
 
 impl Access {
-    pub async fn begin(&self, pool: &PgPool) -> Result<Tx> {
-        match self {
-            Access::Tenant(t) => tenant_tx(pool, t).await,
-            Access::Platform => platform_tx(pool).await,
-        }
+    pub async fn begin(&self, db: &Db) -> Result<Tx> {
+        db.begin(self).await
     }
 }
 

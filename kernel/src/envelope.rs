@@ -10,10 +10,76 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::ids::TenantId;
 
-/// A payload type: its name is the envelope's `eventType`, its version the `cs-schema-version` header.
+/// A payload type: its domain is the routing key's prefix, its name the envelope's `eventType`, its version
+/// the `cs-schema-version` header. Declare payloads with [`crate::events!`], which fills these in.
 pub trait Event: Serialize {
+    /// The publishing domain (`tenancy`): the routing key is `<DOMAIN>.<TYPE>`.
+    const DOMAIN: &'static str;
     const TYPE: &'static str;
     const VERSION: u32 = 1;
+
+    /// The envelope's `projectId`, for events about something inside a project.
+    fn project_id(&self) -> Option<String> {
+        None
+    }
+
+    /// The envelope's `moduleId`, for events about a module.
+    fn module_id(&self) -> Option<String> {
+        None
+    }
+
+    /// The routing key this event travels under.
+    fn routing_key() -> String {
+        crate::broker::routing_key(Self::DOMAIN, Self::TYPE)
+    }
+}
+
+/// Declares a domain's event (and command) payloads: each becomes a camelCase serde struct implementing
+/// [`Event`] with the domain, its own name as the type, and version 1 unless `#[version = N]` says otherwise.
+///
+/// ```ignore
+/// kernel::events! {
+///     domain = "tenancy";
+///     /// A tenant was renamed.
+///     TenantUpdated { tenant_id: String, display_name: String }
+///     #[version = 2]
+///     UsageRecordedV2 { meter: String, quantity: i64 }
+/// }
+/// ```
+#[macro_export]
+macro_rules! events {
+    (domain = $domain:literal; $($rest:tt)*) => { $crate::__events_inner!($domain; $($rest)*); };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __events_inner {
+    ($domain:literal;) => {};
+    ($domain:literal; $(#[doc = $doc:literal])* #[version = $ver:literal] $(#[doc = $doc2:literal])*
+        $name:ident { $($(#[$fattr:meta])* $field:ident : $ty:ty),* $(,)? } $($rest:tt)*) => {
+        $(#[doc = $doc])* $(#[doc = $doc2])*
+        #[derive(Clone, Debug, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        pub struct $name { $($(#[$fattr])* pub $field: $ty),* }
+        impl $crate::envelope::Event for $name {
+            const DOMAIN: &'static str = $domain;
+            const TYPE: &'static str = stringify!($name);
+            const VERSION: u32 = $ver;
+        }
+        $crate::__events_inner!($domain; $($rest)*);
+    };
+    ($domain:literal; $(#[doc = $doc:literal])*
+        $name:ident { $($(#[$fattr:meta])* $field:ident : $ty:ty),* $(,)? } $($rest:tt)*) => {
+        $(#[doc = $doc])*
+        #[derive(Clone, Debug, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        pub struct $name { $($(#[$fattr])* pub $field: $ty),* }
+        impl $crate::envelope::Event for $name {
+            const DOMAIN: &'static str = $domain;
+            const TYPE: &'static str = stringify!($name);
+        }
+        $crate::__events_inner!($domain; $($rest)*);
+    };
 }
 
 /// Where an event comes from in the causal chain.
@@ -53,8 +119,8 @@ impl Envelope {
             event_id: format!("evt-{}", uuid::Uuid::now_v7()),
             event_type: E::TYPE.to_owned(),
             tenant_id: tenant.clone(),
-            project_id: None,
-            module_id: None,
+            project_id: payload.project_id(),
+            module_id: payload.module_id(),
             trace_id: meta.trace_id.clone(),
             correlation_id: meta.correlation_id.clone(),
             causation_id: meta.causation_id.clone(),
@@ -62,6 +128,11 @@ impl Envelope {
             occurred_at: Utc::now().trunc_subsecs(3),
             payload: serde_json::to_value(payload).expect("event payloads serialize"),
         }
+    }
+
+    /// The payload as the type its publisher declared.
+    pub fn payload_as<E: Event + serde::de::DeserializeOwned>(&self) -> Result<E, serde_json::Error> {
+        serde_json::from_value(self.payload.clone())
     }
 
     /// The meta for events this one causes: same trace and correlation, caused by this event.
@@ -83,7 +154,28 @@ mod tests {
         n: u32,
     }
     impl Event for Thing {
+        const DOMAIN: &'static str = "test";
         const TYPE: &'static str = "ThingHappened";
+    }
+
+    crate::events! {
+        domain = "test";
+        /// Documented.
+        SomethingHappened { n: u32 }
+        #[version = 2]
+        SomethingHappenedV2 { #[serde(default)] n: u32, what: String }
+    }
+
+    #[test]
+    fn the_events_macro_fills_in_domain_type_and_version() {
+        assert_eq!(
+            (SomethingHappened::DOMAIN, SomethingHappened::TYPE, SomethingHappened::VERSION),
+            ("test", "SomethingHappened", 1)
+        );
+        assert_eq!(SomethingHappenedV2::VERSION, 2);
+        assert_eq!(SomethingHappenedV2::routing_key(), "test.SomethingHappenedV2");
+        let v = serde_json::to_value(SomethingHappenedV2 { n: 1, what: "x".into() }).unwrap();
+        assert_eq!(v, serde_json::json!({ "n": 1, "what": "x" }));
     }
 
     #[test]

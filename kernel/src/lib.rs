@@ -6,7 +6,11 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`service`] | the [`service::Subgraph`] trait and the one entry point every subgraph runs through |
+//! | [`work`] | the one write path: a unit of work (tenant transaction → store calls → `emit` → commit) |
 //! | [`ids`] | [`TenantId`], the slug every row, key and event carries |
+//! | [`contracts`] | event types one domain publishes and another crate reads |
+//! | [`permissions`] | every permission of every domain |
 //! | [`error`] | the one error type and its `extensions.code`; nothing internal reaches a client |
 //! | [`api_token`] | API token format (prefix, checksum) and hashing |
 //! | [`secrets`] | secrets by `configRef` (`env:`, `file:`; pluggable for Key Vault or Vault) |
@@ -19,7 +23,7 @@
 //! | [`consumer`] | idempotent consumers: inbox, retries with backoff, dead-letter; per-replica listeners |
 //! | [`cache`] | Redis helpers with tenant-first keys; never the system of record |
 //! | [`pagination`] | Relay cursor connections |
-//! | [`server`] | the axum app: `/graphql`, health, metrics, limits, graceful shutdown |
+//! | [`server`] | the axum app: `/graphql` and its guards and limits, health, metrics, graceful shutdown |
 //! | [`config`], [`telemetry`], [`metrics`] | clap/env config, tracing, Prometheus |
 
 pub mod api_token;
@@ -29,6 +33,7 @@ pub mod cache;
 pub mod config;
 pub mod consumer;
 pub mod context;
+pub mod contracts;
 pub mod db;
 pub mod envelope;
 pub mod error;
@@ -36,10 +41,15 @@ pub mod ids;
 pub mod metrics;
 pub mod outbox;
 pub mod pagination;
+pub mod permissions;
 pub mod secrets;
 pub mod server;
+pub mod service;
 pub mod telemetry;
+pub mod work;
 
 pub use context::RequestContext;
 pub use error::{Code, Error, Result};
 pub use ids::TenantId;
+pub use service::{Kernel, Subgraph};
+pub use work::Work;

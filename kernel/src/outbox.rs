@@ -12,26 +12,20 @@ use std::time::Duration;
 use lapin::options::BasicPublishOptions;
 use lapin::publisher_confirm::Confirmation;
 use lapin::Channel;
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{self, Broker};
-use crate::db::{self, Tx};
+use crate::db::{self, Db, Tx};
 use crate::envelope::{Envelope, Event, EventMeta};
 use crate::error::Result;
 use crate::ids::TenantId;
 use crate::metrics;
 
-/// Writes `payload` as an event of `domain` for `tenant` in the caller's transaction.
-pub async fn enqueue<E: Event>(
-    tx: &mut Tx,
-    domain: &str,
-    tenant: &TenantId,
-    meta: &EventMeta,
-    payload: &E,
-) -> Result<Envelope> {
+/// Writes `payload` as an event for `tenant` in the caller's transaction (its domain, type and schema
+/// version come from its [`Event`] impl). Resolvers use [`crate::work::Work::emit`], which calls this.
+pub async fn enqueue<E: Event>(tx: &mut Tx, tenant: &TenantId, meta: &EventMeta, payload: &E) -> Result<Envelope> {
     let envelope = Envelope::new(tenant, meta, payload);
-    write(tx, domain, &envelope, E::VERSION).await?;
+    write(tx, E::DOMAIN, &envelope, E::VERSION).await?;
     Ok(envelope)
 }
 
@@ -53,7 +47,7 @@ pub async fn write(tx: &mut Tx, domain: &str, envelope: &Envelope, schema_versio
 }
 
 pub struct Relay {
-    pool: PgPool,
+    db: Db,
     broker: Arc<Broker>,
     /// Rows claimed per transaction.
     pub batch: i64,
@@ -73,8 +67,8 @@ struct Pending {
 }
 
 impl Relay {
-    pub fn new(pool: PgPool, broker: Arc<Broker>, poll: Duration) -> Self {
-        Self { pool, broker, batch: 200, poll, retention: Duration::from_secs(7 * 24 * 3600) }
+    pub fn new(db: Db, broker: Arc<Broker>, poll: Duration) -> Self {
+        Self { db, broker, batch: 200, poll, retention: Duration::from_secs(7 * 24 * 3600) }
     }
 
     /// Runs until `shutdown`, reconnecting with backoff whenever the broker or the database fails.
@@ -118,7 +112,7 @@ impl Relay {
 
     /// Publishes one batch; returns how many rows it published.
     pub async fn tick(&self, channel: &mut Option<Channel>) -> anyhow::Result<usize> {
-        let mut tx = db::relay_tx(&self.pool).await?;
+        let mut tx = db::relay_tx(self.db.shared()).await?;
         let rows: Vec<Pending> = sqlx::query_as(
             "SELECT tenant_id, event_id, routing_key, schema_version, envelope FROM outbox \
              WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
@@ -164,7 +158,7 @@ impl Relay {
     }
 
     async fn prune(&self) -> anyhow::Result<()> {
-        let mut tx = db::relay_tx(&self.pool).await?;
+        let mut tx = db::relay_tx(self.db.shared()).await?;
         let cutoff = chrono::Utc::now() - chrono::Duration::from_std(self.retention)?;
         sqlx::query("DELETE FROM outbox WHERE published_at < $1").bind(cutoff).execute(&mut *tx).await?;
         tx.commit().await?;

@@ -1,48 +1,48 @@
 //! The HTTP side every subgraph shares: `/graphql` (POST, and WebSocket upgrades for subscriptions with the
 //! graphql-transport-ws protocol), `/health/live`, `/health/ready`, `/metrics`.
 //!
-//! `/graphql` first checks the router-to-subgraph secret (`x-cp-router-secret`; over WebSocket it may also
-//! come in the `connection_init` payload, which is where Hive Router puts propagated headers), so a
-//! subgraph's port is no way around the router. Then it authenticates the caller's bearer token, puts the
-//! [`RequestContext`] into the request, lets the subgraph add its per-request data (DataLoaders, which
-//! therefore never share a cache between requests or tenants), and runs it inside a span carrying the trace,
-//! correlation and tenant ids.
-//! Errors that async-graphql raises itself (parse, validation, depth and complexity limits) get the code
-//! `BAD_USER_INPUT`, so every error a client sees has one.
+//! `/graphql` checks, in this order and before any of the body is read: the router-to-subgraph secret
+//! (`x-cp-router-secret`; over WebSocket it may also come in the `connection_init` payload, which is where
+//! Hive Router puts propagated headers), so a subgraph's port is no way around the router; the content type
+//! (JSON only: multipart is refused); and the body size (`MAX_BODY_BYTES`, 413 beyond it). Then the query
+//! is parsed and its selections counted with fragments expanded ([`SelectionLimit`]) before validation, so
+//! alias bombs and fragment "billion laughs" cost nothing; depth, complexity and directive limits follow.
+//! Then it authenticates the caller's bearer token, puts the [`RequestContext`] into the request, lets the
+//! subgraph add its per-request data (DataLoaders, which therefore never share a cache between requests or
+//! tenants), and runs it inside a span carrying the trace, correlation and tenant ids.
+//!
+//! Every error a client sees has a code. Errors async-graphql raises itself before execution (parse,
+//! validation, limits) get `BAD_USER_INPUT`; an error raised during execution without a code (a `?` on some
+//! library's error) becomes `INTERNAL` with a generic message, and is logged in full.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_graphql::{Data, ObjectType, Pos, Schema, SubscriptionType};
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest};
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{Data, ObjectType, Pos, Schema, SchemaBuilder, ServerError, ServerResult, SubscriptionType};
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
-use axum::extract::{State, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::ws::Message;
+use axum::extract::{Request, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures::{SinkExt, StreamExt};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::auth::Authenticator;
-use crate::broker::Broker;
 use crate::cache::Cache;
+use crate::config::KernelConfig;
 use crate::context::RequestContext;
 use crate::error::{Code, Error};
 use crate::metrics;
-
-/// Shared handles every subgraph's state holds.
-#[derive(Clone)]
-pub struct Kernel {
-    pub pool: PgPool,
-    pub cache: Cache,
-    pub broker: Arc<Broker>,
-    pub auth: Arc<Authenticator>,
-    /// What the router must send in `x-cp-router-secret`.
-    pub router_secret: SecretString,
-}
+use crate::service::Kernel;
 
 /// The header carrying the router-to-subgraph secret.
 pub const ROUTER_SECRET_HEADER: &str = "x-cp-router-secret";
@@ -63,19 +63,90 @@ where
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
+    let guard = Guard { secret: kernel.config.router_secret.clone(), max_body: kernel.config.max_body_bytes };
     let state = Arc::new(AppState { schema, kernel, per_request });
     Router::new()
         .route("/graphql", get(websocket::<Q, M, S>).post(graphql::<Q, M, S>))
+        .route_layer(middleware::from_fn_with_state(Arc::new(guard), guard_graphql))
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready::<Q, M, S>))
         .route("/metrics", get(|| async { metrics::render() }))
         .with_state(state)
 }
 
+/// The executable schema's limits from configuration: depth, complexity (list fields multiply by their
+/// page size), directives, parser recursion, selections after fragment expansion, and introspection.
+pub fn limits<Q, M, S>(builder: SchemaBuilder<Q, M, S>, cfg: &KernelConfig) -> SchemaBuilder<Q, M, S>
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    let builder = builder
+        .limit_depth(cfg.max_depth)
+        .limit_complexity(cfg.max_complexity)
+        .limit_directives(cfg.max_directives)
+        .limit_recursive_depth(cfg.max_depth.max(32))
+        .extension(SelectionLimit(cfg.max_selections));
+    if cfg.introspection {
+        builder
+    } else {
+        builder.disable_introspection()
+    }
+}
+
+struct Guard {
+    secret: SecretString,
+    max_body: usize,
+}
+
+/// Runs before the body is read: the router secret, the content type, the declared size; and bounds the
+/// body's actual size while it is read.
+async fn guard_graphql(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let is_upgrade = headers.get(header::UPGRADE).is_some();
+    // WebSocket upgrades may carry the secret in `connection_init` instead (checked there).
+    if !is_upgrade && !secret_matches(&guard.secret, headers.get(ROUTER_SECRET_HEADER).and_then(|v| v.to_str().ok())) {
+        metrics::GRAPHQL_REQUESTS.with_label_values(&["no_router_secret"]).inc();
+        return refusal(StatusCode::FORBIDDEN, Code::Forbidden, "requests must come through the router");
+    }
+    if request.method() == axum::http::Method::POST {
+        let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if essence != "application/json" {
+            return refusal(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Code::BadUserInput,
+                "GraphQL requests must be application/json",
+            );
+        }
+        let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > guard.max_body) {
+            return too_large(guard.max_body);
+        }
+        // A body without a length (chunked) is cut off at the limit while it is read.
+        let (parts, body) = request.into_parts();
+        let limited = http_body_util::Limited::new(body, guard.max_body);
+        let request = Request::from_parts(parts, axum::body::Body::new(limited));
+        let response = next.run(request).await;
+        return response;
+    }
+    next.run(request).await
+}
+
+fn too_large(max: usize) -> Response {
+    refusal(StatusCode::PAYLOAD_TOO_LARGE, Code::BadUserInput, &format!("request body is larger than {max} bytes"))
+}
+
+fn refusal(status: StatusCode, code: Code, message: &str) -> Response {
+    let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] });
+    (status, Json(body)).into_response()
+}
+
 async fn graphql<Q, M, S>(
     State(state): State<Arc<AppState<Q, M, S>>>,
     headers: HeaderMap,
-    request: GraphQLRequest,
+    request: Result<GraphQLRequest, async_graphql_axum::rejection::GraphQLRejection>,
 ) -> Response
 where
     Q: ObjectType + 'static,
@@ -83,10 +154,19 @@ where
     S: SubscriptionType + 'static,
 {
     let started = Instant::now();
-    if !secret_matches(&state.kernel.router_secret, headers.get(ROUTER_SECRET_HEADER).and_then(|v| v.to_str().ok())) {
-        metrics::GRAPHQL_REQUESTS.with_label_values(&["no_router_secret"]).inc();
-        return not_through_router();
-    }
+    let request = match request {
+        Ok(r) => r,
+        Err(rejection) => {
+            let too_big = std::error::Error::source(&rejection.0)
+                .is_some_and(|e| e.to_string().contains("length limit exceeded"))
+                || rejection.0.to_string().contains("length limit exceeded");
+            if too_big {
+                return too_large(state.kernel.config.max_body_bytes);
+            }
+            metrics::GRAPHQL_REQUESTS.with_label_values(&["malformed"]).inc();
+            return refusal(StatusCode::BAD_REQUEST, Code::BadUserInput, "the body is not a GraphQL request");
+        }
+    };
     let (trace_id, correlation_id) = RequestContext::ids_from_headers(&headers);
     let span = tracing::info_span!(
         "graphql",
@@ -125,17 +205,131 @@ where
     .instrument(span)
     .await;
     let mut response = response;
-    for err in &mut response.errors {
+    coded(&mut response.errors);
+    metrics::GRAPHQL_SECONDS.observe(started.elapsed().as_secs_f64());
+    GraphQLResponse::from(response).into_response()
+}
+
+/// Most errors one response carries; the rest are summed up in one more.
+pub const MAX_ERRORS: usize = 20;
+
+/// Gives every error a code: request-level errors (parse, validation, limits: no path) are
+/// `BAD_USER_INPUT`; an execution error without a code becomes `INTERNAL` with a generic message, its
+/// original text logged. Caps the list at [`MAX_ERRORS`].
+pub fn coded(errors: &mut Vec<ServerError>) {
+    if errors.len() > MAX_ERRORS {
+        let dropped = errors.len() - MAX_ERRORS;
+        errors.truncate(MAX_ERRORS);
+        let mut more = ServerError::new(format!("{dropped} more errors were left out"), None);
+        more.extensions.get_or_insert_with(Default::default).set("code", Code::BadUserInput.as_str());
+        errors.push(more);
+    }
+    for err in errors.iter_mut() {
         let ext = err.extensions.get_or_insert_with(Default::default);
         if ext.get("code").is_none() {
-            ext.set("code", Code::BadUserInput.as_str());
+            if err.path.is_empty() {
+                ext.set("code", Code::BadUserInput.as_str());
+            } else {
+                tracing::error!(error = %err.message, path = ?err.path, "uncoded error during execution");
+                err.message = "internal error".to_owned();
+                err.source = None;
+                ext.set("code", Code::Internal.as_str());
+            }
         }
         if let Some(async_graphql::Value::String(code)) = ext.get("code") {
             metrics::GRAPHQL_ERRORS.with_label_values(&[code.as_str()]).inc();
         }
     }
-    metrics::GRAPHQL_SECONDS.observe(started.elapsed().as_secs_f64());
-    GraphQLResponse::from(response).into_response()
+}
+
+/// Refuses operations with more than `.0` field selections once fragments are expanded, before anything
+/// else looks at the document: async-graphql's own checks (recursive depth, directives, depth, complexity)
+/// walk every fragment again at every spread, which is exponential for a document whose fragments each
+/// spread the next one twice. This runs in `prepare_request`, ahead of those, and computes each fragment's
+/// size once, so it is linear in the document's length whatever the document would expand to.
+pub struct SelectionLimit(pub usize);
+
+impl ExtensionFactory for SelectionLimit {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(SelectionLimit(self.0))
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for SelectionLimit {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        mut request: async_graphql::Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<async_graphql::Request> {
+        let n = expanded_selections(request.parsed_query()?, self.0);
+        if n > self.0 {
+            return Err(ServerError::new(
+                format!(
+                    "the operation selects more than {} fields once its fragments are expanded (or its fragments \
+                     spread each other in a cycle)",
+                    self.0
+                ),
+                None,
+            ));
+        }
+        next.run(ctx, request).await
+    }
+}
+
+/// Field selections of every operation in `doc` with fragments expanded, counting no further than `cap + 1`.
+pub fn expanded_selections(doc: &ExecutableDocument, cap: usize) -> usize {
+    use std::collections::HashMap;
+    fn set(
+        s: &SelectionSet,
+        doc: &ExecutableDocument,
+        memo: &mut HashMap<String, usize>,
+        open: &mut HashSet<String>,
+        cap: usize,
+    ) -> usize {
+        let mut n: usize = 0;
+        for item in &s.items {
+            let add = match &item.node {
+                Selection::Field(f) => 1usize.saturating_add(set(&f.node.selection_set.node, doc, memo, open, cap)),
+                Selection::InlineFragment(i) => set(&i.node.selection_set.node, doc, memo, open, cap),
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.to_string();
+                    if let Some(&known) = memo.get(&name) {
+                        known
+                    } else if !open.insert(name.clone()) {
+                        // A cycle: never valid, and async-graphql's own recursive walk would explore it
+                        // exponentially up to its depth limit when fragments spread each other twice.
+                        cap + 1
+                    } else {
+                        let size = doc
+                            .fragments
+                            .get(&spread.node.fragment_name.node)
+                            .map(|f| set(&f.node.selection_set.node, doc, memo, open, cap))
+                            .unwrap_or(0);
+                        open.remove(&name);
+                        memo.insert(name, size);
+                        size
+                    }
+                }
+            };
+            n = n.saturating_add(add);
+            if n > cap {
+                return cap + 1;
+            }
+        }
+        n
+    }
+    let mut memo = HashMap::new();
+    let mut open = HashSet::new();
+    let mut total: usize = 0;
+    for (_, op) in doc.operations.iter() {
+        total = total.saturating_add(set(&op.node.selection_set.node, doc, &mut memo, &mut open, cap));
+        if total > cap {
+            return cap + 1;
+        }
+    }
+    total
 }
 
 /// Compares secrets in time independent of where they differ (both sides hashed to equal length first).
@@ -144,14 +338,6 @@ pub fn secret_matches(expected: &SecretString, presented: Option<&str>) -> bool 
     let a = Sha256::digest(expected.expose_secret().as_bytes());
     let b = Sha256::digest(presented.as_bytes());
     a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn not_through_router() -> Response {
-    let body = serde_json::json!({ "errors": [{
-        "message": "requests must come through the router",
-        "extensions": { "code": Code::Forbidden.as_str() },
-    }] });
-    (StatusCode::FORBIDDEN, Json(body)).into_response()
 }
 
 /// A header from a graphql-transport-ws `connection_init` payload: top-level fields or a nested `headers`
@@ -165,7 +351,9 @@ fn payload_header(payload: &serde_json::Value, name: &str) -> Option<String> {
 }
 
 /// Subscriptions over WebSocket. The router secret and bearer token are read from the upgrade request's
-/// headers or from the `connection_init` payload; a connection without both valid is closed at init.
+/// headers or from the `connection_init` payload; a connection without both valid is closed at init, as is
+/// one that sends no `connection_init` within `WS_INIT_TIMEOUT_SECS`. The server pings every 15 seconds,
+/// and a connection may hold at most `WS_MAX_SUBSCRIPTIONS` subscriptions at once.
 async fn websocket<Q, M, S>(
     State(state): State<Arc<AppState<Q, M, S>>>,
     headers: HeaderMap,
@@ -181,12 +369,19 @@ where
     let upgrade_secret = header(ROUTER_SECRET_HEADER);
     let upgrade_auth = header("authorization");
     let (trace_id, correlation_id) = RequestContext::ids_from_headers(&headers);
-    upgrade.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| {
+    let limits = WsLimits {
+        init_timeout: Duration::from_secs(state.kernel.config.ws_init_timeout_secs),
+        max_subscriptions: state.kernel.config.ws_max_subscriptions,
+        ping_every: Duration::from_secs(15),
+    };
+    upgrade.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| async move {
         let schema = state.schema.clone();
-        GraphQLWebSocket::new(socket, schema, protocol)
+        let (sink, stream) = socket.split();
+        let (out, inbound) = guarded_socket(sink, stream, limits);
+        GraphQLWebSocket::new_with_pair(out, inbound, schema, protocol)
             .on_connection_init(move |payload: serde_json::Value| async move {
                 let secret = upgrade_secret.or_else(|| payload_header(&payload, ROUTER_SECRET_HEADER));
-                if !secret_matches(&state.kernel.router_secret, secret.as_deref()) {
+                if !secret_matches(&state.kernel.config.router_secret, secret.as_deref()) {
                     return Err(async_graphql::Error::new("requests must come through the router"));
                 }
                 let auth = upgrade_auth.or_else(|| payload_header(&payload, "authorization"));
@@ -208,7 +403,116 @@ where
                 Ok(data)
             })
             .serve()
+            .await
     })
+}
+
+#[derive(Clone, Copy)]
+struct WsLimits {
+    init_timeout: Duration,
+    max_subscriptions: usize,
+    ping_every: Duration,
+}
+
+type WsSink = futures::stream::SplitSink<axum::extract::ws::WebSocket, Message>;
+type WsStream = futures::stream::SplitStream<axum::extract::ws::WebSocket>;
+
+/// Puts the connection's limits between the socket and async-graphql: a writer task that forwards
+/// outgoing messages and pings on a timer, and an inbound stream that ends the connection when no
+/// `connection_init` arrives in time and answers a subscription over the cap with an error.
+fn guarded_socket(
+    mut sink: WsSink,
+    stream: WsStream,
+    limits: WsLimits,
+) -> (
+    impl futures::Sink<Message, Error = tokio_util::sync::PollSendError<Message>> + Send + Unpin,
+    impl futures::Stream<Item = Result<Message, axum::Error>> + Send,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(64);
+    let active: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let writer_active = active.clone();
+    tokio::spawn(async move {
+        let mut ping = tokio::time::interval(limits.ping_every);
+        ping.tick().await;
+        loop {
+            let msg = tokio::select! {
+                m = rx.recv() => match m { Some(m) => m, None => break },
+                _ = ping.tick() => Message::Ping(Vec::new().into()),
+            };
+            if let Message::Text(text) = &msg {
+                // A subscription the server completed (or failed) no longer counts against the cap.
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(text.as_str()) {
+                    if matches!(v["type"].as_str(), Some("complete" | "error")) {
+                        if let Some(id) = v["id"].as_str() {
+                            writer_active.lock().expect("ws lock").remove(id);
+                        }
+                    }
+                }
+            }
+            let closing = matches!(msg, Message::Close(_));
+            if sink.send(msg).await.is_err() || closing {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let replies = tx.clone();
+    let started = tokio::time::Instant::now();
+    let inbound = futures::stream::unfold((stream, false), move |(mut stream, initialised)| {
+        let replies = replies.clone();
+        let active = active.clone();
+        async move {
+            loop {
+                let next = if initialised {
+                    stream.next().await
+                } else {
+                    match tokio::time::timeout_at(started + limits.init_timeout, stream.next()).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            let _ = replies
+                                .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                                    code: 4408,
+                                    reason: "Connection initialisation timeout".into(),
+                                })))
+                                .await;
+                            return None;
+                        }
+                    }
+                };
+                let msg = next?;
+                let Ok(Message::Text(text)) = &msg else { return Some((msg, (stream, initialised))) };
+                let v: serde_json::Value = serde_json::from_str(text.as_str()).unwrap_or_default();
+                match (v["type"].as_str(), v["id"].as_str()) {
+                    (Some("connection_init"), _) => return Some((msg, (stream, true))),
+                    (Some("subscribe" | "start"), Some(id)) => {
+                        let admitted = {
+                            let mut set = active.lock().expect("ws lock");
+                            if set.contains(id) || set.len() < limits.max_subscriptions {
+                                set.insert(id.to_owned());
+                                true
+                            } else {
+                                false
+                            }
+                        };
+                        if admitted {
+                            return Some((msg, (stream, initialised)));
+                        }
+                        let error = serde_json::json!({ "id": id, "type": "error", "payload": [{
+                            "message": format!("at most {} subscriptions per connection", limits.max_subscriptions),
+                            "extensions": { "code": Code::BadUserInput.as_str() },
+                        }] });
+                        let _ = replies.send(Message::Text(error.to_string().into())).await;
+                    }
+                    (Some("complete" | "stop"), Some(id)) => {
+                        active.lock().expect("ws lock").remove(id);
+                        return Some((msg, (stream, initialised)));
+                    }
+                    _ => return Some((msg, (stream, initialised))),
+                }
+            }
+        }
+    });
+    (tokio_util::sync::PollSender::new(tx), inbound)
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -217,18 +521,28 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
+/// Ready when PostgreSQL answers: the one thing a subgraph cannot serve without. Redis or RabbitMQ down
+/// is reported as `degraded` in the body (requests still work: caches read as misses, events wait in the
+/// outbox), so a load balancer does not take every replica out when the broker blinks.
 async fn ready<Q, M, S>(State(state): State<Arc<AppState<Q, M, S>>>) -> impl IntoResponse {
     let k = &state.kernel;
     let pg = async {
         matches!(
-            tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&k.pool)).await,
+            tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(k.db.shared())).await,
             Ok(Ok(_))
         )
     };
     let (postgres, redis, rabbitmq) = tokio::join!(pg, k.cache.is_ready(), k.broker.is_ready());
     let up = |ok: bool| if ok { "up" } else { "down" };
-    let status = if postgres && redis && rabbitmq { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(serde_json::json!({ "postgres": up(postgres), "redis": up(redis), "rabbitmq": up(rabbitmq) })))
+    let (status, overall) = match (postgres, redis && rabbitmq) {
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "down"),
+        (true, false) => (StatusCode::OK, "degraded"),
+        (true, true) => (StatusCode::OK, "up"),
+    };
+    let body = serde_json::json!({
+        "status": overall, "postgres": up(postgres), "redis": up(redis), "rabbitmq": up(rabbitmq),
+    });
+    (status, Json(body))
 }
 
 /// Serves `app` until `shutdown`, then lets in-flight requests finish.
@@ -237,28 +551,18 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Router, shutdown: Can
     Ok(())
 }
 
-/// Listens for identity's revocation events so revoked API and access tokens stop working on this replica
-/// within moments (every subgraph runs this).
-pub fn spawn_revocation_listener(kernel: &Kernel, shutdown: &CancellationToken) {
-    tokio::spawn(crate::consumer::listen(
-        kernel.broker.clone(),
-        crate::auth::revocation_bindings(),
-        crate::auth::on_revocation(kernel.auth.clone()),
-        shutdown.clone(),
-    ));
-}
-
 /// Builds the authenticator from configuration: JWTs against the JWKS, API tokens through identity's
 /// introspection endpoint when `IDENTITY_URL` is set.
-pub async fn authenticator(cfg: &crate::config::KernelConfig, cache: &Cache) -> anyhow::Result<Arc<Authenticator>> {
+pub async fn authenticator(cfg: &KernelConfig, cache: &Cache) -> anyhow::Result<Arc<Authenticator>> {
     let jwks =
         cfg.jwks.as_deref().ok_or_else(|| anyhow::anyhow!("JWKS (a file or identity's JWKS URL) is required"))?;
     let jwt = crate::auth::JwtVerifier::new(&cfg.jwt_issuer, &cfg.jwt_audience, crate::auth::JwksSource::parse(jwks));
-    let api_tokens = cfg.identity_url.as_deref().map(|url| {
-        Arc::new(crate::auth::IntrospectionSource::new(url, cfg.router_secret.clone()))
-            as Arc<dyn crate::auth::ApiTokenSource>
-    });
-    let auth = Authenticator::new(jwt, api_tokens, Some(cache.clone()));
+    let api_tokens = match (cfg.identity_url.as_deref(), &cfg.internal_secret) {
+        (Some(url), Some(secret)) => Some(Arc::new(crate::auth::IntrospectionSource::new(url, secret.clone()))
+            as Arc<dyn crate::auth::ApiTokenSource>),
+        _ => None,
+    };
+    let auth = Authenticator::new(jwt, api_tokens, Some(cache.clone()), cfg);
     auth.jwt.preload().await?;
     Ok(Arc::new(auth))
 }
@@ -332,4 +636,50 @@ fn without_builtin_directives(sdl: &str) -> String {
     let mut sdl = out.join("\n");
     sdl.push('\n');
     sdl
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_execution_error_without_a_code_becomes_internal_and_hides_its_text() {
+        let mut uncoded = ServerError::new("relation \"tenants\" does not exist at character 15", None);
+        uncoded.path = vec![async_graphql::PathSegment::Field("tenant".into())];
+        let validation = ServerError::new("Unknown field \"nope\" on type \"Query\"", None);
+        let mut errors = vec![uncoded, validation];
+        coded(&mut errors);
+        assert_eq!(errors[0].message, "internal error");
+        let ext = format!("{:?}", errors[0].extensions);
+        assert!(ext.contains("INTERNAL") && !ext.contains("tenants"), "{ext}");
+        assert!(errors[1].message.contains("Unknown field"), "request-level errors keep their message");
+        assert!(format!("{:?}", errors[1].extensions).contains("BAD_USER_INPUT"));
+    }
+
+    #[test]
+    fn error_lists_are_bounded() {
+        let mut errors: Vec<ServerError> = (0..500).map(|i| ServerError::new(format!("e{i}"), None)).collect();
+        coded(&mut errors);
+        assert_eq!(errors.len(), MAX_ERRORS + 1);
+        assert!(errors[MAX_ERRORS].message.contains("480 more"));
+    }
+
+    #[test]
+    fn expanded_selections_are_counted_without_expanding() {
+        let mut q = String::from("query { ...F0 }\n");
+        for i in 0..60 {
+            q.push_str(&format!("fragment F{i} on Query {{ ...F{} ...F{} }}\n", i + 1, i + 1));
+        }
+        q.push_str("fragment F60 on Query { a b }\n");
+        let doc = async_graphql::parser::parse_query(&q).unwrap();
+        let started = Instant::now();
+        assert_eq!(expanded_selections(&doc, 2000), 2001);
+        assert!(started.elapsed() < Duration::from_millis(100));
+        let small = async_graphql::parser::parse_query("{ a b { c d } ...X } fragment X on Q { e }").unwrap();
+        assert_eq!(expanded_selections(&small, 2000), 5);
+        let cycle =
+            async_graphql::parser::parse_query("{ ...A } fragment A on Q { ...B ...B } fragment B on Q { ...A ...A }")
+                .unwrap();
+        assert_eq!(expanded_selections(&cycle, 2000), 2001, "a fragment cycle is refused outright");
+    }
 }

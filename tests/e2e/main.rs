@@ -134,6 +134,23 @@ async fn round_trip_through_apollo_router() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subgraphs_error_message_reaches_the_client_through_both_routers() {
+    let stack = Stack::start().await;
+    let op = stack.operator_token();
+    let query = "mutation { provisionTenant(input: { id: \"Bad Slug!\", displayName: \"B\", region: \"eu-west\", editionId: \"x\" }) { id } }";
+    for router in [stack.hive().await, stack.apollo().await] {
+        let v = stack.post(&router.url, &op, &[], query, json!({})).await;
+        let err = &v["errors"][0];
+        assert_eq!(err["extensions"]["code"], "BAD_USER_INPUT", "{}: {v}", router.name);
+        assert_eq!(err["extensions"]["field"], "id", "{}: {v}", router.name);
+        let message = err["message"].as_str().unwrap_or_default();
+        assert!(message.contains("must start with a lower-case letter"), "{}: {v}", router.name);
+        router.stop().await;
+    }
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_subgraph_port_is_no_way_around_the_router() {
     let stack = Stack::start().await;
     let resp = stack

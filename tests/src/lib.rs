@@ -1,33 +1,24 @@
-//! End-to-end harness: the identity and tenancy subgraphs served on real ports (with their relays,
-//! consumers and listeners) on fresh databases, and the real router binaries in front of them as child
-//! processes. Identity signs with the harness's key, so tokens minted here and tokens identity issues
+//! End-to-end harness: the identity and tenancy subgraphs served on real ports through the production
+//! wiring (`test-support`: their relays, consumers and listeners, fresh databases, Redis namespaces and
+//! queues of their own), and the real router binaries in front of them as child processes. Identity signs with the harness's key, so tokens minted here and tokens identity issues
 //! verify alike; tenancy validates API tokens through identity's introspection endpoint.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
-use kernel::auth::{Authenticator, JwksSource, JwtVerifier, LocalSigner};
-use kernel::broker::Broker;
-use kernel::cache::Cache;
-use kernel::consumer::RetryPolicy;
-use kernel::server::Kernel;
+use kernel::auth::LocalSigner;
+use kernel::service::NoConfig;
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 
-pub const ISSUER: &str = "https://issuer.e2e/";
-pub const AUDIENCE: &str = "control-plane";
+pub use test_support::{AUDIENCE, ISSUER};
 /// The routing URLs `supergraph.yaml` gives the subgraphs; tests point them at their own ports.
 const TENANCY_ROUTING_URL: &str = "http://127.0.0.1:4002/graphql";
 const IDENTITY_ROUTING_URL: &str = "http://127.0.0.1:4001/graphql";
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn admin_url() -> String {
-    std::env::var("ADMIN_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// Where router/install.sh puts the routers.
@@ -44,95 +35,54 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Identity and tenancy on real ports, each started through the production wiring by `test-support` on
+/// resources of its own (removed when the stack stops or is dropped).
 pub struct Stack {
     pub id: String,
-    databases: Vec<String>,
-    /// This stack's own durable queues, deleted when it stops.
-    commands: kernel::consumer::ConsumerSpec,
+    identity: test_support::TestApp<identity::State>,
+    tenancy: test_support::TestApp<tenancy::State>,
     pub subgraph_url: String,
     pub identity_url: String,
     /// A platform operator's API token, from identity's bootstrap.
     pub operator_api_token: String,
     pub signer: LocalSigner,
+    /// The router-to-subgraph secret.
     pub secret: String,
+    /// The stack's directory: the supergraph pointed at its ports, router logs.
     pub dir: PathBuf,
-    shutdown: CancellationToken,
     pub http: reqwest::Client,
 }
 
 impl Stack {
     pub async fn start() -> Stack {
-        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-        let database = format!("cp_t_e2e_{id}");
-        let admin = admin_url();
-        let roles = kernel::db::provision_and_migrate(&admin, "tenancy", &database, &tenancy::MIGRATIONS)
-            .await
-            .expect("provision");
+        // Identity: the issuer, signing with the stack's key (so tokens minted here verify like its own).
+        let mut builder = test_support::TestApp::<identity::State>::builder();
+        let id = builder.id.clone();
+        let signer = LocalSigner::from_base64(&LocalSigner::generate("e2e").to_base64()).unwrap();
+        let key = builder.dir.join("signing-key");
+        kernel::auth::write_private(&key, signer.to_base64().as_bytes()).unwrap();
+        builder.config.database_max_connections = 16;
+        let (router_secret, internal_secret) =
+            (builder.config.router_secret.clone(), builder.config.internal_secret.clone());
+        let identity = builder
+            .start::<identity::State>(&identity::Config { signing_keys: vec![format!("file:{}", key.display())] })
+            .await;
+        let operator_api_token = identity::bootstrap(&identity.state).await.expect("bootstrap");
+        let identity_base = identity.serve().await;
 
+        // Tenancy: verifies against identity's JWKS URL and introspects API tokens there.
+        let mut builder = test_support::TestApp::<tenancy::State>::builder();
+        builder.config.router_secret = router_secret.clone();
+        builder.config.internal_secret = internal_secret;
+        builder.config.jwks = Some(format!("{identity_base}/.well-known/jwks.json"));
+        builder.config.identity_url = Some(identity_base.clone());
+        builder.config.database_max_connections = 16;
+        let tenancy = builder.start::<tenancy::State>(&NoConfig {}).await;
+        let subgraph_url = format!("{}/graphql", tenancy.serve().await);
+
+        // The committed supergraph, pointed at this stack's subgraphs.
         let dir = std::env::temp_dir().join(format!("cp-e2e-{id}"));
         std::fs::create_dir_all(&dir).unwrap();
-        let signer = LocalSigner::from_base64(&LocalSigner::generate("e2e").to_base64()).unwrap();
-        std::fs::write(dir.join("jwks.json"), signer.jwks().to_string()).unwrap();
-        std::fs::write(dir.join("signing-key"), signer.to_base64()).unwrap();
-        let secret = format!("secret-{}", uuid::Uuid::new_v4());
-        let shutdown = CancellationToken::new();
-
-        // Identity: the issuer, on its own port.
-        let identity_db = format!("cp_t_e2e_id_{id}");
-        let id_roles = kernel::db::provision(&admin, "identity", &identity_db).await.expect("provision identity");
-        let id_cfg = identity::Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            signing_keys: vec![format!("file:{}", dir.join("signing-key").display())],
-            kernel: kernel::config::KernelConfig {
-                database_url: kernel::db::url_for(&admin, &id_roles.app, &identity_db).unwrap().into(),
-                migrate_database_url: Some(kernel::db::url_for(&admin, &id_roles.owner, &identity_db).unwrap().into()),
-                database_max_connections: 16,
-                redis_url: "redis://127.0.0.1:6379".to_owned().into(),
-                redis_namespace: format!("cp-e2e-{id}"),
-                amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned().into(),
-                router_secret: secret.clone().into(),
-                jwt_issuer: ISSUER.into(),
-                jwt_audience: AUDIENCE.into(),
-                jwks: None,
-                identity_url: None,
-                max_depth: 12,
-                max_complexity: 5000,
-                outbox_poll_ms: 50,
-                log_format: kernel::telemetry::LogFormat::Text,
-            },
-        };
-        let id_state = identity::connect(&id_cfg).await.expect("identity");
-        identity::spawn_background(&id_state, Duration::from_millis(50), &shutdown);
-        let operator_api_token = identity::bootstrap(&id_state).await.expect("bootstrap");
-        let id_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let identity_base = format!("http://{}", id_listener.local_addr().unwrap());
-        tokio::spawn(kernel::server::serve(id_listener, identity::app(id_state, 12, 5000), shutdown.clone()));
-
-        let app_url = kernel::db::url_for(&admin, &roles.app, &database).unwrap();
-        let jwt = JwtVerifier::new(ISSUER, AUDIENCE, JwksSource::File(dir.join("jwks.json")));
-        jwt.preload().await.unwrap();
-        let cache = Cache::connect(&"redis://127.0.0.1:6379".to_owned().into(), &format!("cp-e2e-{id}")).await.unwrap();
-        let introspection = kernel::auth::IntrospectionSource::new(&identity_base, secret.clone().into());
-        let auth = Arc::new(Authenticator::new(jwt, Some(Arc::new(introspection)), Some(cache.clone())));
-        let state = tenancy::State::new(Kernel {
-            pool: kernel::db::connect(&app_url.into(), 16).await.unwrap(),
-            cache,
-            broker: Arc::new(Broker::new("amqp://guest:guest@127.0.0.1:5672/%2f".to_owned().into())),
-            auth,
-            router_secret: secret.clone().into(),
-        });
-        let retry = RetryPolicy { retries: 3, first: Duration::from_millis(50), last: Duration::from_millis(200) };
-        // A command queue of this stack's own, so tests never take commands meant for anyone else.
-        let mut commands = tenancy::consumers::command_spec(retry);
-        commands.queue = format!("e2e-{id}.commands");
-        commands.bindings = vec![format!("e2e-{id}.ProvisionTenant")];
-        tenancy::spawn_background(&state, Duration::from_millis(50), commands.clone(), &shutdown);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let subgraph_url = format!("http://{}/graphql", listener.local_addr().unwrap());
-        let app = tenancy::app(state, 12, 5000);
-        tokio::spawn(kernel::server::serve(listener, app, shutdown.clone()));
-
-        // The committed supergraph, pointed at this test's subgraph.
         let supergraph = std::fs::read_to_string(repo().join("schema/supergraph.graphql")).unwrap();
         assert!(supergraph.contains(TENANCY_ROUTING_URL), "supergraph.yaml's tenancy routing_url changed");
         assert!(supergraph.contains(IDENTITY_ROUTING_URL), "supergraph.yaml's identity routing_url changed");
@@ -143,17 +93,26 @@ impl Stack {
 
         Stack {
             id,
-            databases: vec![database, identity_db],
-            commands,
+            identity,
+            tenancy,
             subgraph_url,
             identity_url,
             operator_api_token,
             signer,
-            secret,
+            secret: router_secret.expose_secret().to_owned(),
             dir,
-            shutdown,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// The routing-key prefix tenancy's command consumer binds in this stack.
+    pub fn command_prefix(&self) -> String {
+        self.tenancy.command_prefix()
+    }
+
+    /// The identity app (its state, config, database).
+    pub fn identity(&self) -> &test_support::TestApp<identity::State> {
+        &self.identity
     }
 
     pub fn operator_token(&self) -> String {
@@ -211,20 +170,10 @@ impl Stack {
     }
 
     pub async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        if let Ok(ch) = Broker::new("amqp://guest:guest@127.0.0.1:5672/%2f".to_owned().into()).channel().await {
-            let spec = &self.commands;
-            let mut queues = vec![spec.queue.clone(), spec.dead_letter_queue()];
-            queues.extend((1..=spec.retry.retries).map(|n| spec.retry_queue(n)));
-            for q in queues {
-                let _ = ch.queue_delete(&q, lapin::options::QueueDeleteOptions::default()).await;
-            }
-        }
-        for db in &self.databases {
-            let _ = kernel::db::drop_database(&admin_url(), db).await;
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        let dir = self.dir.clone();
+        self.tenancy.cleanup().await;
+        self.identity.cleanup().await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 

@@ -182,7 +182,10 @@ async fn start_router(kind: RouterKind, secret: &str) -> anyhow::Result<Option<t
 }
 
 async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Result<()> {
+    // Two different 256-bit secrets: the router's (router → subgraphs) and the internal one (subgraphs →
+    // identity's introspection); the subgraphs refuse either when shorter than 32 bytes.
     let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let internal = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     eprintln!("provisioning databases…");
     provision(admin_url).await?;
     let jwt_dir = root().join(".dev/jwt");
@@ -216,6 +219,7 @@ async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Resul
             .env("JWT_ISSUER", ISSUER)
             .env("JWT_AUDIENCE", AUDIENCE)
             .env("ROUTER_SECRET", &secret)
+            .env("INTERNAL_SECRET", &internal)
             .stdin(Stdio::null())
             .kill_on_drop(true);
         if *domain == "identity" {

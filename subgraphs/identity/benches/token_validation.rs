@@ -10,7 +10,6 @@
 use std::time::{Duration, Instant};
 
 use kernel::auth::LocalSigner;
-use kernel::config::KernelConfig;
 
 fn report(name: &str, mut lat: Vec<u32>, elapsed: Duration) {
     lat.sort_unstable();
@@ -35,42 +34,26 @@ where
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let admin =
-        std::env::var("ADMIN_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let database = "cp_bench_identity";
-    kernel::db::drop_database(&admin, database).await?;
-    let roles = kernel::db::provision(&admin, "identity", database).await?;
-    let dir = std::env::temp_dir().join("cp-bench-identity");
-    std::fs::create_dir_all(&dir)?;
+    // Started through the production wiring on throwaway resources (removed when `app` drops).
+    let builder = test_support::TestApp::<identity::State>::builder();
     let signer = LocalSigner::from_base64(&LocalSigner::generate("b").to_base64())?;
-    std::fs::write(dir.join("key"), signer.to_base64())?;
-    let cfg = identity::Config {
-        listen: "127.0.0.1:0".parse()?,
-        signing_keys: vec![format!("file:{}", dir.join("key").display())],
-        kernel: KernelConfig {
-            database_url: kernel::db::url_for(&admin, &roles.app, database)?.into(),
-            migrate_database_url: Some(kernel::db::url_for(&admin, &roles.owner, database)?.into()),
-            database_max_connections: 8,
-            redis_url: "redis://127.0.0.1:6379".to_owned().into(),
-            redis_namespace: "cp-bench".into(),
-            amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned().into(),
-            router_secret: "bench".to_owned().into(),
-            jwt_issuer: "https://bench/".into(),
-            jwt_audience: "control-plane".into(),
-            jwks: None,
-            identity_url: None,
-            max_depth: 12,
-            max_complexity: 5000,
-            outbox_poll_ms: 100,
-            log_format: kernel::telemetry::LogFormat::Text,
-        },
-    };
-    let state = identity::connect(&cfg).await?;
+    let key = builder.dir.join("key");
+    kernel::auth::write_private(&key, signer.to_base64().as_bytes())?;
+    let app = builder
+        .start::<identity::State>(&identity::Config { signing_keys: vec![format!("file:{}", key.display())] })
+        .await;
+    let state = app.state.clone();
     let token = identity::bootstrap(&state).await?;
     let hash = kernel::api_token::hash(&token);
     let auth = state.kernel.auth.clone();
-    let jwt =
-        signer.mint("https://bench/", "control-plane", "s", Some("acme"), &["tenancy:read"], Duration::from_secs(3600));
+    let jwt = signer.mint(
+        test_support::ISSUER,
+        "control-plane",
+        "s",
+        Some("acme"),
+        &["tenancy:read"],
+        Duration::from_secs(3600),
+    );
 
     println!("| what | per second | p50 µs | p99 µs |");
     println!("|---|---|---|---|");
@@ -92,17 +75,15 @@ async fn main() -> anyhow::Result<()> {
     .await;
     report("JWT (Ed25519) verification", lat, el);
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/graphql", listener.local_addr()?);
-    let app = identity::app(state.clone(), 12, 5000);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = format!("{}/graphql", app.serve().await);
+    let secret = secrecy::ExposeSecret::expose_secret(&app.config.router_secret).to_owned();
     let http = reqwest::Client::new();
     let body = serde_json::json!({ "query": "{ __typename }" });
     let call = || async {
         let v: serde_json::Value = http
             .post(&url)
             .bearer_auth(&token)
-            .header(kernel::server::ROUTER_SECRET_HEADER, "bench")
+            .header(kernel::server::ROUTER_SECRET_HEADER, &secret)
             .json(&body)
             .send()
             .await
@@ -117,7 +98,6 @@ async fn main() -> anyhow::Result<()> {
     }
     let (lat, el) = measure(20_000, call).await;
     report("whole request path, API token cache hit (HTTP, one at a time)", lat, el);
-    state.kernel.pool.close().await;
-    kernel::db::drop_database(&admin, database).await?;
+    app.cleanup().await;
     Ok(())
 }

@@ -11,20 +11,23 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use base64::Engine;
 use kernel::envelope::EventMeta;
-use kernel::{api_token, db, outbox, TenantId};
+use kernel::{api_token, TenantId, Work};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::events::{self, DOMAIN};
+use crate::events;
 use crate::tokens::{self, ACCESS_TOKEN_TTL};
 use crate::{store, State};
 
+/// The token service's routes; form bodies are bounded like `/graphql`'s (`MAX_BODY_BYTES`, 413 beyond).
 pub fn routes(state: Arc<State>) -> Router {
+    let limit = axum::extract::DefaultBodyLimit::max(state.kernel.config.max_body_bytes);
     Router::new()
         .route("/oauth/token", post(token))
         .route("/oauth/introspect", post(introspect))
         .route("/oauth/revoke", post(revoke))
         .route("/.well-known/jwks.json", get(jwks))
+        .layer(limit)
         .with_state(state)
 }
 
@@ -77,7 +80,7 @@ async fn authenticate_client(
     secret: &str,
 ) -> kernel::Result<Option<(TenantId, store::ClientSecret)>> {
     let Some(tenant) = tokens::client_tenant(id) else { return Ok(None) };
-    let mut tx = db::tenant_tx(&state.kernel.pool, &tenant).await?;
+    let mut tx = state.kernel.db.tenant_tx(&tenant).await?;
     let client = store::active_client(&mut tx, id).await?;
     tx.commit().await?;
     Ok(client.filter(|c| tokens::digests_equal(&c.secret_hash, &tokens::sha256_hex(secret))).map(|c| (tenant, c)))
@@ -100,7 +103,7 @@ async fn token(AxumState(state): AxumState<Arc<State>>, headers: HeaderMap, Form
         Err(e) => return server_error(e),
     };
     let held = match async {
-        let mut tx = db::tenant_tx(&state.kernel.pool, &tenant).await?;
+        let mut tx = state.kernel.db.tenant_tx(&tenant).await?;
         let held = store::effective_permissions(&mut tx, client.principal_id).await?;
         tx.commit().await?;
         Ok::<_, kernel::Error>(held)
@@ -171,9 +174,12 @@ async fn requester(
     id: Option<String>,
     secret: Option<String>,
 ) -> Result<Requester, Response> {
-    let internal = headers.get(kernel::server::ROUTER_SECRET_HEADER).and_then(|v| v.to_str().ok());
-    if internal.is_some() && kernel::server::secret_matches(&state.kernel.router_secret, internal) {
-        return Ok(Requester::Internal);
+    // Subgraphs present the internal credential (never the router secret, which only the router holds).
+    let internal = headers.get(kernel::auth::INTERNAL_SECRET_HEADER).and_then(|v| v.to_str().ok());
+    if let (Some(presented), Some(expected)) = (internal, &state.kernel.config.internal_secret) {
+        if kernel::server::secret_matches(expected, Some(presented)) {
+            return Ok(Requester::Internal);
+        }
     }
     let Some((id, secret)) = client_credentials(headers, id, secret) else {
         return Err(oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication is required"));
@@ -251,10 +257,9 @@ async fn revoke_access_token(
     exp: i64,
     meta: &EventMeta,
 ) -> kernel::Result<()> {
-    let mut tx = db::tenant_tx(&state.kernel.pool, tenant).await?;
-    let event = events::AccessTokenRevoked { jti: jti.to_owned(), expires_at: exp };
-    outbox::enqueue(&mut tx, DOMAIN, tenant, meta, &event).await?;
-    tx.commit().await?;
+    let mut work = Work::tenant(&state.kernel.db, tenant, meta.clone()).await?;
+    work.emit(tenant, &events::AccessTokenRevoked { jti: jti.to_owned(), expires_at: exp }).await?;
+    work.commit().await?;
     state.kernel.auth.revoke_jti(jti, exp);
     Ok(())
 }

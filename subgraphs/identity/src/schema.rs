@@ -11,15 +11,14 @@ use async_graphql::{Context, Enum, InputObject, Object, ID};
 use kernel::context::ContextExt;
 use kernel::envelope::EventMeta;
 use kernel::pagination::Page;
-use kernel::{api_token, db, outbox, Error, Result, TenantId};
+use kernel::{api_token, Error, Result, TenantId, Work};
 
-use crate::events::{self, DOMAIN};
+use crate::events;
 use crate::model::{ApiToken, ApiTokenWithSecret, OAuthClient, OAuthClientWithSecret, Principal, Role};
-use crate::tokens::{self, PERMISSIONS};
+use crate::tokens;
 use crate::{store, State};
 
-pub const READ: &str = "identity:read";
-pub const WRITE: &str = "identity:write";
+pub use kernel::permissions::identity::{READ, WRITE};
 
 fn state<'a>(ctx: &'a Context<'_>) -> &'a Arc<State> {
     ctx.data_unchecked::<Arc<State>>()
@@ -45,7 +44,7 @@ fn permissions(tenant: &TenantId, raw: Vec<String>) -> Result<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     for p in raw {
         let p = p.trim().to_owned();
-        if !PERMISSIONS.contains(&p.as_str()) {
+        if !kernel::permissions::is_known(&p) {
             return Err(Error::bad_input(
                 "permissions",
                 format!("unknown permission `{}`", kernel::error::clip(&p, 64)),
@@ -141,7 +140,7 @@ impl QueryRoot {
             .after
             .as_deref()
             .map(|a| a.parse::<uuid::Uuid>().map_err(|_| Error::bad_input("after", "not a cursor")));
-        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
+        let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let rows = store::list_principals(&mut tx, after.transpose()?, page.fetch_limit()).await?;
         tx.commit().await?;
         Ok(page.connection(rows, |p| p.id.to_string()))
@@ -149,7 +148,7 @@ impl QueryRoot {
 
     async fn roles(&self, ctx: &Context<'_>, tenant_id: Option<ID>) -> Result<Vec<Role>> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), READ)?;
-        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
+        let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let roles = store::roles(&mut tx).await?;
         tx.commit().await?;
         Ok(roles)
@@ -157,7 +156,7 @@ impl QueryRoot {
 
     async fn oauth_clients(&self, ctx: &Context<'_>, tenant_id: Option<ID>) -> Result<Vec<OAuthClient>> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), READ)?;
-        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
+        let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let clients = store::clients(&mut tx).await?;
         tx.commit().await?;
         Ok(clients)
@@ -165,7 +164,7 @@ impl QueryRoot {
 
     async fn api_tokens(&self, ctx: &Context<'_>, tenant_id: Option<ID>) -> Result<Vec<ApiToken>> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), READ)?;
-        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
+        let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let tokens = store::api_tokens(&mut tx).await?;
         tx.commit().await?;
         Ok(tokens)
@@ -180,7 +179,7 @@ impl QueryRoot {
 }
 
 async fn principal_in(state: &State, tenant: &TenantId, id: uuid::Uuid) -> Result<Principal> {
-    let mut tx = db::tenant_tx(&state.kernel.pool, tenant).await?;
+    let mut tx = state.kernel.db.tenant_tx(tenant).await?;
     let found = store::principals_by_id(&mut tx, &[id]).await?.pop();
     tx.commit().await?;
     found.ok_or_else(|| Error::not_found("no such principal"))
@@ -212,28 +211,21 @@ impl MutationRoot {
             }
             PrincipalKind::Service => ("Service", None),
         };
-        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
-        let p = store::insert_principal(&mut tx, &tenant, kind, &name, email.as_deref()).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.request().event_meta()).await?;
+        let p = store::insert_principal(&mut work, &tenant, kind, &name, email.as_deref()).await?;
         let event = events::PrincipalCreated { principal_id: p.id.to_string(), kind: kind.into(), display_name: name };
-        outbox::enqueue(&mut tx, DOMAIN, &tenant, &ctx.request().event_meta(), &event).await?;
-        tx.commit().await?;
+        work.emit(&tenant, &event).await?;
+        work.commit().await?;
         Ok(p)
     }
 
     /// A disabled principal's tokens stop carrying permissions. Emits `PrincipalDisabled`.
     async fn disable_principal(&self, ctx: &Context<'_>, id: ID, tenant_id: Option<ID>) -> Result<Principal> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
-        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
-        let p = store::disable_principal(&mut tx, parse_uuid("id", &id)?).await?;
-        outbox::enqueue(
-            &mut tx,
-            DOMAIN,
-            &tenant,
-            &ctx.request().event_meta(),
-            &events::PrincipalDisabled { principal_id: p.id.to_string() },
-        )
-        .await?;
-        tx.commit().await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.request().event_meta()).await?;
+        let p = store::disable_principal(&mut work, parse_uuid("id", &id)?).await?;
+        work.emit(&tenant, &events::PrincipalDisabled { principal_id: p.id.to_string() }).await?;
+        work.commit().await?;
         Ok(p)
     }
 
@@ -243,17 +235,10 @@ impl MutationRoot {
         let key = role_key(&input.key)?;
         let perms = permissions(&tenant, input.permissions)?;
         let description = kernel::error::clip(input.description.trim(), 500);
-        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
-        let role = store::upsert_role(&mut tx, &tenant, &key, &description, &perms).await?;
-        outbox::enqueue(
-            &mut tx,
-            DOMAIN,
-            &tenant,
-            &ctx.request().event_meta(),
-            &events::RoleDefined { role_key: key, permissions: perms },
-        )
-        .await?;
-        tx.commit().await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.request().event_meta()).await?;
+        let role = store::upsert_role(&mut work, &tenant, &key, &description, &perms).await?;
+        work.emit(&tenant, &events::RoleDefined { role_key: key, permissions: perms }).await?;
+        work.commit().await?;
         Ok(role)
     }
 
@@ -267,11 +252,11 @@ impl MutationRoot {
     ) -> Result<bool> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
         let principal = parse_uuid("principalId", &principal_id)?;
-        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
-        store::bind_role(&mut tx, &tenant, principal, &role_key).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.request().event_meta()).await?;
+        store::bind_role(&mut work, &tenant, principal, &role_key).await?;
         let event = events::RoleBound { principal_id: principal.to_string(), role_key };
-        outbox::enqueue(&mut tx, DOMAIN, &tenant, &ctx.request().event_meta(), &event).await?;
-        tx.commit().await?;
+        work.emit(&tenant, &event).await?;
+        work.commit().await?;
         Ok(true)
     }
 
@@ -285,13 +270,13 @@ impl MutationRoot {
     ) -> Result<bool> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
         let principal = parse_uuid("principalId", &principal_id)?;
-        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
-        if !store::unbind_role(&mut tx, principal, &role_key).await? {
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.request().event_meta()).await?;
+        if !store::unbind_role(&mut work, principal, &role_key).await? {
             return Err(Error::not_found("no such binding"));
         }
         let event = events::RoleUnbound { principal_id: principal.to_string(), role_key };
-        outbox::enqueue(&mut tx, DOMAIN, &tenant, &ctx.request().event_meta(), &event).await?;
-        tx.commit().await?;
+        work.emit(&tenant, &event).await?;
+        work.commit().await?;
         Ok(true)
     }
 
@@ -309,13 +294,13 @@ impl MutationRoot {
         let principal = parse_uuid("principalId", &principal_id)?;
         let scopes = permissions(&tenant, scopes)?;
         let (client_id, secret) = (tokens::new_client_id(&tenant), tokens::new_client_secret());
-        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.request().event_meta()).await?;
         let client =
-            store::insert_client(&mut tx, &tenant, &client_id, principal, &tokens::sha256_hex(&secret), &scopes)
+            store::insert_client(&mut work, &tenant, &client_id, principal, &tokens::sha256_hex(&secret), &scopes)
                 .await?;
         let event = events::OAuthClientCreated { client_id, principal_id: principal.to_string(), scopes };
-        outbox::enqueue(&mut tx, DOMAIN, &tenant, &ctx.request().event_meta(), &event).await?;
-        tx.commit().await?;
+        work.emit(&tenant, &event).await?;
+        work.commit().await?;
         Ok(OAuthClientWithSecret { client, client_secret: secret })
     }
 
@@ -329,17 +314,10 @@ impl MutationRoot {
     ) -> Result<OAuthClientWithSecret> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
         let secret = tokens::new_client_secret();
-        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
-        let client = store::rotate_client_secret(&mut tx, &client_id, &tokens::sha256_hex(&secret)).await?;
-        outbox::enqueue(
-            &mut tx,
-            DOMAIN,
-            &tenant,
-            &ctx.request().event_meta(),
-            &events::OAuthClientSecretRotated { client_id },
-        )
-        .await?;
-        tx.commit().await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.request().event_meta()).await?;
+        let client = store::rotate_client_secret(&mut work, &client_id, &tokens::sha256_hex(&secret)).await?;
+        work.emit(&tenant, &events::OAuthClientSecretRotated { client_id }).await?;
+        work.commit().await?;
         Ok(OAuthClientWithSecret { client, client_secret: secret })
     }
 
@@ -352,17 +330,10 @@ impl MutationRoot {
         tenant_id: Option<ID>,
     ) -> Result<OAuthClient> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
-        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &tenant).await?;
-        let client = store::revoke_client(&mut tx, &client_id).await?;
-        outbox::enqueue(
-            &mut tx,
-            DOMAIN,
-            &tenant,
-            &ctx.request().event_meta(),
-            &events::OAuthClientRevoked { client_id },
-        )
-        .await?;
-        tx.commit().await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.request().event_meta()).await?;
+        let client = store::revoke_client(&mut work, &client_id).await?;
+        work.emit(&tenant, &events::OAuthClientRevoked { client_id }).await?;
+        work.commit().await?;
         Ok(client)
     }
 
@@ -382,24 +353,31 @@ impl MutationRoot {
         }
         let scopes = permissions(&tenant, input.scopes)?;
         let st = state(ctx);
-        let mut tx = db::tenant_tx(&st.kernel.pool, &tenant).await?;
-        let held = store::effective_permissions(&mut tx, principal).await?;
+        let mut work = Work::tenant(&st.kernel.db, &tenant, ctx.request().event_meta()).await?;
+        let held = store::effective_permissions(&mut work, principal).await?;
         if let Some(extra) = scopes.iter().find(|s| !held.contains(s)) {
             return Err(Error::forbidden(format!("the principal does not hold `{extra}`")));
         }
         let token = api_token::generate();
         let expires_at = chrono::Utc::now() + chrono::Duration::days(i64::from(input.expires_in_days));
-        let meta =
-            store::insert_api_token(&mut tx, &tenant, principal, &name, &api_token::hash(&token), &scopes, expires_at)
-                .await?;
+        let meta = store::insert_api_token(
+            &mut work,
+            &tenant,
+            principal,
+            &name,
+            &api_token::hash(&token),
+            &scopes,
+            expires_at,
+        )
+        .await?;
         let event = events::ApiTokenCreated {
             token_id: meta.id.to_string(),
             principal_id: principal.to_string(),
             scopes,
             expires_at: expires_at.timestamp(),
         };
-        outbox::enqueue(&mut tx, DOMAIN, &tenant, &ctx.request().event_meta(), &event).await?;
-        tx.commit().await?;
+        work.emit(&tenant, &event).await?;
+        work.commit().await?;
         Ok(ApiTokenWithSecret { api_token: meta, token })
     }
 
@@ -414,11 +392,11 @@ impl MutationRoot {
 /// Revokes in the database with its event, then drops this replica's cached copies at once (other
 /// replicas and subgraphs drop theirs when the event reaches them).
 pub async fn revoke_api_token(state: &State, tenant: &TenantId, id: uuid::Uuid, meta: &EventMeta) -> Result<()> {
-    let mut tx = db::tenant_tx(&state.kernel.pool, tenant).await?;
-    let hash = store::revoke_api_token(&mut tx, id).await?;
+    let mut work = Work::tenant(&state.kernel.db, tenant, meta.clone()).await?;
+    let hash = store::revoke_api_token(&mut work, id).await?;
     let event = events::ApiTokenRevoked { token_id: id.to_string(), token_hash: hash.clone() };
-    outbox::enqueue(&mut tx, DOMAIN, tenant, meta, &event).await?;
-    tx.commit().await?;
+    work.emit(tenant, &event).await?;
+    work.commit().await?;
     state.kernel.auth.forget_api_token(&hash).await;
     Ok(())
 }

@@ -294,8 +294,8 @@ pub async fn touch_api_tokens(tx: &mut Tx, ids: &[uuid::Uuid], at: &[DateTime<Ut
 }
 
 /// Opens the token-validation transaction (cross-tenant reads of `api_tokens` only).
-pub async fn validation_tx(pool: &sqlx::PgPool) -> Result<Tx> {
-    let mut tx = pool.begin().await?;
+pub async fn validation_tx(db: &kernel::db::Db) -> Result<Tx> {
+    let mut tx = db.shared().begin().await?;
     sqlx::query!("SELECT set_config('app.system', 'token-validation', true)").fetch_one(&mut *tx).await?;
     Ok(tx)
 }

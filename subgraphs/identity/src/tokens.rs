@@ -5,19 +5,15 @@ use std::time::Duration;
 
 use kernel::auth::{ApiTokenInfo, ApiTokenSource};
 use kernel::cache::Cache;
-use kernel::{db, Result, TenantId};
+use kernel::db::Db;
+use kernel::{Result, TenantId};
 use rand::Rng;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 
 use crate::store;
 
 /// How long an access token from the client-credentials grant lives.
 pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(900);
-
-/// Every permission there is. A role may hold only these; `platform:admin` only in the platform tenant.
-pub const PERMISSIONS: &[&str] =
-    &["platform:admin", "identity:read", "identity:write", "tenancy:read", "tenancy:write", "quota:consume"];
 
 pub fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
@@ -55,25 +51,25 @@ pub fn new_client_secret() -> String {
 /// API tokens looked up in identity's own database, recording when each was last used in Redis (flushed to
 /// PostgreSQL by [`flush_last_used`]) rather than writing on every request.
 pub struct LocalTokens {
-    pub pool: PgPool,
+    pub db: Db,
     pub cache: Cache,
 }
 
 pub fn last_used_key(cache: &Cache, tenant: &TenantId) -> String {
-    cache.key(tenant, "api-token-last-used", "all")
+    cache.key(tenant, kernel::cache::kind::API_TOKEN_LAST_USED, "all")
 }
 
 #[async_trait::async_trait]
 impl ApiTokenSource for LocalTokens {
     async fn lookup(&self, _raw: &str, hash: &str) -> Result<Option<ApiTokenInfo>> {
-        let mut tx = store::validation_tx(&self.pool).await?;
+        let mut tx = store::validation_tx(&self.db).await?;
         let row = store::api_token_by_hash(&mut tx, hash).await?;
         tx.commit().await?;
         let Some(row) = row else { return Ok(None) };
         let tenant =
             TenantId::try_from(row.tenant_id.clone()).map_err(|e| kernel::Error::internal(anyhow::anyhow!(e)))?;
         // A token carries at most what its principal still holds: unbinding a role narrows its tokens too.
-        let mut tx = db::tenant_tx(&self.pool, &tenant).await?;
+        let mut tx = self.db.tenant_tx(&tenant).await?;
         let held = store::effective_permissions(&mut tx, row.principal_id).await?;
         tx.commit().await?;
         let now = chrono::Utc::now();
@@ -99,11 +95,12 @@ impl ApiTokenSource for LocalTokens {
 }
 
 /// Writes the last-used times collected in Redis to PostgreSQL, tenant by tenant.
-pub async fn flush_last_used(pool: &PgPool, cache: &Cache) -> anyhow::Result<usize> {
+pub async fn flush_last_used(db: &Db, cache: &Cache) -> anyhow::Result<usize> {
     let mut conn = cache.connection();
     let keys: Vec<String> = {
         use redis::AsyncCommands;
-        let mut scan = conn.scan_match::<_, String>(cache.pattern("api-token-last-used", "all")).await?;
+        let mut scan =
+            conn.scan_match::<_, String>(cache.pattern(kernel::cache::kind::API_TOKEN_LAST_USED, "all")).await?;
         let mut keys = Vec::new();
         while let Some(key) = scan.next_item().await {
             keys.push(key);
@@ -112,8 +109,7 @@ pub async fn flush_last_used(pool: &PgPool, cache: &Cache) -> anyhow::Result<usi
     };
     let mut flushed = 0;
     for key in keys {
-        let tenant = key.split(':').nth(1).unwrap_or_default().to_owned();
-        let Ok(tenant) = TenantId::try_from(tenant) else { continue };
+        let Some(tenant) = cache.tenant_of(&key) else { continue };
         // Take the hash atomically, so uses recorded meanwhile land in a fresh one.
         let taken = format!("{key}:flushing");
         let renamed: redis::RedisResult<()> = redis::cmd("RENAME").arg(&key).arg(&taken).query_async(&mut conn).await;
@@ -125,7 +121,7 @@ pub async fn flush_last_used(pool: &PgPool, cache: &Cache) -> anyhow::Result<usi
             .into_iter()
             .filter_map(|(id, ts)| Some((id.parse::<uuid::Uuid>().ok()?, chrono::DateTime::from_timestamp(ts, 0)?)))
             .unzip();
-        let mut tx = db::tenant_tx(pool, &tenant).await?;
+        let mut tx = db.tenant_tx(&tenant).await?;
         store::touch_api_tokens(&mut tx, &ids, &at).await?;
         tx.commit().await?;
         let _: () = redis::cmd("DEL").arg(&taken).query_async(&mut conn).await?;

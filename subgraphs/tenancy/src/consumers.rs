@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use kernel::consumer::{ConsumerSpec, Failure, Handler, Notice, RetryPolicy};
-use kernel::db::Tx;
-use kernel::envelope::Envelope;
+use kernel::envelope::{Envelope, Event};
 use kernel::TenantId;
+use kernel::Work;
 
 use crate::events::{self, DOMAIN};
 use crate::{ops, store, State};
@@ -15,7 +15,7 @@ use crate::{ops, store, State};
 pub fn command_spec(retry: RetryPolicy) -> ConsumerSpec {
     ConsumerSpec {
         queue: format!("{DOMAIN}.commands"),
-        bindings: vec![format!("{DOMAIN}.ProvisionTenant")],
+        bindings: vec![events::ProvisionTenant::routing_key()],
         retry,
         prefetch: 16,
     }
@@ -30,8 +30,9 @@ impl Handler for ProvisionTenantHandler {
         "tenancy.provision-tenant"
     }
 
-    async fn handle(&self, tx: &mut Tx, envelope: &Envelope) -> Result<(), Failure> {
-        let command: events::ProvisionTenant = serde_json::from_value(envelope.payload.clone())
+    async fn handle(&self, work: &mut Work, envelope: &Envelope) -> Result<(), Failure> {
+        let command: events::ProvisionTenant = envelope
+            .payload_as()
             .map_err(|e| Failure::Permanent(anyhow::anyhow!("malformed ProvisionTenant payload: {e}")))?;
         let p = ops::Provision::parse(
             envelope.tenant_id.as_str(),
@@ -41,8 +42,8 @@ impl Handler for ProvisionTenantHandler {
             command.isolation_model,
         )?;
         // Commands come from platform automation: they act as an operator would.
-        store::elevate_to_platform(tx).await?;
-        ops::provision(tx, &p, &envelope.caused_meta()).await?;
+        store::elevate_to_platform(work).await?;
+        ops::provision(work, &p).await?;
         Ok(())
     }
 }
@@ -71,11 +72,17 @@ pub fn on_notice(state: Arc<State>) -> impl Fn(Notice) + Send + Sync + 'static {
 
 async fn invalidate(state: &State, env: &Envelope) {
     match env.event_type.as_str() {
-        "FeatureFlagChanged" | "FeatureFlagDeleted" => state.flags.invalidate().await,
-        "QuotaDefined" => {
-            if let Ok(e) = serde_json::from_value::<events::QuotaDefined>(env.payload.clone()) {
+        t if t == events::FeatureFlagChanged::TYPE || t == events::FeatureFlagDeleted::TYPE => {
+            state.flags.invalidate().await
+        }
+        t if t == events::QuotaDefined::TYPE => {
+            if let Ok(e) = env.payload_as::<events::QuotaDefined>() {
                 if let Ok(t) = TenantId::parse(&e.tenant_id) {
-                    state.kernel.cache.invalidate(&[state.kernel.cache.key(&t, "quota-def", &e.quota.key)]).await;
+                    state
+                        .kernel
+                        .cache
+                        .invalidate(&[state.kernel.cache.key(&t, kernel::cache::kind::QUOTA_DEFINITION, &e.quota.key)])
+                        .await;
                 }
             }
         }

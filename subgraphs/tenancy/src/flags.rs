@@ -11,9 +11,9 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use kernel::cache::Cache;
+use kernel::db::Db;
 use kernel::{Result, TenantId};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::model::FeatureFlag;
@@ -118,10 +118,10 @@ impl FlagCache {
     }
 
     pub fn redis_key(&self) -> String {
-        self.cache.key(&TenantId::platform(), "flags", "all")
+        self.cache.key(&TenantId::platform(), kernel::cache::kind::FLAGS, "all")
     }
 
-    pub async fn snapshot(&self, pool: &PgPool) -> Result<Arc<FlagSet>> {
+    pub async fn snapshot(&self, db: &Db) -> Result<Arc<FlagSet>> {
         if let Some((at, set)) = self.local.read().expect("flag cache lock").as_ref() {
             if at.elapsed() < self.local_ttl {
                 return Ok(set.clone());
@@ -130,7 +130,7 @@ impl FlagCache {
         let set = match self.cache.get_json::<FlagSet>(&self.redis_key()).await {
             Some(set) => Arc::new(set),
             None => {
-                let flags = store::all_flags(pool).await?;
+                let flags = store::all_flags(db.shared()).await?;
                 let set = FlagSet { flags: flags.into_iter().map(|f| (f.key.clone(), f)).collect() };
                 self.cache.put_json(&self.redis_key(), &set, self.redis_ttl).await;
                 Arc::new(set)

@@ -7,22 +7,21 @@ use std::collections::HashMap;
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::Context;
 use chrono::Utc;
-use kernel::db::Access;
+use kernel::db::{Access, Db};
 use kernel::error::LoadError;
 use kernel::{Error, TenantId};
-use sqlx::PgPool;
 
 use crate::model::{Edition, Quota, Tenant, TenantSubscription};
 use crate::store;
 
 pub struct TenancyLoader {
-    pub pool: PgPool,
+    pub db: Db,
     pub access: Access,
 }
 
 impl TenancyLoader {
-    pub fn per_request(pool: PgPool, access: Access) -> DataLoader<Self> {
-        DataLoader::new(Self { pool, access }, tokio::spawn)
+    pub fn per_request(db: Db, access: Access) -> DataLoader<Self> {
+        DataLoader::new(Self { db, access }, tokio::spawn)
     }
 }
 
@@ -41,7 +40,7 @@ impl Loader<TenantId> for TenancyLoader {
     type Error = LoadError;
 
     async fn load(&self, keys: &[TenantId]) -> Result<HashMap<TenantId, Tenant>, LoadError> {
-        let mut tx = self.access.begin(&self.pool).await?;
+        let mut tx = self.access.begin(&self.db).await?;
         let rows = store::tenants_by_id(&mut tx, &keys_as_strings(keys)).await?;
         tx.commit().await?;
         Ok(rows.into_iter().map(|t| (t.id.clone(), t)).collect())
@@ -59,7 +58,7 @@ impl Loader<EditionKey> for TenancyLoader {
     async fn load(&self, keys: &[EditionKey]) -> Result<HashMap<EditionKey, Edition>, LoadError> {
         let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
         let versions: Vec<i32> = keys.iter().map(|k| k.1).collect();
-        let rows = store::editions_by_key(&self.pool, &ids, &versions).await?;
+        let rows = store::editions_by_key(self.db.shared(), &ids, &versions).await?;
         Ok(rows.into_iter().map(|e| (EditionKey(e.id.clone(), e.version), e)).collect())
     }
 }
@@ -77,7 +76,7 @@ impl Loader<SubscriptionsOf> for TenancyLoader {
         keys: &[SubscriptionsOf],
     ) -> Result<HashMap<SubscriptionsOf, Vec<TenantSubscription>>, LoadError> {
         let tenants: Vec<String> = keys.iter().map(|k| k.0.as_str().to_owned()).collect();
-        let mut tx = self.access.begin(&self.pool).await?;
+        let mut tx = self.access.begin(&self.db).await?;
         let rows = store::subscriptions_of(&mut tx, &tenants).await?;
         tx.commit().await?;
         let mut out: HashMap<SubscriptionsOf, Vec<TenantSubscription>> = HashMap::new();
@@ -99,7 +98,7 @@ impl Loader<QuotasOf> for TenancyLoader {
     async fn load(&self, keys: &[QuotasOf]) -> Result<HashMap<QuotasOf, Vec<Quota>>, LoadError> {
         let tenants: Vec<String> = keys.iter().map(|k| k.0.as_str().to_owned()).collect();
         let now = Utc::now();
-        let mut tx = self.access.begin(&self.pool).await?;
+        let mut tx = self.access.begin(&self.db).await?;
         let defs = store::quotas_of(&mut tx, &tenants).await?;
         let (t, (q, s)): (Vec<String>, (Vec<String>, Vec<_>)) = defs
             .iter()

@@ -1,13 +1,10 @@
 //! Operations more than one entry point runs (the GraphQL API and the command consumer), each inside the
-//! caller's transaction and each writing its event to the outbox in that same transaction.
+//! caller's unit of work, each emitting its event into it.
 
-use kernel::db::Tx;
-use kernel::envelope::EventMeta;
-use kernel::outbox;
-use kernel::{Error, Result, TenantId};
+use kernel::{Error, Result, TenantId, Work};
 
 use crate::domain::{self, IsolationModel, TenantStatus};
-use crate::events::{self, DOMAIN};
+use crate::events;
 use crate::model::{QuotaDefinition, Tenant};
 use crate::store;
 
@@ -40,7 +37,7 @@ impl Provision {
 
 /// Creates the tenant (status `Provisioning`), subscribes it to the edition's newest published version and
 /// gives it that version's quotas. The transaction must be allowed to write platform rows.
-pub async fn provision(tx: &mut Tx, p: &Provision, meta: &EventMeta) -> Result<Tenant> {
+pub async fn provision(tx: &mut Work, p: &Provision) -> Result<Tenant> {
     let edition = store::share_latest_published(tx, &p.edition_id).await?;
     let tenant = store::insert_tenant(
         tx,
@@ -66,18 +63,12 @@ pub async fn provision(tx: &mut Tx, p: &Provision, meta: &EventMeta) -> Result<T
         edition_version: edition.version,
         isolation_model: p.isolation_model,
     };
-    outbox::enqueue(tx, DOMAIN, &p.id, meta, &event).await?;
+    tx.emit(&p.id, &event).await?;
     Ok(tenant)
 }
 
 /// Moves a tenant through its lifecycle, refusing illegal transitions and retiring a tenant on legal hold.
-pub async fn transition(
-    tx: &mut Tx,
-    id: &TenantId,
-    to: TenantStatus,
-    reason: Option<String>,
-    meta: &EventMeta,
-) -> Result<Tenant> {
+pub async fn transition(tx: &mut Work, id: &TenantId, to: TenantStatus, reason: Option<String>) -> Result<Tenant> {
     let mut tenant = store::lock_tenant(tx, id).await?;
     let from = tenant.status;
     tenant.status = from.transition(to)?;
@@ -92,17 +83,11 @@ pub async fn transition(
     let tenant_id = id.to_string();
     match (from, to) {
         (TenantStatus::Suspended, TenantStatus::Active) => {
-            outbox::enqueue(tx, DOMAIN, id, meta, &events::TenantReactivated { tenant_id, from, reason }).await?
+            tx.emit(id, &events::TenantReactivated { tenant_id, from, reason }).await?
         }
-        (_, TenantStatus::Active) => {
-            outbox::enqueue(tx, DOMAIN, id, meta, &events::TenantActivated { tenant_id, from, reason }).await?
-        }
-        (_, TenantStatus::Suspended) => {
-            outbox::enqueue(tx, DOMAIN, id, meta, &events::TenantSuspended { tenant_id, from, reason }).await?
-        }
-        (_, TenantStatus::Retired) => {
-            outbox::enqueue(tx, DOMAIN, id, meta, &events::TenantRetired { tenant_id, from, reason }).await?
-        }
+        (_, TenantStatus::Active) => tx.emit(id, &events::TenantActivated { tenant_id, from, reason }).await?,
+        (_, TenantStatus::Suspended) => tx.emit(id, &events::TenantSuspended { tenant_id, from, reason }).await?,
+        (_, TenantStatus::Retired) => tx.emit(id, &events::TenantRetired { tenant_id, from, reason }).await?,
         (_, TenantStatus::Provisioning) => unreachable!("no transition leads back to Provisioning"),
     };
     Ok(tenant)

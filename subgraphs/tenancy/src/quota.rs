@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use kernel::cache::Cache;
-use kernel::{db, Error, Result, TenantId};
+use kernel::db::Db;
+use kernel::{Error, Result, TenantId};
 use redis::aio::ConnectionManager;
-use sqlx::PgPool;
 
 use crate::domain::Period;
 use crate::model::{Quota, QuotaDefinition};
@@ -51,7 +51,7 @@ impl Default for QuotaGate {
 
 impl QuotaGate {
     pub fn counter_key(cache: &Cache, tenant: &TenantId, quota: &str, period_start: DateTime<Utc>) -> String {
-        cache.key(tenant, "quota", &format!("{quota}:{}", period_start.timestamp()))
+        cache.key(tenant, kernel::cache::kind::QUOTA_COUNTER, &format!("{quota}:{}", period_start.timestamp()))
     }
 
     pub async fn check_and_increment(
@@ -96,7 +96,7 @@ fn counter_ttl(period: Period, now: DateTime<Utc>) -> Duration {
 
 /// Consumes `amount` of `tenant`'s quota `def`, or fails with `QUOTA_EXCEEDED`. Returns the new balance.
 pub async fn consume(
-    pool: &PgPool,
+    db: &Db,
     cache: &Cache,
     gate: &QuotaGate,
     tenant: &TenantId,
@@ -122,7 +122,7 @@ pub async fn consume(
             }
             Ok(Gate::Exceeded) => return Err(exceeded()),
             Ok(Gate::Missing) => {
-                let mut tx = db::tenant_tx(pool, tenant).await?;
+                let mut tx = db.tenant_tx(tenant).await?;
                 let used = store::quota_used(&mut tx, tenant, &def.key, period_start).await?;
                 tx.commit().await?;
                 if let Err(e) = gate.seed(&mut conn, &key, used, counter_ttl(def.period, now)).await {
@@ -138,7 +138,7 @@ pub async fn consume(
     }
 
     let recorded = async {
-        let mut tx = db::tenant_tx(pool, tenant).await?;
+        let mut tx = db.tenant_tx(tenant).await?;
         let used = store::add_usage(&mut tx, tenant, &def.key, period_start, amount, def.limit).await?;
         tx.commit().await?;
         Ok::<_, Error>(used)

@@ -13,16 +13,15 @@ use async_graphql::connection::Connection;
 use async_graphql::{Context, InputObject, Object, Subscription, ID};
 use futures::{Stream, StreamExt};
 use kernel::context::ContextExt;
-use kernel::db::{self, Access};
+use kernel::db::Access;
 use kernel::error::OnConstraint;
-use kernel::outbox;
 use kernel::pagination::Page;
-use kernel::{Error, Result, TenantId};
+use kernel::{Error, Result, TenantId, Work};
 use sqlx::types::Json;
 use tokio_stream::wrappers::BroadcastStream;
 
 use crate::domain::{self, EditionStatus, IsolationModel, TenantStatus};
-use crate::events::{self, DOMAIN};
+use crate::events;
 use crate::flags::FlagEvaluation;
 use crate::loaders::loader;
 use crate::model::{
@@ -116,7 +115,7 @@ impl QueryRoot {
     ) -> Result<Connection<String, Tenant>> {
         ctx.request().require_platform_operator()?;
         let page = Page::forward(after, first, 20)?;
-        let mut tx = db::platform_tx(&state(ctx).kernel.pool).await?;
+        let mut tx = state(ctx).kernel.db.platform_tx().await?;
         let rows = store::list_tenants(&mut tx, page.after.as_deref(), page.fetch_limit(), status).await?;
         tx.commit().await?;
         Ok(page.connection(rows, |t| t.id.to_string()))
@@ -126,11 +125,11 @@ impl QueryRoot {
     async fn edition(&self, ctx: &Context<'_>, id: String, version: Option<i32>) -> Result<Edition> {
         let access = reader(ctx)?;
         let not_found = || Error::not_found(format!("no edition `{id}`"));
-        let pool = &state(ctx).kernel.pool;
+        let db = &state(ctx).kernel.db;
         let edition = match version {
-            Some(v) => store::editions_by_key(pool, std::slice::from_ref(&id), &[v]).await?.pop(),
+            Some(v) => store::editions_by_key(db.shared(), std::slice::from_ref(&id), &[v]).await?.pop(),
             None => {
-                let mut tx = db::platform_tx(pool).await?;
+                let mut tx = db.platform_tx().await?;
                 let e = store::share_latest_published(&mut tx, &id).await.ok();
                 tx.commit().await?;
                 e
@@ -158,7 +157,7 @@ impl QueryRoot {
                 Some((id.to_owned(), v.parse::<i32>().map_err(|_| Error::bad_input("after", "not an edition cursor"))?))
             }
         };
-        let mut tx = access.begin(&state(ctx).kernel.pool).await?;
+        let mut tx = access.begin(&state(ctx).kernel.db).await?;
         let rows = store::list_editions(
             &mut tx,
             after.as_ref().map(|(id, v)| (id.as_str(), *v)),
@@ -174,7 +173,7 @@ impl QueryRoot {
     async fn feature_flag(&self, ctx: &Context<'_>, key: String) -> Result<FlagEvaluation> {
         let tenant = visible_tenant(ctx, ctx.request().tenant_with(READ)?.as_str()).await?;
         let st = state(ctx);
-        let set = st.flags.snapshot(&st.kernel.pool).await?;
+        let set = st.flags.snapshot(&st.kernel.db).await?;
         Ok(set.evaluate(&key, tenant.id.as_str(), &tenant.edition_id))
     }
 
@@ -182,14 +181,14 @@ impl QueryRoot {
     async fn feature_flags(&self, ctx: &Context<'_>) -> Result<Vec<FlagEvaluation>> {
         let tenant = visible_tenant(ctx, ctx.request().tenant_with(READ)?.as_str()).await?;
         let st = state(ctx);
-        let set = st.flags.snapshot(&st.kernel.pool).await?;
+        let set = st.flags.snapshot(&st.kernel.db).await?;
         Ok(set.evaluate_all(tenant.id.as_str(), &tenant.edition_id))
     }
 
     /// Every flag definition (platform operators).
     async fn feature_flag_definitions(&self, ctx: &Context<'_>) -> Result<Vec<FeatureFlag>> {
         ctx.request().require_platform_operator()?;
-        store::all_flags(&state(ctx).kernel.pool).await
+        store::all_flags(state(ctx).kernel.db.shared()).await
     }
 
     /// Resolves `Tenant` references from other subgraphs, with the same visibility rules as `tenant`.
@@ -262,9 +261,9 @@ impl MutationRoot {
             &input.edition_id,
             input.isolation_model,
         )?;
-        let mut tx = db::platform_tx(&state(ctx).kernel.pool).await?;
-        let tenant = ops::provision(&mut tx, &p, &req.event_meta()).await?;
-        tx.commit().await?;
+        let mut work = Work::platform(&state(ctx).kernel.db, req.event_meta()).await?;
+        let tenant = ops::provision(&mut work, &p).await?;
+        work.commit().await?;
         Ok(tenant)
     }
 
@@ -288,13 +287,13 @@ impl MutationRoot {
         let req = ctx.request();
         req.require_platform_operator()?;
         let id = TenantId::parse(&id)?;
-        let mut tx = db::platform_tx(&state(ctx).kernel.pool).await?;
-        let mut tenant = store::lock_tenant(&mut tx, &id).await?;
+        let mut work = Work::platform(&state(ctx).kernel.db, req.event_meta()).await?;
+        let mut tenant = store::lock_tenant(&mut work, &id).await?;
         tenant.legal_hold = legal_hold;
-        let tenant = store::update_tenant(&mut tx, &tenant).await?;
+        let tenant = store::update_tenant(&mut work, &tenant).await?;
         let event = events::TenantLegalHoldChanged { tenant_id: id.to_string(), legal_hold };
-        outbox::enqueue(&mut tx, DOMAIN, &id, &req.event_meta(), &event).await?;
-        tx.commit().await?;
+        work.emit(&id, &event).await?;
+        work.commit().await?;
         Ok(tenant)
     }
 
@@ -303,22 +302,15 @@ impl MutationRoot {
         let req = ctx.request();
         let id = req.tenant_with(WRITE)?.clone();
         let display_name = domain::display_name(&display_name)?;
-        let mut tx = db::tenant_tx(&state(ctx).kernel.pool, &id).await?;
-        let mut tenant = store::lock_tenant(&mut tx, &id).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &id, req.event_meta()).await?;
+        let mut tenant = store::lock_tenant(&mut work, &id).await?;
         if tenant.status == TenantStatus::Retired {
             return Err(Error::conflict("a retired tenant cannot change"));
         }
         tenant.display_name = display_name.clone();
-        let tenant = store::update_tenant(&mut tx, &tenant).await?;
-        outbox::enqueue(
-            &mut tx,
-            DOMAIN,
-            &id,
-            &req.event_meta(),
-            &events::TenantUpdated { tenant_id: id.to_string(), display_name },
-        )
-        .await?;
-        tx.commit().await?;
+        let tenant = store::update_tenant(&mut work, &tenant).await?;
+        work.emit(&id, &events::TenantUpdated { tenant_id: id.to_string(), display_name }).await?;
+        work.commit().await?;
         Ok(tenant)
     }
 
@@ -329,26 +321,26 @@ impl MutationRoot {
         req.require_platform_operator()?;
         let id = TenantId::parse(&id)?;
         let edition_id = domain::key("editionId", &edition_id, 64)?;
-        let mut tx = db::platform_tx(&state(ctx).kernel.pool).await?;
-        let mut tenant = store::lock_tenant(&mut tx, &id).await?;
+        let mut work = Work::platform(&state(ctx).kernel.db, req.event_meta()).await?;
+        let mut tenant = store::lock_tenant(&mut work, &id).await?;
         if tenant.status == TenantStatus::Retired {
             return Err(Error::conflict("a retired tenant cannot change edition"));
         }
-        let edition = store::share_latest_published(&mut tx, &edition_id).await?;
-        store::switch_subscription(&mut tx, &id, &edition).await?;
+        let edition = store::share_latest_published(&mut work, &edition_id).await?;
+        store::switch_subscription(&mut work, &id, &edition).await?;
         for (key, spec) in &edition.quota_template.0 {
             let def = QuotaDefinition { key: key.clone(), limit: spec.limit, period: spec.period };
-            store::upsert_quota(&mut tx, &id, &def).await?;
+            store::upsert_quota(&mut work, &id, &def).await?;
         }
         tenant.edition_id = edition.id.clone();
-        let tenant = store::update_tenant(&mut tx, &tenant).await?;
+        let tenant = store::update_tenant(&mut work, &tenant).await?;
         let event = events::TenantEditionChanged {
             tenant_id: id.to_string(),
             edition_id: edition.id.clone(),
             edition_version: edition.version,
         };
-        outbox::enqueue(&mut tx, DOMAIN, &id, &req.event_meta(), &event).await?;
-        tx.commit().await?;
+        work.emit(&id, &event).await?;
+        work.commit().await?;
         Ok(tenant)
     }
 
@@ -360,8 +352,8 @@ impl MutationRoot {
         let name = domain::edition_name(&input.name)?;
         let features = feature_set(input.feature_set)?;
         let template = quota_template(input.quota_template)?;
-        let mut tx = db::platform_tx(&state(ctx).kernel.pool).await?;
-        let version = match store::lock_latest_edition(&mut tx, &id).await? {
+        let mut work = Work::platform(&state(ctx).kernel.db, req.event_meta()).await?;
+        let version = match store::lock_latest_edition(&mut work, &id).await? {
             Some(latest) if latest.status == EditionStatus::Draft => {
                 return Err(Error::conflict(format!(
                     "edition `{id}` already has draft version {}: update or publish it",
@@ -371,10 +363,10 @@ impl MutationRoot {
             Some(latest) => latest.version + 1,
             None => 1,
         };
-        let edition = store::insert_edition(&mut tx, &id, version, &name, &features, &template).await?;
+        let edition = store::insert_edition(&mut work, &id, version, &name, &features, &template).await?;
         let event = events::EditionCreated { edition_id: id, version, name };
-        outbox::enqueue(&mut tx, DOMAIN, &TenantId::platform(), &req.event_meta(), &event).await?;
-        tx.commit().await?;
+        work.emit(&TenantId::platform(), &event).await?;
+        work.commit().await?;
         Ok(edition)
     }
 
@@ -388,8 +380,8 @@ impl MutationRoot {
     ) -> Result<Edition> {
         let req = ctx.request();
         req.require_platform_operator()?;
-        let mut tx = db::platform_tx(&state(ctx).kernel.pool).await?;
-        let mut edition = store::lock_edition(&mut tx, &id, version).await?;
+        let mut work = Work::platform(&state(ctx).kernel.db, req.event_meta()).await?;
+        let mut edition = store::lock_edition(&mut work, &id, version).await?;
         if edition.status != EditionStatus::Draft {
             return Err(Error::conflict(format!(
                 "edition `{id}` version {version} is {} and immutable: create a new version",
@@ -405,10 +397,10 @@ impl MutationRoot {
         if let Some(template) = input.quota_template {
             edition.quota_template = quota_template(template)?;
         }
-        let edition = store::update_edition(&mut tx, &edition).await?;
+        let edition = store::update_edition(&mut work, &edition).await?;
         let event = events::EditionUpdated { edition_id: id, version, name: edition.name.clone() };
-        outbox::enqueue(&mut tx, DOMAIN, &TenantId::platform(), &req.event_meta(), &event).await?;
-        tx.commit().await?;
+        work.emit(&TenantId::platform(), &event).await?;
+        work.commit().await?;
         Ok(edition)
     }
 
@@ -446,16 +438,16 @@ impl MutationRoot {
             version: 0,
             updated_at: chrono::Utc::now(),
         };
-        let mut tx = db::platform_tx(&state(ctx).kernel.pool).await?;
-        let flag = store::upsert_flag(&mut tx, &flag).await?;
+        let mut work = Work::platform(&state(ctx).kernel.db, req.event_meta()).await?;
+        let flag = store::upsert_flag(&mut work, &flag).await?;
         let event = events::FeatureFlagChanged {
             key: flag.key.clone(),
             version: flag.version,
             enabled: flag.enabled,
             rollout_percent: flag.rollout_percent,
         };
-        outbox::enqueue(&mut tx, DOMAIN, &TenantId::platform(), &req.event_meta(), &event).await?;
-        tx.commit().await?;
+        work.emit(&TenantId::platform(), &event).await?;
+        work.commit().await?;
         Ok(flag)
     }
 
@@ -463,13 +455,12 @@ impl MutationRoot {
     async fn delete_feature_flag(&self, ctx: &Context<'_>, key: String) -> Result<bool> {
         let req = ctx.request();
         req.require_platform_operator()?;
-        let mut tx = db::platform_tx(&state(ctx).kernel.pool).await?;
-        if !store::delete_flag(&mut tx, &key).await? {
+        let mut work = Work::platform(&state(ctx).kernel.db, req.event_meta()).await?;
+        if !store::delete_flag(&mut work, &key).await? {
             return Err(Error::not_found(format!("no feature flag `{}`", kernel::error::clip(&key, 64))));
         }
-        outbox::enqueue(&mut tx, DOMAIN, &TenantId::platform(), &req.event_meta(), &events::FeatureFlagDeleted { key })
-            .await?;
-        tx.commit().await?;
+        work.emit(&TenantId::platform(), &events::FeatureFlagDeleted { key }).await?;
+        work.commit().await?;
         Ok(true)
     }
 
@@ -483,18 +474,18 @@ impl MutationRoot {
             limit: domain::non_negative("quota.limit", quota.limit)?,
             period: quota.period,
         };
-        let mut tx = db::platform_tx(&state(ctx).kernel.pool).await?;
-        store::upsert_quota(&mut tx, &tenant, &def)
+        let mut work = Work::platform(&state(ctx).kernel.db, req.event_meta()).await?;
+        store::upsert_quota(&mut work, &tenant, &def)
             .await
             .on_constraint("quota_definitions_tenant_id_fkey", || Error::not_found(format!("no tenant `{tenant}`")))?;
         let now = chrono::Utc::now();
-        let used = store::quota_used(&mut tx, &tenant, &def.key, def.period.start(now)).await?;
+        let used = store::quota_used(&mut work, &tenant, &def.key, def.period.start(now)).await?;
         let event = events::QuotaDefined {
             tenant_id: tenant.to_string(),
             quota: QuotaLimit { key: def.key.clone(), limit: def.limit, period: def.period },
         };
-        outbox::enqueue(&mut tx, DOMAIN, &tenant, &req.event_meta(), &event).await?;
-        tx.commit().await?;
+        work.emit(&tenant, &event).await?;
+        work.commit().await?;
         Ok(def.with_usage(used, now))
     }
 
@@ -515,11 +506,11 @@ impl MutationRoot {
             return Err(Error::conflict(format!("tenant is {} and cannot consume quota", tenant.status.as_str())));
         }
         let st = state(ctx);
-        let cache_key = st.kernel.cache.key(&tenant_id, "quota-def", &key);
+        let cache_key = st.kernel.cache.key(&tenant_id, kernel::cache::kind::QUOTA_DEFINITION, &key);
         let def = match st.kernel.cache.get_json::<QuotaDefinition>(&cache_key).await {
             Some(def) => def,
             None => {
-                let mut tx = db::tenant_tx(&st.kernel.pool, &tenant_id).await?;
+                let mut tx = st.kernel.db.tenant_tx(&tenant_id).await?;
                 let def = store::quota_definition(&mut tx, &tenant_id, &key)
                     .await?
                     .ok_or_else(|| Error::not_found(format!("no quota `{}`", kernel::error::clip(&key, 64))))?;
@@ -528,7 +519,7 @@ impl MutationRoot {
                 def
             }
         };
-        quota::consume(&st.kernel.pool, &st.kernel.cache, &st.quota, &tenant_id, &def, amount).await
+        quota::consume(&st.kernel.db, &st.kernel.cache, &st.quota, &tenant_id, &def, amount).await
     }
 }
 
@@ -578,9 +569,9 @@ async fn lifecycle(ctx: &Context<'_>, id: &str, to: TenantStatus, reason: Option
     req.require_platform_operator()?;
     let id = TenantId::parse(id)?;
     let reason = reason.map(|r| kernel::error::text("reason", &r, 500)).transpose()?;
-    let mut tx = db::platform_tx(&state(ctx).kernel.pool).await?;
-    let tenant = ops::transition(&mut tx, &id, to, reason, &req.event_meta()).await?;
-    tx.commit().await?;
+    let mut work = Work::platform(&state(ctx).kernel.db, req.event_meta()).await?;
+    let tenant = ops::transition(&mut work, &id, to, reason).await?;
+    work.commit().await?;
     Ok(tenant)
 }
 
@@ -593,8 +584,8 @@ async fn edition_status(
 ) -> Result<Edition> {
     let req = ctx.request();
     req.require_platform_operator()?;
-    let mut tx = db::platform_tx(&state(ctx).kernel.pool).await?;
-    let mut edition = store::lock_edition(&mut tx, &id, version).await?;
+    let mut work = Work::platform(&state(ctx).kernel.db, req.event_meta()).await?;
+    let mut edition = store::lock_edition(&mut work, &id, version).await?;
     if edition.status != from {
         return Err(Error::conflict(format!(
             "edition `{id}` version {version} is {}, not {}",
@@ -603,7 +594,7 @@ async fn edition_status(
         )));
     }
     if to == EditionStatus::Retired {
-        let users = store::active_subscriptions_on(&mut tx, &id, version).await?;
+        let users = store::active_subscriptions_on(&mut work, &id, version).await?;
         if users > 0 {
             return Err(Error::conflict(format!(
                 "edition `{id}` version {version} has {users} active subscription(s) and cannot be retired"
@@ -611,19 +602,12 @@ async fn edition_status(
         }
     }
     edition.status = to;
-    let edition = store::update_edition(&mut tx, &edition).await?;
-    let meta = req.event_meta();
+    let edition = store::update_edition(&mut work, &edition).await?;
     let platform = TenantId::platform();
     match to {
-        EditionStatus::Published => {
-            outbox::enqueue(&mut tx, DOMAIN, &platform, &meta, &events::EditionPublished { edition_id: id, version })
-                .await?
-        }
-        _ => {
-            outbox::enqueue(&mut tx, DOMAIN, &platform, &meta, &events::EditionRetired { edition_id: id, version })
-                .await?
-        }
+        EditionStatus::Published => work.emit(&platform, &events::EditionPublished { edition_id: id, version }).await?,
+        _ => work.emit(&platform, &events::EditionRetired { edition_id: id, version }).await?,
     };
-    tx.commit().await?;
+    work.commit().await?;
     Ok(edition)
 }

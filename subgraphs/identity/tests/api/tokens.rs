@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::helpers::{code, spawn_app, TestApp, SECRET};
+use crate::helpers::{code, spawn_app, TestApp};
 
 async fn bootstrap(app: &TestApp) -> String {
     identity::bootstrap(&app.state).await.expect("bootstrap")
@@ -142,8 +142,9 @@ async fn api_tokens_introspection_and_revocation() {
     assert_eq!(code(&v), "FORBIDDEN", "a token cannot carry more than its principal holds");
 
     let body = format!("token={token}");
-    let (status, v) =
-        app.form("/oauth/introspect", None, &[(kernel::server::ROUTER_SECRET_HEADER, SECRET)], &body).await;
+    let (status, v) = app
+        .form("/oauth/introspect", None, &[(kernel::auth::INTERNAL_SECRET_HEADER, &app.internal_secret())], &body)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(
         (v["active"].as_bool(), v["tid"].as_str(), v["scope"].as_str(), v["sub"].as_str()),
@@ -161,9 +162,12 @@ async fn api_tokens_introspection_and_revocation() {
     assert_eq!(v, json!({ "active": false }));
 
     // Revocation (RFC 7009): the token stops working here at once.
-    let (status, _) = app.form("/oauth/revoke", None, &[(kernel::server::ROUTER_SECRET_HEADER, SECRET)], &body).await;
+    let (status, _) =
+        app.form("/oauth/revoke", None, &[(kernel::auth::INTERNAL_SECRET_HEADER, &app.internal_secret())], &body).await;
     assert_eq!(status, 200);
-    let (_, v) = app.form("/oauth/introspect", None, &[(kernel::server::ROUTER_SECRET_HEADER, SECRET)], &body).await;
+    let (_, v) = app
+        .form("/oauth/introspect", None, &[(kernel::auth::INTERNAL_SECRET_HEADER, &app.internal_secret())], &body)
+        .await;
     assert_eq!(v["active"], false);
     assert_eq!(code(&app.gql(&token, "{ me { id } }", json!({})).await), "UNAUTHENTICATED");
     let listed = app.ok(&op, "{ apiTokens(tenantId: \"acme\") { id revokedAt } }", json!({})).await;
@@ -171,7 +175,14 @@ async fn api_tokens_introspection_and_revocation() {
     assert!(!listed["apiTokens"][0]["revokedAt"].is_null());
     // Unknown tokens still get 200 from the revocation endpoint.
     assert_eq!(
-        app.form("/oauth/revoke", None, &[(kernel::server::ROUTER_SECRET_HEADER, SECRET)], "token=nonsense").await.0,
+        app.form(
+            "/oauth/revoke",
+            None,
+            &[(kernel::auth::INTERNAL_SECRET_HEADER, &app.internal_secret())],
+            "token=nonsense"
+        )
+        .await
+        .0,
         200
     );
     app.cleanup().await;
@@ -241,7 +252,13 @@ async fn secrets_never_appear_in_events_errors_or_logs() {
     let (_, err) =
         app.form("/oauth/token", Some((&id, &format!("{secret}x"))), &[], "grant_type=client_credentials").await;
     let bad = app.gql(&format!("{api}x"), "{ me { id } }", json!({})).await;
-    app.form("/oauth/revoke", None, &[(kernel::server::ROUTER_SECRET_HEADER, SECRET)], &format!("token={api}")).await;
+    app.form(
+        "/oauth/revoke",
+        None,
+        &[(kernel::auth::INTERNAL_SECRET_HEADER, &app.internal_secret())],
+        &format!("token={api}"),
+    )
+    .await;
 
     let admin = app.admin_pool().await;
     let events: Vec<Value> = sqlx::query_scalar("SELECT envelope FROM outbox").fetch_all(&admin).await.unwrap();

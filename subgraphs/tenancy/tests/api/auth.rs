@@ -92,9 +92,9 @@ async fn internal_failures_reveal_nothing_and_health_reports_them() {
     let (status, body) = app.get("/health/ready").await;
     assert_eq!(status, 200);
     let body: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(body, json!({ "postgres": "up", "redis": "up", "rabbitmq": "up" }));
+    assert_eq!(body, json!({ "status": "up", "postgres": "up", "redis": "up", "rabbitmq": "up" }));
 
-    app.pool.close().await;
+    app.pool().close().await;
     let v = app.gql(&app.operator_token(), "{ tenants { nodes { id } } }", json!({})).await;
     assert_eq!(code(&v), "INTERNAL");
     assert_eq!(v["errors"][0]["message"], "internal error");

@@ -4,14 +4,14 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{code, spawn_app_with, Options};
+use crate::helpers::{code, spawn_app};
 
 const SET: &str = "mutation($i: FeatureFlagInput!) { setFeatureFlag(input: $i) { key version } }";
 const EVAL: &str = "query($k: String!) { featureFlag(key: $k) { enabled reason } }";
 
 #[tokio::test]
 async fn flags_evaluate_by_tenant_edition_and_rollout_and_changes_invalidate_caches() {
-    let app = spawn_app_with(Options { background: true, ..Default::default() }).await;
+    let app = spawn_app().await;
     app.published_edition("pro", 10).await;
     app.published_edition("team", 10).await;
     let key = format!("flag-{}", app.id);

@@ -55,7 +55,7 @@ async fn row_level_security_confines_the_app_role_in_sql() {
     app.active_tenant("alpha", "pro").await;
     app.active_tenant("bravo", "pro").await;
 
-    let mut conn = PgConnection::connect(&app.app_url).await.unwrap();
+    let mut conn = PgConnection::connect(&app.db.app_url).await.unwrap();
     // No tenant set: nothing is visible.
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants").fetch_one(&mut conn).await.unwrap();
     assert_eq!(n, 0);
@@ -111,7 +111,7 @@ async fn a_pooled_connection_never_carries_a_tenant_into_the_next_transaction() 
     app.active_tenant("alpha", "pro").await;
     app.active_tenant("bravo", "pro").await;
     // One connection, so every transaction below reuses it.
-    let pool = kernel::db::connect(&app.app_url.clone().into(), 1).await.unwrap();
+    let pool = kernel::db::connect(&app.db.app_url.clone().into(), 1).await.unwrap();
     for i in 0..20 {
         let tenant = if i % 2 == 0 { "alpha" } else { "bravo" };
         let mut tx = kernel::db::tenant_tx(&pool, &kernel::TenantId::parse(tenant).unwrap()).await.unwrap();

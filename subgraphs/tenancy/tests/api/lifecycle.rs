@@ -159,7 +159,7 @@ async fn published_editions_are_immutable_and_in_use_editions_stay() {
     );
 
     // The database refuses too, whatever the application does.
-    let owner = sqlx::PgPool::connect(&app.owner_url).await.unwrap();
+    let owner = sqlx::PgPool::connect(&app.db.owner_url).await.unwrap();
     let mut tx = owner.begin().await.unwrap();
     sqlx::query("SELECT set_config('app.platform', 'on', true)").execute(&mut *tx).await.unwrap();
     let err = sqlx::query("UPDATE editions SET name = 'sneaky' WHERE edition_id = 'pro' AND version = 1")

@@ -3,6 +3,7 @@
 mod auth;
 mod events;
 mod flags;
+mod hardening;
 mod helpers;
 mod isolation;
 mod lifecycle;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::json;
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app, spawn_app_without_polling, TestApp};
 
 /// Counts the statements sqlx executes (it reports each one as a `sqlx::query` event).
 struct StatementCounter(Arc<AtomicUsize>);
@@ -35,7 +35,7 @@ async fn statements(app: &TestApp, token: &str, query: &str) -> (usize, serde_js
 
 #[tokio::test]
 async fn statement_count_is_constant_in_the_number_of_tenants_returned() {
-    let app = spawn_app().await;
+    let app = spawn_app_without_polling().await;
     app.published_edition("pro", 10).await;
     app.published_edition("team", 5).await;
     let op = app.operator_token();

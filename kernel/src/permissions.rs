@@ -1,0 +1,47 @@
+//! Every permission of every domain, in one place. Identity's role catalogue reads this list (a role may
+//! hold only these), and each domain's resolvers name their permissions through these constants, so a new
+//! domain adds its permissions here with one edit.
+
+/// Platform operators: provisioning, editions, flag definitions, any tenant's identity. Only in the
+/// reserved `platform` tenant, and only on tokens without a tenant.
+pub const PLATFORM_ADMIN: &str = "platform:admin";
+
+pub mod identity {
+    pub const READ: &str = "identity:read";
+    pub const WRITE: &str = "identity:write";
+}
+
+pub mod tenancy {
+    pub const READ: &str = "tenancy:read";
+    pub const WRITE: &str = "tenancy:write";
+    /// Consume the tenant's quotas.
+    pub const QUOTA_CONSUME: &str = "quota:consume";
+}
+
+/// Every permission there is, with what it allows (identity's `permissions` catalogue).
+pub const ALL: &[(&str, &str)] = &[
+    (PLATFORM_ADMIN, "operate the platform: tenants, editions, flags, every tenant's identity"),
+    (identity::READ, "read the tenant's principals, roles, clients and API tokens"),
+    (identity::WRITE, "manage the tenant's principals, roles, clients and API tokens"),
+    (tenancy::READ, "read the tenant, its edition, quotas and feature flags"),
+    (tenancy::WRITE, "rename the tenant"),
+    (tenancy::QUOTA_CONSUME, "consume the tenant's quotas"),
+];
+
+/// Whether `p` is a permission some domain declares.
+pub fn is_known(p: &str) -> bool {
+    ALL.iter().any(|(name, _)| *name == p)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn permissions_are_unique_and_domain_prefixed() {
+        let mut seen = std::collections::HashSet::new();
+        for (p, what) in super::ALL {
+            assert!(seen.insert(*p), "{p} declared twice");
+            assert!(p.contains(':') && !what.is_empty(), "{p}");
+        }
+        assert!(super::is_known("tenancy:read") && !super::is_known("tenancy:admin"));
+    }
+}

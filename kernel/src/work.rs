@@ -1,0 +1,80 @@
+//! The one write path: a unit of work.
+//!
+//! A mutation (or a consumed command) opens a [`Work`] for a tenant, calls store functions with it (it
+//! derefs to the transaction), [`Work::emit`]s the events its change publishes, and [`Work::commit`]s:
+//! the state change and its outbox rows commit together or not at all, and the relay publishes them after.
+//! Dropping a `Work` without committing rolls everything back, so an early `?` leaves nothing half-written.
+//!
+//! ```ignore
+//! let mut work = Work::tenant(&state.kernel.db, &tenant, req.event_meta()).await?;
+//! let t = store::rename_tenant(&mut work, &tenant, &name).await?;
+//! work.emit(&tenant, &events::TenantUpdated { tenant_id: tenant.to_string(), display_name: name }).await?;
+//! work.commit().await?;
+//! ```
+
+use std::ops::{Deref, DerefMut};
+
+use crate::db::{Access, Db, Tx};
+use crate::envelope::{Envelope, Event, EventMeta};
+use crate::error::Result;
+use crate::ids::TenantId;
+use crate::outbox;
+
+pub struct Work {
+    tx: Tx,
+    meta: EventMeta,
+}
+
+impl Work {
+    /// A unit of work on `tenant`'s rows (row-level security set for it).
+    pub async fn tenant(db: &Db, tenant: &TenantId, meta: EventMeta) -> Result<Self> {
+        Ok(Self { tx: db.tenant_tx(tenant).await?, meta })
+    }
+
+    /// A platform operator's unit of work.
+    pub async fn platform(db: &Db, meta: EventMeta) -> Result<Self> {
+        Ok(Self { tx: db.platform_tx().await?, meta })
+    }
+
+    pub async fn begin(db: &Db, access: &Access, meta: EventMeta) -> Result<Self> {
+        Ok(Self { tx: db.begin(access).await?, meta })
+    }
+
+    /// Wraps a transaction someone else opened (a consumer's, which also holds its inbox row).
+    pub fn from_tx(tx: Tx, meta: EventMeta) -> Self {
+        Self { tx, meta }
+    }
+
+    /// The trace, correlation and causation ids events of this unit carry.
+    pub fn meta(&self) -> &EventMeta {
+        &self.meta
+    }
+
+    /// Writes `event` about `tenant` to the outbox, to be published once this unit commits.
+    pub async fn emit<E: Event>(&mut self, tenant: &TenantId, event: &E) -> Result<Envelope> {
+        outbox::enqueue(&mut self.tx, tenant, &self.meta, event).await
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// The transaction, for a caller that must finish it itself.
+    pub fn into_tx(self) -> Tx {
+        self.tx
+    }
+}
+
+impl Deref for Work {
+    type Target = Tx;
+    fn deref(&self) -> &Tx {
+        &self.tx
+    }
+}
+
+impl DerefMut for Work {
+    fn deref_mut(&mut self) -> &mut Tx {
+        &mut self.tx
+    }
+}
