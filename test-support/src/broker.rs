@@ -67,6 +67,25 @@ impl Tap {
     }
 }
 
+/// How many consumers `queue` has (0 when it does not exist yet).
+pub async fn consumers_on(queue: &str) -> u32 {
+    let Ok(ch) = Broker::new(crate::AMQP_URL.to_owned().into()).channel().await else { return 0 };
+    let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+    match ch.queue_declare(queue, passive, FieldTable::default()).await {
+        Ok(q) => q.consumer_count(),
+        Err(_) => 0,
+    }
+}
+
+/// Waits until `queue` has a consumer (a started app's durable consumer has declared and bound it), so a
+/// message published next is not lost to a queue that does not exist yet.
+pub async fn consuming(queue: &str) {
+    crate::eventually(&format!("a consumer on {queue}"), Duration::from_secs(10), || async {
+        consumers_on(queue).await > 0
+    })
+    .await
+}
+
 /// A TCP proxy that can be taken down and brought back, to stand between an app and a service.
 pub struct Proxy {
     pub addr: SocketAddr,

@@ -24,7 +24,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use app::{fast_retry, Builder, Signer, TestApp, AUDIENCE, ISSUER};
-pub use broker::{Proxy, Tap};
+pub use broker::{consumers_on, consuming, Proxy, Tap};
 use kernel::config::KernelConfig;
 pub use resources::{Queues, RedisNamespace, TestDb};
 use serde_json::Value;
@@ -83,10 +83,23 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
+    eventually_value(what, timeout, || {
+        let fut = condition();
+        async move { fut.await.then_some(()) }
+    })
+    .await
+}
+
+/// Polls `probe` every 20 ms until it yields a value, panicking with `what` after `timeout`.
+pub async fn eventually_value<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if condition().await {
-            return;
+        if let Some(v) = probe().await {
+            return v;
         }
         if tokio::time::Instant::now() >= deadline {
             panic!("timed out after {timeout:?} waiting for {what}");

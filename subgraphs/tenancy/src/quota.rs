@@ -139,7 +139,7 @@ pub async fn consume(
 
     let recorded = async {
         let mut tx = db.tenant_tx(tenant).await?;
-        let used = store::add_usage(&mut tx, tenant, &def.key, period_start, amount, def.limit).await?;
+        let used = store::add_usage(&mut tx, tenant, &def.key, period_start, amount).await?;
         tx.commit().await?;
         Ok::<_, Error>(used)
     }

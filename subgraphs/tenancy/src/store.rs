@@ -386,28 +386,29 @@ pub async fn quota_used(tx: &mut Tx, tenant: &TenantId, key: &str, period_start:
 }
 
 /// Adds `amount` to the period's usage unless that passes `limit`; `None` when it would.
+/// Adds `amount` to the period's balance unless that would pass the limit *stored in PostgreSQL* (read in the
+/// same statement, never taken from a cache): `None` when it would.
 pub async fn add_usage(
     tx: &mut Tx,
     tenant: &TenantId,
     key: &str,
     period_start: DateTime<Utc>,
     amount: i64,
-    limit: i64,
 ) -> Result<Option<i64>> {
-    if amount > limit {
-        return Ok(None);
-    }
     Ok(sqlx::query_scalar!(
-        r#"INSERT INTO quota_balances (tenant_id, quota_key, period_start, used) VALUES ($1, $2, $3, $4)
+        r#"INSERT INTO quota_balances (tenant_id, quota_key, period_start, used)
+           SELECT d.tenant_id, d.quota_key, $3, $4 FROM quota_definitions d
+           WHERE d.tenant_id = $1 AND d.quota_key = $2 AND $4 <= d.limit_value
            ON CONFLICT (tenant_id, quota_key, period_start)
            DO UPDATE SET used = quota_balances.used + EXCLUDED.used, updated_at = now()
-           WHERE quota_balances.used + EXCLUDED.used <= $5
+           WHERE quota_balances.used + EXCLUDED.used <= (
+               SELECT limit_value FROM quota_definitions
+               WHERE tenant_id = quota_balances.tenant_id AND quota_key = quota_balances.quota_key)
            RETURNING used"#,
         tenant.as_str(),
         key,
         period_start,
         amount,
-        limit,
     )
     .fetch_optional(&mut **tx)
     .await?)

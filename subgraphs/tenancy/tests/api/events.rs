@@ -147,19 +147,16 @@ async fn events_committed_while_the_broker_is_down_are_delivered_when_it_returns
     let d = next_event(&mut consumer, "tenancy.TenantProvisioned", &tenant, Duration::from_secs(20)).await;
     assert!(d.is_some(), "event not delivered after the broker came back");
     // The relay marks the row published once the broker has confirmed it, just after the delivery above.
-    let mut pending: i64 = 1;
-    for _ in 0..50 {
-        pending = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE tenant_id = $1 AND published_at IS NULL")
-            .bind(&tenant)
-            .fetch_one(&admin)
-            .await
-            .unwrap();
-        if pending == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(pending, 0);
+    test_support::eventually("the outbox row to be marked published", Duration::from_secs(5), || async {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE tenant_id = $1 AND published_at IS NULL")
+                .bind(&tenant)
+                .fetch_one(&admin)
+                .await
+                .unwrap();
+        pending == 0
+    })
+    .await;
     app.cleanup().await;
 }
 
@@ -203,6 +200,8 @@ async fn a_command_delivered_twice_is_applied_once() {
     app.published_edition("pro", 10).await;
     let ch = Broker::new(AMQP.into()).channel().await.unwrap();
     let key = format!("{prefix}.ProvisionTenant");
+    // The app's consumer has declared and bound its queue before anything is published to it.
+    test_support::consuming(&format!("{prefix}.commands")).await;
 
     let command = provision_command("twice");
     let body = serde_json::to_vec(&command).unwrap();
@@ -212,19 +211,14 @@ async fn a_command_delivered_twice_is_applied_once() {
     publish(&ch, &key, &serde_json::to_vec(&provision_command("sentinel")).unwrap()).await;
 
     let admin = app.admin_pool().await;
-    let mut applied = false;
-    for _ in 0..100 {
+    test_support::eventually("the commands to be consumed", Duration::from_secs(10), || async {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants WHERE tenant_id = 'sentinel'")
             .fetch_one(&admin)
             .await
             .unwrap();
-        if n == 1 {
-            applied = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(applied, "commands were not consumed");
+        n == 1
+    })
+    .await;
     let tenants: i64 =
         sqlx::query_scalar("SELECT count(*) FROM tenants WHERE tenant_id = 'twice'").fetch_one(&admin).await.unwrap();
     let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox WHERE event_id = $1")
@@ -256,15 +250,11 @@ impl Handler for AlwaysFails {
     }
 }
 
-async fn dead_letter(ch: &Channel, queue: &str, wait: Duration) -> Option<lapin::message::BasicGetMessage> {
-    let deadline = tokio::time::Instant::now() + wait;
-    while tokio::time::Instant::now() < deadline {
-        if let Some(m) = ch.basic_get(queue, BasicGetOptions { no_ack: true }).await.unwrap() {
-            return Some(m);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    None
+async fn dead_letter(ch: &Channel, queue: &str, wait: Duration) -> lapin::message::BasicGetMessage {
+    test_support::eventually_value(&format!("a message on {queue}"), wait, || async {
+        ch.basic_get(queue, BasicGetOptions { no_ack: true }).await.unwrap()
+    })
+    .await
 }
 
 #[tokio::test]
@@ -291,7 +281,7 @@ async fn a_handler_that_keeps_failing_lands_in_the_dead_letter_queue_with_its_en
 
     let body = serde_json::to_vec(&provision_command("doomed")).unwrap();
     publish(&ch, &format!("{prefix}.Fail"), &body).await;
-    let m = dead_letter(&ch, &spec.dead_letter_queue(), Duration::from_secs(15)).await.expect("dead-lettered");
+    let m = dead_letter(&ch, &spec.dead_letter_queue(), Duration::from_secs(15)).await;
     assert_eq!(m.delivery.data, body, "the dead letter carries the full envelope");
     let headers = m.delivery.properties.headers().clone().unwrap();
     assert_eq!(headers.inner().get("cs-retry-count"), Some(&AMQPValue::LongUInt(3)));
@@ -305,7 +295,7 @@ async fn a_handler_that_keeps_failing_lands_in_the_dead_letter_queue_with_its_en
 
     // A message that can never succeed is dead-lettered at once, without retries.
     publish(&ch, &format!("{prefix}.Fail"), b"not an envelope").await;
-    let m = dead_letter(&ch, &spec.dead_letter_queue(), Duration::from_secs(5)).await.expect("dead-lettered");
+    let m = dead_letter(&ch, &spec.dead_letter_queue(), Duration::from_secs(5)).await;
     assert_eq!(m.delivery.data, b"not an envelope");
     assert_eq!(calls.load(Ordering::SeqCst), 4);
 

@@ -34,31 +34,22 @@ async fn flags_evaluate_by_tenant_edition_and_rollout_and_changes_invalidate_cac
         .ok(&op, SET, json!({ "i": { "key": key, "enabled": false, "rolloutPercent": 100, "editions": ["pro"] } }))
         .await;
     assert_eq!(v["setFeatureFlag"]["version"], 2);
-    let mut seen = None;
-    for _ in 0..50 {
-        let v = app.ok(&acme, EVAL, json!({ "k": key })).await;
-        if v["featureFlag"]["reason"] == "DISABLED" {
-            seen = Some(v);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(seen.is_some(), "the change did not reach the cache within 5 s (local copies live 30 s)");
+    test_support::eventually(
+        "the change to reach the cached copies (local copies live 30 s)",
+        Duration::from_secs(5),
+        || async { app.ok(&acme, EVAL, json!({ "k": key })).await["featureFlag"]["reason"] == "DISABLED" },
+    )
+    .await;
 
     // Allow lists beat edition targeting; deny lists beat allow lists.
     app.ok(&op, SET, json!({ "i": { "key": key, "enabled": true, "editions": ["pro"], "allowTenants": ["globex", "acme"], "denyTenants": ["acme"] } }))
         .await;
-    let mut ok = false;
-    for _ in 0..50 {
+    test_support::eventually("allow and deny lists to apply", Duration::from_secs(5), || async {
         let a = app.ok(&acme, EVAL, json!({ "k": key })).await;
         let g = app.ok(&globex, EVAL, json!({ "k": key })).await;
-        if a["featureFlag"]["reason"] == "DENIED" && g["featureFlag"]["reason"] == "ALLOWED" {
-            ok = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ok, "allow/deny lists not applied");
+        a["featureFlag"]["reason"] == "DENIED" && g["featureFlag"]["reason"] == "ALLOWED"
+    })
+    .await;
     let all = app.ok(&globex, "{ featureFlags { key enabled } }", json!({})).await;
     assert!(all["featureFlags"].as_array().unwrap().contains(&json!({ "key": key, "enabled": true })));
 

@@ -84,6 +84,44 @@ async fn row_level_security_confines_the_app_role_in_sql() {
     assert!(err.to_string().contains("row-level security"), "{err}");
     tx.rollback().await.unwrap();
 
+    // Nor may a tenant change what only the platform decides about it, even on its own rows.
+    for (what, stmt) in [
+        ("status", "UPDATE tenants SET status = 'Suspended' WHERE tenant_id = 'alpha'"),
+        ("legal hold", "UPDATE tenants SET legal_hold = true WHERE tenant_id = 'alpha'"),
+        ("edition", "UPDATE tenants SET edition_id = 'enterprise' WHERE tenant_id = 'alpha'"),
+        ("isolation", "UPDATE tenants SET isolation_model = 'dedicated' WHERE tenant_id = 'alpha'"),
+    ] {
+        let mut tx = conn.begin().await.unwrap();
+        tx.execute("SELECT set_config('app.tenant_id', 'alpha', true)").await.unwrap();
+        let err = sqlx::query(stmt).execute(&mut *tx).await.unwrap_err();
+        assert!(err.to_string().contains("only platform operators"), "{what}: {err}");
+        tx.rollback().await.unwrap();
+    }
+    let mut tx = conn.begin().await.unwrap();
+    tx.execute("SELECT set_config('app.tenant_id', 'alpha', true)").await.unwrap();
+    for stmt in [
+        "UPDATE quota_definitions SET limit_value = 1000000 WHERE tenant_id = 'alpha'",
+        "UPDATE subscriptions SET status = 'Ended' WHERE tenant_id = 'alpha'",
+    ] {
+        let hit = sqlx::query(stmt).execute(&mut *tx).await.unwrap().rows_affected();
+        assert_eq!(hit, 0, "{stmt}");
+    }
+    // Renaming itself is the tenant's own business.
+    let hit = sqlx::query("UPDATE tenants SET display_name = 'Alpha Inc' WHERE tenant_id = 'alpha'")
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(hit, 1);
+    let err = sqlx::query(
+        "INSERT INTO quota_definitions (tenant_id, quota_key, limit_value, period) VALUES ('alpha', 'x', 1, 'Day')",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("row-level security"), "{err}");
+    tx.rollback().await.unwrap();
+
     // The role owns nothing and cannot bypass RLS.
     let row = sqlx::query(
         "SELECT rolbypassrls, rolsuper, (SELECT count(*) FROM pg_tables WHERE tableowner = current_user) AS owned \

@@ -5,10 +5,6 @@ use serde_json::json;
 
 use crate::helpers::{code, spawn_app, TestApp};
 
-/// FLUSHALL wipes every test's keys. Other tests only need behaviour that survives it (counters and caches
-/// rebuild), but these two also assert on counter values, so they do not overlap.
-static REDIS_COUNTERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 const CONSUME: &str = "mutation($n: Int!) { consumeQuota(key: \"api-calls\", amount: $n) { used remaining limit } }";
 
 async fn counter(app: &TestApp, tenant: &str) -> Option<i64> {
@@ -29,7 +25,6 @@ async fn used_in_postgres(app: &TestApp, tenant: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_increments_never_pass_the_limit() {
-    let _serial = REDIS_COUNTERS.lock().await;
     let app = spawn_app().await;
     let tenant = format!("q-{}", app.id);
     app.published_edition("pro", 20).await;
@@ -49,7 +44,6 @@ async fn concurrent_increments_never_pass_the_limit() {
 
 #[tokio::test]
 async fn counters_lost_by_redis_come_back_from_postgres() {
-    let _serial = REDIS_COUNTERS.lock().await;
     let app = spawn_app().await;
     let tenant = format!("f-{}", app.id);
     app.published_edition("pro", 10).await;
@@ -58,7 +52,10 @@ async fn counters_lost_by_redis_come_back_from_postgres() {
 
     let v = app.ok(&token, CONSUME, json!({ "n": 6 })).await;
     assert_eq!(v["consumeQuota"], json!({ "used": 6, "remaining": 4, "limit": 10 }));
-    let _: () = redis::cmd("FLUSHALL").query_async(&mut app.state.kernel.cache.connection()).await.unwrap();
+    // Redis loses everything of this app's (its own namespace: other tests and a dev stack share the server).
+    let keys = app.redis.keys().await;
+    assert!(!keys.is_empty());
+    let _: () = app.state.kernel.cache.connection().del(keys).await.unwrap();
     assert_eq!(counter(&app, &tenant).await, None);
 
     // The counter is rebuilt from PostgreSQL's 6, not restarted at 0.
@@ -68,6 +65,30 @@ async fn counters_lost_by_redis_come_back_from_postgres() {
     let v = app.gql(&token, CONSUME, json!({ "n": 2 })).await;
     assert_eq!(code(&v), "QUOTA_EXCEEDED");
     assert_eq!(used_in_postgres(&app, &tenant).await, 9, "a refused request consumes nothing");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn postgresql_enforces_its_own_stored_limit_whatever_a_cache_says() {
+    let app = spawn_app().await;
+    let tenant = format!("l-{}", app.id);
+    app.published_edition("pro", 5).await;
+    app.active_tenant(&tenant, "pro").await;
+    let token = app.member_token(&tenant);
+    // A cached definition claiming a far higher limit (stale, or written by someone with Redis access).
+    let t = kernel::TenantId::parse(&tenant).unwrap();
+    let cache = &app.state.kernel.cache;
+    let key = cache.key(&t, kernel::cache::kind::QUOTA_DEFINITION, "api-calls");
+    let forged = json!({ "key": "api-calls", "limit": 1000, "period": "Month" });
+    let _: () = cache.connection().set_ex(&key, forged.to_string(), 300).await.unwrap();
+    let v = app.gql(&token, CONSUME, json!({ "n": 6 })).await;
+    assert_eq!(code(&v), "QUOTA_EXCEEDED", "{v}");
+    for _ in 0..5 {
+        app.ok(&token, CONSUME, json!({ "n": 1 })).await;
+    }
+    let v = app.gql(&token, CONSUME, json!({ "n": 1 })).await;
+    assert_eq!(code(&v), "QUOTA_EXCEEDED", "{v}");
+    assert_eq!(used_in_postgres(&app, &tenant).await, 5);
     app.cleanup().await;
 }
 
