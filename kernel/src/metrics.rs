@@ -53,6 +53,24 @@ pub static OUTBOX_RELAY_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("metric registers")
 });
 
+pub static OUTBOX_PARKED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter_with_registry!(
+        "cp_outbox_parked_total",
+        "Outbox rows the relay could not decode and parked (kept, with their reason)",
+        REGISTRY
+    )
+    .expect("metric registers")
+});
+
+pub static OUTBOX_UNROUTED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter_with_registry!(
+        "cp_outbox_unrouted_total",
+        "Events no queue was bound for, kept in the unrouted queue",
+        REGISTRY
+    )
+    .expect("metric registers")
+});
+
 pub static CONSUMER_MESSAGES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec_with_registry!(
         "cp_consumer_messages_total",
@@ -71,6 +89,8 @@ pub fn render() -> String {
     LazyLock::force(&GRAPHQL_SECONDS);
     LazyLock::force(&OUTBOX_PUBLISHED);
     LazyLock::force(&OUTBOX_RELAY_ERRORS);
+    LazyLock::force(&OUTBOX_PARKED);
+    LazyLock::force(&OUTBOX_UNROUTED);
     LazyLock::force(&CONSUMER_MESSAGES);
     let mut buf = Vec::new();
     TextEncoder::new().encode(&REGISTRY.gather(), &mut buf).expect("text encoding");

@@ -1,10 +1,12 @@
 //! The transactional outbox and its relay.
 //!
 //! Resolvers never talk to the broker: [`enqueue`] writes the event in the caller's transaction, so the state
-//! change and its event commit or roll back together. [`Relay`] claims pending rows with
-//! `FOR UPDATE SKIP LOCKED` (so replicas share the work), publishes them with publisher confirms and marks them
-//! published in the same transaction. A broker outage only delays events: rows wait until it is back.
-//! Delivery is at-least-once; consumers are idempotent.
+//! change and its event commit or roll back together. [`Relay`] wakes when outbox rows commit (`NOTIFY
+//! cp_outbox`, with polling as the backstop), claims pending rows with `FOR UPDATE SKIP LOCKED` (so replicas
+//! share the work), publishes them `mandatory` with publisher confirms within a timeout, and marks them
+//! published in the same transaction. A message no queue is bound for comes back and is kept in
+//! [`UNROUTED_QUEUE`]; a row that does not decode is parked with its reason. A broker outage only delays
+//! events: rows wait until it is back. Delivery is at-least-once; consumers are idempotent.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,11 +53,27 @@ pub struct Relay {
     broker: Arc<Broker>,
     /// Rows claimed per transaction.
     pub batch: i64,
-    /// How long to wait when nothing is pending.
+    /// How long to wait when nothing is pending and no commit has been notified (a backstop: commits wake
+    /// the relay through `NOTIFY cp_outbox`).
     pub poll: Duration,
     /// Published rows older than this are deleted.
     pub retention: Duration,
+    /// The longest a batch's publishing may take while its rows are locked; beyond it the transaction is
+    /// rolled back and the rows are retried.
+    pub publish_timeout: Duration,
+    /// Where messages the exchange could route to no queue go (they are published `mandatory`, so the broker
+    /// returns them rather than dropping them).
+    pub unrouted_queue: String,
 }
+
+/// The queue unroutable events land in by default.
+pub const UNROUTED_QUEUE: &str = "cp.events.unrouted";
+
+/// Most messages the unrouted queue keeps (the oldest go first beyond it).
+pub const UNROUTED_MAX: i64 = 100_000;
+
+/// The PostgreSQL notification channel outbox inserts signal on.
+pub const NOTIFY_CHANNEL: &str = "cp_outbox";
 
 #[derive(sqlx::FromRow)]
 struct Pending {
@@ -63,12 +81,20 @@ struct Pending {
     event_id: String,
     routing_key: String,
     schema_version: i32,
-    envelope: sqlx::types::Json<Envelope>,
+    envelope: serde_json::Value,
 }
 
 impl Relay {
     pub fn new(db: Db, broker: Arc<Broker>, poll: Duration) -> Self {
-        Self { db, broker, batch: 200, poll, retention: Duration::from_secs(7 * 24 * 3600) }
+        Self {
+            db,
+            broker,
+            batch: 200,
+            poll,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            publish_timeout: Duration::from_secs(10),
+            unrouted_queue: UNROUTED_QUEUE.to_owned(),
+        }
     }
 
     /// Runs until `shutdown`, reconnecting with backoff whenever the broker or the database fails.
@@ -76,12 +102,16 @@ impl Relay {
         let mut channel: Option<Channel> = None;
         let mut backoff = Duration::from_millis(200);
         let mut ticks: u64 = 0;
+        let mut listener: Option<sqlx::postgres::PgListener> = None;
         loop {
             ticks += 1;
             if ticks % 3000 == 1 {
                 if let Err(e) = self.prune().await {
                     tracing::warn!(error = format!("{e:#}"), "outbox prune failed");
                 }
+            }
+            if listener.is_none() {
+                listener = self.listen().await;
             }
             let wait = match self.tick(&mut channel).await {
                 Ok(n) => {
@@ -102,20 +132,51 @@ impl Relay {
                     wait
                 }
             };
+            let notified = async {
+                match listener.as_mut() {
+                    Some(l) => l.recv().await.map(|_| ()),
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(wait) => {}
+                woke = notified => match woke {
+                    // Commits that arrived meanwhile are covered by the one tick that follows.
+                    Ok(()) => while listener.as_mut().and_then(|l| l.next_buffered()).is_some() {},
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outbox notifications lost; polling until they are back");
+                        listener = None;
+                    }
+                },
             }
         }
         tracing::info!("outbox relay stopped");
     }
 
-    /// Publishes one batch; returns how many rows it published.
+    async fn listen(&self) -> Option<sqlx::postgres::PgListener> {
+        let mut l = match sqlx::postgres::PgListener::connect_with(self.db.shared()).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for outbox commits; polling");
+                return None;
+            }
+        };
+        match l.listen(NOTIFY_CHANNEL).await {
+            Ok(()) => Some(l),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for outbox commits; polling");
+                None
+            }
+        }
+    }
+
+    /// Publishes one batch; returns how many rows it handled (published or parked).
     pub async fn tick(&self, channel: &mut Option<Channel>) -> anyhow::Result<usize> {
         let mut tx = db::relay_tx(self.db.shared()).await?;
         let rows: Vec<Pending> = sqlx::query_as(
             "SELECT tenant_id, event_id, routing_key, schema_version, envelope FROM outbox \
-             WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+             WHERE published_at IS NULL AND parked_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
         .bind(self.batch)
         .fetch_all(&mut *tx)
@@ -123,38 +184,93 @@ impl Relay {
         if rows.is_empty() {
             return Ok(0);
         }
-        let ch = match channel {
-            Some(ch) if ch.status().connected() => ch,
-            _ => channel.insert(self.broker.channel().await?),
-        };
-        let mut confirms = Vec::with_capacity(rows.len());
+        // A row that does not decode is parked (kept, with its reason) and does not hold up the others.
+        let mut good = Vec::with_capacity(rows.len());
+        let mut parked = Vec::new();
         for row in &rows {
-            let body = serde_json::to_vec(&row.envelope.0)?;
-            let props = broker::properties(&row.envelope.0, row.schema_version as u32);
-            confirms.push(
-                ch.basic_publish(broker::EXCHANGE, &row.routing_key, BasicPublishOptions::default(), &body, props)
-                    .await?,
-            );
+            match serde_json::from_value::<Envelope>(row.envelope.clone()) {
+                Ok(env) => good.push((row, env)),
+                Err(e) => parked.push((row, format!("not a canonical envelope: {e}"))),
+            }
         }
-        for confirm in confirms {
+        for (row, reason) in &parked {
+            metrics::OUTBOX_PARKED.inc();
+            tracing::error!(event_id = %row.event_id, tenant = %row.tenant_id, reason, "parking an outbox row");
+            sqlx::query("UPDATE outbox SET parked_at = now(), park_reason = $3 WHERE tenant_id = $1 AND event_id = $2")
+                .bind(&row.tenant_id)
+                .bind(&row.event_id)
+                .bind(reason)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if !good.is_empty() {
+            let ch = match channel {
+                Some(ch) if ch.status().connected() => ch,
+                _ => channel.insert(self.broker.channel().await?),
+            };
+            // The rows stay locked while the broker confirms: bounded, so a stalled broker cannot hold them.
+            tokio::time::timeout(self.publish_timeout, self.publish(ch, &good))
+                .await
+                .map_err(|_| anyhow::anyhow!("the broker did not confirm within {:?}", self.publish_timeout))??;
+            let tenants: Vec<&str> = good.iter().map(|(r, _)| r.tenant_id.as_str()).collect();
+            let ids: Vec<&str> = good.iter().map(|(r, _)| r.event_id.as_str()).collect();
+            sqlx::query(
+                "UPDATE outbox SET published_at = now() \
+                 WHERE (tenant_id, event_id) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))",
+            )
+            .bind(&tenants)
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        metrics::OUTBOX_PUBLISHED.inc_by(good.len() as u64);
+        Ok(rows.len())
+    }
+
+    /// Publishes `mandatory` with confirms; a message no queue was bound for comes back from the broker and
+    /// goes to the unrouted queue instead of vanishing.
+    async fn publish(&self, ch: &Channel, rows: &[(&Pending, Envelope)]) -> anyhow::Result<()> {
+        let mut confirms = Vec::with_capacity(rows.len());
+        let mandatory = BasicPublishOptions { mandatory: true, ..Default::default() };
+        for (row, env) in rows {
+            let body = serde_json::to_vec(env)?;
+            let props = broker::properties(env, row.schema_version as u32);
+            confirms.push(ch.basic_publish(broker::EXCHANGE, &row.routing_key, mandatory, &body, props).await?);
+        }
+        let mut unrouted = Vec::new();
+        for (confirm, (row, _)) in confirms.into_iter().zip(rows) {
             match confirm.await? {
-                Confirmation::Ack(_) => {}
+                Confirmation::Ack(None) => {}
+                Confirmation::Ack(Some(returned)) => unrouted.push((row, returned)),
                 other => anyhow::bail!("broker did not confirm an event: {other:?}"),
             }
         }
-        let tenants: Vec<&str> = rows.iter().map(|r| r.tenant_id.as_str()).collect();
-        let ids: Vec<&str> = rows.iter().map(|r| r.event_id.as_str()).collect();
-        sqlx::query(
-            "UPDATE outbox SET published_at = now() \
-             WHERE (tenant_id, event_id) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))",
-        )
-        .bind(&tenants)
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        metrics::OUTBOX_PUBLISHED.inc_by(rows.len() as u64);
-        Ok(rows.len())
+        if !unrouted.is_empty() {
+            let durable = lapin::options::QueueDeclareOptions { durable: true, ..Default::default() };
+            // Bounded, so a routing key nobody consumes cannot fill the broker; the newest are kept.
+            let mut args = lapin::types::FieldTable::default();
+            args.insert("x-max-length".into(), lapin::types::AMQPValue::LongLongInt(UNROUTED_MAX));
+            ch.queue_declare(&self.unrouted_queue, durable, args).await?;
+            for (row, returned) in unrouted {
+                metrics::OUTBOX_UNROUTED.inc();
+                tracing::warn!(routing_key = %row.routing_key, event_id = %row.event_id, queue = %self.unrouted_queue,
+                    "no queue is bound for an event; kept in the unrouted queue");
+                let mut props = returned.properties.clone();
+                let mut headers = props.headers().clone().unwrap_or_default();
+                headers.insert(
+                    "cs-original-routing-key".into(),
+                    lapin::types::AMQPValue::LongString(row.routing_key.as_str().into()),
+                );
+                props = props.with_headers(headers);
+                let c = ch
+                    .basic_publish("", &self.unrouted_queue, BasicPublishOptions::default(), &returned.data, props)
+                    .await?
+                    .await?;
+                anyhow::ensure!(matches!(c, Confirmation::Ack(None)), "the unrouted queue refused an event: {c:?}");
+            }
+        }
+        Ok(())
     }
 
     async fn prune(&self) -> anyhow::Result<()> {

@@ -224,7 +224,8 @@ pub struct Options {
     pub retry: RetryPolicy,
     /// Replaces the domain prefix of every durable consumer's queue and bindings (`tenancy.commands` →
     /// `<namespace>.commands`, `tenancy.ProvisionTenant` → `<namespace>.ProvisionTenant`), so a test's
-    /// consumers never take messages meant for a running stack or another test.
+    /// consumers never take messages meant for a running stack or another test; the relay's unrouted queue
+    /// becomes `<namespace>.unrouted`.
     pub namespace: Option<String>,
 }
 
@@ -289,7 +290,11 @@ fn namespaced(name: &str, domain: &str, namespace: &str) -> String {
 fn spawn_background<S: Subgraph>(state: &Arc<S>, options: &Options, shutdown: &CancellationToken) -> Vec<ConsumerSpec> {
     let k = state.kernel();
     let poll = Duration::from_millis(k.config.outbox_poll_ms);
-    tokio::spawn(Relay::new(k.db.clone(), k.broker.clone(), poll).run(shutdown.clone()));
+    let mut relay = Relay::new(k.db.clone(), k.broker.clone(), poll);
+    if let Some(ns) = &options.namespace {
+        relay.unrouted_queue = format!("{ns}.unrouted");
+    }
+    tokio::spawn(relay.run(shutdown.clone()));
     let mut specs = Vec::new();
     for Consumer { mut spec, handler } in S::consumers(state, &options.retry) {
         if let Some(ns) = &options.namespace {

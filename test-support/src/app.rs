@@ -75,7 +75,10 @@ impl Builder {
         let running = service::start::<S>(self.config.clone(), own, &self.options, shutdown.clone())
             .await
             .unwrap_or_else(|e| panic!("starting {}: {e:#}", S::NAME));
-        let queues = Queues(running.consumers.iter().flat_map(Queues::of).collect());
+        let mut queues = Queues(running.consumers.iter().flat_map(Queues::of).collect());
+        if let Some(ns) = &self.options.namespace {
+            queues.0.push(format!("{ns}.unrouted"));
+        }
         TestApp {
             id: self.id,
             state: running.state,

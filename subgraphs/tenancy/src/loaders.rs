@@ -21,7 +21,8 @@ pub struct TenancyLoader {
 
 impl TenancyLoader {
     pub fn per_request(db: Db, access: Access) -> DataLoader<Self> {
-        DataLoader::new(Self { db, access }, tokio::spawn)
+        // Batches run in the span of the request that triggered them, so their SQL is logged under its trace.
+        DataLoader::new(Self { db, access }, |batch| tokio::spawn(tracing::Instrument::in_current_span(batch)))
     }
 }
 

@@ -19,7 +19,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Consumer};
 use serde_json::json;
 
-use crate::helpers::{fast_retry, spawn_app, spawn_app_with_amqp, Proxy, AMQP};
+use crate::helpers::{fast_retry, spawn_app, spawn_app_with_amqp, spawn_app_without_polling, Proxy, AMQP};
 
 /// An exclusive queue bound to the events exchange, and a consumer on it.
 async fn tap(pattern: &str) -> (Channel, Consumer) {
@@ -300,5 +300,72 @@ async fn a_handler_that_keeps_failing_lands_in_the_dead_letter_queue_with_its_en
     assert_eq!(calls.load(Ordering::SeqCst), 4);
 
     delete_queues(&ch, &spec).await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_commit_wakes_the_relay_without_waiting_for_its_poll() {
+    // The relay polls once an hour here: only the commit's NOTIFY can get the event out in time.
+    let app = spawn_app_without_polling().await;
+    let (_ch, mut consumer) = tap("tenancy.TenantProvisioned").await;
+    app.published_edition("pro", 10).await;
+    let tenant = format!("wake-{}", app.id);
+    let started = std::time::Instant::now();
+    app.ok(&app.operator_token(), PROVISION, json!({ "id": tenant })).await;
+    let d = next_event(&mut consumer, "tenancy.TenantProvisioned", &tenant, Duration::from_secs(5)).await;
+    assert!(d.is_some(), "the relay did not wake on the commit");
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_undecodable_row_is_parked_and_unroutable_events_are_kept() {
+    let app = spawn_app_without_polling().await;
+    let admin = app.admin_pool().await;
+    let tenant = format!("park-{}", app.id);
+    let (_ch, mut consumer) = tap(&format!("{tenant}.#")).await;
+    let good = provision_command(&tenant);
+    let nobody = format!("nobody-{}.Nothing", app.id);
+    // First a row no relay could decode, then one that is fine, then one nobody is bound for: one insert.
+    sqlx::query(
+        "INSERT INTO outbox (tenant_id, event_id, event_type, routing_key, schema_version, envelope) VALUES \
+         ($1, 'evt-bad', 'Broken', $2, 1, '{\"not\": \"an envelope\"}'), \
+         ($1, $3, 'ProvisionTenant', $2, 1, $4), \
+         ($1, 'evt-nobody', 'ProvisionTenant', $5, 1, $6)",
+    )
+    .bind(&tenant)
+    .bind(format!("{tenant}.ProvisionTenant"))
+    .bind(&good.event_id)
+    .bind(serde_json::to_value(&good).unwrap())
+    .bind(&nobody)
+    .bind(serde_json::to_value(Envelope { event_id: "evt-nobody".into(), ..good.clone() }).unwrap())
+    .execute(&admin)
+    .await
+    .unwrap();
+    let d = next_event(&mut consumer, &format!("{tenant}.ProvisionTenant"), &tenant, Duration::from_secs(5)).await;
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&d.expect("the good row").data).unwrap()["eventId"],
+        good.event_id.as_str()
+    );
+    // The relay commits the batch just after the broker confirmed it.
+    type Row = (Option<chrono::DateTime<chrono::Utc>>, Option<String>, Option<chrono::DateTime<chrono::Utc>>);
+    let (reason, published) =
+        test_support::eventually_value("the bad row to be parked", Duration::from_secs(5), || async {
+            let row: Row =
+                sqlx::query_as("SELECT parked_at, park_reason, published_at FROM outbox WHERE event_id = 'evt-bad'")
+                    .fetch_one(&admin)
+                    .await
+                    .unwrap();
+            row.0.map(|_| (row.1, row.2))
+        })
+        .await;
+    assert!(published.is_none(), "the bad row is parked, not published");
+    assert!(reason.unwrap().contains("not a canonical envelope"));
+    let ch = Broker::new(AMQP.into()).channel().await.unwrap();
+    let m = dead_letter(&ch, &format!("t-{}.unrouted", app.id), Duration::from_secs(5)).await;
+    let v: serde_json::Value = serde_json::from_slice(&m.delivery.data).unwrap();
+    assert_eq!(v["eventId"], "evt-nobody");
+    let headers = m.delivery.properties.headers().clone().unwrap();
+    assert_eq!(headers.inner().get("cs-original-routing-key"), Some(&AMQPValue::LongString(nobody.as_str().into())));
     app.cleanup().await;
 }

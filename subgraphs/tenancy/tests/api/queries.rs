@@ -8,12 +8,18 @@ use tracing_subscriber::layer::SubscriberExt;
 
 use crate::helpers::{spawn_app, spawn_app_without_polling, TestApp};
 
-/// Counts the statements sqlx executes (it reports each one as a `sqlx::query` event).
+/// Counts the statements sqlx executes on behalf of a request (it reports each as a `sqlx::query` event;
+/// those inside the request's `graphql` span, DataLoader batches included, are the request's — background
+/// work such as the outbox relay is not counted).
 struct StatementCounter(Arc<AtomicUsize>);
 
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StatementCounter {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        if event.metadata().target() == "sqlx::query" {
+impl<S> tracing_subscriber::Layer<S> for StatementCounter
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let in_request = ctx.event_scope(event).is_some_and(|mut scope| scope.any(|span| span.name() == "graphql"));
+        if event.metadata().target() == "sqlx::query" && in_request {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
     }
