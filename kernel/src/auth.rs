@@ -463,6 +463,29 @@ impl ApiTokenSource for IntrospectionSource {
     }
 }
 
+/// Why live sessions (WebSocket subscriptions) must end now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Termination {
+    /// An API token (by its id) or an access token (by its `jti`) was revoked.
+    Token(String),
+    /// A principal was disabled.
+    Principal { tenant: TenantId, subject: String },
+    /// A tenant was suspended or retired.
+    Tenant(TenantId),
+}
+
+impl Termination {
+    /// Whether a session of `caller` must end.
+    pub fn ends(&self, caller: &Caller) -> bool {
+        let tenant = caller.tenant.clone().unwrap_or_else(TenantId::platform);
+        match self {
+            Termination::Token(id) => caller.token_id.as_deref() == Some(id.as_str()),
+            Termination::Principal { tenant: t, subject } => *t == tenant && caller.subject == *subject,
+            Termination::Tenant(t) => caller.tenant.as_ref() == Some(t),
+        }
+    }
+}
+
 /// Authenticates bearer tokens: JWTs locally (signature, claims, revoked `jti`s), API tokens through a
 /// [`ApiTokenSource`] behind an in-process cache and a Redis cache, both dropped on revocation events.
 ///
@@ -479,6 +502,7 @@ pub struct Authenticator {
     /// Revoked access-token ids and when the tokens expire anyway.
     revoked: std::sync::RwLock<HashMap<String, i64>>,
     mac_key: Option<ring::hmac::Key>,
+    terminations: tokio::sync::broadcast::Sender<Termination>,
 }
 
 /// How long a validation stays in the in-process cache, and an "unknown" answer.
@@ -517,7 +541,62 @@ impl Authenticator {
             unknown: moka::sync::Cache::builder().max_capacity(capacity).time_to_live(UNKNOWN_TTL).build(),
             revoked: Default::default(),
             mac_key,
+            terminations: tokio::sync::broadcast::channel(256).0,
         }
+    }
+
+    /// Sessions that must end (revoked tokens, disabled principals, suspended tenants), for live
+    /// connections to watch.
+    pub fn terminations(&self) -> tokio::sync::broadcast::Receiver<Termination> {
+        self.terminations.subscribe()
+    }
+
+    /// Ends the live sessions `t` names on this replica.
+    pub fn terminate(&self, t: Termination) {
+        // Nobody listening is normal.
+        let _ = self.terminations.send(t);
+    }
+
+    fn revoked_key(cache: &crate::cache::Cache) -> String {
+        cache.key(&TenantId::platform(), crate::cache::kind::REVOKED_JTI, "all")
+    }
+
+    /// Revokes an access token: refused here at once, recorded in Redis (so a replica that starts later
+    /// loads it, and one that restarts keeps it), its live sessions ended. The issuer calls this before
+    /// publishing `AccessTokenRevoked`, which tells the running replicas.
+    pub async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<()> {
+        self.revoke_jti(jti, expires_at);
+        if let Some(c) = &self.cache {
+            let mut conn = c.connection();
+            let key = Self::revoked_key(c);
+            let now = chrono::Utc::now().timestamp();
+            redis::pipe()
+                .zadd(&key, jti, expires_at)
+                .zrembyscore(&key, "-inf", now)
+                .expire_at(&key, expires_at.max(now + 1))
+                .query_async::<()>(&mut conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Loads the revoked access-token ids recorded in Redis (at start, and when the revocation listener
+    /// reconnects after missing events).
+    pub async fn load_revoked(&self) -> Result<usize> {
+        let Some(c) = &self.cache else { return Ok(0) };
+        let now = chrono::Utc::now().timestamp();
+        let entries: Vec<(String, i64)> = redis::cmd("ZRANGEBYSCORE")
+            .arg(Self::revoked_key(c))
+            .arg(now)
+            .arg("+inf")
+            .arg("WITHSCORES")
+            .query_async(&mut c.connection())
+            .await?;
+        let mut revoked = self.revoked.write().expect("revocation lock");
+        revoked.retain(|_, exp| *exp > now);
+        let n = entries.len();
+        revoked.extend(entries);
+        Ok(n)
     }
 
     fn api_token_key(cache: &crate::cache::Cache, hash: &str) -> String {
@@ -609,12 +688,16 @@ impl Authenticator {
         }
     }
 
-    /// Refuses an access token from now on (on `AccessTokenRevoked`); forgotten once it expires anyway.
+    /// Refuses an access token on this replica from now on and ends its live sessions (on
+    /// `AccessTokenRevoked`); forgotten once it expires anyway.
     pub fn revoke_jti(&self, jti: &str, expires_at: i64) {
         let now = chrono::Utc::now().timestamp();
-        let mut revoked = self.revoked.write().expect("revocation lock");
-        revoked.retain(|_, exp| *exp > now);
-        revoked.insert(jti.to_owned(), expires_at);
+        {
+            let mut revoked = self.revoked.write().expect("revocation lock");
+            revoked.retain(|_, exp| *exp > now);
+            revoked.insert(jti.to_owned(), expires_at);
+        }
+        self.terminate(Termination::Token(jti.to_owned()));
     }
 
     /// Drops every in-process API-token entry (the revocation listener reconnected and may have missed events).
@@ -631,22 +714,41 @@ impl Authenticator {
     }
 }
 
-/// Routing keys of identity's revocation events, which every subgraph listens to.
+/// Routing keys of what ends credentials and sessions, which every subgraph listens to: identity's
+/// revocations and disabled principals, tenancy's suspended and retired tenants.
 pub fn revocation_bindings() -> Vec<String> {
-    use crate::contracts::identity::{AccessTokenRevoked, ApiTokenRevoked};
+    use crate::contracts::identity::{AccessTokenRevoked, ApiTokenRevoked, PrincipalDisabled};
+    use crate::contracts::tenancy;
     use crate::envelope::Event;
-    vec![ApiTokenRevoked::routing_key(), AccessTokenRevoked::routing_key()]
+    vec![
+        ApiTokenRevoked::routing_key(),
+        AccessTokenRevoked::routing_key(),
+        PrincipalDisabled::routing_key(),
+        crate::broker::routing_key(tenancy::DOMAIN, tenancy::TENANT_SUSPENDED),
+        crate::broker::routing_key(tenancy::DOMAIN, tenancy::TENANT_RETIRED),
+    ]
 }
 
 /// Applies a revocation event (or a listener reset) to `auth`.
 pub fn on_revocation(auth: Arc<Authenticator>) -> impl Fn(crate::consumer::Notice) + Send + Sync + 'static {
-    use crate::contracts::identity::{AccessTokenRevoked, ApiTokenRevoked};
+    use crate::contracts::identity::{AccessTokenRevoked, ApiTokenRevoked, PrincipalDisabled};
+    use crate::contracts::tenancy;
     use crate::envelope::Event;
     move |notice| match notice {
-        crate::consumer::Notice::Reset => auth.forget_all_api_tokens(),
+        crate::consumer::Notice::Reset => {
+            // Events may have been missed: drop what was cached, reload what was revoked.
+            auth.forget_all_api_tokens();
+            let auth = auth.clone();
+            tokio::spawn(async move {
+                if let Err(e) = auth.load_revoked().await {
+                    tracing::warn!(error = ?e.code(), "could not reload revoked access tokens");
+                }
+            });
+        }
         crate::consumer::Notice::Event(env) => match env.event_type.as_str() {
             t if t == ApiTokenRevoked::TYPE => match env.payload_as::<ApiTokenRevoked>() {
                 Ok(e) => {
+                    auth.terminate(Termination::Token(e.token_id.clone()));
                     let auth = auth.clone();
                     tokio::spawn(async move { auth.forget_api_token(&e.token_hash).await });
                 }
@@ -656,6 +758,15 @@ pub fn on_revocation(auth: Arc<Authenticator>) -> impl Fn(crate::consumer::Notic
                 Ok(e) => auth.revoke_jti(&e.jti, e.expires_at),
                 Err(e) => tracing::error!(error = %e, "malformed AccessTokenRevoked"),
             },
+            t if t == PrincipalDisabled::TYPE => match env.payload_as::<PrincipalDisabled>() {
+                Ok(e) => {
+                    auth.terminate(Termination::Principal { tenant: env.tenant_id.clone(), subject: e.principal_id })
+                }
+                Err(e) => tracing::error!(error = %e, "malformed PrincipalDisabled"),
+            },
+            t if t == tenancy::TENANT_SUSPENDED || t == tenancy::TENANT_RETIRED => {
+                auth.terminate(Termination::Tenant(env.tenant_id.clone()))
+            }
             _ => {}
         },
     }
@@ -791,6 +902,52 @@ mod tests {
         }
         assert_eq!(jwt.cache.read().await.retry_at, Some(retry_at), "no refresh was attempted during the backoff");
         assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn a_revoked_access_token_stays_revoked_for_a_replica_that_starts_later() {
+        let signer = LocalSigner::generate("k1");
+        let ns = format!("cp-t-rev-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let cache = crate::cache::Cache::connect(&"redis://127.0.0.1:6379".to_owned().into(), &ns).await.unwrap();
+        let replica = || {
+            let jwt = JwtVerifier::new("iss", "aud", JwksSource::Static(signer.jwks().to_string()));
+            Authenticator::new(jwt, None, Some(cache.clone()), &test_config())
+        };
+        let now = chrono::Utc::now().timestamp();
+        let token = signer
+            .sign(&serde_json::json!({ "iss": "iss", "aud": "aud", "sub": "s", "exp": now + 60, "jti": "j-late" }));
+        let first = replica();
+        let mut sessions = first.terminations();
+        first.revoke_access_token("j-late", now + 60).await.unwrap();
+        assert_eq!(sessions.try_recv().unwrap(), Termination::Token("j-late".into()), "live sessions are told");
+        assert!(first.authenticate(&token).await.is_err());
+        // A replica started afterwards (or this one restarted) has heard no event, but loads the set.
+        let later = replica();
+        assert!(later.authenticate(&token).await.is_ok(), "before loading it knows nothing");
+        assert_eq!(later.load_revoked().await.unwrap(), 1);
+        assert_eq!(later.authenticate(&token).await.unwrap_err().code(), crate::Code::Unauthenticated);
+        cache.invalidate(&[Authenticator::revoked_key(&cache)]).await;
+    }
+
+    #[test]
+    fn terminations_name_exactly_the_sessions_they_end() {
+        let caller = |tenant: Option<&str>, subject: &str, token: &str| Caller {
+            subject: subject.into(),
+            tenant: tenant.map(|t| TenantId::parse(t).unwrap()),
+            scopes: Default::default(),
+            token_id: Some(token.into()),
+            expires_at: 0,
+        };
+        let acme = TenantId::parse("acme").unwrap();
+        let a = caller(Some("acme"), "p-1", "t-1");
+        assert!(Termination::Token("t-1".into()).ends(&a));
+        assert!(!Termination::Token("t-2".into()).ends(&a));
+        assert!(Termination::Principal { tenant: acme.clone(), subject: "p-1".into() }.ends(&a));
+        assert!(!Termination::Principal { tenant: TenantId::parse("other").unwrap(), subject: "p-1".into() }.ends(&a));
+        assert!(Termination::Tenant(acme.clone()).ends(&a));
+        let operator = caller(None, "p-1", "t-9");
+        assert!(!Termination::Tenant(acme).ends(&operator), "an operator's session is not a tenant's");
+        assert!(Termination::Principal { tenant: TenantId::platform(), subject: "p-1".into() }.ends(&operator));
     }
 
     #[test]

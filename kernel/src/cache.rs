@@ -23,6 +23,8 @@ pub mod kind {
     pub const API_TOKEN: &str = "api-token";
     /// API-token last-used times waiting to be flushed to PostgreSQL, per tenant.
     pub const API_TOKEN_LAST_USED: &str = "api-token-last-used";
+    /// Revoked access-token ids, a sorted set scored by expiry (platform tenant): replicas load it at start.
+    pub const REVOKED_JTI: &str = "revoked-jti";
     /// Tenancy's flag definitions snapshot (platform tenant).
     pub const FLAGS: &str = "flags";
     /// A tenant's quota definition, by quota key.

@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Caller, Termination};
 use crate::cache::Cache;
 use crate::config::KernelConfig;
 use crate::context::RequestContext;
@@ -353,7 +353,8 @@ fn payload_header(payload: &serde_json::Value, name: &str) -> Option<String> {
 /// Subscriptions over WebSocket. The router secret and bearer token are read from the upgrade request's
 /// headers or from the `connection_init` payload; a connection without both valid is closed at init, as is
 /// one that sends no `connection_init` within `WS_INIT_TIMEOUT_SECS`. The server pings every 15 seconds,
-/// and a connection may hold at most `WS_MAX_SUBSCRIPTIONS` subscriptions at once.
+/// a connection may hold at most `WS_MAX_SUBSCRIPTIONS` subscriptions at once, and it is closed (code 4403)
+/// within moments of its token being revoked, its principal disabled or its tenant suspended.
 async fn websocket<Q, M, S>(
     State(state): State<Arc<AppState<Q, M, S>>>,
     headers: HeaderMap,
@@ -374,10 +375,12 @@ where
         max_subscriptions: state.kernel.config.ws_max_subscriptions,
         ping_every: Duration::from_secs(15),
     };
+    let terminations = state.kernel.auth.terminations();
+    let caller_slot: Arc<std::sync::OnceLock<Caller>> = Arc::default();
     upgrade.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| async move {
         let schema = state.schema.clone();
         let (sink, stream) = socket.split();
-        let (out, inbound) = guarded_socket(sink, stream, limits);
+        let (out, inbound) = guarded_socket(sink, stream, limits, terminations, caller_slot.clone());
         GraphQLWebSocket::new_with_pair(out, inbound, schema, protocol)
             .on_connection_init(move |payload: serde_json::Value| async move {
                 let secret = upgrade_secret.or_else(|| payload_header(&payload, ROUTER_SECRET_HEADER));
@@ -392,6 +395,7 @@ where
                     .map(|(_, t)| t.trim().to_owned())
                     .ok_or_else(|| async_graphql::Error::new("missing bearer token"))?;
                 let caller = state.kernel.auth.authenticate(&token).await.map_err(|e| e.to_graphql())?;
+                let _ = caller_slot.set(caller.clone());
                 let trace_id = payload_header(&payload, "traceparent")
                     .and_then(|tp| tp.split('-').nth(1).map(str::to_owned))
                     .filter(|t| t.len() == 32)
@@ -424,6 +428,8 @@ fn guarded_socket(
     mut sink: WsSink,
     stream: WsStream,
     limits: WsLimits,
+    mut terminations: tokio::sync::broadcast::Receiver<Termination>,
+    caller: Arc<std::sync::OnceLock<Caller>>,
 ) -> (
     impl futures::Sink<Message, Error = tokio_util::sync::PollSendError<Message>> + Send + Unpin,
     impl futures::Stream<Item = Result<Message, axum::Error>> + Send,
@@ -431,6 +437,8 @@ fn guarded_socket(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(64);
     let active: Arc<Mutex<HashSet<String>>> = Arc::default();
     let writer_active = active.clone();
+    let ended = CancellationToken::new();
+    let end_inbound = ended.clone();
     tokio::spawn(async move {
         let mut ping = tokio::time::interval(limits.ping_every);
         ping.tick().await;
@@ -438,6 +446,26 @@ fn guarded_socket(
             let msg = tokio::select! {
                 m = rx.recv() => match m { Some(m) => m, None => break },
                 _ = ping.tick() => Message::Ping(Vec::new().into()),
+                t = terminations.recv() => match t {
+                    Ok(t) if caller.get().is_some_and(|c| t.ends(c)) => {
+                        end_inbound.cancel();
+                        Message::Close(Some(axum::extract::ws::CloseFrame {
+                            code: 4403,
+                            reason: "the credentials of this connection are no longer valid".into(),
+                        }))
+                    }
+                    Ok(_) => continue,
+                    // Missed some: a revoked caller must not slip through, so the client authenticates again.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        tracing::warn!("a WebSocket connection missed session terminations; closing it");
+                        end_inbound.cancel();
+                        Message::Close(Some(axum::extract::ws::CloseFrame {
+                            code: 4403,
+                            reason: "authenticate again".into(),
+                        }))
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => continue,
+                },
             };
             if let Message::Text(text) = &msg {
                 // A subscription the server completed (or failed) no longer counts against the cap.
@@ -461,10 +489,16 @@ fn guarded_socket(
     let inbound = futures::stream::unfold((stream, false), move |(mut stream, initialised)| {
         let replies = replies.clone();
         let active = active.clone();
+        let ended = ended.clone();
         async move {
             loop {
-                let next = if initialised {
-                    stream.next().await
+                let next = if ended.is_cancelled() {
+                    return None;
+                } else if initialised {
+                    tokio::select! {
+                        next = stream.next() => next,
+                        _ = ended.cancelled() => return None,
+                    }
                 } else {
                     match tokio::time::timeout_at(started + limits.init_timeout, stream.next()).await {
                         Ok(next) => next,

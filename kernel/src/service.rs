@@ -255,6 +255,10 @@ pub async fn start<S: Subgraph>(
     let broker = Arc::new(Broker::new(kernel.amqp_url.clone()));
     let conns = Connections { db: Db::new(pool), cache, broker, config: Arc::new(kernel) };
     let state = Arc::new(S::build(conns, own).await?);
+    // Access tokens revoked before this replica started are refused by it too.
+    if let Err(e) = state.kernel().auth.load_revoked().await {
+        tracing::warn!(code = ?e.code(), "could not load revoked access tokens from Redis; relying on events");
+    }
     let consumers = spawn_background(&state, options, &shutdown);
     let app = app(&state);
     Ok(Running { state, app, consumers, shutdown })

@@ -15,10 +15,12 @@
 //! | [`eventually`] | waiting on a condition instead of sleeping |
 //! | [`Tap`] | a broker tap: every event matching a pattern, read with a deadline |
 //! | [`Proxy`] | a TCP proxy that can be taken down, for fault injection |
+//! | [`WsClient`] | a graphql-transport-ws client for live subscriptions |
 
 mod app;
 mod broker;
 mod resources;
+mod ws;
 
 use std::future::Future;
 use std::time::Duration;
@@ -28,6 +30,7 @@ pub use broker::{consumers_on, consuming, Proxy, Tap};
 use kernel::config::KernelConfig;
 pub use resources::{Queues, RedisNamespace, TestDb};
 use serde_json::Value;
+pub use ws::{Next, WsClient};
 
 /// PostgreSQL superuser URL (`ADMIN_DATABASE_URL`, default the local trust-auth server).
 pub fn admin_url() -> String {

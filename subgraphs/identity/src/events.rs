@@ -2,7 +2,7 @@
 //! only as ids and SHA-256 hashes. The revocation events every subgraph reads are the kernel's shared
 //! contract types, re-exported here.
 
-pub use kernel::contracts::identity::{AccessTokenRevoked, ApiTokenRevoked};
+pub use kernel::contracts::identity::{AccessTokenRevoked, ApiTokenRevoked, PrincipalDisabled};
 
 /// The routing-key prefix of everything identity publishes.
 pub const DOMAIN: &str = "identity";
@@ -10,7 +10,6 @@ pub const DOMAIN: &str = "identity";
 kernel::events! {
     domain = "identity";
     PrincipalCreated { principal_id: String, kind: String, display_name: String }
-    PrincipalDisabled { principal_id: String }
     RoleDefined { role_key: String, permissions: Vec<String> }
     RoleBound { principal_id: String, role_key: String }
     RoleUnbound { principal_id: String, role_key: String }

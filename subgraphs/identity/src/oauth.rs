@@ -257,9 +257,10 @@ async fn revoke_access_token(
     exp: i64,
     meta: &EventMeta,
 ) -> kernel::Result<()> {
+    // Recorded (and refused here) before the event goes out: a replica that starts later loads it.
+    state.kernel.auth.revoke_access_token(jti, exp).await?;
     let mut work = Work::tenant(&state.kernel.db, tenant, meta.clone()).await?;
     work.emit(tenant, &events::AccessTokenRevoked { jti: jti.to_owned(), expires_at: exp }).await?;
     work.commit().await?;
-    state.kernel.auth.revoke_jti(jti, exp);
     Ok(())
 }

@@ -4,6 +4,8 @@
 use crate::domain::{IsolationModel, TenantStatus};
 use crate::model::QuotaLimit;
 
+use kernel::envelope::Event;
+
 /// The routing-key prefix of everything tenancy publishes.
 pub const DOMAIN: &str = "tenancy";
 
@@ -46,3 +48,8 @@ kernel::events! {
         isolation_model: IsolationModel,
     }
 }
+
+// Every subgraph closes a suspended or retired tenant's live subscriptions by these names.
+const _: () = assert!(kernel::contracts::same(TenantSuspended::TYPE, kernel::contracts::tenancy::TENANT_SUSPENDED));
+const _: () = assert!(kernel::contracts::same(TenantRetired::TYPE, kernel::contracts::tenancy::TENANT_RETIRED));
+const _: () = assert!(kernel::contracts::same(DOMAIN, kernel::contracts::tenancy::DOMAIN));

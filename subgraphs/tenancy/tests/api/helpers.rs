@@ -35,6 +35,13 @@ pub async fn spawn_app_without_polling() -> TestApp {
     TestApp(builder.start::<tenancy::State>(&NoConfig {}).await)
 }
 
+/// An app with its kernel configuration adjusted by `tune`.
+pub async fn spawn_app_tuned(tune: impl FnOnce(&mut kernel::config::KernelConfig)) -> TestApp {
+    let mut builder = test_support::TestApp::<tenancy::State>::builder();
+    tune(&mut builder.config);
+    TestApp(builder.start::<tenancy::State>(&NoConfig {}).await)
+}
+
 impl TestApp {
     /// A tenant member with every tenant scope.
     pub fn member_token(&self, tenant: &str) -> String {

@@ -7,5 +7,6 @@ mod hardening;
 mod helpers;
 mod isolation;
 mod lifecycle;
+mod live;
 mod queries;
 mod quotas;
