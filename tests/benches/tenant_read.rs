@@ -3,12 +3,19 @@
 //!
 //!     cargo bench -p e2e --bench tenant_read
 //!
-//! BENCH_SECONDS (default 10) per target; BENCH_TARGETS (default `direct,hive,apollo`) picks targets, so
-//! `BENCH_TARGETS=direct` needs no router installed; BENCH_CLIENTS (default 50) sets the concurrency (1
-//! measures a router's added latency without queueing). Client, routers and subgraph share the cores.
+//! Every request asks for the next of 200 tenants (a counter shared by all clients), so no two requests in
+//! flight are the same and Hive Router's in-flight deduplication cannot collapse them; the `hive-dedupe`
+//! target sends one id from every client, to show what deduplication does on its own.
+//!
+//! BENCH_SECONDS (default 10) per target; BENCH_TARGETS (default `direct,hive,apollo,hive-dedupe`) picks
+//! targets, so `BENCH_TARGETS=direct` needs no router installed; BENCH_CLIENTS (default 50) sets the
+//! concurrency (1 measures a router's added latency without queueing). Client, routers and subgraph share
+//! the cores.
 
 use e2e as harness;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -20,6 +27,16 @@ struct Stats {
     n: usize,
 }
 
+/// How many tenants the requests cycle through: more than can be in flight at once.
+const TENANTS: usize = 200;
+
+/// The request body for the `n`th request: the next tenant, or always the first when `same`.
+fn body(n: usize, same: bool) -> serde_json::Value {
+    let id = format!("bench-{}", if same { 0 } else { n % TENANTS });
+    json!({ "query": "query Tenant($id: ID!) { tenant(id: $id) { id displayName status region } }", "variables": { "id": id } })
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn load(
     http: &reqwest::Client,
     url: &str,
@@ -27,8 +44,9 @@ async fn load(
     secret: Option<&str>,
     seconds: u64,
     clients: usize,
+    same: bool,
 ) -> Stats {
-    let body = json!({ "query": "query Tenant($id: ID!) { tenant(id: $id) { id displayName status region } }", "variables": { "id": "bench" } });
+    let counter = Arc::new(AtomicUsize::new(0));
     let send = |http: reqwest::Client, url: String, token: String, secret: Option<String>, body: serde_json::Value| async move {
         let mut req = http.post(&url).bearer_auth(&token).json(&body);
         if let Some(s) = &secret {
@@ -37,21 +55,22 @@ async fn load(
         let v: serde_json::Value = req.send().await.expect("request").json().await.expect("json");
         assert!(v.get("errors").is_none(), "{v}");
     };
-    for _ in 0..200 {
-        send(http.clone(), url.into(), token.into(), secret.map(str::to_owned), body.clone()).await;
+    for n in 0..200 {
+        send(http.clone(), url.into(), token.into(), secret.map(str::to_owned), body(n, same)).await;
         // warm-up
     }
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let clients: Vec<_> = (0..clients)
         .map(|_| {
-            let (http, url, token, secret, body) =
-                (http.clone(), url.to_owned(), token.to_owned(), secret.map(str::to_owned), body.clone());
+            let (http, url, token, secret, counter) =
+                (http.clone(), url.to_owned(), token.to_owned(), secret.map(str::to_owned), counter.clone());
             tokio::spawn(async move {
                 let mut lat = Vec::new();
                 while Instant::now() < deadline {
+                    let b = body(counter.fetch_add(1, Ordering::Relaxed), same);
                     let t = Instant::now();
-                    send(http.clone(), url.clone(), token.clone(), secret.clone(), body.clone()).await;
+                    send(http.clone(), url.clone(), token.clone(), secret.clone(), b).await;
                     lat.push(t.elapsed().as_micros() as u32);
                 }
                 lat
@@ -71,7 +90,7 @@ async fn load(
 #[tokio::main]
 async fn main() {
     let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
-    let targets = std::env::var("BENCH_TARGETS").unwrap_or_else(|_| "direct,hive,apollo".into());
+    let targets = std::env::var("BENCH_TARGETS").unwrap_or_else(|_| "direct,hive,apollo,hive-dedupe".into());
     let clients: usize = std::env::var("BENCH_CLIENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
     let stack = harness::Stack::start().await;
     let op = stack.operator_token();
@@ -83,22 +102,21 @@ async fn main() {
             .header(kernel::server::ROUTER_SECRET_HEADER, &stack.secret)
             .json(&json!({ "query": q }))
     };
-    for q in [
-        r#"mutation { createEdition(input: { id: "pro", name: "Pro" }) { id } }"#,
-        r#"mutation { publishEdition(id: "pro", version: 1) { id } }"#,
-        r#"mutation { provisionTenant(input: { id: "bench", displayName: "Bench", region: "eu-west", editionId: "pro" }) { id } }"#,
-    ] {
+    let mut setup = vec![
+        r#"mutation { createEdition(input: { id: "pro", name: "Pro" }) { id } }"#.to_owned(),
+        r#"mutation { publishEdition(id: "pro", version: 1) { id } }"#.to_owned(),
+    ];
+    setup.extend((0..TENANTS).map(|i| {
+        format!(
+            r#"mutation {{ provisionTenant(input: {{ id: "bench-{i}", displayName: "Bench {i}", region: "eu-west", editionId: "pro" }}) {{ id }} }}"#
+        )
+    }));
+    for q in &setup {
         let v: serde_json::Value = direct(q).send().await.unwrap().json().await.unwrap();
         assert!(v.get("errors").is_none(), "{v}");
     }
-    let token = stack.signer.mint(
-        harness::ISSUER,
-        harness::AUDIENCE,
-        "bench",
-        Some("bench"),
-        &["tenancy:read"],
-        Duration::from_secs(3600),
-    );
+    // A platform operator reads any of the tenants (each through an RLS transaction and a DataLoader).
+    let token = op.clone();
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
 
     println!("{clients} concurrent clients, {seconds} s per target\n");
@@ -108,13 +126,14 @@ async fn main() {
     for target in targets.split(',') {
         let router = match target {
             "direct" => None,
-            "hive" => Some(stack.hive().await),
+            "hive" | "hive-dedupe" => Some(stack.hive().await),
             "apollo" => Some(stack.apollo().await),
             other => panic!("unknown target {other}"),
         };
+        let same = target == "hive-dedupe";
         let s = match &router {
-            None => load(&http, &stack.subgraph_url, &token, Some(&stack.secret), seconds, clients).await,
-            Some(r) => load(&http, &r.url, &token, None, seconds, clients).await,
+            None => load(&http, &stack.subgraph_url, &token, Some(&stack.secret), seconds, clients, same).await,
+            Some(r) => load(&http, &r.url, &token, None, seconds, clients, same).await,
         };
         let vs = match &baseline {
             Some(b) => format!(" (×{:.2} rps, +{:.2} ms p50 vs direct)", s.rps / b.rps, s.p50 - b.p50),

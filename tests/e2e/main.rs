@@ -167,6 +167,41 @@ async fn the_subgraph_port_is_no_way_around_the_router() {
     stack.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hive_routers_deduplication_never_hands_one_tenant_anothers_answer() {
+    let stack = Stack::start().await;
+    let hive = stack.hive().await;
+    let (a, b) = (format!("da-{}", stack.id), format!("db-{}", stack.id));
+    tenants_on_new_edition(&stack, &hive, &[&a, &b], "Dedupe").await;
+    let query = "{ currentTenant { id } }";
+    let tokens = [(a.clone(), stack.member_token(&a)), (b.clone(), stack.member_token(&b))];
+    // The same query text from both tenants at once, many times over: identical in-flight requests are what
+    // Hive Router deduplicates, and it must never share an answer across callers.
+    let calls = (0..400).map(|i| {
+        let (tenant, token) = tokens[i % 2].clone();
+        let (http, url) = (stack.http.clone(), hive.url.clone());
+        async move {
+            let v: Value = http
+                .post(&url)
+                .bearer_auth(&token)
+                .json(&json!({ "query": query }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (tenant, v)
+        }
+    });
+    let answers = futures::future::join_all(calls).await;
+    for (tenant, v) in &answers {
+        assert_eq!(v["data"]["currentTenant"]["id"], tenant.as_str(), "a caller of {tenant} got {v}");
+    }
+    hive.stop().await;
+    stack.stop().await;
+}
+
 /// A published edition and tenants provisioned on it, made through `router` by the platform operator.
 async fn tenants_on_new_edition(stack: &Stack, router: &Router, tenants: &[&str], display_name: &str) {
     let op = stack.operator_token();
