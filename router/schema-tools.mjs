@@ -108,7 +108,9 @@ function licence() {
     }
   }
   for (const key of LICENSED_LIMITS) {
-    if (config.limits && key in config.limits) problems.push(`router/apollo.yaml: \`limits.${key}\` needs a GraphOS licence`);
+    for (const limits of [config.limits, config.limits?.router]) {
+      if (limits && key in limits) problems.push(`router/apollo.yaml: \`limits.${key}\` needs a GraphOS licence`);
+    }
   }
   const files = [SUPERGRAPH, ...Object.values(YAML.parse(readFileSync(at("supergraph.yaml"), "utf8")).subgraphs).map((s) => s.schema.file)];
   for (const file of files) {

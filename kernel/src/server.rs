@@ -122,6 +122,17 @@ async fn guard_graphql(State(guard): State<Arc<Guard>>, request: Request, next: 
         }
         let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
         if declared.is_some_and(|n| n > guard.max_body) {
+            // Read (and drop) what the client is still sending, within bounds, so it gets the 413 rather
+            // than a reset connection.
+            let mut body = request.into_body().into_data_stream();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            let mut seen = 0usize;
+            while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, body.next()).await {
+                seen += chunk.len();
+                if seen > DRAIN_CAP {
+                    break;
+                }
+            }
             return too_large(guard.max_body);
         }
         // A body without a length (chunked) is cut off at the limit while it is read.
@@ -133,6 +144,9 @@ async fn guard_graphql(State(guard): State<Arc<Guard>>, request: Request, next: 
     }
     next.run(request).await
 }
+
+/// Most bytes of an oversize body read and dropped before answering 413.
+const DRAIN_CAP: usize = 16 * 1024 * 1024;
 
 fn too_large(max: usize) -> Response {
     refusal(StatusCode::PAYLOAD_TOO_LARGE, Code::BadUserInput, &format!("request body is larger than {max} bytes"))

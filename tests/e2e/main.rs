@@ -397,3 +397,133 @@ async fn a_revoked_api_token_stops_working_on_every_subgraph_within_a_second() {
     hive.stop().await;
     stack.stop().await;
 }
+
+/// The classic hostile requests, and the fragment "billion laughs", against the public endpoint.
+fn hostile_requests() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    let json = |q: String| serde_json::to_vec(&json!({ "query": q })).unwrap();
+    let laughs = |levels: usize, fanout: usize| {
+        let mut q = String::from("query { ...F0 }\n");
+        for i in 0..levels {
+            let spreads = vec![format!("...F{}", i + 1); fanout].join(" ");
+            q.push_str(&format!("fragment F{i} on Query {{ {spreads} }}\n"));
+        }
+        q.push_str(&format!("fragment F{levels} on Query {{ __typename }}\n"));
+        q
+    };
+    let big_variable = "x".repeat(8 * 1024 * 1024);
+    let mut deep_json = String::new();
+    for _ in 0..10_000 {
+        deep_json.push('[');
+    }
+    let deep_json_body = format!("{{\"query\": \"{{ __typename }}\", \"variables\": {{ \"v\": {deep_json} }} }}");
+    vec![
+        ("billion laughs, deep", "application/json", json(laughs(40, 2))),
+        ("billion laughs, wide", "application/json", json(laughs(10, 8))),
+        ("billion laughs, shallow", "application/json", json(laughs(6, 30))),
+        (
+            "alias bomb x5000",
+            "application/json",
+            json(format!("{{ {} }}", (0..5000).map(|i| format!("a{i}: __typename")).collect::<Vec<_>>().join(" "))),
+        ),
+        ("nesting x500", "application/json", json(format!("{}{}", "{ currentTenant ".repeat(500), "}".repeat(500)))),
+        (
+            "introspection cycle",
+            "application/json",
+            json(format!(
+                "{{ __schema {{ types {{ {} name {} }} }} }}",
+                "fields { type { ofType { fields { type { ofType { ".repeat(20),
+                "} } } } } }".repeat(20)
+            )),
+        ),
+        (
+            "fragment cycle",
+            "application/json",
+            json("{ ...A } fragment A on Query { ...B ...B } fragment B on Query { ...A ...A }".into()),
+        ),
+        ("directive flood", "application/json", json(format!("{{ __typename {} }}", "@skip(if: false) ".repeat(2000)))),
+        ("100k tokens", "application/json", json(format!("{{ {} }}", "__typename ".repeat(100_000)))),
+        (
+            "1 MiB, one field 50,000 times",
+            "application/json",
+            json(format!("{{ {} }}", "currentTenant { id } ".repeat(50_000))),
+        ),
+        (
+            "8 MiB variable",
+            "application/json",
+            serde_json::to_vec(
+                &json!({ "query": "query($v: String) { __typename }", "variables": { "v": big_variable } }),
+            )
+            .unwrap(),
+        ),
+        ("deep JSON variables", "application/json", deep_json_body.into_bytes()),
+        (
+            "batch of 1000",
+            "application/json",
+            serde_json::to_vec(&vec![json!({ "query": "{ __typename }" }); 1000]).unwrap(),
+        ),
+        ("malformed JSON", "application/json", b"{\"query\": ".to_vec()),
+        ("invalid UTF-8", "application/json", vec![b'{', 0xff, 0xfe, b'}']),
+        ("wrong content type", "text/plain", b"{ __typename }".to_vec()),
+    ]
+}
+
+/// Each hostile request gets a 4xx or a coded GraphQL error well under a second, and the router still
+/// answers a plain query afterwards.
+async fn refuses_hostile_requests(stack: &Stack, router: &Router) {
+    let token = stack.operator_token();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    for (name, content_type, body) in hostile_requests() {
+        let started = std::time::Instant::now();
+        let resp =
+            http.post(&router.url).bearer_auth(&token).header("content-type", content_type).body(body).send().await;
+        let took = started.elapsed();
+        let (status, text) = match resp {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            Err(e) => panic!("{}: {name}: no answer after {took:?}: {e}", router.name),
+        };
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let coded = v["errors"][0]["extensions"]["code"].is_string();
+        assert!(
+            (400..500).contains(&status) || coded,
+            "{}: {name}: answered {status} without a coded error: {}",
+            router.name,
+            text.chars().take(300).collect::<String>()
+        );
+        assert!(v.get("data").is_none_or(|d| d.is_null()), "{}: {name}: answered with data", router.name);
+        assert!(took < Duration::from_secs(1), "{}: {name} took {took:?}", router.name);
+    }
+    // A GET mutation is refused too.
+    let get = http
+        .get(format!("{}?query=mutation%7BupdateTenant(displayName%3A%22x%22)%7Bid%7D%7D", router.url))
+        .bearer_auth(stack.member_token("nobody"))
+        .send()
+        .await
+        .unwrap();
+    let status = get.status().as_u16();
+    let v: Value = get.json().await.unwrap_or(Value::Null);
+    assert!(
+        (400..500).contains(&status) || v["errors"][0]["extensions"]["code"].is_string(),
+        "{}: GET mutation: {status} {v}",
+        router.name
+    );
+    let v = stack.post(&router.url, &token, &[], "{ __typename }", json!({})).await;
+    assert_eq!(v["data"]["__typename"], "Query", "{}: not answering afterwards: {v}", router.name);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hive_router_refuses_hostile_requests() {
+    let stack = Stack::start().await;
+    let hive = stack.hive().await;
+    refuses_hostile_requests(&stack, &hive).await;
+    hive.stop().await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apollo_router_refuses_hostile_requests() {
+    let stack = Stack::start().await;
+    let apollo = stack.apollo().await;
+    refuses_hostile_requests(&stack, &apollo).await;
+    apollo.stop().await;
+    stack.stop().await;
+}

@@ -177,11 +177,16 @@ impl Stack {
     }
 }
 
+/// A router behind the edge, as the public sees it.
 pub struct Router {
     pub name: &'static str,
+    /// The public endpoint (the edge).
     pub url: String,
     pub ws_url: String,
+    /// The router itself, behind the edge.
+    pub router_url: String,
     child: tokio::process::Child,
+    edge_stop: tokio_util::sync::CancellationToken,
 }
 
 impl Router {
@@ -198,7 +203,20 @@ impl Router {
             }
             let probe = http.post(&url).json(&json!({ "query": "{ __typename }" })).send().await;
             if probe.is_ok_and(|r| r.status().is_success()) {
-                return Router { name, ws_url: url.replace("http://", "ws://"), url, child };
+                // The public endpoint: the edge in front of the router, as `scripts/up` serves it.
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let public = format!("http://{}/graphql", listener.local_addr().unwrap());
+                let cfg = edge::Config::new(listener.local_addr().unwrap(), format!("http://127.0.0.1:{port}"));
+                let edge_stop = tokio_util::sync::CancellationToken::new();
+                tokio::spawn(edge::serve(cfg, listener, edge_stop.clone()));
+                return Router {
+                    name,
+                    ws_url: public.replace("http://", "ws://"),
+                    url: public,
+                    router_url: url,
+                    child,
+                    edge_stop,
+                };
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -207,6 +225,7 @@ impl Router {
     }
 
     pub async fn stop(mut self) {
+        self.edge_stop.cancel();
         let _ = self.child.kill().await;
     }
 }

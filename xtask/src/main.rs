@@ -92,8 +92,10 @@ enum RouterKind {
     None,
 }
 
-/// The one public endpoint.
-const ROUTER_ADDR: &str = "127.0.0.1:4000";
+/// The one public endpoint: the edge, which refuses hostile requests and proxies the rest to the router.
+const PUBLIC_ADDR: &str = "127.0.0.1:4000";
+/// The router, behind the edge.
+const ROUTER_ADDR: &str = "127.0.0.1:4100";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").to_path_buf()
@@ -200,6 +202,7 @@ async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Resul
     for (domain, _, _) in &built {
         build.args(["-p", domain]);
     }
+    build.args(["-p", "edge"]);
     anyhow::ensure!(build.status().await?.success(), "cargo build failed");
 
     let profile = if release { "release" } else { "debug" };
@@ -234,17 +237,25 @@ async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Resul
         children.push((domain, *port, child));
     }
     let router_child = start_router(router, &secret).await?;
+    let mut edge_child = None;
     if router_child.is_some() {
         let url = format!("http://{ROUTER_ADDR}/graphql");
         wait_ready("the router", &url, || http.post(&url).json(&serde_json::json!({ "query": "{ __typename }" })))
             .await?;
+        let mut edge = tokio::process::Command::new(target.join(profile).join("edge"));
+        edge.args(["--listen", PUBLIC_ADDR, "--upstream", &format!("http://{ROUTER_ADDR}")])
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        edge_child = Some(edge.spawn().context("starting the edge")?);
+        let url = format!("http://{PUBLIC_ADDR}/health");
+        wait_ready("the edge", &url, || http.get(&url)).await?;
     }
     println!("\nThe control plane is up.\n");
     if router_child.is_some() {
         let name = if router == RouterKind::Hive { "Hive Router" } else { "Apollo Router" };
-        println!("  GraphQL (the one public endpoint, {name}):  http://{ROUTER_ADDR}/graphql");
+        println!("  GraphQL (the one public endpoint, {name} behind the edge):  http://{PUBLIC_ADDR}/graphql");
         if router == RouterKind::Hive {
-            println!("  subscriptions (graphql-transport-ws):         ws://{ROUTER_ADDR}/graphql");
+            println!("  subscriptions (graphql-transport-ws):                        ws://{PUBLIC_ADDR}/graphql");
         }
         println!();
     }
@@ -258,6 +269,9 @@ async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Resul
     let mut waits: Vec<(&str, tokio::process::Child)> = children.into_iter().map(|(d, _, c)| (*d, c)).collect();
     if let Some(child) = router_child {
         waits.push(("router", child));
+    }
+    if let Some(child) = edge_child {
+        waits.push(("edge", child));
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
