@@ -57,7 +57,20 @@ ensure_rabbitmq() {
   fi
 }
 
+# The management API provisions each subgraph's broker user (topic permissions); it ships with RabbitMQ.
+ensure_rabbitmq_management() {
+  port_open 15672 && return
+  if command -v rabbitmq-plugins >/dev/null; then
+    echo "enabling RabbitMQ's management plugin…"
+    rabbitmq-plugins enable --quiet rabbitmq_management >/dev/null
+    wait_port 15672 60 "RabbitMQ management"
+  else
+    echo "RabbitMQ's management API (15672) is not reachable: subgraphs will share the broker's admin user" >&2
+  fi
+}
+
 ensure_postgres
 ensure_redis
 ensure_rabbitmq
+ensure_rabbitmq_management
 echo "PostgreSQL, Redis and RabbitMQ are up."

@@ -88,3 +88,94 @@ pub fn properties(envelope: &Envelope, schema_version: u32) -> BasicProperties {
         .with_timestamp(envelope.occurred_at.timestamp().max(0) as u64)
         .with_headers(headers)
 }
+
+/// RabbitMQ's management API (`http://user:password@host:15672`), for provisioning broker users.
+pub struct Management {
+    base: reqwest::Url,
+    http: reqwest::Client,
+}
+
+impl Management {
+    pub fn new(url: &str) -> anyhow::Result<Self> {
+        let base = reqwest::Url::parse(url)?;
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        Ok(Self { base, http })
+    }
+
+    async fn put(&self, path: &str, body: serde_json::Value) -> anyhow::Result<()> {
+        let mut url = self.base.clone();
+        url.set_username("").ok();
+        url.set_password(None).ok();
+        let url = format!("{}{}", url.as_str().trim_end_matches('/'), path);
+        let resp =
+            self.http.put(&url).basic_auth(self.base.username(), self.base.password()).json(&body).send().await?;
+        anyhow::ensure!(resp.status().is_success(), "RabbitMQ management {path}: {}", resp.status());
+        Ok(())
+    }
+
+    /// Creates (or updates) `cp_<domain>`, the broker user of one subgraph: it may use the vhost, but on
+    /// the events exchange it may publish only routing keys of its own domain (`<domain>.…`), so a
+    /// compromised subgraph cannot forge another domain's events or a command addressed to another domain.
+    /// Returns the user name.
+    pub async fn provision_domain_user(&self, domain: &str, password: &str) -> anyhow::Result<String> {
+        anyhow::ensure!(
+            !domain.is_empty() && domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "a domain name is letters, digits, - and _"
+        );
+        let user = format!("cp_{domain}");
+        self.put(&format!("/api/users/{user}"), serde_json::json!({ "password": password, "tags": "" })).await?;
+        self.put(
+            &format!("/api/permissions/%2F/{user}"),
+            serde_json::json!({ "configure": ".*", "write": ".*", "read": ".*" }),
+        )
+        .await?;
+        self.put(
+            &format!("/api/topic-permissions/%2F/{user}"),
+            serde_json::json!({ "exchange": EXCHANGE, "write": format!("^{domain}\\."), "read": ".*" }),
+        )
+        .await?;
+        Ok(user)
+    }
+
+    pub async fn delete_user(&self, user: &str) -> anyhow::Result<()> {
+        let mut url = self.base.clone();
+        url.set_username("").ok();
+        url.set_password(None).ok();
+        let url = format!("{}/api/users/{user}", url.as_str().trim_end_matches('/'));
+        self.http.delete(&url).basic_auth(self.base.username(), self.base.password()).send().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lapin::options::BasicPublishOptions;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_subgraphs_broker_user_publishes_only_under_its_own_domain() {
+        let mgmt = Management::new("http://guest:guest@127.0.0.1:15672").unwrap();
+        let domain = format!("tperm{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let password = uuid::Uuid::new_v4().simple().to_string();
+        let user = mgmt.provision_domain_user(&domain, &password).await.expect("management API");
+        let broker = Broker::new(format!("amqp://{user}:{password}@127.0.0.1:5672/%2f").into());
+        let publish = |key: String| {
+            let broker = &broker;
+            async move {
+                let ch = broker.channel().await?;
+                let c = ch
+                    .basic_publish(EXCHANGE, &key, BasicPublishOptions::default(), b"{}", BasicProperties::default())
+                    .await?
+                    .await?;
+                anyhow::Ok(c)
+            }
+        };
+        assert!(publish(format!("{domain}.SomethingHappened")).await.is_ok(), "its own domain");
+        for forged in ["identity.ApiTokenRevoked", "tenancy.ProvisionTenant"] {
+            let err = publish(forged.to_owned()).await.expect_err(forged);
+            assert!(format!("{err:#}").contains("ACCESS_REFUSED"), "{forged}: {err:#}");
+        }
+        mgmt.delete_user(&user).await.unwrap();
+    }
+}

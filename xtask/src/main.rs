@@ -136,8 +136,39 @@ async fn provision(admin_url: &str) -> anyhow::Result<()> {
                 .with_context(|| format!("migrating {database}"))?;
         }
         eprintln!("  {database}: roles {} (migrations), {} (app)", roles.owner, roles.app);
+        match broker_user(domain).await {
+            Ok(user) => eprintln!("  broker user {user}: publishes only `{domain}.…` on {}", kernel::broker::EXCHANGE),
+            Err(e) => eprintln!("  no broker user for {domain} ({e:#}); it will use the admin user"),
+        }
     }
     Ok(())
+}
+
+/// The subgraph's own RabbitMQ user (its password in `.dev/amqp/<domain>`, mode 0600), whose topic
+/// permissions let it publish only under its own domain, provisioned through the management API
+/// (`RABBITMQ_MANAGEMENT_URL`, default the local broker's).
+async fn broker_user(domain: &str) -> anyhow::Result<String> {
+    let url = std::env::var("RABBITMQ_MANAGEMENT_URL").unwrap_or_else(|_| "http://guest:guest@127.0.0.1:15672".into());
+    let dir = root().join(".dev/amqp");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(domain);
+    let password = match std::fs::read_to_string(&path) {
+        Ok(p) if !p.trim().is_empty() => p.trim().to_owned(),
+        _ => {
+            let p = uuid::Uuid::new_v4().simple().to_string();
+            kernel::auth::write_private(&path, p.as_bytes())?;
+            p
+        }
+    };
+    kernel::broker::Management::new(&url)?.provision_domain_user(domain, &password).await
+}
+
+/// The AMQP URL a subgraph connects with: its own broker user when provisioned, else the local admin.
+fn amqp_url(domain: &str) -> String {
+    match std::fs::read_to_string(root().join(".dev/amqp").join(domain)) {
+        Ok(p) if !p.trim().is_empty() => format!("amqp://cp_{domain}:{}@127.0.0.1:5672/%2f", p.trim()),
+        _ => "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
+    }
 }
 
 fn tools_bin(name: &str) -> PathBuf {
@@ -223,6 +254,7 @@ async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Resul
             .env("JWT_AUDIENCE", AUDIENCE)
             .env("ROUTER_SECRET", &secret)
             .env("INTERNAL_SECRET", &internal)
+            .env("AMQP_URL", amqp_url(domain))
             .stdin(Stdio::null())
             .kill_on_drop(true);
         if *domain == "identity" {
