@@ -85,6 +85,16 @@ pub struct KernelConfig {
     #[arg(long, env = "WS_INIT_TIMEOUT_SECS", default_value_t = 10)]
     pub ws_init_timeout_secs: u64,
 
+    /// Seconds between the pings the server sends on each WebSocket connection (keep-alive through proxies
+    /// and load balancers that close idle connections).
+    #[arg(long, env = "WS_PING_SECS", default_value_t = 15)]
+    pub ws_ping_secs: u64,
+
+    /// Milliseconds the outbox relay waits for the broker to confirm a batch while its rows are locked;
+    /// beyond it the batch is rolled back and retried.
+    #[arg(long, env = "OUTBOX_PUBLISH_TIMEOUT_MS", default_value_t = 10_000)]
+    pub outbox_publish_timeout_ms: u64,
+
     /// Most concurrent subscriptions on one WebSocket connection.
     #[arg(long, env = "WS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
     pub ws_max_subscriptions: usize,

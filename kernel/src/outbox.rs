@@ -204,14 +204,18 @@ impl Relay {
                 .await?;
         }
         if !good.is_empty() {
-            let ch = match channel {
-                Some(ch) if ch.status().connected() => ch,
-                _ => channel.insert(self.broker.channel().await?),
+            // The rows stay locked while the broker answers (a channel, then the confirms): bounded, so a
+            // stalled broker cannot hold them.
+            let round_trip = async {
+                let ch = match channel {
+                    Some(ch) if ch.status().connected() => ch,
+                    _ => channel.insert(self.broker.channel().await?),
+                };
+                self.publish(ch, &good).await
             };
-            // The rows stay locked while the broker confirms: bounded, so a stalled broker cannot hold them.
-            tokio::time::timeout(self.publish_timeout, self.publish(ch, &good))
+            tokio::time::timeout(self.publish_timeout, round_trip)
                 .await
-                .map_err(|_| anyhow::anyhow!("the broker did not confirm within {:?}", self.publish_timeout))??;
+                .map_err(|_| anyhow::anyhow!("the broker did not answer within {:?}", self.publish_timeout))??;
             let tenants: Vec<&str> = good.iter().map(|(r, _)| r.tenant_id.as_str()).collect();
             let ids: Vec<&str> = good.iter().map(|(r, _)| r.event_id.as_str()).collect();
             sqlx::query(

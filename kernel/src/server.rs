@@ -366,7 +366,7 @@ fn payload_header(payload: &serde_json::Value, name: &str) -> Option<String> {
 
 /// Subscriptions over WebSocket. The router secret and bearer token are read from the upgrade request's
 /// headers or from the `connection_init` payload; a connection without both valid is closed at init, as is
-/// one that sends no `connection_init` within `WS_INIT_TIMEOUT_SECS`. The server pings every 15 seconds,
+/// one that sends no `connection_init` within `WS_INIT_TIMEOUT_SECS`. The server pings every `WS_PING_SECS`,
 /// a connection may hold at most `WS_MAX_SUBSCRIPTIONS` subscriptions at once, and it is closed (code 4403)
 /// within moments of its token being revoked, its principal disabled or its tenant suspended.
 async fn websocket<Q, M, S>(
@@ -387,7 +387,7 @@ where
     let limits = WsLimits {
         init_timeout: Duration::from_secs(state.kernel.config.ws_init_timeout_secs),
         max_subscriptions: state.kernel.config.ws_max_subscriptions,
-        ping_every: Duration::from_secs(15),
+        ping_every: Duration::from_secs(state.kernel.config.ws_ping_secs.max(1)),
     };
     let terminations = state.kernel.auth.terminations();
     let caller_slot: Arc<std::sync::OnceLock<Caller>> = Arc::default();

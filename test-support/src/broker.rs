@@ -86,45 +86,82 @@ pub async fn consuming(queue: &str) {
     .await
 }
 
-/// A TCP proxy that can be taken down and brought back, to stand between an app and a service.
+/// A TCP proxy that can be taken down (connections cut, new ones refused) or stalled (connections stay open
+/// but nothing gets through), and brought back, to stand between an app and a service.
 pub struct Proxy {
     pub addr: SocketAddr,
-    up: tokio::sync::watch::Sender<bool>,
+    state: tokio::sync::watch::Sender<Link>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Link {
+    Up,
+    Down,
+    Stalled,
+}
+
+/// Copies `from` → `to` while the link is up; waits while it is stalled; stops when it goes down.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut link: tokio::sync::watch::Receiver<Link>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = tokio::select! {
+            r = from.read(&mut buf) => match r { Ok(0) | Err(_) => return, Ok(n) => n },
+            _ = link.wait_for(|l| *l == Link::Down) => return,
+        };
+        // Hold the bytes while stalled; drop the connection if it goes down meanwhile.
+        match link.wait_for(|l| *l != Link::Stalled).await {
+            Ok(l) if *l == Link::Up => {}
+            _ => return,
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
 }
 
 impl Proxy {
     pub async fn start(upstream: &str) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (up, rx) = tokio::sync::watch::channel(true);
+        let (state, rx) = tokio::sync::watch::channel(Link::Up);
         let upstream = upstream.to_owned();
         tokio::spawn(async move {
             loop {
-                let Ok((mut client, _)) = listener.accept().await else {
+                let Ok((client, _)) = listener.accept().await else {
                     return;
                 };
-                if !*rx.borrow() {
+                if *rx.borrow() == Link::Down {
                     drop(client);
                     continue;
                 }
-                let mut rx = rx.clone();
+                let rx = rx.clone();
                 let upstream = upstream.clone();
                 tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
                         return;
                     };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = rx.wait_for(|up| !*up) => {}
-                    }
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    tokio::join!(pump(cr, sw, rx.clone()), pump(sr, cw, rx));
                 });
             }
         });
-        Self { addr, up }
+        Self { addr, state }
     }
 
+    /// Up: traffic flows. Down: connections are cut and new ones refused.
     pub fn set_up(&self, up: bool) {
-        self.up.send_replace(up);
+        self.state.send_replace(if up { Link::Up } else { Link::Down });
+    }
+
+    /// Stalled: connections stay open and accept bytes, but nothing gets through until the link is up again.
+    pub fn stall(&self) {
+        self.state.send_replace(Link::Stalled);
     }
 
     /// An AMQP URL through this proxy (guest credentials).

@@ -90,6 +90,18 @@ impl WsClient {
         }
     }
 
+    /// Whether the server sends a WebSocket ping within `wait` (other frames are skipped).
+    pub async fn pinged_within(&mut self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Ok(Some(Ok(Message::Ping(_)))) => return true,
+                Ok(Some(Ok(_))) => continue,
+                _ => return false,
+            }
+        }
+    }
+
     /// Waits up to `wait` for the server to close the connection; returns the code, or `None` if it stayed
     /// open (messages meanwhile are skipped).
     pub async fn closed_within(&mut self, wait: Duration) -> Option<u16> {

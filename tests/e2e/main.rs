@@ -328,7 +328,7 @@ async fn a_tenant_entity_resolves_across_two_subgraphs() {
     let v = stack.ok(&hive.url, &token, "{ me { kind tenant { id displayName status } } }", json!({})).await;
     assert_eq!(
         v["me"],
-        json!({ "kind": "Service", "tenant": { "id": tenant, "displayName": "Acme Widgets", "status": "PROVISIONING" } })
+        json!({ "kind": "SERVICE", "tenant": { "id": tenant, "displayName": "Acme Widgets", "status": "PROVISIONING" } })
     );
     hive.stop().await;
     stack.stop().await;

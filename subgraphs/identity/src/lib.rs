@@ -6,10 +6,15 @@
 //! | `oauth.rs` | token service: client credentials, JWKS, introspection, revocation |
 //! | `tokens.rs` | client secrets, API-token validation against the database, last-used tracking |
 //! | `keys.rs` | signing keys by `configRef` (current signs, older ones still verify) |
+//! | `loaders.rs` | per-request DataLoaders (principals, their roles) |
+//! | `ids.rs`, `domain.rs` | `PrincipalId`; principal kinds and states (enums stored as text) |
 //! | `model.rs`, `store.rs`, `events.rs` | GraphQL types, all SQL, event payloads |
 
+pub mod domain;
 pub mod events;
+pub mod ids;
 pub mod keys;
+pub mod loaders;
 pub mod model;
 pub mod oauth;
 pub mod schema;
@@ -19,15 +24,18 @@ pub mod tokens;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+use async_graphql::{Data, EmptySubscription, Schema, SchemaBuilder};
 use kernel::auth::{Authenticator, JwksSource, JwtVerifier};
+use kernel::context::RequestContext;
 use kernel::secrets::Secrets;
 use kernel::service::{Connections, ServeArgs};
 use kernel::{api_token, Kernel, Subgraph, TenantId, Work};
 use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
 
+use crate::domain::PrincipalKind;
 use crate::keys::SigningKeys;
+use crate::loaders::IdentityLoader;
 use crate::schema::{MutationRoot, QueryRoot};
 
 pub static MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/identity");
@@ -89,6 +97,10 @@ impl Subgraph for State {
         &self.kernel
     }
 
+    fn per_request(&self, data: &mut Data, ctx: &RequestContext) {
+        data.insert(IdentityLoader::per_request(self.kernel.db.clone(), ctx));
+    }
+
     /// Flushes API-token last-used times from Redis to PostgreSQL every 30 seconds.
     fn tasks(state: &Arc<Self>, shutdown: &CancellationToken) {
         let (db, cache, shutdown) = (state.kernel.db.clone(), state.kernel.cache.clone(), shutdown.clone());
@@ -145,7 +157,7 @@ pub async fn bootstrap(state: &State) -> anyhow::Result<String> {
     use kernel::permissions::{identity, PLATFORM_ADMIN};
     let perms: Vec<String> = [PLATFORM_ADMIN, identity::READ, identity::WRITE].map(String::from).to_vec();
     store::upsert_role(&mut tx, &platform, "platform-admin", "Platform operators", &perms).await?;
-    let p = store::insert_principal(&mut tx, &platform, "User", "Platform operator", None).await?;
+    let p = store::insert_principal(&mut tx, &platform, PrincipalKind::User, "Platform operator", None).await?;
     store::bind_role(&mut tx, &platform, p.id, "platform-admin").await?;
     let token = api_token::generate();
     let expires_at = chrono::Utc::now() + chrono::Duration::days(30);
@@ -156,7 +168,7 @@ pub async fn bootstrap(state: &State) -> anyhow::Result<String> {
         &platform,
         &events::PrincipalCreated {
             principal_id: p.id.to_string(),
-            kind: "User".into(),
+            kind: p.kind.as_str().into(),
             display_name: p.display_name.clone(),
         },
     )

@@ -1,8 +1,12 @@
 //! Identity's GraphQL types.
 
-use async_graphql::{ComplexObject, SimpleObject, ID};
+use async_graphql::{ComplexObject, Context, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use kernel::TenantId;
+use kernel::{Result, TenantId};
+
+use crate::domain::{PrincipalKind, PrincipalStatus};
+use crate::ids::PrincipalId;
+use crate::loaders::{loader, RolesOf};
 
 /// A tenant, as identity refers to it; tenancy resolves its fields.
 #[derive(SimpleObject, Clone, Debug)]
@@ -17,11 +21,11 @@ pub struct Tenant {
 pub struct Principal {
     #[graphql(skip)]
     pub tenant_id: TenantId,
-    pub id: uuid::Uuid,
-    pub kind: String,
+    pub id: PrincipalId,
+    pub kind: PrincipalKind,
     pub display_name: String,
     pub email: Option<String>,
-    pub status: String,
+    pub status: PrincipalStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -31,6 +35,14 @@ impl Principal {
     /// The tenant the principal belongs to; null for platform operators.
     async fn tenant(&self) -> Option<Tenant> {
         (!self.tenant_id.is_platform()).then(|| Tenant { id: ID(self.tenant_id.to_string()) })
+    }
+
+    /// The roles bound to the principal, in key order. Needs `identity:read` in the principal's tenant.
+    // Through the request's loader: one query for the roles of every principal the request returns.
+    async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<Role>> {
+        crate::schema::require_read(ctx, &self.tenant_id)?;
+        let key = RolesOf { tenant: self.tenant_id.clone(), principal: self.id };
+        Ok(loader(ctx)?.load_one(key).await?.unwrap_or_default())
     }
 }
 
@@ -48,7 +60,7 @@ pub struct Role {
 #[derive(SimpleObject, Clone, Debug)]
 pub struct OAuthClient {
     pub client_id: String,
-    pub principal_id: uuid::Uuid,
+    pub principal_id: PrincipalId,
     /// The most a token for this client can carry (further limited by the principal's roles).
     pub scopes: Vec<String>,
     pub created_at: DateTime<Utc>,
@@ -68,7 +80,7 @@ pub struct OAuthClientWithSecret {
 #[derive(SimpleObject, Clone, Debug)]
 pub struct ApiToken {
     pub id: uuid::Uuid,
-    pub principal_id: uuid::Uuid,
+    pub principal_id: PrincipalId,
     pub name: String,
     pub scopes: Vec<String>,
     pub expires_at: DateTime<Utc>,

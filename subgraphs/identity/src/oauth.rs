@@ -81,7 +81,7 @@ async fn authenticate_client(
 ) -> kernel::Result<Option<(TenantId, store::ClientSecret)>> {
     let Some(tenant) = tokens::client_tenant(id) else { return Ok(None) };
     let mut tx = state.kernel.db.tenant_tx(&tenant).await?;
-    let client = store::active_client(&mut tx, id).await?;
+    let client = store::active_client(&mut tx, &tenant, id).await?;
     tx.commit().await?;
     Ok(client.filter(|c| tokens::digests_equal(&c.secret_hash, &tokens::sha256_hex(secret))).map(|c| (tenant, c)))
 }
@@ -104,7 +104,7 @@ async fn token(AxumState(state): AxumState<Arc<State>>, headers: HeaderMap, Form
     };
     let held = match async {
         let mut tx = state.kernel.db.tenant_tx(&tenant).await?;
-        let held = store::effective_permissions(&mut tx, client.principal_id).await?;
+        let held = store::effective_permissions(&mut tx, &tenant, client.principal_id).await?;
         tx.commit().await?;
         Ok::<_, kernel::Error>(held)
     }

@@ -7,13 +7,16 @@
 use std::sync::Arc;
 
 use async_graphql::connection::Connection;
-use async_graphql::{Context, Enum, InputObject, Object, ID};
+use async_graphql::{Context, InputObject, Object, ID};
 use kernel::context::ContextExt;
 use kernel::envelope::EventMeta;
 use kernel::pagination::Page;
 use kernel::{api_token, Error, Result, TenantId, Work};
 
+use crate::domain::PrincipalKind;
 use crate::events;
+use crate::ids::PrincipalId;
+use crate::loaders::{loader, PrincipalKey};
 use crate::model::{ApiToken, ApiTokenWithSecret, OAuthClient, OAuthClientWithSecret, Principal, Role};
 use crate::tokens;
 use crate::{store, State};
@@ -37,6 +40,20 @@ fn tenant_for(ctx: &Context<'_>, requested: Option<&ID>, permission: &str) -> Re
     match requested {
         Some(id) if id.as_str() != own.as_str() => Err(Error::not_found("no such tenant")),
         _ => Ok(own),
+    }
+}
+
+/// `Ok` if the caller may read `tenant`'s identity data: platform operators any tenant's, everybody else
+/// their own with `identity:read` (another tenant's is `NOT_FOUND`, as with `tenantId`).
+pub fn require_read(ctx: &Context<'_>, tenant: &TenantId) -> Result<()> {
+    let req = ctx.request();
+    if req.is_platform_operator() {
+        return Ok(());
+    }
+    if req.tenant_with(READ)? == tenant {
+        Ok(())
+    } else {
+        Err(Error::not_found("no such tenant"))
     }
 }
 
@@ -70,14 +87,8 @@ fn role_key(raw: &str) -> Result<String> {
         .ok_or_else(|| Error::bad_input("key", "role keys are 1 to 64 lower-case letters, digits and hyphens"))
 }
 
-fn parse_uuid(field: &str, raw: &ID) -> Result<uuid::Uuid> {
-    raw.parse().map_err(|_| Error::bad_input(field, format!("{field} is not an id")))
-}
-
-#[derive(Enum, Clone, Copy, PartialEq, Eq)]
-pub enum PrincipalKind {
-    User,
-    Service,
+fn token_id(field: &str, raw: &ID) -> Result<uuid::Uuid> {
+    raw.trim().parse().map_err(|_| Error::bad_input(field, format!("{field} is not an id")))
 }
 
 #[derive(InputObject)]
@@ -112,19 +123,16 @@ pub struct QueryRoot;
 impl QueryRoot {
     /// The calling principal.
     async fn me(&self, ctx: &Context<'_>) -> Result<Principal> {
-        let tenant = ctx.request().caller.tenant.clone().unwrap_or_else(TenantId::platform);
-        let id: uuid::Uuid = ctx
-            .request()
-            .caller
-            .subject
-            .parse()
+        let caller = &ctx.request().caller;
+        let tenant = caller.tenant.clone().unwrap_or_else(TenantId::platform);
+        let id = PrincipalId::parse("subject", &caller.subject)
             .map_err(|_| Error::not_found("the caller is not a principal of identity"))?;
-        principal_in(state(ctx), &tenant, id).await
+        principal_in(ctx, tenant, id).await
     }
 
     async fn principal(&self, ctx: &Context<'_>, id: ID, tenant_id: Option<ID>) -> Result<Principal> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), READ)?;
-        principal_in(state(ctx), &tenant, parse_uuid("id", &id)?).await
+        principal_in(ctx, tenant, PrincipalId::from_id("id", &id)?).await
     }
 
     async fn principals(
@@ -139,9 +147,9 @@ impl QueryRoot {
         let after = page
             .after
             .as_deref()
-            .map(|a| a.parse::<uuid::Uuid>().map_err(|_| Error::bad_input("after", "not a cursor")));
+            .map(|a| PrincipalId::parse("after", a).map_err(|_| Error::bad_input("after", "not a cursor")));
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
-        let rows = store::list_principals(&mut tx, after.transpose()?, page.fetch_limit()).await?;
+        let rows = store::list_principals(&mut tx, &tenant, after.transpose()?, page.fetch_limit()).await?;
         tx.commit().await?;
         Ok(page.connection(rows, |p| p.id.to_string()))
     }
@@ -149,7 +157,7 @@ impl QueryRoot {
     async fn roles(&self, ctx: &Context<'_>, tenant_id: Option<ID>) -> Result<Vec<Role>> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), READ)?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
-        let roles = store::roles(&mut tx).await?;
+        let roles = store::roles(&mut tx, &tenant).await?;
         tx.commit().await?;
         Ok(roles)
     }
@@ -157,7 +165,7 @@ impl QueryRoot {
     async fn oauth_clients(&self, ctx: &Context<'_>, tenant_id: Option<ID>) -> Result<Vec<OAuthClient>> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), READ)?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
-        let clients = store::clients(&mut tx).await?;
+        let clients = store::clients(&mut tx, &tenant).await?;
         tx.commit().await?;
         Ok(clients)
     }
@@ -165,7 +173,7 @@ impl QueryRoot {
     async fn api_tokens(&self, ctx: &Context<'_>, tenant_id: Option<ID>) -> Result<Vec<ApiToken>> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), READ)?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
-        let tokens = store::api_tokens(&mut tx).await?;
+        let tokens = store::api_tokens(&mut tx, &tenant).await?;
         tx.commit().await?;
         Ok(tokens)
     }
@@ -174,14 +182,13 @@ impl QueryRoot {
     #[graphql(entity)]
     async fn find_principal_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Principal> {
         let tenant = tenant_for(ctx, None, READ)?;
-        principal_in(state(ctx), &tenant, parse_uuid("id", &id)?).await
+        principal_in(ctx, tenant, PrincipalId::from_id("id", &id)?).await
     }
 }
 
-async fn principal_in(state: &State, tenant: &TenantId, id: uuid::Uuid) -> Result<Principal> {
-    let mut tx = state.kernel.db.tenant_tx(tenant).await?;
-    let found = store::principals_by_id(&mut tx, &[id]).await?.pop();
-    tx.commit().await?;
+/// A principal of `tenant` (which the caller has been checked against), through the request's loader.
+async fn principal_in(ctx: &Context<'_>, tenant: TenantId, id: PrincipalId) -> Result<Principal> {
+    let found = loader(ctx)?.load_one(PrincipalKey { tenant, id }).await?;
     found.ok_or_else(|| Error::not_found("no such principal"))
 }
 
@@ -198,22 +205,25 @@ impl MutationRoot {
     ) -> Result<Principal> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
         let name = kernel::error::text("displayName", &input.display_name, 200)?;
-        let (kind, email) = match input.kind {
+        let kind = input.kind;
+        let email = match kind {
             PrincipalKind::User => {
                 let email = input.email.as_deref().map(|e| kernel::error::text("email", e, 254)).transpose()?;
                 if email.as_deref().is_some_and(|e| !e.contains('@')) {
                     return Err(Error::bad_input("email", "email is not an address"));
                 }
-                ("User", email)
+                email
             }
             PrincipalKind::Service if input.email.is_some() => {
                 return Err(Error::bad_input("email", "services have no email"))
             }
-            PrincipalKind::Service => ("Service", None),
+            PrincipalKind::Service => None,
         };
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.request().event_meta()).await?;
         let p = store::insert_principal(&mut work, &tenant, kind, &name, email.as_deref()).await?;
-        let event = events::PrincipalCreated { principal_id: p.id.to_string(), kind: kind.into(), display_name: name };
+        // The event keeps the stored form of the kind (`User`, `Service`).
+        let event =
+            events::PrincipalCreated { principal_id: p.id.to_string(), kind: kind.as_str().into(), display_name: name };
         work.emit(&tenant, &event).await?;
         work.commit().await?;
         Ok(p)
@@ -223,7 +233,7 @@ impl MutationRoot {
     async fn disable_principal(&self, ctx: &Context<'_>, id: ID, tenant_id: Option<ID>) -> Result<Principal> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.request().event_meta()).await?;
-        let p = store::disable_principal(&mut work, parse_uuid("id", &id)?).await?;
+        let p = store::disable_principal(&mut work, &tenant, PrincipalId::from_id("id", &id)?).await?;
         work.emit(&tenant, &events::PrincipalDisabled { principal_id: p.id.to_string() }).await?;
         work.commit().await?;
         Ok(p)
@@ -251,7 +261,7 @@ impl MutationRoot {
         tenant_id: Option<ID>,
     ) -> Result<bool> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
-        let principal = parse_uuid("principalId", &principal_id)?;
+        let principal = PrincipalId::from_id("principalId", &principal_id)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.request().event_meta()).await?;
         store::bind_role(&mut work, &tenant, principal, &role_key).await?;
         let event = events::RoleBound { principal_id: principal.to_string(), role_key };
@@ -269,9 +279,9 @@ impl MutationRoot {
         tenant_id: Option<ID>,
     ) -> Result<bool> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
-        let principal = parse_uuid("principalId", &principal_id)?;
+        let principal = PrincipalId::from_id("principalId", &principal_id)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.request().event_meta()).await?;
-        if !store::unbind_role(&mut work, principal, &role_key).await? {
+        if !store::unbind_role(&mut work, &tenant, principal, &role_key).await? {
             return Err(Error::not_found("no such binding"));
         }
         let event = events::RoleUnbound { principal_id: principal.to_string(), role_key };
@@ -291,7 +301,7 @@ impl MutationRoot {
         tenant_id: Option<ID>,
     ) -> Result<OAuthClientWithSecret> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
-        let principal = parse_uuid("principalId", &principal_id)?;
+        let principal = PrincipalId::from_id("principalId", &principal_id)?;
         let scopes = permissions(&tenant, scopes)?;
         let (client_id, secret) = (tokens::new_client_id(&tenant), tokens::new_client_secret());
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.request().event_meta()).await?;
@@ -315,7 +325,7 @@ impl MutationRoot {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
         let secret = tokens::new_client_secret();
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.request().event_meta()).await?;
-        let client = store::rotate_client_secret(&mut work, &client_id, &tokens::sha256_hex(&secret)).await?;
+        let client = store::rotate_client_secret(&mut work, &tenant, &client_id, &tokens::sha256_hex(&secret)).await?;
         work.emit(&tenant, &events::OAuthClientSecretRotated { client_id }).await?;
         work.commit().await?;
         Ok(OAuthClientWithSecret { client, client_secret: secret })
@@ -331,7 +341,7 @@ impl MutationRoot {
     ) -> Result<OAuthClient> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.request().event_meta()).await?;
-        let client = store::revoke_client(&mut work, &client_id).await?;
+        let client = store::revoke_client(&mut work, &tenant, &client_id).await?;
         work.emit(&tenant, &events::OAuthClientRevoked { client_id }).await?;
         work.commit().await?;
         Ok(client)
@@ -346,7 +356,7 @@ impl MutationRoot {
         tenant_id: Option<ID>,
     ) -> Result<ApiTokenWithSecret> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
-        let principal = parse_uuid("principalId", &input.principal_id)?;
+        let principal = PrincipalId::from_id("principalId", &input.principal_id)?;
         let name = kernel::error::text("name", &input.name, 200)?;
         if !(1..=365).contains(&input.expires_in_days) {
             return Err(Error::bad_input("expiresInDays", "expiresInDays must be between 1 and 365"));
@@ -354,7 +364,7 @@ impl MutationRoot {
         let scopes = permissions(&tenant, input.scopes)?;
         let st = state(ctx);
         let mut work = Work::tenant(&st.kernel.db, &tenant, ctx.request().event_meta()).await?;
-        let held = store::effective_permissions(&mut work, principal).await?;
+        let held = store::effective_permissions(&mut work, &tenant, principal).await?;
         if let Some(extra) = scopes.iter().find(|s| !held.contains(s)) {
             return Err(Error::forbidden(format!("the principal does not hold `{extra}`")));
         }
@@ -384,7 +394,7 @@ impl MutationRoot {
     /// Revokes an API token everywhere within about a second. Emits `ApiTokenRevoked`.
     async fn revoke_api_token(&self, ctx: &Context<'_>, id: ID, tenant_id: Option<ID>) -> Result<bool> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
-        revoke_api_token(state(ctx), &tenant, parse_uuid("id", &id)?, &ctx.request().event_meta()).await?;
+        revoke_api_token(state(ctx), &tenant, token_id("id", &id)?, &ctx.request().event_meta()).await?;
         Ok(true)
     }
 }
@@ -393,7 +403,7 @@ impl MutationRoot {
 /// replicas and subgraphs drop theirs when the event reaches them).
 pub async fn revoke_api_token(state: &State, tenant: &TenantId, id: uuid::Uuid, meta: &EventMeta) -> Result<()> {
     let mut work = Work::tenant(&state.kernel.db, tenant, meta.clone()).await?;
-    let hash = store::revoke_api_token(&mut work, id).await?;
+    let hash = store::revoke_api_token(&mut work, tenant, id).await?;
     let event = events::ApiTokenRevoked { token_id: id.to_string(), token_hash: hash.clone() };
     work.emit(tenant, &event).await?;
     work.commit().await?;

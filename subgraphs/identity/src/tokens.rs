@@ -70,7 +70,7 @@ impl ApiTokenSource for LocalTokens {
             TenantId::try_from(row.tenant_id.clone()).map_err(|e| kernel::Error::internal(anyhow::anyhow!(e)))?;
         // A token carries at most what its principal still holds: unbinding a role narrows its tokens too.
         let mut tx = self.db.tenant_tx(&tenant).await?;
-        let held = store::effective_permissions(&mut tx, row.principal_id).await?;
+        let held = store::effective_permissions(&mut tx, &tenant, row.principal_id).await?;
         tx.commit().await?;
         let now = chrono::Utc::now();
         let mut conn = self.cache.connection();
@@ -122,7 +122,7 @@ pub async fn flush_last_used(db: &Db, cache: &Cache) -> anyhow::Result<usize> {
             .filter_map(|(id, ts)| Some((id.parse::<uuid::Uuid>().ok()?, chrono::DateTime::from_timestamp(ts, 0)?)))
             .unzip();
         let mut tx = db.tenant_tx(&tenant).await?;
-        store::touch_api_tokens(&mut tx, &ids, &at).await?;
+        store::touch_api_tokens(&mut tx, &tenant, &ids, &at).await?;
         tx.commit().await?;
         let _: () = redis::cmd("DEL").arg(&taken).query_async(&mut conn).await?;
         flushed += ids.len();

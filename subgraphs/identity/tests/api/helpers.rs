@@ -8,7 +8,7 @@ use axum::http::Request;
 use kernel::auth::LocalSigner;
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
-pub use test_support::{code, ISSUER};
+pub use test_support::{code, AUDIENCE, ISSUER};
 
 pub struct TestApp {
     pub app: test_support::TestApp<identity::State>,
@@ -25,7 +25,19 @@ impl Deref for TestApp {
 
 /// `keys`: how many signing keys (the first signs).
 pub async fn spawn_app(keys: usize) -> TestApp {
-    let builder = test_support::TestApp::<identity::State>::builder();
+    spawn_app_tuned(keys, |_| {}).await
+}
+
+/// An app whose outbox relay polls once at start and then not for an hour, so a test counting SQL
+/// statements sees only the ones its requests issue.
+pub async fn spawn_app_without_polling() -> TestApp {
+    spawn_app_tuned(1, |config| config.outbox_poll_ms = 3_600_000).await
+}
+
+/// An app with `keys` signing keys and its kernel configuration adjusted by `tune`.
+pub async fn spawn_app_tuned(keys: usize, tune: impl FnOnce(&mut kernel::config::KernelConfig)) -> TestApp {
+    let mut builder = test_support::TestApp::<identity::State>::builder();
+    tune(&mut builder.config);
     let signers: Vec<LocalSigner> =
         (0..keys).map(|_| LocalSigner::from_base64(&LocalSigner::generate("x").to_base64()).unwrap()).collect();
     let refs: Vec<String> = signers
@@ -41,7 +53,37 @@ pub async fn spawn_app(keys: usize) -> TestApp {
     TestApp { app, keys: signers }
 }
 
+/// Creates the first platform operator; returns its API token.
+pub async fn bootstrap(app: &TestApp) -> String {
+    identity::bootstrap(&app.state).await.expect("bootstrap")
+}
+
+/// An OAuth client of `principal` in `tenant`; returns its id and secret.
+pub async fn client(app: &TestApp, op: &str, tenant: &str, principal: &str, scopes: &[&str]) -> (String, String) {
+    let v = app
+        .ok(op, "mutation($t: ID, $p: ID!, $s: [String!]!) { createOAuthClient(tenantId: $t, principalId: $p, scopes: $s) { clientSecret client { clientId } } }", json!({ "t": tenant, "p": principal, "s": scopes }))
+        .await;
+    let c = &v["createOAuthClient"];
+    (c["client"]["clientId"].as_str().unwrap().to_owned(), c["clientSecret"].as_str().unwrap().to_owned())
+}
+
+/// An API token of `principal` in `tenant`; returns the token and its id.
+pub async fn api_token(app: &TestApp, op: &str, tenant: &str, principal: &str, scopes: &[&str]) -> (String, String) {
+    let v = app
+        .ok(op, "mutation($t: ID, $p: ID!, $s: [String!]!) { createApiToken(tenantId: $t, input: { principalId: $p, name: \"ci\", scopes: $s }) { token apiToken { id scopes } } }", json!({ "t": tenant, "p": principal, "s": scopes }))
+        .await;
+    let t = &v["createApiToken"];
+    (t["token"].as_str().unwrap().to_owned(), t["apiToken"]["id"].as_str().unwrap().to_owned())
+}
+
 impl TestApp {
+    /// A JWT for a member of `tenant` holding `scopes`, signed with identity's current key (as the
+    /// client-credentials grant would issue it, without a principal behind it).
+    pub fn member_token(&self, tenant: &str, scopes: &[&str]) -> String {
+        let subject = format!("member@{tenant}");
+        self.keys[0].mint(ISSUER, AUDIENCE, &subject, Some(tenant), scopes, std::time::Duration::from_secs(600))
+    }
+
     /// The internal credential subgraphs present to introspection and revocation.
     pub fn internal_secret(&self) -> String {
         self.config.internal_secret.as_ref().expect("tests set an internal secret").expose_secret().to_owned()

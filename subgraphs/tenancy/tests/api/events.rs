@@ -369,3 +369,37 @@ async fn an_undecodable_row_is_parked_and_unroutable_events_are_kept() {
     assert_eq!(headers.inner().get("cs-original-routing-key"), Some(&AMQPValue::LongString(nobody.as_str().into())));
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_stalled_broker_never_holds_outbox_rows_locked() {
+    let proxy = Proxy::start("127.0.0.1:5672").await;
+    let app = crate::helpers::spawn_app_tuned(|c| {
+        c.amqp_url = proxy.amqp_url().into();
+        c.outbox_publish_timeout_ms = 500;
+    })
+    .await;
+    let (_ch, mut consumer) = tap("tenancy.TenantProvisioned").await;
+    app.published_edition("pro", 10).await;
+    // The broker goes silent: connections stay open, nothing is answered.
+    proxy.stall();
+    let tenant = format!("stall-{}", app.id);
+    app.ok(&app.operator_token(), PROVISION, json!({ "id": tenant })).await;
+    let admin = app.admin_pool().await;
+    // The relay keeps trying, but each attempt gives the row back within its timeout: another transaction
+    // gets the lock.
+    test_support::eventually("the pending row to be free of the relay's lock", Duration::from_secs(5), || async {
+        let mut tx = admin.begin().await.unwrap();
+        let locked =
+            sqlx::query("SELECT 1 FROM outbox WHERE tenant_id = $1 AND published_at IS NULL FOR UPDATE NOWAIT")
+                .bind(&tenant)
+                .fetch_optional(&mut *tx)
+                .await;
+        tx.rollback().await.unwrap();
+        matches!(locked, Ok(Some(_)))
+    })
+    .await;
+    proxy.set_up(true);
+    let d = next_event(&mut consumer, "tenancy.TenantProvisioned", &tenant, Duration::from_secs(20)).await;
+    assert!(d.is_some(), "the event was not delivered once the broker answered again");
+    app.cleanup().await;
+}

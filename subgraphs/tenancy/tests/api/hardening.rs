@@ -144,3 +144,17 @@ async fn redis_keys_carry_the_tenant_as_a_hash_tag() {
     assert_eq!(app.state.kernel.cache.tenant_of(&key).unwrap().as_str(), "acme");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn introspection_can_be_turned_off_for_production() {
+    let on = spawn_app().await;
+    let q = "{ __schema { queryType { name } } }";
+    assert_eq!(on.ok(&on.operator_token(), q, json!({})).await["__schema"]["queryType"]["name"], "Query");
+    on.cleanup().await;
+    let off = crate::helpers::spawn_app_tuned(|c| c.introspection = false).await;
+    let v = off.gql(&off.operator_token(), q, json!({})).await;
+    assert!(v["data"]["__schema"].is_null(), "introspection answered: {v}");
+    // The router still reads the SDL through federation's `_service`, and plain queries work.
+    assert!(off.ok(&off.operator_token(), "{ _service { sdl } }", json!({})).await["_service"]["sdl"].is_string());
+    off.cleanup().await;
+}

@@ -122,3 +122,14 @@ async fn a_live_subscription_ends_when_its_token_is_revoked_or_its_principal_dis
     assert_eq!(other.closed_within(Duration::from_secs(2)).await, Some(4403));
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_server_pings_idle_connections() {
+    let app = spawn_app_tuned(|c| c.ws_ping_secs = 1).await;
+    app.published_edition("pro", 10).await;
+    let tenant = format!("ping-{}", app.id);
+    app.active_tenant(&tenant, "pro").await;
+    let mut ws = WsClient::init(&ws_url(&app).await, &secret(&app), &app.member_token(&tenant)).await;
+    assert!(ws.pinged_within(Duration::from_secs(3)).await, "no keep-alive ping");
+    app.cleanup().await;
+}
