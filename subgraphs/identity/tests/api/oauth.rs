@@ -181,3 +181,18 @@ async fn rotated_keys_keep_verifying_and_the_jwks_lists_them() {
     app.ok(&old, "{ me { id } }", json!({})).await;
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_token_service_bounds_its_request_bodies() {
+    let app = spawn_app(1).await;
+    let huge = format!("grant_type=client_credentials&scope={}", "x".repeat(300 * 1024));
+    for path in ["/oauth/token", "/oauth/introspect", "/oauth/revoke"] {
+        let (status, _) = app.form(path, Some(("cpc_acme_x", "cps_x")), &[], &huge).await;
+        assert_eq!(status, 413, "{path}");
+    }
+    // A normal-sized request still gets its ordinary answer.
+    let (status, _) =
+        app.form("/oauth/token", Some(("cpc_acme_x", "cps_x")), &[], "grant_type=client_credentials").await;
+    assert_eq!(status, 401);
+    app.cleanup().await;
+}
