@@ -7,7 +7,7 @@
 //! BENCH_SUBSCRIBERS (default 1000) subscribers, each with a token of its own (so Hive Router keeps one
 //! upstream connection per subscriber, as it does for separate users); BENCH_ROUNDS (default 5) renames,
 //! each timed from just before the mutation is sent to each delivery; BENCH_TARGETS (default
-//! `direct,hive`). Target: p99 < 100 ms at 1,000 subscribers. Client, router and subgraph share the cores.
+//! `direct,hive`; `hive-no-edge` measures Hive Router without the edge in front). Target: p99 < 100 ms at 1,000 subscribers. Client, router and subgraph share the cores.
 
 use std::time::{Duration, Instant};
 
@@ -142,6 +142,12 @@ async fn main() {
             "hive" => {
                 let r = stack.hive().await;
                 let (ws, http) = (r.ws_url.clone(), r.url.clone());
+                (Some(r), ws, http)
+            }
+            // Hive Router without the edge in front: what the edge adds.
+            "hive-no-edge" => {
+                let r = stack.hive().await;
+                let (ws, http) = (r.router_url.replace("http://", "ws://"), r.router_url.clone());
                 (Some(r), ws, http)
             }
             other => panic!("unknown target {other}"),

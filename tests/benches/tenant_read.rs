@@ -7,8 +7,11 @@
 //! flight are the same and Hive Router's in-flight deduplication cannot collapse them; the `hive-dedupe`
 //! target sends one id from every client, to show what deduplication does on its own.
 //!
-//! BENCH_SECONDS (default 10) per target; BENCH_TARGETS (default `direct,hive,apollo,hive-dedupe`) picks
-//! targets, so `BENCH_TARGETS=direct` needs no router installed; BENCH_CLIENTS (default 50) sets the
+//! `hive` and `apollo` are the public endpoint (the edge in front of the router); `hive-no-edge` and
+//! `apollo-no-edge` the router alone, to show what the edge adds.
+//!
+//! BENCH_SECONDS (default 10) per target; BENCH_TARGETS (default
+//! `direct,hive-no-edge,hive,apollo-no-edge,apollo,hive-dedupe`) picks targets, so `BENCH_TARGETS=direct` needs no router installed; BENCH_CLIENTS (default 50) sets the
 //! concurrency (1 measures a router's added latency without queueing). Client, routers and subgraph share
 //! the cores.
 
@@ -90,7 +93,8 @@ async fn load(
 #[tokio::main]
 async fn main() {
     let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
-    let targets = std::env::var("BENCH_TARGETS").unwrap_or_else(|_| "direct,hive,apollo,hive-dedupe".into());
+    let targets = std::env::var("BENCH_TARGETS")
+        .unwrap_or_else(|_| "direct,hive-no-edge,hive,apollo-no-edge,apollo,hive-dedupe".into());
     let clients: usize = std::env::var("BENCH_CLIENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
     let stack = harness::Stack::start().await;
     let op = stack.operator_token();
@@ -126,13 +130,17 @@ async fn main() {
     for target in targets.split(',') {
         let router = match target {
             "direct" => None,
-            "hive" | "hive-dedupe" => Some(stack.hive().await),
-            "apollo" => Some(stack.apollo().await),
+            "hive" | "hive-dedupe" | "hive-no-edge" => Some(stack.hive().await),
+            "apollo" | "apollo-no-edge" => Some(stack.apollo().await),
             other => panic!("unknown target {other}"),
         };
         let same = target == "hive-dedupe";
         let s = match &router {
             None => load(&http, &stack.subgraph_url, &token, Some(&stack.secret), seconds, clients, same).await,
+            // The router alone, without the edge in front: what the edge adds.
+            Some(r) if target.ends_with("-no-edge") => {
+                load(&http, &r.router_url, &token, None, seconds, clients, same).await
+            }
             Some(r) => load(&http, &r.url, &token, None, seconds, clients, same).await,
         };
         let vs = match &baseline {

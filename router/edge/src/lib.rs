@@ -224,7 +224,9 @@ async fn relay(
     for (n, v) in headers {
         req.headers_mut().insert(n, v);
     }
-    let (upstream, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(req)).await??;
+    // Events are small and must go out at once: no Nagle on the upstream connection either.
+    let connect = tokio_tungstenite::connect_async_with_config(req, None, true);
+    let (upstream, _) = tokio::time::timeout(Duration::from_secs(10), connect).await??;
     let (mut up_tx, mut up_rx) = upstream.split();
     let (mut client_tx, mut client_rx) = client.split();
     let (reply_tx, mut reply_rx) = tokio::sync::mpsc::channel::<Message>(16);
