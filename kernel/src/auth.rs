@@ -514,6 +514,8 @@ const REDIS_TTL: Duration = Duration::from_secs(60);
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Sealed {
     info: Option<ApiTokenInfo>,
+    /// When it was sealed (Unix seconds), under the MAC: a captured entry cannot be replayed later.
+    at: i64,
     mac: String,
 }
 
@@ -570,12 +572,21 @@ impl Authenticator {
             let mut conn = c.connection();
             let key = Self::revoked_key(c);
             let now = chrono::Utc::now().timestamp();
-            redis::pipe()
+            // The key lives as long as its longest-lived entry (`GT`: an earlier expiry never shortens it).
+            let recorded: redis::RedisResult<()> = redis::pipe()
                 .zadd(&key, jti, expires_at)
                 .zrembyscore(&key, "-inf", now)
-                .expire_at(&key, expires_at.max(now + 1))
-                .query_async::<()>(&mut conn)
-                .await?;
+                .cmd("EXPIREAT")
+                .arg(&key)
+                .arg(expires_at.max(now + 1))
+                .arg("GT")
+                .query_async(&mut conn)
+                .await;
+            // Best effort: the event still reaches every running replica; only a replica starting within the
+            // token's remaining life would miss it.
+            if let Err(e) = recorded {
+                tracing::warn!(error = %e, "could not record a revoked access token in Redis");
+            }
         }
         Ok(())
     }
@@ -603,9 +614,9 @@ impl Authenticator {
         cache.key(&TenantId::platform(), crate::cache::kind::API_TOKEN, hash)
     }
 
-    fn mac(&self, hash: &str, info: &Option<ApiTokenInfo>) -> Option<String> {
+    fn mac(&self, hash: &str, info: &Option<ApiTokenInfo>, at: i64) -> Option<String> {
         let key = self.mac_key.as_ref()?;
-        let body = serde_json::to_vec(&(hash, info)).ok()?;
+        let body = serde_json::to_vec(&(hash, info, at)).ok()?;
         Some(hex::encode(ring::hmac::sign(key, &body).as_ref()))
     }
 
@@ -626,7 +637,12 @@ impl Authenticator {
     async fn redis_answer(&self, hash: &str) -> Option<Option<ApiTokenInfo>> {
         let (cache, key) = (self.cache.as_ref()?, self.mac_key.as_ref()?);
         let sealed: Sealed = cache.get_json(&Self::api_token_key(cache, hash)).await?;
-        let body = serde_json::to_vec(&(hash, &sealed.info)).ok()?;
+        // Older than any entry this code writes: a replay of a captured one.
+        let age = chrono::Utc::now().timestamp() - sealed.at;
+        if !(0..=REDIS_TTL.as_secs() as i64).contains(&age) {
+            return None;
+        }
+        let body = serde_json::to_vec(&(hash, &sealed.info, sealed.at)).ok()?;
         let tag = hex::decode(&sealed.mac).ok()?;
         match ring::hmac::verify(key, &body, &tag) {
             Ok(()) => Some(sealed.info),
@@ -654,8 +670,9 @@ impl Authenticator {
                 Some(info) => info,
                 None => {
                     let info = source.lookup(raw, &hash).await?;
-                    if let (Some(c), Some(mac)) = (&self.cache, self.mac(&hash, &info)) {
-                        let sealed = Sealed { info: info.clone(), mac };
+                    let at = chrono::Utc::now().timestamp();
+                    if let (Some(c), Some(mac)) = (&self.cache, self.mac(&hash, &info, at)) {
+                        let sealed = Sealed { info: info.clone(), at, mac };
                         let ttl = if info.is_some() { REDIS_TTL } else { UNKNOWN_TTL };
                         c.put_json(&Self::api_token_key(c, &hash), &sealed, ttl).await;
                     }
@@ -850,8 +867,8 @@ mod tests {
         // Someone with write access to Redis plants an answer: without a MAC, with a wrong one, and (the
         // old format) bare.
         for entry in [
-            serde_json::json!({ "info": forged, "mac": "" }),
-            serde_json::json!({ "info": forged, "mac": "00".repeat(32) }),
+            serde_json::json!({ "info": forged, "at": chrono::Utc::now().timestamp(), "mac": "" }),
+            serde_json::json!({ "info": forged, "at": chrono::Utc::now().timestamp(), "mac": "00".repeat(32) }),
             serde_json::to_value(Some(&forged)).unwrap(),
         ] {
             cache.put_json(&key, &entry, Duration::from_secs(60)).await;
@@ -859,11 +876,19 @@ mod tests {
             let err = auth.authenticate(&token).await.unwrap_err();
             assert_eq!(err.code(), crate::Code::Unauthenticated);
         }
-        assert_eq!(calls.load(Ordering::SeqCst), 3, "each forged entry was ignored and the source asked");
+        // Even a correctly sealed answer is refused once it is older than any entry the cache keeps: a
+        // captured one (from before a revocation) cannot be put back.
+        let old = chrono::Utc::now().timestamp() - 3600;
+        let replayed =
+            Sealed { info: Some(forged.clone()), at: old, mac: auth.mac(&hash, &Some(forged.clone()), old).unwrap() };
+        cache.put_json(&key, &replayed, Duration::from_secs(60)).await;
+        auth.forget_all_api_tokens();
+        assert_eq!(auth.authenticate(&token).await.unwrap_err().code(), crate::Code::Unauthenticated);
+        assert_eq!(calls.load(Ordering::SeqCst), 4, "each forged or replayed entry was ignored and the source asked");
         // What the authenticator itself stores verifies, and is used instead of asking the source again.
         auth.forget_all_api_tokens();
         let _ = auth.authenticate(&token).await;
-        assert_eq!(calls.load(Ordering::SeqCst), 3, "its own sealed answer came from Redis");
+        assert_eq!(calls.load(Ordering::SeqCst), 4, "its own sealed answer came from Redis");
         cache.invalidate(&[key]).await;
     }
 

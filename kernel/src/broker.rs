@@ -124,9 +124,13 @@ impl Management {
         );
         let user = format!("cp_{domain}");
         self.put(&format!("/api/users/{user}"), serde_json::json!({ "password": password, "tags": "" })).await?;
+        // Its own queues and exchanges (`<domain>.…`), the events exchange and its listeners' server-named
+        // queues; not the default exchange, through which anything could be sent to any queue (another
+        // domain's command queue, say).
+        let own = format!("^(cp\\.events|{domain}\\..*|amq\\.gen-.*)$");
         self.put(
             &format!("/api/permissions/%2F/{user}"),
-            serde_json::json!({ "configure": ".*", "write": ".*", "read": ".*" }),
+            serde_json::json!({ "configure": own, "write": own, "read": own }),
         )
         .await?;
         self.put(
@@ -176,6 +180,16 @@ mod tests {
             let err = publish(forged.to_owned()).await.expect_err(forged);
             assert!(format!("{err:#}").contains("ACCESS_REFUSED"), "{forged}: {err:#}");
         }
+        // Nor straight into another domain's command queue through the default exchange.
+        let ch = broker.channel().await.unwrap();
+        let sent = async {
+            ch.basic_publish("", "tenancy.commands", BasicPublishOptions::default(), b"{}", BasicProperties::default())
+                .await?
+                .await?;
+            anyhow::Ok(())
+        };
+        let err = sent.await.expect_err("the default exchange");
+        assert!(format!("{err:#}").contains("ACCESS_REFUSED"), "{err:#}");
         mgmt.delete_user(&user).await.unwrap();
     }
 }

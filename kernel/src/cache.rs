@@ -72,11 +72,6 @@ impl Cache {
         TenantId::try_from(tenant.to_owned()).ok()
     }
 
-    /// This cache's namespace (the first segment of every key).
-    pub fn namespace(&self) -> &str {
-        &self.namespace
-    }
-
     /// The multiplexed, auto-reconnecting connection, for commands beyond get/put/invalidate.
     pub fn connection(&self) -> ConnectionManager {
         self.conn.clone()

@@ -118,10 +118,26 @@ impl ConsumerSpec {
         format!("{}.retry.{n}-{}ms", self.queue, self.retry.delay(n).as_millis())
     }
 
-    /// Declares the queue, its bindings, its retry queues and its dead-letter queue.
+    /// The direct exchange retries and dead letters are republished through (`<queue>.x`): a name under
+    /// the consumer's own domain, so its broker user needs no right to publish through the default exchange
+    /// (which reaches every queue).
+    pub fn republish_exchange(&self) -> String {
+        format!("{}.x", self.queue)
+    }
+
+    /// Declares the queue, its bindings, its retry queues, its dead-letter queue and the exchange retries
+    /// and dead letters go through.
     pub async fn declare(&self, ch: &Channel) -> anyhow::Result<()> {
         let durable = QueueDeclareOptions { durable: true, ..Default::default() };
         ch.queue_declare(&self.queue, durable, FieldTable::default()).await?;
+        let x = self.republish_exchange();
+        ch.exchange_declare(
+            &x,
+            lapin::ExchangeKind::Direct,
+            lapin::options::ExchangeDeclareOptions { durable: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await?;
         for binding in &self.bindings {
             ch.queue_bind(&self.queue, EXCHANGE, binding, QueueBindOptions::default(), FieldTable::default()).await?;
         }
@@ -134,8 +150,12 @@ impl ConsumerSpec {
                 AMQPValue::LongString(LongString::from(self.queue.as_str())),
             );
             ch.queue_declare(&self.retry_queue(n), durable, args).await?;
+            let q = self.retry_queue(n);
+            ch.queue_bind(&q, &x, &q, QueueBindOptions::default(), FieldTable::default()).await?;
         }
         ch.queue_declare(&self.dead_letter_queue(), durable, FieldTable::default()).await?;
+        let dlq = self.dead_letter_queue();
+        ch.queue_bind(&dlq, &x, &dlq, QueueBindOptions::default(), FieldTable::default()).await?;
         Ok(())
     }
 }
@@ -228,19 +248,19 @@ pub async fn process<H: Handler + ?Sized>(
             let attempt = retry_count(&delivery.properties) + 1;
             if attempt <= spec.retry.retries {
                 tracing::warn!(handler = handler.name(), attempt, error = format!("{e:#}"), "retrying message");
-                republish(ch, &spec.retry_queue(attempt), delivery, attempt, None).await?;
+                republish(ch, spec, &spec.retry_queue(attempt), delivery, attempt, None).await?;
                 Outcome::Retried(attempt)
             } else {
                 let reason = format!("gave up after {} retries: {e:#}", spec.retry.retries);
                 tracing::error!(handler = handler.name(), reason, "dead-lettering message");
-                republish(ch, &spec.dead_letter_queue(), delivery, attempt - 1, Some(&reason)).await?;
+                republish(ch, spec, &spec.dead_letter_queue(), delivery, attempt - 1, Some(&reason)).await?;
                 Outcome::DeadLettered
             }
         }
         Err(Failure::Permanent(e)) => {
             let reason = format!("{e:#}");
             tracing::error!(handler = handler.name(), reason, "dead-lettering message");
-            republish(ch, &spec.dead_letter_queue(), delivery, retry_count(&delivery.properties), Some(&reason))
+            republish(ch, spec, &spec.dead_letter_queue(), delivery, retry_count(&delivery.properties), Some(&reason))
                 .await?;
             Outcome::DeadLettered
         }
@@ -294,6 +314,7 @@ fn retry_count(props: &BasicProperties) -> u32 {
 
 async fn republish(
     ch: &Channel,
+    spec: &ConsumerSpec,
     queue: &str,
     delivery: &Delivery,
     retries: u32,
@@ -309,7 +330,9 @@ async fn republish(
         );
     }
     let props = delivery.properties.clone().with_headers(headers).with_delivery_mode(2);
-    let confirm = ch.basic_publish("", queue, BasicPublishOptions::default(), &delivery.data, props).await?.await?;
+    let exchange = spec.republish_exchange();
+    let confirm =
+        ch.basic_publish(&exchange, queue, BasicPublishOptions::default(), &delivery.data, props).await?.await?;
     match confirm {
         Confirmation::Ack(_) => Ok(()),
         other => anyhow::bail!("broker did not confirm republish to {queue}: {other:?}"),

@@ -5,7 +5,7 @@
 //! cp_outbox`, with polling as the backstop), claims pending rows with `FOR UPDATE SKIP LOCKED` (so replicas
 //! share the work), publishes them `mandatory` with publisher confirms within a timeout, and marks them
 //! published in the same transaction. A message no queue is bound for comes back and is kept in
-//! [`UNROUTED_QUEUE`]; a row that does not decode is parked with its reason. A broker outage only delays
+//! the domain's unrouted queue; a row that does not decode is parked with its reason. A broker outage only delays
 //! events: rows wait until it is back. Delivery is at-least-once; consumers are idempotent.
 
 use std::sync::Arc;
@@ -31,8 +31,8 @@ pub async fn enqueue<E: Event>(tx: &mut Tx, tenant: &TenantId, meta: &EventMeta,
     Ok(envelope)
 }
 
-/// Writes an already built envelope (commands relayed on behalf of others use it).
-pub async fn write(tx: &mut Tx, domain: &str, envelope: &Envelope, schema_version: u32) -> Result<()> {
+/// Writes a built envelope under its domain's routing key.
+async fn write(tx: &mut Tx, domain: &str, envelope: &Envelope, schema_version: u32) -> Result<()> {
     sqlx::query(
         "INSERT INTO outbox (tenant_id, event_id, event_type, routing_key, schema_version, envelope) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -66,8 +66,11 @@ pub struct Relay {
     pub unrouted_queue: String,
 }
 
-/// The queue unroutable events land in by default.
-pub const UNROUTED_QUEUE: &str = "cp.events.unrouted";
+/// The queue (and fanout exchange) unroutable events of `domain` land in: a name under the domain, so its
+/// broker user needs no right to publish through the default exchange.
+pub fn unrouted_queue(domain: &str) -> String {
+    format!("{domain}.unrouted")
+}
 
 /// Most messages the unrouted queue keeps (the oldest go first beyond it).
 pub const UNROUTED_MAX: i64 = 100_000;
@@ -85,7 +88,8 @@ struct Pending {
 }
 
 impl Relay {
-    pub fn new(db: Db, broker: Arc<Broker>, poll: Duration) -> Self {
+    /// A relay for `domain`'s outbox (its unrouted events go to [`unrouted_queue`]).
+    pub fn new(db: Db, broker: Arc<Broker>, poll: Duration, domain: &str) -> Self {
         Self {
             db,
             broker,
@@ -93,7 +97,7 @@ impl Relay {
             poll,
             retention: Duration::from_secs(7 * 24 * 3600),
             publish_timeout: Duration::from_secs(10),
-            unrouted_queue: UNROUTED_QUEUE.to_owned(),
+            unrouted_queue: unrouted_queue(domain),
         }
     }
 
@@ -243,10 +247,12 @@ impl Relay {
             confirms.push(ch.basic_publish(broker::EXCHANGE, &row.routing_key, mandatory, &body, props).await?);
         }
         let mut unrouted = Vec::new();
-        for (confirm, (row, _)) in confirms.into_iter().zip(rows) {
+        for confirm in confirms {
             match confirm.await? {
                 Confirmation::Ack(None) => {}
-                Confirmation::Ack(Some(returned)) => unrouted.push((row, returned)),
+                // The returned message itself says what it was (which confirmation carries a return is the
+                // client library's bookkeeping, not necessarily the same message's).
+                Confirmation::Ack(Some(returned)) => unrouted.push(returned),
                 other => anyhow::bail!("broker did not confirm an event: {other:?}"),
             }
         }
@@ -256,19 +262,36 @@ impl Relay {
             let mut args = lapin::types::FieldTable::default();
             args.insert("x-max-length".into(), lapin::types::AMQPValue::LongLongInt(UNROUTED_MAX));
             ch.queue_declare(&self.unrouted_queue, durable, args).await?;
-            for (row, returned) in unrouted {
+            ch.exchange_declare(
+                &self.unrouted_queue,
+                lapin::ExchangeKind::Fanout,
+                lapin::options::ExchangeDeclareOptions { durable: true, ..Default::default() },
+                lapin::types::FieldTable::default(),
+            )
+            .await?;
+            ch.queue_bind(
+                &self.unrouted_queue,
+                &self.unrouted_queue,
+                "",
+                lapin::options::QueueBindOptions::default(),
+                lapin::types::FieldTable::default(),
+            )
+            .await?;
+            for returned in unrouted {
+                let routing_key = returned.routing_key.to_string();
+                let event_id = returned.properties.message_id().as_ref().map(|m| m.to_string()).unwrap_or_default();
                 metrics::OUTBOX_UNROUTED.inc();
-                tracing::warn!(routing_key = %row.routing_key, event_id = %row.event_id, queue = %self.unrouted_queue,
+                tracing::warn!(%routing_key, %event_id, queue = %self.unrouted_queue,
                     "no queue is bound for an event; kept in the unrouted queue");
                 let mut props = returned.properties.clone();
                 let mut headers = props.headers().clone().unwrap_or_default();
                 headers.insert(
                     "cs-original-routing-key".into(),
-                    lapin::types::AMQPValue::LongString(row.routing_key.as_str().into()),
+                    lapin::types::AMQPValue::LongString(routing_key.as_str().into()),
                 );
                 props = props.with_headers(headers);
                 let c = ch
-                    .basic_publish("", &self.unrouted_queue, BasicPublishOptions::default(), &returned.data, props)
+                    .basic_publish(&self.unrouted_queue, "", BasicPublishOptions::default(), &returned.data, props)
                     .await?
                     .await?;
                 anyhow::ensure!(matches!(c, Confirmation::Ack(None)), "the unrouted queue refused an event: {c:?}");

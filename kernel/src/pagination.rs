@@ -13,6 +13,14 @@ use crate::error::{Error, Result};
 /// Largest `first` a client may ask for.
 pub const MAX_PAGE: i32 = 100;
 
+/// A connection field's complexity: its selection once per row it may return (`first`, default 20, at
+/// most [`MAX_PAGE`]), so `GRAPHQL_MAX_COMPLEXITY` bounds the rows × fields a query can ask for. Use as
+/// `#[graphql(complexity = "kernel::pagination::page_complexity(first, child_complexity)")]`.
+pub fn page_complexity(first: Option<i32>, child_complexity: usize) -> usize {
+    let rows = first.unwrap_or(20).clamp(1, MAX_PAGE) as usize;
+    rows.saturating_mul(child_complexity).saturating_add(1)
+}
+
 #[derive(Clone, Debug)]
 pub struct Page {
     /// The sort key to start after, decoded from the `after` cursor.

@@ -104,9 +104,15 @@ struct Guard {
 /// body's actual size while it is read.
 async fn guard_graphql(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
     let headers = request.headers();
-    let is_upgrade = headers.get(header::UPGRADE).is_some();
-    // WebSocket upgrades may carry the secret in `connection_init` instead (checked there).
-    if !is_upgrade && !secret_matches(&guard.secret, headers.get(ROUTER_SECRET_HEADER).and_then(|v| v.to_str().ok())) {
+    // Only a WebSocket upgrade (a GET asking for `websocket`) may carry the secret in `connection_init`
+    // instead (checked there); any other request with an `Upgrade` header is checked here like the rest.
+    let is_websocket = request.method() == axum::http::Method::GET
+        && headers
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !is_websocket && !secret_matches(&guard.secret, headers.get(ROUTER_SECRET_HEADER).and_then(|v| v.to_str().ok()))
+    {
         metrics::GRAPHQL_REQUESTS.with_label_values(&["no_router_secret"]).inc();
         return refusal(StatusCode::FORBIDDEN, Code::Forbidden, "requests must come through the router");
     }
@@ -391,6 +397,8 @@ where
     };
     let terminations = state.kernel.auth.terminations();
     let caller_slot: Arc<std::sync::OnceLock<Caller>> = Arc::default();
+    let max = state.kernel.config.max_body_bytes;
+    let upgrade = upgrade.max_message_size(max).max_frame_size(max);
     upgrade.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| async move {
         let schema = state.schema.clone();
         let (sink, stream) = socket.split();
@@ -531,6 +539,16 @@ fn guarded_socket(
                     }
                 };
                 let msg = next?;
+                // graphql-transport-ws is text only: a binary frame would slip past the checks below.
+                if matches!(msg, Ok(Message::Binary(_))) {
+                    let _ = replies
+                        .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                            code: 4400,
+                            reason: "binary frames are not part of graphql-transport-ws".into(),
+                        })))
+                        .await;
+                    return None;
+                }
                 let Ok(Message::Text(text)) = &msg else { return Some((msg, (stream, initialised))) };
                 let v: serde_json::Value = serde_json::from_str(text.as_str()).unwrap_or_default();
                 match (v["type"].as_str(), v["id"].as_str()) {

@@ -294,7 +294,7 @@ fn namespaced(name: &str, domain: &str, namespace: &str) -> String {
 fn spawn_background<S: Subgraph>(state: &Arc<S>, options: &Options, shutdown: &CancellationToken) -> Vec<ConsumerSpec> {
     let k = state.kernel();
     let poll = Duration::from_millis(k.config.outbox_poll_ms);
-    let mut relay = Relay::new(k.db.clone(), k.broker.clone(), poll);
+    let mut relay = Relay::new(k.db.clone(), k.broker.clone(), poll, S::NAME);
     relay.publish_timeout = Duration::from_millis(k.config.outbox_publish_timeout_ms);
     if let Some(ns) = &options.namespace {
         relay.unrouted_queue = format!("{ns}.unrouted");

@@ -14,7 +14,7 @@
 
 use std::ops::{Deref, DerefMut};
 
-use crate::db::{Access, Db, Tx};
+use crate::db::{Db, Tx};
 use crate::envelope::{Envelope, Event, EventMeta};
 use crate::error::Result;
 use crate::ids::TenantId;
@@ -34,10 +34,6 @@ impl Work {
     /// A platform operator's unit of work.
     pub async fn platform(db: &Db, meta: EventMeta) -> Result<Self> {
         Ok(Self { tx: db.platform_tx().await?, meta })
-    }
-
-    pub async fn begin(db: &Db, access: &Access, meta: EventMeta) -> Result<Self> {
-        Ok(Self { tx: db.begin(access).await?, meta })
     }
 
     /// Wraps a transaction someone else opened (a consumer's, which also holds its inbox row).

@@ -75,9 +75,14 @@ impl Builder {
         let running = service::start::<S>(self.config.clone(), own, &self.options, shutdown.clone())
             .await
             .unwrap_or_else(|e| panic!("starting {}: {e:#}", S::NAME));
-        let mut queues = Queues(running.consumers.iter().flat_map(Queues::of).collect());
+        let mut queues = Queues {
+            queues: running.consumers.iter().flat_map(Queues::of).collect(),
+            exchanges: running.consumers.iter().map(|c| c.republish_exchange()).collect(),
+        };
+        // The relay's unrouted queue and exchange (the namespace's, so never a running stack's).
         if let Some(ns) = &self.options.namespace {
-            queues.0.push(format!("{ns}.unrouted"));
+            queues.queues.push(format!("{ns}.unrouted"));
+            queues.exchanges.push(format!("{ns}.unrouted"));
         }
         TestApp {
             id: self.id,

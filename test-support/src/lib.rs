@@ -16,10 +16,12 @@
 //! | [`Tap`] | a broker tap: every event matching a pattern, read with a deadline |
 //! | [`Proxy`] | a TCP proxy that can be taken down, for fault injection |
 //! | [`WsClient`] | a graphql-transport-ws client for live subscriptions |
+//! | [`count_statements`] | the SQL statements requests issue, for N+1 tests |
 
 mod app;
 mod broker;
 mod resources;
+mod statements;
 mod ws;
 
 use std::future::Future;
@@ -30,6 +32,7 @@ pub use broker::{consumers_on, consuming, Proxy, Tap};
 use kernel::config::KernelConfig;
 pub use resources::{Queues, RedisNamespace, TestDb};
 use serde_json::Value;
+pub use statements::count_statements;
 pub use ws::{Next, WsClient};
 
 /// PostgreSQL superuser URL (`ADMIN_DATABASE_URL`, default the local trust-auth server).

@@ -118,9 +118,13 @@ impl Drop for RedisNamespace {
     }
 }
 
-/// Durable queues a test declared (its consumers' queues, retry and dead-letter queues), deleted on drop.
+/// Durable queues and exchanges a test declared (its consumers' queues, retry and dead-letter queues and
+/// their republish exchange, its relay's unrouted queue), deleted on drop.
 #[derive(Default)]
-pub struct Queues(pub Vec<String>);
+pub struct Queues {
+    pub queues: Vec<String>,
+    pub exchanges: Vec<String>,
+}
 
 impl Queues {
     /// The queue, its retry queues and its dead-letter queue.
@@ -133,15 +137,18 @@ impl Queues {
 
 impl Drop for Queues {
     fn drop(&mut self) {
-        let names = std::mem::take(&mut self.0);
-        if names.is_empty() {
+        let (queues, exchanges) = (std::mem::take(&mut self.queues), std::mem::take(&mut self.exchanges));
+        if queues.is_empty() && exchanges.is_empty() {
             return;
         }
         run_detached(async move {
             let broker = kernel::broker::Broker::new(crate::AMQP_URL.to_owned().into());
             let Ok(ch) = broker.channel().await else { return };
-            for q in names {
+            for q in queues {
                 let _ = ch.queue_delete(&q, lapin::options::QueueDeleteOptions::default()).await;
+            }
+            for x in exchanges {
+                let _ = ch.exchange_delete(&x, lapin::options::ExchangeDeleteOptions::default()).await;
             }
         });
     }

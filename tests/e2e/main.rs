@@ -4,44 +4,14 @@
 use std::time::Duration;
 
 use e2e::{Router, Stack};
-use futures::StreamExt;
-use kernel::broker::{Broker, EXCHANGE};
-use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
 use serde_json::{json, Value};
 use tokio::io::AsyncBufReadExt;
 
 const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 
-async fn tap() -> (lapin::Channel, lapin::Consumer) {
-    let ch = Broker::new("amqp://guest:guest@127.0.0.1:5672/%2f".to_owned().into()).channel().await.unwrap();
-    let opts = QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() };
-    let q = ch.queue_declare("", opts, FieldTable::default()).await.unwrap();
-    ch.queue_bind(q.name().as_str(), EXCHANGE, "tenancy.#", QueueBindOptions::default(), FieldTable::default())
-        .await
-        .unwrap();
-    let consume = BasicConsumeOptions { no_ack: true, ..Default::default() };
-    let consumer = ch.basic_consume(q.name().as_str(), "e2e", consume, FieldTable::default()).await.unwrap();
-    (ch, consumer)
-}
-
-async fn next_event(consumer: &mut lapin::Consumer, event_type: &str, tenant: &str) -> Value {
-    tokio::time::timeout(Duration::from_secs(15), async {
-        while let Some(Ok(d)) = consumer.next().await {
-            let v: Value = serde_json::from_slice(&d.data).unwrap();
-            if v["eventType"] == event_type && v["tenantId"] == tenant {
-                return v;
-            }
-        }
-        panic!("consumer closed");
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {event_type} for {tenant}"))
-}
-
 /// Provision → query → mutate → event, all through `router`.
 async fn round_trip(stack: &Stack, router: &Router) {
-    let (_ch, mut events) = tap().await;
+    let mut events = test_support::Tap::new("tenancy.#").await;
     let op = stack.operator_token();
     let edition = format!("ed-{}-{}", router.name, stack.id);
     let tenant = format!("rt-{}-{}", router.name, stack.id);
@@ -87,7 +57,7 @@ async fn round_trip(stack: &Stack, router: &Router) {
         )
         .await;
     assert_eq!(v["data"]["suspendTenant"]["status"], "SUSPENDED", "{v}");
-    let event = next_event(&mut events, "TenantSuspended", &tenant).await;
+    let event = events.event("TenantSuspended", &tenant, Duration::from_secs(15)).await;
     assert_eq!(event["traceId"], TRACE);
     assert_eq!(event["correlationId"], format!("corr-{}", router.name));
     assert_eq!(event["payload"]["reason"], "e2e");

@@ -60,7 +60,12 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .connect_timeout(Duration::from_secs(5))
+        // Between chunks of an answer (a long `@defer` stream keeps sending), not for the whole of it.
+        .read_timeout(Duration::from_secs(60))
+        .build()?;
     let edge = Arc::new(Edge { cfg, http });
     let app = Router::new()
         .route("/graphql", get(websocket_or_get).post(post))
@@ -119,8 +124,11 @@ async fn post(State(edge): State<Arc<Edge>>, request: Request) -> Response {
     }
     let max = edge.cfg.max_body_bytes;
     let bytes = match read_body(body, max).await {
-        Some(b) => b,
-        None => return refuse(StatusCode::PAYLOAD_TOO_LARGE, &format!("request body is larger than {max} bytes")),
+        BodyRead::Read(b) => b,
+        BodyRead::TooLarge => {
+            return refuse(StatusCode::PAYLOAD_TOO_LARGE, &format!("request body is larger than {max} bytes"))
+        }
+        BodyRead::Broken => return refuse(StatusCode::BAD_REQUEST, "the request body could not be read in time"),
     };
     let request: serde_json::Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
@@ -140,9 +148,16 @@ async fn post(State(edge): State<Arc<Edge>>, request: Request) -> Response {
 /// than a reset connection; beyond it, or after five seconds, the connection is dropped.
 const DRAIN_CAP: usize = 16 * 1024 * 1024;
 
-/// The body if it is at most `max` bytes; `None` (after draining what a client may still be sending, up to
-/// [`DRAIN_CAP`]) when it is larger.
-async fn read_body(body: Body, max: usize) -> Option<Bytes> {
+enum BodyRead {
+    Read(Bytes),
+    TooLarge,
+    Broken,
+}
+
+/// The body if it is at most `max` bytes; `TooLarge` (after draining what a client may still be sending,
+/// up to [`DRAIN_CAP`]) when it is larger; `Broken` when it could not be read (an error, or longer than
+/// five seconds to arrive).
+async fn read_body(body: Body, max: usize) -> BodyRead {
     let mut stream = body.into_data_stream();
     let mut buf = Vec::new();
     let mut seen = 0usize;
@@ -154,11 +169,13 @@ async fn read_body(body: Body, max: usize) -> Option<Bytes> {
                 if seen <= max {
                     buf.extend_from_slice(&chunk);
                 } else if seen > DRAIN_CAP {
-                    return None;
+                    return BodyRead::TooLarge;
                 }
             }
-            Ok(None) => return (seen <= max).then(|| Bytes::from(buf)),
-            Ok(Some(Err(_))) | Err(_) => return None,
+            Ok(None) if seen <= max => return BodyRead::Read(Bytes::from(buf)),
+            Ok(None) => return BodyRead::TooLarge,
+            Ok(Some(Err(_))) | Err(_) if seen > max => return BodyRead::TooLarge,
+            Ok(Some(Err(_))) | Err(_) => return BodyRead::Broken,
         }
     }
 }
@@ -200,7 +217,8 @@ async fn websocket_or_get(State(edge): State<Arc<Edge>>, request: Request) -> Re
     let Ok(upgrade) = WebSocketUpgrade::from_request_parts(&mut parts, &()).await else {
         return refuse(StatusCode::METHOD_NOT_ALLOWED, "use POST for queries and mutations");
     };
-    let upgrade = upgrade.protocols(["graphql-transport-ws", "graphql-ws"]);
+    let max = edge.cfg.max_body_bytes;
+    let upgrade = upgrade.protocols(["graphql-transport-ws", "graphql-ws"]).max_message_size(max).max_frame_size(max);
     upgrade.on_upgrade(move |client| async move {
         if let Err(e) = relay(edge, client, protocol, forwarded).await {
             tracing::debug!(error = %e, "WebSocket relay ended");
@@ -247,7 +265,8 @@ async fn relay(
                     }
                     Up::Text(t.as_str().into())
                 }
-                Message::Binary(b) => Up::Binary(b),
+                // graphql-transport-ws is text only: a binary frame would slip past the check above.
+                Message::Binary(_) => break,
                 Message::Ping(p) => Up::Ping(p),
                 Message::Pong(p) => Up::Pong(p),
                 Message::Close(_) => break,

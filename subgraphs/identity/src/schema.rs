@@ -135,6 +135,7 @@ impl QueryRoot {
         principal_in(ctx, tenant, PrincipalId::from_id("id", &id)?).await
     }
 
+    #[graphql(complexity = "kernel::pagination::page_complexity(first, child_complexity)")]
     async fn principals(
         &self,
         ctx: &Context<'_>,

@@ -106,6 +106,7 @@ impl QueryRoot {
     }
 
     /// Every tenant, in id order (platform operators).
+    #[graphql(complexity = "kernel::pagination::page_complexity(first, child_complexity)")]
     async fn tenants(
         &self,
         ctx: &Context<'_>,
@@ -142,6 +143,7 @@ impl QueryRoot {
     }
 
     /// Edition versions in (id, version) order. Drafts are listed for operators only.
+    #[graphql(complexity = "kernel::pagination::page_complexity(first, child_complexity)")]
     async fn editions(
         &self,
         ctx: &Context<'_>,
@@ -549,6 +551,14 @@ impl SubscriptionRoot {
                 own
             }
         };
+        // A suspended or retired tenant's members get no live events (their open streams were closed when
+        // it happened, and they cannot simply subscribe again).
+        if !req.is_platform_operator() {
+            let t = visible_tenant(ctx, tenant.as_str()).await?;
+            if matches!(t.status, TenantStatus::Suspended | TenantStatus::Retired) {
+                return Err(Error::forbidden(format!("tenant `{tenant}` is {}", t.status.as_str())));
+            }
+        }
         let events = BroadcastStream::new(state(ctx).events.subscribe()).filter_map(move |item| {
             let wanted = match &item {
                 Ok(env) => {

@@ -385,7 +385,6 @@ pub async fn quota_used(tx: &mut Tx, tenant: &TenantId, key: &str, period_start:
     .unwrap_or(0))
 }
 
-/// Adds `amount` to the period's usage unless that passes `limit`; `None` when it would.
 /// Adds `amount` to the period's balance unless that would pass the limit *stored in PostgreSQL* (read in the
 /// same statement, never taken from a cache): `None` when it would.
 pub async fn add_usage(

@@ -1,44 +1,17 @@
 //! The number of SQL statements a request issues does not grow with the number of principals it returns.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
 use serde_json::json;
-use tracing_subscriber::layer::SubscriberExt;
 
 use crate::helpers::{bootstrap, spawn_app_without_polling, TestApp};
 
-/// Counts the statements sqlx executes on behalf of a request (it reports each as a `sqlx::query` event;
-/// those inside the request's `graphql` span, DataLoader batches included, are the request's — background
-/// work such as the outbox relay is not counted).
-struct StatementCounter(Arc<AtomicUsize>);
-
-impl<S> tracing_subscriber::Layer<S> for StatementCounter
-where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-{
-    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
-        let in_request = ctx.event_scope(event).is_some_and(|mut scope| scope.any(|span| span.name() == "graphql"));
-        if event.metadata().target() == "sqlx::query" && in_request {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-}
-
 const PRINCIPALS: &str = "{ principals(first: 50) { nodes { id kind status displayName roles { key permissions } } } }";
 
-/// Statements issued while answering `query`. The test runtime is single-threaded, so the thread-local
-/// subscriber sees every statement of the request, DataLoader batches included.
+/// Statements issued while answering `query`, DataLoader batches included.
 async fn statements(app: &TestApp, token: &str, query: &str) -> (usize, serde_json::Value) {
     // Once unmeasured first, so the pool holds the connections the request needs: opening one runs setup
     // statements that have nothing to do with the request.
     app.ok(token, query, json!({})).await;
-    let count = Arc::new(AtomicUsize::new(0));
-    let subscriber = tracing_subscriber::registry().with(StatementCounter(count.clone()));
-    let guard = tracing::subscriber::set_default(subscriber);
-    let data = app.ok(token, query, json!({})).await;
-    drop(guard);
-    (count.load(Ordering::SeqCst), data)
+    test_support::count_statements(app.ok(token, query, json!({}))).await
 }
 
 /// Adds `n` service principals to `tenant`, each bound to `reader` and every other one to `writer` too.

@@ -5,72 +5,20 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use kernel::broker::{Broker, EXCHANGE};
 use kernel::consumer::{ConsumerSpec, Failure, Handler};
 use kernel::envelope::{Envelope, EventMeta};
 use kernel::TenantId;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
-};
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Consumer};
+use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeleteOptions};
+use lapin::types::AMQPValue;
+use lapin::{BasicProperties, Channel};
 use serde_json::json;
 
-use crate::helpers::{fast_retry, spawn_app, spawn_app_with_amqp, spawn_app_without_polling, Proxy, AMQP};
-
-/// An exclusive queue bound to the events exchange, and a consumer on it.
-async fn tap(pattern: &str) -> (Channel, Consumer) {
-    let ch = Broker::new(AMQP.into()).channel().await.unwrap();
-    let q = ch
-        .queue_declare(
-            "",
-            QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    ch.queue_bind(q.name().as_str(), EXCHANGE, pattern, QueueBindOptions::default(), FieldTable::default())
-        .await
-        .unwrap();
-    let consumer = ch
-        .basic_consume(
-            q.name().as_str(),
-            "test",
-            BasicConsumeOptions { no_ack: true, ..Default::default() },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    (ch, consumer)
-}
+use crate::helpers::{fast_retry, spawn_app, spawn_app_with_amqp, spawn_app_without_polling, Proxy, Tap, AMQP};
 
 fn header<'a>(d: &'a Delivery, name: &str) -> Option<&'a AMQPValue> {
     d.properties.headers().as_ref().and_then(|h| h.inner().get(name))
-}
-
-fn tenant_header(d: &Delivery) -> String {
-    match header(d, "cs-tenant-id") {
-        Some(AMQPValue::LongString(s)) => s.to_string(),
-        other => panic!("cs-tenant-id missing: {other:?}"),
-    }
-}
-
-/// The next delivery with this routing key for this tenant, within `wait`.
-async fn next_event(consumer: &mut Consumer, routing_key: &str, tenant: &str, wait: Duration) -> Option<Delivery> {
-    tokio::time::timeout(wait, async {
-        while let Some(Ok(d)) = consumer.next().await {
-            if d.routing_key.as_str() == routing_key && tenant_header(&d) == tenant {
-                return Some(d);
-            }
-        }
-        None
-    })
-    .await
-    .ok()
-    .flatten()
 }
 
 const PROVISION: &str = "mutation($id: ID!) { provisionTenant(input: { id: $id, displayName: \"E\", region: \"eu-west\", editionId: \"pro\" }) { id } }";
@@ -78,7 +26,7 @@ const PROVISION: &str = "mutation($id: ID!) { provisionTenant(input: { id: $id, 
 #[tokio::test]
 async fn a_mutations_event_arrives_with_exactly_the_envelope_fields() {
     let app = spawn_app().await;
-    let (_ch, mut consumer) = tap("tenancy.#").await;
+    let mut consumer = Tap::new("tenancy.#").await;
     app.published_edition("pro", 10).await;
     let tenant = format!("ev-{}", app.id);
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -92,8 +40,7 @@ async fn a_mutations_event_arrives_with_exactly_the_envelope_fields() {
         .await;
     assert!(v.get("errors").is_none(), "{v}");
 
-    let d =
-        next_event(&mut consumer, "tenancy.TenantProvisioned", &tenant, Duration::from_secs(10)).await.expect("event");
+    let d = consumer.next("tenancy.TenantProvisioned", &tenant, Duration::from_secs(10)).await.expect("event");
     let body: serde_json::Value = serde_json::from_slice(&d.data).unwrap();
     let mut keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort();
@@ -114,6 +61,7 @@ async fn a_mutations_event_arrives_with_exactly_the_envelope_fields() {
     assert_eq!(body["payload"]["tenantId"], tenant.as_str());
     assert_eq!(body["payload"]["editionId"], "pro");
     assert_eq!(header(&d, "cs-schema-version"), Some(&AMQPValue::LongUInt(1)));
+    assert_eq!(header(&d, "cs-tenant-id"), Some(&AMQPValue::LongString(tenant.as_str().into())));
     assert_eq!(d.properties.message_id().as_ref().map(|s| s.as_str()), Some(event_id));
     assert_eq!(d.properties.delivery_mode(), &Some(2));
     app.cleanup().await;
@@ -124,7 +72,7 @@ async fn events_committed_while_the_broker_is_down_are_delivered_when_it_returns
     let proxy = Proxy::start("127.0.0.1:5672").await;
     proxy.set_up(false);
     let app = spawn_app_with_amqp(&proxy.amqp_url()).await;
-    let (_ch, mut consumer) = tap("tenancy.TenantProvisioned").await;
+    let mut consumer = Tap::new("tenancy.TenantProvisioned").await;
     app.published_edition("pro", 10).await;
     let tenant = format!("down-{}", app.id);
 
@@ -134,7 +82,7 @@ async fn events_committed_while_the_broker_is_down_are_delivered_when_it_returns
     let (status, body) = app.get("/health/ready").await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"rabbitmq\":\"down\"") && body.contains("\"status\":\"degraded\""), "{body}");
-    assert!(next_event(&mut consumer, "tenancy.TenantProvisioned", &tenant, Duration::from_secs(2)).await.is_none());
+    assert!(consumer.next("tenancy.TenantProvisioned", &tenant, Duration::from_secs(2)).await.is_none());
     let admin = app.admin_pool().await;
     let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE tenant_id = $1 AND published_at IS NULL")
         .bind(&tenant)
@@ -144,7 +92,7 @@ async fn events_committed_while_the_broker_is_down_are_delivered_when_it_returns
     assert_eq!(pending, 1);
 
     proxy.set_up(true);
-    let d = next_event(&mut consumer, "tenancy.TenantProvisioned", &tenant, Duration::from_secs(20)).await;
+    let d = consumer.next("tenancy.TenantProvisioned", &tenant, Duration::from_secs(20)).await;
     assert!(d.is_some(), "event not delivered after the broker came back");
     // The relay marks the row published once the broker has confirmed it, just after the delivery above.
     test_support::eventually("the outbox row to be marked published", Duration::from_secs(5), || async {
@@ -186,11 +134,10 @@ fn provision_command(tenant: &str) -> Envelope {
 }
 
 async fn delete_queues(ch: &Channel, spec: &ConsumerSpec) {
-    let mut names = vec![spec.queue.clone(), spec.dead_letter_queue()];
-    names.extend((1..=spec.retry.retries).map(|n| spec.retry_queue(n)));
-    for name in names {
+    for name in test_support::Queues::of(spec) {
         let _ = ch.queue_delete(&name, QueueDeleteOptions::default()).await;
     }
+    let _ = ch.exchange_delete(&spec.republish_exchange(), lapin::options::ExchangeDeleteOptions::default()).await;
 }
 
 #[tokio::test]
@@ -307,12 +254,12 @@ async fn a_handler_that_keeps_failing_lands_in_the_dead_letter_queue_with_its_en
 async fn a_commit_wakes_the_relay_without_waiting_for_its_poll() {
     // The relay polls once an hour here: only the commit's NOTIFY can get the event out in time.
     let app = spawn_app_without_polling().await;
-    let (_ch, mut consumer) = tap("tenancy.TenantProvisioned").await;
+    let mut consumer = Tap::new("tenancy.TenantProvisioned").await;
     app.published_edition("pro", 10).await;
     let tenant = format!("wake-{}", app.id);
     let started = std::time::Instant::now();
     app.ok(&app.operator_token(), PROVISION, json!({ "id": tenant })).await;
-    let d = next_event(&mut consumer, "tenancy.TenantProvisioned", &tenant, Duration::from_secs(5)).await;
+    let d = consumer.next("tenancy.TenantProvisioned", &tenant, Duration::from_secs(5)).await;
     assert!(d.is_some(), "the relay did not wake on the commit");
     assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
     app.cleanup().await;
@@ -323,7 +270,7 @@ async fn an_undecodable_row_is_parked_and_unroutable_events_are_kept() {
     let app = spawn_app_without_polling().await;
     let admin = app.admin_pool().await;
     let tenant = format!("park-{}", app.id);
-    let (_ch, mut consumer) = tap(&format!("{tenant}.#")).await;
+    let mut consumer = Tap::new(&format!("{tenant}.#")).await;
     let good = provision_command(&tenant);
     let nobody = format!("nobody-{}.Nothing", app.id);
     // First a row no relay could decode, then one that is fine, then one nobody is bound for: one insert.
@@ -342,7 +289,7 @@ async fn an_undecodable_row_is_parked_and_unroutable_events_are_kept() {
     .execute(&admin)
     .await
     .unwrap();
-    let d = next_event(&mut consumer, &format!("{tenant}.ProvisionTenant"), &tenant, Duration::from_secs(5)).await;
+    let d = consumer.next(&format!("{tenant}.ProvisionTenant"), &tenant, Duration::from_secs(5)).await;
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&d.expect("the good row").data).unwrap()["eventId"],
         good.event_id.as_str()
@@ -378,7 +325,7 @@ async fn a_stalled_broker_never_holds_outbox_rows_locked() {
         c.outbox_publish_timeout_ms = 500;
     })
     .await;
-    let (_ch, mut consumer) = tap("tenancy.TenantProvisioned").await;
+    let mut consumer = Tap::new("tenancy.TenantProvisioned").await;
     app.published_edition("pro", 10).await;
     // The broker goes silent: connections stay open, nothing is answered.
     proxy.stall();
@@ -399,7 +346,7 @@ async fn a_stalled_broker_never_holds_outbox_rows_locked() {
     })
     .await;
     proxy.set_up(true);
-    let d = next_event(&mut consumer, "tenancy.TenantProvisioned", &tenant, Duration::from_secs(20)).await;
+    let d = consumer.next("tenancy.TenantProvisioned", &tenant, Duration::from_secs(20)).await;
     assert!(d.is_some(), "the event was not delivered once the broker answered again");
     app.cleanup().await;
 }

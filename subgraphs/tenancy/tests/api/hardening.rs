@@ -27,6 +27,17 @@ async fn the_router_secret_and_body_limits_are_checked_before_the_body_is_read()
     // Without the secret: 403, whatever the size.
     let (status, v) = app.call(post(None, "application/json", big.clone())).await;
     assert_eq!((status, code(&v)), (403, "FORBIDDEN"));
+    // An `Upgrade` header on anything but a WebSocket GET is no way around the check.
+    for upgrade in ["h2c", "websocket"] {
+        let req = Request::post("/graphql")
+            .header("content-type", "application/json")
+            .header("upgrade", upgrade)
+            .header("connection", "upgrade")
+            .body(Body::from(r#"{"query":"{ __typename }"}"#))
+            .unwrap();
+        let (status, v) = app.call(req).await;
+        assert_eq!((status, code(&v)), (403, "FORBIDDEN"), "POST with Upgrade: {upgrade}");
+    }
     // With it, but larger than MAX_BODY_BYTES (256 KiB by default): 413.
     let (status, v) = app.call(post(Some(&secret), "application/json", big)).await;
     assert_eq!((status, code(&v)), (413, "BAD_USER_INPUT"), "{v}");
@@ -157,4 +168,18 @@ async fn introspection_can_be_turned_off_for_production() {
     // The router still reads the SDL through federation's `_service`, and plain queries work.
     assert!(off.ok(&off.operator_token(), "{ _service { sdl } }", json!({})).await["_service"]["sdl"].is_string());
     off.cleanup().await;
+}
+
+#[tokio::test]
+async fn list_complexity_multiplies_by_the_page_size() {
+    let app = spawn_app().await;
+    let op = app.operator_token();
+    // 60 fields per tenant: fine for a page of 10, too much for a page of 100 (6,000 > 5,000).
+    let fields = (0..60).map(|i| format!("f{i}: displayName")).collect::<Vec<_>>().join(" ");
+    let q = |first: i32| format!("{{ tenants(first: {first}) {{ edges {{ node {{ {fields} }} }} }} }}");
+    let v = app.gql(&op, &q(100), json!({})).await;
+    assert_eq!(code(&v), "BAD_USER_INPUT", "{v}");
+    assert!(v["errors"][0]["message"].as_str().unwrap().contains("complex"), "{v}");
+    app.ok(&op, &q(10), json!({})).await;
+    app.cleanup().await;
 }

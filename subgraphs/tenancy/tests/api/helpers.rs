@@ -5,7 +5,7 @@ use std::ops::Deref;
 
 use kernel::service::NoConfig;
 use serde_json::json;
-pub use test_support::{admin_url, code, fast_retry, Proxy, AMQP_URL as AMQP, AUDIENCE, ISSUER};
+pub use test_support::{admin_url, code, fast_retry, Proxy, Tap, AMQP_URL as AMQP, AUDIENCE, ISSUER};
 
 pub struct TestApp(pub test_support::TestApp<tenancy::State>);
 

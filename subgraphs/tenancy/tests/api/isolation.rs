@@ -106,6 +106,21 @@ async fn row_level_security_confines_the_app_role_in_sql() {
         let hit = sqlx::query(stmt).execute(&mut *tx).await.unwrap().rows_affected();
         assert_eq!(hit, 0, "{stmt}");
     }
+    // Consuming quota adds to a balance; nothing a tenant does may lower one.
+    sqlx::query(
+        "INSERT INTO quota_balances (tenant_id, quota_key, period_start, used) VALUES ('alpha', 'api-calls', now(), 5)",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE quota_balances SET used = used + 1 WHERE tenant_id = 'alpha'").execute(&mut *tx).await.unwrap();
+    sqlx::query("SAVEPOINT lower").execute(&mut *tx).await.unwrap();
+    let err = sqlx::query("UPDATE quota_balances SET used = 0 WHERE tenant_id = 'alpha'")
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("only platform operators lower a quota balance"), "{err}");
+    sqlx::query("ROLLBACK TO SAVEPOINT lower").execute(&mut *tx).await.unwrap();
     // Renaming itself is the tenant's own business.
     let hit = sqlx::query("UPDATE tenants SET display_name = 'Alpha Inc' WHERE tenant_id = 'alpha'")
         .execute(&mut *tx)

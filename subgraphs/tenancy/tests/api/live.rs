@@ -78,6 +78,20 @@ async fn a_live_subscription_ends_when_its_tenant_is_suspended() {
     .await;
     assert_eq!(ws.closed_within(Duration::from_secs(3)).await, Some(4403));
     assert!(started.elapsed() < Duration::from_secs(1), "closed {:?} after the suspension", started.elapsed());
+    // Coming back with the same token gets no new stream.
+    let mut again = WsClient::init(&ws_url(&app).await, &secret(&app), &app.member_token(&tenant)).await;
+    again.subscribe("1", EVENTS).await;
+    match again.next(Duration::from_secs(5)).await {
+        Next::Message(m) => {
+            assert_eq!(m["type"], "next", "{m}");
+            assert_eq!(m["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN", "{m}");
+        }
+        other => panic!("a suspended tenant subscribed again: {other:?}"),
+    }
+    match again.next(Duration::from_secs(5)).await {
+        Next::Message(m) => assert_eq!(m["type"], "complete", "the refused subscription ends: {m}"),
+        other => panic!("{other:?}"),
+    }
     app.cleanup().await;
 }
 
