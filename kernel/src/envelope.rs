@@ -35,7 +35,8 @@ pub trait Event: Serialize {
 }
 
 /// Declares a domain's event (and command) payloads: each becomes a camelCase serde struct implementing
-/// [`Event`] with the domain, its own name as the type, and version 1 unless `#[version = N]` says otherwise.
+/// [`Event`] with the domain, its own name as the type, and version 1 unless `#[version = N]` (after its
+/// doc comment) says otherwise.
 ///
 /// ```ignore
 /// kernel::events! {
@@ -55,20 +56,7 @@ macro_rules! events {
 #[macro_export]
 macro_rules! __events_inner {
     ($domain:literal;) => {};
-    ($domain:literal; $(#[doc = $doc:literal])* #[version = $ver:literal] $(#[doc = $doc2:literal])*
-        $name:ident { $($(#[$fattr:meta])* $field:ident : $ty:ty),* $(,)? } $($rest:tt)*) => {
-        $(#[doc = $doc])* $(#[doc = $doc2])*
-        #[derive(Clone, Debug, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        pub struct $name { $($(#[$fattr])* pub $field: $ty),* }
-        impl $crate::envelope::Event for $name {
-            const DOMAIN: &'static str = $domain;
-            const TYPE: &'static str = stringify!($name);
-            const VERSION: u32 = $ver;
-        }
-        $crate::__events_inner!($domain; $($rest)*);
-    };
-    ($domain:literal; $(#[doc = $doc:literal])*
+    ($domain:literal; $(#[doc = $doc:literal])* $(#[version = $ver:literal])?
         $name:ident { $($(#[$fattr:meta])* $field:ident : $ty:ty),* $(,)? } $($rest:tt)*) => {
         $(#[doc = $doc])*
         #[derive(Clone, Debug, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
@@ -77,8 +65,20 @@ macro_rules! __events_inner {
         impl $crate::envelope::Event for $name {
             const DOMAIN: &'static str = $domain;
             const TYPE: &'static str = stringify!($name);
+            const VERSION: u32 = $crate::__event_version!($($ver)?);
         }
         $crate::__events_inner!($domain; $($rest)*);
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __event_version {
+    () => {
+        1
+    };
+    ($ver:literal) => {
+        $ver
     };
 }
 
@@ -162,6 +162,7 @@ mod tests {
         domain = "test";
         /// Documented.
         SomethingHappened { n: u32 }
+        /// Documented too.
         #[version = 2]
         SomethingHappenedV2 { #[serde(default)] n: u32, what: String }
     }

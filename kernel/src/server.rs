@@ -440,6 +440,11 @@ struct WsLimits {
     ping_every: Duration,
 }
 
+/// A close frame with a graphql-transport-ws (or WebSocket) code.
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(axum::extract::ws::CloseFrame { code, reason: reason.into() }))
+}
+
 type WsSink = futures::stream::SplitSink<axum::extract::ws::WebSocket, Message>;
 type WsStream = futures::stream::SplitStream<axum::extract::ws::WebSocket>;
 
@@ -471,20 +476,14 @@ fn guarded_socket(
                 t = terminations.recv() => match t {
                     Ok(t) if caller.get().is_some_and(|c| t.ends(c)) => {
                         end_inbound.cancel();
-                        Message::Close(Some(axum::extract::ws::CloseFrame {
-                            code: 4403,
-                            reason: "the credentials of this connection are no longer valid".into(),
-                        }))
+                        close(4403, "the credentials of this connection are no longer valid")
                     }
                     Ok(_) => continue,
                     // Missed some: a revoked caller must not slip through, so the client authenticates again.
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         tracing::warn!("a WebSocket connection missed session terminations; closing it");
                         end_inbound.cancel();
-                        Message::Close(Some(axum::extract::ws::CloseFrame {
-                            code: 4403,
-                            reason: "authenticate again".into(),
-                        }))
+                        close(4403, "authenticate again")
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => continue,
                 },
@@ -528,12 +527,7 @@ fn guarded_socket(
                     match tokio::time::timeout_at(started + limits.init_timeout, stream.next()).await {
                         Ok(next) => next,
                         Err(_) => {
-                            let _ = replies
-                                .send(Message::Close(Some(axum::extract::ws::CloseFrame {
-                                    code: 4408,
-                                    reason: "Connection initialisation timeout".into(),
-                                })))
-                                .await;
+                            let _ = replies.send(close(4408, "Connection initialisation timeout")).await;
                             return None;
                         }
                     }
@@ -541,12 +535,7 @@ fn guarded_socket(
                 let msg = next?;
                 // graphql-transport-ws is text only: a binary frame would slip past the checks below.
                 if matches!(msg, Ok(Message::Binary(_))) {
-                    let _ = replies
-                        .send(Message::Close(Some(axum::extract::ws::CloseFrame {
-                            code: 4400,
-                            reason: "binary frames are not part of graphql-transport-ws".into(),
-                        })))
-                        .await;
+                    let _ = replies.send(close(4400, "binary frames are not part of graphql-transport-ws")).await;
                     return None;
                 }
                 let Ok(Message::Text(text)) = &msg else { return Some((msg, (stream, initialised))) };

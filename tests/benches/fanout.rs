@@ -118,19 +118,9 @@ async fn main() {
         r#"mutation { provisionTenant(input: { id: "fanout", displayName: "Fan", region: "eu-west", editionId: "fan" }) { id } }"#,
         r#"mutation { activateTenant(id: "fanout") { id } }"#,
     ];
+    let secret = [(kernel::server::ROUTER_SECRET_HEADER, stack.secret.as_str())];
     for q in setup {
-        let v: serde_json::Value = stack
-            .http
-            .post(&direct_http)
-            .bearer_auth(&op)
-            .header(kernel::server::ROUTER_SECRET_HEADER, &stack.secret)
-            .json(&json!({ "query": q }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = stack.post(&direct_http, &op, &secret, q, json!({})).await;
         assert!(v.get("errors").is_none(), "{v}");
     }
     println!("{subscribers} subscribers of one tenant, {rounds} renames each\n");

@@ -148,21 +148,9 @@ async fn hive_routers_deduplication_never_hands_one_tenant_anothers_answer() {
     // The same query text from both tenants at once, many times over: identical in-flight requests are what
     // Hive Router deduplicates, and it must never share an answer across callers.
     let calls = (0..400).map(|i| {
-        let (tenant, token) = tokens[i % 2].clone();
-        let (http, url) = (stack.http.clone(), hive.url.clone());
-        async move {
-            let v: Value = http
-                .post(&url)
-                .bearer_auth(&token)
-                .json(&json!({ "query": query }))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            (tenant, v)
-        }
+        let (tenant, token) = &tokens[i % 2];
+        let (stack, url) = (&stack, &hive.url);
+        async move { (tenant, stack.post(url, token, &[], query, json!({})).await) }
     });
     let answers = futures::future::join_all(calls).await;
     for (tenant, v) in &answers {
