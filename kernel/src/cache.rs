@@ -31,6 +31,8 @@ pub mod kind {
     pub const QUOTA_DEFINITION: &str = "quota-def";
     /// A tenant's quota counter, by quota key and period.
     pub const QUOTA_COUNTER: &str = "quota";
+    /// Catalogue: an environment's configuration, by `<project id>/<environment>`.
+    pub const ENVIRONMENT: &str = "environment";
 }
 
 #[derive(Clone)]

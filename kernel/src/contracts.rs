@@ -23,6 +23,62 @@ pub mod tenancy {
     pub const TENANT_RETIRED: &str = "TenantRetired";
 }
 
+/// Approvals: any domain asks governance for one with a `RequestApproval` command (published under its own
+/// domain, `catalogue.RequestApproval`, `workflow.RequestApproval`: a domain's broker user publishes only
+/// under its own prefix, so governance binds `*.RequestApproval`), and governance answers with one of these
+/// events, carrying the request's subject back and the request's correlation id in the envelope.
+pub mod governance {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Serialize};
+
+    pub const DOMAIN: &str = "governance";
+    /// The command's event type (under the requesting domain's prefix).
+    pub const REQUEST_APPROVAL: &str = "RequestApproval";
+
+    /// What an approval is about: the requesting domain's own kind of thing and its id.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ApprovalSubject {
+        /// `<domain>.<Thing>`, e.g. `catalogue.EnvironmentChange`, `workflow.Gate`.
+        pub kind: String,
+        /// The thing's id in the requesting domain.
+        pub id: String,
+        /// The project it belongs to, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub project_id: Option<String>,
+    }
+
+    /// The payload of a `RequestApproval` command.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ApprovalRequest {
+        pub subject: ApprovalSubject,
+        /// One line for the approver's inbox.
+        pub summary: String,
+        /// Roles any of which an approver must hold.
+        pub approver_roles: Vec<String>,
+        /// Approvals needed (N of the approvers); 1 unless the request asks for more.
+        pub quorum: u32,
+        /// The principal asking; it may not approve its own request.
+        pub requested_by: String,
+        /// After this the request expires (`ApprovalExpired`).
+        pub expires_at: DateTime<Utc>,
+        /// Anything the approver should see (the change itself); never secrets.
+        #[serde(default)]
+        pub details: serde_json::Value,
+    }
+
+    crate::events! {
+        domain = "governance";
+        /// The request reached its quorum of approvals.
+        ApprovalGranted { approval_id: String, subject: ApprovalSubject, decided_by: Vec<String>, note: Option<String> }
+        /// An approver rejected the request.
+        ApprovalRejected { approval_id: String, subject: ApprovalSubject, decided_by: Vec<String>, note: Option<String> }
+        /// Nobody decided before `expiresAt`.
+        ApprovalExpired { approval_id: String, subject: ApprovalSubject }
+    }
+}
+
 /// `a == b` in a `const` context: `const _: () = assert!(same(MyEvent::TYPE, contracts::…));` makes a
 /// renamed event type a compile error in the crate that renamed it.
 pub const fn same(a: &str, b: &str) -> bool {

@@ -36,7 +36,8 @@ pub trait Event: Serialize {
 
 /// Declares a domain's event (and command) payloads: each becomes a camelCase serde struct implementing
 /// [`Event`] with the domain, its own name as the type, and version 1 unless `#[version = N]` (after its
-/// doc comment) says otherwise.
+/// doc comment) says otherwise. `#[project = field]` and `#[module = field]` (after the version) copy a
+/// field into the envelope's `projectId` / `moduleId` (a `String`, `Uuid` or an `Option` of either).
 ///
 /// ```ignore
 /// kernel::events! {
@@ -45,6 +46,8 @@ pub trait Event: Serialize {
 ///     TenantUpdated { tenant_id: String, display_name: String }
 ///     #[version = 2]
 ///     UsageRecordedV2 { meter: String, quantity: i64 }
+///     #[project = project_id] #[module = module_id]
+///     ModuleRegistered { project_id: Uuid, module_id: Uuid }
 /// }
 /// ```
 #[macro_export]
@@ -57,6 +60,7 @@ macro_rules! events {
 macro_rules! __events_inner {
     ($domain:literal;) => {};
     ($domain:literal; $(#[doc = $doc:literal])* $(#[version = $ver:literal])?
+        $(#[project = $pf:ident])? $(#[module = $mf:ident])?
         $name:ident { $($(#[$fattr:meta])* $field:ident : $ty:ty),* $(,)? } $($rest:tt)*) => {
         $(#[doc = $doc])*
         #[derive(Clone, Debug, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
@@ -66,6 +70,12 @@ macro_rules! __events_inner {
             const DOMAIN: &'static str = $domain;
             const TYPE: &'static str = stringify!($name);
             const VERSION: u32 = $crate::__event_version!($($ver)?);
+            $(fn project_id(&self) -> Option<String> {
+                $crate::envelope::EnvelopeId::envelope_id(&self.$pf)
+            })?
+            $(fn module_id(&self) -> Option<String> {
+                $crate::envelope::EnvelopeId::envelope_id(&self.$mf)
+            })?
         }
         $crate::__events_inner!($domain; $($rest)*);
     };
@@ -80,6 +90,29 @@ macro_rules! __event_version {
     ($ver:literal) => {
         $ver
     };
+}
+
+/// A payload field that can fill the envelope's `projectId` or `moduleId`.
+pub trait EnvelopeId {
+    fn envelope_id(&self) -> Option<String>;
+}
+
+impl EnvelopeId for String {
+    fn envelope_id(&self) -> Option<String> {
+        Some(self.clone())
+    }
+}
+
+impl EnvelopeId for uuid::Uuid {
+    fn envelope_id(&self) -> Option<String> {
+        Some(self.to_string())
+    }
+}
+
+impl<T: EnvelopeId> EnvelopeId for Option<T> {
+    fn envelope_id(&self) -> Option<String> {
+        self.as_ref().and_then(EnvelopeId::envelope_id)
+    }
 }
 
 /// Where an event comes from in the causal chain.
@@ -165,6 +198,24 @@ mod tests {
         /// Documented too.
         #[version = 2]
         SomethingHappenedV2 { #[serde(default)] n: u32, what: String }
+        /// Inside a project, about a module.
+        #[project = project] #[module = module]
+        ModuleTouched { project: uuid::Uuid, module: Option<String> }
+    }
+
+    #[test]
+    fn project_and_module_fields_fill_the_envelope() {
+        let meta = EventMeta::default();
+        let p = uuid::Uuid::now_v7();
+        let env = Envelope::new(
+            &TenantId::parse("acme").unwrap(),
+            &meta,
+            &ModuleTouched { project: p, module: Some("m-1".into()) },
+        );
+        assert_eq!((env.project_id.as_deref(), env.module_id.as_deref()), (Some(p.to_string().as_str()), Some("m-1")));
+        let none = ModuleTouched { project: p, module: None };
+        assert_eq!(none.module_id(), None);
+        assert_eq!(SomethingHappened { n: 1 }.project_id(), None);
     }
 
     #[test]

@@ -18,6 +18,11 @@ pub mod tenancy {
     pub const QUOTA_CONSUME: &str = "quota:consume";
 }
 
+pub mod catalogue {
+    pub const READ: &str = "catalogue:read";
+    pub const WRITE: &str = "catalogue:write";
+}
+
 /// Every permission there is, with what it allows (identity's `permissions` catalogue).
 pub const ALL: &[(&str, &str)] = &[
     (PLATFORM_ADMIN, "operate the platform: tenants, editions, flags, every tenant's identity"),
@@ -26,6 +31,11 @@ pub const ALL: &[(&str, &str)] = &[
     (tenancy::READ, "read the tenant, its edition, quotas and feature flags"),
     (tenancy::WRITE, "rename the tenant"),
     (tenancy::QUOTA_CONSUME, "consume the tenant's quotas"),
+    (catalogue::READ, "read the tenant's projects, environments, modules, blueprints and agent and skill definitions"),
+    (
+        catalogue::WRITE,
+        "change the tenant's projects, environments, modules, blueprints and agent and skill definitions",
+    ),
 ];
 
 /// Whether `p` is a permission some domain declares.

@@ -16,7 +16,7 @@ use kernel::auth::LocalSigner;
 const DOMAINS: &[(&str, u16, bool)] = &[
     ("identity", 4001, true),
     ("tenancy", 4002, true),
-    ("catalogue", 4003, false),
+    ("catalogue", 4003, true),
     ("workflow", 4004, false),
     ("governance", 4005, false),
     ("lineage", 4006, false),

@@ -1,0 +1,1 @@
+//! Blueprints' share of the roots (work in progress).

@@ -1,0 +1,87 @@
+//! Governance's answers to catalogue's approval requests: `ApprovalGranted` applies the pending prod
+//! change named by the subject, `ApprovalRejected` and `ApprovalExpired` discard it. The inbox applies each
+//! event once however often it is delivered, and a change that is no longer pending is left alone, so an
+//! answer arriving after another (or after the project was archived) changes nothing.
+
+use kernel::consumer::{ConsumerSpec, Failure, Handler, RetryPolicy};
+use kernel::contracts::governance::{ApprovalExpired, ApprovalGranted, ApprovalRejected, ApprovalSubject};
+use kernel::envelope::{Envelope, Event};
+use kernel::{TenantId, Work};
+use uuid::Uuid;
+
+use super::{store, ChangeStatus};
+use crate::events::ENVIRONMENT_CHANGE;
+
+/// The durable queue of governance's approval outcomes.
+pub fn spec(retry: RetryPolicy) -> ConsumerSpec {
+    ConsumerSpec {
+        queue: format!("{}.approval-outcomes", crate::events::DOMAIN),
+        bindings: vec![ApprovalGranted::routing_key(), ApprovalRejected::routing_key(), ApprovalExpired::routing_key()],
+        retry,
+        prefetch: 16,
+    }
+}
+
+pub struct ApprovalOutcomes;
+
+fn malformed(e: serde_json::Error) -> Failure {
+    Failure::Permanent(anyhow::anyhow!("malformed approval outcome: {e}"))
+}
+
+/// The change a subject names, if it is one of ours.
+fn change_of(subject: &ApprovalSubject) -> Result<Option<Uuid>, Failure> {
+    if subject.kind != ENVIRONMENT_CHANGE {
+        return Ok(None);
+    }
+    Uuid::parse_str(&subject.id)
+        .map(Some)
+        .map_err(|_| Failure::Permanent(anyhow::anyhow!("approval subject id `{}` is not a change id", subject.id)))
+}
+
+#[async_trait::async_trait]
+impl Handler for ApprovalOutcomes {
+    fn name(&self) -> &'static str {
+        "catalogue.approval-outcomes"
+    }
+
+    async fn handle(&self, work: &mut Work, envelope: &Envelope) -> Result<(), Failure> {
+        let tenant: &TenantId = &envelope.tenant_id;
+        let (subject, outcome, by, note) = match envelope.event_type.as_str() {
+            t if t == ApprovalGranted::TYPE => {
+                let e: ApprovalGranted = envelope.payload_as().map_err(malformed)?;
+                (e.subject, ChangeStatus::Applied, e.decided_by, e.note)
+            }
+            t if t == ApprovalRejected::TYPE => {
+                let e: ApprovalRejected = envelope.payload_as().map_err(malformed)?;
+                (e.subject, ChangeStatus::Rejected, e.decided_by, e.note)
+            }
+            t if t == ApprovalExpired::TYPE => {
+                let e: ApprovalExpired = envelope.payload_as().map_err(malformed)?;
+                (e.subject, ChangeStatus::Expired, Vec::new(), None)
+            }
+            other => return Err(Failure::Permanent(anyhow::anyhow!("unexpected event type {other}"))),
+        };
+        let Some(change_id) = change_of(&subject)? else {
+            // Another domain's approval: not ours to act on.
+            return Ok(());
+        };
+        let Some(change) = store::lock_change(work, tenant, change_id).await? else {
+            tracing::warn!(%tenant, %change_id, "approval outcome for an unknown environment change; ignored");
+            return Ok(());
+        };
+        if change.status != ChangeStatus::Pending {
+            tracing::info!(%tenant, %change_id, status = ?change.status, "environment change already decided; outcome ignored");
+            return Ok(());
+        }
+        match outcome {
+            ChangeStatus::Applied => {
+                super::apply(work, tenant, change, Some((&by, note.as_deref()))).await?;
+            }
+            discarded => {
+                let by = (!by.is_empty()).then(|| by.join(","));
+                super::discard(work, tenant, &change, discarded, by.as_deref(), note.as_deref()).await?;
+            }
+        }
+        Ok(())
+    }
+}

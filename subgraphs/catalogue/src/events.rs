@@ -1,0 +1,117 @@
+//! Everything catalogue publishes (routing key `catalogue.<eventType>`) and the commands it accepts. The
+//! README's events table documents each payload; a breaking change makes a new type (`…V2`).
+//!
+//! Events about something inside a project carry its id in the envelope's `projectId`, and events about a
+//! module its id in `moduleId`.
+
+use kernel::contracts::governance::ApprovalRequest;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// The routing-key prefix of everything catalogue publishes.
+pub const DOMAIN: &str = "catalogue";
+
+/// `ApprovalSubject.kind` of a prod environment change.
+pub const ENVIRONMENT_CHANGE: &str = "catalogue.EnvironmentChange";
+
+kernel::events! {
+    domain = "catalogue";
+
+    /// A project was created (status `Active`).
+    #[project = project_id]
+    ProjectCreated { project_id: Uuid, slug: String, name: String, owner_principal_id: Option<Uuid> }
+    /// A project's name, description or owner changed.
+    #[project = project_id]
+    ProjectUpdated { project_id: Uuid, name: String, description: String, owner_principal_id: Option<Uuid> }
+    /// A project was archived: read-only from now on, and hidden from default lists.
+    #[project = project_id]
+    ProjectArchived { project_id: Uuid, slug: String }
+
+    /// A change to a `prod` environment is waiting for approval (a `RequestApproval` command went out with it).
+    #[project = project_id]
+    EnvironmentChangeRequested {
+        change_id: Uuid, project_id: Uuid, environment: String, base_version: i32, requested_by: String, reason: String,
+    }
+    /// An environment's configuration changed (at once outside prod; in prod once the approval was granted).
+    #[project = project_id]
+    EnvironmentChanged { change_id: Uuid, project_id: Uuid, environment: String, version: i32, config: Value }
+    /// A pending prod change was dropped: `outcome` is `Rejected`, `Expired` or `Cancelled` (project archived).
+    #[project = project_id]
+    EnvironmentChangeDiscarded {
+        change_id: Uuid, project_id: Uuid, environment: String, outcome: String, note: Option<String>,
+    }
+    /// Command to governance (`catalogue.RequestApproval`): approve the prod change `subject.id`.
+    RequestApproval { #[serde(flatten)] request: ApprovalRequest }
+
+    /// A module was added to the catalogue.
+    #[project = project_id] #[module = module_id]
+    ModuleRegistered {
+        module_id: Uuid, project_id: Uuid, name: String, version: String, kind: String, owner: String,
+        tags: Vec<String>,
+    }
+    /// A module's version, kind, owner, tags or metadata changed.
+    #[project = project_id] #[module = module_id]
+    ModuleUpdated {
+        module_id: Uuid, project_id: Uuid, name: String, version: String, kind: String, owner: String,
+        tags: Vec<String>,
+    }
+    /// A module without dependents was removed, with its own dependency edges.
+    #[project = project_id] #[module = module_id]
+    ModuleRemoved { module_id: Uuid, project_id: Uuid, name: String }
+    /// `from` now depends on `to` within `versionConstraint` (a semver range).
+    #[project = project_id] #[module = from_module_id]
+    DependencyAdded { from_module_id: Uuid, to_module_id: Uuid, project_id: Uuid, version_constraint: String }
+    #[project = project_id] #[module = from_module_id]
+    DependencyRemoved { from_module_id: Uuid, to_module_id: Uuid, project_id: Uuid }
+
+    /// A blueprint was created in a project.
+    #[project = project_id]
+    BlueprintCreated { blueprint_id: Uuid, project_id: Uuid, name: String }
+    /// A draft version was created or its definition replaced.
+    #[project = project_id]
+    BlueprintVersionDrafted { blueprint_id: Uuid, project_id: Uuid, version: i32 }
+    /// A validation run finished (whatever its outcome); its results are queryable by `runId`.
+    #[project = project_id]
+    BlueprintValidationCompleted {
+        run_id: Uuid, blueprint_id: Uuid, project_id: Uuid, version: i32, valid: bool, errors: i32, warnings: i32,
+    }
+    /// A version passed validation: immutable from now on, and the project's context map and domain models
+    /// are rebuilt from it. The previously validated version is superseded.
+    #[project = project_id]
+    BlueprintVersionValidated {
+        blueprint_id: Uuid, project_id: Uuid, version: i32, run_id: Uuid, superseded_version: Option<i32>,
+    }
+
+    /// A skill definition version was published (immutable from now on): the full definition.
+    SkillDefinitionPublished {
+        skill_key: String, version: String, name: String, description: String, input_schema: Value,
+        output_schema: Value, platform: bool,
+    }
+    SkillDefinitionDeprecated { skill_key: String, version: String }
+    /// An agent definition version was published (immutable from now on): the full definition, with the
+    /// exact skill versions its ranges resolved to at publication.
+    AgentDefinitionPublished {
+        agent_key: String, version: String, name: String, description: String, capabilities: Vec<String>,
+        skills: Vec<AgentSkillRef>, model_requirements: Value, platform: bool,
+    }
+    AgentDefinitionDeprecated { agent_key: String, version: String }
+
+    /// Command: create a project. Idempotent: a project with this slug already there is left as it is.
+    CreateProject {
+        slug: String, name: String, #[serde(default)] description: String,
+        #[serde(default)] owner_principal_id: Option<Uuid>,
+    }
+    /// Command: validate a blueprint version (as the `validateBlueprint` mutation does).
+    ValidateBlueprint { blueprint_id: Uuid, version: i32 }
+}
+
+/// A skill an agent has, as published.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSkillRef {
+    pub skill_key: String,
+    /// The range the definition asked for.
+    pub version_req: String,
+    /// The newest published version in range when the agent was published.
+    pub resolved_version: String,
+}

@@ -1,0 +1,328 @@
+//! Modules' share of the roots, `Project.modules`, and the module loaders.
+
+use std::collections::HashMap;
+
+use async_graphql::connection::Connection;
+use async_graphql::dataloader::Loader;
+use async_graphql::{Context, InputObject, Json, Object, ID};
+use kernel::error::LoadError;
+use kernel::pagination::Page;
+use kernel::{Error, Result, TenantId, Work};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::filter::{Compiled, ModuleFilter};
+use super::{store, Module};
+use crate::access::{event_meta, reader, state, writer};
+use crate::events;
+use crate::loaders::{loader, CatalogueLoader};
+use crate::projects::{self, Project};
+
+fn cursor(m: &Module) -> String {
+    format!("{}:{}", m.module_id, m.name)
+}
+
+fn parse_cursor(after: Option<&str>) -> Result<Option<(String, Uuid)>> {
+    let Some(c) = after else { return Ok(None) };
+    let (id, name) = c.split_once(':').ok_or_else(|| Error::bad_input("after", "not a module cursor"))?;
+    let id = Uuid::parse_str(id).map_err(|_| Error::bad_input("after", "not a module cursor"))?;
+    Ok(Some((name.to_owned(), id)))
+}
+
+/// Compiles a filter and refuses metadata paths no module of the tenant has.
+async fn compile(tx: &mut kernel::db::Tx, tenant: &TenantId, filter: Option<ModuleFilter>) -> Result<Compiled> {
+    let f = filter.unwrap_or_default().compile()?;
+    if !f.paths.is_empty() {
+        let unknown = store::unknown_paths(tx, tenant, &f.paths).await?;
+        if let Some(first) = unknown.first() {
+            return Err(Error::bad_input(
+                "filter.metadataEquals.path",
+                format!("no module has metadata at path {first}; check the spelling"),
+            ));
+        }
+    }
+    Ok(f)
+}
+
+/// A module by id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ModuleById(pub Uuid);
+
+impl Loader<ModuleById> for CatalogueLoader {
+    type Value = Module;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[ModuleById]) -> Result<HashMap<ModuleById, Module>, LoadError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let mut tx = self.begin().await?;
+        let rows = store::by_ids(&mut tx, self.scope().as_deref(), &ids).await?;
+        tx.commit().await?;
+        Ok(rows.into_iter().map(|m| (ModuleById(m.module_id), m)).collect())
+    }
+}
+
+/// A page of one project's modules under one filter.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ModulesOf {
+    pub project: Uuid,
+    pub filter: Compiled,
+    pub after: Option<(String, Uuid)>,
+    pub limit: i64,
+}
+
+impl Loader<ModulesOf> for CatalogueLoader {
+    type Value = Vec<Module>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[ModulesOf]) -> Result<HashMap<ModulesOf, Vec<Module>>, LoadError> {
+        // One statement per distinct page shape (normally one).
+        type Shape = (Compiled, Option<(String, Uuid)>, i64);
+        let mut shapes: HashMap<Shape, Vec<&ModulesOf>> = HashMap::new();
+        for k in keys {
+            shapes.entry((k.filter.clone(), k.after.clone(), k.limit)).or_default().push(k);
+        }
+        let mut tx = self.begin().await?;
+        let mut out = HashMap::new();
+        for ((filter, after, limit), ks) in shapes {
+            let projects: Vec<Uuid> = ks.iter().map(|k| k.project).collect();
+            let after = after.as_ref().map(|(n, id)| (n.as_str(), *id));
+            let rows =
+                store::page_of_projects(&mut tx, self.scope().as_deref(), &projects, &filter, after, limit).await?;
+            let mut by_project: HashMap<Uuid, Vec<Module>> = HashMap::new();
+            for m in rows {
+                by_project.entry(m.project_id).or_default().push(m);
+            }
+            for k in ks {
+                out.insert(k.clone(), by_project.get(&k.project).cloned().unwrap_or_default());
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+}
+
+/// `Project.modules`.
+pub async fn of_project(
+    ctx: &Context<'_>,
+    project: &Project,
+    filter: Option<ModuleFilter>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<Connection<String, Module>> {
+    let page = Page::forward(after, first, 20)?;
+    let filter = match &filter {
+        Some(f) if f.metadata_equals.as_ref().is_some_and(|e| !e.is_empty()) => {
+            let mut tx = state(ctx).kernel.db.tenant_tx(&project.tenant_id).await?;
+            let f = compile(&mut tx, &project.tenant_id, filter).await?;
+            tx.commit().await?;
+            f
+        }
+        _ => filter.unwrap_or_default().compile()?,
+    };
+    let key = ModulesOf {
+        project: project.project_id,
+        filter,
+        after: parse_cursor(page.after.as_deref())?,
+        limit: page.fetch_limit(),
+    };
+    let rows = loader(ctx)?.load_one(key).await?.unwrap_or_default();
+    Ok(page.connection(rows, cursor))
+}
+
+/// A module the caller may see, or `NOT_FOUND`.
+pub async fn visible(ctx: &Context<'_>, id: &str) -> Result<Module> {
+    let id = super::parse_id("id", id)?;
+    loader(ctx)?.load_one(ModuleById(id)).await?.ok_or_else(|| Error::not_found(format!("no module `{id}`")))
+}
+
+#[derive(Default)]
+pub struct ModuleQuery;
+
+#[Object]
+impl ModuleQuery {
+    async fn module(&self, ctx: &Context<'_>, id: ID) -> Result<Module> {
+        reader(ctx)?;
+        visible(ctx, &id).await
+    }
+
+    /// The caller's modules in (name, id) order, optionally within one project, matching `filter`.
+    #[graphql(complexity = "kernel::pagination::page_complexity(first, child_complexity)")]
+    async fn modules(
+        &self,
+        ctx: &Context<'_>,
+        project_id: Option<ID>,
+        filter: Option<ModuleFilter>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, Module>> {
+        let tenant = reader(ctx)?;
+        let project = project_id.map(|p| projects::parse_id("projectId", &p)).transpose()?;
+        let page = Page::forward(after, first, 20)?;
+        let after = parse_cursor(page.after.as_deref())?;
+        let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
+        let f = compile(&mut tx, &tenant, filter).await?;
+        let rows = store::search(
+            &mut tx,
+            &tenant,
+            project,
+            &f,
+            after.as_ref().map(|(n, id)| (n.as_str(), *id)),
+            page.fetch_limit(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(page.connection(rows, cursor))
+    }
+}
+
+#[derive(InputObject)]
+pub struct RegisterModuleInput {
+    pub project_id: ID,
+    /// Unique within the project: 1–128 letters, digits and `. _ - / @`.
+    pub name: String,
+    /// A semantic version.
+    pub version: String,
+    /// `service`, `library`, `ui`, … (a lower-case key).
+    pub kind: String,
+    #[graphql(default)]
+    pub owner: String,
+    #[graphql(default)]
+    pub tags: Vec<String>,
+    /// A JSON object of at most 16 KiB.
+    pub metadata: Option<Json<Value>>,
+}
+
+/// Fields to change; omitted fields stay as they are.
+#[derive(InputObject)]
+pub struct UpdateModuleInput {
+    pub version: Option<String>,
+    pub kind: Option<String>,
+    pub owner: Option<String>,
+    pub tags: Option<Vec<String>>,
+    /// Replaces the metadata (a JSON object of at most 16 KiB).
+    pub metadata: Option<Json<Value>>,
+}
+
+fn owner(raw: &str) -> Result<String> {
+    let s = raw.trim();
+    if s.chars().count() > 200 || s.chars().any(char::is_control) {
+        return Err(Error::bad_input("owner", "owner is at most 200 characters without control characters"));
+    }
+    Ok(s.to_owned())
+}
+
+#[derive(Default)]
+pub struct ModuleMutation;
+
+#[Object]
+impl ModuleMutation {
+    /// Adds a module to a project's catalogue. Emits `ModuleRegistered`.
+    async fn register_module(&self, ctx: &Context<'_>, input: RegisterModuleInput) -> Result<Module> {
+        let tenant = writer(ctx)?;
+        let project_id = projects::parse_id("projectId", &input.project_id)?;
+        let name = super::name(&input.name)?;
+        let version = super::version(&input.version)?;
+        let kind = super::kind(&input.kind)?;
+        let owner = owner(&input.owner)?;
+        let tags = super::tags(input.tags)?;
+        let metadata =
+            super::metadata(input.metadata.map(|j| j.0).unwrap_or_else(|| Value::Object(Default::default())))?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        projects::writable(&mut work, &tenant, project_id).await?;
+        let new = store::NewModule {
+            module_id: Uuid::now_v7(),
+            project_id,
+            name: &name,
+            version: &version,
+            kind: &kind,
+            owner: &owner,
+            tags: &tags,
+            metadata: &metadata,
+        };
+        let m = store::insert(&mut work, &tenant, &new).await?;
+        store::record_paths(&mut work, &tenant, &super::object_paths(&m.metadata)).await?;
+        let event = events::ModuleRegistered {
+            module_id: m.module_id,
+            project_id,
+            name: m.name.clone(),
+            version: m.version.clone(),
+            kind: m.kind.clone(),
+            owner: m.owner.clone(),
+            tags: m.tags.clone(),
+        };
+        work.emit(&tenant, &event).await?;
+        work.commit().await?;
+        Ok(m)
+    }
+
+    /// Changes a module's version, kind, owner, tags or metadata. Emits `ModuleUpdated`.
+    async fn update_module(&self, ctx: &Context<'_>, id: ID, input: UpdateModuleInput) -> Result<Module> {
+        let tenant = writer(ctx)?;
+        let id = super::parse_id("id", &id)?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        let mut m =
+            store::lock(&mut work, &tenant, id).await?.ok_or_else(|| Error::not_found(format!("no module `{id}`")))?;
+        projects::writable(&mut work, &tenant, m.project_id).await?;
+        if let Some(v) = input.version {
+            m.version = super::version(&v)?;
+        }
+        if let Some(k) = input.kind {
+            m.kind = super::kind(&k)?;
+        }
+        if let Some(o) = input.owner {
+            m.owner = owner(&o)?;
+        }
+        if let Some(t) = input.tags {
+            m.tags = super::tags(t)?;
+        }
+        if let Some(md) = input.metadata {
+            m.metadata = super::metadata(md.0)?;
+        }
+        let m = store::update(&mut work, &tenant, &m).await?;
+        store::record_paths(&mut work, &tenant, &super::object_paths(&m.metadata)).await?;
+        let event = events::ModuleUpdated {
+            module_id: m.module_id,
+            project_id: m.project_id,
+            name: m.name.clone(),
+            version: m.version.clone(),
+            kind: m.kind.clone(),
+            owner: m.owner.clone(),
+            tags: m.tags.clone(),
+        };
+        work.emit(&tenant, &event).await?;
+        work.commit().await?;
+        Ok(m)
+    }
+
+    /// Removes a module nothing depends on, with its own dependency edges. Emits `ModuleRemoved` (and
+    /// `DependencyRemoved` for each edge).
+    async fn remove_module(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        let tenant = writer(ctx)?;
+        let id = super::parse_id("id", &id)?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        crate::graph::store::lock_graph(&mut work, &tenant).await?;
+        let m =
+            store::lock(&mut work, &tenant, id).await?.ok_or_else(|| Error::not_found(format!("no module `{id}`")))?;
+        projects::writable(&mut work, &tenant, m.project_id).await?;
+        let dependents =
+            crate::graph::store::direct(&mut work, &tenant, &[id], crate::graph::Direction::Dependents).await?;
+        if !dependents.is_empty() {
+            return Err(Error::conflict(format!(
+                "{} module(s) depend on `{}`; remove those dependencies first",
+                dependents.len(),
+                m.name
+            )));
+        }
+        let edges =
+            crate::graph::store::direct(&mut work, &tenant, &[id], crate::graph::Direction::Dependencies).await?;
+        store::delete(&mut work, &tenant, id).await?;
+        for e in edges {
+            let event = events::DependencyRemoved { from_module_id: id, to_module_id: e.to, project_id: m.project_id };
+            work.emit(&tenant, &event).await?;
+        }
+        work.emit(&tenant, &events::ModuleRemoved { module_id: id, project_id: m.project_id, name: m.name.clone() })
+            .await?;
+        work.commit().await?;
+        Ok(ID(id.to_string()))
+    }
+}

@@ -1,0 +1,3 @@
+//! Agent and skill registries (work in progress).
+
+pub mod schema;

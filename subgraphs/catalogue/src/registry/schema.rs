@@ -1,0 +1,1 @@
+//! The registries' share of the roots (work in progress).

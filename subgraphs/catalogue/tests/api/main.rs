@@ -1,0 +1,1 @@
+//! Integration tests of the catalogue subgraph against the real PostgreSQL, Redis and RabbitMQ.
