@@ -86,9 +86,10 @@ CREATE TABLE environment_changes (
     CONSTRAINT environment_changes_env_fkey FOREIGN KEY (tenant_id, project_id, environment)
         REFERENCES environments (tenant_id, project_id, name)
 );
--- One pending change per environment at a time: a second request waits for the first to be decided.
+-- One pending prod change per project at a time: a second request waits for the first to be decided.
+-- (Changes elsewhere are recorded and applied in one transaction.)
 CREATE UNIQUE INDEX environment_changes_one_pending ON environment_changes (tenant_id, project_id, environment)
-    WHERE status = 'Pending';
+    WHERE status = 'Pending' AND environment = 'prod';
 CREATE INDEX environment_changes_by_env ON environment_changes (tenant_id, project_id, environment, requested_at DESC);
 SELECT cp_tenant_rls('environment_changes');
 CREATE POLICY platform_read ON environment_changes FOR SELECT USING (current_setting('app.platform', true) = 'on');

@@ -40,8 +40,10 @@ kernel::events! {
     EnvironmentChangeDiscarded {
         change_id: Uuid, project_id: Uuid, environment: String, outcome: String, note: Option<String>,
     }
-    /// Command to governance (`catalogue.RequestApproval`): approve the prod change `subject.id`.
-    RequestApproval { #[serde(flatten)] request: ApprovalRequest }
+    /// Command to governance (`catalogue.RequestApproval`): approve the prod change `subject.id`. The
+    /// payload is an `ApprovalRequest` (kernel::contracts::governance) plus the project's id.
+    #[project = project_id]
+    RequestApproval { project_id: Uuid, #[serde(flatten)] request: ApprovalRequest }
 
     /// A module was added to the catalogue.
     #[project = project_id] #[module = module_id]

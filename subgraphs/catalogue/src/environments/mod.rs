@@ -245,7 +245,8 @@ pub async fn request_change(
     let ChangeRequest { project_id, env, config, reason, requested_by } = req;
     let current =
         store::lock(work, tenant, project_id, env).await?.ok_or_else(|| Error::not_found("no such environment"))?;
-    let status = if env.gated() { ChangeStatus::Pending } else { ChangeStatus::Applied };
+    // Recorded as pending either way; outside prod it is applied (decided) below in the same transaction.
+    let status = ChangeStatus::Pending;
     let change_id = Uuid::now_v7();
     let change = store::insert_change(
         work,
@@ -293,7 +294,7 @@ pub async fn request_change(
             "config": config,
         }),
     };
-    work.emit(tenant, &events::RequestApproval { request }).await?;
+    work.emit(tenant, &events::RequestApproval { project_id, request }).await?;
     Ok(Requested::Pending(current, change))
 }
 

@@ -26,6 +26,7 @@ use crate::events;
 use crate::modules::Module;
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[graphql(name = "DependencyDirection")]
 pub enum Direction {
     /// What a module depends on.
     Dependencies,

@@ -194,6 +194,8 @@ impl GraphMutation {
         let to = modules::parse_id("toModuleId", &to_module_id)?;
         let constraint = super::constraint(&version_constraint)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        // The graph lock first, then the rows: two inserts never hold row locks the other waits for.
+        store::lock_graph(&mut work, &tenant).await?;
         let missing = |id: Uuid| Error::not_found(format!("no module `{id}`"));
         let from_m = modules::store::lock(&mut work, &tenant, from).await?.ok_or_else(|| missing(from))?;
         let to_m = modules::store::lock(&mut work, &tenant, to).await?.ok_or_else(|| missing(to))?;

@@ -1,1 +1,9 @@
 //! Integration tests of the catalogue subgraph against the real PostgreSQL, Redis and RabbitMQ.
+
+mod environments;
+mod graph;
+mod helpers;
+mod isolation;
+mod modules;
+mod projects;
+mod queries;

@@ -1,0 +1,193 @@
+//! Environments: changes apply at once outside prod; a prod change waits for governance's answer, applied
+//! once on `ApprovalGranted` (however often delivered) and discarded on `ApprovalRejected`/`ApprovalExpired`.
+
+use std::time::Duration;
+
+use kernel::contracts::governance::{ApprovalExpired, ApprovalGranted, ApprovalRejected, ApprovalSubject};
+use kernel::envelope::Event;
+use serde_json::{json, Value};
+use test_support::Tap;
+
+use crate::helpers::{code, spawn_app, TestApp};
+
+const CHANGE: &str = "mutation($p: ID!, $n: EnvironmentName!, $c: JSON!) {
+    changeEnvironment(projectId: $p, name: $n, config: $c, reason: \"scale up\") {
+      change { id status baseVersion appliedVersion } environment { version config } } }";
+const READ: &str = "query($p: ID!, $n: EnvironmentName!) { environment(projectId: $p, name: $n) { version config } }";
+
+async fn read(app: &TestApp, t: &str, project: &str, name: &str) -> Value {
+    app.ok(t, READ, json!({ "p": project, "n": name })).await["environment"].clone()
+}
+
+fn subject(change: &str, project: &str) -> ApprovalSubject {
+    ApprovalSubject {
+        kind: catalogue::events::ENVIRONMENT_CHANGE.into(),
+        id: change.into(),
+        project_id: Some(project.into()),
+    }
+}
+
+async fn wait_status(app: &TestApp, change: &str, status: &str) {
+    let admin = app.admin_pool().await;
+    test_support::eventually(&format!("change {change} to become {status}"), Duration::from_secs(10), || async {
+        let s: String = sqlx::query_scalar("SELECT status FROM environment_changes WHERE change_id = $1::uuid")
+            .bind(change)
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+        s == status
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn outside_prod_a_change_applies_at_once_and_the_cached_read_follows_it() {
+    let app = spawn_app().await;
+    let t = app.member("acme");
+    let p = app.project(&t, "shop").await;
+    assert_eq!(read(&app, &t, &p, "dev").await, json!({ "version": 1, "config": {} }));
+    // Now cached in Redis, under the tenant's key.
+    let key = format!("{}:{{acme}}:environment:{p}/dev", app.config.redis_namespace);
+    let mut redis = app.state.kernel.cache.connection();
+    let cached: Option<String> = redis::AsyncCommands::get(&mut redis, &key).await.unwrap();
+    assert!(cached.is_some(), "the read was cached at {key}");
+
+    let v = app.ok(&t, CHANGE, json!({ "p": p, "n": "dev", "c": { "replicas": 3 } })).await;
+    assert_eq!(v["changeEnvironment"]["change"]["status"], "APPLIED");
+    assert_eq!(v["changeEnvironment"]["environment"], json!({ "version": 2, "config": { "replicas": 3 } }));
+    // Read-your-writes: the cached copy was dropped after commit.
+    assert_eq!(read(&app, &t, &p, "dev").await, json!({ "version": 2, "config": { "replicas": 3 } }));
+
+    // Secrets only by reference; nothing written for a refused change.
+    let v = app.gql(&t, CHANGE, json!({ "p": p, "n": "dev", "c": { "db": { "password": "hunter2" } } })).await;
+    assert_eq!(code(&v), "BAD_USER_INPUT");
+    assert!(!v.to_string().contains("hunter2"), "the value is never echoed: {v}");
+    let v = app.gql(&t, CHANGE, json!({ "p": p, "n": "dev", "c": [1, 2] })).await;
+    assert_eq!(code(&v), "BAD_USER_INPUT");
+    assert_eq!(read(&app, &t, &p, "dev").await["version"], 2);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_prod_change_is_applied_once_after_approval_granted() {
+    let app = spawn_app().await;
+    test_support::consuming(&format!("{}.approval-outcomes", app.command_prefix())).await;
+    let mut requests = Tap::new("catalogue.RequestApproval").await;
+    // A tenant of this test's own: the tap hears every test's RequestApproval.
+    let tenant = format!("t-{}", app.id);
+    let t = app.member(&tenant);
+    let p = app.project(&t, "shop").await;
+
+    let v = app.ok(&t, CHANGE, json!({ "p": p, "n": "prod", "c": { "replicas": 9 } })).await;
+    let change = v["changeEnvironment"]["change"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(v["changeEnvironment"]["change"]["status"], "PENDING");
+    assert_eq!(v["changeEnvironment"]["environment"]["version"], 1, "nothing applied yet");
+    assert_eq!(read(&app, &t, &p, "prod").await["config"], json!({}));
+
+    // Governance is asked, with the subject it must answer about.
+    let request = requests.event("RequestApproval", &tenant, Duration::from_secs(10)).await;
+    assert_eq!(request["projectId"], p.as_str());
+    assert_eq!(
+        request["payload"]["subject"],
+        json!({ "kind": "catalogue.EnvironmentChange", "id": change, "projectId": p })
+    );
+    assert_eq!(request["payload"]["approverRoles"], json!(["release-approver"]));
+    assert_eq!(request["payload"]["quorum"], 1);
+    assert_eq!(request["payload"]["details"]["config"], json!({ "replicas": 9 }));
+
+    // A second change to prod waits for the first.
+    let v = app.gql(&t, CHANGE, json!({ "p": p, "n": "prod", "c": { "replicas": 1 } })).await;
+    assert_eq!(code(&v), "CONFLICT");
+
+    let granted = ApprovalGranted {
+        approval_id: "apr-1".into(),
+        subject: subject(&change, &p),
+        decided_by: vec!["alice".into()],
+        note: Some("ok".into()),
+    };
+    let rest = format!("governance.{}", ApprovalGranted::TYPE);
+    let env = app.publish(&tenant, &rest, &granted).await;
+    app.publish_envelope(&rest, &env).await; // delivered twice
+    wait_status(&app, &change, "Applied").await;
+    // A late rejection of the same change changes nothing.
+    let rejected =
+        ApprovalRejected { approval_id: "apr-1".into(), subject: subject(&change, &p), decided_by: vec![], note: None };
+    app.publish(&tenant, &format!("governance.{}", ApprovalRejected::TYPE), &rejected).await;
+
+    test_support::eventually("the cached prod read to show the change", Duration::from_secs(10), || async {
+        read(&app, &t, &p, "prod").await == json!({ "version": 2, "config": { "replicas": 9 } })
+    })
+    .await;
+    let admin = app.admin_pool().await;
+    let (version, changed, status): (i32, i64, String) = sqlx::query_as(
+        "SELECT (SELECT version FROM environments WHERE project_id = $1::uuid AND name = 'prod'),
+                (SELECT count(*) FROM outbox WHERE event_type = 'EnvironmentChanged'),
+                (SELECT status FROM environment_changes WHERE change_id = $2::uuid)",
+    )
+    .bind(&p)
+    .bind(&change)
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!((version, changed, status.as_str()), (2, 1, "Applied"), "applied exactly once");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_prod_change_is_discarded_when_rejected_or_expired() {
+    let app = spawn_app().await;
+    test_support::consuming(&format!("{}.approval-outcomes", app.command_prefix())).await;
+    let t = app.member("acme");
+    let p = app.project(&t, "shop").await;
+    let first = app.ok(&t, CHANGE, json!({ "p": p, "n": "prod", "c": { "a": 1 } })).await;
+    let first = first["changeEnvironment"]["change"]["id"].as_str().unwrap().to_owned();
+    let rejected = ApprovalRejected {
+        approval_id: "apr-1".into(),
+        subject: subject(&first, &p),
+        decided_by: vec!["bob".into()],
+        note: Some("not now".into()),
+    };
+    app.publish("acme", &format!("governance.{}", ApprovalRejected::TYPE), &rejected).await;
+    wait_status(&app, &first, "Rejected").await;
+
+    // Once decided, the environment takes a new request.
+    let second = app.ok(&t, CHANGE, json!({ "p": p, "n": "prod", "c": { "a": 2 } })).await;
+    let second = second["changeEnvironment"]["change"]["id"].as_str().unwrap().to_owned();
+    let expired = ApprovalExpired { approval_id: "apr-2".into(), subject: subject(&second, &p) };
+    app.publish("acme", &format!("governance.{}", ApprovalExpired::TYPE), &expired).await;
+    wait_status(&app, &second, "Expired").await;
+
+    // A grant arriving after the rejection changes nothing.
+    let granted =
+        ApprovalGranted { approval_id: "apr-1".into(), subject: subject(&first, &p), decided_by: vec![], note: None };
+    let env = app.publish("acme", &format!("governance.{}", ApprovalGranted::TYPE), &granted).await;
+    let admin = app.admin_pool().await;
+    test_support::eventually("the late grant to be consumed", Duration::from_secs(10), || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM inbox WHERE event_id = $1")
+            .bind(&env.event_id)
+            .fetch_one(&admin)
+            .await
+            .unwrap()
+            == 1
+    })
+    .await;
+    let changes = app
+        .ok(
+            &t,
+            "query($p: ID!) { environmentChanges(projectId: $p, name: prod) { status decisionNote } }",
+            json!({ "p": p }),
+        )
+        .await;
+    assert_eq!(
+        changes["environmentChanges"],
+        json!([{ "status": "EXPIRED", "decisionNote": null }, { "status": "REJECTED", "decisionNote": "not now" }])
+    );
+    assert_eq!(read(&app, &t, &p, "prod").await, json!({ "version": 1, "config": {} }));
+    let discarded: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE event_type = 'EnvironmentChangeDiscarded'")
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+    assert_eq!(discarded, 2);
+    app.cleanup().await;
+}

@@ -1,0 +1,167 @@
+//! The dependency graph: cycles refused with their path (also when two inserts race), transitive queries
+//! with paths and depth limits, build order, impact analysis.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{code, spawn_app, TestApp};
+
+/// Modules `a`..`e` in one project, returned in that order.
+async fn chain(app: &TestApp, t: &str, names: &[&str]) -> Vec<String> {
+    let p = app.project(t, "graph").await;
+    let mut ids = Vec::new();
+    for n in names {
+        ids.push(app.module(t, &p, n, json!({})).await);
+    }
+    ids
+}
+
+#[tokio::test]
+async fn an_edge_that_closes_a_cycle_is_refused_with_the_path() {
+    let app = spawn_app().await;
+    let t = app.member("acme");
+    let ids = chain(&app, &t, &["a", "b", "c", "d"]).await;
+    let (a, b, c, d) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+    for (x, y) in [(a, b), (b, c), (c, d)] {
+        let v = app.depend(&t, x, y).await;
+        assert!(v.get("errors").is_none(), "{v}");
+    }
+    let v = app.depend(&t, d, a).await;
+    assert_eq!(code(&v), "CONFLICT", "{v}");
+    let cycle: Vec<&str> =
+        v["errors"][0]["extensions"]["cycle"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(cycle, ["d", "a", "b", "c", "d"]);
+    assert!(v["errors"][0]["message"].as_str().unwrap().contains("d → a → b → c → d"), "{v}");
+    let v = app.depend(&t, a, a).await;
+    assert_eq!(code(&v), "CONFLICT");
+    // A shortcut that closes no cycle is fine; a duplicate is a conflict; bad ranges are bad input.
+    assert!(app.depend(&t, a, d).await.get("errors").is_none());
+    assert_eq!(code(&app.depend(&t, a, d).await), "CONFLICT");
+    let v = app
+        .gql(&t, "mutation($f: ID!, $t: ID!) { addDependency(fromModuleId: $f, toModuleId: $t, versionConstraint: \"latest\") { versionConstraint } }", json!({ "f": b, "t": d }))
+        .await;
+    assert_eq!(code(&v), "BAD_USER_INPUT");
+
+    let admin = app.admin_pool().await;
+    let edges: i64 = sqlx::query_scalar("SELECT count(*) FROM dependencies").fetch_one(&admin).await.unwrap();
+    assert_eq!(edges, 4, "nothing written by refused inserts");
+    // The level invariant holds on every edge.
+    let broken: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM dependencies d JOIN modules f ON f.module_id = d.from_module JOIN modules t ON t.module_id = d.to_module
+         WHERE f.level <= t.level",
+    )
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!(broken, 0);
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_two_concurrent_edges_that_together_close_a_cycle_exactly_one_is_refused() {
+    let app = spawn_app().await;
+    let t = app.member("acme");
+    for round in 0..8 {
+        let p = app.project(&t, &format!("race-{round}")).await;
+        let x = app.module(&t, &p, "x", json!({})).await;
+        let y = app.module(&t, &p, "y", json!({})).await;
+        // x → y and y → x at the same moment: each alone is fine, together a cycle.
+        let (r1, r2) = tokio::join!(app.depend(&t, &x, &y), app.depend(&t, &y, &x));
+        let refused: Vec<&Value> = [&r1, &r2].into_iter().filter(|v| v.get("errors").is_some()).collect();
+        assert_eq!(refused.len(), 1, "round {round}: {r1} {r2}");
+        assert_eq!(code(refused[0]), "CONFLICT");
+    }
+    let admin = app.admin_pool().await;
+    let edges: i64 = sqlx::query_scalar("SELECT count(*) FROM dependencies").fetch_one(&admin).await.unwrap();
+    assert_eq!(edges, 8);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn transitive_queries_build_order_and_impact() {
+    let app = spawn_app().await;
+    let t = app.member("acme");
+    // app → api → db, app → ui → api, api → log
+    let ids = chain(&app, &t, &["app", "api", "db", "ui", "log"]).await;
+    let id = |n: &str| ids[["app", "api", "db", "ui", "log"].iter().position(|x| *x == n).unwrap()].clone();
+    for (x, y) in [("app", "api"), ("api", "db"), ("app", "ui"), ("ui", "api"), ("api", "log")] {
+        assert!(app.depend(&t, &id(x), &id(y)).await.get("errors").is_none());
+    }
+    let q = "query($m: ID!, $d: DependencyDirection!, $n: Int!) { transitiveDependencies(moduleId: $m, direction: $d, maxDepth: $n) {
+               depth path module { name } } }";
+    let v = app.ok(&t, q, json!({ "m": id("app"), "d": "DEPENDENCIES", "n": 10 })).await;
+    let reached: Vec<(String, i64, usize)> = v["transitiveDependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["module"]["name"].as_str().unwrap().to_owned(),
+                r["depth"].as_i64().unwrap(),
+                r["path"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    let mut sorted = reached.clone();
+    sorted.sort();
+    assert_eq!(sorted, [("api".into(), 1, 2), ("db".into(), 2, 3), ("log".into(), 2, 3), ("ui".into(), 1, 2)]);
+    let db_path = v["transitiveDependencies"].as_array().unwrap().iter().find(|r| r["module"]["name"] == "db").unwrap()
+        ["path"]
+        .clone();
+    assert_eq!(db_path, json!([id("app"), id("api"), id("db")]), "the shortest path");
+    // Depth limit.
+    let v = app.ok(&t, q, json!({ "m": id("app"), "d": "DEPENDENCIES", "n": 1 })).await;
+    assert_eq!(v["transitiveDependencies"].as_array().unwrap().len(), 2);
+    let v = app.gql(&t, q, json!({ "m": id("app"), "d": "DEPENDENCIES", "n": 0 })).await;
+    assert_eq!(code(&v), "BAD_USER_INPUT");
+    // Dependents of db: api (1), app and ui (2).
+    let v = app.ok(&t, q, json!({ "m": id("db"), "d": "DEPENDENTS", "n": 10 })).await;
+    let mut dependents: Vec<&str> =
+        v["transitiveDependencies"].as_array().unwrap().iter().map(|r| r["module"]["name"].as_str().unwrap()).collect();
+    dependents.sort();
+    assert_eq!(dependents, ["api", "app", "ui"]);
+
+    let p = app.ok(&t, "query($m: ID!) { module(id: $m) { projectId } }", json!({ "m": id("app") })).await["module"]
+        ["projectId"]
+        .clone();
+    let order =
+        app.ok(&t, "query($p: ID!) { buildOrder(projectId: $p) { stage modules { name } } }", json!({ "p": p })).await;
+    let position = |n: &str| {
+        order["buildOrder"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["modules"].as_array().unwrap().iter().any(|m| m["name"] == n))
+            .unwrap()["stage"]
+            .as_i64()
+            .unwrap()
+    };
+    for (x, y) in [("app", "api"), ("api", "db"), ("app", "ui"), ("ui", "api"), ("api", "log")] {
+        assert!(position(x) > position(y), "{x} builds after {y}: {order}");
+    }
+
+    // Bumping api to 2.0.0 breaks its direct dependents' `^1` ranges.
+    let impact = app
+        .ok(
+            &t,
+            "query($m: ID!) { impactAnalysis(moduleId: $m, newVersion: \"2.0.0\") { affected { module { name } }
+               breaking { module { name } versionConstraint satisfied } truncated } }",
+            json!({ "m": id("api") }),
+        )
+        .await;
+    let mut breaking: Vec<&str> = impact["impactAnalysis"]["breaking"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["module"]["name"].as_str().unwrap())
+        .collect();
+    breaking.sort();
+    assert_eq!(breaking, ["app", "ui"]);
+    assert_eq!(impact["impactAnalysis"]["affected"].as_array().unwrap().len(), 2);
+    assert_eq!(impact["impactAnalysis"]["truncated"], false);
+
+    // A module with dependents cannot be removed; a leaf can, with its edges.
+    let v = app.gql(&t, "mutation($m: ID!) { removeModule(id: $m) }", json!({ "m": id("db") })).await;
+    assert_eq!(code(&v), "CONFLICT");
+    app.ok(&t, "mutation($m: ID!) { removeModule(id: $m) }", json!({ "m": id("app") })).await;
+    app.cleanup().await;
+}

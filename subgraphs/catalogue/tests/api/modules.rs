@@ -1,0 +1,125 @@
+//! The module catalogue: typed filters over JSONB metadata, tags, kind and name; stable pagination; coded
+//! errors for bad JSON, oversize metadata and unknown paths.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{code, spawn_app};
+
+const SEARCH: &str = "query($f: ModuleFilter, $first: Int, $after: String) {
+    modules(filter: $f, first: $first, after: $after) { nodes { name } pageInfo { hasNextPage endCursor } } }";
+
+fn names(v: &Value) -> Vec<String> {
+    v["modules"]["nodes"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn modules_are_found_by_tag_kind_metadata_and_name() {
+    let app = spawn_app().await;
+    let t = app.member("acme");
+    let p = app.project(&t, "shop").await;
+    app.module(&t, &p, "billing-api", json!({ "build": { "tool": "cargo", "lto": true }, "team": "payments" })).await;
+    app.module(&t, &p, "billing-ui", json!({ "build": { "tool": "vite" }, "team": "payments" })).await;
+    app.module(
+        &t,
+        &p,
+        "search",
+        json!({ "build": { "tool": "cargo" }, "team": "discovery", "langs": ["rust", "sql"] }),
+    )
+    .await;
+    app.ok(
+        &t,
+        "mutation($p: ID!) { registerModule(input: { projectId: $p, name: \"tools\", version: \"0.3.0\", kind: \"library\",
+           tags: [\"internal\", \"rust\"] }) { id } }",
+        json!({ "p": p }),
+    )
+    .await;
+
+    let q = |f: Value| {
+        let app = &app;
+        let t = t.clone();
+        async move { names(&app.ok(&t, SEARCH, json!({ "f": f })).await) }
+    };
+    assert_eq!(q(json!({ "kind": "library" })).await, ["tools"]);
+    assert_eq!(q(json!({ "tags": ["rust", "internal"] })).await, ["tools"]);
+    assert_eq!(q(json!({ "metadataContains": { "team": "payments" } })).await, ["billing-api", "billing-ui"]);
+    assert_eq!(q(json!({ "metadataContains": { "langs": ["sql"] } })).await, ["search"]);
+    assert_eq!(
+        q(json!({ "metadataEquals": [{ "path": ["build", "tool"], "equals": "cargo" }] })).await,
+        ["billing-api", "search"]
+    );
+    // Equality is exact where containment is not: `build` must be exactly this object.
+    assert_eq!(
+        q(json!({ "metadataEquals": [{ "path": ["build"], "equals": { "tool": "cargo" } }] })).await,
+        ["search"]
+    );
+    assert_eq!(
+        q(json!({ "search": "BILLING", "metadataEquals": [{ "path": ["build", "lto"], "equals": true }] })).await,
+        ["billing-api"]
+    );
+    assert_eq!(q(json!({ "search": "%" })).await, Vec::<String>::new(), "wildcards are literal");
+
+    // Pagination: stable (name, id) order, page by page.
+    let first = app.ok(&t, SEARCH, json!({ "first": 3 })).await;
+    assert_eq!(names(&first), ["billing-api", "billing-ui", "search"]);
+    assert_eq!(first["modules"]["pageInfo"]["hasNextPage"], true);
+    let next = app.ok(&t, SEARCH, json!({ "first": 3, "after": first["modules"]["pageInfo"]["endCursor"] })).await;
+    assert_eq!(names(&next), ["tools"]);
+    assert_eq!(next["modules"]["pageInfo"]["hasNextPage"], false);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn bad_module_input_is_coded_and_nothing_is_written() {
+    let app = spawn_app().await;
+    let t = app.member("acme");
+    let p = app.project(&t, "shop").await;
+    app.module(&t, &p, "known", json!({ "build": { "tool": "cargo" } })).await;
+    let register = "mutation($i: RegisterModuleInput!) { registerModule(input: $i) { id } }";
+    let base = json!({ "projectId": p, "name": "m", "version": "1.0.0", "kind": "service" });
+    let with = |k: &str, v: Value| {
+        let mut i = base.clone();
+        i[k] = v;
+        json!({ "i": i })
+    };
+    for (what, vars) in [
+        ("metadata not an object", with("metadata", json!("{\"a\": 1}"))),
+        ("metadata an array", with("metadata", json!([1]))),
+        ("metadata over 16 KiB", with("metadata", json!({ "blob": "x".repeat(17_000) }))),
+        ("version", with("version", json!("1.0"))),
+        ("kind", with("kind", json!("Micro Service"))),
+        ("name", with("name", json!("has space"))),
+        ("tags", with("tags", json!(["Nope!"]))),
+    ] {
+        let v = app.gql(&t, register, vars).await;
+        assert_eq!(code(&v), "BAD_USER_INPUT", "{what}: {v}");
+    }
+    let dup = app.gql(&t, register, with("name", json!("known"))).await;
+    assert_eq!(code(&dup), "CONFLICT");
+
+    // A filter on a path no module has is a likely typo, not an empty answer.
+    let v = app
+        .gql(&t, SEARCH, json!({ "f": { "metadataEquals": [{ "path": ["biuld", "tool"], "equals": "cargo" }] } }))
+        .await;
+    assert_eq!(code(&v), "BAD_USER_INPUT");
+    assert!(v["errors"][0]["message"].as_str().unwrap().contains("biuld"), "{v}");
+    for f in [
+        json!({ "metadataContains": [1] }),
+        json!({ "metadataEquals": [{ "path": [], "equals": 1 }] }),
+        json!({ "search": "" }),
+    ] {
+        let v = app.gql(&t, SEARCH, json!({ "f": f })).await;
+        assert_eq!(code(&v), "BAD_USER_INPUT", "{v}");
+    }
+    let v = app.gql(&t, SEARCH, json!({ "after": "garbage" })).await;
+    assert_eq!(code(&v), "BAD_USER_INPUT");
+
+    let admin = app.admin_pool().await;
+    let (modules, registered): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM modules), (SELECT count(*) FROM outbox WHERE event_type = 'ModuleRegistered')",
+    )
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!((modules, registered), (1, 1));
+    app.cleanup().await;
+}
