@@ -84,19 +84,26 @@ kernel::events! {
         blueprint_id: Uuid, project_id: Uuid, version: i32, run_id: Uuid, superseded_version: Option<i32>,
     }
 
+    /// A draft skill definition version was created or changed. `platform`: a platform definition (the
+    /// envelope's tenant is then `platform`).
+    SkillDefinitionDrafted { skill_key: String, version: String, platform: bool }
     /// A skill definition version was published (immutable from now on): the full definition.
     SkillDefinitionPublished {
         skill_key: String, version: String, name: String, description: String, input_schema: Value,
         output_schema: Value, platform: bool,
     }
-    SkillDefinitionDeprecated { skill_key: String, version: String }
+    /// A published skill definition version was deprecated (final): new agent publications skip it.
+    SkillDefinitionDeprecated { skill_key: String, version: String, platform: bool }
+    /// A draft agent definition version was created or changed.
+    AgentDefinitionDrafted { agent_key: String, version: String, platform: bool }
     /// An agent definition version was published (immutable from now on): the full definition, with the
     /// exact skill versions its ranges resolved to at publication.
     AgentDefinitionPublished {
         agent_key: String, version: String, name: String, description: String, capabilities: Vec<String>,
         skills: Vec<AgentSkillRef>, model_requirements: Value, platform: bool,
     }
-    AgentDefinitionDeprecated { agent_key: String, version: String }
+    /// A published agent definition version was deprecated (final).
+    AgentDefinitionDeprecated { agent_key: String, version: String, platform: bool }
 
     /// Command: create a project. Idempotent: a project with this slug already there is left as it is.
     CreateProject {
@@ -116,4 +123,6 @@ pub struct AgentSkillRef {
     pub version_req: String,
     /// The newest published version in range when the agent was published.
     pub resolved_version: String,
+    /// Whether that version is the platform's (else the agent owner's own).
+    pub platform: bool,
 }

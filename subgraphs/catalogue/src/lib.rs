@@ -82,6 +82,7 @@ pub struct QueryRoot(
     environments::schema::EnvironmentQuery,
     modules::schema::ModuleQuery,
     graph::schema::GraphQuery,
+    registry::schema::RegistryQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -91,6 +92,7 @@ pub struct MutationRoot(
     environments::schema::EnvironmentMutation,
     modules::schema::ModuleMutation,
     graph::schema::GraphMutation,
+    registry::schema::RegistryMutation,
 );
 
 /// Everything a resolver can reach.

@@ -7,3 +7,4 @@ mod isolation;
 mod modules;
 mod projects;
 mod queries;
+mod registry;
