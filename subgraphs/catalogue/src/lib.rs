@@ -82,6 +82,7 @@ pub struct QueryRoot(
     environments::schema::EnvironmentQuery,
     modules::schema::ModuleQuery,
     graph::schema::GraphQuery,
+    blueprints::schema::BlueprintQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -91,6 +92,7 @@ pub struct MutationRoot(
     environments::schema::EnvironmentMutation,
     modules::schema::ModuleMutation,
     graph::schema::GraphMutation,
+    blueprints::schema::BlueprintMutation,
 );
 
 /// Everything a resolver can reach.
