@@ -66,6 +66,7 @@ pub const MAX_DEFINITION_BYTES: usize = 256 * 1024;
 pub const MAX_REACH_EDGES: i64 = 50_000;
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[graphql(name = "BlueprintVersionStatus")]
 pub enum VersionStatus {
     /// Being written: its definition may be replaced.
     Draft,
@@ -97,6 +98,7 @@ kernel::text_enum!(VersionStatus);
 
 /// How serious a validation finding is; a run with any `ERROR` leaves the version a draft.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[graphql(name = "ValidationSeverity")]
 pub enum Severity {
     Error,
     Warning,
@@ -391,6 +393,7 @@ pub struct BoundedContext {
 
 /// An aggregate of a bounded context and the entities inside it.
 #[derive(SimpleObject, Clone, Debug)]
+#[graphql(name = "DomainAggregate")]
 pub struct Aggregate {
     pub name: String,
     pub entities: Vec<String>,
