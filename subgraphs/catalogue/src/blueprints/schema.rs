@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{
     store, Aggregate, Blueprint, BlueprintVersion, BoundedContext, ContextMap, ContextMapSource, ContextRelationship,
-    NewBlueprint, ValidationResult, ValidationRun,
+    NewBlueprint, RelationshipKind, ValidationResult, ValidationRun,
 };
 use crate::access::{event_meta, reader, state, writer};
 use crate::loaders::{loader, CatalogueLoader};
@@ -147,42 +147,55 @@ impl Loader<ContextMapOf> for CatalogueLoader {
     type Error = LoadError;
 
     async fn load(&self, keys: &[ContextMapOf]) -> Result<HashMap<ContextMapOf, ContextMap>, LoadError> {
+        #[derive(serde::Deserialize)]
+        struct Ctx {
+            name: String,
+            modules: Vec<String>,
+            aggregates: Vec<Agg>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Agg {
+            name: String,
+            entities: Vec<String>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Rel {
+            upstream: String,
+            downstream: String,
+            kind: String,
+        }
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let mut tx = self.begin().await?;
-        let (sources, contexts, aggregates, relationships) =
-            store::context_maps_of(&mut tx, self.scope().as_deref(), &ids).await?;
+        let rows = store::context_maps_of(&mut tx, self.scope().as_deref(), &ids).await?;
         tx.commit().await?;
-        let mut aggregates_of: HashMap<(Uuid, String), Vec<Aggregate>> = HashMap::new();
-        for a in aggregates {
-            aggregates_of
-                .entry((a.blueprint_id, a.context))
-                .or_default()
-                .push(Aggregate { name: a.name, entities: a.entities });
-        }
         let mut out: HashMap<ContextMapOf, ContextMap> = HashMap::new();
-        for s in sources {
-            out.entry(ContextMapOf(s.project_id)).or_default().sources.push(ContextMapSource {
-                blueprint_id: ID(s.blueprint_id.to_string()),
-                version: s.version,
-                projected_at: s.projected_at,
+        for row in rows {
+            let blueprint_id = ID(row.blueprint_id.to_string());
+            let contexts: Vec<Ctx> = serde_json::from_value(row.contexts).map_err(Error::internal)?;
+            let relationships: Vec<Rel> = serde_json::from_value(row.relationships).map_err(Error::internal)?;
+            let map = out.entry(ContextMapOf(row.project_id)).or_default();
+            map.sources.push(ContextMapSource {
+                blueprint_id: blueprint_id.clone(),
+                version: row.version,
+                projected_at: row.projected_at,
             });
-        }
-        for c in contexts {
-            let aggregates = aggregates_of.remove(&(c.blueprint_id, c.name.clone())).unwrap_or_default();
-            out.entry(ContextMapOf(c.project_id)).or_default().contexts.push(BoundedContext {
-                blueprint_id: ID(c.blueprint_id.to_string()),
+            map.contexts.extend(contexts.into_iter().map(|c| BoundedContext {
+                blueprint_id: blueprint_id.clone(),
                 name: c.name,
                 modules: c.modules,
-                aggregates,
-            });
-        }
-        for r in relationships {
-            out.entry(ContextMapOf(r.project_id)).or_default().relationships.push(ContextRelationship {
-                blueprint_id: ID(r.blueprint_id.to_string()),
-                upstream: r.upstream,
-                downstream: r.downstream,
-                kind: r.kind,
-            });
+                aggregates:
+                    c.aggregates.into_iter().map(|a| Aggregate { name: a.name, entities: a.entities }).collect(),
+            }));
+            for r in relationships {
+                let kind = RelationshipKind::parse(&r.kind)
+                    .ok_or_else(|| Error::internal(anyhow::anyhow!("unknown relationship kind {:?}", r.kind)))?;
+                map.relationships.push(ContextRelationship {
+                    blueprint_id: blueprint_id.clone(),
+                    upstream: r.upstream,
+                    downstream: r.downstream,
+                    kind,
+                });
+            }
         }
         Ok(out)
     }

@@ -9,7 +9,7 @@ use kernel::{Error, Result, TenantId};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{Blueprint, BlueprintVersion, NewBlueprint, RelationshipKind, Severity, ValidationRun, VersionStatus};
+use super::{Blueprint, BlueprintVersion, NewBlueprint, Severity, ValidationRun, VersionStatus};
 
 pub async fn insert(tx: &mut Tx, tenant: &TenantId, id: Uuid, b: &NewBlueprint) -> Result<Blueprint> {
     sqlx::query_as!(
@@ -470,83 +470,48 @@ pub async fn replace_context_map(
     Ok(())
 }
 
-pub struct SourceRow {
+/// One blueprint's projected context map, read in one statement (so from one snapshot: never half of a
+/// projection that was committing meanwhile).
+pub struct MapRow {
     pub project_id: Uuid,
     pub blueprint_id: Uuid,
     pub version: i32,
     pub projected_at: DateTime<Utc>,
+    /// `[{name, modules, aggregates: [{name, entities}]}]` in definition order.
+    pub contexts: Value,
+    /// `[{upstream, downstream, kind}]` in definition order (`kind` as stored).
+    pub relationships: Value,
 }
 
-pub struct ContextRow {
-    pub project_id: Uuid,
-    pub blueprint_id: Uuid,
-    pub name: String,
-    pub modules: Vec<String>,
-}
-
-pub struct AggregateRow {
-    pub blueprint_id: Uuid,
-    pub context: String,
-    pub name: String,
-    pub entities: Vec<String>,
-}
-
-pub struct RelationshipRow {
-    pub project_id: Uuid,
-    pub blueprint_id: Uuid,
-    pub upstream: String,
-    pub downstream: String,
-    pub kind: RelationshipKind,
-}
-
-/// The projected context maps of `projects`: sources, contexts, aggregates and relationships, each in
-/// (blueprint, definition) order.
-pub async fn context_maps_of(
-    tx: &mut Tx,
-    tenants: Option<&[String]>,
-    projects: &[Uuid],
-) -> Result<(Vec<SourceRow>, Vec<ContextRow>, Vec<AggregateRow>, Vec<RelationshipRow>)> {
-    let sources = sqlx::query_as!(
-        SourceRow,
-        "SELECT project_id, blueprint_id, version, projected_at FROM context_map_sources
-         WHERE ($1::text[] IS NULL OR tenant_id = ANY($1)) AND project_id = ANY($2) ORDER BY project_id, blueprint_id",
+/// The projected context maps of `projects`, by project and blueprint.
+pub async fn context_maps_of(tx: &mut Tx, tenants: Option<&[String]>, projects: &[Uuid]) -> Result<Vec<MapRow>> {
+    Ok(sqlx::query_as!(
+        MapRow,
+        r#"SELECT s.project_id, s.blueprint_id, s.version, s.projected_at,
+                  (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                              'name', c.name, 'modules', to_jsonb(c.modules),
+                              'aggregates', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                                 'name', a.name, 'entities', to_jsonb(a.entities))
+                                                 ORDER BY a.position), '[]')
+                                             FROM domain_aggregates a
+                                             WHERE a.tenant_id = s.tenant_id AND a.blueprint_id = s.blueprint_id
+                                               AND a.context = c.name))
+                              ORDER BY c.position), '[]')
+                   FROM bounded_contexts c WHERE c.tenant_id = s.tenant_id AND c.blueprint_id = s.blueprint_id)
+                  AS "contexts!",
+                  (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                              'upstream', r.upstream, 'downstream', r.downstream, 'kind', r.kind)
+                              ORDER BY r.position), '[]')
+                   FROM context_relationships r WHERE r.tenant_id = s.tenant_id AND r.blueprint_id = s.blueprint_id)
+                  AS "relationships!"
+           FROM context_map_sources s
+           WHERE ($1::text[] IS NULL OR s.tenant_id = ANY($1)) AND s.project_id = ANY($2)
+           ORDER BY s.project_id, s.blueprint_id"#,
         tenants,
         projects,
     )
     .fetch_all(&mut **tx)
-    .await?;
-    let contexts = sqlx::query_as!(
-        ContextRow,
-        "SELECT project_id, blueprint_id, name, modules FROM bounded_contexts
-         WHERE ($1::text[] IS NULL OR tenant_id = ANY($1)) AND project_id = ANY($2)
-         ORDER BY project_id, blueprint_id, position",
-        tenants,
-        projects,
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    let aggregates = sqlx::query_as!(
-        AggregateRow,
-        "SELECT blueprint_id, context, name, entities FROM domain_aggregates
-         WHERE ($1::text[] IS NULL OR tenant_id = ANY($1)) AND project_id = ANY($2)
-         ORDER BY blueprint_id, context, position",
-        tenants,
-        projects,
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    let relationships = sqlx::query_as!(
-        RelationshipRow,
-        r#"SELECT project_id, blueprint_id, upstream, downstream, kind AS "kind: RelationshipKind"
-           FROM context_relationships
-           WHERE ($1::text[] IS NULL OR tenant_id = ANY($1)) AND project_id = ANY($2)
-           ORDER BY project_id, blueprint_id, position"#,
-        tenants,
-        projects,
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok((sources, contexts, aggregates, relationships))
+    .await?)
 }
 
 // ---- retention ----

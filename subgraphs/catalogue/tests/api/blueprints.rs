@@ -540,6 +540,18 @@ async fn retention_drops_partitions_older_than_the_cutoff_and_keeps_recent_resul
     let (runs, results) = count(recent_run.clone()).await;
     assert_eq!(runs, 1);
     assert!(results > 0);
+    // The app role owns nothing: it reaches partitions only through the parent and the owner's functions.
+    let current: String =
+        sqlx::query_scalar("SELECT 'blueprint_validation_results_' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMM')")
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+    let mut app_conn = PgConnection::connect(&bp.app.db.app_url).await.unwrap();
+    for stmt in [format!("DROP TABLE {current}"), format!("SELECT count(*) FROM {current}")] {
+        let err = app_conn.execute(stmt.as_str()).await.unwrap_err().to_string();
+        assert!(err.contains("must be owner") || err.contains("permission denied"), "{stmt}: {err}");
+    }
+
     // Partitions ahead are there, and a second pass has nothing to do.
     let again = catalogue::blueprints::retention::run_once(&bp.app.state).await.map_err(anyhow::Error::from).unwrap();
     assert_eq!(again, Default::default());
@@ -587,5 +599,59 @@ async fn another_tenant_can_neither_see_nor_validate_a_blueprint() {
     assert_eq!(bp.statuses(&blueprint).await, vec![(version, "DRAFT".to_owned())]);
     let d = bp.ok("query($p: ID!) { project(id: $p) { blueprints { name } } }", json!({ "p": project })).await;
     assert_eq!(d["project"]["blueprints"], json!([{ "name": "main" }]));
+    bp.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn nested_blueprint_fields_batch_whatever_the_number_of_projects() {
+    let bp = start().await;
+    let query = "{ projects(first: 50) { nodes { blueprints { name versions { version status
+                   validationRuns { valid results { rule location } } } }
+                   contextMap { contexts { name aggregates { name } } relationships { kind } } } } }";
+    let add = |slug: &'static str| {
+        let bp = &bp;
+        async move {
+            let project = bp.project(slug).await;
+            for name in ["one", "two"] {
+                let blueprint = bp.blueprint(&project, name).await;
+                let version = bp.draft(&blueprint, json!({ "modules": ["ghost"] })).await;
+                bp.validate(&blueprint, version).await;
+            }
+        }
+    };
+    add("first").await;
+    let (one, d) = test_support::count_statements(bp.app.ok(&bp.token, query, json!({}))).await;
+    assert_eq!(d["projects"]["nodes"][0]["blueprints"][0]["versions"][0]["validationRuns"][0]["valid"], false);
+    add("second").await;
+    add("third").await;
+    let (three, d) = test_support::count_statements(bp.app.ok(&bp.token, query, json!({}))).await;
+    assert_eq!(d["projects"]["nodes"].as_array().unwrap().len(), 3);
+    assert!(one > 0);
+    assert_eq!(one, three, "statements grew with the number of projects");
+    bp.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_archived_projects_blueprints_are_read_only() {
+    let bp = start().await;
+    let project = bp.project("shop").await;
+    let blueprint = bp.blueprint(&project, "main").await;
+    let version = bp.draft(&blueprint, shop()).await;
+    bp.ok("mutation($p: ID!) { archiveProject(id: $p) { status } }", json!({ "p": project })).await;
+
+    let v = bp
+        .gql("mutation($p: ID!) { createBlueprint(projectId: $p, name: \"other\") { id } }", json!({ "p": project }))
+        .await;
+    assert_eq!(code(&v), "CONFLICT", "{v}");
+    let v = bp
+        .gql(
+            "mutation($b: ID!) { draftBlueprintVersion(blueprintId: $b, definition: {}) { version } }",
+            json!({ "b": blueprint }),
+        )
+        .await;
+    assert_eq!(code(&v), "CONFLICT", "{v}");
+    assert_eq!(code(&bp.validate(&blueprint, version).await), "CONFLICT");
+    // Still readable.
+    assert_eq!(bp.statuses(&blueprint).await, vec![(version, "DRAFT".to_owned())]);
     bp.app.cleanup().await;
 }
