@@ -83,6 +83,9 @@ kernel::events! {
     BlueprintVersionValidated {
         blueprint_id: Uuid, project_id: Uuid, version: i32, run_id: Uuid, superseded_version: Option<i32>,
     }
+    /// A blueprint's context map and domain models were rebuilt from `version` (`contexts` bounded contexts).
+    #[project = project_id]
+    ContextMapProjected { blueprint_id: Uuid, project_id: Uuid, version: i32, contexts: i32 }
 
     /// A draft skill definition version was created or changed. `platform`: a platform definition (the
     /// envelope's tenant is then `platform`).

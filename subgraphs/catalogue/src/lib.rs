@@ -82,6 +82,7 @@ pub struct QueryRoot(
     environments::schema::EnvironmentQuery,
     modules::schema::ModuleQuery,
     graph::schema::GraphQuery,
+    blueprints::schema::BlueprintQuery,
     registry::schema::RegistryQuery,
 );
 
@@ -92,6 +93,7 @@ pub struct MutationRoot(
     environments::schema::EnvironmentMutation,
     modules::schema::ModuleMutation,
     graph::schema::GraphMutation,
+    blueprints::schema::BlueprintMutation,
     registry::schema::RegistryMutation,
 );
 

@@ -103,6 +103,17 @@ impl Project {
     ) -> Result<async_graphql::connection::Connection<String, crate::modules::Module>> {
         crate::modules::schema::of_project(ctx, self, filter, first, after).await
     }
+
+    /// The project's blueprints, in name order.
+    async fn blueprints(&self, ctx: &Context<'_>) -> Result<Vec<crate::blueprints::Blueprint>> {
+        crate::blueprints::schema::of_project(ctx, self).await
+    }
+
+    /// The project's context map and domain models: the bounded contexts (with their aggregates and
+    /// entities) and relationships of each blueprint's validated version, as last projected.
+    async fn context_map(&self, ctx: &Context<'_>) -> Result<crate::blueprints::ContextMap> {
+        crate::blueprints::schema::context_map_of(ctx, self).await
+    }
 }
 
 impl Project {

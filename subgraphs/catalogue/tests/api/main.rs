@@ -1,5 +1,6 @@
 //! Integration tests of the catalogue subgraph against the real PostgreSQL, Redis and RabbitMQ.
 
+mod blueprints;
 mod environments;
 mod graph;
 mod helpers;
