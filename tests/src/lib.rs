@@ -1,7 +1,8 @@
-//! End-to-end harness: the identity and tenancy subgraphs served on real ports through the production
-//! wiring (`test-support`: their relays, consumers and listeners, fresh databases, Redis namespaces and
-//! queues of their own), and the real router binaries in front of them as child processes. Identity signs with the harness's key, so tokens minted here and tokens identity issues
-//! verify alike; tenancy validates API tokens through identity's introspection endpoint.
+//! End-to-end harness: the identity, tenancy and catalogue subgraphs served on real ports through the
+//! production wiring (`test-support`: their relays, consumers and listeners, fresh databases, Redis
+//! namespaces and queues of their own), and the real router binaries in front of them as child processes.
+//! Identity signs with the harness's key, so tokens minted here and tokens identity issues verify alike; the
+//! other subgraphs validate API tokens through identity's introspection endpoint.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -16,6 +17,7 @@ pub use test_support::{AUDIENCE, ISSUER};
 /// The routing URLs `supergraph.yaml` gives the subgraphs; tests point them at their own ports.
 const TENANCY_ROUTING_URL: &str = "http://127.0.0.1:4002/graphql";
 const IDENTITY_ROUTING_URL: &str = "http://127.0.0.1:4001/graphql";
+const CATALOGUE_ROUTING_URL: &str = "http://127.0.0.1:4003/graphql";
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -35,12 +37,14 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Identity and tenancy on real ports, each started through the production wiring by `test-support` on
+/// Identity, tenancy and catalogue on real ports, each started through the production wiring by `test-support` on
 /// resources of its own (removed when the stack stops or is dropped).
 pub struct Stack {
     pub id: String,
     identity: test_support::TestApp<identity::State>,
     tenancy: test_support::TestApp<tenancy::State>,
+    catalogue: test_support::TestApp<catalogue::State>,
+    /// Tenancy's `/graphql`.
     pub subgraph_url: String,
     pub identity_url: String,
     /// A platform operator's API token, from identity's bootstrap.
@@ -73,12 +77,22 @@ impl Stack {
         // Tenancy: verifies against identity's JWKS URL and introspects API tokens there.
         let mut builder = test_support::TestApp::<tenancy::State>::builder();
         builder.config.router_secret = router_secret.clone();
-        builder.config.internal_secret = internal_secret;
+        builder.config.internal_secret = internal_secret.clone();
         builder.config.jwks = Some(format!("{identity_base}/.well-known/jwks.json"));
         builder.config.identity_url = Some(identity_base.clone());
         builder.config.database_max_connections = 16;
         let tenancy = builder.start::<tenancy::State>(&NoConfig {}).await;
         let subgraph_url = format!("{}/graphql", tenancy.serve().await);
+
+        // Catalogue: the same as tenancy.
+        let mut builder = test_support::TestApp::<catalogue::State>::builder();
+        builder.config.router_secret = router_secret.clone();
+        builder.config.internal_secret = internal_secret;
+        builder.config.jwks = Some(format!("{identity_base}/.well-known/jwks.json"));
+        builder.config.identity_url = Some(identity_base.clone());
+        builder.config.database_max_connections = 16;
+        let catalogue = builder.start::<catalogue::State>(&catalogue::Config::default()).await;
+        let catalogue_url = format!("{}/graphql", catalogue.serve().await);
 
         // The committed supergraph, pointed at this stack's subgraphs.
         let dir = std::env::temp_dir().join(format!("cp-e2e-{id}"));
@@ -86,15 +100,19 @@ impl Stack {
         let supergraph = std::fs::read_to_string(repo().join("schema/supergraph.graphql")).unwrap();
         assert!(supergraph.contains(TENANCY_ROUTING_URL), "supergraph.yaml's tenancy routing_url changed");
         assert!(supergraph.contains(IDENTITY_ROUTING_URL), "supergraph.yaml's identity routing_url changed");
+        assert!(supergraph.contains(CATALOGUE_ROUTING_URL), "supergraph.yaml's catalogue routing_url changed");
         let identity_url = format!("{identity_base}/graphql");
-        let supergraph =
-            supergraph.replace(TENANCY_ROUTING_URL, &subgraph_url).replace(IDENTITY_ROUTING_URL, &identity_url);
+        let supergraph = supergraph
+            .replace(TENANCY_ROUTING_URL, &subgraph_url)
+            .replace(IDENTITY_ROUTING_URL, &identity_url)
+            .replace(CATALOGUE_ROUTING_URL, &catalogue_url);
         std::fs::write(dir.join("supergraph.graphql"), supergraph).unwrap();
 
         Stack {
             id,
             identity,
             tenancy,
+            catalogue,
             subgraph_url,
             identity_url,
             operator_api_token,
@@ -119,12 +137,17 @@ impl Stack {
         self.signer.mint(ISSUER, AUDIENCE, "op", None, &["platform:admin"], Duration::from_secs(600))
     }
 
+    /// The catalogue app (its state, config, database).
+    pub fn catalogue(&self) -> &test_support::TestApp<catalogue::State> {
+        &self.catalogue
+    }
+
     pub fn member_token(&self, tenant: &str) -> String {
-        let scopes = ["tenancy:read", "tenancy:write", "quota:consume"];
+        let scopes = ["tenancy:read", "tenancy:write", "quota:consume", "catalogue:read", "catalogue:write"];
         self.signer.mint(ISSUER, AUDIENCE, &format!("u@{tenant}"), Some(tenant), &scopes, Duration::from_secs(600))
     }
 
-    /// Starts Hive Router in front of the subgraph.
+    /// Starts Hive Router in front of the subgraphs.
     pub async fn hive(&self) -> Router {
         let port = free_port();
         let mut cmd = tokio::process::Command::new(tool("hive_router"));
@@ -136,7 +159,7 @@ impl Stack {
         Router::spawn("hive", cmd, port, &self.dir).await
     }
 
-    /// Starts Apollo Router in front of the subgraph.
+    /// Starts Apollo Router in front of the subgraphs.
     pub async fn apollo(&self) -> Router {
         let port = free_port();
         let mut cmd = tokio::process::Command::new(tool("router"));
@@ -171,6 +194,7 @@ impl Stack {
 
     pub async fn stop(self) {
         let dir = self.dir.clone();
+        self.catalogue.cleanup().await;
         self.tenancy.cleanup().await;
         self.identity.cleanup().await;
         let _ = std::fs::remove_dir_all(&dir);
