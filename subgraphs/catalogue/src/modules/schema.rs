@@ -29,12 +29,14 @@ fn parse_cursor(after: Option<&str>) -> Result<Option<(String, Uuid)>> {
     Ok(Some((name.to_owned(), id)))
 }
 
-/// Compiles a filter and refuses metadata paths no module of the tenant has.
-async fn compile(tx: &mut kernel::db::Tx, tenant: &TenantId, filter: Option<ModuleFilter>) -> Result<Compiled> {
+/// Compiles a filter and refuses metadata paths no module of the tenant has. The check goes through the
+/// request's loader, so a filter repeated under every project of a nested query costs one statement.
+async fn compile(ctx: &Context<'_>, tenant: &TenantId, filter: Option<ModuleFilter>) -> Result<Compiled> {
     let f = filter.unwrap_or_default().compile()?;
     if !f.paths.is_empty() {
-        let unknown = store::unknown_paths(tx, tenant, &f.paths).await?;
-        if let Some(first) = unknown.first() {
+        let keys = f.paths.iter().map(|p| KnownPath(tenant.clone(), p.clone()));
+        let known = loader(ctx)?.load_many(keys).await?;
+        if let Some(first) = f.paths.iter().find(|p| !known.contains_key(&KnownPath(tenant.clone(), (*p).clone()))) {
             return Err(Error::bad_input(
                 "filter.metadataEquals.path",
                 format!("no module has metadata at path {first}; check the spelling"),
@@ -42,6 +44,34 @@ async fn compile(tx: &mut kernel::db::Tx, tenant: &TenantId, filter: Option<Modu
         }
     }
     Ok(f)
+}
+
+/// A metadata path some module of the tenant has had (JSON array text); loaded only if known.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KnownPath(pub TenantId, pub String);
+
+impl Loader<KnownPath> for CatalogueLoader {
+    type Value = ();
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[KnownPath]) -> Result<HashMap<KnownPath, ()>, LoadError> {
+        let mut by_tenant: HashMap<TenantId, Vec<String>> = HashMap::new();
+        for k in keys {
+            by_tenant.entry(k.0.clone()).or_default().push(k.1.clone());
+        }
+        let mut tx = self.begin().await?;
+        let mut out = HashMap::new();
+        for (tenant, paths) in by_tenant {
+            if self.visible(std::iter::once(&tenant)).is_empty() {
+                continue;
+            }
+            for p in store::known_paths(&mut tx, &tenant, &paths).await? {
+                out.insert(KnownPath(tenant.clone(), p), ());
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
 }
 
 /// A module by id.
@@ -110,15 +140,7 @@ pub async fn of_project(
     after: Option<String>,
 ) -> Result<Connection<String, Module>> {
     let page = Page::forward(after, first, 20)?;
-    let filter = match &filter {
-        Some(f) if f.metadata_equals.as_ref().is_some_and(|e| !e.is_empty()) => {
-            let mut tx = state(ctx).kernel.db.tenant_tx(&project.tenant_id).await?;
-            let f = compile(&mut tx, &project.tenant_id, filter).await?;
-            tx.commit().await?;
-            f
-        }
-        _ => filter.unwrap_or_default().compile()?,
-    };
+    let filter = compile(ctx, &project.tenant_id, filter).await?;
     let key = ModulesOf {
         project: project.project_id,
         filter,
@@ -159,8 +181,8 @@ impl ModuleQuery {
         let project = project_id.map(|p| projects::parse_id("projectId", &p)).transpose()?;
         let page = Page::forward(after, first, 20)?;
         let after = parse_cursor(page.after.as_deref())?;
+        let f = compile(ctx, &tenant, filter).await?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
-        let f = compile(&mut tx, &tenant, filter).await?;
         let rows = store::search(
             &mut tx,
             &tenant,

@@ -114,11 +114,10 @@ pub async fn record_paths(tx: &mut Tx, tenant: &TenantId, paths: &[String]) -> R
     Ok(())
 }
 
-/// Which of `paths` no module of the tenant has had.
-pub async fn unknown_paths(tx: &mut Tx, tenant: &TenantId, paths: &[String]) -> Result<Vec<String>> {
+/// Which of `paths` some module of the tenant has had.
+pub async fn known_paths(tx: &mut Tx, tenant: &TenantId, paths: &[String]) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar!(
-        r#"SELECT p AS "p!" FROM unnest($2::text[]) p
-           WHERE NOT EXISTS (SELECT 1 FROM module_metadata_paths k WHERE k.tenant_id = $1 AND k.path = p)"#,
+        r#"SELECT path FROM module_metadata_paths WHERE tenant_id = $1 AND path = ANY($2)"#,
         tenant.as_str(),
         paths,
     )

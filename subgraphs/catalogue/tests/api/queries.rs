@@ -1,12 +1,12 @@
-//! Nested queries batch: `Tenant { projects { modules { dependencies { module } } } }` issues the same
-//! number of SQL statements however many objects it returns.
+//! Nested queries batch: `Tenant { projects { modules(filter) { dependencies { module } } } }` issues the
+//! same number of SQL statements however many objects it returns (the filter's path check included).
 
 use serde_json::json;
 
 use crate::helpers::{spawn_app_without_polling, TestApp};
 
 const DEEP: &str = "{ _entities(representations: [{ __typename: \"Tenant\", id: \"acme\" }]) { ... on Tenant {
-    projects(first: 10) { nodes { slug environments { name } modules(first: 10) { nodes { name project { slug }
+    projects(first: 10) { nodes { slug environments { name } modules(first: 10, filter: { metadataEquals: [{ path: [\"tier\"], equals: 1 }] }) { nodes { name project { slug }
       dependencies { versionConstraint satisfied module { name } } dependents { module { name } } } } } } } } }";
 
 async fn grow(app: &TestApp, t: &str, projects: usize, modules: usize, from: usize) {
@@ -14,7 +14,7 @@ async fn grow(app: &TestApp, t: &str, projects: usize, modules: usize, from: usi
         let pid = app.project(t, &format!("proj-{p}")).await;
         let mut prev: Option<String> = None;
         for m in 0..modules {
-            let id = app.module(t, &pid, &format!("m-{m}"), json!({})).await;
+            let id = app.module(t, &pid, &format!("m-{m}"), json!({ "tier": 1 })).await;
             if let Some(prev) = &prev {
                 assert!(app.depend(t, &id, prev).await.get("errors").is_none());
             }
