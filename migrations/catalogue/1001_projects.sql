@@ -108,12 +108,22 @@ $$;
 CREATE TRIGGER environment_changes_final BEFORE UPDATE ON environment_changes
     FOR EACH ROW EXECUTE FUNCTION environment_changes_guard();
 
--- Rows inside an archived project cannot be written (the API says so first; this holds for any writer).
+-- Rows inside an archived project cannot be inserted, changed or deleted (the API says so first; this holds
+-- for any writer). A table may name columns its triggers leave alone (TG_ARGV: derived columns such as a
+-- module's `level`, which a dependency added elsewhere may raise).
 CREATE FUNCTION catalogue_in_writable_project() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM catalogue_project_writable(OLD.tenant_id, OLD.project_id);
+        RETURN OLD;
+    END IF;
+    IF TG_OP = 'UPDATE' AND TG_NARGS > 0
+       AND (to_jsonb(NEW) - TG_ARGV::text[]) = (to_jsonb(OLD) - TG_ARGV::text[]) THEN
+        RETURN NEW;
+    END IF;
     PERFORM catalogue_project_writable(NEW.tenant_id, NEW.project_id);
     RETURN NEW;
 END
 $$;
-CREATE TRIGGER environments_in_writable_project BEFORE INSERT OR UPDATE ON environments
+CREATE TRIGGER environments_in_writable_project BEFORE INSERT OR UPDATE OR DELETE ON environments
     FOR EACH ROW EXECUTE FUNCTION catalogue_in_writable_project();

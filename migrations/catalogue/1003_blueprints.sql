@@ -35,7 +35,8 @@ CREATE TABLE blueprint_versions (
     validated_run_id uuid,
     superseded_at    timestamptz,
     CONSTRAINT blueprint_versions_pkey PRIMARY KEY (tenant_id, blueprint_id, version),
-    CONSTRAINT blueprint_versions_size CHECK (octet_length(definition::text) <= 262144),
+    -- Twice the API's 256 KiB of compact JSON: jsonb's text form spaces every `,` and `:`.
+    CONSTRAINT blueprint_versions_size CHECK (octet_length(definition::text) <= 524288),
     CONSTRAINT blueprint_versions_validated CHECK ((status = 'Draft') = (validated_at IS NULL)),
     CONSTRAINT blueprint_versions_blueprint_fkey FOREIGN KEY (tenant_id, blueprint_id)
         REFERENCES blueprints (tenant_id, blueprint_id)
@@ -140,6 +141,11 @@ BEGIN
     IF months_ahead < 0 OR months_ahead > 24 THEN
         RAISE EXCEPTION 'months_ahead must be between 0 and 24';
     END IF;
+    -- The app role keeps partitions ready from this month on; only the owner (or an operator) may create
+    -- past months (e.g. to restore an archive).
+    IF session_user = current_setting('cp.app_role', true) AND from_time < now() - interval '1 month' THEN
+        RAISE EXCEPTION 'the app role creates partitions from the current month on';
+    END IF;
     PERFORM pg_advisory_xact_lock(hashtextextended('catalogue.validation-partitions', 0));
     FOR i IN 0..months_ahead LOOP
         m := first_month + make_interval(months => i);
@@ -163,9 +169,12 @@ DECLARE
     cutoff timestamp := date_trunc('month', now() AT TIME ZONE 'UTC') - make_interval(months => keep_months);
     r record;
 BEGIN
-    IF keep_months < 1 THEN
-        RAISE EXCEPTION 'keep_months must be at least 1';
+    -- The seed keeps validation results a year: whoever calls this (the app role included) cannot keep less.
+    IF keep_months < 12 THEN
+        RAISE EXCEPTION 'validation results are kept at least 12 months (asked to keep %)', keep_months;
     END IF;
+    -- Dropping a partition locks its parent: wait a little for readers, then give up until the next pass.
+    SET LOCAL lock_timeout = '5s';
     PERFORM pg_advisory_xact_lock(hashtextextended('catalogue.validation-partitions', 0));
     FOR r IN
         SELECT c.relname::text AS part, to_timestamp(substring(c.relname from '_([0-9]{6})$'), 'YYYYMM')::date AS month

@@ -40,7 +40,7 @@ CREATE TABLE skill_definitions (
     -- Semantic version without build metadata (checked by the API with the semver crate).
     version       text        NOT NULL,
     -- Sortable form of the version (zero-padded numbers, pre-releases before their release), for listings.
-    version_order text        NOT NULL,
+    version_order text        COLLATE "C" NOT NULL,
     name          text        NOT NULL,
     description   text        NOT NULL DEFAULT '',
     -- JSON Schema documents (meta-validated by the API), at most 64 KiB each as JSON text.
@@ -55,7 +55,7 @@ CREATE TABLE skill_definitions (
     CONSTRAINT skill_definitions_key CHECK (skill_key ~ '^[a-z][a-z0-9._-]{0,63}$'),
     CONSTRAINT skill_definitions_schemas CHECK (
         jsonb_typeof(input_schema) IN ('object', 'boolean') AND jsonb_typeof(output_schema) IN ('object', 'boolean')
-        AND octet_length(input_schema::text) <= 65536 AND octet_length(output_schema::text) <= 65536),
+        AND octet_length(input_schema::text) <= 131072 AND octet_length(output_schema::text) <= 131072),
     CONSTRAINT skill_definitions_published CHECK ((status = 'Draft') = (published_at IS NULL)),
     CONSTRAINT skill_definitions_deprecated CHECK ((status = 'Deprecated') = (deprecated_at IS NOT NULL))
 );
@@ -73,7 +73,7 @@ CREATE TABLE agent_definitions (
     tenant_id          text        NOT NULL,
     agent_key          text        NOT NULL,
     version            text        NOT NULL,
-    version_order      text        NOT NULL,
+    version_order      text        COLLATE "C" NOT NULL,
     name               text        NOT NULL,
     description        text        NOT NULL DEFAULT '',
     capabilities       text[]      NOT NULL DEFAULT '{}',
@@ -89,7 +89,7 @@ CREATE TABLE agent_definitions (
     deprecated_at      timestamptz,
     CONSTRAINT agent_definitions_pkey PRIMARY KEY (tenant_id, agent_key, version),
     CONSTRAINT agent_definitions_key CHECK (agent_key ~ '^[a-z][a-z0-9._-]{0,63}$'),
-    CONSTRAINT agent_definitions_size CHECK (octet_length(skills::text) + octet_length(model_requirements::text) <= 65536),
+    CONSTRAINT agent_definitions_size CHECK (octet_length(skills::text) + octet_length(model_requirements::text) <= 131072),
     CONSTRAINT agent_definitions_published CHECK ((status = 'Draft') = (published_at IS NULL)),
     CONSTRAINT agent_definitions_deprecated CHECK ((status = 'Deprecated') = (deprecated_at IS NOT NULL))
 );

@@ -1,6 +1,10 @@
 //! Commands addressed to catalogue (`catalogue.CreateProject`, `catalogue.ValidateBlueprint`), on one
 //! durable queue. Each is applied once however often it is delivered (the inbox), and creating a project
-//! whose slug exists already is a no-op, so a command re-sent under a new event id is harmless too.
+//! whose slug exists already is a no-op (`ON CONFLICT DO NOTHING`), so a command re-sent under a new event
+//! id is harmless too, even when the copies race.
+//!
+//! They are addressed to catalogue (`catalogue.<Command>`), so they come from platform automation, the way
+//! `tenancy.ProvisionTenant` does: another domain's broker user may publish only under its own prefix.
 
 use kernel::consumer::{ConsumerSpec, Failure, Handler, RetryPolicy};
 use kernel::envelope::{Envelope, Event};
@@ -36,11 +40,9 @@ impl Handler for Commands {
             t if t == events::CreateProject::TYPE => {
                 let c: events::CreateProject = envelope.payload_as().map_err(malformed)?;
                 let p = projects::NewProject::parse(&c.slug, &c.name, &c.description, c.owner_principal_id)?;
-                if projects::store::by_slug(work, tenant, &p.slug).await?.is_some() {
+                if projects::create_if_absent(work, tenant, &p).await?.is_none() {
                     tracing::info!(%tenant, slug = %p.slug, "CreateProject: the project exists already");
-                    return Ok(());
                 }
-                projects::create(work, tenant, &p).await?;
                 Ok(())
             }
             t if t == events::ValidateBlueprint::TYPE => {

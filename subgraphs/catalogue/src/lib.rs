@@ -58,7 +58,7 @@ pub struct Config {
     /// Seconds an environment's configuration stays cached in Redis (changes drop it at once).
     #[arg(long, env = "ENVIRONMENT_CACHE_TTL_SECS", default_value_t = 300)]
     pub environment_cache_ttl_secs: u64,
-    /// Months of blueprint validation results kept (whole monthly partitions are dropped after).
+    /// Months of blueprint validation results kept, at least 12 (whole monthly partitions are dropped after).
     #[arg(long, env = "VALIDATION_RETENTION_MONTHS", default_value_t = 12)]
     pub validation_retention_months: u32,
 }
@@ -126,7 +126,10 @@ impl Subgraph for State {
             "PROD_APPROVER_ROLES must name at least one role"
         );
         anyhow::ensure!(config.prod_approval_quorum >= 1, "PROD_APPROVAL_QUORUM must be at least 1");
-        anyhow::ensure!(config.validation_retention_months >= 1, "VALIDATION_RETENTION_MONTHS must be at least 1");
+        anyhow::ensure!(
+            config.validation_retention_months >= 12,
+            "VALIDATION_RETENTION_MONTHS must be at least 12 (validation results are kept a year)"
+        );
         Ok(Self { kernel: conns.kernel().await?, config: config.clone() })
     }
 

@@ -675,14 +675,16 @@ pub async fn validate(work: &mut Work, tenant: &TenantId, blueprint_id: Uuid, ve
 /// The `ValidateBlueprint` command: validates as the mutation does. A version that is no longer a draft
 /// (validated by an earlier copy of the command, or by the API) is left as it is.
 pub async fn validate_command(work: &mut Work, tenant: &TenantId, blueprint: Uuid, version: i32) -> Result<()> {
-    if let Some(v) = store::lock_version(work, tenant, blueprint, version).await? {
-        if v.status != VersionStatus::Draft {
-            tracing::info!(%tenant, %blueprint, version, status = v.status.as_str(),
+    // `validate` takes its locks in the API's order (blueprint, project, version); checking the version
+    // first here would take them the other way round and could deadlock with a concurrent mutation.
+    let run = match validate(work, tenant, blueprint, version).await {
+        Err(e) if e.code() == kernel::Code::Conflict => {
+            tracing::info!(%tenant, %blueprint, version, reason = e.message(),
                 "ValidateBlueprint: the version is not a draft any more; nothing to do");
             return Ok(());
         }
-    }
-    let run = validate(work, tenant, blueprint, version).await?;
+        other => other?,
+    };
     tracing::info!(%tenant, %blueprint, version, run_id = %run.run_id, valid = run.valid, "ValidateBlueprint: run recorded");
     Ok(())
 }

@@ -25,11 +25,14 @@ pub struct Report {
     pub dropped: Vec<String>,
 }
 
-/// One pass: creates the partitions ahead, drops the expired ones.
+/// One pass: creates the partitions ahead, then (in a transaction of its own, so a drop that times out
+/// waiting for readers does not undo the new partitions) drops the expired ones.
 pub async fn run_once(state: &State) -> Result<Report> {
     let keep = i32::try_from(state.config.validation_retention_months).unwrap_or(i32::MAX);
     let mut tx = state.kernel.db.shared().begin().await?;
     let created = store::ensure_partitions(&mut tx, MONTHS_AHEAD).await?;
+    tx.commit().await?;
+    let mut tx = state.kernel.db.shared().begin().await?;
     let dropped = store::drop_partitions(&mut tx, keep).await?;
     tx.commit().await?;
     Ok(Report { created, dropped })

@@ -1,8 +1,9 @@
 //! The read-heavy path: an environment's configuration cached in Redis under the tenant's keys
 //! (`cp:{tenant}:environment:<project>/<name>`). A change drops the entry after commit, twice over: the
-//! mutation that applied it drops it on its own replica at once (read-your-writes), and every replica's
-//! listener drops it when `EnvironmentChanged` arrives (so an entry a concurrent reader put back from before
-//! the commit does not survive). Entries expire after `ENVIRONMENT_CACHE_TTL_SECS` as a backstop.
+//! mutation that applied it drops it at once, so its caller reads its own write, and the listener drops it
+//! again when `EnvironmentChanged` arrives (so an entry a concurrent reader put back from before the commit
+//! does not survive); a change applied by the approval consumer is dropped by that event alone. Entries
+//! expire after `ENVIRONMENT_CACHE_TTL_SECS` as a backstop.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -72,7 +72,7 @@ impl EnvironmentQuery {
         last: Option<i32>,
     ) -> Result<Vec<EnvironmentChange>> {
         let tenant = reader(ctx)?;
-        let project_id = projects::parse_id("projectId", &project_id)?;
+        let project_id = projects::schema::visible(ctx, &project_id).await?.project_id;
         let last = last.unwrap_or(20);
         if !(1..=100).contains(&last) {
             return Err(Error::bad_input("last", "last must be between 1 and 100"));

@@ -196,10 +196,10 @@ impl GraphMutation {
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
         // The graph lock first, then the rows: two inserts never hold row locks the other waits for.
         store::lock_graph(&mut work, &tenant).await?;
-        let missing = |id: Uuid| Error::not_found(format!("no module `{id}`"));
-        let from_m = modules::store::lock(&mut work, &tenant, from).await?.ok_or_else(|| missing(from))?;
-        let to_m = modules::store::lock(&mut work, &tenant, to).await?.ok_or_else(|| missing(to))?;
-        projects::writable(&mut work, &tenant, from_m.project_id).await?;
+        let from_m = modules::writable(&mut work, &tenant, from, false).await?;
+        let to_m = modules::store::get(&mut work, &tenant, to)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no module `{to}`")))?;
         let edge = super::add(&mut work, &tenant, &from_m, &to_m, &constraint).await?;
         work.commit().await?;
         Ok(Dependency {
@@ -216,10 +216,7 @@ impl GraphMutation {
         let to = modules::parse_id("toModuleId", &to_module_id)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
         store::lock_graph(&mut work, &tenant).await?;
-        let from_m = modules::store::lock(&mut work, &tenant, from)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("no module `{from}`")))?;
-        projects::writable(&mut work, &tenant, from_m.project_id).await?;
+        let from_m = modules::writable(&mut work, &tenant, from, false).await?;
         if !store::delete_edge(&mut work, &tenant, from, to).await? {
             return Err(Error::not_found("no such dependency"));
         }

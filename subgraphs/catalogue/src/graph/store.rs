@@ -130,30 +130,34 @@ pub async fn raise_levels(tx: &mut Tx, tenant: &TenantId, module: Uuid, level: i
 /// The direct edges of `modules` in one direction, with the version of the module at the other end.
 pub async fn direct(tx: &mut Tx, tenant: &TenantId, modules: &[Uuid], dir: Direction) -> Result<Vec<DirectEdge>> {
     let rows = match dir {
-        Direction::Dependencies => sqlx::query_as!(
-            DirectEdge,
-            r#"SELECT d.from_module AS "of!", d.to_module AS "other!", d.from_module AS "from!", d.to_module AS "to!",
-                      d.version_constraint AS "version_constraint!", m.version AS "other_version!", m.name AS "other_name!"
+        Direction::Dependencies => {
+            sqlx::query_as!(
+                DirectEdge,
+                r#"SELECT d.from_module AS "of!", d.to_module AS "other!", d.to_module AS "to!",
+                      d.version_constraint AS "version_constraint!", m.version AS "other_version!"
                FROM dependencies d JOIN modules m ON m.tenant_id = d.tenant_id AND m.module_id = d.to_module
                WHERE d.tenant_id = $1 AND d.from_module = ANY($2)
                ORDER BY d.from_module, m.name, m.module_id"#,
-            tenant.as_str(),
-            modules,
-        )
-        .fetch_all(&mut **tx)
-        .await?,
-        Direction::Dependents => sqlx::query_as!(
-            DirectEdge,
-            r#"SELECT d.to_module AS "of!", d.from_module AS "other!", d.from_module AS "from!", d.to_module AS "to!",
-                      d.version_constraint AS "version_constraint!", m.version AS "other_version!", m.name AS "other_name!"
+                tenant.as_str(),
+                modules,
+            )
+            .fetch_all(&mut **tx)
+            .await?
+        }
+        Direction::Dependents => {
+            sqlx::query_as!(
+                DirectEdge,
+                r#"SELECT d.to_module AS "of!", d.from_module AS "other!", d.to_module AS "to!",
+                      d.version_constraint AS "version_constraint!", m.version AS "other_version!"
                FROM dependencies d JOIN modules m ON m.tenant_id = d.tenant_id AND m.module_id = d.from_module
                WHERE d.tenant_id = $1 AND d.to_module = ANY($2)
                ORDER BY d.to_module, m.name, m.module_id"#,
-            tenant.as_str(),
-            modules,
-        )
-        .fetch_all(&mut **tx)
-        .await?,
+                tenant.as_str(),
+                modules,
+            )
+            .fetch_all(&mut **tx)
+            .await?
+        }
     };
     Ok(rows)
 }
@@ -163,11 +167,9 @@ pub async fn direct(tx: &mut Tx, tenant: &TenantId, modules: &[Uuid], dir: Direc
 pub struct DirectEdge {
     pub of: Uuid,
     pub other: Uuid,
-    pub from: Uuid,
     pub to: Uuid,
     pub version_constraint: String,
     pub other_version: String,
-    pub other_name: String,
 }
 
 /// Everything `start` reaches within `max_depth` edges in one direction, as (module, parent, depth) along a

@@ -15,8 +15,9 @@ use uuid::Uuid;
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
 /// Deepest metadata object path recorded for filters (and the deepest a filter may name).
 pub const MAX_PATH_DEPTH: usize = 8;
-/// Most object paths one module's metadata records.
-pub const MAX_PATHS_PER_MODULE: usize = 256;
+/// Most object paths one module's metadata records: more than 16 KiB of metadata can hold (each key takes
+/// at least `"k":0,`), so every path is recorded.
+pub const MAX_PATHS_PER_MODULE: usize = 4096;
 pub const MAX_TAGS: usize = 32;
 
 /// A module in the catalogue.
@@ -76,6 +77,19 @@ impl Module {
     async fn dependents(&self, ctx: &Context<'_>) -> Result<Vec<crate::graph::Dependency>> {
         crate::graph::schema::direct(ctx, self, crate::graph::Direction::Dependents).await
     }
+}
+
+/// A module in a writable project: `NOT_FOUND` (also another tenant's) or `CONFLICT` (archived project).
+/// Locks in the crate's order — the project (shared), then, with `lock_row`, the module's row.
+pub async fn writable(work: &mut kernel::Work, tenant: &TenantId, id: Uuid, lock_row: bool) -> Result<Module> {
+    let missing = || Error::not_found(format!("no module `{id}`"));
+    let m = store::get(work, tenant, id).await?.ok_or_else(missing)?;
+    crate::projects::writable(work, tenant, m.project_id).await?;
+    if !lock_row {
+        return Ok(m);
+    }
+    // Moving a module between projects is not possible, so the project locked above is still its own.
+    store::lock(work, tenant, id).await?.ok_or_else(missing)
 }
 
 /// A module id from the API.

@@ -112,6 +112,7 @@ impl Loader<ModulesOf> for CatalogueLoader {
             shapes.entry((k.filter.clone(), k.after.clone(), k.limit)).or_default().push(k);
         }
         let mut tx = self.begin().await?;
+        store::custom_plans(&mut tx).await?;
         let mut out = HashMap::new();
         for ((filter, after, limit), ks) in shapes {
             let projects: Vec<Uuid> = ks.iter().map(|k| k.project).collect();
@@ -178,11 +179,15 @@ impl ModuleQuery {
         after: Option<String>,
     ) -> Result<Connection<String, Module>> {
         let tenant = reader(ctx)?;
-        let project = project_id.map(|p| projects::parse_id("projectId", &p)).transpose()?;
+        let project = project_id.as_ref().map(|p| projects::parse_id("projectId", p)).transpose()?;
         let page = Page::forward(after, first, 20)?;
         let after = parse_cursor(page.after.as_deref())?;
+        if let Some(p) = &project_id {
+            projects::schema::visible(ctx, p).await?;
+        }
         let f = compile(ctx, &tenant, filter).await?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
+        store::custom_plans(&mut tx).await?;
         let rows = store::search(
             &mut tx,
             &tenant,
@@ -282,9 +287,7 @@ impl ModuleMutation {
         let tenant = writer(ctx)?;
         let id = super::parse_id("id", &id)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
-        let mut m =
-            store::lock(&mut work, &tenant, id).await?.ok_or_else(|| Error::not_found(format!("no module `{id}`")))?;
-        projects::writable(&mut work, &tenant, m.project_id).await?;
+        let mut m = super::writable(&mut work, &tenant, id, true).await?;
         if let Some(v) = input.version {
             m.version = super::version(&v)?;
         }
@@ -323,9 +326,7 @@ impl ModuleMutation {
         let id = super::parse_id("id", &id)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
         crate::graph::store::lock_graph(&mut work, &tenant).await?;
-        let m =
-            store::lock(&mut work, &tenant, id).await?.ok_or_else(|| Error::not_found(format!("no module `{id}`")))?;
-        projects::writable(&mut work, &tenant, m.project_id).await?;
+        let m = super::writable(&mut work, &tenant, id, false).await?;
         let dependents =
             crate::graph::store::direct(&mut work, &tenant, &[id], crate::graph::Direction::Dependents).await?;
         if !dependents.is_empty() {

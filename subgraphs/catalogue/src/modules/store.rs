@@ -61,6 +61,20 @@ pub async fn update(tx: &mut Tx, tenant: &TenantId, m: &Module) -> Result<Module
     .await?)
 }
 
+/// The module as it is (no lock: under the tenant's graph lock, or before locking its project).
+pub async fn get(tx: &mut Tx, tenant: &TenantId, id: Uuid) -> Result<Option<Module>> {
+    Ok(sqlx::query_as!(
+        Module,
+        r#"SELECT tenant_id AS "tenant_id: TenantId", module_id, project_id, name, version, kind, owner, tags,
+                  metadata, level, created_at, updated_at
+           FROM modules WHERE tenant_id = $1 AND module_id = $2"#,
+        tenant.as_str(),
+        id,
+    )
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
 pub async fn lock(tx: &mut Tx, tenant: &TenantId, id: Uuid) -> Result<Option<Module>> {
     Ok(sqlx::query_as!(
         Module,
@@ -123,6 +137,16 @@ pub async fn known_paths(tx: &mut Tx, tenant: &TenantId, paths: &[String]) -> Re
     )
     .fetch_all(&mut **tx)
     .await?)
+}
+
+/// Plans the rest of the transaction's statements for their actual parameters. The filter statements below
+/// switch conditions on and off with `$n IS NULL OR …`; a cached generic plan cannot tell which are on, so it
+/// could not use the index of the one that is (PostgreSQL moves to generic plans after five executions).
+pub async fn custom_plans(tx: &mut Tx) -> Result<()> {
+    sqlx::query_scalar!(r#"SELECT set_config('plan_cache_mode', 'force_custom_plan', true) AS "v!""#)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// One page of a tenant's modules matching `f`, in (name, id) order after `after`, optionally in one project.

@@ -186,6 +186,20 @@ pub fn description_text(raw: &str) -> Result<String> {
 pub async fn create(work: &mut Work, tenant: &TenantId, p: &NewProject) -> Result<Project> {
     let id = Uuid::now_v7();
     let project = store::insert(work, tenant, id, p).await?;
+    created(work, tenant, project).await
+}
+
+/// Like [`create`], but a project with the slug already there is left as it is (`None`): the
+/// `CreateProject` command, whose copies may race.
+pub async fn create_if_absent(work: &mut Work, tenant: &TenantId, p: &NewProject) -> Result<Option<Project>> {
+    match store::insert_if_absent(work, tenant, Uuid::now_v7(), p).await? {
+        Some(project) => Ok(Some(created(work, tenant, project).await?)),
+        None => Ok(None),
+    }
+}
+
+async fn created(work: &mut Work, tenant: &TenantId, project: Project) -> Result<Project> {
+    let id = project.project_id;
     crate::environments::store::create_all(work, tenant, id).await?;
     let event = events::ProjectCreated {
         project_id: id,
@@ -197,8 +211,18 @@ pub async fn create(work: &mut Work, tenant: &TenantId, p: &NewProject) -> Resul
     Ok(project)
 }
 
-/// Locks a project for a change inside it: `NOT_FOUND` (also for another tenant's) or `CONFLICT` if archived.
+/// Share-locks a project for a change inside it (changes inside one project go on side by side; archiving
+/// waits for them): `NOT_FOUND` (also for another tenant's) or `CONFLICT` if archived. Lock order, everywhere:
+/// the tenant's graph lock, then the project, then rows inside it.
 pub async fn writable(work: &mut Work, tenant: &TenantId, id: Uuid) -> Result<Project> {
+    let project =
+        store::share(work, tenant, id).await?.ok_or_else(|| Error::not_found(format!("no project `{id}`")))?;
+    project.ensure_writable()?;
+    Ok(project)
+}
+
+/// Locks a project for a change to the project itself (rename, archive).
+pub async fn lock_writable(work: &mut Work, tenant: &TenantId, id: Uuid) -> Result<Project> {
     let project = store::lock(work, tenant, id).await?.ok_or_else(|| Error::not_found(format!("no project `{id}`")))?;
     project.ensure_writable()?;
     Ok(project)

@@ -206,7 +206,7 @@ impl ProjectMutation {
         let tenant = writer(ctx)?;
         let id = parse_id("id", &id)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
-        let mut p = super::writable(&mut work, &tenant, id).await?;
+        let mut p = super::lock_writable(&mut work, &tenant, id).await?;
         if let Some(name) = input.name {
             p.name = kernel::error::text("name", &name, 200)?;
         }
@@ -234,7 +234,7 @@ impl ProjectMutation {
         let tenant = writer(ctx)?;
         let id = parse_id("id", &id)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
-        let mut p = super::writable(&mut work, &tenant, id).await?;
+        let mut p = super::lock_writable(&mut work, &tenant, id).await?;
         crate::environments::cancel_pending(&mut work, &tenant, id, "the project was archived").await?;
         p.status = ProjectStatus::Archived;
         p.archived_at = Some(chrono::Utc::now());

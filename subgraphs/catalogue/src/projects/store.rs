@@ -7,6 +7,26 @@ use uuid::Uuid;
 
 use super::{NewProject, Project, ProjectStatus};
 
+/// Inserts the project unless the tenant has one with its slug already (then `None`).
+pub async fn insert_if_absent(tx: &mut Tx, tenant: &TenantId, id: Uuid, p: &NewProject) -> Result<Option<Project>> {
+    Ok(sqlx::query_as!(
+        Project,
+        r#"INSERT INTO projects (tenant_id, project_id, slug, name, description, owner_principal_id)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (tenant_id, slug) DO NOTHING
+           RETURNING tenant_id AS "tenant_id: TenantId", project_id, slug, name, description, owner_principal_id,
+                     status AS "status: ProjectStatus", created_at, updated_at, archived_at"#,
+        tenant.as_str(),
+        id,
+        p.slug,
+        p.name,
+        p.description,
+        p.owner_principal_id,
+    )
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
 pub async fn insert(tx: &mut Tx, tenant: &TenantId, id: Uuid, p: &NewProject) -> Result<Project> {
     sqlx::query_as!(
         Project,
@@ -53,6 +73,21 @@ pub async fn by_ids(tx: &mut Tx, tenants: Option<&[String]>, ids: &[Uuid]) -> Re
     .await?)
 }
 
+/// The project, share-locked: changes inside it may go on side by side, while archiving waits for them.
+pub async fn share(tx: &mut Tx, tenant: &TenantId, id: Uuid) -> Result<Option<Project>> {
+    Ok(sqlx::query_as!(
+        Project,
+        r#"SELECT tenant_id AS "tenant_id: TenantId", project_id, slug, name, description, owner_principal_id,
+                  status AS "status: ProjectStatus", created_at, updated_at, archived_at
+           FROM projects WHERE tenant_id = $1 AND project_id = $2 FOR SHARE"#,
+        tenant.as_str(),
+        id,
+    )
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+/// The project, locked for a change to the project itself.
 pub async fn lock(tx: &mut Tx, tenant: &TenantId, id: Uuid) -> Result<Option<Project>> {
     Ok(sqlx::query_as!(
         Project,

@@ -244,7 +244,19 @@ pub fn version(raw: &str) -> Result<Version> {
 
 /// A version's sortable text: zero-padded numbers, a pre-release (`-…`) before its release (`~`).
 pub fn version_order(v: &Version) -> String {
-    let pre = if v.pre.is_empty() { "~".to_owned() } else { format!("-{}", v.pre) };
+    // Byte order (the column is `COLLATE "C"`): a release sorts after its pre-releases (`~` > `-`), and
+    // numeric pre-release identifiers are zero-padded so `rc.10` follows `rc.2`, as semver orders them.
+    let pre = if v.pre.is_empty() {
+        "~".to_owned()
+    } else {
+        let ids: Vec<String> = v
+            .pre
+            .as_str()
+            .split('.')
+            .map(|id| if id.bytes().all(|b| b.is_ascii_digit()) { format!("{id:0>20}") } else { format!("~{id}") })
+            .collect();
+        format!("-{}", ids.join("."))
+    };
     format!("{:020}.{:020}.{:020}{pre}", v.major, v.minor, v.patch)
 }
 
@@ -501,6 +513,8 @@ mod tests {
         assert!(o("1.9.0") < o("1.10.0"));
         assert!(o("1.0.0-rc.1") < o("1.0.0"));
         assert!(o("1.0.0") < o("1.0.1-alpha"));
+        assert!(o("1.0.0-rc.2") < o("1.0.0-rc.10"));
+        assert!(o("1.0.0-alpha") < o("1.0.0-beta") && o("1.0.0-1") < o("1.0.0-alpha"));
     }
 
     #[test]

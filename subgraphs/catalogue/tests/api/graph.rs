@@ -165,3 +165,38 @@ async fn transitive_queries_build_order_and_impact() {
     app.ok(&t, "mutation($m: ID!) { removeModule(id: $m) }", json!({ "m": id("app") })).await;
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_dependency_elsewhere_may_raise_levels_inside_an_archived_project_and_nothing_else_changes_there() {
+    let app = spawn_app().await;
+    let t = app.member("acme");
+    let (pa, pb) = (app.project(&t, "archived").await, app.project(&t, "live").await);
+    let a = app.module(&t, &pa, "a", json!({})).await;
+    let (b, c) = (app.module(&t, &pb, "b", json!({})).await, app.module(&t, &pb, "c", json!({})).await);
+    assert!(app.depend(&t, &a, &b).await.get("errors").is_none());
+    app.ok(&t, "mutation($p: ID!) { archiveProject(id: $p) { status } }", json!({ "p": pa })).await;
+
+    // b → c raises b, and so a (in the archived project) above it: allowed, as only the derived level moves.
+    let v = app.depend(&t, &b, &c).await;
+    assert!(v.get("errors").is_none(), "{v}");
+    let admin = app.admin_pool().await;
+    let broken: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM dependencies d JOIN modules f ON f.module_id = d.from_module JOIN modules t ON t.module_id = d.to_module
+         WHERE f.level <= t.level",
+    )
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!(broken, 0);
+    // Everything else in the archived project is read-only for any writer, deletes included.
+    for stmt in [
+        "UPDATE modules SET version = '9.9.9' WHERE module_id = $1::uuid",
+        "DELETE FROM dependencies WHERE from_module = $1::uuid",
+        "DELETE FROM modules WHERE module_id = $1::uuid",
+    ] {
+        let err = sqlx::query(stmt).bind(&a).execute(&admin).await.unwrap_err();
+        assert!(err.to_string().contains("archived and read-only"), "{stmt}: {err}");
+    }
+    assert_eq!(code(&app.gql(&t, "mutation($m: ID!) { removeModule(id: $m) }", json!({ "m": a })).await), "CONFLICT");
+    app.cleanup().await;
+}

@@ -108,3 +108,40 @@ async fn row_level_security_confines_the_app_role_in_sql() {
     tx.rollback().await.unwrap();
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn every_tenant_table_forces_row_level_security_and_partitions_are_out_of_the_app_roles_reach() {
+    let app = spawn_app().await;
+    let admin = app.admin_pool().await;
+    // Every table with a tenant_id column (partitions aside) has RLS enabled and forced.
+    let unprotected: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id'
+         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+           AND NOT (c.relrowsecurity AND c.relforcerowsecurity)
+         ORDER BY 1",
+    )
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert_eq!(unprotected, Vec::<String>::new());
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id'
+         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition",
+    )
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert!(tables >= 15, "the check saw the catalogue's tables ({tables})");
+    // Partitions would bypass their parent's policies: the app role has no privilege on any of them.
+    let app_role = app.db.roles.app.clone();
+    let reachable: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c
+         WHERE c.relispartition AND has_table_privilege($1, c.oid, 'SELECT, INSERT, UPDATE, DELETE')",
+    )
+    .bind(&app_role)
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert_eq!(reachable, Vec::<String>::new());
+    app.cleanup().await;
+}
