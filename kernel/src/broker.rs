@@ -190,6 +190,26 @@ mod tests {
         };
         let err = sent.await.expect_err("the default exchange");
         assert!(format!("{err:#}").contains("ACCESS_REFUSED"), "{err:#}");
+        // Yet its own consumers' queues — retries and dead letters included — declare fine under it.
+        let spec = crate::consumer::ConsumerSpec {
+            queue: format!("{domain}.commands"),
+            bindings: vec![format!("{domain}.DoSomething")],
+            retry: crate::consumer::RetryPolicy::default(),
+            prefetch: 1,
+        };
+        let ch = broker.channel().await.unwrap();
+        spec.declare(&ch).await.expect("a domain user declares its own consumer's queues");
+        let admin = Broker::new("amqp://guest:guest@127.0.0.1:5672/%2f".to_owned().into()).channel().await.unwrap();
+        for q in std::iter::once(spec.queue.clone())
+            .chain((1..=spec.retry.retries).map(|n| spec.retry_queue(n)))
+            .chain(std::iter::once(spec.dead_letter_queue()))
+        {
+            admin.queue_delete(&q, lapin::options::QueueDeleteOptions::default()).await.unwrap();
+        }
+        admin
+            .exchange_delete(&spec.republish_exchange(), lapin::options::ExchangeDeleteOptions::default())
+            .await
+            .unwrap();
         mgmt.delete_user(&user).await.unwrap();
     }
 }

@@ -3,7 +3,7 @@
 //! A [`Handler`] runs in its own database transaction beside an inbox row keyed
 //! `sha256(eventId:handler:aggregateId)`; a redelivered message finds the row and is acknowledged without
 //! being applied again. A transient failure is retried [`RetryPolicy::retries`] times through per-attempt
-//! delay queues (`<queue>.retry.<n>-<delay>ms`, each with its own TTL, dead-lettering back to `<queue>`), so a waiting
+//! delay queues (`<queue>.retry.<n>-<delay>ms.x`, each with its own TTL, dead-lettering back to `<queue>`), so a waiting
 //! message holds no consumer and survives restarts. After the last retry, or at once on a permanent failure,
 //! the message goes to `<queue>.dlq` with its full envelope and the reason in `cs-dead-letter-reason`.
 //!
@@ -112,10 +112,11 @@ impl ConsumerSpec {
         format!("{}.dlq", self.queue)
     }
 
-    /// `<queue>.retry.<n>-<delay>ms`: the delay is in the name because RabbitMQ refuses to redeclare a queue
-    /// with another TTL, so a changed retry policy gets new queues (the old ones drain into `<queue>`).
+    /// `<queue>.retry.<n>-<delay>ms.x`: the delay and the way back (`.x`: through [`Self::republish_exchange`])
+    /// are in the name because RabbitMQ refuses to redeclare a queue with other arguments, so a changed retry
+    /// policy gets new queues (the old ones drain into `<queue>`).
     pub fn retry_queue(&self, n: u32) -> String {
-        format!("{}.retry.{n}-{}ms", self.queue, self.retry.delay(n).as_millis())
+        format!("{}.retry.{n}-{}ms.x", self.queue, self.retry.delay(n).as_millis())
     }
 
     /// The direct exchange retries and dead letters are republished through (`<queue>.x`): a name under
@@ -126,7 +127,9 @@ impl ConsumerSpec {
     }
 
     /// Declares the queue, its bindings, its retry queues, its dead-letter queue and the exchange retries
-    /// and dead letters go through.
+    /// and dead letters go through — both ways: a retry queue's expired messages dead-letter back to the
+    /// queue through that exchange too, never through the default exchange, which a domain's broker user may
+    /// not use (RabbitMQ checks the dead-letter exchange's permission when the queue is declared).
     pub async fn declare(&self, ch: &Channel) -> anyhow::Result<()> {
         let durable = QueueDeclareOptions { durable: true, ..Default::default() };
         ch.queue_declare(&self.queue, durable, FieldTable::default()).await?;
@@ -141,10 +144,11 @@ impl ConsumerSpec {
         for binding in &self.bindings {
             ch.queue_bind(&self.queue, EXCHANGE, binding, QueueBindOptions::default(), FieldTable::default()).await?;
         }
+        ch.queue_bind(&self.queue, &x, &self.queue, QueueBindOptions::default(), FieldTable::default()).await?;
         for n in 1..=self.retry.retries {
             let mut args = FieldTable::default();
             args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(self.retry.delay(n).as_millis() as i64));
-            args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(LongString::from("")));
+            args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(LongString::from(x.as_str())));
             args.insert(
                 "x-dead-letter-routing-key".into(),
                 AMQPValue::LongString(LongString::from(self.queue.as_str())),
