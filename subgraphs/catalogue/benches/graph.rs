@@ -56,7 +56,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use async_graphql::Json;
-use catalogue::graph::{self, store as graph_store, Direction};
+use catalogue::graph::{store as graph_store, Direction};
 use catalogue::modules::filter::ModuleFilter;
 use catalogue::modules::store as modules_store;
 use kernel::db::{tenant_tx, Tx};
@@ -362,11 +362,12 @@ async fn bare_add(
     let (lf, lt) = (levels[&from], levels[&to]);
     if lf <= lt {
         let s = Instant::now();
-        let rows = graph_store::reach_above(&mut tx, tenant, to, from, lf).await?;
+        let path = graph_store::path_above(&mut tx, tenant, to, from, lf).await?;
         d.search = s.elapsed();
         d.searched = true;
-        d.reach_rows = rows.len();
-        if let Some(ids) = graph::cycle_path(from, to, &rows) {
+        d.reach_rows = path.as_ref().map_or(0, Vec::len);
+        if let Some(path) = path {
+            let ids: Vec<Uuid> = std::iter::once(from).chain(path).collect();
             d.cycle_len = ids.len() - 1;
             graph_store::names(&mut tx, tenant, &ids).await?;
             tx.rollback().await?;

@@ -39,34 +39,46 @@ pub async fn names(tx: &mut Tx, tenant: &TenantId, ids: &[Uuid]) -> Result<HashM
     Ok(rows.into_iter().map(|r| (r.module_id, r.name)).collect())
 }
 
-/// What `start` reaches through modules above `floor` (and `target` itself), as (module, parent) rows: the
-/// only modules a path `start ⇝ target` can pass through when `level(target) = floor`.
-pub async fn reach_above(
+/// A path `start ⇝ target` through modules above `floor` (and `target` itself) — the only modules such a
+/// path can pass through when `level(target) = floor` — or `None`. Breadth-first, one statement per layer,
+/// each module visited once, stopping as soon as `target` is reached.
+pub async fn path_above(
     tx: &mut Tx,
     tenant: &TenantId,
     start: Uuid,
     target: Uuid,
     floor: i32,
-) -> Result<Vec<(Uuid, Option<Uuid>)>> {
-    let rows = sqlx::query!(
-        r#"WITH RECURSIVE reach(node, parent) AS (
-               SELECT $2::uuid, NULL::uuid
-               UNION
-               SELECT d.to_module, r.node
-               FROM reach r
-               JOIN dependencies d ON d.tenant_id = $1 AND d.from_module = r.node
-               JOIN modules m ON m.tenant_id = $1 AND m.module_id = d.to_module
-               WHERE r.node <> $3 AND (m.level > $4 OR m.module_id = $3)
-           )
-           SELECT node AS "node!", parent FROM reach"#,
-        tenant.as_str(),
-        start,
-        target,
-        floor,
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(rows.into_iter().map(|r| (r.node, r.parent)).collect())
+) -> Result<Option<Vec<Uuid>>> {
+    let mut parent: HashMap<Uuid, Uuid> = HashMap::new();
+    let mut frontier = vec![start];
+    while !frontier.is_empty() {
+        let rows = sqlx::query!(
+            r#"SELECT d.to_module AS "node!", d.from_module AS "parent!"
+               FROM dependencies d
+               JOIN modules m ON m.tenant_id = d.tenant_id AND m.module_id = d.to_module
+               WHERE d.tenant_id = $1 AND d.from_module = ANY($2) AND (m.level > $3 OR m.module_id = $4)
+               ORDER BY 1, 2"#,
+            tenant.as_str(),
+            &frontier,
+            floor,
+            target,
+        )
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut next = Vec::new();
+        for r in rows {
+            if r.node == start || parent.contains_key(&r.node) {
+                continue;
+            }
+            parent.insert(r.node, r.parent);
+            if r.node == target {
+                return Ok(Some(super::walk_back(&parent, start, target)));
+            }
+            next.push(r.node);
+        }
+        frontier = next;
+    }
+    Ok(None)
 }
 
 pub async fn insert_edge(tx: &mut Tx, tenant: &TenantId, from: Uuid, to: Uuid, constraint: &str) -> Result<Edge> {
@@ -173,8 +185,10 @@ pub struct DirectEdge {
 }
 
 /// Everything `start` reaches within `max_depth` edges in one direction, as (module, parent, depth) along a
-/// shortest path, nearest first, at most `limit` modules (a module's parent is always nearer, so it is in).
-/// Each (module, parent, depth) is visited once.
+/// shortest path, nearest first, at most `limit` modules. Breadth-first, one statement per layer: each
+/// module is visited once, so the work is the edges of what is reached, however many paths lead there (a
+/// single recursive statement has to carry every (module, parent, depth) it meets, many times more rows in
+/// a dense graph — see BENCHMARKS.md).
 pub async fn transitive(
     tx: &mut Tx,
     tenant: &TenantId,
@@ -183,55 +197,51 @@ pub async fn transitive(
     max_depth: i32,
     limit: i64,
 ) -> Result<Vec<(Uuid, Uuid, i32)>> {
-    let rows = match dir {
-        Direction::Dependencies => sqlx::query!(
-            r#"WITH RECURSIVE reach(node, parent, depth) AS (
-                   SELECT $2::uuid, NULL::uuid, 0
-                   UNION
-                   SELECT d.to_module, r.node, r.depth + 1
-                   FROM reach r JOIN dependencies d ON d.tenant_id = $1 AND d.from_module = r.node
-                   WHERE r.depth < $3
-               )
-               SELECT node AS "node!", parent AS "parent!", depth AS "depth!"
-               FROM (SELECT DISTINCT ON (node) node, parent, depth FROM reach WHERE depth > 0 AND node <> $2
-                     ORDER BY node, depth, parent) shortest
-               ORDER BY depth, node
-               LIMIT $4"#,
-            tenant.as_str(),
-            start,
-            max_depth,
-            limit,
-        )
-        .fetch_all(&mut **tx)
-        .await?
-        .into_iter()
-        .map(|r| (r.node, r.parent, r.depth))
-        .collect(),
-        Direction::Dependents => sqlx::query!(
-            r#"WITH RECURSIVE reach(node, parent, depth) AS (
-                   SELECT $2::uuid, NULL::uuid, 0
-                   UNION
-                   SELECT d.from_module, r.node, r.depth + 1
-                   FROM reach r JOIN dependencies d ON d.tenant_id = $1 AND d.to_module = r.node
-                   WHERE r.depth < $3
-               )
-               SELECT node AS "node!", parent AS "parent!", depth AS "depth!"
-               FROM (SELECT DISTINCT ON (node) node, parent, depth FROM reach WHERE depth > 0 AND node <> $2
-                     ORDER BY node, depth, parent) shortest
-               ORDER BY depth, node
-               LIMIT $4"#,
-            tenant.as_str(),
-            start,
-            max_depth,
-            limit,
-        )
-        .fetch_all(&mut **tx)
-        .await?
-        .into_iter()
-        .map(|r| (r.node, r.parent, r.depth))
-        .collect(),
-    };
-    Ok(rows)
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut seen: std::collections::HashSet<Uuid> = std::iter::once(start).collect();
+    let mut out = Vec::new();
+    let mut frontier = vec![start];
+    for depth in 1..=max_depth {
+        if frontier.is_empty() {
+            break;
+        }
+        let rows: Vec<(Uuid, Uuid)> = match dir {
+            Direction::Dependencies => sqlx::query!(
+                r#"SELECT to_module AS "node!", from_module AS "parent!" FROM dependencies
+                   WHERE tenant_id = $1 AND from_module = ANY($2) ORDER BY 1, 2"#,
+                tenant.as_str(),
+                &frontier,
+            )
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .map(|r| (r.node, r.parent))
+            .collect(),
+            Direction::Dependents => sqlx::query!(
+                r#"SELECT from_module AS "node!", to_module AS "parent!" FROM dependencies
+                   WHERE tenant_id = $1 AND to_module = ANY($2) ORDER BY 1, 2"#,
+                tenant.as_str(),
+                &frontier,
+            )
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .map(|r| (r.node, r.parent))
+            .collect(),
+        };
+        let mut next = Vec::new();
+        for (node, parent) in rows {
+            if seen.insert(node) {
+                out.push((node, parent, depth));
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+                next.push(node);
+            }
+        }
+        frontier = next;
+    }
+    Ok(out)
 }
 
 /// A project's modules in build order: by level, then name.
