@@ -39,8 +39,7 @@
 //!    search (one statement per depth, each module once) as the alternative the figures argue for, and the
 //!    rows the recursion produces for a few modules.
 //! 3. Build order of one 2,000-module project: `buildOrder { stage modules { id name } }` vs
-//!    `graph::store::build_order` (ids and levels), and vs the same query returning whole rows (the
-//!    subgraph then loads the 2,000 modules through its DataLoader).
+//!    `graph::store::build_order` (the subgraph's one read of the rows), and vs `SELECT *` of the same rows.
 //! 4. Metadata containment search over `bench-search`'s 100,000 modules: `modules(filter:
 //!    { metadataContains: … }, first: 20) { nodes { id name } }` vs `modules::store::search`, for five
 //!    containment objects from about 100 matches to none; bare also with `plan_cache_mode =

@@ -134,12 +134,10 @@ impl GraphQuery {
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let order = store::build_order(&mut tx, &tenant, project.project_id).await?;
         tx.commit().await?;
-        let ids: Vec<Uuid> = order.iter().map(|(id, _)| *id).collect();
-        let mut by_id = loader(ctx)?.load_many(ids.into_iter().map(modules::schema::ModuleById)).await?;
         let mut stages: Vec<BuildStage> = Vec::new();
         let mut last_level = None;
-        for (id, level) in order {
-            let Some(m) = by_id.remove(&modules::schema::ModuleById(id)) else { continue };
+        for m in order {
+            let level = m.level;
             if last_level != Some(level) {
                 stages.push(BuildStage { stage: stages.len() as i32, modules: Vec::new() });
                 last_level = Some(level);
