@@ -540,8 +540,8 @@ async fn a_tenants_catalogue_tree_resolves_across_subgraphs_in_constant_statemen
     let stack = Stack::start().await;
     let hive = stack.hive().await;
     let apollo = stack.apollo().await;
-    let tenant = format!("cat-{}", stack.id);
-    tenants_on_new_edition(&stack, &hive, &[&tenant], "Catalogue Co").await;
+    let (tenant, other) = (format!("cat-{}", stack.id), format!("oth-{}", stack.id));
+    tenants_on_new_edition(&stack, &hive, &[&tenant, &other], "Catalogue Co").await;
     let token = stack.member_token(&tenant);
     grow_catalogue(&stack, &hive, &token, 0..1, 2).await;
     let mut few = Vec::new();
@@ -569,8 +569,6 @@ async fn a_tenants_catalogue_tree_resolves_across_subgraphs_in_constant_statemen
     }
 
     // Another tenant sees none of it through the router.
-    let other = format!("oth-{}", stack.id);
-    tenants_on_new_edition(&stack, &hive, &[&other], "Other").await;
     let theirs = catalogue_tree(&stack, &hive, &stack.member_token(&other), &other).await;
     assert_eq!(theirs["projects"]["nodes"], json!([]));
     hive.stop().await;
