@@ -46,3 +46,9 @@ pub fn principal(ctx: &Context<'_>) -> String {
 pub fn event_meta(ctx: &Context<'_>) -> EventMeta {
     ctx.request().event_meta()
 }
+
+/// An id from the API (`what`: "project", "module", …): `BAD_USER_INPUT` unless it is a UUID.
+pub fn uuid(field: &str, raw: &str, what: &str) -> Result<uuid::Uuid> {
+    uuid::Uuid::parse_str(raw.trim())
+        .map_err(|_| kernel::Error::bad_input(field, format!("`{}` is not a {what} id", kernel::error::clip(raw, 40))))
+}

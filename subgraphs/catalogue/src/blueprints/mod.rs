@@ -408,10 +408,9 @@ pub struct ContextRelationship {
     pub kind: RelationshipKind,
 }
 
-/// A blueprint id from the API.
+/// A blueprint id from the API: `BAD_USER_INPUT` unless it is a UUID.
 pub fn parse_id(field: &str, raw: &str) -> Result<Uuid> {
-    Uuid::parse_str(raw.trim())
-        .map_err(|_| Error::bad_input(field, format!("`{}` is not a blueprint id", kernel::error::clip(raw, 40))))
+    crate::access::uuid(field, raw, "blueprint")
 }
 
 /// A definition from the API: a JSON object of at most [`MAX_DEFINITION_BYTES`]. Everything else about it

@@ -92,10 +92,9 @@ pub async fn writable(work: &mut kernel::Work, tenant: &TenantId, id: Uuid, lock
     store::lock(work, tenant, id).await?.ok_or_else(missing)
 }
 
-/// A module id from the API.
+/// A module id from the API: `BAD_USER_INPUT` unless it is a UUID.
 pub fn parse_id(field: &str, raw: &str) -> Result<Uuid> {
-    Uuid::parse_str(raw.trim())
-        .map_err(|_| Error::bad_input(field, format!("`{}` is not a module id", kernel::error::clip(raw, 40))))
+    crate::access::uuid(field, raw, "module")
 }
 
 /// A module name: 1–128 characters of letters, digits and `. _ - / @`, starting with a letter, digit or `@`.

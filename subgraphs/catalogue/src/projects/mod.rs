@@ -130,8 +130,7 @@ impl Project {
 
 /// A project id from the API: `BAD_USER_INPUT` unless it is a UUID.
 pub fn parse_id(field: &str, raw: &str) -> Result<Uuid> {
-    Uuid::parse_str(raw.trim())
-        .map_err(|_| Error::bad_input(field, format!("`{}` is not a project id", kernel::error::clip(raw, 40))))
+    crate::access::uuid(field, raw, "project")
 }
 
 /// A validated project slug.
