@@ -8,8 +8,9 @@
 //! BENCH_SAMPLES (default 500) sets the samples of the cycle check and the search; the transitive query takes
 //! a fifth of them and the build order a tenth. BENCH_SEED (default 1) changes the generated data.
 //!
-//! **Data** (bulk-loaded as the superuser with `INSERT … SELECT … FROM unnest(…)`, then `ANALYZE`; generated
-//! in Rust from a seeded RNG, so a seed always gives the same graph):
+//! **Data** (bulk-loaded as the superuser with `INSERT … SELECT … FROM unnest(…)`, then `VACUUM ANALYZE`, as
+//! autovacuum would have on a live system; generated in Rust from a seeded RNG, so a seed always gives the
+//! same graph):
 //!
 //! - tenant `bench`: 10 projects × 2,000 modules = 20,000 modules and exactly 100,000 edges. Module `i` of a
 //!   project sits in layer `i / 100` (20 layers of 100) and gets 5 dependency draws: 80 % a module of the
@@ -17,8 +18,7 @@
 //!   lower-numbered project, weighted towards that project's bottom layers (index `2000·u²`). Modules of the
 //!   bottom layer only get cross-project draws (half of them dropped). Duplicates are dropped and random
 //!   modules get extra draws until there are 100,000 edges. Every edge points to a lower (project, index),
-//!   so the graph is acyclic; `level` is the longest chain below each module, computed in Rust before the
-//!   insert (every edge a → b has level(a) > level(b)).
+//!   so the graph is acyclic, and modules get the build ranks the API gives modules registered in that order.
 //! - tenants `other-a` and `other-b`: the same shape at 1 project × 2,000 modules and 10,000 edges each, so
 //!   row-level security has rows to filter.
 //! - tenant `bench-search`: 50 projects × 2,000 = 100,000 modules without edges, for the search.
@@ -28,34 +28,28 @@
 //!
 //! **Measurements** (the read-only ones interleave subgraph and bare request by request):
 //!
-//! 1. Cycle check on insert: `addDependency` for pairs of one project, 80 % from a higher to a lower index
-//!    (never a cycle; refused only as a duplicate) and 20 % closing a cycle on purpose (the start of a
-//!    random 1–3-edge path back to its end). Nothing is rolled back there, so the graph grows a little. The
-//!    bare baseline draws its own pairs the same way before the subgraph runs and does what `addDependency`
-//!    does short of the outbox row (graph lock, module and project row locks, levels, the pruned reach
-//!    search, insert and level raise), then rolls back.
+//! 1. Cycle check on insert: `addDependency` for pairs of one project — 70 % with the order (a dependency
+//!    on a module registered earlier: never a cycle, refused only as a duplicate), 10 % against it (on a
+//!    module registered later, closing no cycle: the order is repaired) and 20 % closing a cycle on purpose
+//!    (the start of a random 1–3-edge path back to its end). Nothing is rolled back there, so the graph
+//!    grows a little. The bare baseline draws its own pairs the same way before the subgraph runs and does
+//!    what `addDependency` does short of the outbox row (graph lock, module and project row locks,
+//!    `graph::place`, insert), then rolls back; it prints what the slowest of them searched and moved.
 //! 2. Transitive dependents to depth 10 of random modules: `transitiveDependencies(direction: DEPENDENTS,
-//!    maxDepth: 10) { depth module { id } }` vs `graph::store::transitive`; also a frontier breadth-first
-//!    search (one statement per depth, each module once) as the alternative the figures argue for, and the
-//!    rows the recursion produces for a few modules.
+//!    maxDepth: 10) { depth module { id } }` vs `graph::store::transitive`.
 //! 3. Build order of one 2,000-module project: `buildOrder { stage modules { id name } }` vs
-//!    `graph::store::build_order` (the subgraph's one read of the rows), and vs `SELECT *` of the same rows.
+//!    `graph::store::build_order` (the subgraph's reads), and vs `SELECT *` of the same rows.
 //! 4. Metadata containment search over `bench-search`'s 100,000 modules: `modules(filter:
 //!    { metadataContains: … }, first: 20) { nodes { id name } }` vs `modules::store::search`, for five
 //!    containment objects from about 100 matches to none; bare also with `plan_cache_mode =
 //!    force_custom_plan` and as the superuser (no row-level security). Then, once: how often the pooled
-//!    connections planned the statement generically, and EXPLAIN ANALYZE of the generic plan, the custom
-//!    plan, the custom plan with index scans (and sequential scans) off, the custom plan as the superuser,
-//!    and the custom plan with a metadata-only GIN index added to the throwaway database.
-//!
-//! Cycle checks also print where the slowest bare inserts spent their time (the reach search, the level
-//! raise and how many modules it updated).
+//!    connections planned the statement generically, and EXPLAIN ANALYZE of the plans the app role gets.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use async_graphql::Json;
-use catalogue::graph::{store as graph_store, Direction};
+use catalogue::graph::{store as graph_store, Direction, Placement};
 use catalogue::modules::filter::ModuleFilter;
 use catalogue::modules::store as modules_store;
 use kernel::db::{tenant_tx, Tx};
@@ -179,11 +173,8 @@ async fn load_tenant(
             count += add(rng, k, &mut out);
         }
     }
-    // Every edge points to a lower key: ascending keys are a topological order from the bottom.
-    let mut levels = vec![0i32; n];
-    for k in 0..n {
-        levels[k] = out[k].iter().map(|&t| levels[t as usize] + 1).max().unwrap_or(0);
-    }
+    // Every edge points to a lower key, so ascending keys are a topological order: the build ranks the API
+    // would have given modules registered in key order (each after what it depends on).
 
     const CHUNK: usize = 20_000;
     for start in (0..n).step_by(CHUNK) {
@@ -193,7 +184,7 @@ async fn load_tenant(
         let mut names = Vec::new();
         let mut kinds = Vec::new();
         let mut metas = Vec::new();
-        let mut lvls = Vec::new();
+        let mut ranks = Vec::new();
         for k in start..end {
             let name = format!("m-{:02}-{:04}", k / per_project, k % per_project);
             metas.push(metadata(rng, tenant, &name).to_string());
@@ -201,13 +192,13 @@ async fn load_tenant(
             projs.push(project_ids[k / per_project]);
             names.push(name);
             kinds.push(["service", "library", "ui"][k % 3].to_owned());
-            lvls.push(levels[k]);
+            ranks.push(k as i64 + 1);
         }
         sqlx::query(
-            "INSERT INTO modules (tenant_id, module_id, project_id, name, version, kind, owner, tags, metadata, level)
-             SELECT $1, id, project, name, '1.' || (level % 10) || '.0', kind, 'owner@' || $1, ARRAY[kind], meta::jsonb, level
-             FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::int[])
-                  AS t(id, project, name, kind, meta, level)",
+            "INSERT INTO modules (tenant_id, module_id, project_id, name, version, kind, owner, tags, metadata, build_rank)
+             SELECT $1, id, project, name, '1.' || (rank % 10) || '.0', kind, 'owner@' || $1, ARRAY[kind], meta::jsonb, rank
+             FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::int8[])
+                  AS t(id, project, name, kind, meta, rank)",
         )
         .bind(tenant)
         .bind(&ids)
@@ -215,7 +206,7 @@ async fn load_tenant(
         .bind(&names)
         .bind(&kinds)
         .bind(&metas)
-        .bind(&lvls)
+        .bind(&ranks)
         .execute(admin)
         .await?;
     }
@@ -300,17 +291,56 @@ enum Outcome {
     Duplicate,
 }
 
-/// Pairs for the cycle check: 80 % higher → lower index of one project, 20 % the end of a 1–3-edge path
-/// back to its start (always a cycle).
-fn insert_pairs(rng: &mut StdRng, g: &Generated, n: usize) -> Vec<(Uuid, Uuid)> {
+/// What kind of edge a sample adds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Class {
+    /// From a higher to a lower index of one project: a dependency on a module registered earlier.
+    WithTheOrder,
+    /// From a lower to a higher index of one project that closes no cycle: a dependency on a module
+    /// registered later, so the order must be repaired.
+    AgainstTheOrder,
+    /// The end of a 1–3-edge path back to its start: always a cycle.
+    ClosingACycle,
+}
+
+/// Whether `from` reaches `to` along the generated dependencies.
+fn reaches(g: &Generated, from: usize, to: usize) -> bool {
+    let mut seen = HashSet::from([from]);
+    let mut stack = vec![from];
+    while let Some(n) = stack.pop() {
+        if n == to {
+            return true;
+        }
+        for &d in &g.out[n] {
+            if seen.insert(d as usize) {
+                stack.push(d as usize);
+            }
+        }
+    }
+    false
+}
+
+/// Pairs for the cycle check: 70 % with the order, 10 % against it, 20 % closing a cycle (see [`Class`]).
+fn insert_pairs(rng: &mut StdRng, g: &Generated, n: usize) -> Vec<(Uuid, Uuid, Class)> {
     let total = g.modules.len();
+    let key = |p: usize, i: usize| p * g.per_project + i;
     (0..n)
         .map(|_| {
-            if rng.gen_bool(0.8) {
+            let r: f64 = rng.gen();
+            if r < 0.7 {
                 let p = rng.gen_range(0..g.projects.len());
                 let i = rng.gen_range(1..g.per_project);
                 let j = rng.gen_range(0..i);
-                (g.modules[p * g.per_project + i], g.modules[p * g.per_project + j])
+                (g.modules[key(p, i)], g.modules[key(p, j)], Class::WithTheOrder)
+            } else if r < 0.8 {
+                loop {
+                    let p = rng.gen_range(0..g.projects.len());
+                    let j = rng.gen_range(1..g.per_project);
+                    let i = rng.gen_range(0..j);
+                    if !reaches(g, key(p, j), key(p, i)) {
+                        return (g.modules[key(p, i)], g.modules[key(p, j)], Class::AgainstTheOrder);
+                    }
+                }
             } else {
                 loop {
                     let start = rng.gen_range(0..total);
@@ -323,7 +353,7 @@ fn insert_pairs(rng: &mut StdRng, g: &Generated, n: usize) -> Vec<(Uuid, Uuid)> 
                         at = next[rng.gen_range(0..next.len())] as usize;
                     }
                     if at != start {
-                        return (g.modules[at], g.modules[start]);
+                        return (g.modules[at], g.modules[start], Class::ClosingACycle);
                     }
                 }
             }
@@ -331,111 +361,33 @@ fn insert_pairs(rng: &mut StdRng, g: &Generated, n: usize) -> Vec<(Uuid, Uuid)> 
         .collect()
 }
 
-/// Where a bare insert's time went.
-#[derive(Clone, Copy, Default)]
-struct Detail {
-    searched: bool,
-    reach_rows: usize,
-    cycle_len: usize,
-    raised: i64,
-    search: Duration,
-    raise: Duration,
-}
-
-/// What `addDependency` does in SQL, short of the outbox row; rolled back. The time excludes the statistics
-/// query that counts the raised modules.
+/// What `addDependency` does in SQL, short of the outbox row, and what `graph::place` did; rolled back.
 async fn bare_add(
     pool: &PgPool,
     tenant: &TenantId,
     from: Uuid,
     to: Uuid,
-) -> kernel::Result<(Outcome, Duration, Detail)> {
+) -> kernel::Result<(Outcome, Duration, Placement)> {
     let began = Instant::now();
-    let mut d = Detail::default();
     let mut tx: Tx = tenant_tx(pool, tenant).await?;
     graph_store::lock_graph(&mut tx, tenant).await?;
     let f = modules_store::lock(&mut tx, tenant, from).await?.expect("from");
     let _t = modules_store::lock(&mut tx, tenant, to).await?.expect("to");
     catalogue::projects::store::lock(&mut tx, tenant, f.project_id).await?.expect("project");
-    let levels = graph_store::levels(&mut tx, tenant, &[from, to]).await?;
-    let (lf, lt) = (levels[&from], levels[&to]);
-    if lf <= lt {
-        let s = Instant::now();
-        let path = graph_store::path_above(&mut tx, tenant, to, from, lf).await?;
-        d.search = s.elapsed();
-        d.searched = true;
-        d.reach_rows = path.as_ref().map_or(0, Vec::len);
-        if let Some(path) = path {
-            let ids: Vec<Uuid> = std::iter::once(from).chain(path).collect();
-            d.cycle_len = ids.len() - 1;
-            graph_store::names(&mut tx, tenant, &ids).await?;
-            tx.rollback().await?;
-            return Ok((Outcome::Cycle, began.elapsed(), d));
+    let placement = catalogue::graph::place(&mut tx, tenant, from, to).await?;
+    let outcome = if let Placement::Cycle(ids) = &placement {
+        graph_store::names(&mut tx, tenant, ids).await?;
+        Outcome::Cycle
+    } else {
+        match graph_store::insert_edge(&mut tx, tenant, from, to, "^1").await {
+            Ok(_) => Outcome::Accepted,
+            Err(e) if e.code() == kernel::Code::Conflict => Outcome::Duplicate,
+            Err(e) => return Err(e),
         }
-    }
-    let mut stat = Duration::ZERO;
-    let outcome = match graph_store::insert_edge(&mut tx, tenant, from, to, "^1").await {
-        Ok(_) => {
-            if lf <= lt {
-                let s = Instant::now();
-                graph_store::raise_levels(&mut tx, tenant, from, lt + 1).await?;
-                d.raise = s.elapsed();
-                let s = Instant::now();
-                d.raised = sqlx::query_scalar(
-                    "SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = 'modules' AND schemaname = current_schema()",
-                )
-                .fetch_one(&mut *tx)
-                .await?;
-                stat = s.elapsed();
-            }
-            Outcome::Accepted
-        }
-        Err(e) if e.code() == kernel::Code::Conflict => Outcome::Duplicate,
-        Err(e) => return Err(e),
     };
     tx.rollback().await?;
-    Ok((outcome, began.elapsed() - stat, d))
+    Ok((outcome, began.elapsed(), placement))
 }
-
-/// Transitive dependents breadth first, one statement per depth, each module visited once (what
-/// `graph::store::transitive` could do instead); stops past `limit` like its `LIMIT`.
-async fn frontier_bfs(
-    pool: &PgPool,
-    tenant: &TenantId,
-    start: Uuid,
-    depth: i32,
-    limit: usize,
-) -> kernel::Result<usize> {
-    let mut tx = tenant_tx(pool, tenant).await?;
-    let mut seen: HashSet<Uuid> = HashSet::from([start]);
-    let mut frontier = vec![start];
-    let mut reached = 0;
-    for _ in 0..depth {
-        if frontier.is_empty() || reached >= limit {
-            break;
-        }
-        let rows: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT DISTINCT from_module FROM dependencies WHERE tenant_id = $1 AND to_module = ANY($2)",
-        )
-        .bind(tenant.as_str())
-        .bind(&frontier)
-        .fetch_all(&mut *tx)
-        .await?;
-        frontier = rows.into_iter().filter(|m| seen.insert(*m)).collect();
-        reached += frontier.len();
-    }
-    tx.commit().await?;
-    Ok(reached.min(limit))
-}
-
-/// The rows the Dependents recursion of `graph::store::transitive` produces before it keeps one per module.
-const REACH_ROWS: &str = "WITH RECURSIVE reach(node, parent, depth) AS (
-       SELECT $2::uuid, NULL::uuid, 0
-       UNION
-       SELECT d.from_module, r.node, r.depth + 1
-       FROM reach r JOIN dependencies d ON d.tenant_id = $1 AND d.to_module = r.node
-       WHERE r.depth < $3)
-   SELECT count(*), count(DISTINCT node) FROM reach";
 
 const ADD: &str = "mutation($f: ID!, $t: ID!) { addDependency(fromModuleId: $f, toModuleId: $t, versionConstraint: \"^1\") { versionConstraint } }";
 const TRANSITIVE: &str = "query($m: ID!) { transitiveDependencies(moduleId: $m, direction: DEPENDENTS, maxDepth: 10) { depth module { id } } }";
@@ -444,7 +396,7 @@ const SEARCH: &str = "query($c: JSON!) { modules(filter: { metadataContains: $c 
 
 /// `modules::store::search` as the statement it prepares (for EXPLAIN).
 const SEARCH_SQL: &str = r#"SELECT tenant_id AS "tenant_id: TenantId", module_id, project_id, name, version, kind, owner, tags,
-                  metadata, level, created_at, updated_at
+                  metadata, build_rank, created_at, updated_at
            FROM modules m
            WHERE m.tenant_id = $1
              AND ($2::uuid IS NULL OR m.project_id = $2)
@@ -518,33 +470,16 @@ async fn main() -> kernel::Result<()> {
     load_tenant(&admin, &mut rng, "other-a", 1, 2000, 10_000).await?;
     load_tenant(&admin, &mut rng, "other-b", 1, 2000, 10_000).await?;
     load_tenant(&admin, &mut rng, "bench-search", 50, 2000, 0).await?;
-    sqlx::query("ANALYZE").execute(&admin).await?;
-    let shape: (i64, i64, i32) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM modules), (SELECT count(*) FROM dependencies),
-                (SELECT max(level) FROM modules WHERE tenant_id = 'bench')",
-    )
-    .fetch_one(&admin)
-    .await?;
-    let broken: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM dependencies d JOIN modules f ON f.tenant_id = d.tenant_id AND f.module_id = d.from_module
-         JOIN modules t ON t.tenant_id = d.tenant_id AND t.module_id = d.to_module WHERE f.level <= t.level",
-    )
-    .fetch_one(&admin)
-    .await?;
-    assert_eq!(broken, 0, "level invariant");
-    let stages: Vec<i64> = sqlx::query_scalar(
-        "SELECT count(DISTINCT level) FROM modules WHERE tenant_id = 'bench' GROUP BY project_id ORDER BY project_id",
-    )
-    .fetch_all(&admin)
-    .await?;
-    println!(
-        "generated in {:.1} s: {} modules, {} edges in all; tenant bench max level {}, build stages per project {:?}",
-        t.elapsed().as_secs_f64(),
-        shape.0,
-        shape.1,
-        shape.2,
-        stages
-    );
+    // New modules must not take a rank the load gave; then what autovacuum would have done on a live system.
+    sqlx::query("SELECT setval('module_build_rank', (SELECT max(build_rank) + 1 FROM modules), false)")
+        .execute(&admin)
+        .await?;
+    sqlx::query("VACUUM ANALYZE").execute(&admin).await?;
+    let shape: (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM modules), (SELECT count(*) FROM dependencies)")
+            .fetch_one(&admin)
+            .await?;
+    println!("generated in {:.1} s: {} modules, {} edges in all", t.elapsed().as_secs_f64(), shape.0, shape.1);
 
     let tenant = TenantId::parse("bench")?;
     let token = app.tenant_token("bench", &["catalogue:read", "catalogue:write"]);
@@ -563,16 +498,19 @@ async fn main() -> kernel::Result<()> {
 
     // 1. Cycle check on insert: bare first (rolled back), then through the subgraph (kept).
     let pairs = insert_pairs(&mut rng, &main, samples);
-    let mut bare: HashMap<Outcome, Stats> = HashMap::new();
-    let mut details: Vec<(Duration, Outcome, Detail)> = Vec::new();
-    for &(f, t) in &pairs {
-        let (o, took, d) = bare_add(&pool, &tenant, f, t).await?;
-        bare.entry(o).or_default().push(took);
-        details.push((took, o, d));
+    let mut bare: HashMap<Class, Stats> = HashMap::new();
+    let mut bare_outcomes: HashMap<(Class, Outcome), usize> = HashMap::new();
+    let mut details: Vec<(Duration, Class, Placement)> = Vec::new();
+    for &(f, t, class) in &pairs {
+        let (o, took, placement) = bare_add(&pool, &tenant, f, t).await?;
+        bare.entry(class).or_default().push(took);
+        *bare_outcomes.entry((class, o)).or_default() += 1;
+        details.push((took, class, placement));
     }
     let pairs = insert_pairs(&mut rng, &main, samples);
-    let mut sub: HashMap<Outcome, Stats> = HashMap::new();
-    for &(f, t) in &pairs {
+    let mut sub: HashMap<Class, Stats> = HashMap::new();
+    let mut sub_outcomes: HashMap<(Class, Outcome), usize> = HashMap::new();
+    for &(f, t, class) in &pairs {
         let s = Instant::now();
         let v = app.gql(&token, ADD, json!({ "f": f, "t": t })).await;
         let d = s.elapsed();
@@ -589,14 +527,13 @@ async fn main() -> kernel::Result<()> {
                 }
             }
         };
-        sub.entry(o).or_default().push(d);
+        sub.entry(class).or_default().push(d);
+        *sub_outcomes.entry((class, o)).or_default() += 1;
     }
 
     // 2. Transitive dependents, depth 10.
     let n2 = (samples / 5).max(10);
-    let (mut sub2, mut bare2, mut bfs2, mut sizes, mut bare_sizes, mut bfs_sizes) =
-        (Stats::default(), Stats::default(), Stats::default(), 0usize, 0usize, 0usize);
-    let mut probes = Vec::new();
+    let (mut sub2, mut bare2, mut sizes, mut bare_sizes) = (Stats::default(), Stats::default(), 0usize, 0usize);
     let mut sizes_sorted = Vec::new();
     for k in 0..n2 {
         let m = main.modules[rng.gen_range(0..main.modules.len())];
@@ -615,12 +552,6 @@ async fn main() -> kernel::Result<()> {
                 tx.commit().await?;
                 bare2.push(s.elapsed());
                 bare_sizes += rows.len().min(10_000);
-                let s = Instant::now();
-                bfs_sizes += frontier_bfs(&pool, &tenant, m, 10, 10_000).await?;
-                bfs2.push(s.elapsed());
-                if probes.len() < 5 {
-                    probes.push((m, rows.len()));
-                }
             }
         }
     }
@@ -646,19 +577,18 @@ async fn main() -> kernel::Result<()> {
             } else {
                 let s = Instant::now();
                 let mut tx = tenant_tx(&pool, &tenant).await?;
-                let rows = graph_store::build_order(&mut tx, &tenant, p).await?;
+                let (rows, _edges) = graph_store::build_order(&mut tx, &tenant, p).await?;
                 tx.commit().await?;
                 bare3.push(s.elapsed());
                 assert_eq!(rows.len(), 2000);
                 let s = Instant::now();
                 let mut tx = tenant_tx(&pool, &tenant).await?;
-                let rows = sqlx::query(
-                    "SELECT * FROM modules WHERE tenant_id = $1 AND project_id = $2 ORDER BY level, name, module_id",
-                )
-                .bind(tenant.as_str())
-                .bind(p)
-                .fetch_all(&mut *tx)
-                .await?;
+                let rows =
+                    sqlx::query("SELECT * FROM modules WHERE tenant_id = $1 AND project_id = $2 ORDER BY build_rank")
+                        .bind(tenant.as_str())
+                        .bind(p)
+                        .fetch_all(&mut *tx)
+                        .await?;
                 tx.commit().await?;
                 full3.push(s.elapsed());
                 assert_eq!(rows.len(), 2000);
@@ -736,11 +666,22 @@ async fn main() -> kernel::Result<()> {
     println!("| measurement | samples | through the subgraph p50 / p99 / mean ms | bare SQL p50 / p99 / mean ms | ratio p50 / p99 |");
     println!("|---|---|---|---|---|");
     let (mut sub_all, mut bare_all) = (Stats::default(), Stats::default());
-    for o in [Outcome::Accepted, Outcome::Cycle, Outcome::Duplicate] {
-        let (s, b) = (sub.get(&o).cloned().unwrap_or_default(), bare.get(&o).cloned().unwrap_or_default());
+    let outcomes = |m: &HashMap<(Class, Outcome), usize>, c: Class| -> String {
+        let mut v: Vec<String> =
+            m.iter().filter(|((k, _), _)| *k == c).map(|((_, o), n)| format!("{n} {o:?}")).collect();
+        v.sort();
+        v.join(", ")
+    };
+    for c in [Class::WithTheOrder, Class::AgainstTheOrder, Class::ClosingACycle] {
+        let (s, b) = (sub.get(&c).cloned().unwrap_or_default(), bare.get(&c).cloned().unwrap_or_default());
         sub_all.extend(&s);
         bare_all.extend(&b);
-        row(&format!("cycle check on insert: {o:?}"), &format!("{} / {}", s.0.len(), b.0.len()), &s, &b);
+        let what = format!(
+            "cycle check on insert, {c:?} (subgraph: {}; bare: {})",
+            outcomes(&sub_outcomes, c),
+            outcomes(&bare_outcomes, c)
+        );
+        row(&what, &format!("{} / {}", s.0.len(), b.0.len()), &s, &b);
     }
     row("cycle check on insert: all", &format!("{}", sub_all.0.len()), &sub_all, &bare_all);
     row(
@@ -753,12 +694,6 @@ async fn main() -> kernel::Result<()> {
         &n2.to_string(),
         &sub2,
         &bare2,
-    );
-    row(
-        "transitive dependents, depth 10: bare frontier BFS (one statement per depth, each module once)",
-        &n2.to_string(),
-        &sub2,
-        &bfs2,
     );
     row("build order, 2,000-module project", &n3.to_string(), &sub3, &bare3);
     row("build order: bare with the full module rows (`SELECT *`)", &n3.to_string(), &sub3, &full3);
@@ -788,40 +723,32 @@ async fn main() -> kernel::Result<()> {
         &b_all,
     );
     assert_eq!(bare_sizes, sizes, "the subgraph and the bare SQL reach the same modules");
-    assert_eq!(bfs_sizes, sizes, "the frontier BFS reaches the same modules");
 
-    println!("\ncycle check, bare: the 8 slowest of {} (outcome, total, reach search: rows and time, levels raised: modules and time)", details.len());
+    println!("\ncycle check, bare: the 8 slowest of {} (class, total, what `graph::place` did)", details.len());
     details.sort_by_key(|d| std::cmp::Reverse(d.0));
-    for (took, o, d) in details.iter().take(8) {
-        println!(
-            "  {o:?} {:.1} ms: search {} ({} rows, {:.1} ms, cycle of {} edges), raised {} modules in {:.1} ms",
-            took.as_secs_f64() * 1e3,
-            d.searched,
-            d.reach_rows,
-            d.search.as_secs_f64() * 1e3,
-            d.cycle_len,
-            d.raised,
-            d.raise.as_secs_f64() * 1e3
-        );
+    for (took, c, p) in details.iter().take(8) {
+        let p = match p {
+            Placement::Cycle(ids) => format!("cycle of {} edges", ids.len() - 1),
+            other => format!("{other:?}"),
+        };
+        println!("  {c:?} {:.1} ms: {p}", took.as_secs_f64() * 1e3);
     }
-    let searched = details.iter().filter(|d| d.2.searched).count();
-    let raised: Vec<i64> =
-        details.iter().filter(|d| d.1 == Outcome::Accepted && d.2.searched).map(|d| d.2.raised).collect();
+    let moved: Vec<(usize, usize)> = details
+        .iter()
+        .filter_map(|d| match d.2 {
+            Placement::Reordered { searched, moved } => Some((searched, moved)),
+            _ => None,
+        })
+        .collect();
     println!(
-        "  {searched} of {} needed the reach search; accepted with a level raise: {}, modules updated mean {:.0}, max {}",
+        "  {} of {} reordered: modules searched mean {:.0}, max {}; moved mean {:.0}, max {}",
+        moved.len(),
         details.len(),
-        raised.len(),
-        raised.iter().sum::<i64>() as f64 / raised.len().max(1) as f64,
-        raised.iter().max().unwrap_or(&0)
+        moved.iter().map(|m| m.0).sum::<usize>() as f64 / moved.len().max(1) as f64,
+        moved.iter().map(|m| m.0).max().unwrap_or(0),
+        moved.iter().map(|m| m.1).sum::<usize>() as f64 / moved.len().max(1) as f64,
+        moved.iter().map(|m| m.1).max().unwrap_or(0),
     );
-    println!("\ntransitive dependents: rows of the recursion (module, parent, depth) vs modules reached");
-    for (m, n) in &probes {
-        let mut tx = tenant_tx(&pool, &tenant).await?;
-        let (rows, distinct): (i64, i64) =
-            sqlx::query_as(REACH_ROWS).bind(tenant.as_str()).bind(m).bind(10).fetch_one(&mut *tx).await?;
-        tx.commit().await?;
-        println!("  {m}: {rows} rows for {distinct} modules (answer {n} rows)");
-    }
 
     let verdict = |p99: f64, target: f64| {
         if p99 < target {
@@ -843,64 +770,11 @@ async fn main() -> kernel::Result<()> {
         "\nsearch statement on the pooled connections: planned generically {generic} times, custom {custom} times"
     );
 
-    let generic = ["plan_cache_mode = force_generic_plan"];
+    // The plans the app role gets (row-level security on) for a rare, a selective and a common object.
     let custom = ["plan_cache_mode = force_custom_plan"];
-    let no_walk = ["plan_cache_mode = force_custom_plan", "enable_indexscan = off"];
-    let gin = ["plan_cache_mode = force_custom_plan", "enable_indexscan = off", "enable_seqscan = off"];
-    let probes: Vec<(usize, Value)> = [4usize, 0, 3].iter().map(|&i| (i, containment(&mut rng, i))).collect();
-    let mut plans: Vec<(String, &[&str])> = vec![("generic plan".into(), &generic[..])];
-    plans.push(("custom plan".into(), &custom[..]));
-    plans.push(("custom plan, enable_indexscan = off".into(), &no_walk[..]));
-    plans.push(("custom plan, enable_indexscan and enable_seqscan off (the GIN index forced)".into(), &gin[..]));
-    for (what, settings) in &plans {
-        for (i, c) in &probes {
-            if what == "generic plan" && *i != 4 {
-                continue;
-            }
-            println!(
-                "\nEXPLAIN search {} ({c}), {what}:\n    {}",
-                SHAPES[*i],
-                explain(&pool, "bench-search", c, settings).await?
-            );
-        }
-    }
-    for (i, c) in &probes {
-        println!(
-            "\nEXPLAIN search {} ({c}), custom plan, as the superuser (no row-level security):\n    {}",
-            SHAPES[*i],
-            explain(&admin, "bench-search", c, &custom).await?
-        );
-    }
-    // What a metadata-only GIN index (no tenant column) would do: plans and bare timings, after the run.
-    sqlx::query("CREATE INDEX bench_metadata_only ON modules USING gin (metadata jsonb_path_ops)")
-        .execute(&admin)
-        .await?;
-    sqlx::query("ANALYZE modules").execute(&admin).await?;
-    for (i, c) in &probes {
-        println!(
-            "\nEXPLAIN search {} ({c}), custom plan, with a metadata-only GIN index:\n    {}",
-            SHAPES[*i],
-            explain(&pool, "bench-search", c, &custom).await?
-        );
-        println!(
-            "\nEXPLAIN search {} ({c}), the metadata-only GIN index forced:\n    {}",
-            SHAPES[*i],
-            explain(&pool, "bench-search", c, &gin).await?
-        );
-    }
-    println!("\nbare search with a metadata-only GIN index added (p50 / p99 / mean ms):");
-    for (shape, name) in SHAPES.iter().enumerate() {
-        let mut st = Stats::default();
-        for _ in 0..(samples / 25).max(4) {
-            let c = containment(&mut rng, shape);
-            let f = ModuleFilter { metadata_contains: Some(Json(c)), ..Default::default() }.compile()?;
-            let s = Instant::now();
-            let mut tx = tenant_tx(&pool, &search_tenant).await?;
-            modules_store::search(&mut tx, &search_tenant, None, &f, None, 21).await?;
-            tx.commit().await?;
-            st.push(s.elapsed());
-        }
-        println!("  {name}: {}", st.cell());
+    for i in [4usize, 0, 3] {
+        let c = containment(&mut rng, i);
+        println!("\nEXPLAIN search {} ({c}):\n    {}", SHAPES[i], explain(&pool, "bench-search", &c, &custom).await?);
     }
     println!("\ntotal {:.1} s", began.elapsed().as_secs_f64());
     app.cleanup().await;

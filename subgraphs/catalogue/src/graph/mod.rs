@@ -1,10 +1,16 @@
 //! The dependency graph: edges module → module ("depends on") with a semver range, kept acyclic.
 //!
-//! **Levels.** Every module has a `level` with `level(a) > level(b)` for every edge a → b (0 for a module
-//! without dependencies). Adding a → b when `level(a) > level(b)` cannot close a cycle — no search at all;
-//! otherwise only modules above `level(a)` can lie on a path b ⇝ a, so the cycle search is pruned to them,
-//! and after the insert `a` and the modules above it are raised just enough to keep the invariant. Levels
-//! are never lowered (removing an edge leaves them valid, if looser), and `ORDER BY level` is a build order.
+//! **A topological order, kept incrementally.** Every module has a `build_rank`, unique in its tenant, with
+//! `rank(b) < rank(a)` for every edge a → b. Adding a → b when `rank(b) < rank(a)` cannot close a cycle and
+//! changes nothing else — no search at all (a new module takes the next rank, so depending on a module
+//! registered earlier is always this case). Otherwise only modules ranked between the two ends can matter
+//! (Pearce and Kelly, "A dynamic topological sort algorithm for directed acyclic graphs", 2006): the
+//! dependents of `a` ranked up to `rank(b)` (reaching `b` there is the cycle), and what `b` depends on ranked
+//! from `rank(a)`; the second set is moved below the first, both keeping their inner order and together
+//! reusing exactly the ranks they held ([`reorder`]). Nothing outside that window is read or written.
+//! Removing an edge leaves the order valid. A level that had to stay the *longest* chain below each module —
+//! this module's first design — made a low-to-high edge raise everything above its source, up to the whole
+//! tenant (BENCHMARKS.md). Build stages are computed when read ([`stages`]).
 //!
 //! **Serialization.** Every change to a tenant's graph takes a transaction-scoped advisory lock on the
 //! tenant, so two concurrent inserts that would together close a cycle are checked one after the other and
@@ -150,20 +156,11 @@ pub async fn add(
         return Err(cycle_error(vec![from.clone(), from.clone()]));
     }
     store::lock_graph(work, tenant).await?;
-    let levels = store::levels(work, tenant, &[from.module_id, to.module_id]).await?;
-    let (lf, lt) = (levels.get(&from.module_id).copied().unwrap_or(0), levels.get(&to.module_id).copied().unwrap_or(0));
-    if lf <= lt {
-        if let Some(path) = store::path_above(work, tenant, to.module_id, from.module_id, lf).await? {
-            // from → to ⇝ from
-            let ids: Vec<Uuid> = std::iter::once(from.module_id).chain(path).collect();
-            let named = store::names(work, tenant, &ids).await?;
-            return Err(cycle_error_named(&ids, &named));
-        }
+    if let Placement::Cycle(ids) = place(work, tenant, from.module_id, to.module_id).await? {
+        let named = store::names(work, tenant, &ids).await?;
+        return Err(cycle_error_named(&ids, &named));
     }
     let edge = store::insert_edge(work, tenant, from.module_id, to.module_id, constraint).await?;
-    if lf <= lt {
-        store::raise_levels(work, tenant, from.module_id, lt + 1).await?;
-    }
     let event = events::DependencyAdded {
         from_module_id: from.module_id,
         to_module_id: to.module_id,
@@ -172,6 +169,92 @@ pub async fn add(
     };
     work.emit(tenant, &event).await?;
     Ok(edge)
+}
+
+/// What adding an edge did to the order.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// The edge agrees with the order: nothing searched, nothing moved.
+    InOrder,
+    /// It did not: `searched` modules inside the window were reached, `moved` of them took new ranks.
+    Reordered { searched: usize, moved: usize },
+    /// It would close this cycle: module ids `from → to ⇝ from`. Nothing changed.
+    Cycle(Vec<Uuid>),
+}
+
+/// Makes room in the order for a new edge `from → to`, or finds the cycle it would close. Call with the
+/// tenant's graph lock held; the edge itself is the caller's to insert.
+pub async fn place(tx: &mut kernel::db::Tx, tenant: &TenantId, from: Uuid, to: Uuid) -> Result<Placement> {
+    let ranks = store::ranks(tx, tenant, &[from, to]).await?;
+    let (Some(&rf), Some(&rt)) = (ranks.get(&from), ranks.get(&to)) else {
+        return Err(Error::not_found("no such module"));
+    };
+    if rt < rf {
+        return Ok(Placement::InOrder);
+    }
+    // What depends on `from`, up to `to`'s rank; reaching `to` means it depends on `from` already.
+    let forward = store::region(tx, tenant, (from, rf), Direction::Dependents, (rf, rt), Some(to)).await?;
+    if forward.reached_target {
+        // The path found runs from ⇝ to along "is depended on by"; reversed, it is to ⇝ from.
+        let back = walk_back(&forward.parent, from, to);
+        return Ok(Placement::Cycle(std::iter::once(from).chain(back.into_iter().rev()).collect()));
+    }
+    let backward = store::region(tx, tenant, (to, rt), Direction::Dependencies, (rf, rt), None).await?;
+    let searched = forward.modules.len() + backward.modules.len();
+    let moved = reorder(backward.modules, forward.modules);
+    store::set_ranks(tx, tenant, &moved).await?;
+    Ok(Placement::Reordered { searched, moved: moved.len() })
+}
+
+/// Pearce–Kelly's reassignment after an edge a → b against the order: `backward` (b and what it depends on
+/// inside the window) must rank below `forward` (a and what depends on it inside the window). Each keeps its
+/// inner order, and together they take exactly the ranks they held, so nothing outside moves. Returns the
+/// modules whose rank changes.
+pub fn reorder(mut backward: Vec<(Uuid, i64)>, mut forward: Vec<(Uuid, i64)>) -> Vec<(Uuid, i64)> {
+    backward.sort_unstable_by_key(|&(_, rank)| rank);
+    forward.sort_unstable_by_key(|&(_, rank)| rank);
+    let mut pool: Vec<i64> = backward.iter().chain(&forward).map(|&(_, rank)| rank).collect();
+    pool.sort_unstable();
+    backward
+        .into_iter()
+        .chain(forward)
+        .zip(pool)
+        .filter(|((_, old), new)| old != new)
+        .map(|((id, _), new)| (id, new))
+        .collect()
+}
+
+/// A project's modules (in the tenant's topological order) grouped into build stages: a module's stage is
+/// one more than the highest stage of what it depends on inside the project (0 for none), so each stage
+/// builds in parallel once the earlier ones are built; dependencies on other projects' modules are those
+/// projects' builds. Stages are ordered by name within.
+pub fn stages(modules: Vec<Module>, edges: &[(Uuid, Uuid)]) -> Vec<Vec<Module>> {
+    let mut deps: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for &(from, to) in edges {
+        deps.entry(from).or_default().push(to);
+    }
+    let mut stage_of: HashMap<Uuid, usize> = HashMap::with_capacity(modules.len());
+    let mut stages: Vec<Vec<Module>> = Vec::new();
+    for m in modules {
+        // In rank order every dependency comes first, so its stage is known.
+        let stage = deps
+            .get(&m.module_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|d| stage_of.get(d))
+            .map(|s| s + 1)
+            .max()
+            .unwrap_or(0);
+        stage_of.insert(m.module_id, stage);
+        if stages.len() <= stage {
+            stages.resize_with(stage + 1, Vec::new);
+        }
+        stages[stage].push(m);
+    }
+    for s in &mut stages {
+        s.sort_by(|a, b| a.name.cmp(&b.name).then(a.module_id.cmp(&b.module_id)));
+    }
+    stages
 }
 
 fn cycle_error(modules: Vec<Module>) -> async_graphql::Error {
@@ -237,6 +320,19 @@ mod tests {
             out.iter().find(|r| r.module_id == z).unwrap().path.iter().map(|i| i.0.clone()).collect();
         assert_eq!(z_path, vec![s.to_string(), y.to_string(), z.to_string()]);
         assert_eq!(out.iter().map(|r| r.depth).collect::<Vec<_>>(), vec![1, 1, 2]);
+    }
+
+    #[test]
+    fn a_reorder_moves_the_backward_region_below_the_forward_one_within_their_own_ranks() {
+        let [a, x, b, y] = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
+        // a (3) depends on nothing yet, x (5) depends on a; b (7) depends on y (4). Adding a → b:
+        let moved = reorder(vec![(b, 7), (y, 4)], vec![(a, 3), (x, 5)]);
+        let ranks: HashMap<Uuid, i64> = [(a, 3), (x, 5), (b, 7), (y, 4)].into_iter().chain(moved).collect();
+        assert!(ranks[&y] < ranks[&b] && ranks[&b] < ranks[&a] && ranks[&a] < ranks[&x]);
+        let mut used: Vec<i64> = ranks.values().copied().collect();
+        used.sort_unstable();
+        assert_eq!(used, vec![3, 4, 5, 7], "the same ranks, reused");
+        assert!(reorder(vec![(b, 1)], vec![(a, 2)]).is_empty(), "nothing moves when already in order");
     }
 
     #[test]

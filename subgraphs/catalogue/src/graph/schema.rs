@@ -70,7 +70,8 @@ pub async fn direct(ctx: &Context<'_>, module: &Module, dir: Direction) -> Resul
 /// A step of a project's build order.
 #[derive(SimpleObject)]
 pub struct BuildStage {
-    /// 0 first; every module of a stage can build in parallel once the earlier stages are built.
+    /// 0 first; every module of a stage can build in parallel once the earlier stages are built (each is
+    /// one more than the highest stage it depends on within the project).
     pub stage: i32,
     pub modules: Vec<Module>,
 }
@@ -127,24 +128,20 @@ impl GraphQuery {
         Ok(reach(ctx, &tenant, m.module_id, direction, max_depth).await?.0)
     }
 
-    /// A project's modules in build order: stage by stage, each module after everything it depends on.
+    /// A project's modules in build order: stage by stage, each module after everything it depends on in
+    /// the project (modules of other projects it depends on are those projects' builds); by name within a
+    /// stage.
     async fn build_order(&self, ctx: &Context<'_>, project_id: ID) -> Result<Vec<BuildStage>> {
         let tenant = reader(ctx)?;
         let project = projects::schema::visible(ctx, &project_id).await?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
-        let order = store::build_order(&mut tx, &tenant, project.project_id).await?;
+        let (modules, edges) = store::build_order(&mut tx, &tenant, project.project_id).await?;
         tx.commit().await?;
-        let mut stages: Vec<BuildStage> = Vec::new();
-        let mut last_level = None;
-        for m in order {
-            let level = m.level;
-            if last_level != Some(level) {
-                stages.push(BuildStage { stage: stages.len() as i32, modules: Vec::new() });
-                last_level = Some(level);
-            }
-            stages.last_mut().expect("pushed above").modules.push(m);
-        }
-        Ok(stages)
+        Ok(super::stages(modules, &edges)
+            .into_iter()
+            .enumerate()
+            .map(|(stage, modules)| BuildStage { stage: stage as i32, modules })
+            .collect())
     }
 
     /// What breaks if a module changes: every module that depends on it (up to `maxDepth`, default 50), and

@@ -17,15 +17,16 @@ pub async fn lock_graph(tx: &mut Tx, tenant: &TenantId) -> Result<()> {
     Ok(())
 }
 
-pub async fn levels(tx: &mut Tx, tenant: &TenantId, ids: &[Uuid]) -> Result<HashMap<Uuid, i32>> {
+/// The build ranks of `ids` (see `super` for what they are).
+pub async fn ranks(tx: &mut Tx, tenant: &TenantId, ids: &[Uuid]) -> Result<HashMap<Uuid, i64>> {
     let rows = sqlx::query!(
-        "SELECT module_id, level FROM modules WHERE tenant_id = $1 AND module_id = ANY($2)",
+        "SELECT module_id, build_rank FROM modules WHERE tenant_id = $1 AND module_id = ANY($2)",
         tenant.as_str(),
         ids,
     )
     .fetch_all(&mut **tx)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.module_id, r.level)).collect())
+    Ok(rows.into_iter().map(|r| (r.module_id, r.build_rank)).collect())
 }
 
 pub async fn names(tx: &mut Tx, tenant: &TenantId, ids: &[Uuid]) -> Result<HashMap<Uuid, String>> {
@@ -39,46 +40,94 @@ pub async fn names(tx: &mut Tx, tenant: &TenantId, ids: &[Uuid]) -> Result<HashM
     Ok(rows.into_iter().map(|r| (r.module_id, r.name)).collect())
 }
 
-/// A path `start ⇝ target` through modules above `floor` (and `target` itself) — the only modules such a
-/// path can pass through when `level(target) = floor` — or `None`. Breadth-first, one statement per layer,
-/// each module visited once, stopping as soon as `target` is reached.
-pub async fn path_above(
+/// What a search inside a window of ranks found: each module with its rank, in the order reached, the
+/// parent it was first reached from, and whether the search stopped at its target.
+#[derive(Debug, Default)]
+pub struct Region {
+    pub modules: Vec<(Uuid, i64)>,
+    pub parent: HashMap<Uuid, Uuid>,
+    pub reached_target: bool,
+}
+
+/// Everything `start` (of rank `from_rank`) reaches in one direction through modules ranked within `lo..=hi`,
+/// `start` included; stops as soon as `target` is reached (`reached_target`, and its parents lead back to
+/// `start` along a shortest path). Breadth-first, one statement per layer, each module visited once.
+pub async fn region(
     tx: &mut Tx,
     tenant: &TenantId,
-    start: Uuid,
-    target: Uuid,
-    floor: i32,
-) -> Result<Option<Vec<Uuid>>> {
-    let mut parent: HashMap<Uuid, Uuid> = HashMap::new();
+    (start, from_rank): (Uuid, i64),
+    dir: Direction,
+    (lo, hi): (i64, i64),
+    target: Option<Uuid>,
+) -> Result<Region> {
+    let mut region = Region { modules: vec![(start, from_rank)], ..Region::default() };
     let mut frontier = vec![start];
     while !frontier.is_empty() {
-        let rows = sqlx::query!(
-            r#"SELECT d.to_module AS "node!", d.from_module AS "parent!"
-               FROM dependencies d
-               JOIN modules m ON m.tenant_id = d.tenant_id AND m.module_id = d.to_module
-               WHERE d.tenant_id = $1 AND d.from_module = ANY($2) AND (m.level > $3 OR m.module_id = $4)
-               ORDER BY 1, 2"#,
-            tenant.as_str(),
-            &frontier,
-            floor,
-            target,
-        )
-        .fetch_all(&mut **tx)
-        .await?;
+        let rows: Vec<(Uuid, Uuid, i64)> = match dir {
+            Direction::Dependents => sqlx::query!(
+                r#"SELECT d.from_module AS "node!", d.to_module AS "parent!", m.build_rank AS "rank!"
+                   FROM dependencies d
+                   JOIN modules m ON m.tenant_id = d.tenant_id AND m.module_id = d.from_module
+                   WHERE d.tenant_id = $1 AND d.to_module = ANY($2) AND m.build_rank BETWEEN $3 AND $4
+                   ORDER BY 1, 2"#,
+                tenant.as_str(),
+                &frontier,
+                lo,
+                hi,
+            )
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .map(|r| (r.node, r.parent, r.rank))
+            .collect(),
+            Direction::Dependencies => sqlx::query!(
+                r#"SELECT d.to_module AS "node!", d.from_module AS "parent!", m.build_rank AS "rank!"
+                   FROM dependencies d
+                   JOIN modules m ON m.tenant_id = d.tenant_id AND m.module_id = d.to_module
+                   WHERE d.tenant_id = $1 AND d.from_module = ANY($2) AND m.build_rank BETWEEN $3 AND $4
+                   ORDER BY 1, 2"#,
+                tenant.as_str(),
+                &frontier,
+                lo,
+                hi,
+            )
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .map(|r| (r.node, r.parent, r.rank))
+            .collect(),
+        };
         let mut next = Vec::new();
-        for r in rows {
-            if r.node == start || parent.contains_key(&r.node) {
+        for (node, parent, rank) in rows {
+            if node == start || region.parent.contains_key(&node) {
                 continue;
             }
-            parent.insert(r.node, r.parent);
-            if r.node == target {
-                return Ok(Some(super::walk_back(&parent, start, target)));
+            region.parent.insert(node, parent);
+            region.modules.push((node, rank));
+            if Some(node) == target {
+                region.reached_target = true;
+                return Ok(region);
             }
-            next.push(r.node);
+            next.push(node);
         }
         frontier = next;
     }
-    Ok(None)
+    Ok(region)
+}
+
+/// Gives modules new ranks, in one statement (the uniqueness of ranks is checked at its end).
+pub async fn set_ranks(tx: &mut Tx, tenant: &TenantId, ranks: &[(Uuid, i64)]) -> Result<()> {
+    let (ids, values): (Vec<Uuid>, Vec<i64>) = ranks.iter().copied().unzip();
+    sqlx::query!(
+        "UPDATE modules m SET build_rank = u.rank FROM unnest($2::uuid[], $3::int8[]) AS u(id, rank)
+         WHERE m.tenant_id = $1 AND m.module_id = u.id",
+        tenant.as_str(),
+        &ids,
+        &values,
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 pub async fn insert_edge(tx: &mut Tx, tenant: &TenantId, from: Uuid, to: Uuid, constraint: &str) -> Result<Edge> {
@@ -107,36 +156,6 @@ pub async fn delete_edge(tx: &mut Tx, tenant: &TenantId, from: Uuid, to: Uuid) -
     .await?
     .rows_affected();
     Ok(n == 1)
-}
-
-/// Raises `module` to at least `level`, then every module above it as far as needed to keep
-/// `level(a) > level(b)` on every edge: one statement per layer of dependents that had to move.
-pub async fn raise_levels(tx: &mut Tx, tenant: &TenantId, module: Uuid, level: i32) -> Result<()> {
-    let mut frontier: Vec<Uuid> = sqlx::query_scalar!(
-        "UPDATE modules SET level = $3 WHERE tenant_id = $1 AND module_id = $2 AND level < $3 RETURNING module_id",
-        tenant.as_str(),
-        module,
-        level,
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    while !frontier.is_empty() {
-        frontier = sqlx::query_scalar!(
-            r#"UPDATE modules m SET level = s.level
-               FROM (SELECT d.from_module AS id, max(c.level) + 1 AS level
-                     FROM dependencies d
-                     JOIN modules c ON c.tenant_id = d.tenant_id AND c.module_id = d.to_module
-                     WHERE d.tenant_id = $1 AND d.to_module = ANY($2)
-                     GROUP BY d.from_module) s
-               WHERE m.tenant_id = $1 AND m.module_id = s.id AND m.level < s.level
-               RETURNING m.module_id"#,
-            tenant.as_str(),
-            &frontier,
-        )
-        .fetch_all(&mut **tx)
-        .await?;
-    }
-    Ok(())
 }
 
 /// The direct edges of `modules` in one direction, with the version of the module at the other end.
@@ -244,17 +263,33 @@ pub async fn transitive(
     Ok(out)
 }
 
-/// A project's modules in build order: by level, then name (one read of the rows, served by
-/// `modules_by_project_level`).
-pub async fn build_order(tx: &mut Tx, tenant: &TenantId, project: Uuid) -> Result<Vec<crate::modules::Module>> {
-    Ok(sqlx::query_as!(
+/// A project's modules in the tenant's topological order (one read of the rows, served by
+/// `modules_by_project_rank`), and the edges between them.
+pub async fn build_order(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    project: Uuid,
+) -> Result<(Vec<crate::modules::Module>, Vec<(Uuid, Uuid)>)> {
+    let modules = sqlx::query_as!(
         crate::modules::Module,
         r#"SELECT tenant_id AS "tenant_id: TenantId", module_id, project_id, name, version, kind, owner, tags,
-                  metadata, level, created_at, updated_at
-           FROM modules WHERE tenant_id = $1 AND project_id = $2 ORDER BY level, name, module_id"#,
+                  metadata, build_rank, created_at, updated_at
+           FROM modules WHERE tenant_id = $1 AND project_id = $2 ORDER BY build_rank"#,
         tenant.as_str(),
         project,
     )
     .fetch_all(&mut **tx)
-    .await?)
+    .await?;
+    let edges = sqlx::query!(
+        r#"SELECT d.from_module, d.to_module
+           FROM dependencies d
+           JOIN modules f ON f.tenant_id = d.tenant_id AND f.module_id = d.from_module
+           JOIN modules t ON t.tenant_id = d.tenant_id AND t.module_id = d.to_module
+           WHERE d.tenant_id = $1 AND f.project_id = $2 AND t.project_id = $2"#,
+        tenant.as_str(),
+        project,
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok((modules, edges.into_iter().map(|r| (r.from_module, r.to_module)).collect()))
 }

@@ -44,15 +44,99 @@ async fn an_edge_that_closes_a_cycle_is_refused_with_the_path() {
     let admin = app.admin_pool().await;
     let edges: i64 = sqlx::query_scalar("SELECT count(*) FROM dependencies").fetch_one(&admin).await.unwrap();
     assert_eq!(edges, 4, "nothing written by refused inserts");
-    // The level invariant holds on every edge.
+    // The order's invariant holds on every edge.
     let broken: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM dependencies d JOIN modules f ON f.module_id = d.from_module JOIN modules t ON t.module_id = d.to_module
-         WHERE f.level <= t.level",
+         WHERE f.build_rank <= t.build_rank",
     )
     .fetch_one(&admin)
     .await
     .unwrap();
     assert_eq!(broken, 0);
+    app.cleanup().await;
+}
+
+/// Whether `from` reaches `to` through `adj` (edges "depends on").
+fn reaches(adj: &[Vec<usize>], from: usize, to: usize) -> bool {
+    let mut seen = vec![false; adj.len()];
+    let mut stack = vec![from];
+    while let Some(n) = stack.pop() {
+        if n == to {
+            return true;
+        }
+        if !std::mem::replace(&mut seen[n], true) {
+            stack.extend(&adj[n]);
+        }
+    }
+    false
+}
+
+#[tokio::test]
+async fn edges_in_any_order_are_refused_exactly_when_they_close_a_cycle_and_the_order_holds() {
+    use rand::{Rng, SeedableRng};
+    let app = spawn_app().await;
+    let t = app.member("acme");
+    let p = app.project(&t, "order").await;
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        ids.push(app.module(&t, &p, &format!("m{i:02}"), json!({})).await);
+    }
+    let admin = app.admin_pool().await;
+    // Random edges, most of them against the registration order (so the order must be repaired), each
+    // checked against reachability computed here.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut adj: Vec<Vec<usize>> = vec![Vec::new(); ids.len()];
+    let (mut added, mut cycles) = (0, 0);
+    for step in 0..70 {
+        let (a, b) = (rng.gen_range(0..ids.len()), rng.gen_range(0..ids.len()));
+        if a == b || adj[a].contains(&b) {
+            continue;
+        }
+        let v = app.depend(&t, &ids[a], &ids[b]).await;
+        if reaches(&adj, b, a) {
+            cycles += 1;
+            assert_eq!(code(&v), "CONFLICT", "step {step}: {v}");
+            // The reported cycle is real: it starts and ends at `a`, and each hop is an edge (the new one first).
+            let cycle: Vec<usize> = v["errors"][0]["extensions"]["cycle"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| ids.iter().position(|id| id == m["id"].as_str().unwrap()).unwrap())
+                .collect();
+            assert_eq!((cycle[0], cycle[1], *cycle.last().unwrap()), (a, b, a), "step {step}: {v}");
+            assert!(cycle.windows(2).skip(1).all(|w| adj[w[0]].contains(&w[1])), "step {step}: {v}");
+        } else {
+            assert!(v.get("errors").is_none(), "step {step}: {v}");
+            adj[a].push(b);
+            added += 1;
+        }
+        let broken: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM dependencies d JOIN modules f ON f.module_id = d.from_module JOIN modules t ON t.module_id = d.to_module
+             WHERE f.build_rank <= t.build_rank",
+        )
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        assert_eq!(broken, 0, "step {step}");
+    }
+    assert!(added >= 15 && cycles >= 5, "the walk exercised both outcomes: {added} added, {cycles} refused");
+    // The build order puts every module in a later stage than everything it depends on.
+    let v =
+        app.ok(&t, "query($p: ID!) { buildOrder(projectId: $p) { stage modules { id } } }", json!({ "p": p })).await;
+    let stage_of = |i: usize| -> i64 {
+        v["buildOrder"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["modules"].as_array().unwrap().iter().any(|m| m["id"] == ids[i].as_str()))
+            .map(|s| s["stage"].as_i64().unwrap())
+            .unwrap()
+    };
+    for (a, deps) in adj.iter().enumerate() {
+        for &b in deps {
+            assert!(stage_of(a) > stage_of(b), "{a} → {b}");
+        }
+    }
     app.cleanup().await;
 }
 
@@ -167,7 +251,7 @@ async fn transitive_queries_build_order_and_impact() {
 }
 
 #[tokio::test]
-async fn a_dependency_elsewhere_may_raise_levels_inside_an_archived_project_and_nothing_else_changes_there() {
+async fn a_dependency_elsewhere_may_reorder_an_archived_projects_modules_and_nothing_else_changes_there() {
     let app = spawn_app().await;
     let t = app.member("acme");
     let (pa, pb) = (app.project(&t, "archived").await, app.project(&t, "live").await);
@@ -176,13 +260,14 @@ async fn a_dependency_elsewhere_may_raise_levels_inside_an_archived_project_and_
     assert!(app.depend(&t, &a, &b).await.get("errors").is_none());
     app.ok(&t, "mutation($p: ID!) { archiveProject(id: $p) { status } }", json!({ "p": pa })).await;
 
-    // b → c raises b, and so a (in the archived project) above it: allowed, as only the derived level moves.
+    // b → c (c registered after b) moves c below b and a (in the archived project, depending on b) above
+    // it: allowed, as only the derived rank changes.
     let v = app.depend(&t, &b, &c).await;
     assert!(v.get("errors").is_none(), "{v}");
     let admin = app.admin_pool().await;
     let broken: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM dependencies d JOIN modules f ON f.module_id = d.from_module JOIN modules t ON t.module_id = d.to_module
-         WHERE f.level <= t.level",
+         WHERE f.build_rank <= t.build_rank",
     )
     .fetch_one(&admin)
     .await

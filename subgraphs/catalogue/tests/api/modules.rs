@@ -68,6 +68,54 @@ async fn modules_are_found_by_tag_kind_metadata_and_name() {
     app.cleanup().await;
 }
 
+/// Under row-level security PostgreSQL may use a condition in an index only if its function is leakproof;
+/// provisioning marks `@>` and `ILIKE` so (kernel `db::LEAKPROOF_BUILTINS`). Here the app role, tenant set,
+/// gets the GIN indexes with the search's own conditions as index conditions, not just the tenant.
+#[tokio::test]
+async fn containment_tag_and_name_searches_reach_their_gin_indexes_under_row_level_security() {
+    let app = spawn_app().await;
+    let t = app.member("acme");
+    let p = app.project(&t, "shop").await;
+    let admin = app.admin_pool().await;
+    // Enough rows that a selective condition is worth its index (bulk-loaded as the superuser).
+    sqlx::query(
+        "INSERT INTO modules (tenant_id, module_id, project_id, name, version, kind, tags, metadata)
+         SELECT 'acme', gen_random_uuid(), $1::uuid, md5(i::text), '1.0.0', 'library', ARRAY['t' || (i % 40)],
+                jsonb_build_object('team', 'team-' || (i % 50))
+         FROM generate_series(1, 3000) i",
+    )
+    .bind(&p)
+    .execute(&admin)
+    .await
+    .unwrap();
+    // As autovacuum would: statistics, and the GIN indexes' pending entries merged.
+    sqlx::query("VACUUM ANALYZE modules").execute(&admin).await.unwrap();
+    let tenant = kernel::TenantId::parse("acme").unwrap();
+    for (index, condition) in [
+        ("modules_metadata", r#"metadata @> '{"team": "team-7"}'"#),
+        ("modules_tags", "tags @> ARRAY['t7']"),
+        ("modules_name_trgm", "name ILIKE '%c4ca4238%'"),
+    ] {
+        let mut tx = kernel::db::tenant_tx(app.pool(), &tenant).await.unwrap();
+        // Only bitmap scans, so the plan shows what an index itself is asked.
+        for off in ["enable_seqscan", "enable_indexscan"] {
+            sqlx::query(&format!("SET LOCAL {off} = off")).execute(&mut *tx).await.unwrap();
+        }
+        let plan: Vec<String> = sqlx::query_scalar(&format!(
+            "EXPLAIN SELECT module_id FROM modules WHERE tenant_id = 'acme' AND {condition}"
+        ))
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+        tx.rollback().await.unwrap();
+        let plan = plan.join("\n");
+        let column = condition.split_whitespace().next().unwrap();
+        let used = plan.lines().any(|l| l.contains("Index Cond") && l.contains(column));
+        assert!(plan.contains(index) && used, "{plan}");
+    }
+    app.cleanup().await;
+}
+
 #[tokio::test]
 async fn bad_module_input_is_coded_and_nothing_is_written() {
     let app = spawn_app().await;
