@@ -4,9 +4,9 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
 ENV SQLX_OFFLINE=true
-RUN cargo build --release --locked -p identity -p tenancy -p catalogue -p edge -p xtask \
+RUN cargo build --release --locked -p identity -p tenancy -p catalogue -p governance -p edge -p xtask \
  && mkdir -p /out \
- && cp target/release/identity target/release/tenancy target/release/catalogue target/release/edge target/release/xtask /out/
+ && cp target/release/identity target/release/tenancy target/release/catalogue target/release/governance target/release/edge target/release/xtask /out/
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*

@@ -11,16 +11,27 @@ pub mod identity {
         AccessTokenRevoked { jti: String, expires_at: i64 }
         /// The principal's tokens stop carrying permissions; every subgraph closes its live subscriptions.
         PrincipalDisabled { principal_id: String }
+        /// The principal now holds the role (governance projects bindings: approvers need a role).
+        RoleBound { principal_id: String, role_key: String }
+        /// The principal no longer holds the role.
+        RoleUnbound { principal_id: String, role_key: String }
     }
 }
 
 /// Tenancy's lifecycle events every subgraph reacts to (live subscriptions of a suspended or retired tenant
 /// are closed). Only the type names and the envelope's tenant are read; tenancy checks at compile time that
-/// its event types carry these names ([`same`]).
+/// its event types carry these names ([`same`]). The legal hold is read whole (retention skips a tenant on
+/// hold), so it is a shared type tenancy publishes.
 pub mod tenancy {
     pub const DOMAIN: &str = "tenancy";
     pub const TENANT_SUSPENDED: &str = "TenantSuspended";
     pub const TENANT_RETIRED: &str = "TenantRetired";
+
+    crate::events! {
+        domain = "tenancy";
+        /// The tenant's legal hold was set or lifted: while on hold, no retention deletes its rows anywhere.
+        TenantLegalHoldChanged { tenant_id: String, legal_hold: bool }
+    }
 }
 
 /// Approvals: any domain asks governance for one with a `RequestApproval` command (published under its own

@@ -23,6 +23,13 @@ pub mod catalogue {
     pub const WRITE: &str = "catalogue:write";
 }
 
+pub mod governance {
+    pub const READ: &str = "governance:read";
+    pub const WRITE: &str = "governance:write";
+    /// Vote on approval requests (with one of the roles a request names).
+    pub const APPROVALS_DECIDE: &str = "approvals:decide";
+}
+
 /// Every permission there is, with what it allows (identity's `permissions` catalogue).
 pub const ALL: &[(&str, &str)] = &[
     (PLATFORM_ADMIN, "operate the platform: tenants, editions, flags, every tenant's identity"),
@@ -36,6 +43,12 @@ pub const ALL: &[(&str, &str)] = &[
         catalogue::WRITE,
         "change the tenant's projects, environments, modules, blueprints and agent and skill definitions",
     ),
+    (governance::READ, "read the tenant's policies, decisions, approvals, integration connections and model policies"),
+    (
+        governance::WRITE,
+        "change the tenant's policies, integration connections and model policies, evaluate policies, request approvals",
+    ),
+    (governance::APPROVALS_DECIDE, "approve or reject approval requests (with a role the request names)"),
 ];
 
 /// Whether `p` is a permission some domain declares.

@@ -575,3 +575,116 @@ async fn a_tenants_catalogue_tree_resolves_across_subgraphs_in_constant_statemen
     apollo.stop().await;
     stack.stop().await;
 }
+
+/// A prod environment change through the router, end to end across four subgraphs: catalogue records it
+/// as pending and asks governance (`catalogue.RequestApproval`); identity binds the approver's role, which
+/// governance learns from `RoleBound`; the approver approves through the router, and governance's
+/// `ApprovalGranted` makes catalogue apply the change. The requester could not approve it itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prod_change_is_applied_once_an_approver_approves_it_through_the_router() {
+    let stack = Stack::start().await;
+    let hive = stack.hive().await;
+    let tenant = format!("gov-{}", stack.id);
+    tenants_on_new_edition(&stack, &hive, &[&tenant], "Governed Co").await;
+    let admin = stack.token(&tenant, "admin", &["identity:read", "identity:write"]);
+    let requester = stack.token(
+        &tenant,
+        "u-requester",
+        &["catalogue:read", "catalogue:write", "governance:read", "approvals:decide"],
+    );
+
+    // Identity: the approver, and the role catalogue's prod gate names (`release-approver` by default).
+    stack
+        .ok(&hive.url, &admin, "mutation { defineRole(input: { key: \"release-approver\", permissions: [\"approvals:decide\", \"governance:read\"] }) { key } }", json!({}))
+        .await;
+    let v = stack
+        .ok(&hive.url, &admin, "mutation { createPrincipal(input: { displayName: \"Approver\", kind: USER, email: \"a@example.com\" }) { id } }", json!({}))
+        .await;
+    let approver_id = v["createPrincipal"]["id"].as_str().unwrap().to_owned();
+    stack
+        .ok(
+            &hive.url,
+            &admin,
+            "mutation($p: ID!) { bindRole(principalId: $p, roleKey: \"release-approver\") }",
+            json!({ "p": approver_id }),
+        )
+        .await;
+    let approver = stack.token(&tenant, &approver_id, &["approvals:decide", "governance:read"]);
+
+    // Catalogue: a prod change waits for approval.
+    let v = stack
+        .ok(
+            &hive.url,
+            &requester,
+            "mutation { createProject(input: { slug: \"shop\", name: \"Shop\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    let project = v["createProject"]["id"].as_str().unwrap().to_owned();
+    let v = stack
+        .ok(
+            &hive.url,
+            &requester,
+            "mutation($p: ID!) { changeEnvironment(projectId: $p, name: prod, config: { replicas: 9 }, reason: \"scale\") { change { id status } } }",
+            json!({ "p": project }),
+        )
+        .await;
+    let change = v["changeEnvironment"]["change"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(v["changeEnvironment"]["change"]["status"], "PENDING");
+
+    // Governance opened the request (the inbox an approver reads, through the router).
+    let approval =
+        test_support::eventually_value("governance to open the request", Duration::from_secs(20), || async {
+            let v = stack
+                .ok(
+                    &hive.url,
+                    &approver,
+                    "{ approvals(status: PENDING) { nodes { id subjectKind subjectId requestedBy } } }",
+                    json!({}),
+                )
+                .await;
+            v["approvals"]["nodes"].as_array().unwrap().iter().find(|n| n["subjectId"] == change.as_str()).cloned()
+        })
+        .await;
+    assert_eq!(approval["subjectKind"], "catalogue.EnvironmentChange");
+    assert_eq!(approval["requestedBy"], "u-requester");
+    let id = approval["id"].as_str().unwrap().to_owned();
+
+    let v = stack
+        .post(&hive.url, &requester, &[], "mutation($id: ID!) { approve(id: $id) { status } }", json!({ "id": id }))
+        .await;
+    assert_eq!(v["errors"][0]["extensions"]["code"], "FORBIDDEN", "the requester cannot approve its own change: {v}");
+
+    // The approver's role reaches governance through identity's RoleBound; then the approval goes through.
+    let approved =
+        test_support::eventually_value("the approver's role to reach governance", Duration::from_secs(20), || async {
+            let v = stack
+                .post(
+                    &hive.url,
+                    &approver,
+                    &[],
+                    "mutation($id: ID!) { approve(id: $id, note: \"ok\") { status } }",
+                    json!({ "id": id }),
+                )
+                .await;
+            v["data"]["approve"]["status"].as_str().map(str::to_owned)
+        })
+        .await;
+    assert_eq!(approved, "APPROVED");
+
+    // Catalogue applies the change once governance's ApprovalGranted arrives.
+    test_support::eventually("catalogue to apply the approved change", Duration::from_secs(20), || async {
+        let v = stack
+            .ok(
+                &hive.url,
+                &requester,
+                "query($p: ID!) { environment(projectId: $p, name: prod) { version config } }",
+                json!({ "p": project }),
+            )
+            .await;
+        v["environment"] == json!({ "version": 2, "config": { "replicas": 9 } })
+    })
+    .await;
+    hive.stop().await;
+    stack.stop().await;
+}

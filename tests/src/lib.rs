@@ -1,8 +1,14 @@
-//! End-to-end harness: the identity, tenancy and catalogue subgraphs served on real ports through the
+//! End-to-end harness: the identity, tenancy, catalogue and governance subgraphs served on real ports through the
 //! production wiring (`test-support`: their relays, consumers and listeners, fresh databases, Redis
 //! namespaces and queues of their own), and the real router binaries in front of them as child processes.
 //! Identity signs with the harness's key, so tokens minted here and tokens identity issues verify alike; the
 //! other subgraphs validate API tokens through identity's introspection endpoint.
+//!
+//! Each app's durable queues are namespaced (`test-support`), while relays publish under the real routing
+//! keys; so that the stack's subgraphs hear each other as in production (catalogue's `RequestApproval`,
+//! governance's answers, identity's role bindings), the harness also binds their queues to those real keys.
+//! A topic exchange copies a message to every bound queue, so this takes nothing from a running stack or
+//! another test (they only receive copies they ignore: unknown tenants, unknown changes).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -18,6 +24,7 @@ pub use test_support::{AUDIENCE, ISSUER};
 const TENANCY_ROUTING_URL: &str = "http://127.0.0.1:4002/graphql";
 const IDENTITY_ROUTING_URL: &str = "http://127.0.0.1:4001/graphql";
 const CATALOGUE_ROUTING_URL: &str = "http://127.0.0.1:4003/graphql";
+const GOVERNANCE_ROUTING_URL: &str = "http://127.0.0.1:4005/graphql";
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -37,13 +44,14 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Identity, tenancy and catalogue on real ports, each started through the production wiring by `test-support` on
+/// Identity, tenancy, catalogue and governance on real ports, each started through the production wiring by `test-support` on
 /// resources of its own (removed when the stack stops or is dropped).
 pub struct Stack {
     pub id: String,
     identity: test_support::TestApp<identity::State>,
     tenancy: test_support::TestApp<tenancy::State>,
     catalogue: test_support::TestApp<catalogue::State>,
+    governance: test_support::TestApp<governance::State>,
     /// Tenancy's `/graphql`.
     pub subgraph_url: String,
     pub identity_url: String,
@@ -87,12 +95,46 @@ impl Stack {
         // Catalogue: the same as tenancy.
         let mut builder = test_support::TestApp::<catalogue::State>::builder();
         builder.config.router_secret = router_secret.clone();
-        builder.config.internal_secret = internal_secret;
+        builder.config.internal_secret = internal_secret.clone();
         builder.config.jwks = Some(format!("{identity_base}/.well-known/jwks.json"));
         builder.config.identity_url = Some(identity_base.clone());
         builder.config.database_max_connections = 16;
         let catalogue = builder.start::<catalogue::State>(&catalogue::Config::default()).await;
         let catalogue_url = format!("{}/graphql", catalogue.serve().await);
+
+        // Governance: the same, with its approval expiry worker on a short interval.
+        let mut builder = test_support::TestApp::<governance::State>::builder();
+        builder.config.router_secret = router_secret.clone();
+        builder.config.internal_secret = internal_secret;
+        builder.config.jwks = Some(format!("{identity_base}/.well-known/jwks.json"));
+        builder.config.identity_url = Some(identity_base.clone());
+        builder.config.database_max_connections = 16;
+        let config = governance::Config { approval_expiry_interval_secs: 1, ..Default::default() };
+        let governance = builder.start::<governance::State>(&config).await;
+        let governance_url = format!("{}/graphql", governance.serve().await);
+
+        // The stack's subgraphs hear each other's real routing keys (see the module docs).
+        use kernel::contracts::governance::{ApprovalExpired, ApprovalGranted, ApprovalRejected};
+        use kernel::envelope::Event;
+        bridge(
+            &format!("{}.approval-outcomes", catalogue.command_prefix()),
+            &[ApprovalGranted::routing_key(), ApprovalRejected::routing_key(), ApprovalExpired::routing_key()],
+        )
+        .await;
+        bridge(
+            &format!("{}.approval-requests", governance.command_prefix()),
+            &["catalogue.RequestApproval".to_owned()],
+        )
+        .await;
+        bridge(
+            &format!("{}.directory", governance.command_prefix()),
+            &[
+                kernel::contracts::identity::RoleBound::routing_key(),
+                kernel::contracts::identity::RoleUnbound::routing_key(),
+                kernel::contracts::tenancy::TenantLegalHoldChanged::routing_key(),
+            ],
+        )
+        .await;
 
         // The committed supergraph, pointed at this stack's subgraphs.
         let dir = std::env::temp_dir().join(format!("cp-e2e-{id}"));
@@ -101,11 +143,13 @@ impl Stack {
         assert!(supergraph.contains(TENANCY_ROUTING_URL), "supergraph.yaml's tenancy routing_url changed");
         assert!(supergraph.contains(IDENTITY_ROUTING_URL), "supergraph.yaml's identity routing_url changed");
         assert!(supergraph.contains(CATALOGUE_ROUTING_URL), "supergraph.yaml's catalogue routing_url changed");
+        assert!(supergraph.contains(GOVERNANCE_ROUTING_URL), "supergraph.yaml's governance routing_url changed");
         let identity_url = format!("{identity_base}/graphql");
         let supergraph = supergraph
             .replace(TENANCY_ROUTING_URL, &subgraph_url)
             .replace(IDENTITY_ROUTING_URL, &identity_url)
-            .replace(CATALOGUE_ROUTING_URL, &catalogue_url);
+            .replace(CATALOGUE_ROUTING_URL, &catalogue_url)
+            .replace(GOVERNANCE_ROUTING_URL, &governance_url);
         std::fs::write(dir.join("supergraph.graphql"), supergraph).unwrap();
 
         Stack {
@@ -113,6 +157,7 @@ impl Stack {
             identity,
             tenancy,
             catalogue,
+            governance,
             subgraph_url,
             identity_url,
             operator_api_token,
@@ -140,6 +185,16 @@ impl Stack {
     /// The catalogue app (its state, config, database).
     pub fn catalogue(&self) -> &test_support::TestApp<catalogue::State> {
         &self.catalogue
+    }
+
+    /// The governance app (its state, config, database).
+    pub fn governance(&self) -> &test_support::TestApp<governance::State> {
+        &self.governance
+    }
+
+    /// A token of `tenant`'s principal `subject` with `scopes`.
+    pub fn token(&self, tenant: &str, subject: &str, scopes: &[&str]) -> String {
+        self.signer.mint(ISSUER, AUDIENCE, subject, Some(tenant), scopes, Duration::from_secs(600))
     }
 
     pub fn member_token(&self, tenant: &str) -> String {
@@ -194,10 +249,28 @@ impl Stack {
 
     pub async fn stop(self) {
         let dir = self.dir.clone();
+        self.governance.cleanup().await;
         self.catalogue.cleanup().await;
         self.tenancy.cleanup().await;
         self.identity.cleanup().await;
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Also binds `queue` (declared already by its consumer) to the events exchange under each of `keys`.
+async fn bridge(queue: &str, keys: &[String]) {
+    test_support::consuming(queue).await;
+    let ch = kernel::broker::Broker::new(test_support::AMQP_URL.to_owned().into()).channel().await.expect("broker");
+    for key in keys {
+        ch.queue_bind(
+            queue,
+            kernel::broker::EXCHANGE,
+            key,
+            lapin::options::QueueBindOptions::default(),
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("binding {queue} to {key}: {e}"));
     }
 }
 

@@ -18,7 +18,7 @@ const DOMAINS: &[(&str, u16, bool)] = &[
     ("tenancy", 4002, true),
     ("catalogue", 4003, true),
     ("workflow", 4004, false),
-    ("governance", 4005, false),
+    ("governance", 4005, true),
     ("lineage", 4006, false),
 ];
 /// Identity's base URL: the issuer of every token, and the JWKS and introspection endpoints.

@@ -6,6 +6,9 @@ use crate::model::QuotaLimit;
 
 use kernel::envelope::Event;
 
+/// Governance reads the legal hold (its retention skips a tenant on hold): a shared contract type.
+pub use kernel::contracts::tenancy::TenantLegalHoldChanged;
+
 /// The routing-key prefix of everything tenancy publishes.
 pub const DOMAIN: &str = "tenancy";
 
@@ -27,7 +30,6 @@ kernel::events! {
     TenantReactivated { tenant_id: String, from: TenantStatus, reason: Option<String> }
     TenantRetired { tenant_id: String, from: TenantStatus, reason: Option<String> }
     TenantUpdated { tenant_id: String, display_name: String }
-    TenantLegalHoldChanged { tenant_id: String, legal_hold: bool }
     TenantEditionChanged { tenant_id: String, edition_id: String, edition_version: i32 }
     /// A draft edition version was created.
     EditionCreated { edition_id: String, version: i32, name: String }

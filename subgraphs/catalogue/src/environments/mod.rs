@@ -7,7 +7,8 @@
 //! `EnvironmentChanged` event drops after commit.
 //!
 //! Configuration holds no secrets: a key that names one (`password`, `secret`, `token`, `apiKey`, …) must
-//! hold a `configRef` (`env:NAME`, `file:/path`, `keyvault:…`, `vault:…`), never the value.
+//! hold a `configRef` (`env:NAME`, `file:/path`, a Key Vault or Vault reference: `kernel::secrets`), never
+//! the value.
 
 pub mod approvals;
 pub mod cache;
@@ -167,10 +168,6 @@ impl EnvironmentChange {
     }
 }
 
-/// Key fragments that name a secret: their values must be `configRef`s.
-const SECRET_WORDS: [&str; 7] = ["password", "passwd", "secret", "token", "apikey", "privatekey", "credential"];
-const REF_SCHEMES: [&str; 4] = ["env:", "file:", "keyvault:", "vault:"];
-
 /// A configuration from the API: a JSON object of at most [`MAX_CONFIG_BYTES`], with secrets by reference only.
 pub fn config(raw: Value) -> Result<Value> {
     if !raw.is_object() {
@@ -183,38 +180,8 @@ pub fn config(raw: Value) -> Result<Value> {
             format!("config is {size} bytes; at most {MAX_CONFIG_BYTES} are accepted"),
         ));
     }
-    check_secrets(&raw, "")?;
+    kernel::secrets::check_no_inline_secrets("config", &raw)?;
     Ok(raw)
-}
-
-fn check_secrets(v: &Value, path: &str) -> Result<()> {
-    match v {
-        Value::Object(map) => {
-            for (k, child) in map {
-                let here = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                let folded: String = k.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_lowercase();
-                if SECRET_WORDS.iter().any(|w| folded.contains(w)) {
-                    let is_ref = matches!(child, Value::String(s) if REF_SCHEMES.iter().any(|p| s.starts_with(p)));
-                    if !is_ref && !child.is_null() {
-                        return Err(Error::bad_input(
-                            "config",
-                            format!(
-                                "`{}` looks like a secret: give a configRef (env:NAME, file:/path, keyvault:…, vault:…), \
-                                 never the value",
-                                kernel::error::clip(&here, 100)
-                            ),
-                        ));
-                    }
-                }
-                check_secrets(child, &here)?;
-            }
-            Ok(())
-        }
-        Value::Array(items) => {
-            items.iter().enumerate().try_for_each(|(i, c)| check_secrets(c, &format!("{path}[{i}]")))
-        }
-        _ => Ok(()),
-    }
 }
 
 /// A change someone asks for.

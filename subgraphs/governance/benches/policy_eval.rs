@@ -1,0 +1,327 @@
+//! Cedar evaluation in process, and decision appends.
+//!
+//!     cargo bench -p governance --bench policy_eval     (PostgreSQL as for the tests)
+//!
+//! **Evaluation.** One tenant's set of 1,000 published policies, generated from a seeded RNG (BENCH_SEED,
+//! default 1): per policy one of the seven actions (a tenth with no action constraint), a principal scope
+//! (`in Role::"role-NN"` of 40 roles, a fifth unconstrained), a resource scope (`in Project::"proj-NN"` of
+//! 50 projects, a fifth `is <Type>`, the rest unconstrained) and a `when` condition on the context or an
+//! attribute for half of them; 85 % permits, 10 % forbids, 5 % permits annotated
+//! `@effect("requires_approval")`. 20,000 requests drawn the same way (a principal with 1–3 roles, a
+//! resource of a type the action applies to, in one project, with a context).
+//!
+//! Measured on one thread, in the same run:
+//!
+//! - **the subgraph's path**: `cedar::prepare` (the request checked against the schema, its entities built)
+//!   and `CompiledSet::evaluate` (the action's share of the set, reasons mapped to policy ids and effects);
+//! - **evaluate alone**: `CompiledSet::evaluate` on prepared requests;
+//! - **bare**: `cedar_policy::Authorizer::is_authorized` over the whole 1,000-policy `PolicySet` with the
+//!   same prepared request and entities.
+//!
+//! Each call is timed for the percentiles; throughput is a separate untimed loop. Targets: p99 < 50 µs and
+//! at least 50,000 evaluations/s on one core.
+//!
+//! **Decision appends.** Into a throwaway database (provisioned and migrated like the service's):
+//! `decisions::decide` in a `Work` per decision — the decision row and its `PolicyDecided` outbox row, one
+//! transaction each, as `evaluatePolicy` does — from 8 concurrent tasks, beside the bare baseline of one
+//! plain `INSERT` of the same row per transaction from 8 tasks. Target: at least 5,000 appends/s.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cedar_policy::Authorizer;
+use governance::decisions::{self, EvaluationRequest};
+use governance::events::{EntityRef, ParentRef};
+use governance::policies::cedar::{self, CompiledSet, Prepared, Published, ACTIONS};
+use governance::policies::Effect;
+use kernel::db::Db;
+use kernel::envelope::EventMeta;
+use kernel::{TenantId, Work};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const POLICIES: usize = 1_000;
+const REQUESTS: usize = 20_000;
+const ROLES: usize = 40;
+const PROJECTS: usize = 50;
+
+/// The resource types each action applies to (the schema's `appliesTo`).
+fn resource_types(action: &str) -> &'static [&'static str] {
+    match action {
+        "read" | "write" => &["Project", "Environment", "Module", "Workflow", "Artifact"],
+        "deploy" => &["Environment", "Artifact"],
+        "approve" => &["Environment", "Workflow", "Artifact"],
+        "run" => &["Workflow"],
+        "publish" => &["Artifact", "Module"],
+        "use" => &["Model"],
+        _ => unreachable!(),
+    }
+}
+
+fn policy(rng: &mut StdRng, i: usize) -> Published {
+    let action = (rng.gen_range(0..10) > 0).then(|| ACTIONS[rng.gen_range(0..ACTIONS.len())]);
+    let principal = if rng.gen_range(0..5) == 0 {
+        "principal".to_owned()
+    } else {
+        format!("principal in Role::\"role-{}\"", rng.gen_range(0..ROLES))
+    };
+    let action_scope = action.map_or("action".to_owned(), |a| format!("action == Action::\"{a}\""));
+    let resource = match (action, rng.gen_range(0..5)) {
+        (Some("use"), _) => "resource is Model".to_owned(),
+        (_, 0) => format!("resource in Project::\"proj-{}\"", rng.gen_range(0..PROJECTS)),
+        (Some(a), 1) => {
+            let types = resource_types(a);
+            format!("resource is {}", types[rng.gen_range(0..types.len())])
+        }
+        _ => "resource".to_owned(),
+    };
+    let condition = match rng.gen_range(0..6) {
+        0 => format!(" when {{ context has changeSize && context.changeSize < {} }}", rng.gen_range(10..1000)),
+        1 => " when { context has mfa && context.mfa }".to_owned(),
+        2 => format!(" unless {{ context has hour && context.hour > {} }}", rng.gen_range(18..23)),
+        _ => String::new(),
+    };
+    let roll = rng.gen_range(0..100);
+    let (effect, keyword) = match roll {
+        0..85 => (Effect::Allow, "permit"),
+        85..95 => (Effect::Deny, "forbid"),
+        _ => (Effect::RequiresApproval, "permit"),
+    };
+    Published {
+        policy_id: Uuid::now_v7(),
+        name: format!("policy-{i}"),
+        version: 1,
+        effect,
+        cedar: format!("{keyword}({principal}, {action_scope}, {resource}){condition};"),
+        set_change: i as i64 + 1,
+    }
+}
+
+fn request(rng: &mut StdRng) -> (EntityRef, String, EntityRef, Value) {
+    let roles = rng.gen_range(1..4);
+    let principal = EntityRef {
+        entity_type: "Principal".into(),
+        id: format!("user-{}", rng.gen_range(0..10_000)),
+        parents: (0..roles)
+            .map(|_| ParentRef { entity_type: "Role".into(), id: format!("role-{}", rng.gen_range(0..ROLES)) })
+            .collect(),
+    };
+    let action = ACTIONS[rng.gen_range(0..ACTIONS.len())];
+    let types = resource_types(action);
+    let ty = types[rng.gen_range(0..types.len())];
+    let resource = EntityRef {
+        entity_type: ty.into(),
+        id: format!("{}-{}", ty.to_lowercase(), rng.gen_range(0..100_000)),
+        parents: if ty == "Project" || ty == "Model" {
+            vec![]
+        } else {
+            vec![ParentRef { entity_type: "Project".into(), id: format!("proj-{}", rng.gen_range(0..PROJECTS)) }]
+        },
+    };
+    let context =
+        json!({ "changeSize": rng.gen_range(0..2000), "mfa": rng.gen_bool(0.7), "hour": rng.gen_range(0..24) });
+    (principal, action.to_owned(), resource, context)
+}
+
+struct Stats(Vec<Duration>);
+
+impl Stats {
+    fn pct(&self, p: f64) -> f64 {
+        let mut v = self.0.clone();
+        v.sort();
+        let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1;
+        v[i].as_secs_f64() * 1e6
+    }
+    fn mean(&self) -> f64 {
+        self.0.iter().map(Duration::as_secs_f64).sum::<f64>() / self.0.len() as f64 * 1e6
+    }
+}
+
+fn row(name: &str, s: &Stats, per_sec: f64) {
+    println!(
+        "| {name} | {:.1} | {:.1} | {:.1} | {:.1} | {per_sec:.0} |",
+        s.pct(0.5),
+        s.pct(0.99),
+        s.pct(0.999),
+        s.mean()
+    );
+}
+
+fn evaluation(seed: u64) -> (f64, f64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let policies: Vec<Published> = (0..POLICIES).map(|i| policy(&mut rng, i)).collect();
+    let started = Instant::now();
+    let set = CompiledSet::compile(&policies, POLICIES as i64).expect("the generated policies compile");
+    println!("compiled {} policies in {:.1} ms", set.policies, started.elapsed().as_secs_f64() * 1e3);
+    let raw: Vec<_> = (0..REQUESTS).map(|_| request(&mut rng)).collect();
+    let prepare = |(p, a, r, c): &(EntityRef, String, EntityRef, Value)| -> Prepared {
+        cedar::prepare(p, &Value::Null, a, r, &Value::Null, c).expect("generated requests fit the schema")
+    };
+    let prepared: Vec<Prepared> = raw.iter().map(prepare).collect();
+    let authorizer = Authorizer::new();
+
+    // Warm up, and check the two paths agree on every request.
+    let mut effects = [0usize; 3];
+    for p in &prepared {
+        let ours = set.evaluate(p);
+        let bare = authorizer.is_authorized(&p.request, set.policy_set(), &p.entities);
+        assert_eq!(ours.effect != Effect::Deny, bare.decision() == cedar_policy::Decision::Allow);
+        effects[ours.effect as usize] += 1;
+    }
+    println!("decisions: {} allow, {} deny, {} requires approval", effects[0], effects[1], effects[2]);
+
+    let mut path = Vec::with_capacity(REQUESTS);
+    let mut eval = Vec::with_capacity(REQUESTS);
+    let mut bare = Vec::with_capacity(REQUESTS);
+    for (r, p) in raw.iter().zip(&prepared) {
+        let t = Instant::now();
+        let q = prepare(r);
+        black_box(set.evaluate(&q));
+        path.push(t.elapsed());
+        let t = Instant::now();
+        black_box(set.evaluate(p));
+        eval.push(t.elapsed());
+        let t = Instant::now();
+        black_box(authorizer.is_authorized(&p.request, set.policy_set(), &p.entities));
+        bare.push(t.elapsed());
+    }
+    let throughput = |f: &dyn Fn(usize)| {
+        let t = Instant::now();
+        for i in 0..REQUESTS {
+            f(i);
+        }
+        REQUESTS as f64 / t.elapsed().as_secs_f64()
+    };
+    let path_rate = throughput(&|i| {
+        black_box(set.evaluate(&prepare(&raw[i])));
+    });
+    let eval_rate = throughput(&|i| {
+        black_box(set.evaluate(&prepared[i]));
+    });
+    let bare_rate = throughput(&|i| {
+        let p = &prepared[i];
+        black_box(authorizer.is_authorized(&p.request, set.policy_set(), &p.entities));
+    });
+    let path = Stats(path);
+    println!("\n### Evaluation over {POLICIES} policies, {REQUESTS} requests, one thread\n");
+    println!("| path | p50 µs | p99 µs | p99.9 µs | mean µs | evaluations/s |");
+    println!("|---|---|---|---|---|---|");
+    row("subgraph path: prepare + evaluate (action index)", &path, path_rate);
+    row("evaluate alone (action index)", &Stats(eval), eval_rate);
+    row("bare `Authorizer::is_authorized`, whole set", &Stats(bare), bare_rate);
+    (path.pct(0.99), path_rate)
+}
+
+async fn appends(seed: u64) -> (f64, f64) {
+    let id = format!("bench{}", Uuid::new_v4().simple().to_string().get(..8).unwrap_or("x"));
+    let db = test_support::TestDb::create("governance", &id, &governance::MIGRATIONS).await;
+    let pool = kernel::db::connect(&db.app_url.clone().into(), 16).await.expect("pool");
+    let kdb = Db::new(pool.clone());
+    let tenant = TenantId::parse("bench").unwrap();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let set = Arc::new(CompiledSet::compile(&(0..100).map(|i| policy(&mut rng, i)).collect::<Vec<_>>(), 100).unwrap());
+    let (p, a, r, c) = request(&mut rng);
+    let req = Arc::new(EvaluationRequest {
+        principal: p,
+        principal_attrs: Value::Null,
+        action: a,
+        resource: r,
+        resource_attrs: Value::Null,
+        context: c,
+    });
+    const TASKS: usize = 8;
+    const PER_TASK: usize = 1_500;
+
+    let run_path = || {
+        let (kdb, tenant, set, req) = (kdb.clone(), tenant.clone(), set.clone(), req.clone());
+        async move {
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            for _ in 0..TASKS {
+                let (kdb, tenant, set, req) = (kdb.clone(), tenant.clone(), set.clone(), req.clone());
+                tasks.push(tokio::spawn(async move {
+                    for _ in 0..PER_TASK {
+                        let meta =
+                            EventMeta { trace_id: "bench".into(), correlation_id: "bench".into(), causation_id: None };
+                        let mut work = Work::tenant(&kdb, &tenant, meta).await.unwrap();
+                        decisions::decide(&mut work, &tenant, &set, &req).await.unwrap();
+                        work.commit().await.unwrap();
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+            (TASKS * PER_TASK) as f64 / started.elapsed().as_secs_f64()
+        }
+    };
+    let run_bare = || {
+        let pool = pool.clone();
+        async move {
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            for _ in 0..TASKS {
+                let pool = pool.clone();
+                tasks.push(tokio::spawn(async move {
+                    for _ in 0..PER_TASK {
+                        let mut tx = pool.begin().await.unwrap();
+                        sqlx::query("SELECT set_config('app.tenant_id', 'bench', true)").execute(&mut *tx).await.unwrap();
+                        sqlx::query(
+                            "INSERT INTO decisions (tenant_id, decision_id, principal, action, resource, context,
+                                policy_set_version, policy_set_hash, determining_policies, effect, trace_id, correlation_id)
+                             VALUES ('bench', $1, 'Principal::\"u\"', 'deploy', 'Environment::\"e\"', '{}', 1, 'h', '{}', 'Deny', 't', 'c')",
+                        )
+                        .bind(Uuid::now_v7())
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                        tx.commit().await.unwrap();
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+            (TASKS * PER_TASK) as f64 / started.elapsed().as_secs_f64()
+        }
+    };
+    run_bare().await; // warm up
+    let mut path_rates = Vec::new();
+    let mut bare_rates = Vec::new();
+    for _ in 0..3 {
+        path_rates.push(run_path().await);
+        bare_rates.push(run_bare().await);
+    }
+    let best = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
+    println!("\n### Decision appends, {TASKS} tasks × {PER_TASK}, best of 3 rounds\n");
+    println!("| path | appends/s (rounds) |");
+    println!("|---|---|");
+    println!(
+        "| `decisions::decide` in a `Work` (decision + outbox row, one transaction each) | {:.0} ({:?}) |",
+        best(&path_rates),
+        path_rates.iter().map(|r| *r as u64).collect::<Vec<_>>()
+    );
+    println!(
+        "| bare: one plain INSERT per transaction | {:.0} ({:?}) |",
+        best(&bare_rates),
+        bare_rates.iter().map(|r| *r as u64).collect::<Vec<_>>()
+    );
+    pool.close().await;
+    drop(db);
+    (best(&path_rates), best(&bare_rates))
+}
+
+#[tokio::main]
+async fn main() {
+    let seed: u64 = std::env::var("BENCH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let (p99, rate) = tokio::task::block_in_place(|| evaluation(seed));
+    let (appends, _) = appends(seed).await;
+    println!("\ntargets:");
+    let verdict = |ok: bool, what: String| if ok { format!("met ({what})") } else { format!("MISSED ({what})") };
+    println!("  evaluation p99 < 50 µs: {}", verdict(p99 < 50.0, format!("{p99:.1} µs")));
+    println!("  ≥ 50,000 evaluations/s on one core: {}", verdict(rate >= 50_000.0, format!("{rate:.0}/s")));
+    println!("  ≥ 5,000 decision appends/s: {}", verdict(appends >= 5_000.0, format!("{appends:.0}/s")));
+}

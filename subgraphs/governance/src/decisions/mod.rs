@@ -1,0 +1,141 @@
+//! Decisions: every evaluation appends one — the request (principal, action, resource, context), the
+//! version and hash of the policy set it was evaluated over, the policies that decided, the effect, and
+//! the trace and correlation ids — and publishes `PolicyDecided`. Decisions are append-only (the app role
+//! has no UPDATE or DELETE grant and a trigger refuses both) and kept seven years (`retention.rs`), never
+//! deleted for a tenant under legal hold.
+
+pub mod retention;
+pub mod schema;
+pub mod store;
+
+use async_graphql::{ComplexObject, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use kernel::{Result, TenantId, Work};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::events::{self, EntityRef};
+use crate::policies::cedar::{self, CompiledSet};
+use crate::policies::Effect;
+
+/// One appended decision.
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
+pub struct Decision {
+    #[graphql(skip)]
+    pub tenant_id: TenantId,
+    #[graphql(skip)]
+    pub decision_id: Uuid,
+    pub decided_at: DateTime<Utc>,
+    /// `Type::"id"`, as Cedar writes entity ids.
+    pub principal: String,
+    pub action: String,
+    pub resource: String,
+    #[graphql(skip)]
+    pub context: Value,
+    pub policy_set_version: i64,
+    pub policy_set_hash: String,
+    /// The ids of the policies that decided (none for a default deny).
+    #[graphql(skip)]
+    pub determining_policies: Vec<Uuid>,
+    /// Evaluation errors (a policy that erred is skipped, as Cedar does).
+    pub errors: Vec<String>,
+    pub effect: Effect,
+    pub trace_id: String,
+    pub correlation_id: String,
+}
+
+#[ComplexObject]
+impl Decision {
+    async fn id(&self) -> ID {
+        ID(self.decision_id.to_string())
+    }
+
+    async fn context(&self) -> async_graphql::Json<&Value> {
+        async_graphql::Json(&self.context)
+    }
+
+    /// The deciding policies (the tenant's own and the platform's).
+    async fn determining_policies(&self, ctx: &async_graphql::Context<'_>) -> Result<Vec<crate::policies::Policy>> {
+        if self.determining_policies.is_empty() {
+            return Ok(Vec::new());
+        }
+        let s = crate::access::state(ctx);
+        let mut tx = s.kernel.db.tenant_tx(&self.tenant_id).await?;
+        let mut rows = crate::policies::store::by_ids(&mut tx, &self.tenant_id, &self.determining_policies).await?;
+        tx.commit().await?;
+        rows.sort_by_key(|p| p.policy_id);
+        Ok(rows)
+    }
+}
+
+/// `Type::"id"` with Cedar's escaping.
+pub fn entity_string(e: &EntityRef) -> String {
+    format!("{}::{}", e.entity_type, serde_json::Value::String(e.id.clone()))
+}
+
+/// A request to evaluate, as the API and the command give it.
+#[derive(Clone, Debug)]
+pub struct EvaluationRequest {
+    pub principal: EntityRef,
+    pub principal_attrs: Value,
+    pub action: String,
+    pub resource: EntityRef,
+    pub resource_attrs: Value,
+    pub context: Value,
+}
+
+/// The context is stored with the decision: an object of at most this many bytes.
+pub const MAX_CONTEXT_BYTES: usize = 16 * 1024;
+
+/// Evaluates `req` over `set`, appends the decision in `work` and emits `PolicyDecided`.
+pub async fn decide(
+    work: &mut Work,
+    tenant: &TenantId,
+    set: &CompiledSet,
+    req: &EvaluationRequest,
+) -> Result<Decision> {
+    let size = serde_json::to_vec(&req.context).map_or(usize::MAX, |v| v.len());
+    if size > MAX_CONTEXT_BYTES {
+        return Err(kernel::Error::bad_input("context", format!("context is at most {MAX_CONTEXT_BYTES} bytes")));
+    }
+    let prepared = cedar::prepare(
+        &req.principal,
+        &req.principal_attrs,
+        &req.action,
+        &req.resource,
+        &req.resource_attrs,
+        &req.context,
+    )?;
+    let evaluation = set.evaluate(&prepared);
+    let meta = work.meta().clone();
+    let decision = Decision {
+        tenant_id: tenant.clone(),
+        decision_id: Uuid::now_v7(),
+        decided_at: Utc::now(),
+        principal: entity_string(&req.principal),
+        action: req.action.clone(),
+        resource: entity_string(&req.resource),
+        context: if req.context.is_null() { Value::Object(Default::default()) } else { req.context.clone() },
+        policy_set_version: set.version,
+        policy_set_hash: set.hash.clone(),
+        determining_policies: evaluation.determining,
+        errors: evaluation.errors,
+        effect: evaluation.effect,
+        trace_id: meta.trace_id,
+        correlation_id: meta.correlation_id,
+    };
+    store::append(work, std::slice::from_ref(&decision)).await?;
+    let event = events::PolicyDecided {
+        decision_id: decision.decision_id,
+        principal: decision.principal.clone(),
+        action: decision.action.clone(),
+        resource: decision.resource.clone(),
+        effect: decision.effect.as_str().into(),
+        determining_policies: decision.determining_policies.clone(),
+        policy_set_version: decision.policy_set_version,
+        policy_set_hash: decision.policy_set_hash.clone(),
+    };
+    work.emit(tenant, &event).await?;
+    Ok(decision)
+}

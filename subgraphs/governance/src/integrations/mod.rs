@@ -1,0 +1,231 @@
+//! Integration connections: git hosting, CI, chat and cloud accounts a tenant's automation uses. A
+//! connection has non-secret settings (JSON, checked to hold no secret values) and its secrets only as
+//! `configRef`s (`kernel::secrets::ConfigRef`: `env:`, `file:`, Azure Key Vault and HashiCorp Vault
+//! references, parsed and validated even where no backend reaches them). A secret value is never stored,
+//! returned, logged or put in an event: `testIntegrationConnection` resolves each reference through the kernel's
+//! secret store, drops the value at once and reports only whether it resolved (with a code when not).
+//! Pointing a secret at another reference is a rotation, with its own event.
+
+pub mod schema;
+pub mod store;
+
+use std::collections::BTreeMap;
+
+use async_graphql::{ComplexObject, Enum, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use kernel::secrets::{ConfigRef, Secrets};
+use kernel::{Error, Result, TenantId};
+use serde_json::Value;
+use uuid::Uuid;
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntegrationKind {
+    GitHosting,
+    Ci,
+    Chat,
+    Cloud,
+    Other,
+}
+
+impl IntegrationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntegrationKind::GitHosting => "GitHosting",
+            IntegrationKind::Ci => "Ci",
+            IntegrationKind::Chat => "Chat",
+            IntegrationKind::Cloud => "Cloud",
+            IntegrationKind::Other => "Other",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "GitHosting" => Some(IntegrationKind::GitHosting),
+            "Ci" => Some(IntegrationKind::Ci),
+            "Chat" => Some(IntegrationKind::Chat),
+            "Cloud" => Some(IntegrationKind::Cloud),
+            "Other" => Some(IntegrationKind::Other),
+            _ => None,
+        }
+    }
+}
+kernel::text_enum!(IntegrationKind);
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntegrationStatus {
+    Active,
+    Disabled,
+}
+
+impl IntegrationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntegrationStatus::Active => "Active",
+            IntegrationStatus::Disabled => "Disabled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "Active" => Some(IntegrationStatus::Active),
+            "Disabled" => Some(IntegrationStatus::Disabled),
+            _ => None,
+        }
+    }
+}
+kernel::text_enum!(IntegrationStatus);
+
+/// A named secret of a connection: where it lives, never what it is.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct SecretRef {
+    pub name: String,
+    pub config_ref: String,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
+pub struct IntegrationConnection {
+    #[graphql(skip)]
+    pub tenant_id: TenantId,
+    #[graphql(skip)]
+    pub connection_id: Uuid,
+    /// Unique per tenant: 2–63 lower-case letters, digits and hyphens.
+    pub name: String,
+    pub kind: IntegrationKind,
+    /// e.g. `github`, `gitlab`, `azure-devops`, `slack`, `azure`.
+    pub provider: String,
+    #[graphql(skip)]
+    pub settings: Value,
+    #[graphql(skip)]
+    pub secret_refs: Value,
+    pub status: IntegrationStatus,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_tested_at: Option<DateTime<Utc>>,
+    pub last_test_ok: Option<bool>,
+}
+
+#[ComplexObject]
+impl IntegrationConnection {
+    async fn id(&self) -> ID {
+        ID(self.connection_id.to_string())
+    }
+
+    /// Non-secret settings.
+    async fn settings(&self) -> async_graphql::Json<&Value> {
+        async_graphql::Json(&self.settings)
+    }
+
+    /// The connection's secrets, by reference, in name order.
+    async fn secrets(&self) -> Vec<SecretRef> {
+        refs_of(&self.secret_refs)
+    }
+}
+
+pub fn refs_of(v: &Value) -> Vec<SecretRef> {
+    let mut out: Vec<SecretRef> = v
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, r)| r.as_str().map(|r| SecretRef { name: k.clone(), config_ref: r.to_owned() }))
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+pub fn parse_id(field: &str, raw: &str) -> Result<Uuid> {
+    crate::access::uuid(field, raw, "connection")
+}
+
+pub fn name(raw: &str) -> Result<String> {
+    let s = raw.trim();
+    let ok = (2..=63).contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    ok.then(|| s.to_owned())
+        .ok_or_else(|| Error::bad_input("name", "a connection name is 2–63 lower-case letters, digits and hyphens"))
+}
+
+pub fn provider(raw: &str) -> Result<String> {
+    let s = raw.trim();
+    let ok = (1..=64).contains(&s.len())
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    ok.then(|| s.to_owned())
+        .ok_or_else(|| Error::bad_input("provider", "provider is 1–64 lower-case letters, digits, `-` and `.`"))
+}
+
+pub const MAX_SETTINGS_BYTES: usize = 16 * 1024;
+
+/// Settings: a JSON object of at most [`MAX_SETTINGS_BYTES`] holding no secret values.
+pub fn settings(raw: Value) -> Result<Value> {
+    if !raw.is_object() {
+        return Err(Error::bad_input("settings", "settings must be a JSON object"));
+    }
+    if serde_json::to_vec(&raw).map_or(usize::MAX, |v| v.len()) > MAX_SETTINGS_BYTES {
+        return Err(Error::bad_input("settings", format!("settings are at most {MAX_SETTINGS_BYTES} bytes")));
+    }
+    kernel::secrets::check_no_inline_secrets("settings", &raw)?;
+    Ok(raw)
+}
+
+/// A secret's name: 1–64 letters, digits, `_` and `-`.
+pub fn secret_name(raw: &str) -> Result<String> {
+    let s = raw.trim();
+    let ok = (1..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    ok.then(|| s.to_owned())
+        .ok_or_else(|| Error::bad_input("secrets.name", "a secret name is 1–64 letters, digits, `_` and `-`"))
+}
+
+/// A reference from the API, in its canonical form. The error names the secret, never echoes the input
+/// (someone may have pasted the value itself).
+pub fn config_ref(secret: &str, raw: &str) -> Result<String> {
+    ConfigRef::parse(raw)
+        .map(|r| r.to_string())
+        .map_err(|why| Error::bad_input("configRef", format!("the configRef of secret `{secret}` is invalid: {why}")))
+}
+
+/// Named references, checked: `{ name: canonical configRef }`.
+pub fn secret_refs(pairs: impl IntoIterator<Item = (String, String)>) -> Result<Value> {
+    let mut out = BTreeMap::new();
+    for (n, r) in pairs {
+        let n = secret_name(&n)?;
+        let r = config_ref(&n, &r)?;
+        if out.insert(n.clone(), Value::String(r)).is_some() {
+            return Err(Error::bad_input("secrets", format!("secret `{n}` is named twice")));
+        }
+    }
+    if out.len() > 20 {
+        return Err(Error::bad_input("secrets", "a connection has at most 20 secrets"));
+    }
+    Ok(Value::Object(out.into_iter().collect()))
+}
+
+/// How one secret's resolution went.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct SecretCheck {
+    pub name: String,
+    pub config_ref: String,
+    pub ok: bool,
+    /// `INVALID_REFERENCE`, `NO_SECRET_STORE` or `SECRET_UNAVAILABLE` when not ok.
+    pub code: Option<String>,
+    /// What went wrong, naming the reference only.
+    pub message: Option<String>,
+}
+
+/// Resolves each of the connection's references and reports, without keeping any value.
+pub async fn check_secrets(secrets: &Secrets, c: &IntegrationConnection) -> Vec<SecretCheck> {
+    let mut out = Vec::new();
+    for r in refs_of(&c.secret_refs) {
+        let result = secrets.resolve(&r.config_ref).await;
+        let (ok, code, message) = match result {
+            Ok(value) => {
+                drop(value);
+                (true, None, None)
+            }
+            Err(e) => (false, Some(e.code().to_owned()), Some(e.to_string())),
+        };
+        out.push(SecretCheck { name: r.name, config_ref: r.config_ref, ok, code, message });
+    }
+    out
+}

@@ -1,0 +1,152 @@
+//! Governance subgraph: Cedar policies and the decisions evaluated over them, approvals, integration
+//! connections (secrets by reference only) and model policies.
+//!
+//! Each area is a folder with the same parts — `mod.rs` (its types and rules), `schema.rs` (its share of
+//! the query and mutation roots, merged below) and `store.rs` (its SQL, compile-time checked):
+//!
+//! | folder | owns |
+//! |---|---|
+//! | `policies/` | Cedar policy definitions, the control plane's Cedar schema (`cedar.rs`), compiled sets cached per tenant (`cache.rs`) |
+//! | `decisions/` | evaluation and the append-only decisions, their retention |
+//! | `approvals/` | approval requests and votes, the `RequestApproval` consumer, the expiry worker |
+//! | `integrations/` | integration connections and their secret references |
+//! | `models/` | model policies and their evaluation |
+//!
+//! beside `access.rs` (who may do what), `commands.rs` (the commands governance accepts), `directory.rs`
+//! (identity's role bindings and tenancy's legal holds, projected) and `events.rs` (everything published).
+
+#![recursion_limit = "256"]
+
+pub mod access;
+pub mod approvals;
+pub mod commands;
+pub mod decisions;
+pub mod directory;
+pub mod events;
+pub mod integrations;
+pub mod models;
+pub mod policies;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use kernel::consumer::{Notice, RetryPolicy};
+use kernel::secrets::Secrets;
+use kernel::service::{Connections, Consumer, Listener, NoCommand};
+use kernel::{Kernel, Subgraph};
+use sqlx::migrate::Migrator;
+use tokio_util::sync::CancellationToken;
+
+pub static MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/governance");
+
+/// Governance's own settings (flags or environment variables of `governance serve`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct Config {
+    /// Seconds between passes of the approval expiry worker.
+    #[arg(long, env = "APPROVAL_EXPIRY_INTERVAL_SECS", default_value_t = 30)]
+    pub approval_expiry_interval_secs: u64,
+    /// Tenants whose compiled policy sets are kept in memory.
+    #[arg(long, env = "POLICY_CACHE_CAPACITY", default_value_t = 10_000)]
+    pub policy_cache_capacity: u64,
+    /// Seconds a compiled policy set is used before it is recompiled, even without a change event.
+    #[arg(long, env = "POLICY_CACHE_TTL_SECS", default_value_t = 300)]
+    pub policy_cache_ttl_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { approval_expiry_interval_secs: 30, policy_cache_capacity: 10_000, policy_cache_ttl_secs: 300 }
+    }
+}
+
+#[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct QueryRoot(
+    policies::schema::PolicyQuery,
+    decisions::schema::DecisionQuery,
+    approvals::schema::ApprovalQuery,
+    integrations::schema::IntegrationQuery,
+    models::schema::ModelQuery,
+);
+
+#[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
+pub struct MutationRoot(
+    policies::schema::PolicyMutation,
+    approvals::schema::ApprovalMutation,
+    integrations::schema::IntegrationMutation,
+    models::schema::ModelMutation,
+);
+
+/// Everything a resolver can reach.
+pub struct State {
+    pub kernel: Kernel,
+    pub config: Config,
+    pub policies: policies::cache::PolicyCache,
+    /// Resolves `configRef`s (`env:` and `file:` here; Key Vault and Vault backends register their schemes).
+    pub secrets: Secrets,
+}
+
+impl Subgraph for State {
+    const NAME: &'static str = "governance";
+    const PORT: u16 = 4005;
+    type Query = QueryRoot;
+    type Mutation = MutationRoot;
+    type Subscription = EmptySubscription;
+    type Config = Config;
+    type Command = NoCommand;
+
+    fn migrations() -> &'static Migrator {
+        &MIGRATIONS
+    }
+
+    fn schema() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+        Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription).enable_federation()
+    }
+
+    async fn build(conns: Connections, config: &Config) -> anyhow::Result<Self> {
+        anyhow::ensure!(config.policy_cache_ttl_secs >= 1, "POLICY_CACHE_TTL_SECS must be at least 1");
+        Ok(Self {
+            kernel: conns.kernel().await?,
+            config: config.clone(),
+            policies: policies::cache::PolicyCache::new(
+                config.policy_cache_capacity,
+                Duration::from_secs(config.policy_cache_ttl_secs),
+            ),
+            secrets: Secrets::default(),
+        })
+    }
+
+    fn kernel(&self) -> &Kernel {
+        &self.kernel
+    }
+
+    fn consumers(state: &Arc<Self>, retry: &RetryPolicy) -> Vec<Consumer> {
+        vec![
+            Consumer { spec: commands::spec(retry.clone()), handler: Arc::new(commands::Commands(state.clone())) },
+            Consumer {
+                spec: approvals::requests::spec(retry.clone()),
+                handler: Arc::new(approvals::requests::ApprovalRequests),
+            },
+            Consumer { spec: directory::spec(retry.clone()), handler: Arc::new(directory::Directory) },
+        ]
+    }
+
+    fn listeners(state: &Arc<Self>) -> Vec<Listener> {
+        let state = state.clone();
+        vec![Listener {
+            bindings: policies::cache::invalidation_bindings(),
+            on_notice: Arc::new(move |notice| match notice {
+                // Events may have been missed: every set may be stale.
+                Notice::Reset => state.policies.clear(),
+                Notice::Event(envelope) => state.policies.invalidate(&envelope.tenant_id),
+            }),
+        }]
+    }
+
+    fn tasks(state: &Arc<Self>, shutdown: &CancellationToken) {
+        tokio::spawn(approvals::expiry::run(state.clone(), shutdown.clone()));
+        tokio::spawn(decisions::retention::run(state.clone(), shutdown.clone()));
+    }
+}

@@ -1,0 +1,5 @@
+//! `governance serve | print-schema | provision` (`--help` lists every setting).
+
+fn main() -> std::process::ExitCode {
+    kernel::service::main::<governance::State>()
+}

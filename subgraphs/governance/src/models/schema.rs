@@ -1,0 +1,200 @@
+//! Model policies' share of the query and mutation roots.
+
+use async_graphql::connection::Connection;
+use async_graphql::{Context, InputObject, Object, ID};
+use kernel::pagination::Page;
+use kernel::{Error, Result, Work};
+use uuid::Uuid;
+
+use super::{parse_id, store, ModelAllowance, ModelDecision, ModelPolicy, Task};
+use crate::access::{event_meta, principal, reader, state, writer};
+use crate::events;
+use crate::policies::PolicyStatus;
+
+#[derive(InputObject)]
+pub struct ModelAllowanceInput {
+    pub provider: String,
+    /// Model names, or `*` for all of the provider's.
+    pub models: Vec<String>,
+}
+
+#[derive(InputObject)]
+pub struct DraftModelPolicyInput {
+    /// A new name starts at version 1; an existing one gets its next version.
+    pub name: String,
+    /// Narrows the policy to one project (catalogue's id).
+    pub project_id: Option<Uuid>,
+    /// Narrows the policy to one skill (catalogue's skill key).
+    pub skill_key: Option<String>,
+    pub allowed: Vec<ModelAllowanceInput>,
+    pub max_tokens_per_task: Option<i32>,
+    pub max_cost_per_day_cents: Option<i64>,
+}
+
+#[derive(InputObject)]
+pub struct ModelTaskInput {
+    pub project_id: Option<Uuid>,
+    pub skill_key: Option<String>,
+    pub provider: String,
+    pub model: String,
+    /// Tokens the task is expected to use.
+    pub tokens: Option<i64>,
+    /// What the tenant's agents have spent today, including this task's expected cost, in cents.
+    pub cost_today_cents: Option<i64>,
+}
+
+fn cursor(p: &ModelPolicy) -> String {
+    format!("{}\u{0}{}", p.name, p.version)
+}
+
+#[derive(Default)]
+pub struct ModelQuery;
+
+#[Object]
+impl ModelQuery {
+    /// Model policy versions in (name, version) order.
+    #[graphql(complexity = "kernel::pagination::page_complexity(first, child_complexity)")]
+    async fn model_policies(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        after: Option<String>,
+        name: Option<String>,
+    ) -> Result<Connection<String, ModelPolicy>> {
+        let tenant = reader(ctx)?;
+        let name = name.map(|n| crate::policies::name("name", &n)).transpose()?;
+        let page = Page::forward(after, first, 20)?;
+        let after = page
+            .after
+            .as_deref()
+            .map(|c| {
+                c.split_once('\u{0}')
+                    .and_then(|(n, v)| v.parse::<i32>().ok().map(|v| (n.to_owned(), v)))
+                    .ok_or_else(|| Error::bad_input("after", "after is not a cursor this API issued"))
+            })
+            .transpose()?;
+        let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
+        let rows = store::page(
+            &mut tx,
+            &tenant,
+            name.as_deref(),
+            after.as_ref().map(|(n, v)| (n.as_str(), *v)),
+            page.fetch_limit(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(page.connection(rows, cursor))
+    }
+
+    /// Whether an agent may use `provider`/`model` for a task: the most specific published policies
+    /// covering the task's project and skill decide, with their tightest limits (default deny).
+    async fn evaluate_model_policy(&self, ctx: &Context<'_>, task: ModelTaskInput) -> Result<ModelDecision> {
+        let tenant = reader(ctx)?;
+        let task = Task {
+            project_id: task.project_id,
+            skill_key: task.skill_key.map(|s| s.trim().to_owned()),
+            provider: kernel::error::text("provider", &task.provider, 100)?,
+            model: kernel::error::text("model", &task.model, 100)?,
+            tokens: task.tokens,
+            cost_today_cents: task.cost_today_cents,
+        };
+        let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
+        let in_force = store::in_force(&mut tx, &tenant, task.project_id, task.skill_key.as_deref()).await?;
+        tx.commit().await?;
+        Ok(super::evaluate(&in_force, &task))
+    }
+}
+
+#[derive(Default)]
+pub struct ModelMutation;
+
+#[Object]
+impl ModelMutation {
+    /// Drafts the next version of a model policy.
+    async fn draft_model_policy(&self, ctx: &Context<'_>, input: DraftModelPolicyInput) -> Result<ModelPolicy> {
+        let tenant = writer(ctx)?;
+        let name = crate::policies::name("name", &input.name)?;
+        let allowed = super::allowances(
+            input.allowed.into_iter().map(|a| ModelAllowance { provider: a.provider, models: a.models }).collect(),
+        )?;
+        if input.max_tokens_per_task.is_some_and(|t| t <= 0) {
+            return Err(Error::bad_input("maxTokensPerTask", "maxTokensPerTask must be positive"));
+        }
+        if input.max_cost_per_day_cents.is_some_and(|c| c < 0) {
+            return Err(Error::bad_input("maxCostPerDayCents", "maxCostPerDayCents must not be negative"));
+        }
+        let skill = input.skill_key.map(|s| kernel::error::text("skillKey", &s, 64)).transpose()?;
+        let by = principal(ctx);
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        let draft = store::Draft {
+            name: &name,
+            project_id: input.project_id,
+            skill_key: skill.as_deref(),
+            allowed: &allowed,
+            max_tokens_per_task: input.max_tokens_per_task,
+            max_cost_per_day_cents: input.max_cost_per_day_cents,
+            by: &by,
+        };
+        let p = store::insert_next(&mut work, &tenant, Uuid::now_v7(), &draft).await?;
+        work.commit().await?;
+        Ok(p)
+    }
+
+    /// Publishes a draft (immutable from then on). Emits `ModelPolicyPublished` with the whole policy.
+    async fn publish_model_policy(&self, ctx: &Context<'_>, id: ID) -> Result<ModelPolicy> {
+        let tenant = writer(ctx)?;
+        let id = parse_id("id", &id)?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        let p = store::lock(&mut work, &tenant, id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no model policy `{id}`")))?;
+        if p.status != PolicyStatus::Draft {
+            return Err(Error::conflict(format!(
+                "model policy {}@{} is {} and immutable",
+                p.name,
+                p.version,
+                p.status.as_str()
+            )));
+        }
+        let p = store::set_status(&mut work, &tenant, id, PolicyStatus::Published).await?;
+        let event = events::ModelPolicyPublished {
+            model_policy_id: id,
+            name: p.name.clone(),
+            version: p.version,
+            project_id: p.project_id,
+            skill_key: p.skill_key.clone(),
+            allowed: serde_json::to_value(&p.allowed.0).map_err(Error::internal)?,
+            max_tokens_per_task: p.max_tokens_per_task,
+            max_cost_per_day_cents: p.max_cost_per_day_cents,
+        };
+        work.emit(&tenant, &event).await?;
+        work.commit().await?;
+        Ok(p)
+    }
+
+    /// Deprecates a published version (final). Emits `ModelPolicyDeprecated`.
+    async fn deprecate_model_policy(&self, ctx: &Context<'_>, id: ID) -> Result<ModelPolicy> {
+        let tenant = writer(ctx)?;
+        let id = parse_id("id", &id)?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        let p = store::lock(&mut work, &tenant, id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no model policy `{id}`")))?;
+        if p.status != PolicyStatus::Published {
+            return Err(Error::conflict(format!(
+                "model policy {}@{} is {}; only a published version can be deprecated",
+                p.name,
+                p.version,
+                p.status.as_str()
+            )));
+        }
+        let p = store::set_status(&mut work, &tenant, id, PolicyStatus::Deprecated).await?;
+        work.emit(
+            &tenant,
+            &events::ModelPolicyDeprecated { model_policy_id: id, name: p.name.clone(), version: p.version },
+        )
+        .await?;
+        work.commit().await?;
+        Ok(p)
+    }
+}

@@ -1,0 +1,524 @@
+//! The control plane's Cedar schema, checking a policy against it, compiling a tenant's policy set and
+//! evaluating requests over it — all with the `cedar-policy` crate; nothing here decides by itself.
+//!
+//! A compiled set keeps, beside the whole `PolicySet`, one `PolicySet` per action holding the policies whose
+//! action scope can match it (`action == A`, `action in [A, …]`, or no action constraint). A policy whose
+//! action scope excludes the request's action is never satisfied and never errs, so evaluating only that
+//! action's share gives the decision, reasons and errors Cedar gives over the whole set, at a fraction of
+//! the work (the benchmark compares both in one run).
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::sync::LazyLock;
+
+use cedar_policy::{
+    ActionConstraint, Authorizer, Context, Decision, Entities, EntityUid, Policy, PolicyId, PolicySet, Request, Schema,
+    ValidationMode, Validator,
+};
+use kernel::{Error, Result};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::Effect;
+use crate::events::EntityRef;
+
+/// The entity types and actions policies are written against. Every attribute is optional, so a request
+/// names only what it knows; a policy reads one after `has` (the validator insists).
+pub const SCHEMA: &str = r#"
+entity Tenant;
+entity Role;
+entity Principal in [Role] {
+  kind?: String,
+  mfa?: Bool,
+  email?: String,
+};
+entity Agent in [Role] {
+  capabilities?: Set<String>,
+};
+entity Project in [Tenant] {
+  slug?: String,
+};
+entity Environment in [Project] {
+  name?: String,
+};
+entity Module in [Project] {
+  kind?: String,
+  tags?: Set<String>,
+};
+entity Workflow in [Project];
+entity Artifact in [Project, Workflow] {
+  kind?: String,
+};
+entity Model {
+  provider?: String,
+};
+type RequestContext = {
+  reason?: String,
+  changeSize?: Long,
+  tokens?: Long,
+  costCents?: Long,
+  hour?: Long,
+  mfa?: Bool,
+  labels?: Set<String>,
+};
+action "read", "write" appliesTo {
+  principal: [Principal, Agent],
+  resource: [Tenant, Project, Environment, Module, Workflow, Artifact, Model],
+  context: RequestContext,
+};
+action "deploy" appliesTo { principal: [Principal, Agent], resource: [Environment, Artifact], context: RequestContext };
+action "approve" appliesTo { principal: [Principal], resource: [Environment, Workflow, Artifact], context: RequestContext };
+action "run" appliesTo { principal: [Principal, Agent], resource: [Workflow], context: RequestContext };
+action "publish" appliesTo { principal: [Principal, Agent], resource: [Artifact, Module], context: RequestContext };
+action "use" appliesTo { principal: [Principal, Agent], resource: [Model], context: RequestContext };
+"#;
+
+/// The actions [`SCHEMA`] declares.
+pub const ACTIONS: &[&str] = &["read", "write", "deploy", "approve", "run", "publish", "use"];
+
+/// The annotation marking a permit policy whose permission needs an approval first.
+pub const EFFECT_ANNOTATION: &str = "effect";
+pub const REQUIRES_APPROVAL: &str = "requires_approval";
+
+pub fn schema() -> &'static Schema {
+    static SCHEMA_PARSED: LazyLock<Schema> = LazyLock::new(|| {
+        let (schema, warnings) = Schema::from_cedarschema_str(SCHEMA).expect("the control plane's Cedar schema parses");
+        debug_assert_eq!(warnings.count(), 0);
+        schema
+    });
+    &SCHEMA_PARSED
+}
+
+/// Where in a policy's text something is wrong (1-based), as Cedar's diagnostics point at it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Location {
+    pub line: usize,
+    pub column: usize,
+    pub offset: usize,
+    pub length: usize,
+}
+
+impl Location {
+    fn of(text: &str, offset: usize, length: usize) -> Self {
+        let before = &text[..offset.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        Self { line, column, offset, length }
+    }
+}
+
+/// A policy the engine refused: its message and, where it points at one, the location.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub message: String,
+    pub location: Option<Location>,
+}
+
+impl Refusal {
+    fn from_diagnostic(text: &str, d: &dyn miette::Diagnostic) -> Self {
+        let location = d.labels().and_then(|mut l| l.next()).map(|l| Location::of(text, l.offset(), l.len()));
+        let mut message = d.to_string();
+        if let Some(help) = d.help() {
+            message = format!("{message} ({help})");
+        }
+        Self { message, location }
+    }
+
+    fn plain(message: impl Into<String>) -> Self {
+        Self { message: message.into(), location: None }
+    }
+
+    /// The coded API error: `BAD_USER_INPUT` with the engine's message and `extensions.location`.
+    pub fn into_graphql(self) -> async_graphql::Error {
+        use async_graphql::ErrorExtensions;
+        let location = self.location.clone();
+        Error::bad_input("cedar", format!("invalid policy: {}", self.message)).to_graphql().extend_with(|_, ext| {
+            if let Some(l) = &location {
+                let mut m = async_graphql::indexmap::IndexMap::new();
+                m.insert(async_graphql::Name::new("line"), async_graphql::Value::from(l.line as u64));
+                m.insert(async_graphql::Name::new("column"), async_graphql::Value::from(l.column as u64));
+                m.insert(async_graphql::Name::new("offset"), async_graphql::Value::from(l.offset as u64));
+                m.insert(async_graphql::Name::new("length"), async_graphql::Value::from(l.length as u64));
+                ext.set("location", async_graphql::Value::Object(m));
+            }
+        })
+    }
+}
+
+/// Parses `text` as one static Cedar policy, with `effect` added as the annotation when it is
+/// `RequiresApproval`, and checks it against [`SCHEMA`] (strict mode).
+pub fn check(text: &str, effect: Effect) -> std::result::Result<Policy, Refusal> {
+    let source = match effect {
+        Effect::RequiresApproval if !has_effect_annotation(text) => {
+            format!("@{EFFECT_ANNOTATION}(\"{REQUIRES_APPROVAL}\")\n{text}")
+        }
+        _ => text.to_owned(),
+    };
+    let shift = source.len() - text.len();
+    let relocate = |mut r: Refusal| {
+        if let Some(l) = &mut r.location {
+            *l = Location::of(text, l.offset.saturating_sub(shift), l.length);
+        }
+        r
+    };
+    let policy = Policy::parse(Some(PolicyId::new("candidate")), &source)
+        .map_err(|e| relocate(Refusal::from_diagnostic(&source, &e)))?;
+    let permit = policy.effect() == cedar_policy::Effect::Permit;
+    let approval = policy.annotation(EFFECT_ANNOTATION);
+    match (effect, permit, approval) {
+        (Effect::Allow, true, None) | (Effect::Deny, false, None) => {}
+        (Effect::RequiresApproval, true, Some(REQUIRES_APPROVAL)) => {}
+        (Effect::Deny, true, _) => return Err(Refusal::plain("a Deny policy must be a `forbid` statement")),
+        (_, false, _) => return Err(Refusal::plain("an Allow or RequiresApproval policy must be a `permit` statement")),
+        (_, _, Some(other)) => {
+            return Err(Refusal::plain(format!(
+                "the @{EFFECT_ANNOTATION} annotation may only be \"{REQUIRES_APPROVAL}\", on a RequiresApproval policy (found \"{other}\")"
+            )))
+        }
+        (Effect::RequiresApproval, true, None) => unreachable!("the annotation was added above"),
+    }
+    let mut set = PolicySet::new();
+    set.add(policy.clone()).map_err(|e| Refusal::plain(e.to_string()))?;
+    let result = Validator::new(schema().clone()).validate(&set, ValidationMode::Strict);
+    if let Some(e) = result.validation_errors().next() {
+        return Err(relocate(Refusal::from_diagnostic(&source, e)));
+    }
+    Ok(policy)
+}
+
+fn has_effect_annotation(text: &str) -> bool {
+    text.contains(&format!("@{EFFECT_ANNOTATION}("))
+}
+
+/// A published policy as the set is compiled from it.
+#[derive(Clone, Debug)]
+pub struct Published {
+    pub policy_id: Uuid,
+    pub name: String,
+    pub version: i32,
+    pub effect: Effect,
+    pub cedar: String,
+    pub set_change: i64,
+}
+
+/// A tenant's published policies and the platform's, compiled.
+pub struct CompiledSet {
+    /// The highest publication/deprecation stamp among them (0 for no policies).
+    pub version: i64,
+    /// sha256 over the policies' ids, versions and texts in id order (hex).
+    pub hash: String,
+    pub policies: usize,
+    all: PolicySet,
+    by_action: HashMap<String, PolicySet>,
+    /// For actions no policy names (none in a valid set, as the schema declares every action).
+    any_action: PolicySet,
+    effects: HashMap<PolicyId, (Uuid, Effect)>,
+}
+
+impl CompiledSet {
+    /// Compiles `policies` (already checked at publication; a policy that no longer parses is an internal
+    /// error). `version` is the set's stamp, from the store.
+    pub fn compile(policies: &[Published], version: i64) -> Result<Self> {
+        let mut sorted: Vec<&Published> = policies.iter().collect();
+        sorted.sort_by_key(|p| p.policy_id);
+        let mut hasher = Sha256::new();
+        let mut all = PolicySet::new();
+        let mut any_action = PolicySet::new();
+        let mut by_action: HashMap<String, PolicySet> =
+            ACTIONS.iter().map(|a| ((*a).to_owned(), PolicySet::new())).collect();
+        let mut effects = HashMap::new();
+        for p in &sorted {
+            hasher.update(format!("{}\n{}\n{}\n{}\n", p.policy_id, p.version, p.effect.as_str(), p.cedar.len()));
+            hasher.update(p.cedar.as_bytes());
+            let id = PolicyId::new(p.policy_id.to_string());
+            let policy = check(&p.cedar, p.effect)
+                .map_err(|r| {
+                    Error::internal(anyhow::anyhow!(
+                        "published policy {} no longer compiles: {}",
+                        p.policy_id,
+                        r.message
+                    ))
+                })?
+                .new_id(id.clone());
+            let add = |set: &mut PolicySet, policy: Policy| {
+                set.add(policy).map_err(|e| Error::internal(anyhow::anyhow!("adding policy {}: {e}", p.policy_id)))
+            };
+            match policy.action_constraint() {
+                ActionConstraint::Any => {
+                    for set in by_action.values_mut() {
+                        add(set, policy.clone())?;
+                    }
+                    add(&mut any_action, policy.clone())?;
+                }
+                ActionConstraint::Eq(a) => {
+                    add(by_action.entry(a.id().unescaped().to_owned()).or_default(), policy.clone())?
+                }
+                ActionConstraint::In(list) => {
+                    for a in list {
+                        add(by_action.entry(a.id().unescaped().to_owned()).or_default(), policy.clone())?;
+                    }
+                }
+            }
+            add(&mut all, policy)?;
+            effects.insert(id, (p.policy_id, p.effect));
+        }
+        Ok(Self {
+            version,
+            hash: hex::encode(hasher.finalize()),
+            policies: sorted.len(),
+            all,
+            by_action,
+            any_action,
+            effects,
+        })
+    }
+
+    /// The whole set, as one `PolicySet` (what the benchmark's bare baseline evaluates).
+    pub fn policy_set(&self) -> &PolicySet {
+        &self.all
+    }
+
+    /// Evaluates a prepared request.
+    pub fn evaluate(&self, request: &Prepared) -> Evaluation {
+        let set = self.by_action.get(&request.action).unwrap_or(&self.any_action);
+        let response = Authorizer::new().is_authorized(&request.request, set, &request.entities);
+        let mut determining: Vec<(Uuid, Effect)> =
+            response.diagnostics().reason().filter_map(|id| self.effects.get(id).copied()).collect();
+        determining.sort_by_key(|(id, _)| *id);
+        let errors: Vec<String> = response.diagnostics().errors().map(|e| e.to_string()).collect();
+        let effect = match response.decision() {
+            Decision::Deny => Effect::Deny,
+            Decision::Allow if determining.iter().any(|(_, e)| *e == Effect::RequiresApproval) => {
+                Effect::RequiresApproval
+            }
+            Decision::Allow => Effect::Allow,
+        };
+        Evaluation { effect, determining: determining.into_iter().map(|(id, _)| id).collect(), errors }
+    }
+}
+
+/// What an evaluation decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Evaluation {
+    pub effect: Effect,
+    /// The policies that decided: the satisfied permits for an allow, the satisfied forbids for an explicit
+    /// deny, none for a default deny.
+    pub determining: Vec<Uuid>,
+    pub errors: Vec<String>,
+}
+
+/// A request checked against the schema, with its entities, ready to evaluate.
+pub struct Prepared {
+    pub action: String,
+    pub request: Request,
+    pub entities: Entities,
+}
+
+fn uid(field: &str, entity_type: &str, id: &str) -> Result<EntityUid> {
+    let ty = cedar_policy::EntityTypeName::from_str(entity_type).map_err(|_| {
+        Error::bad_input(field, format!("`{}` is not an entity type", kernel::error::clip(entity_type, 40)))
+    })?;
+    Ok(EntityUid::from_type_name_and_id(ty, cedar_policy::EntityId::new(id)))
+}
+
+fn entity_json(e: &EntityRef, attrs: &Value) -> Value {
+    let parents: Vec<Value> = e.parents.iter().map(|p| json!({ "type": p.entity_type, "id": p.id })).collect();
+    json!({ "uid": { "type": e.entity_type, "id": e.id }, "attrs": attrs, "parents": parents })
+}
+
+/// Checks a request against the schema (types, the action's principals and resources, the context and
+/// attributes) and builds its entities: the principal and resource with their attributes and parents, and
+/// each parent (without attributes).
+pub fn prepare(
+    principal: &EntityRef,
+    principal_attrs: &Value,
+    action: &str,
+    resource: &EntityRef,
+    resource_attrs: &Value,
+    context: &Value,
+) -> Result<Prepared> {
+    let schema = schema();
+    if !ACTIONS.contains(&action) {
+        return Err(Error::bad_input(
+            "action",
+            format!("unknown action `{}` (one of {})", kernel::error::clip(action, 40), ACTIONS.join(", ")),
+        ));
+    }
+    let p = uid("principal.type", &principal.entity_type, &principal.id)?;
+    let r = uid("resource.type", &resource.entity_type, &resource.id)?;
+    let a = uid("action", "Action", action)?;
+    let context = if context.is_null() { json!({}) } else { context.clone() };
+    let context = Context::from_json_value(context, Some((schema, &a)))
+        .map_err(|e| Error::bad_input("context", format!("context: {e}")))?;
+    let request =
+        Request::new(p, a, r, context, Some(schema)).map_err(|e| Error::bad_input("request", e.to_string()))?;
+    if (&principal.entity_type, &principal.id) == (&resource.entity_type, &resource.id) {
+        return Err(Error::bad_input("resource", "the resource may not be the principal"));
+    }
+    let mut entities: BTreeMap<(String, String), Value> = BTreeMap::new();
+    for (e, attrs) in [(principal, principal_attrs), (resource, resource_attrs)] {
+        let attrs = if attrs.is_null() { json!({}) } else { attrs.clone() };
+        for parent in &e.parents {
+            entities.entry((parent.entity_type.clone(), parent.id.clone())).or_insert_with(
+                || json!({ "uid": { "type": parent.entity_type, "id": parent.id }, "attrs": {}, "parents": [] }),
+            );
+        }
+        // The entity itself, with its attributes (replacing a parent of the same name).
+        entities.insert((e.entity_type.clone(), e.id.clone()), entity_json(e, &attrs));
+    }
+    let entities = Entities::from_json_value(Value::Array(entities.into_values().collect()), Some(schema))
+        .map_err(|e| Error::bad_input("request", format!("entities: {e}")))?;
+    Ok(Prepared { action: action.to_owned(), request, entities })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn published(cedar: &str, effect: Effect) -> Published {
+        Published {
+            policy_id: Uuid::now_v7(),
+            name: "p".into(),
+            version: 1,
+            effect,
+            cedar: cedar.into(),
+            set_change: 1,
+        }
+    }
+
+    fn principal(id: &str, roles: &[&str]) -> EntityRef {
+        EntityRef {
+            entity_type: "Principal".into(),
+            id: id.into(),
+            parents: roles
+                .iter()
+                .map(|r| crate::events::ParentRef { entity_type: "Role".into(), id: (*r).into() })
+                .collect(),
+        }
+    }
+
+    fn env(name: &str) -> EntityRef {
+        EntityRef { entity_type: "Environment".into(), id: name.into(), parents: vec![] }
+    }
+
+    #[test]
+    fn the_schema_parses_and_declares_every_action() {
+        let s = schema();
+        for a in ACTIONS {
+            let uid = EntityUid::from_str(&format!("Action::\"{a}\"")).unwrap();
+            assert!(s.actions().any(|x| *x == uid), "{a}");
+        }
+    }
+
+    #[test]
+    fn permit_forbid_and_requires_approval_decide_with_their_reasons() {
+        let allow =
+            published("permit(principal in Role::\"dev\", action == Action::\"deploy\", resource);", Effect::Allow);
+        let deny = published(
+            "forbid(principal, action == Action::\"deploy\", resource) when { resource has name && resource.name == \"frozen\" };",
+            Effect::Deny,
+        );
+        let gate = published(
+            "permit(principal in Role::\"dev\", action == Action::\"deploy\", resource == Environment::\"prod\");",
+            Effect::RequiresApproval,
+        );
+        let set = CompiledSet::compile(&[allow.clone(), deny.clone(), gate.clone()], 3).unwrap();
+        let ctx = json!({});
+        let eval = |p: &EntityRef, r: &EntityRef, attrs: Value| {
+            set.evaluate(&prepare(p, &Value::Null, "deploy", r, &attrs, &ctx).unwrap())
+        };
+        let e = eval(&principal("alice", &["dev"]), &env("staging"), json!({}));
+        assert_eq!((e.effect, e.determining.clone()), (Effect::Allow, vec![allow.policy_id]));
+        let e = eval(&principal("alice", &["dev"]), &env("prod"), json!({}));
+        assert_eq!(e.effect, Effect::RequiresApproval);
+        assert!(e.determining.contains(&gate.policy_id) && e.determining.contains(&allow.policy_id));
+        let e = eval(&principal("alice", &["dev"]), &env("frozen"), json!({ "name": "frozen" }));
+        assert_eq!((e.effect, e.determining.clone()), (Effect::Deny, vec![deny.policy_id]));
+        let e = eval(&principal("bob", &[]), &env("staging"), json!({}));
+        assert_eq!((e.effect, e.determining.clone()), (Effect::Deny, vec![]), "default deny names no policy");
+    }
+
+    #[test]
+    fn the_action_index_decides_as_the_whole_set_does() {
+        let policies = vec![
+            published("permit(principal, action == Action::\"read\", resource);", Effect::Allow),
+            published("permit(principal, action in [Action::\"deploy\", Action::\"run\"], resource);", Effect::Allow),
+            published("forbid(principal, action, resource) when { context has mfa && !context.mfa };", Effect::Deny),
+        ];
+        let set = CompiledSet::compile(&policies, 1).unwrap();
+        for action in ACTIONS {
+            for mfa in [true, false] {
+                let resource = match *action {
+                    "use" => EntityRef { entity_type: "Model".into(), id: "m".into(), parents: vec![] },
+                    "run" => EntityRef { entity_type: "Workflow".into(), id: "w".into(), parents: vec![] },
+                    "publish" => EntityRef { entity_type: "Artifact".into(), id: "a".into(), parents: vec![] },
+                    _ => env("dev"),
+                };
+                let req = prepare(
+                    &principal("a", &[]),
+                    &Value::Null,
+                    action,
+                    &resource,
+                    &Value::Null,
+                    &json!({ "mfa": mfa }),
+                )
+                .unwrap();
+                let whole = Authorizer::new().is_authorized(&req.request, set.policy_set(), &req.entities);
+                let ours = set.evaluate(&req);
+                let mut reasons: Vec<String> = whole.diagnostics().reason().map(|r| r.to_string()).collect();
+                reasons.sort();
+                let mut mine: Vec<String> = ours.determining.iter().map(|u| u.to_string()).collect();
+                mine.sort();
+                assert_eq!(reasons, mine, "{action} mfa={mfa}");
+                assert_eq!(whole.decision() == Decision::Allow, ours.effect != Effect::Deny, "{action} mfa={mfa}");
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_policies_are_refused_with_a_location() {
+        let r = check(
+            "permit(principal, action == Action::\"deploy\", resource)\n  when { resource.nope == 1 };",
+            Effect::Allow,
+        )
+        .unwrap_err();
+        let l = r.location.clone().expect("a location");
+        assert_eq!(l.line, 2, "{r:?}");
+        let r = check("permit(principal, action, resource) when { 1 + };", Effect::Allow).unwrap_err();
+        assert!(r.location.is_some(), "{r:?}");
+        let r = check("permit(principal, action == Action::\"fly\", resource);", Effect::Allow).unwrap_err();
+        assert!(r.message.contains("fly"), "{r:?}");
+        assert!(check("forbid(principal, action, resource);", Effect::Allow).is_err());
+        assert!(check("permit(principal, action, resource);", Effect::Deny).is_err());
+        assert!(check("@effect(\"other\") permit(principal, action, resource);", Effect::Allow).is_err());
+        assert!(
+            check("permit(principal, action, resource); permit(principal, action, resource);", Effect::Allow).is_err()
+        );
+        assert!(check("permit(principal == ?principal, action, resource);", Effect::Allow).is_err());
+    }
+
+    #[test]
+    fn bad_requests_are_refused() {
+        let p = principal("a", &[]);
+        assert!(prepare(&p, &Value::Null, "fly", &env("x"), &Value::Null, &json!({})).is_err());
+        let model = EntityRef { entity_type: "Model".into(), id: "m".into(), parents: vec![] };
+        assert!(
+            prepare(&p, &Value::Null, "deploy", &model, &Value::Null, &json!({})).is_err(),
+            "deploy does not apply to models"
+        );
+        assert!(prepare(&p, &Value::Null, "deploy", &env("x"), &Value::Null, &json!({ "costCents": "x" })).is_err());
+        assert!(prepare(&p, &Value::Null, "deploy", &env("x"), &json!({ "name": 3 }), &json!({})).is_err());
+        assert!(prepare(&p, &Value::Null, "deploy", &env("x"), &Value::Null, &json!({ "unknown": 1 })).is_err());
+    }
+
+    #[test]
+    fn the_hash_names_the_set() {
+        let a = published("permit(principal, action, resource);", Effect::Allow);
+        let b = published("forbid(principal, action, resource);", Effect::Deny);
+        let ab = CompiledSet::compile(&[a.clone(), b.clone()], 2).unwrap();
+        let ba = CompiledSet::compile(&[b, a.clone()], 2).unwrap();
+        assert_eq!(ab.hash, ba.hash, "order does not matter");
+        assert_ne!(ab.hash, CompiledSet::compile(&[a], 1).unwrap().hash);
+    }
+}

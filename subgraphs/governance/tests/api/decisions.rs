@@ -1,0 +1,151 @@
+//! Decisions: append-only for the app role, kept seven years except under legal hold, and the
+//! `EvaluatePolicy` command answered by `PolicyDecided` once however often it is delivered.
+
+use std::time::Duration;
+
+use governance::events::{EntityRef, EvaluatePolicy};
+use kernel::contracts::tenancy::TenantLegalHoldChanged;
+use serde_json::json;
+use test_support::Tap;
+
+use crate::helpers::{entity, spawn_app};
+
+#[tokio::test]
+async fn decisions_cannot_be_updated_or_deleted_by_the_app_role() {
+    let app = spawn_app().await;
+    let t = app.member("acme");
+    let r = json!({ "principal": entity("Principal", "a", &[]), "action": "read", "resource": entity("Project", "p", &[]) });
+    let v =
+        app.ok(&t, "query($r: PolicyRequestInput!) { evaluatePolicy(request: $r) { id } }", json!({ "r": r })).await;
+    let id = v["evaluatePolicy"]["id"].as_str().unwrap().to_owned();
+
+    for sql in [
+        "UPDATE decisions SET effect = 'Allow' WHERE decision_id = $1::uuid",
+        "DELETE FROM decisions WHERE decision_id = $1::uuid",
+        "TRUNCATE decisions",
+    ] {
+        let mut tx = app.pool().begin().await.unwrap();
+        sqlx::query("SELECT set_config('app.tenant_id', 'acme', true)").execute(&mut *tx).await.unwrap();
+        let e = sqlx::query(sql).bind(&id).execute(&mut *tx).await.unwrap_err();
+        let db = e.as_database_error().expect("a database error");
+        assert_eq!(db.code().as_deref(), Some("42501"), "{sql}: {e}");
+    }
+    // The owner role, too, is stopped by the trigger (only the retention function deletes).
+    let owner = app.admin_pool().await;
+    let e = sqlx::query("UPDATE decisions SET effect = 'Allow'").execute(&owner).await.unwrap_err();
+    assert!(e.to_string().contains("append-only"), "{e}");
+    let (effect,): (String,) = sqlx::query_as("SELECT effect FROM decisions WHERE decision_id = $1::uuid")
+        .bind(&id)
+        .fetch_one(&owner)
+        .await
+        .unwrap();
+    assert_eq!(effect, "Deny");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn retention_deletes_decisions_older_than_seven_years_except_under_legal_hold() {
+    let app = spawn_app().await;
+    let admin = app.admin_pool().await;
+    test_support::consuming(&format!("{}.directory", app.command_prefix())).await;
+    // Tenancy puts `held` on legal hold.
+    app.publish(
+        "held",
+        "tenancy.TenantLegalHoldChanged",
+        &TenantLegalHoldChanged { tenant_id: "held".into(), legal_hold: true },
+    )
+    .await;
+    test_support::eventually("the legal hold to be projected", Duration::from_secs(10), || async {
+        sqlx::query_scalar::<_, bool>("SELECT on_hold FROM legal_holds WHERE tenant_id = 'held'")
+            .fetch_optional(&admin)
+            .await
+            .unwrap()
+            .unwrap_or(false)
+    })
+    .await;
+    for (tenant, age) in [("acme", "8 years"), ("acme", "6 years"), ("held", "8 years")] {
+        sqlx::query(
+            "INSERT INTO decisions (tenant_id, decision_id, decided_at, principal, action, resource, policy_set_version,
+                                    policy_set_hash, determining_policies, effect, trace_id, correlation_id)
+             VALUES ($1, gen_random_uuid(), now() - $2::interval, 'Principal::\"a\"', 'read', 'Project::\"p\"', 0, '',
+                     '{}', 'Deny', 't', 'c')",
+        )
+        .bind(tenant)
+        .bind(age)
+        .execute(&admin)
+        .await
+        .unwrap();
+    }
+
+    // (The worker's own pass at start-up may have got there first; either way one row goes.)
+    let deleted = governance::decisions::retention::run_once(&app.state).await.unwrap();
+    assert!(deleted <= 1);
+    let left: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT tenant_id, decided_at < now() - interval '7 years' FROM decisions ORDER BY tenant_id, decided_at",
+    )
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert_eq!(left, vec![("acme".to_owned(), false), ("held".to_owned(), true)]);
+    // Lifting the hold lets the next pass delete the held tenant's old decision.
+    app.publish(
+        "held",
+        "tenancy.TenantLegalHoldChanged",
+        &TenantLegalHoldChanged { tenant_id: "held".into(), legal_hold: false },
+    )
+    .await;
+    test_support::eventually("the lifted hold to be projected", Duration::from_secs(10), || async {
+        sqlx::query_scalar::<_, bool>("SELECT on_hold FROM legal_holds WHERE tenant_id = 'held'")
+            .fetch_optional(&admin)
+            .await
+            .unwrap()
+            == Some(false)
+    })
+    .await;
+    assert_eq!(governance::decisions::retention::run_once(&app.state).await.unwrap(), 1);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_evaluate_policy_command_appends_one_decision_and_answers_with_policy_decided() {
+    let app = spawn_app().await;
+    test_support::consuming(&format!("{}.commands", app.command_prefix())).await;
+    let tenant = format!("t-{}", app.id);
+    let t = app.member(&tenant);
+    app.policy(&t, "run", "ALLOW", "permit(principal, action == Action::\"run\", resource is Workflow);").await;
+    let mut tap = Tap::new("governance.PolicyDecided").await;
+    let command = EvaluatePolicy {
+        principal: EntityRef { entity_type: "Agent".into(), id: "builder".into(), parents: vec![] },
+        action: "run".into(),
+        resource: EntityRef { entity_type: "Workflow".into(), id: "release".into(), parents: vec![] },
+        context: json!({}),
+    };
+    let env = app.publish(&tenant, "EvaluatePolicy", &command).await;
+    app.publish_envelope("EvaluatePolicy", &env).await; // delivered twice
+    let decided = tap.event("PolicyDecided", &tenant, Duration::from_secs(10)).await;
+    assert_eq!(decided["payload"]["effect"], "Allow");
+    assert_eq!(decided["correlationId"], env.correlation_id.as_str(), "answered under the command's correlation");
+    assert_eq!(decided["causationId"], env.event_id.as_str());
+    // The consumer takes deliveries in order: once a later command is answered, the duplicate was handled.
+    let mut sentinel = command.clone();
+    sentinel.action = "read".into();
+    let later = app.publish(&tenant, "EvaluatePolicy", &sentinel).await;
+    test_support::eventually_value("the later command's answer", Duration::from_secs(10), || {
+        let admin = app.admin_pool();
+        let corr = later.correlation_id.clone();
+        async move {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM decisions WHERE correlation_id = $1")
+                .bind(corr)
+                .fetch_one(&admin.await)
+                .await
+                .unwrap();
+            (n == 1).then_some(())
+        }
+    })
+    .await;
+    let admin = app.admin_pool().await;
+    let n: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM decisions WHERE action = 'run'").fetch_one(&admin).await.unwrap();
+    assert_eq!(n, 1, "one decision for the command delivered twice");
+    app.cleanup().await;
+}

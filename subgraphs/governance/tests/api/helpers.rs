@@ -1,0 +1,158 @@
+//! Governance under test: the app started through the production wiring by `test-support`, tokens for its
+//! callers, publishing to the broker, and a capture of everything the process logs.
+
+use std::io::Write;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use kernel::broker::{Broker, EXCHANGE};
+use kernel::envelope::{Envelope, Event, EventMeta};
+use kernel::TenantId;
+use lapin::options::BasicPublishOptions;
+use lapin::BasicProperties;
+use serde_json::{json, Value};
+pub use test_support::{code, AMQP_URL as AMQP};
+
+pub struct TestApp(pub test_support::TestApp<governance::State>);
+
+impl Deref for TestApp {
+    type Target = test_support::TestApp<governance::State>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    capture_logs();
+    TestApp(test_support::TestApp::start(&governance::Config::default()).await)
+}
+
+/// An app whose expiry worker runs every second.
+pub async fn spawn_app_expiring_fast() -> TestApp {
+    capture_logs();
+    let config = governance::Config { approval_expiry_interval_secs: 1, ..Default::default() };
+    TestApp(test_support::TestApp::start(&config).await)
+}
+
+pub const MEMBER: &[&str] = &["governance:read", "governance:write"];
+
+impl TestApp {
+    /// A member of `tenant` who may read and change its governance data.
+    pub fn member(&self, tenant: &str) -> String {
+        self.tenant_token(tenant, MEMBER)
+    }
+
+    /// A token for principal `subject` of `tenant` with `scopes`.
+    pub fn as_principal(&self, tenant: &str, subject: &str, scopes: &[&str]) -> String {
+        self.signer.mint(
+            test_support::ISSUER,
+            test_support::AUDIENCE,
+            subject,
+            Some(tenant),
+            scopes,
+            Duration::from_secs(600),
+        )
+    }
+
+    /// Drafts and publishes a policy; returns its id.
+    pub async fn policy(&self, token: &str, name: &str, effect: &str, cedar: &str) -> String {
+        let v = self
+            .ok(
+                token,
+                "mutation($n: String!, $e: PolicyEffect!, $c: String!) { draftPolicy(input: { name: $n, effect: $e, cedar: $c }) { id } }",
+                json!({ "n": name, "e": effect, "c": cedar }),
+            )
+            .await;
+        let id = v["draftPolicy"]["id"].as_str().unwrap().to_owned();
+        self.ok(token, "mutation($id: ID!) { publishPolicy(id: $id) { status } }", json!({ "id": id })).await;
+        id
+    }
+
+    /// Publishes `payload` as an envelope for `tenant` under `<namespace>.<rest>` — the routing key this
+    /// app's durable consumers bind (`rest` = `catalogue.RequestApproval`, `identity.RoleBound`, …).
+    pub async fn publish<E: Event>(&self, tenant: &str, rest: &str, payload: &E) -> Envelope {
+        let meta = EventMeta {
+            trace_id: "t".into(),
+            correlation_id: format!("corr-{}", uuid::Uuid::new_v4()),
+            causation_id: None,
+        };
+        let env = Envelope::new(&TenantId::parse(tenant).unwrap(), &meta, payload);
+        self.publish_envelope(rest, &env).await;
+        env
+    }
+
+    pub async fn publish_envelope(&self, rest: &str, env: &Envelope) {
+        let ch = Broker::new(AMQP.to_owned().into()).channel().await.unwrap();
+        let key = format!("{}.{rest}", self.command_prefix());
+        let body = serde_json::to_vec(env).unwrap();
+        let props = BasicProperties::default().with_delivery_mode(2);
+        ch.basic_publish(EXCHANGE, &key, BasicPublishOptions::default(), &body, props).await.unwrap().await.unwrap();
+    }
+
+    /// Binds `principal` to `role` in `tenant`, as identity's `RoleBound` does, and waits until it applies.
+    pub async fn bind_role(&self, tenant: &str, principal: &str, role: &str) {
+        test_support::consuming(&format!("{}.directory", self.command_prefix())).await;
+        let e = kernel::contracts::identity::RoleBound { principal_id: principal.into(), role_key: role.into() };
+        self.publish(tenant, "identity.RoleBound", &e).await;
+        let admin = self.admin_pool().await;
+        test_support::eventually(&format!("{principal} to hold {role}"), Duration::from_secs(10), || async {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT bound FROM principal_roles WHERE tenant_id = $1 AND principal = $2 AND role_key = $3",
+            )
+            .bind(tenant)
+            .bind(principal)
+            .bind(role)
+            .fetch_optional(&admin)
+            .await
+            .unwrap()
+            .unwrap_or(false)
+        })
+        .await;
+    }
+
+    pub async fn cleanup(self) {
+        self.0.cleanup().await;
+    }
+}
+
+pub fn entity(ty: &str, id: &str, parents: &[(&str, &str)]) -> Value {
+    json!({ "type": ty, "id": id, "parents": parents.iter().map(|(t, i)| json!({ "type": t, "id": i })).collect::<Vec<_>>() })
+}
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn logs_buffer() -> &'static Buffer {
+    static LOGS: OnceLock<Buffer> = OnceLock::new();
+    LOGS.get_or_init(Buffer::default)
+}
+
+/// Everything this test process logs (at `debug` and above) goes to a buffer [`logs`] reads.
+fn capture_logs() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let buffer = logs_buffer().clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug,sqlx=debug,lapin=info,h2=info,hyper=info"))
+            .with_writer(move || buffer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+    });
+}
+
+/// What this test process has logged so far.
+pub fn logs() -> String {
+    String::from_utf8_lossy(&logs_buffer().0.lock().unwrap()).into_owned()
+}

@@ -1,0 +1,124 @@
+//! Integration connections: secrets only by reference (every reference format parsed, inline secrets
+//! refused), rotation as an event, `testIntegrationConnection` resolving through the secret store — and no secret value
+//! anywhere: database, events, answers, error bodies or logs.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use test_support::Tap;
+
+use crate::helpers::{code, logs, spawn_app};
+
+const CREATE: &str = "mutation($i: CreateIntegrationConnectionInput!) { createIntegrationConnection(input: $i) { id name kind secrets { name configRef } settings } }";
+const TEST: &str = "mutation($id: ID!) { testIntegrationConnection(id: $id) { ok secrets { name configRef ok code message } connection { lastTestOk } } }";
+
+#[tokio::test]
+async fn no_secret_value_is_stored_published_returned_or_logged() {
+    let app = spawn_app().await;
+    let tenant = format!("t-{}", app.id);
+    let t = app.member(&tenant);
+    let mut tested = Tap::new("governance.IntegrationConnectionTested").await;
+    let mut rotated = Tap::new("governance.IntegrationSecretRotated").await;
+    // The secret lives in the environment; only its reference is given.
+    let secret = format!("s3cret-{}", uuid::Uuid::new_v4().simple());
+    let var = format!("CP_TEST_GH_TOKEN_{}", app.id.to_uppercase());
+    // SAFETY: tests in this binary read only their own, uniquely named variables.
+    unsafe { std::env::set_var(&var, &secret) };
+    let missing = format!("file:/nonexistent/{}", app.id);
+    let input = json!({
+        "name": "github", "kind": "GIT_HOSTING", "provider": "github",
+        "settings": { "org": "acme", "appId": 42, "webhookSecret": "vault:secret/data/ci/github#webhook" },
+        "secrets": [
+            { "name": "token", "configRef": format!("env:{var}") },
+            { "name": "signing", "configRef": "@Microsoft.KeyVault(VaultName=acme-vault;SecretName=gh-signing)" },
+        ]
+    });
+    let v = app.ok(&t, CREATE, json!({ "i": input })).await;
+    let c = &v["createIntegrationConnection"];
+    assert_eq!(
+        c["secrets"],
+        json!([{ "name": "signing", "configRef": "keyvault:acme-vault/gh-signing" }, { "name": "token", "configRef": format!("env:{var}") }]),
+        "references in their canonical form, in name order"
+    );
+    let id = c["id"].as_str().unwrap().to_owned();
+
+    // The env secret resolves; Key Vault has no backend on this machine: a coded failure, no value either way.
+    let v = app.ok(&t, TEST, json!({ "id": id })).await;
+    let test = &v["testIntegrationConnection"];
+    assert_eq!(test["ok"], false);
+    assert_eq!(
+        test["secrets"][1],
+        json!({ "name": "token", "configRef": format!("env:{var}"), "ok": true, "code": null, "message": null })
+    );
+    assert_eq!(test["secrets"][0]["code"], "NO_SECRET_STORE");
+    assert_eq!(test["connection"]["lastTestOk"], false);
+
+    // Rotation: the Key Vault secret moves to a file that is missing: SECRET_UNAVAILABLE, named by reference.
+    let v = app
+        .ok(&t, "mutation($id: ID!, $r: String!) { rotateIntegrationSecret(id: $id, secret: { name: \"signing\", configRef: $r }) { secrets { name configRef } } }", json!({ "id": id, "r": missing }))
+        .await;
+    assert_eq!(v["rotateIntegrationSecret"]["secrets"][0]["configRef"], missing.as_str());
+    let v = app.ok(&t, TEST, json!({ "id": id })).await;
+    assert_eq!(v["testIntegrationConnection"]["secrets"][0]["code"], "SECRET_UNAVAILABLE");
+    let rotation = rotated.event("IntegrationSecretRotated", &tenant, Duration::from_secs(10)).await;
+    assert_eq!(rotation["payload"]["previousRef"], "keyvault:acme-vault/gh-signing");
+    // Back to a reference that resolves: the connection tests ok.
+    let v = app
+        .ok(&t, "mutation($id: ID!, $r: String!) { rotateIntegrationSecret(id: $id, secret: { name: \"signing\", configRef: $r }) { id } }", json!({ "id": id, "r": format!("env:{var}") }))
+        .await;
+    assert!(v["rotateIntegrationSecret"]["id"].is_string());
+    let v = app.ok(&t, TEST, json!({ "id": id })).await;
+    assert_eq!(v["testIntegrationConnection"]["ok"], true);
+
+    // Inline secrets and malformed references are refused, never echoed.
+    for (bad, field) in [
+        (json!({ "name": "ci", "kind": "CI", "provider": "github", "settings": { "apiToken": secret } }), "settings"),
+        (
+            json!({ "name": "ci", "kind": "CI", "provider": "github", "secrets": [{ "name": "token", "configRef": secret }] }),
+            "configRef",
+        ),
+        (
+            json!({ "name": "ci", "kind": "CI", "provider": "github", "secrets": [{ "name": "t", "configRef": "vault:secret" }] }),
+            "configRef",
+        ),
+        (
+            json!({ "name": "ci", "kind": "CI", "provider": "github", "secrets": [{ "name": "t", "configRef": "file:../x" }] }),
+            "configRef",
+        ),
+        (json!({ "name": "ci", "kind": "CI", "provider": "github", "settings": [1] }), "settings"),
+        (json!({ "name": "Bad Name", "kind": "CI", "provider": "github" }), "name"),
+    ] {
+        let v = app.gql(&t, CREATE, json!({ "i": bad })).await;
+        assert_eq!(code(&v), "BAD_USER_INPUT", "{v}");
+        assert_eq!(v["errors"][0]["extensions"]["field"], field, "{v}");
+        assert!(!v.to_string().contains(&secret), "an error body echoed the secret: {v}");
+    }
+    let v = app.gql(&t, CREATE, json!({ "i": { "name": "github", "kind": "CI", "provider": "x" } })).await;
+    assert_eq!(code(&v), "CONFLICT", "names are unique per tenant");
+
+    // Nowhere: not in any table of the database, not in any event, not in any answer, not in the logs.
+    let answer = app
+        .ok(&t, "{ integrationConnections { edges { node { id settings secrets { configRef } } } } }", json!({}))
+        .await;
+    assert!(!answer.to_string().contains(&secret));
+    let admin = app.admin_pool().await;
+    let dump: Vec<String> = sqlx::query_scalar(
+        "SELECT to_jsonb(t)::text FROM (SELECT * FROM integration_connections) t
+         UNION ALL SELECT envelope::text FROM outbox",
+    )
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert!(dump.iter().any(|row| row.contains("IntegrationConnectionTested")), "the dump saw the events");
+    assert!(dump.iter().all(|row| !row.contains(&secret)), "a row holds the secret");
+    let mut published: Vec<Value> = Vec::new();
+    for _ in 0..3 {
+        published.push(tested.event("IntegrationConnectionTested", &tenant, Duration::from_secs(10)).await);
+    }
+    assert!(published.iter().all(|e| !e.to_string().contains(&secret)));
+    let captured = logs();
+    assert!(captured.contains("connection tested"), "the log capture saw this test's work");
+    assert!(!captured.contains(&secret), "the logs hold the secret");
+    unsafe { std::env::remove_var(&var) };
+    app.cleanup().await;
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the governance subgraph against the real PostgreSQL, Redis and RabbitMQ.
+
+mod approvals;
+mod decisions;
+mod helpers;
+mod integrations;
+mod isolation;
+mod models;
+mod policies;
