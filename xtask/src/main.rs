@@ -61,7 +61,10 @@ enum Command {
         #[arg(long)]
         tenant: Option<String>,
         /// Space-separated scopes.
-        #[arg(long, default_value = "tenancy:read tenancy:write quota:consume catalogue:read catalogue:write governance:read governance:write")]
+        #[arg(
+            long,
+            default_value = "tenancy:read tenancy:write quota:consume catalogue:read catalogue:write governance:read governance:write"
+        )]
         scopes: String,
         #[arg(long, default_value = "dev-user")]
         subject: String,

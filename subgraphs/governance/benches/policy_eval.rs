@@ -3,17 +3,19 @@
 //!     cargo bench -p governance --bench policy_eval     (PostgreSQL as for the tests)
 //!
 //! **Evaluation.** One tenant's set of 1,000 published policies, generated from a seeded RNG (BENCH_SEED,
-//! default 1): per policy one of the seven actions (a tenth with no action constraint), a principal scope
-//! (`in Role::"role-NN"` of 40 roles, a fifth unconstrained), a resource scope (`in Project::"proj-NN"` of
-//! 50 projects, a fifth `is <Type>`, the rest unconstrained) and a `when` condition on the context or an
-//! attribute for half of them; 85 % permits, 10 % forbids, 5 % permits annotated
-//! `@effect("requires_approval")`. 20,000 requests drawn the same way (a principal with 1–3 roles, a
-//! resource of a type the action applies to, in one project, with a context).
+//! default 1), written the way a tenant's policies are: 85 % permits, 5 % permits annotated
+//! `@effect("requires_approval")`, 10 % forbids (exceptions: always for a role and under a condition).
+//! Principal scope: `in Role::"role-NN"` (40 roles) for 75 %, unconstrained 10 %, one principal 10 %,
+//! `is Agent` 5 %. Action: one of the seven (80 %), two (10 %), any (10 %). Resource: `in
+//! Project::"proj-NN"` (50 projects) 35 %, `is <Type>` 25 %, `is <Type> in Project` 10 %, unconstrained
+//! 30 %. Half carry a condition on the context. 20,000 requests: a principal with 1–3 roles, an action, a
+//! resource of a type the action applies to in one project, a context.
 //!
 //! Measured on one thread, in the same run:
 //!
 //! - **the subgraph's path**: `cedar::prepare` (the request checked against the schema, its entities built)
-//!   and `CompiledSet::evaluate` (the action's share of the set, reasons mapped to policy ids and effects);
+//!   and `CompiledSet::evaluate` (the policies whose scope matches, picked through the index, evaluated by
+//!   Cedar; reasons mapped to policy ids and effects);
 //! - **evaluate alone**: `CompiledSet::evaluate` on prepared requests;
 //! - **bare**: `cedar_policy::Authorizer::is_authorized` over the whole 1,000-policy `PolicySet` with the
 //!   same prepared request and entities.
@@ -62,33 +64,51 @@ fn resource_types(action: &str) -> &'static [&'static str] {
 }
 
 fn policy(rng: &mut StdRng, i: usize) -> Published {
-    let action = (rng.gen_range(0..10) > 0).then(|| ACTIONS[rng.gen_range(0..ACTIONS.len())]);
-    let principal = if rng.gen_range(0..5) == 0 {
-        "principal".to_owned()
-    } else {
-        format!("principal in Role::\"role-{}\"", rng.gen_range(0..ROLES))
-    };
-    let action_scope = action.map_or("action".to_owned(), |a| format!("action == Action::\"{a}\""));
-    let resource = match (action, rng.gen_range(0..5)) {
-        (Some("use"), _) => "resource is Model".to_owned(),
-        (_, 0) => format!("resource in Project::\"proj-{}\"", rng.gen_range(0..PROJECTS)),
-        (Some(a), 1) => {
-            let types = resource_types(a);
-            format!("resource is {}", types[rng.gen_range(0..types.len())])
-        }
-        _ => "resource".to_owned(),
-    };
-    let condition = match rng.gen_range(0..6) {
-        0 => format!(" when {{ context has changeSize && context.changeSize < {} }}", rng.gen_range(10..1000)),
-        1 => " when { context has mfa && context.mfa }".to_owned(),
-        2 => format!(" unless {{ context has hour && context.hour > {} }}", rng.gen_range(18..23)),
-        _ => String::new(),
-    };
     let roll = rng.gen_range(0..100);
     let (effect, keyword) = match roll {
         0..85 => (Effect::Allow, "permit"),
         85..95 => (Effect::Deny, "forbid"),
         _ => (Effect::RequiresApproval, "permit"),
+    };
+    // Forbids are exceptions: always for a role and under a condition.
+    let principal = match (effect, rng.gen_range(0..20)) {
+        (Effect::Deny, _) | (_, 2..17) => format!("principal in Role::\"role-{}\"", rng.gen_range(0..ROLES)),
+        (_, 0..2) => "principal".to_owned(),
+        (_, 17..19) => format!("principal == Principal::\"user-{}\"", rng.gen_range(0..10_000)),
+        _ => "principal is Agent".to_owned(),
+    };
+    let action = match rng.gen_range(0..10) {
+        0 => None,
+        9 => Some(vec![ACTIONS[rng.gen_range(0..ACTIONS.len())], ACTIONS[rng.gen_range(0..ACTIONS.len())]]),
+        _ => Some(vec![ACTIONS[rng.gen_range(0..ACTIONS.len())]]),
+    };
+    let action_scope = match &action {
+        None => "action".to_owned(),
+        Some(a) if a.len() == 1 => format!("action == Action::\"{}\"", a[0]),
+        Some(a) => format!("action in [Action::\"{}\", Action::\"{}\"]", a[0], a[1]),
+    };
+    let single = action.as_ref().filter(|a| a.len() == 1).map(|a| a[0]);
+    let project = rng.gen_range(0..PROJECTS);
+    let resource = match (single, rng.gen_range(0..20)) {
+        (Some("use"), _) => "resource is Model".to_owned(),
+        (_, 0..7) => format!("resource in Project::\"proj-{project}\""),
+        (Some(a), 7..12) => {
+            let types = resource_types(a);
+            format!("resource is {}", types[rng.gen_range(0..types.len())])
+        }
+        (Some(a), 12..14) => {
+            let types = resource_types(a);
+            format!("resource is {} in Project::\"proj-{project}\"", types[rng.gen_range(0..types.len())])
+        }
+        _ => "resource".to_owned(),
+    };
+    let condition = match (effect, rng.gen_range(0..6)) {
+        (Effect::Deny, 0..3) | (_, 0) => {
+            format!(" when {{ context has changeSize && context.changeSize > {} }}", rng.gen_range(500..2000))
+        }
+        (Effect::Deny, _) | (_, 1) => " unless { context has mfa && context.mfa }".to_owned(),
+        (_, 2) => format!(" unless {{ context has hour && context.hour > {} }}", rng.gen_range(18..23)),
+        _ => String::new(),
     };
     Published {
         policy_id: Uuid::now_v7(),
@@ -209,8 +229,8 @@ fn evaluation(seed: u64) -> (f64, f64) {
     println!("\n### Evaluation over {POLICIES} policies, {REQUESTS} requests, one thread\n");
     println!("| path | p50 µs | p99 µs | p99.9 µs | mean µs | evaluations/s |");
     println!("|---|---|---|---|---|---|");
-    row("subgraph path: prepare + evaluate (action index)", &path, path_rate);
-    row("evaluate alone (action index)", &Stats(eval), eval_rate);
+    row("subgraph path: prepare + evaluate (scope index)", &path, path_rate);
+    row("evaluate alone (scope index)", &Stats(eval), eval_rate);
     row("bare `Authorizer::is_authorized`, whole set", &Stats(bare), bare_rate);
     (path.pct(0.99), path_rate)
 }
