@@ -226,6 +226,7 @@ fn evaluation(seed: u64) -> (f64, f64) {
         black_box(authorizer.is_authorized(&p.request, set.policy_set(), &p.entities));
     });
     let path = Stats(path);
+    prepare_breakdown(&raw);
     println!("\n### Evaluation over {POLICIES} policies, {REQUESTS} requests, one thread\n");
     println!("| path | p50 µs | p99 µs | p99.9 µs | mean µs | evaluations/s |");
     println!("|---|---|---|---|---|---|");
@@ -233,6 +234,56 @@ fn evaluation(seed: u64) -> (f64, f64) {
     row("evaluate alone (scope index)", &Stats(eval), eval_rate);
     row("bare `Authorizer::is_authorized`, whole set", &Stats(bare), bare_rate);
     (path.pct(0.99), path_rate)
+}
+
+/// Where `cedar::prepare`'s time goes: Cedar's schema-checked parsers, step by step, with and without the
+/// schema (mean µs over the requests).
+fn prepare_breakdown(raw: &[(EntityRef, String, EntityRef, Value)]) {
+    use cedar_policy::{Context, Entities, EntityUid, Request};
+    use std::str::FromStr;
+    let schema = cedar::schema();
+    let mean = |f: &dyn Fn(&(EntityRef, String, EntityRef, Value))| {
+        let t = Instant::now();
+        for r in raw {
+            f(r);
+        }
+        t.elapsed().as_secs_f64() * 1e6 / raw.len() as f64
+    };
+    let uid =
+        |e: &EntityRef| EntityUid::from_str(&format!("{}::{}", e.entity_type, Value::String(e.id.clone()))).unwrap();
+    let entities = |(p, _, r, _): &(EntityRef, String, EntityRef, Value)| {
+        let mut v = Vec::new();
+        for e in [p, r] {
+            for q in &e.parents {
+                v.push(json!({ "uid": { "type": q.entity_type, "id": q.id }, "attrs": {}, "parents": [] }));
+            }
+            let parents: Vec<Value> = e.parents.iter().map(|q| json!({ "type": q.entity_type, "id": q.id })).collect();
+            v.push(json!({ "uid": { "type": e.entity_type, "id": e.id }, "attrs": {}, "parents": parents }));
+        }
+        Value::Array(v)
+    };
+    let context = mean(&|(_, a, _, c)| {
+        let a = EntityUid::from_str(&format!("Action::\"{a}\"")).unwrap();
+        black_box(Context::from_json_value(c.clone(), Some((schema, &a))).unwrap());
+    });
+    let context_bare = mean(&|(_, _, _, c)| {
+        black_box(Context::from_json_value(c.clone(), None).unwrap());
+    });
+    let request = mean(&|(p, a, r, _)| {
+        let a = EntityUid::from_str(&format!("Action::\"{a}\"")).unwrap();
+        black_box(Request::new(uid(p), a, uid(r), Context::empty(), Some(schema)).unwrap());
+    });
+    let request_bare = mean(&|(p, a, r, _)| {
+        let a = EntityUid::from_str(&format!("Action::\"{a}\"")).unwrap();
+        black_box(Request::new(uid(p), a, uid(r), Context::empty(), None).unwrap());
+    });
+    let ents = mean(&|r| {
+        black_box(Entities::from_json_value(entities(r), Some(schema)).unwrap());
+    });
+    let ents_bare = mean(&|r| {
+        black_box(Entities::from_json_value(entities(r), None).unwrap());
+    });
+    println!("\nprepare, mean µs with the schema / without: context {context:.1} / {context_bare:.1}, request {request:.1} / {request_bare:.1}, entities {ents:.1} / {ents_bare:.1}");
 }
 
 async fn appends(seed: u64) -> (f64, f64) {
