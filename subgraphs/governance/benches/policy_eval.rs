@@ -120,7 +120,10 @@ fn policy(rng: &mut StdRng, i: usize) -> Published {
     }
 }
 
-fn request(rng: &mut StdRng) -> (EntityRef, String, EntityRef, Value) {
+/// A generated request: principal, action, resource, context.
+type Raw = (EntityRef, String, EntityRef, Value);
+
+fn request(rng: &mut StdRng) -> Raw {
     let roles = rng.gen_range(1..4);
     let principal = EntityRef {
         entity_type: "Principal".into(),
@@ -177,7 +180,7 @@ fn evaluation(seed: u64) -> (f64, f64) {
     let set = CompiledSet::compile(&policies, POLICIES as i64).expect("the generated policies compile");
     println!("compiled {} policies in {:.1} ms", set.policies, started.elapsed().as_secs_f64() * 1e3);
     let raw: Vec<_> = (0..REQUESTS).map(|_| request(&mut rng)).collect();
-    let prepare = |(p, a, r, c): &(EntityRef, String, EntityRef, Value)| -> Prepared {
+    let prepare = |(p, a, r, c): &Raw| -> Prepared {
         cedar::prepare(p, &Value::Null, a, r, &Value::Null, c).expect("generated requests fit the schema")
     };
     let prepared: Vec<Prepared> = raw.iter().map(prepare).collect();
@@ -238,11 +241,11 @@ fn evaluation(seed: u64) -> (f64, f64) {
 
 /// Where `cedar::prepare`'s time goes: Cedar's schema-checked parsers, step by step, with and without the
 /// schema (mean µs over the requests).
-fn prepare_breakdown(raw: &[(EntityRef, String, EntityRef, Value)]) {
+fn prepare_breakdown(raw: &[Raw]) {
     use cedar_policy::{Context, Entities, EntityUid, Request};
     use std::str::FromStr;
     let schema = cedar::schema();
-    let mean = |f: &dyn Fn(&(EntityRef, String, EntityRef, Value))| {
+    let mean = |f: &dyn Fn(&Raw)| {
         let t = Instant::now();
         for r in raw {
             f(r);
@@ -251,7 +254,7 @@ fn prepare_breakdown(raw: &[(EntityRef, String, EntityRef, Value)]) {
     };
     let uid =
         |e: &EntityRef| EntityUid::from_str(&format!("{}::{}", e.entity_type, Value::String(e.id.clone()))).unwrap();
-    let entities = |(p, _, r, _): &(EntityRef, String, EntityRef, Value)| {
+    let entities = |(p, _, r, _): &Raw| {
         let mut v = Vec::new();
         for e in [p, r] {
             for q in &e.parents {
