@@ -41,16 +41,18 @@ CREATE POLICY platform_policies ON policies FOR SELECT USING (tenant_id = 'platf
 CREATE POLICY platform_read ON policies FOR SELECT USING (current_setting('app.platform', true) = 'on');
 SELECT cp_grant_app('SELECT, INSERT, UPDATE, DELETE', 'policies');
 
--- Drafts change freely and may be deleted; a published version changes only by its deprecation (and its
--- stamp), and a deprecated one is final. A change to a published policy is a new version.
-CREATE FUNCTION policies_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Versioned definitions (policies here, model policies in 1004): drafts change freely and may be deleted; a
+-- published version changes only by its deprecation, and a deprecated one is final. A change to a published
+-- version is a new version. TG_ARGV[0] names the id column, TG_ARGV[1] the constraint reported, and the
+-- rest the columns a publication or deprecation may set.
+CREATE FUNCTION governance_versions_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    mutable constant text[] := ARRAY['status', 'updated_at', 'deprecated_at', 'set_change'];
+    mutable text[] := TG_ARGV[2:];
 BEGIN
     IF TG_OP = 'DELETE' THEN
         IF OLD.status <> 'Draft' THEN
-            RAISE EXCEPTION 'policy %@% is % and cannot be deleted', OLD.name, OLD.version, OLD.status
-                USING ERRCODE = 'check_violation', CONSTRAINT = 'policies_immutable';
+            RAISE EXCEPTION '% %@% is % and cannot be deleted', TG_TABLE_NAME, OLD.name, OLD.version, OLD.status
+                USING ERRCODE = 'check_violation', CONSTRAINT = TG_ARGV[1];
         END IF;
         RETURN OLD;
     END IF;
@@ -58,16 +60,17 @@ BEGIN
        OR (OLD.status = 'Published' AND (NEW.status <> 'Deprecated'
            OR (to_jsonb(NEW) - mutable) IS DISTINCT FROM (to_jsonb(OLD) - mutable)))
        OR (OLD.status = 'Draft' AND NEW.status = 'Deprecated')
-       OR (NEW.tenant_id, NEW.policy_id, NEW.name, NEW.version)
-          IS DISTINCT FROM (OLD.tenant_id, OLD.policy_id, OLD.name, OLD.version) THEN
-        RAISE EXCEPTION 'policy %@% is % and immutable', OLD.name, OLD.version, OLD.status
-            USING ERRCODE = 'check_violation', CONSTRAINT = 'policies_immutable';
+       OR (NEW.tenant_id, to_jsonb(NEW) ->> TG_ARGV[0], NEW.name, NEW.version)
+          IS DISTINCT FROM (OLD.tenant_id, to_jsonb(OLD) ->> TG_ARGV[0], OLD.name, OLD.version) THEN
+        RAISE EXCEPTION '% %@% is % and immutable', TG_TABLE_NAME, OLD.name, OLD.version, OLD.status
+            USING ERRCODE = 'check_violation', CONSTRAINT = TG_ARGV[1];
     END IF;
     RETURN NEW;
 END
 $$;
-CREATE TRIGGER policies_immutable BEFORE UPDATE OR DELETE ON policies
-    FOR EACH ROW EXECUTE FUNCTION policies_guard();
+CREATE TRIGGER policies_immutable BEFORE UPDATE OR DELETE ON policies FOR EACH ROW
+    EXECUTE FUNCTION governance_versions_guard('policy_id', 'policies_immutable', 'status', 'updated_at',
+                                              'deprecated_at', 'set_change');
 
 -- Tenants under legal hold, as tenancy announces (TenantLegalHoldChanged): retention never deletes their rows.
 CREATE TABLE legal_holds (

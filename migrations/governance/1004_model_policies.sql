@@ -32,28 +32,7 @@ SELECT cp_tenant_rls('model_policies');
 CREATE POLICY platform_read ON model_policies FOR SELECT USING (current_setting('app.platform', true) = 'on');
 SELECT cp_grant_app('SELECT, INSERT, UPDATE, DELETE', 'model_policies');
 
-CREATE FUNCTION model_policies_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    mutable constant text[] := ARRAY['status', 'updated_at', 'deprecated_at'];
-BEGIN
-    IF TG_OP = 'DELETE' THEN
-        IF OLD.status <> 'Draft' THEN
-            RAISE EXCEPTION 'model policy %@% is % and cannot be deleted', OLD.name, OLD.version, OLD.status
-                USING ERRCODE = 'check_violation', CONSTRAINT = 'model_policies_immutable';
-        END IF;
-        RETURN OLD;
-    END IF;
-    IF OLD.status = 'Deprecated'
-       OR (OLD.status = 'Published' AND (NEW.status <> 'Deprecated'
-           OR (to_jsonb(NEW) - mutable) IS DISTINCT FROM (to_jsonb(OLD) - mutable)))
-       OR (OLD.status = 'Draft' AND NEW.status = 'Deprecated')
-       OR (NEW.tenant_id, NEW.model_policy_id, NEW.name, NEW.version)
-          IS DISTINCT FROM (OLD.tenant_id, OLD.model_policy_id, OLD.name, OLD.version) THEN
-        RAISE EXCEPTION 'model policy %@% is % and immutable', OLD.name, OLD.version, OLD.status
-            USING ERRCODE = 'check_violation', CONSTRAINT = 'model_policies_immutable';
-    END IF;
-    RETURN NEW;
-END
-$$;
-CREATE TRIGGER model_policies_immutable BEFORE UPDATE OR DELETE ON model_policies
-    FOR EACH ROW EXECUTE FUNCTION model_policies_guard();
+-- The same rules as policies' (governance_versions_guard, 1001).
+CREATE TRIGGER model_policies_immutable BEFORE UPDATE OR DELETE ON model_policies FOR EACH ROW
+    EXECUTE FUNCTION governance_versions_guard('model_policy_id', 'model_policies_immutable', 'status',
+                                              'updated_at', 'deprecated_at');
