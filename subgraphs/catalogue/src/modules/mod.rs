@@ -188,7 +188,11 @@ pub fn metadata(raw: Value) -> Result<Value> {
 pub fn object_paths(metadata: &Value) -> Vec<String> {
     fn walk(v: &Value, prefix: &mut Vec<String>, out: &mut Vec<String>) {
         let Value::Object(map) = v else { return };
-        for (k, child) in map {
+        // Key order, whatever the map keeps (serde_json's `preserve_order` may be on in a build): the paths
+        // recorded under the cap must not depend on how a client ordered its object.
+        let mut entries: Vec<_> = map.iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (k, child) in entries {
             if out.len() >= MAX_PATHS_PER_MODULE {
                 return;
             }
