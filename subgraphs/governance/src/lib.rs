@@ -52,11 +52,34 @@ pub struct Config {
     /// Seconds a compiled policy set is used before it is recompiled, even without a change event.
     #[arg(long, env = "POLICY_CACHE_TTL_SECS", default_value_t = 300)]
     pub policy_cache_ttl_secs: u64,
+    /// Integration secrets by `env:` must name variables starting with this, then the tenant in upper case
+    /// (`-` as `_`), then `_`: `CP_SECRET_ACME_GITHUB_TOKEN` for tenant `acme`.
+    #[arg(long, env = "INTEGRATION_SECRET_ENV_PREFIX", default_value = "CP_SECRET_")]
+    pub integration_secret_env_prefix: String,
+    /// Integration secrets by `file:` must lie under `<this>/<tenant>/`.
+    #[arg(long, env = "INTEGRATION_SECRET_DIR", default_value = "/run/secrets/tenants")]
+    pub integration_secret_dir: String,
+}
+
+impl Config {
+    pub fn secret_scope(&self) -> integrations::SecretScope {
+        integrations::SecretScope {
+            env_prefix: self.integration_secret_env_prefix.clone(),
+            dir: self.integration_secret_dir.clone(),
+        }
+    }
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { approval_expiry_interval_secs: 30, policy_cache_capacity: 10_000, policy_cache_ttl_secs: 300 }
+        let scope = integrations::SecretScope::default();
+        Self {
+            approval_expiry_interval_secs: 30,
+            policy_cache_capacity: 10_000,
+            policy_cache_ttl_secs: 300,
+            integration_secret_env_prefix: scope.env_prefix,
+            integration_secret_dir: scope.dir,
+        }
     }
 }
 
@@ -107,6 +130,10 @@ impl Subgraph for State {
 
     async fn build(conns: Connections, config: &Config) -> anyhow::Result<Self> {
         anyhow::ensure!(config.policy_cache_ttl_secs >= 1, "POLICY_CACHE_TTL_SECS must be at least 1");
+        anyhow::ensure!(
+            !config.integration_secret_env_prefix.is_empty() && config.integration_secret_dir.starts_with('/'),
+            "INTEGRATION_SECRET_ENV_PREFIX must not be empty and INTEGRATION_SECRET_DIR must be an absolute path"
+        );
         Ok(Self {
             kernel: conns.kernel().await?,
             config: config.clone(),

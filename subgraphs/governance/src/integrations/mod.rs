@@ -4,7 +4,8 @@
 //! references, parsed and validated even where no backend reaches them). A secret value is never stored,
 //! returned, logged or put in an event: `testIntegrationConnection` resolves each reference through the kernel's
 //! secret store, drops the value at once and reports only whether it resolved (with a code when not).
-//! Pointing a secret at another reference is a rotation, with its own event.
+//! Pointing a secret at another reference is a rotation, with its own event. A tenant's `env:` and `file:`
+//! references must be its own ([`SecretScope`]), so no connection can reach the server's secrets.
 
 pub mod schema;
 pub mod store;
@@ -177,20 +178,69 @@ pub fn secret_name(raw: &str) -> Result<String> {
         .ok_or_else(|| Error::bad_input("secrets.name", "a secret name is 1–64 letters, digits, `_` and `-`"))
 }
 
-/// A reference from the API, in its canonical form. The error names the secret, never echoes the input
-/// (someone may have pasted the value itself).
-pub fn config_ref(secret: &str, raw: &str) -> Result<String> {
-    ConfigRef::parse(raw)
-        .map(|r| r.to_string())
-        .map_err(|why| Error::bad_input("configRef", format!("the configRef of secret `{secret}` is invalid: {why}")))
+/// Where a tenant's `env:` and `file:` secrets may live on governance's own hosts. A tenant may name only
+/// its own: otherwise a connection could point at the server's secrets (`env:DATABASE_URL`) and have an
+/// integration send them away, or probe which exist. Key Vault and Vault references are scoped by their
+/// backends' own access policies (a backend resolves with the tenant's identity).
+#[derive(Clone, Debug)]
+pub struct SecretScope {
+    /// Environment variables of tenant `acme-corp` start with `<prefix>ACME_CORP_`.
+    pub env_prefix: String,
+    /// Files of tenant `acme` lie under `<dir>/acme/`.
+    pub dir: String,
+}
+
+impl Default for SecretScope {
+    fn default() -> Self {
+        Self { env_prefix: "CP_SECRET_".into(), dir: "/run/secrets/tenants".into() }
+    }
+}
+
+impl SecretScope {
+    /// The prefix of `tenant`'s environment variables.
+    pub fn env_prefix_of(&self, tenant: &TenantId) -> String {
+        format!("{}{}_", self.env_prefix, tenant.as_str().to_ascii_uppercase().replace('-', "_"))
+    }
+
+    /// The directory of `tenant`'s secret files.
+    pub fn dir_of(&self, tenant: &TenantId) -> String {
+        format!("{}/{}/", self.dir.trim_end_matches('/'), tenant.as_str())
+    }
+}
+
+/// A reference from the API, checked and in its canonical form; `env:` and `file:` references must be the
+/// tenant's own ([`SecretScope`]). The error names the secret, never echoes the input (someone may have
+/// pasted the value itself).
+pub fn config_ref(scope: &SecretScope, tenant: &TenantId, secret: &str, raw: &str) -> Result<String> {
+    let r = ConfigRef::parse(raw).map_err(|why| {
+        Error::bad_input("configRef", format!("the configRef of secret `{secret}` is invalid: {why}"))
+    })?;
+    match &r {
+        ConfigRef::Env { name } if !name.starts_with(&scope.env_prefix_of(tenant)) => Err(Error::bad_input(
+            "configRef",
+            format!(
+                "secret `{secret}`: this tenant's env: references name variables starting with {}",
+                scope.env_prefix_of(tenant)
+            ),
+        )),
+        ConfigRef::File { path } if !path.starts_with(&scope.dir_of(tenant)) => Err(Error::bad_input(
+            "configRef",
+            format!("secret `{secret}`: this tenant's file: references lie under {}", scope.dir_of(tenant)),
+        )),
+        _ => Ok(r.to_string()),
+    }
 }
 
 /// Named references, checked: `{ name: canonical configRef }`.
-pub fn secret_refs(pairs: impl IntoIterator<Item = (String, String)>) -> Result<Value> {
+pub fn secret_refs(
+    scope: &SecretScope,
+    tenant: &TenantId,
+    pairs: impl IntoIterator<Item = (String, String)>,
+) -> Result<Value> {
     let mut out = BTreeMap::new();
     for (n, r) in pairs {
         let n = secret_name(&n)?;
-        let r = config_ref(&n, &r)?;
+        let r = config_ref(scope, tenant, &n, &r)?;
         if out.insert(n.clone(), Value::String(r)).is_some() {
             return Err(Error::bad_input("secrets", format!("secret `{n}` is named twice")));
         }

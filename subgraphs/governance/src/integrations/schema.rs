@@ -96,7 +96,8 @@ impl IntegrationMutation {
         let name = super::name(&input.name)?;
         let provider = super::provider(&input.provider)?;
         let settings = super::settings(input.settings.map_or(Value::Object(Default::default()), |j| j.0))?;
-        let refs = super::secret_refs(input.secrets.into_iter().map(|s| (s.name, s.config_ref)))?;
+        let scope = &state(ctx).config.secret_scope();
+        let refs = super::secret_refs(scope, &tenant, input.secrets.into_iter().map(|s| (s.name, s.config_ref)))?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
         let c = store::insert(
             &mut work,
@@ -163,7 +164,7 @@ impl IntegrationMutation {
         let tenant = writer(ctx)?;
         let id = parse_id("id", &id)?;
         let name = super::secret_name(&secret.name)?;
-        let r = super::config_ref(&name, &secret.config_ref)?;
+        let r = super::config_ref(&state(ctx).config.secret_scope(), &tenant, &name, &secret.config_ref)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
         let mut c = load(ctx, &mut work, id).await?;
         let refs = c

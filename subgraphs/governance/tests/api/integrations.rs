@@ -21,10 +21,11 @@ async fn no_secret_value_is_stored_published_returned_or_logged() {
     let mut rotated = Tap::new("governance.IntegrationSecretRotated").await;
     // The secret lives in the environment; only its reference is given.
     let secret = format!("s3cret-{}", uuid::Uuid::new_v4().simple());
-    let var = format!("CP_TEST_GH_TOKEN_{}", app.id.to_uppercase());
+    // A tenant's env: secrets carry its prefix (CP_SECRET_<TENANT>_…); the server's own are out of reach.
+    let var = format!("CP_SECRET_{}_GH_TOKEN", tenant.to_uppercase().replace('-', "_"));
     // SAFETY: tests in this binary read only their own, uniquely named variables.
     unsafe { std::env::set_var(&var, &secret) };
-    let missing = format!("file:/nonexistent/{}", app.id);
+    let missing = format!("file:/run/secrets/tenants/{tenant}/missing");
     let input = json!({
         "name": "github", "kind": "GIT_HOSTING", "provider": "github",
         "settings": { "org": "acme", "appId": 42, "webhookSecret": "vault:secret/data/ci/github#webhook" },
