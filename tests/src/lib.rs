@@ -123,7 +123,7 @@ impl Stack {
         .await;
         bridge(
             &format!("{}.approval-requests", governance.command_prefix()),
-            &["catalogue.RequestApproval".to_owned()],
+            &[catalogue::events::RequestApproval::routing_key()],
         )
         .await;
         bridge(

@@ -3,7 +3,7 @@
 use async_graphql::connection::Connection as Page_;
 use async_graphql::{Context, InputObject, Json, Object, SimpleObject, ID};
 use kernel::pagination::Page;
-use kernel::{Error, Result, Work};
+use kernel::{Error, Result, TenantId, Work};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -45,9 +45,9 @@ pub struct IntegrationConnectionTest {
     pub connection: IntegrationConnection,
 }
 
-async fn load(ctx: &Context<'_>, work: &mut Work, id: Uuid) -> Result<IntegrationConnection> {
-    let tenant = writer(ctx)?;
-    store::by_id(work, &tenant, id, true).await?.ok_or_else(|| Error::not_found(format!("no connection `{id}`")))
+/// The connection, locked for a change: `NOT_FOUND` also for another tenant's.
+async fn load(work: &mut Work, tenant: &TenantId, id: Uuid) -> Result<IntegrationConnection> {
+    store::by_id(work, tenant, id, true).await?.ok_or_else(|| Error::not_found(format!("no connection `{id}`")))
 }
 
 #[derive(Default)]
@@ -135,7 +135,7 @@ impl IntegrationMutation {
         let id = parse_id("id", &id)?;
         let settings = input.settings.map(|j| super::settings(j.0)).transpose()?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
-        let mut c = load(ctx, &mut work, id).await?;
+        let mut c = load(&mut work, &tenant, id).await?;
         if let Some(s) = settings {
             c.settings = s;
         }
@@ -166,7 +166,7 @@ impl IntegrationMutation {
         let name = super::secret_name(&secret.name)?;
         let r = super::config_ref(&state(ctx).config.secret_scope(), &tenant, &name, &secret.config_ref)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
-        let mut c = load(ctx, &mut work, id).await?;
+        let mut c = load(&mut work, &tenant, id).await?;
         let refs = c
             .secret_refs
             .as_object_mut()
@@ -196,7 +196,7 @@ impl IntegrationMutation {
         let id = parse_id("id", &id)?;
         let s = state(ctx);
         let mut work = Work::tenant(&s.kernel.db, &tenant, event_meta(ctx)).await?;
-        let mut c = load(ctx, &mut work, id).await?;
+        let mut c = load(&mut work, &tenant, id).await?;
         let checks = super::check_secrets(&s.secrets, &c).await;
         let ok = c.status == IntegrationStatus::Active && checks.iter().all(|x| x.ok);
         let failures: Vec<String> = checks

@@ -81,6 +81,22 @@ pub fn parse_id(field: &str, raw: &str) -> Result<Uuid> {
     crate::access::uuid(field, raw, "model policy")
 }
 
+/// Locks a model policy for a status change: `NOT_FOUND` (also for another tenant's), or `CONFLICT` unless
+/// it is in `expected` (`why` says what the change needs).
+pub async fn lock_in(
+    work: &mut kernel::Work,
+    tenant: &TenantId,
+    id: Uuid,
+    expected: PolicyStatus,
+    why: &str,
+) -> Result<ModelPolicy> {
+    let p = store::lock(work, tenant, id).await?.ok_or_else(|| Error::not_found(format!("no model policy `{id}`")))?;
+    if p.status != expected {
+        return Err(Error::conflict(format!("model policy {}@{} is {}{why}", p.name, p.version, p.status.as_str())));
+    }
+    Ok(p)
+}
+
 /// Allowances from the API: 1–50 providers, each with 1–100 models.
 pub fn allowances(raw: Vec<ModelAllowance>) -> Result<Vec<ModelAllowance>> {
     if raw.is_empty() || raw.len() > 50 {

@@ -145,17 +145,7 @@ impl ModelMutation {
         let tenant = writer(ctx)?;
         let id = parse_id("id", &id)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
-        let p = store::lock(&mut work, &tenant, id)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("no model policy `{id}`")))?;
-        if p.status != PolicyStatus::Draft {
-            return Err(Error::conflict(format!(
-                "model policy {}@{} is {} and immutable",
-                p.name,
-                p.version,
-                p.status.as_str()
-            )));
-        }
+        super::lock_in(&mut work, &tenant, id, PolicyStatus::Draft, " and immutable").await?;
         let p = store::set_status(&mut work, &tenant, id, PolicyStatus::Published).await?;
         let event = events::ModelPolicyPublished {
             model_policy_id: id,
@@ -177,17 +167,8 @@ impl ModelMutation {
         let tenant = writer(ctx)?;
         let id = parse_id("id", &id)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
-        let p = store::lock(&mut work, &tenant, id)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("no model policy `{id}`")))?;
-        if p.status != PolicyStatus::Published {
-            return Err(Error::conflict(format!(
-                "model policy {}@{} is {}; only a published version can be deprecated",
-                p.name,
-                p.version,
-                p.status.as_str()
-            )));
-        }
+        let why = "; only a published version can be deprecated";
+        super::lock_in(&mut work, &tenant, id, PolicyStatus::Published, why).await?;
         let p = store::set_status(&mut work, &tenant, id, PolicyStatus::Deprecated).await?;
         work.emit(
             &tenant,
