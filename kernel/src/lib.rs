@@ -18,6 +18,7 @@
 //! | [`context`] | the per-request [`RequestContext`]: caller, tenant, scopes, trace and correlation ids |
 //! | [`db`] | pools, tenant-scoped transactions (`SET LOCAL` for row-level security), migrations, provisioning |
 //! | [`envelope`] | the canonical event envelope and the [`envelope::Event`] trait for payloads |
+//! | [`group_commit`] | many concurrent callers' writes in one transaction, each answered after its commit |
 //! | [`outbox`] | writing events in the caller's transaction, and the relay that publishes them to RabbitMQ |
 //! | [`broker`] | the RabbitMQ connection and topology (topic exchange, retry and dead-letter queues) |
 //! | [`consumer`] | idempotent consumers: inbox, retries with backoff, dead-letter; per-replica listeners |
@@ -37,6 +38,7 @@ pub mod contracts;
 pub mod db;
 pub mod envelope;
 pub mod error;
+pub mod group_commit;
 pub mod ids;
 pub mod metrics;
 pub mod outbox;

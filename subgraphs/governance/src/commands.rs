@@ -45,7 +45,8 @@ impl Handler for Commands {
                     context: c.context,
                 };
                 let set = self.0.policies.get(&self.0.kernel.db, tenant).await?;
-                decisions::decide(work, tenant, &set, &req).await?;
+                let decision = decisions::evaluate(tenant, &set, &req, work.meta())?;
+                decisions::record(work, &decision).await?;
                 Ok(())
             }
             other => Err(Failure::Permanent(anyhow::anyhow!("governance accepts no command {other}"))),

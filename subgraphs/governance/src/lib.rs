@@ -107,6 +107,8 @@ pub struct State {
     pub kernel: Kernel,
     pub config: Config,
     pub policies: policies::cache::PolicyCache,
+    /// Appends the API's decisions, many evaluations per commit.
+    pub decisions: decisions::writer::DecisionWriter,
     /// Resolves `configRef`s (`env:` and `file:` here; Key Vault and Vault backends register their schemes).
     pub secrets: Secrets,
 }
@@ -134,8 +136,10 @@ impl Subgraph for State {
             !config.integration_secret_env_prefix.is_empty() && config.integration_secret_dir.starts_with('/'),
             "INTEGRATION_SECRET_ENV_PREFIX must not be empty and INTEGRATION_SECRET_DIR must be an absolute path"
         );
+        let kernel = conns.kernel().await?;
         Ok(Self {
-            kernel: conns.kernel().await?,
+            decisions: decisions::writer::start(kernel.db.clone()),
+            kernel,
             config: config.clone(),
             policies: policies::cache::PolicyCache::new(
                 config.policy_cache_capacity,

@@ -7,9 +7,11 @@
 pub mod retention;
 pub mod schema;
 pub mod store;
+pub mod writer;
 
 use async_graphql::{ComplexObject, SimpleObject, ID};
 use chrono::{DateTime, Utc};
+use kernel::envelope::EventMeta;
 use kernel::{Result, TenantId, Work};
 use serde_json::Value;
 use uuid::Uuid;
@@ -88,13 +90,9 @@ pub struct EvaluationRequest {
 /// The context is stored with the decision: an object of at most this many bytes.
 pub const MAX_CONTEXT_BYTES: usize = 16 * 1024;
 
-/// Evaluates `req` over `set`, appends the decision in `work` and emits `PolicyDecided`.
-pub async fn decide(
-    work: &mut Work,
-    tenant: &TenantId,
-    set: &CompiledSet,
-    req: &EvaluationRequest,
-) -> Result<Decision> {
+/// Evaluates `req` over `set` for `tenant`: the decision to append (with `meta`'s trace and correlation ids).
+/// A request that does not fit the schema is `BAD_USER_INPUT`.
+pub fn evaluate(tenant: &TenantId, set: &CompiledSet, req: &EvaluationRequest, meta: &EventMeta) -> Result<Decision> {
     let size = serde_json::to_vec(&req.context).map_or(usize::MAX, |v| v.len());
     if size > MAX_CONTEXT_BYTES {
         return Err(kernel::Error::bad_input("context", format!("context is at most {MAX_CONTEXT_BYTES} bytes")));
@@ -108,8 +106,7 @@ pub async fn decide(
         &req.context,
     )?;
     let evaluation = set.evaluate(&prepared);
-    let meta = work.meta().clone();
-    let decision = Decision {
+    Ok(Decision {
         tenant_id: tenant.clone(),
         decision_id: Uuid::now_v7(),
         decided_at: Utc::now(),
@@ -122,20 +119,29 @@ pub async fn decide(
         determining_policies: evaluation.determining,
         errors: evaluation.errors,
         effect: evaluation.effect,
-        trace_id: meta.trace_id,
-        correlation_id: meta.correlation_id,
-    };
-    store::append(work, std::slice::from_ref(&decision)).await?;
-    let event = events::PolicyDecided {
-        decision_id: decision.decision_id,
-        principal: decision.principal.clone(),
-        action: decision.action.clone(),
-        resource: decision.resource.clone(),
-        effect: decision.effect.as_str().into(),
-        determining_policies: decision.determining_policies.clone(),
-        policy_set_version: decision.policy_set_version,
-        policy_set_hash: decision.policy_set_hash.clone(),
-    };
-    work.emit(tenant, &event).await?;
-    Ok(decision)
+        trace_id: meta.trace_id.clone(),
+        correlation_id: meta.correlation_id.clone(),
+    })
+}
+
+/// Appends `decision` in `work` and emits its `PolicyDecided` (the command path, whose inbox row shares the
+/// transaction; the API appends through the [`writer`]).
+pub async fn record(work: &mut Work, decision: &Decision) -> Result<()> {
+    store::append(work, &[decision], &[]).await?;
+    work.emit(&decision.tenant_id, &decided(decision)).await?;
+    Ok(())
+}
+
+/// The event a decision publishes.
+pub fn decided(d: &Decision) -> events::PolicyDecided {
+    events::PolicyDecided {
+        decision_id: d.decision_id,
+        principal: d.principal.clone(),
+        action: d.action.clone(),
+        resource: d.resource.clone(),
+        effect: d.effect.as_str().into(),
+        determining_policies: d.determining_policies.clone(),
+        policy_set_version: d.policy_set_version,
+        policy_set_hash: d.policy_set_hash.clone(),
+    }
 }

@@ -5,7 +5,7 @@ use async_graphql::connection::Connection;
 use async_graphql::{Context, InputObject, Json, Object, ID};
 use chrono::{DateTime, Utc};
 use kernel::pagination::Page;
-use kernel::{Error, Result, Work};
+use kernel::{Error, Result};
 use serde_json::Value;
 
 use super::{store, Decision, EvaluationRequest};
@@ -103,9 +103,9 @@ impl DecisionQuery {
         let req = EvaluationRequest::try_from(request)?;
         let s = state(ctx);
         let set = s.policies.get(&s.kernel.db, &tenant).await?;
-        let mut work = Work::tenant(&s.kernel.db, &tenant, event_meta(ctx)).await?;
-        let d = super::decide(&mut work, &tenant, &set, &req).await?;
-        work.commit().await?;
+        let meta = event_meta(ctx);
+        let d = super::evaluate(&tenant, &set, &req, &meta)?;
+        s.decisions.submit((d.clone(), meta)).await?;
         Ok(d)
     }
 

@@ -1,4 +1,4 @@
-//! Decisions' SQL: appends (one statement for any number of rows) and reads. Nothing here updates or
+//! Decisions' SQL: appends (one statement for any number of rows, of any tenants) and reads. Nothing here updates or
 //! deletes; the app role could not (no grant, and a trigger), and retention goes through
 //! `governance_decisions_expire`.
 
@@ -8,21 +8,27 @@ use kernel::{Result, TenantId};
 use serde_json::Value;
 use uuid::Uuid;
 
+use kernel::envelope::{Envelope, Event};
+
 use super::Decision;
+use crate::events::PolicyDecided;
 use crate::policies::Effect;
 
-/// Appends `rows` (all of the transaction's tenant) in one statement.
-pub async fn append(tx: &mut Tx, rows: &[Decision]) -> Result<()> {
+/// Appends `rows` — of any tenants — in one statement (`governance_append_decisions`, which inserts each
+/// tenant's rows under row-level security for it), with `events` written to the outbox beside them: none
+/// (the caller emits its own), or each row's `PolicyDecided` envelope, in the same order.
+pub async fn append(tx: &mut Tx, rows: &[&Decision], events: &[Envelope]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
+    debug_assert!(events.is_empty() || events.len() == rows.len());
     let tenants: Vec<&str> = rows.iter().map(|d| d.tenant_id.as_str()).collect();
     let ids: Vec<Uuid> = rows.iter().map(|d| d.decision_id).collect();
     let at: Vec<DateTime<Utc>> = rows.iter().map(|d| d.decided_at).collect();
     let principals: Vec<&str> = rows.iter().map(|d| d.principal.as_str()).collect();
     let actions: Vec<&str> = rows.iter().map(|d| d.action.as_str()).collect();
     let resources: Vec<&str> = rows.iter().map(|d| d.resource.as_str()).collect();
-    let contexts: Vec<Value> = rows.iter().map(|d| d.context.clone()).collect();
+    let contexts: Vec<&Value> = rows.iter().map(|d| &d.context).collect();
     let versions: Vec<i64> = rows.iter().map(|d| d.policy_set_version).collect();
     let hashes: Vec<&str> = rows.iter().map(|d| d.policy_set_hash.as_str()).collect();
     // Arrays of arrays are not rectangular in general: the deciding policies and errors travel as JSON.
@@ -31,24 +37,22 @@ pub async fn append(tx: &mut Tx, rows: &[Decision]) -> Result<()> {
     let effects: Vec<&str> = rows.iter().map(|d| d.effect.as_str()).collect();
     let traces: Vec<&str> = rows.iter().map(|d| d.trace_id.as_str()).collect();
     let correlations: Vec<&str> = rows.iter().map(|d| d.correlation_id.as_str()).collect();
+    let event_ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    let envelopes = events
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::from)?;
     sqlx::query!(
-        r#"INSERT INTO decisions (tenant_id, decision_id, decided_at, principal, action, resource, context,
-                                  policy_set_version, policy_set_hash, determining_policies, errors, effect,
-                                  trace_id, correlation_id)
-           SELECT t, id, at, p, a, r, c, v, h,
-                  ARRAY(SELECT jsonb_array_elements_text(dp)::uuid),
-                  ARRAY(SELECT jsonb_array_elements_text(e)),
-                  ef, tr, co
-           FROM unnest($1::text[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::jsonb[],
-                       $8::bigint[], $9::text[], $10::jsonb[], $11::jsonb[], $12::text[], $13::text[], $14::text[])
-                AS u(t, id, at, p, a, r, c, v, h, dp, e, ef, tr, co)"#,
+        "SELECT governance_append_decisions($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                                            $17, $18, $19)",
         &tenants as &[&str],
         &ids,
         &at,
         &principals as &[&str],
         &actions as &[&str],
         &resources as &[&str],
-        &contexts,
+        &contexts as &[&Value],
         &versions,
         &hashes as &[&str],
         &determining,
@@ -56,6 +60,11 @@ pub async fn append(tx: &mut Tx, rows: &[Decision]) -> Result<()> {
         &effects as &[&str],
         &traces as &[&str],
         &correlations as &[&str],
+        &event_ids as &[&str],
+        &envelopes,
+        PolicyDecided::TYPE,
+        PolicyDecided::routing_key(),
+        PolicyDecided::VERSION as i32,
     )
     .execute(&mut **tx)
     .await?;

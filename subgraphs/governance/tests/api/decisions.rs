@@ -149,3 +149,59 @@ async fn the_evaluate_policy_command_appends_one_decision_and_answers_with_polic
     assert_eq!(n, 1, "one decision for the command delivered twice");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn concurrent_evaluations_of_several_tenants_share_commits_and_each_keeps_its_own_decisions_and_events() {
+    let app = spawn_app().await;
+    let tenants = ["acme", "globex"];
+    let calls: Vec<_> = (0..40)
+        .map(|i| {
+            let tenant = tenants[i % 2];
+            let token = app.member(tenant);
+            let r = json!({
+                "principal": entity("Principal", &format!("u{i}"), &[]),
+                "action": "read",
+                "resource": entity("Project", tenant, &[]),
+            });
+            let app = &app;
+            async move {
+                let v = app
+                    .ok(
+                        &token,
+                        "query($r: PolicyRequestInput!) { evaluatePolicy(request: $r) { id } }",
+                        json!({ "r": r }),
+                    )
+                    .await;
+                (tenant, v["evaluatePolicy"]["id"].as_str().unwrap().to_owned())
+            }
+        })
+        .collect();
+    let answered = futures::future::join_all(calls).await;
+
+    let admin = app.admin_pool().await;
+    // Every answered decision is committed, under its own tenant, with its one `PolicyDecided` outbox row.
+    for (tenant, id) in &answered {
+        let (owner, events): (String, i64) = sqlx::query_as(
+            "SELECT d.tenant_id, (SELECT count(*) FROM outbox o WHERE o.tenant_id = d.tenant_id
+                                      AND o.event_type = 'PolicyDecided' AND o.envelope->'payload'->>'decisionId' = $1)
+             FROM decisions d WHERE d.decision_id = $1::uuid",
+        )
+        .bind(id)
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        assert_eq!((owner.as_str(), events), (*tenant, 1), "decision {id}");
+    }
+    let commits: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT xmin::text) FROM decisions").fetch_one(&admin).await.unwrap();
+    assert!(commits < 40, "40 decisions in {commits} transactions: concurrent evaluations share commits");
+    // Through the API, each tenant reads its own 20.
+    for tenant in tenants {
+        let v =
+            app.ok(&app.member(tenant), "{ decisions(first: 100) { edges { node { resource } } } }", json!({})).await;
+        let edges = v["decisions"]["edges"].as_array().unwrap();
+        assert_eq!(edges.len(), 20, "{tenant}");
+        assert!(edges.iter().all(|e| e["node"]["resource"] == format!("Project::\"{tenant}\"")), "{tenant}: {edges:?}");
+    }
+    app.cleanup().await;
+}
