@@ -68,6 +68,20 @@ impl Error {
         }
     }
 
+    /// The same error again, for another caller of a shared operation (a DataLoader's batch, a group commit):
+    /// the code and message are kept, an internal cause as text (`anyhow::Error` cannot be cloned).
+    pub fn duplicate(&self) -> Error {
+        match self {
+            Error::Internal(cause) => Error::Internal(anyhow::anyhow!("{cause:#}")),
+            Error::Unauthenticated(m) => Error::Unauthenticated(m.clone()),
+            Error::Forbidden(m) => Error::Forbidden(m.clone()),
+            Error::NotFound(m) => Error::NotFound(m.clone()),
+            Error::BadInput { field, message } => Error::BadInput { field: field.clone(), message: message.clone() },
+            Error::Conflict(m) => Error::Conflict(m.clone()),
+            Error::QuotaExceeded(m) => Error::QuotaExceeded(m.clone()),
+        }
+    }
+
     /// The message a client may see.
     pub fn message(&self) -> &str {
         match self {
@@ -252,15 +266,7 @@ impl From<sqlx::Error> for LoadError {
 
 impl From<LoadError> for Error {
     fn from(e: LoadError) -> Self {
-        match &*e.0 {
-            Error::Internal(cause) => Error::Internal(anyhow::anyhow!("{cause:#}")),
-            Error::Unauthenticated(m) => Error::Unauthenticated(m.clone()),
-            Error::Forbidden(m) => Error::Forbidden(m.clone()),
-            Error::NotFound(m) => Error::NotFound(m.clone()),
-            Error::BadInput { field, message } => Error::BadInput { field: field.clone(), message: message.clone() },
-            Error::Conflict(m) => Error::Conflict(m.clone()),
-            Error::QuotaExceeded(m) => Error::QuotaExceeded(m.clone()),
-        }
+        e.0.duplicate()
     }
 }
 

@@ -98,10 +98,11 @@ impl<T: Send + 'static> GroupCommit<T> {
                         }
                         Err(e) => {
                             if e.code() == crate::Code::Internal {
+                                // Logged once here; each caller gets the same code and message.
                                 tracing::error!(error = ?e, size, "a group commit failed");
                             }
                             for w in waiters {
-                                let _ = w.send(Err(copy(&e)));
+                                let _ = w.send(Err(e.duplicate()));
                             }
                         }
                     }
@@ -119,19 +120,6 @@ impl<T: Send + 'static> GroupCommit<T> {
             .await
             .map_err(|_| Error::internal(anyhow::anyhow!("the group commit writer has stopped")))?;
         answer.await.map_err(|_| Error::internal(anyhow::anyhow!("the group commit writer stopped mid-batch")))?
-    }
-}
-
-/// The same error for another caller of the batch (the cause of an internal error is logged once, above).
-fn copy(e: &Error) -> Error {
-    match e {
-        Error::Unauthenticated(m) => Error::Unauthenticated(m.clone()),
-        Error::Forbidden(m) => Error::Forbidden(m.clone()),
-        Error::NotFound(m) => Error::NotFound(m.clone()),
-        Error::BadInput { field, message } => Error::BadInput { field: field.clone(), message: message.clone() },
-        Error::Conflict(m) => Error::Conflict(m.clone()),
-        Error::QuotaExceeded(m) => Error::QuotaExceeded(m.clone()),
-        Error::Internal(cause) => Error::Internal(anyhow::anyhow!("a group commit failed: {cause:#}")),
     }
 }
 

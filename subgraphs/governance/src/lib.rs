@@ -11,6 +11,7 @@
 //! | `approvals/` | approval requests and votes, the `RequestApproval` consumer, the expiry worker |
 //! | `integrations/` | integration connections and their secret references |
 //! | `models/` | model policies and their evaluation |
+//! | `audit/` | the audit log: an entry per event of every domain, hash-chained per tenant, verified on demand |
 //!
 //! beside `access.rs` (who may do what), `commands.rs` (the commands governance accepts), `directory.rs`
 //! (identity's role bindings and tenancy's legal holds, projected) and `events.rs` (everything published).
@@ -19,6 +20,7 @@
 
 pub mod access;
 pub mod approvals;
+pub mod audit;
 pub mod commands;
 pub mod decisions;
 pub mod directory;
@@ -91,6 +93,7 @@ pub struct QueryRoot(
     approvals::schema::ApprovalQuery,
     integrations::schema::IntegrationQuery,
     models::schema::ModelQuery,
+    audit::schema::AuditQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -161,6 +164,7 @@ impl Subgraph for State {
                 handler: Arc::new(approvals::requests::ApprovalRequests),
             },
             Consumer { spec: directory::spec(retry.clone()), handler: Arc::new(directory::Directory) },
+            Consumer { spec: audit::consumer::spec(retry.clone()), handler: Arc::new(audit::consumer::Audit) },
         ]
     }
 
@@ -179,5 +183,6 @@ impl Subgraph for State {
     fn tasks(state: &Arc<Self>, shutdown: &CancellationToken) {
         tokio::spawn(approvals::expiry::run(state.clone(), shutdown.clone()));
         tokio::spawn(decisions::retention::run(state.clone(), shutdown.clone()));
+        tokio::spawn(audit::partitions::run(state.clone(), shutdown.clone()));
     }
 }

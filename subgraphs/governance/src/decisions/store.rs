@@ -1,14 +1,13 @@
-//! Decisions' SQL: appends (one statement for any number of rows, of any tenants) and reads. Nothing here updates or
-//! deletes; the app role could not (no grant, and a trigger), and retention goes through
+//! Decisions' SQL: appends (one statement for any number of rows, of any tenants) and reads. Nothing here
+//! updates or deletes; the app role could not (no grant, and a trigger), and retention goes through
 //! `governance_decisions_expire`.
 
 use chrono::{DateTime, Utc};
 use kernel::db::Tx;
+use kernel::envelope::{Envelope, Event};
 use kernel::{Result, TenantId};
 use serde_json::Value;
 use uuid::Uuid;
-
-use kernel::envelope::{Envelope, Event};
 
 use super::Decision;
 use crate::events::PolicyDecided;

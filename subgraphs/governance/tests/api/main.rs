@@ -1,6 +1,7 @@
 //! Integration tests of the governance subgraph against the real PostgreSQL, Redis and RabbitMQ.
 
 mod approvals;
+mod audit;
 mod decisions;
 mod helpers;
 mod integrations;

@@ -1,0 +1,261 @@
+//! The audit log: one entry per event of every domain (governance's own included), appended by the
+//! consumer in `consumer.rs`, hash-chained per tenant.
+//!
+//! An entry's **canonical bytes** are the RFC 8785 (JCS) serialization of this object — keys sorted by JCS,
+//! absent values as `null`, `occurredAt` as the envelope carries it (RFC 3339, UTC, milliseconds):
+//!
+//! ```json
+//! { "actor": null, "causationId": "…", "correlationId": "…", "eventId": "evt-…",
+//!   "eventType": "ProjectCreated", "moduleId": null, "occurredAt": "2026-12-03T15:00:00.000Z",
+//!   "payload": { … }, "projectId": "…", "sequence": 1, "tenantId": "acme", "traceId": "…" }
+//! ```
+//!
+//! and its hash is `sha256(prev_hash ‖ canonical bytes)`, the first entry's `prev_hash` being 32 zero bytes.
+//! The sequence is inside the hashed bytes, so an entry cannot be moved; `verify` recomputes the chain and
+//! names the first broken link. (`actor` is `null` until the envelope carries who acted.)
+
+pub mod consumer;
+pub mod partitions;
+pub mod schema;
+pub mod store;
+
+use async_graphql::SimpleObject;
+use chrono::{DateTime, Utc};
+use kernel::envelope::Envelope;
+use kernel::{Result, TenantId};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// The hash before a tenant's first entry.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+/// `sha256(prev ‖ entry)`.
+pub fn chain(prev: &[u8; 32], entry: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(entry);
+    h.finalize().into()
+}
+
+/// An entry as it is appended: the envelope's fields, its sequence, its canonical bytes and hash.
+#[derive(Clone, Debug)]
+pub struct NewEntry {
+    pub seq: i64,
+    pub envelope: Envelope,
+    pub entry: Vec<u8>,
+    pub hash: [u8; 32],
+}
+
+/// The canonical bytes of `envelope` as entry `seq` of its tenant's log (see the module documentation).
+pub fn canonical(envelope: &Envelope, seq: i64) -> Result<Vec<u8>> {
+    let occurred_at = envelope.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let value = json!({
+        "actor": Value::Null,
+        "causationId": envelope.causation_id,
+        "correlationId": envelope.correlation_id,
+        "eventId": envelope.event_id,
+        "eventType": envelope.event_type,
+        "moduleId": envelope.module_id,
+        "occurredAt": occurred_at,
+        "payload": envelope.payload,
+        "projectId": envelope.project_id,
+        "sequence": seq,
+        "tenantId": envelope.tenant_id.as_str(),
+        "traceId": envelope.trace_id,
+    });
+    Ok(serde_jcs::to_vec(&value).map_err(anyhow::Error::from)?)
+}
+
+/// Chains `envelopes` (all of one tenant, in order) after a head of `size` entries ending in `head`.
+pub fn chain_after(size: i64, head: [u8; 32], envelopes: Vec<Envelope>) -> Result<Vec<NewEntry>> {
+    let mut prev = head;
+    envelopes
+        .into_iter()
+        .enumerate()
+        .map(|(i, envelope)| {
+            let seq = size + 1 + i as i64;
+            let entry = canonical(&envelope, seq)?;
+            let hash = chain(&prev, &entry);
+            prev = hash;
+            Ok(NewEntry { seq, envelope, entry, hash })
+        })
+        .collect()
+}
+
+/// Appends `envelopes` (in order) to `tenant`'s log in the caller's transaction, after locking the tenant's
+/// head: one tenant's appends are serialized, other tenants' proceed in parallel.
+pub async fn append(tx: &mut kernel::db::Tx, tenant: &TenantId, envelopes: Vec<Envelope>) -> Result<Vec<NewEntry>> {
+    if envelopes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (size, head) = store::lock_head(tx, tenant).await?;
+    let entries = chain_after(size, head, envelopes)?;
+    store::insert(tx, tenant, &entries).await?;
+    let last = entries.last().expect("not empty");
+    store::set_head(tx, tenant, last.seq, &last.hash).await?;
+    Ok(entries)
+}
+
+/// A stored entry, as the API reads it.
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(name = "AuditEntry")]
+pub struct Entry {
+    #[graphql(skip)]
+    pub tenant_id: TenantId,
+    pub sequence: i64,
+    pub recorded_at: DateTime<Utc>,
+    pub event_id: String,
+    pub event_type: String,
+    pub occurred_at: DateTime<Utc>,
+    pub actor: Option<String>,
+    pub trace_id: String,
+    pub correlation_id: String,
+    pub causation_id: Option<String>,
+    pub project_id: Option<String>,
+    pub module_id: Option<String>,
+    /// The canonical entry (RFC 8785 JSON) the hash covers.
+    pub canonical: String,
+    /// sha256(previous hash ‖ canonical entry), hex.
+    pub hash: String,
+}
+
+/// The first link of a chain that does not hold.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct AuditBrokenLink {
+    /// The entry whose stored hash (or sequence) is not what the chain gives.
+    pub sequence: i64,
+    /// The hash the chain gives for it (hex), or the sequence expected there.
+    pub expected: String,
+    /// What is stored (hex), or the sequence found.
+    pub found: String,
+    pub reason: String,
+}
+
+/// What walking a range of the chain found.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct AuditVerification {
+    pub from_sequence: i64,
+    /// The last sequence checked: the broken one, or the range's end (`fromSequence - 1` for an empty range).
+    pub to_sequence: i64,
+    /// Entries whose link held, up to the first broken one.
+    pub verified: i64,
+    /// Whether every link in the range held.
+    pub ok: bool,
+    pub first_broken: Option<AuditBrokenLink>,
+}
+
+/// A stored entry's chain fields, in sequence order, for [`verify`].
+pub struct Link {
+    pub seq: i64,
+    pub entry: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+/// Walks `links` (entries `from`… in order) from `prev` (the hash of entry `from - 1`, or [`GENESIS`]) and
+/// names the first broken link: a missing sequence, or a stored hash that is not `sha256(prev ‖ entry)`.
+pub fn verify(from: i64, prev: [u8; 32], links: impl IntoIterator<Item = Link>) -> AuditVerification {
+    let mut prev = prev;
+    let mut expected_seq = from;
+    let mut verified = 0;
+    for link in links {
+        if link.seq != expected_seq {
+            return AuditVerification {
+                from_sequence: from,
+                to_sequence: expected_seq,
+                verified,
+                ok: false,
+                first_broken: Some(AuditBrokenLink {
+                    sequence: expected_seq,
+                    expected: expected_seq.to_string(),
+                    found: link.seq.to_string(),
+                    reason: "an entry is missing from the sequence".into(),
+                }),
+            };
+        }
+        let computed = chain(&prev, &link.entry);
+        if link.hash.as_slice() != computed {
+            return AuditVerification {
+                from_sequence: from,
+                to_sequence: link.seq,
+                verified,
+                ok: false,
+                first_broken: Some(AuditBrokenLink {
+                    sequence: link.seq,
+                    expected: hex::encode(computed),
+                    found: hex::encode(&link.hash),
+                    reason: "the stored hash is not sha256(previous hash ‖ entry): the entry or a hash was altered"
+                        .into(),
+                }),
+            };
+        }
+        prev = computed;
+        expected_seq += 1;
+        verified += 1;
+    }
+    AuditVerification { from_sequence: from, to_sequence: expected_seq - 1, verified, ok: true, first_broken: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use kernel::envelope::EventMeta;
+
+    use super::*;
+
+    fn envelope(tenant: &str, n: u32) -> Envelope {
+        #[derive(serde::Serialize)]
+        struct Thing {
+            n: u32,
+            b: &'static str,
+            a: &'static str,
+        }
+        impl kernel::envelope::Event for Thing {
+            const DOMAIN: &'static str = "test";
+            const TYPE: &'static str = "ThingHappened";
+        }
+        let meta = EventMeta { trace_id: "t".into(), correlation_id: "c".into(), causation_id: None };
+        Envelope::new(&TenantId::parse(tenant).unwrap(), &meta, &Thing { n, b: "b", a: "a" })
+    }
+
+    #[test]
+    fn the_canonical_entry_is_rfc_8785_whatever_the_key_order() {
+        let e = envelope("acme", 1);
+        let bytes = canonical(&e, 7).unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(
+            text.starts_with("{\"actor\":null,\"causationId\":null,\"correlationId\":\"c\",\"eventId\":"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"payload\":{\"a\":\"a\",\"b\":\"b\",\"n\":1}"),
+            "keys sorted inside the payload: {text}"
+        );
+        assert!(text.contains("\"sequence\":7"), "{text}");
+        let reparsed: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(serde_jcs::to_vec(&reparsed).unwrap(), bytes, "canonical bytes are a fixed point");
+    }
+
+    #[test]
+    fn a_chain_verifies_and_an_altered_or_missing_entry_is_located() {
+        let envs: Vec<_> = (0..5).map(|i| envelope("acme", i)).collect();
+        let entries = chain_after(0, GENESIS, envs).unwrap();
+        let links = |entries: &[NewEntry]| -> Vec<Link> {
+            entries.iter().map(|e| Link { seq: e.seq, entry: e.entry.clone(), hash: e.hash.to_vec() }).collect()
+        };
+        let v = verify(1, GENESIS, links(&entries));
+        assert!(v.ok && v.verified == 5 && v.to_sequence == 5 && v.first_broken.is_none());
+        // From the middle, given the previous entry's hash.
+        assert!(verify(3, entries[1].hash, links(&entries[2..])).ok);
+
+        let mut altered = links(&entries);
+        altered[2].entry = canonical(&envelope("acme", 99), 3).unwrap();
+        let v = verify(1, GENESIS, altered);
+        let broken = v.first_broken.unwrap();
+        assert_eq!((v.ok, v.verified, broken.sequence), (false, 2, 3));
+        assert_eq!(broken.found, hex::encode(entries[2].hash));
+
+        let mut gap = links(&entries);
+        gap.remove(3);
+        let broken = verify(1, GENESIS, gap).first_broken.unwrap();
+        assert_eq!((broken.sequence, broken.found.as_str()), (4, "5"));
+    }
+}

@@ -1,0 +1,142 @@
+//! The audit log's SQL: the per-tenant chain head (locked for an append), entries appended in one statement,
+//! and reads by sequence. Nothing here updates or deletes an entry; the app role could not.
+
+use kernel::db::Tx;
+use kernel::{Result, TenantId};
+
+use super::{Entry, Link, NewEntry, GENESIS};
+
+/// Locks `tenant`'s chain head (creating it empty) and returns its size and last hash.
+pub async fn lock_head(tx: &mut Tx, tenant: &TenantId) -> Result<(i64, [u8; 32])> {
+    sqlx::query!(
+        "INSERT INTO audit_heads (tenant_id, size, head) VALUES ($1, 0, $2) ON CONFLICT (tenant_id) DO NOTHING",
+        tenant.as_str(),
+        &GENESIS[..],
+    )
+    .execute(&mut **tx)
+    .await?;
+    let row = sqlx::query!("SELECT size, head FROM audit_heads WHERE tenant_id = $1 FOR UPDATE", tenant.as_str())
+        .fetch_one(&mut **tx)
+        .await?;
+    let head: [u8; 32] =
+        row.head.try_into().map_err(|_| kernel::Error::internal(anyhow::anyhow!("an audit head is not 32 bytes")))?;
+    Ok((row.size, head))
+}
+
+pub async fn set_head(tx: &mut Tx, tenant: &TenantId, size: i64, head: &[u8; 32]) -> Result<()> {
+    sqlx::query!(
+        "UPDATE audit_heads SET size = $2, head = $3, updated_at = now() WHERE tenant_id = $1",
+        tenant.as_str(),
+        size,
+        &head[..],
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Inserts `entries` of `tenant` in one statement.
+pub async fn insert(tx: &mut Tx, tenant: &TenantId, entries: &[NewEntry]) -> Result<()> {
+    let seqs: Vec<i64> = entries.iter().map(|e| e.seq).collect();
+    let event_ids: Vec<&str> = entries.iter().map(|e| e.envelope.event_id.as_str()).collect();
+    let types: Vec<&str> = entries.iter().map(|e| e.envelope.event_type.as_str()).collect();
+    let occurred: Vec<chrono::DateTime<chrono::Utc>> = entries.iter().map(|e| e.envelope.occurred_at).collect();
+    let traces: Vec<&str> = entries.iter().map(|e| e.envelope.trace_id.as_str()).collect();
+    let correlations: Vec<&str> = entries.iter().map(|e| e.envelope.correlation_id.as_str()).collect();
+    let causations: Vec<Option<&str>> = entries.iter().map(|e| e.envelope.causation_id.as_deref()).collect();
+    let projects: Vec<Option<&str>> = entries.iter().map(|e| e.envelope.project_id.as_deref()).collect();
+    let modules: Vec<Option<&str>> = entries.iter().map(|e| e.envelope.module_id.as_deref()).collect();
+    let bytes: Vec<&[u8]> = entries.iter().map(|e| e.entry.as_slice()).collect();
+    let hashes: Vec<&[u8]> = entries.iter().map(|e| &e.hash[..]).collect();
+    sqlx::query!(
+        r#"INSERT INTO audit_entries (tenant_id, seq, event_id, event_type, occurred_at, trace_id, correlation_id,
+                                      causation_id, project_id, module_id, entry, hash)
+           SELECT $1, s, ev, ty, o, tr, co, ca, p, m, en, h
+           FROM unnest($2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[], $8::text[],
+                       $9::text[], $10::text[], $11::bytea[], $12::bytea[])
+                AS u(s, ev, ty, o, tr, co, ca, p, m, en, h)"#,
+        tenant.as_str(),
+        &seqs,
+        &event_ids as &[&str],
+        &types as &[&str],
+        &occurred,
+        &traces as &[&str],
+        &correlations as &[&str],
+        &causations as &[Option<&str>],
+        &projects as &[Option<&str>],
+        &modules as &[Option<&str>],
+        &bytes as &[&[u8]],
+        &hashes as &[&[u8]],
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The tenant's log size (0 before its first entry).
+pub async fn size(tx: &mut Tx, tenant: &TenantId) -> Result<i64> {
+    Ok(sqlx::query_scalar!("SELECT size FROM audit_heads WHERE tenant_id = $1", tenant.as_str())
+        .fetch_optional(&mut **tx)
+        .await?
+        .unwrap_or(0))
+}
+
+/// The stored hash of entry `seq`, if there is one.
+pub async fn hash_of(tx: &mut Tx, tenant: &TenantId, seq: i64) -> Result<Option<Vec<u8>>> {
+    Ok(sqlx::query_scalar!("SELECT hash FROM audit_entries WHERE tenant_id = $1 AND seq = $2", tenant.as_str(), seq)
+        .fetch_optional(&mut **tx)
+        .await?)
+}
+
+/// Entries `from..=to`' chain fields, in sequence order.
+pub async fn links(tx: &mut Tx, tenant: &TenantId, from: i64, to: i64) -> Result<Vec<Link>> {
+    Ok(sqlx::query_as!(
+        Link,
+        "SELECT seq, entry, hash FROM audit_entries WHERE tenant_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq",
+        tenant.as_str(),
+        from,
+        to,
+    )
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+/// Up to `limit` entries after sequence `after`, in sequence order.
+pub async fn page(tx: &mut Tx, tenant: &TenantId, after: i64, limit: i64) -> Result<Vec<Entry>> {
+    let rows = sqlx::query!(
+        r#"SELECT tenant_id AS "tenant_id: TenantId", seq, recorded_at, event_id, event_type, occurred_at,
+                  actor, trace_id, correlation_id, causation_id, project_id, module_id, entry, hash
+           FROM audit_entries WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"#,
+        tenant.as_str(),
+        after,
+        limit,
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Entry {
+            tenant_id: r.tenant_id,
+            sequence: r.seq,
+            recorded_at: r.recorded_at,
+            event_id: r.event_id,
+            event_type: r.event_type,
+            occurred_at: r.occurred_at,
+            actor: r.actor,
+            trace_id: r.trace_id,
+            correlation_id: r.correlation_id,
+            causation_id: r.causation_id,
+            project_id: r.project_id,
+            module_id: r.module_id,
+            canonical: String::from_utf8_lossy(&r.entry).into_owned(),
+            hash: hex::encode(r.hash),
+        })
+        .collect())
+}
+
+/// Creates the monthly partitions up to `months_ahead` months from now that are missing; how many.
+pub async fn ensure_partitions(tx: &mut Tx, months_ahead: i32) -> Result<i32> {
+    Ok(sqlx::query_scalar!(r#"SELECT governance_audit_partitions($1) AS "n!""#, months_ahead)
+        .fetch_one(&mut **tx)
+        .await?)
+}
