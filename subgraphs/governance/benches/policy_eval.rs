@@ -190,6 +190,7 @@ fn evaluation(seed: u64) -> Evaluated {
     let policies: Vec<Published> = (0..POLICIES).map(|i| policy(&mut rng, i)).collect();
     let started = Instant::now();
     let set = CompiledSet::compile(&policies, POLICIES as i64).expect("the generated policies compile");
+    let whole = set.policy_set();
     println!("compiled {} policies in {:.1} ms", set.policies, started.elapsed().as_secs_f64() * 1e3);
     let raw: Vec<_> = (0..REQUESTS).map(|_| request(&mut rng)).collect();
     let prepare = |(p, a, r, c): &Raw| -> Prepared {
@@ -202,7 +203,7 @@ fn evaluation(seed: u64) -> Evaluated {
     let mut effects = [0usize; 3];
     for p in &prepared {
         let ours = set.evaluate(p);
-        let bare = authorizer.is_authorized(&p.request, set.policy_set(), &p.entities);
+        let bare = authorizer.is_authorized(&p.request, &whole, &p.entities);
         assert_eq!(ours.effect != Effect::Deny, bare.decision() == cedar_policy::Decision::Allow);
         let mut reasons: Vec<String> = bare.diagnostics().reason().map(ToString::to_string).collect();
         reasons.sort();
@@ -254,7 +255,7 @@ fn evaluation(seed: u64) -> Evaluated {
     });
     let bare = timed(&|i| {
         let p = &prepared[i];
-        black_box(authorizer.is_authorized(&p.request, set.policy_set(), &p.entities));
+        black_box(authorizer.is_authorized(&p.request, &whole, &p.entities));
     });
     let throughput = |f: &dyn Fn(usize)| {
         let t = Instant::now();
@@ -271,7 +272,7 @@ fn evaluation(seed: u64) -> Evaluated {
     });
     let bare_rate = throughput(&|i| {
         let p = &prepared[i];
-        black_box(authorizer.is_authorized(&p.request, set.policy_set(), &p.entities));
+        black_box(authorizer.is_authorized(&p.request, &whole, &p.entities));
     });
     prepare_breakdown(&raw);
     println!("\n### Evaluation over {POLICIES} policies, {REQUESTS} requests, one thread\n");
