@@ -6,6 +6,9 @@
 //! delay queues (`<queue>.retry.<n>-<delay>ms.x`, each with its own TTL, dead-lettering back to `<queue>`), so a waiting
 //! message holds no consumer and survives restarts. After the last retry, or at once on a permanent failure,
 //! the message goes to `<queue>.dlq` with its full envelope and the reason in `cs-dead-letter-reason`.
+//! A handler whose throughput matters may take several waiting messages per transaction
+//! ([`Handler::batch_size`]); a batch that fails falls back to one message at a time, so nothing changes
+//! about retries or dead-lettering.
 //!
 //! [`listen`] is the other kind: a per-replica, exclusive queue for work every replica must do (dropping its
 //! in-process cache, feeding live subscriptions). It reports [`Notice::Reset`] whenever it (re)subscribes,
@@ -14,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions,
@@ -91,6 +94,25 @@ pub trait Handler: Send + Sync + 'static {
     /// Applies the message inside `work`, which is scoped to the envelope's tenant, commits with the inbox
     /// row, and emits events caused by the message (same trace and correlation, caused by it).
     async fn handle(&self, work: &mut Work, envelope: &Envelope) -> Result<(), Failure>;
+
+    /// Messages applied per transaction. Above 1, the consumer takes the deliveries already waiting (up to
+    /// this many, never waiting for more), applies the fresh ones in one transaction — each tenant's under
+    /// row-level security for it, with their inbox rows — through [`Handler::handle_batch`], and
+    /// acknowledges them together once it commits. If the batch fails, each of its messages is applied
+    /// alone, with the usual retries and dead-lettering. 1, the default: one message per transaction.
+    fn batch_size(&self) -> usize {
+        1
+    }
+
+    /// Applies fresh messages of one tenant, in delivery order, inside `work` (scoped to that tenant). By
+    /// default [`Handler::handle`] each, its events caused by it.
+    async fn handle_batch(&self, work: &mut Work, envelopes: &[Envelope]) -> Result<(), Failure> {
+        for envelope in envelopes {
+            work.set_meta(envelope.caused_meta());
+            self.handle(work, envelope).await?;
+        }
+        Ok(())
+    }
 }
 
 pub fn inbox_key(event_id: &str, handler: &str, aggregate_id: &str) -> String {
@@ -208,6 +230,7 @@ async fn consume<H: Handler + ?Sized>(
     spec.declare(&ch).await?;
     let mut deliveries =
         ch.basic_consume(&spec.queue, handler.name(), BasicConsumeOptions::default(), FieldTable::default()).await?;
+    let batch_size = handler.batch_size().max(1);
     loop {
         let delivery = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -216,9 +239,123 @@ async fn consume<H: Handler + ?Sized>(
                 Some(d) => d?,
             },
         };
-        let outcome = process(&ch, db, spec, handler, &delivery).await?;
-        metrics::CONSUMER_MESSAGES.with_label_values(&[handler.name(), outcome.label()]).inc();
+        let outcomes = if batch_size == 1 {
+            vec![process(&ch, db, spec, handler, &delivery).await?]
+        } else {
+            // What else has already arrived joins the batch; nothing waits for more.
+            let mut batch = vec![delivery];
+            while batch.len() < batch_size {
+                match deliveries.next().now_or_never() {
+                    Some(Some(d)) => batch.push(d?),
+                    _ => break,
+                }
+            }
+            process_batch(&ch, db, spec, handler, &batch).await?
+        };
+        for outcome in outcomes {
+            metrics::CONSUMER_MESSAGES.with_label_values(&[handler.name(), outcome.label()]).inc();
+        }
     }
+}
+
+/// Applies deliveries in one transaction ([`Handler::batch_size`]) and acknowledges them together; one that
+/// is not an envelope is dead-lettered alone, and if the batch fails each is [`process`]ed alone.
+pub async fn process_batch<H: Handler + ?Sized>(
+    ch: &Channel,
+    db: &Db,
+    spec: &ConsumerSpec,
+    handler: &H,
+    deliveries: &[Delivery],
+) -> anyhow::Result<Vec<Outcome>> {
+    let mut outcomes = Vec::with_capacity(deliveries.len());
+    let mut messages = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        match serde_json::from_slice::<Envelope>(&delivery.data) {
+            Ok(envelope) => messages.push((delivery, envelope)),
+            Err(_) => outcomes.push(process(ch, db, spec, handler, delivery).await?),
+        }
+    }
+    let Some((last, _)) = messages.last() else { return Ok(outcomes) };
+    match apply_batch(db, handler, &messages).await {
+        Ok(fresh) => {
+            // Every delivery up to the last is this batch's (earlier ones are all acknowledged).
+            last.ack(BasicAckOptions { multiple: true }).await?;
+            outcomes.extend(fresh.into_iter().map(|f| if f { Outcome::Applied } else { Outcome::Duplicate }));
+        }
+        Err(e) => {
+            let e = match e {
+                Failure::Transient(e) | Failure::Permanent(e) => e,
+            };
+            tracing::warn!(
+                handler = handler.name(),
+                messages = messages.len(),
+                error = format!("{e:#}"),
+                "a batch failed; applying its messages one by one"
+            );
+            for (delivery, _) in &messages {
+                outcomes.push(process(ch, db, spec, handler, delivery).await?);
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+/// Applies a batch in one transaction: per tenant (in order of first appearance), its inbox rows, then
+/// the fresh messages through [`Handler::handle_batch`]. Whether each message was fresh.
+async fn apply_batch<H: Handler + ?Sized>(
+    db: &Db,
+    handler: &H,
+    messages: &[(&Delivery, Envelope)],
+) -> Result<Vec<bool>, Failure> {
+    let mut groups: Vec<(&crate::TenantId, Vec<usize>)> = Vec::new();
+    for (i, (_, envelope)) in messages.iter().enumerate() {
+        match groups.iter_mut().find(|(t, _)| **t == envelope.tenant_id) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((&envelope.tenant_id, vec![i])),
+        }
+    }
+    let transient = |e: sqlx::Error| Failure::Transient(e.into());
+    let mut fresh = vec![false; messages.len()];
+    let mut tx = db.tenant_tx(groups[0].0).await?;
+    for (tenant, members) in &groups {
+        crate::db::set_tenant(&mut tx, tenant).await?;
+        let keys: Vec<String> = members
+            .iter()
+            .map(|&i| inbox_key(&messages[i].1.event_id, handler.name(), &handler.aggregate_id(&messages[i].1)))
+            .collect();
+        let event_ids: Vec<&str> = members.iter().map(|&i| messages[i].1.event_id.as_str()).collect();
+        let inserted: Vec<String> = sqlx::query_scalar(
+            "INSERT INTO inbox (tenant_id, message_key, handler, event_id) \
+             SELECT $1, k, $3, e FROM unnest($2::text[], $4::text[]) AS u(k, e) \
+             ON CONFLICT DO NOTHING RETURNING message_key",
+        )
+        .bind(tenant.as_str())
+        .bind(&keys)
+        .bind(handler.name())
+        .bind(&event_ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(transient)?;
+        let mut inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
+        // A message delivered twice within the batch is fresh once.
+        let mine: Vec<Envelope> = members
+            .iter()
+            .zip(&keys)
+            .filter(|(_, k)| inserted.remove(*k))
+            .map(|(&i, _)| {
+                fresh[i] = true;
+                messages[i].1.clone()
+            })
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let mut work = Work::from_tx(tx, mine[0].caused_meta());
+        handler.handle_batch(&mut work, &mine).await?;
+        tx = work.into_tx();
+    }
+    tx.commit().await.map_err(transient)?;
+    Ok(fresh)
 }
 
 impl Outcome {

@@ -103,6 +103,13 @@ impl Db {
     }
 }
 
+/// Moves an open transaction's row-level security to `tenant` (a batch that writes several tenants' rows,
+/// each under its own tenant).
+pub async fn set_tenant(tx: &mut Tx, tenant: &TenantId) -> Result<()> {
+    sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(tenant.as_str()).execute(&mut **tx).await?;
+    Ok(())
+}
+
 /// Begins a transaction in which row-level security shows `tenant`'s rows only.
 pub async fn tenant_tx(pool: &PgPool, tenant: &TenantId) -> Result<Tx> {
     let mut tx = pool.begin().await?;

@@ -18,6 +18,7 @@ pub enum Code {
     BadUserInput,
     Conflict,
     QuotaExceeded,
+    Unavailable,
     Internal,
 }
 
@@ -30,6 +31,7 @@ impl Code {
             Code::BadUserInput => "BAD_USER_INPUT",
             Code::Conflict => "CONFLICT",
             Code::QuotaExceeded => "QUOTA_EXCEEDED",
+            Code::Unavailable => "UNAVAILABLE",
             Code::Internal => "INTERNAL",
         }
     }
@@ -49,6 +51,9 @@ pub enum Error {
     Conflict(String),
     /// A quota would be exceeded.
     QuotaExceeded(String),
+    /// This deployment is not set up for the operation (a key it lacks, a feature turned off): the
+    /// message says what the operator must configure. Retrying does not help until they do.
+    Unavailable(String),
     /// Anything the client cannot act on. Logged in full, reported as `INTERNAL`.
     Internal(anyhow::Error),
 }
@@ -64,6 +69,7 @@ impl Error {
             Error::BadInput { .. } => Code::BadUserInput,
             Error::Conflict(_) => Code::Conflict,
             Error::QuotaExceeded(_) => Code::QuotaExceeded,
+            Error::Unavailable(_) => Code::Unavailable,
             Error::Internal(_) => Code::Internal,
         }
     }
@@ -79,6 +85,7 @@ impl Error {
             Error::BadInput { field, message } => Error::BadInput { field: field.clone(), message: message.clone() },
             Error::Conflict(m) => Error::Conflict(m.clone()),
             Error::QuotaExceeded(m) => Error::QuotaExceeded(m.clone()),
+            Error::Unavailable(m) => Error::Unavailable(m.clone()),
         }
     }
 
@@ -89,7 +96,8 @@ impl Error {
             | Error::Forbidden(m)
             | Error::NotFound(m)
             | Error::Conflict(m)
-            | Error::QuotaExceeded(m) => m,
+            | Error::QuotaExceeded(m)
+            | Error::Unavailable(m) => m,
             Error::BadInput { message, .. } => message,
             Error::Internal(_) => "internal error",
         }
@@ -113,6 +121,10 @@ impl Error {
 
     pub fn unauthenticated(message: impl Into<String>) -> Self {
         Error::Unauthenticated(message.into())
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Error::Unavailable(message.into())
     }
 
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {

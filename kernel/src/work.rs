@@ -46,6 +46,11 @@ impl Work {
         &self.meta
     }
 
+    /// Makes the events emitted from now on carry `meta` (a consumer's batch, moving to its next message).
+    pub fn set_meta(&mut self, meta: EventMeta) {
+        self.meta = meta;
+    }
+
     /// Writes `event` about `tenant` to the outbox, to be published once this unit commits.
     pub async fn emit<E: Event>(&mut self, tenant: &TenantId, event: &E) -> Result<Envelope> {
         outbox::enqueue(&mut self.tx, tenant, &self.meta, event).await

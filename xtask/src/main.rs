@@ -1,8 +1,9 @@
 //! Developer chores: `cargo xtask provision | up | token | sqlx-prepare`.
 //!
 //! `up` is the README's one command that brings the system up on this machine: it provisions every
-//! subgraph's database and roles, runs migrations, writes a local signing key, builds and starts the
-//! subgraphs, prints their URLs and a token to try them with, and stops them all on Ctrl-C.
+//! subgraph's database and roles, runs migrations, writes local signing keys (tokens, audit checkpoints),
+//! builds and starts the subgraphs, prints their URLs and a token to try them with, and stops them all on
+//! Ctrl-C.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -260,6 +261,20 @@ async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Resul
             .env("AMQP_URL", amqp_url(domain))
             .stdin(Stdio::null())
             .kill_on_drop(true);
+        if *domain == "governance" {
+            // Audit checkpoints are signed with a key of this machine's, made once, by configRef.
+            let key = root().join(".dev/audit/checkpoint-key");
+            if !key.exists() {
+                let made = tokio::process::Command::new(target.join(profile).join(domain))
+                    .args(["audit-keygen", "--name", "control-plane.local/audit", "--out"])
+                    .arg(&key)
+                    .stdout(Stdio::null())
+                    .status()
+                    .await?;
+                anyhow::ensure!(made.success(), "governance audit-keygen failed");
+            }
+            cmd.env("AUDIT_CHECKPOINT_KEY", format!("file:{}", key.display()));
+        }
         if *domain == "identity" {
             // The signing key by configRef: a file here, a Key Vault or Vault reference in production.
             cmd.env("SIGNING_KEYS", format!("file:{}", jwt_dir.join("signing-key").display()));

@@ -35,7 +35,7 @@ use std::time::Duration;
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 use kernel::consumer::{Notice, RetryPolicy};
 use kernel::secrets::Secrets;
-use kernel::service::{Connections, Consumer, Listener, NoCommand};
+use kernel::service::{Connections, Consumer, Listener};
 use kernel::{Kernel, Subgraph};
 use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
@@ -61,6 +61,11 @@ pub struct Config {
     /// Integration secrets by `file:` must lie under `<this>/<tenant>/`.
     #[arg(long, env = "INTEGRATION_SECRET_DIR", default_value = "/run/secrets/tenants")]
     pub integration_secret_dir: String,
+    /// Where the audit checkpoint signing key is (a `configRef`: `env:VAR` or `file:/path`), a signed-note
+    /// Ed25519 signer key as `governance audit-keygen` writes it. Without one, checkpoints are UNAVAILABLE
+    /// (the log, its chain and its proofs are not).
+    #[arg(long, env = "AUDIT_CHECKPOINT_KEY")]
+    pub audit_checkpoint_key: Option<String>,
 }
 
 impl Config {
@@ -81,8 +86,23 @@ impl Default for Config {
             policy_cache_ttl_secs: 300,
             integration_secret_env_prefix: scope.env_prefix,
             integration_secret_dir: scope.dir,
+            audit_checkpoint_key: None,
         }
     }
+}
+
+/// `governance`'s commands beside `serve | print-schema | provision`.
+#[derive(clap::Subcommand, Clone, Debug)]
+pub enum Command {
+    /// Writes a new audit checkpoint signing key (a signed-note Ed25519 signer key) to `--out`, readable
+    /// by its owner only, and prints its verifier key. Refuses to overwrite a key.
+    AuditKeygen {
+        /// The key's name: each tenant's log origin is `<name>/<tenant>`.
+        #[arg(long, default_value = "control-plane.local/audit")]
+        name: String,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(MergedObject, Default)]
@@ -114,6 +134,8 @@ pub struct State {
     pub decisions: decisions::writer::DecisionWriter,
     /// Resolves `configRef`s (`env:` and `file:` here; Key Vault and Vault backends register their schemes).
     pub secrets: Secrets,
+    /// Signs audit checkpoints (when a key is configured).
+    pub checkpoints: Option<Arc<audit::checkpoint::CheckpointSigner>>,
 }
 
 impl Subgraph for State {
@@ -123,7 +145,7 @@ impl Subgraph for State {
     type Mutation = MutationRoot;
     type Subscription = EmptySubscription;
     type Config = Config;
-    type Command = NoCommand;
+    type Command = Command;
 
     fn migrations() -> &'static Migrator {
         &MIGRATIONS
@@ -139,6 +161,18 @@ impl Subgraph for State {
             !config.integration_secret_env_prefix.is_empty() && config.integration_secret_dir.starts_with('/'),
             "INTEGRATION_SECRET_ENV_PREFIX must not be empty and INTEGRATION_SECRET_DIR must be an absolute path"
         );
+        let secrets = Secrets::default();
+        let checkpoints = match &config.audit_checkpoint_key {
+            None => {
+                tracing::warn!("AUDIT_CHECKPOINT_KEY is not set: audit checkpoints cannot be signed");
+                None
+            }
+            Some(r) => {
+                use secrecy::ExposeSecret;
+                let key = secrets.resolve(r).await.map_err(|e| anyhow::anyhow!("AUDIT_CHECKPOINT_KEY ({r}): {e}"))?;
+                Some(Arc::new(audit::checkpoint::CheckpointSigner::new(key.expose_secret())?))
+            }
+        };
         let kernel = conns.kernel().await?;
         Ok(Self {
             decisions: decisions::writer::start(kernel.db.clone()),
@@ -148,7 +182,8 @@ impl Subgraph for State {
                 config.policy_cache_capacity,
                 Duration::from_secs(config.policy_cache_ttl_secs),
             ),
-            secrets: Secrets::default(),
+            secrets,
+            checkpoints,
         })
     }
 
@@ -178,6 +213,17 @@ impl Subgraph for State {
                 Notice::Event(envelope) => state.policies.invalidate(&envelope.tenant_id),
             }),
         }]
+    }
+
+    async fn command(command: Command) -> anyhow::Result<()> {
+        match command {
+            Command::AuditKeygen { name, out } => {
+                let (signer, verifier) = audit::checkpoint::CheckpointSigner::generate(&name)?;
+                audit::checkpoint::write_key(&out, &signer)?;
+                println!("{verifier}");
+                Ok(())
+            }
+        }
     }
 
     fn tasks(state: &Arc<Self>, shutdown: &CancellationToken) {

@@ -14,10 +14,12 @@
 //! The sequence is inside the hashed bytes, so an entry cannot be moved; `verify` recomputes the chain and
 //! names the first broken link. (`actor` is `null` until the envelope carries who acted.)
 
+pub mod checkpoint;
 pub mod consumer;
 pub mod partitions;
 pub mod schema;
 pub mod store;
+pub mod tree;
 
 use async_graphql::SimpleObject;
 use chrono::{DateTime, Utc};
@@ -83,16 +85,33 @@ pub fn chain_after(size: i64, head: [u8; 32], envelopes: Vec<Envelope>) -> Resul
 }
 
 /// Appends `envelopes` (in order) to `tenant`'s log in the caller's transaction, after locking the tenant's
-/// head: one tenant's appends are serialized, other tenants' proceed in parallel.
+/// head: one tenant's appends are serialized, other tenants' proceed in parallel. The chain and the tree
+/// grow together.
 pub async fn append(tx: &mut kernel::db::Tx, tenant: &TenantId, envelopes: Vec<Envelope>) -> Result<Vec<NewEntry>> {
     if envelopes.is_empty() {
         return Ok(Vec::new());
     }
-    let (size, head) = store::lock_head(tx, tenant).await?;
-    let entries = chain_after(size, head, envelopes)?;
+    let head = store::lock_head(tx, tenant).await?;
+    let entries = chain_after(head.size, head.hash, envelopes)?;
     store::insert(tx, tenant, &entries).await?;
+    // A head from before the tree existed first gets the tree of the entries it has.
+    let behind = if (head.frontier.size as i64) < head.size {
+        store::entries(tx, tenant, head.frontier.size as i64 + 1, head.size).await?
+    } else {
+        Vec::new()
+    };
+    if behind.len() as i64 != head.size - head.frontier.size as i64 {
+        return Err(kernel::Error::internal(anyhow::anyhow!(
+            "tenant {tenant}'s audit log lacks entries {}..={} to build its tree from",
+            head.frontier.size + 1,
+            head.size
+        )));
+    }
+    let grown =
+        tree::grow(&head.frontier, behind.iter().map(Vec::as_slice).chain(entries.iter().map(|e| e.entry.as_slice())));
+    store::insert_tree(tx, tenant, &grown.stored).await?;
     let last = entries.last().expect("not empty");
-    store::set_head(tx, tenant, last.seq, &last.hash).await?;
+    store::set_head(tx, tenant, last.seq, &last.hash, &grown.frontier, &grown.root).await?;
     Ok(entries)
 }
 
@@ -153,11 +172,16 @@ pub struct Link {
 
 /// Walks `links` (entries `from`… in order) from `prev` (the hash of entry `from - 1`, or [`GENESIS`]) and
 /// names the first broken link: a missing sequence, or a stored hash that is not `sha256(prev ‖ entry)`.
-pub fn verify(from: i64, prev: [u8; 32], links: impl IntoIterator<Item = Link>) -> AuditVerification {
+pub fn verify<L: std::borrow::Borrow<Link>>(
+    from: i64,
+    prev: [u8; 32],
+    links: impl IntoIterator<Item = L>,
+) -> AuditVerification {
     let mut prev = prev;
     let mut expected_seq = from;
     let mut verified = 0;
     for link in links {
+        let link = link.borrow();
         if link.seq != expected_seq {
             return AuditVerification {
                 from_sequence: from,

@@ -1,11 +1,13 @@
-//! The audit log's share of the query root: the caller's entries in sequence order, and verifying a range
-//! of its chain.
+//! The audit log's share of the query root: the caller's entries in sequence order, verifying a range of
+//! its chain, and what a third party checks — signed checkpoints of its Merkle tree, inclusion proofs of
+//! entries and consistency proofs between checkpoints.
 
 use async_graphql::connection::Connection;
-use async_graphql::{Context, Object};
+use async_graphql::{Context, Object, SimpleObject};
 use kernel::pagination::Page;
 use kernel::{Error, Result};
 
+use super::tree::{self, Hash};
 use super::{store, verify, AuditBrokenLink, AuditVerification, Entry, GENESIS};
 use crate::access::{reader, state};
 
@@ -14,6 +16,66 @@ const CHUNK: i64 = 10_000;
 
 #[derive(Default)]
 pub struct AuditQuery;
+
+/// A signed checkpoint of a tenant's audit tree (C2SP tlog-checkpoint in a signed note).
+#[derive(SimpleObject, Clone, Debug)]
+pub struct AuditCheckpoint {
+    /// The log's origin: the checkpoint key's name and the tenant.
+    pub origin: String,
+    /// Entries the tree covers (entries 1..=treeSize).
+    pub tree_size: i64,
+    /// The RFC 6962 root hash, hex.
+    pub root_hash: String,
+    /// The signed note: origin, size and base64 root, a blank line, the Ed25519 signature line.
+    pub note: String,
+    /// The verifier key (`<name>+<key id>+<base64 public key>`) the note verifies with.
+    pub verifier_key: String,
+}
+
+/// Proof that an entry is leaf `sequence - 1` of the tree of `treeSize` entries (RFC 6962 audit path).
+#[derive(SimpleObject, Clone, Debug)]
+pub struct AuditInclusionProof {
+    pub sequence: i64,
+    pub tree_size: i64,
+    /// The leaf hash, sha256(0x00 ‖ canonical entry), hex.
+    pub leaf_hash: String,
+    /// The root of the tree of `treeSize` entries, hex.
+    pub root_hash: String,
+    /// The audit path, leaf to root, hex.
+    pub proof: Vec<String>,
+}
+
+/// Proof that the tree of `fromSize` entries is a prefix of the tree of `toSize` (RFC 6962 consistency).
+#[derive(SimpleObject, Clone, Debug)]
+pub struct AuditConsistencyProof {
+    pub from_size: i64,
+    pub to_size: i64,
+    pub from_root_hash: String,
+    pub to_root_hash: String,
+    pub proof: Vec<String>,
+}
+
+fn hexes(hashes: Vec<Hash>) -> Vec<String> {
+    hashes.into_iter().map(|h| hex::encode(h.0)).collect()
+}
+
+/// The tree size to prove against: `requested` (default: the whole tree), which must lie in 1..=size.
+fn size_in_range(field: &str, requested: Option<i64>, size: u64) -> Result<u64> {
+    let t = requested.unwrap_or(size as i64);
+    if t < 1 || t as u64 > size {
+        return Err(Error::bad_input(field, format!("{field} is between 1 and the log's size ({size})")));
+    }
+    Ok(t as u64)
+}
+
+/// The root of the tenant's tree at `size` (from the head when it is the whole tree).
+async fn root_at(tx: &mut kernel::db::Tx, tenant: &kernel::TenantId, size: u64, head: (u64, Hash)) -> Result<Hash> {
+    if size == head.0 {
+        return Ok(head.1);
+    }
+    tree::with_stored(|r| tree::tree_hash(size, r), |idx| async move { store::tree_hashes(tx, tenant, &idx).await })
+        .await
+}
 
 #[Object]
 impl AuditQuery {
@@ -107,5 +169,103 @@ impl AuditQuery {
         };
         tx.commit().await?;
         Ok(result)
+    }
+
+    /// A checkpoint of the caller's audit tree at `treeSize` (default: now), signed with the deployment's
+    /// checkpoint key. Keep it: a later consistency proof from it shows nothing was rewritten since.
+    async fn audit_checkpoint(&self, ctx: &Context<'_>, tree_size: Option<i64>) -> Result<AuditCheckpoint> {
+        let tenant = reader(ctx)?;
+        let state = state(ctx);
+        let signer = state.checkpoints.as_ref().ok_or_else(|| {
+            Error::unavailable("audit checkpoints are not signed on this deployment: set AUDIT_CHECKPOINT_KEY")
+        })?;
+        let mut tx = state.kernel.db.tenant_tx(&tenant).await?;
+        let head = store::tree_head(&mut tx, &tenant).await?;
+        let size = match tree_size {
+            None => head.0,
+            Some(_) => size_in_range("treeSize", tree_size, head.0)?,
+        };
+        let root = root_at(&mut tx, &tenant, size, head).await?;
+        tx.commit().await?;
+        Ok(AuditCheckpoint {
+            origin: signer.origin(tenant.as_str()),
+            tree_size: size as i64,
+            root_hash: hex::encode(root.0),
+            note: signer.sign(tenant.as_str(), size, root)?,
+            verifier_key: signer.verifier_key().to_owned(),
+        })
+    }
+
+    /// Proof that entry `sequence` is in the caller's tree of `treeSize` entries (default: now).
+    async fn audit_inclusion_proof(
+        &self,
+        ctx: &Context<'_>,
+        sequence: i64,
+        tree_size: Option<i64>,
+    ) -> Result<AuditInclusionProof> {
+        let tenant = reader(ctx)?;
+        let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
+        let head = store::tree_head(&mut tx, &tenant).await?;
+        let t = size_in_range("treeSize", tree_size, head.0)?;
+        if sequence < 1 || sequence as u64 > t {
+            return Err(Error::bad_input("sequence", format!("sequence is between 1 and treeSize ({t})")));
+        }
+        let n = sequence as u64 - 1;
+        let leaf = store::tree_hashes(&mut tx, &tenant, &[tlog_tiles::stored_hash_index(0, n)])
+            .await?
+            .pop()
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("audit leaf {n} of {tenant} is not stored")))?;
+        let root = root_at(&mut tx, &tenant, t, head).await?;
+        let proof = {
+            let tx = &mut tx;
+            let tenant = &tenant;
+            tree::with_stored(
+                |r| tree::prove_record(t, n, r),
+                |idx| async move { store::tree_hashes(tx, tenant, &idx).await },
+            )
+            .await?
+        };
+        tx.commit().await?;
+        Ok(AuditInclusionProof {
+            sequence,
+            tree_size: t as i64,
+            leaf_hash: hex::encode(leaf.0),
+            root_hash: hex::encode(root.0),
+            proof: hexes(proof),
+        })
+    }
+
+    /// Proof that the caller's tree of `fromSize` entries is a prefix of its tree of `toSize` (default:
+    /// now) — an auditor holding a checkpoint of `fromSize` learns that nothing before it was rewritten.
+    async fn audit_consistency_proof(
+        &self,
+        ctx: &Context<'_>,
+        from_size: i64,
+        to_size: Option<i64>,
+    ) -> Result<AuditConsistencyProof> {
+        let tenant = reader(ctx)?;
+        let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
+        let head = store::tree_head(&mut tx, &tenant).await?;
+        let t = size_in_range("toSize", to_size, head.0)?;
+        let n = size_in_range("fromSize", Some(from_size), t)?;
+        let from_root = root_at(&mut tx, &tenant, n, head).await?;
+        let to_root = root_at(&mut tx, &tenant, t, head).await?;
+        let proof = {
+            let tx = &mut tx;
+            let tenant = &tenant;
+            tree::with_stored(
+                |r| tree::prove_tree(t, n, r),
+                |idx| async move { store::tree_hashes(tx, tenant, &idx).await },
+            )
+            .await?
+        };
+        tx.commit().await?;
+        Ok(AuditConsistencyProof {
+            from_size: n as i64,
+            to_size: t as i64,
+            from_root_hash: hex::encode(from_root.0),
+            to_root_hash: hex::encode(to_root.0),
+            proof: hexes(proof),
+        })
     }
 }

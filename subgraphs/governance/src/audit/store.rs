@@ -4,10 +4,21 @@
 use kernel::db::Tx;
 use kernel::{Result, TenantId};
 
+use super::tree::{Frontier, Hash};
 use super::{Entry, Link, NewEntry, GENESIS};
 
-/// Locks `tenant`'s chain head (creating it empty) and returns its size and last hash.
-pub async fn lock_head(tx: &mut Tx, tenant: &TenantId) -> Result<(i64, [u8; 32])> {
+/// A tenant's log head: its chain and its tree.
+pub struct Head {
+    pub size: i64,
+    /// The last entry's hash ([`GENESIS`] before the first).
+    pub hash: [u8; 32],
+    /// The tree over the first `frontier.size` entries (all of them, but for a head migrated from before
+    /// the tree existed).
+    pub frontier: Frontier,
+}
+
+/// Locks `tenant`'s head (creating it empty) and returns it.
+pub async fn lock_head(tx: &mut Tx, tenant: &TenantId) -> Result<Head> {
     sqlx::query!(
         "INSERT INTO audit_heads (tenant_id, size, head) VALUES ($1, 0, $2) ON CONFLICT (tenant_id) DO NOTHING",
         tenant.as_str(),
@@ -15,24 +26,87 @@ pub async fn lock_head(tx: &mut Tx, tenant: &TenantId) -> Result<(i64, [u8; 32])
     )
     .execute(&mut **tx)
     .await?;
-    let row = sqlx::query!("SELECT size, head FROM audit_heads WHERE tenant_id = $1 FOR UPDATE", tenant.as_str())
-        .fetch_one(&mut **tx)
-        .await?;
-    let head: [u8; 32] =
+    let row = sqlx::query!(
+        "SELECT size, head, tree_size, frontier FROM audit_heads WHERE tenant_id = $1 FOR UPDATE",
+        tenant.as_str()
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    let hash: [u8; 32] =
         row.head.try_into().map_err(|_| kernel::Error::internal(anyhow::anyhow!("an audit head is not 32 bytes")))?;
-    Ok((row.size, head))
+    Ok(Head { size: row.size, hash, frontier: Frontier::from_bytes(row.tree_size as u64, &row.frontier)? })
 }
 
-pub async fn set_head(tx: &mut Tx, tenant: &TenantId, size: i64, head: &[u8; 32]) -> Result<()> {
+/// Moves the locked head to `size` entries ending in `hash`, with the tree `frontier` (of the same size)
+/// and its `root`.
+pub async fn set_head(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    size: i64,
+    hash: &[u8; 32],
+    frontier: &Frontier,
+    root: &Hash,
+) -> Result<()> {
     sqlx::query!(
-        "UPDATE audit_heads SET size = $2, head = $3, updated_at = now() WHERE tenant_id = $1",
+        "UPDATE audit_heads SET size = $2, head = $3, tree_size = $4, frontier = $5, root = $6, updated_at = now()
+         WHERE tenant_id = $1",
         tenant.as_str(),
         size,
-        &head[..],
+        &hash[..],
+        frontier.size as i64,
+        &frontier.to_bytes(),
+        &root.0[..],
     )
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Stores the tree hashes an append produced, in one statement.
+pub async fn insert_tree(tx: &mut Tx, tenant: &TenantId, stored: &[(u64, Hash)]) -> Result<()> {
+    let idx: Vec<i64> = stored.iter().map(|(i, _)| *i as i64).collect();
+    let hashes: Vec<&[u8]> = stored.iter().map(|(_, h)| &h.0[..]).collect();
+    sqlx::query!(
+        "INSERT INTO audit_tree (tenant_id, idx, hash) SELECT $1, i, h FROM unnest($2::bigint[], $3::bytea[]) AS u(i, h)",
+        tenant.as_str(),
+        &idx,
+        &hashes as &[&[u8]],
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The stored tree hashes at `indexes`, in that order (fewer if some are missing).
+pub async fn tree_hashes(tx: &mut Tx, tenant: &TenantId, indexes: &[u64]) -> Result<Vec<Hash>> {
+    let idx: Vec<i64> = indexes.iter().map(|i| *i as i64).collect();
+    let rows = sqlx::query_scalar!(
+        r#"SELECT t.hash AS "hash!" FROM unnest($2::bigint[]) WITH ORDINALITY AS w(i, o)
+           JOIN audit_tree t ON t.tenant_id = $1 AND t.idx = w.i ORDER BY w.o"#,
+        tenant.as_str(),
+        &idx,
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.into_iter()
+        .map(|h| {
+            h.try_into()
+                .map(Hash)
+                .map_err(|_| kernel::Error::internal(anyhow::anyhow!("an audit tree hash is not 32 bytes")))
+        })
+        .collect()
+}
+
+/// The canonical entries `from..=to`, in sequence order (to build a tree the head lacks).
+pub async fn entries(tx: &mut Tx, tenant: &TenantId, from: i64, to: i64) -> Result<Vec<Vec<u8>>> {
+    Ok(sqlx::query_scalar!(
+        "SELECT entry FROM audit_entries WHERE tenant_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq",
+        tenant.as_str(),
+        from,
+        to,
+    )
+    .fetch_all(&mut **tx)
+    .await?)
 }
 
 /// Inserts `entries` of `tenant` in one statement.
@@ -79,6 +153,24 @@ pub async fn size(tx: &mut Tx, tenant: &TenantId) -> Result<i64> {
         .fetch_optional(&mut **tx)
         .await?
         .unwrap_or(0))
+}
+
+/// The tenant's tree: its size and root (the empty tree before its first entry).
+pub async fn tree_head(tx: &mut Tx, tenant: &TenantId) -> Result<(u64, Hash)> {
+    let row = sqlx::query!("SELECT tree_size, root FROM audit_heads WHERE tenant_id = $1", tenant.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+    match row {
+        None => Ok((0, super::tree::EMPTY_HASH)),
+        Some(r) => Ok((
+            r.tree_size as u64,
+            Hash(
+                r.root
+                    .try_into()
+                    .map_err(|_| kernel::Error::internal(anyhow::anyhow!("an audit root is not 32 bytes")))?,
+            ),
+        )),
+    }
 }
 
 /// The stored hash of entry `seq`, if there is one.

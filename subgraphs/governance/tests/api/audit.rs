@@ -9,7 +9,7 @@ use kernel::envelope::{Envelope, EventMeta};
 use kernel::TenantId;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{code, spawn_app, TestApp};
 
 /// Any domain's event: the audit consumer is bound to every routing key.
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
@@ -125,7 +125,61 @@ async fn concurrent_appends_for_one_tenant_form_one_unbroken_chain_while_tenants
         );
         let v = verify(&app, &app.member(tenant), 1, None).await;
         assert_eq!((v["ok"].as_bool(), v["verified"].as_i64()), (Some(true), Some(expected)), "{tenant}: {v}");
+        // The tree grew with the chain: its root is the RFC 6962 root of the entries in sequence order.
+        assert_eq!(stored_root(&admin, tenant).await, root_of_entries(&admin, tenant).await, "{tenant}");
     }
+    app.cleanup().await;
+}
+
+async fn stored_root(admin: &sqlx::PgPool, tenant: &str) -> (i64, Vec<u8>) {
+    sqlx::query_as("SELECT tree_size, root FROM audit_heads WHERE tenant_id = $1")
+        .bind(tenant)
+        .fetch_one(admin)
+        .await
+        .unwrap()
+}
+
+/// The root computed afresh from the stored entries.
+async fn root_of_entries(admin: &sqlx::PgPool, tenant: &str) -> (i64, Vec<u8>) {
+    let entries: Vec<Vec<u8>> = sqlx::query_scalar("SELECT entry FROM audit_entries WHERE tenant_id = $1 ORDER BY seq")
+        .bind(tenant)
+        .fetch_all(admin)
+        .await
+        .unwrap();
+    let grown = audit::tree::grow(&audit::tree::Frontier::empty(), entries.iter().map(Vec::as_slice));
+    (entries.len() as i64, grown.root.0.to_vec())
+}
+
+#[tokio::test]
+async fn a_log_from_before_the_tree_gets_its_tree_at_its_next_append() {
+    let app = spawn_app().await;
+    let tenant = TenantId::parse("acme").unwrap();
+    let append = |from: u32, to: u32| {
+        let db = app.state.kernel.db.clone();
+        let tenant = tenant.clone();
+        async move {
+            let mut tx = db.tenant_tx(&tenant).await.unwrap();
+            audit::append(&mut tx, &tenant, (from..to).map(|n| envelope("acme", n)).collect()).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    append(0, 6).await;
+    // As migration 1007 left a log written before it: entries and chain, no tree.
+    let admin = app.admin_pool().await;
+    let mut conn = admin.acquire().await.unwrap();
+    sqlx::query("SET session_replication_role = replica").execute(&mut *conn).await.unwrap();
+    sqlx::query("DELETE FROM audit_tree WHERE tenant_id = 'acme'").execute(&mut *conn).await.unwrap();
+    sqlx::query("UPDATE audit_heads SET tree_size = 0, frontier = '\\x', root = sha256('') WHERE tenant_id = 'acme'")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("RESET session_replication_role").execute(&mut *conn).await.unwrap();
+    drop(conn);
+    append(6, 9).await;
+    assert_eq!(stored_root(&admin, "acme").await, root_of_entries(&admin, "acme").await);
+    let token = app.member("acme");
+    let p = app.ok(&token, "{ auditInclusionProof(sequence: 2) { treeSize rootHash proof } }", json!({})).await;
+    assert_eq!(p["auditInclusionProof"]["treeSize"], 9, "{p}");
     app.cleanup().await;
 }
 
@@ -166,5 +220,136 @@ async fn an_entry_altered_by_a_superuser_is_located_and_the_app_role_cannot_alte
     assert_eq!(v, json!({ "fromSequence": 1, "toSequence": 0, "verified": 0, "ok": true, "firstBroken": null }));
     let v = app.ok(&app.member("globex"), "{ auditEntries { edges { node { sequence } } } }", json!({})).await;
     assert_eq!(v["auditEntries"]["edges"], json!([]));
+    app.cleanup().await;
+}
+
+const CHECKPOINT: &str =
+    "query($size: Int) { auditCheckpoint(treeSize: $size) { origin treeSize rootHash note verifierKey } }";
+
+fn hash(hex_text: &Value) -> audit::tree::Hash {
+    audit::tree::Hash(hex::decode(hex_text.as_str().unwrap()).unwrap().try_into().unwrap())
+}
+
+fn hashes(list: &Value) -> Vec<audit::tree::Hash> {
+    list.as_array().unwrap().iter().map(hash).collect()
+}
+
+#[tokio::test]
+async fn signed_checkpoints_inclusion_and_consistency_proofs_verify_and_fail_for_a_tampered_entry() {
+    let app = spawn_app().await;
+    let tenant = TenantId::parse("acme").unwrap();
+    let token = app.member("acme");
+    let append = |from: u32, to: u32| {
+        let db = app.state.kernel.db.clone();
+        let tenant = tenant.clone();
+        async move {
+            let mut tx = db.tenant_tx(&tenant).await.unwrap();
+            let entries =
+                audit::append(&mut tx, &tenant, (from..to).map(|n| envelope("acme", n)).collect()).await.unwrap();
+            tx.commit().await.unwrap();
+            entries
+        }
+    };
+    // An empty log has a checkpoint too: size 0, the empty tree's root.
+    let empty = app.ok(&token, CHECKPOINT, json!({})).await["auditCheckpoint"].clone();
+    assert_eq!((empty["treeSize"].as_i64(), hash(&empty["rootHash"])), (Some(0), audit::tree::EMPTY_HASH));
+
+    let mut entries = append(0, 3).await;
+    let old = app.ok(&token, CHECKPOINT, json!({})).await["auditCheckpoint"].clone();
+    entries.extend(append(3, 5).await);
+    entries.extend(append(5, 11).await);
+    let new = app.ok(&token, CHECKPOINT, json!({})).await["auditCheckpoint"].clone();
+    assert_eq!((old["treeSize"].as_i64(), new["treeSize"].as_i64()), (Some(3), Some(11)));
+    assert_eq!(new["origin"], "control-plane.test/audit/acme");
+
+    // The notes are signed: they open with the verifier key, and say what the fields say.
+    let vkey = new["verifierKey"].as_str().unwrap();
+    for c in [&old, &new] {
+        let opened = audit::checkpoint::open(c["note"].as_str().unwrap().as_bytes(), vkey).unwrap();
+        assert_eq!(
+            (opened.origin.as_str(), opened.size as i64, opened.root),
+            ("control-plane.test/audit/acme", c["treeSize"].as_i64().unwrap(), hash(&c["rootHash"]))
+        );
+    }
+    // A checkpoint of an older size is the one issued then.
+    let again = app.ok(&token, CHECKPOINT, json!({ "size": 3 })).await["auditCheckpoint"].clone();
+    assert_eq!(again["rootHash"], old["rootHash"]);
+
+    // Every entry's inclusion proof verifies against the new root, and fails for a tampered entry.
+    let new_root = hash(&new["rootHash"]);
+    for e in &entries {
+        let p = app
+            .ok(
+                &token,
+                "query($s: Int!) { auditInclusionProof(sequence: $s) { sequence treeSize leafHash rootHash proof } }",
+                json!({ "s": e.seq }),
+            )
+            .await["auditInclusionProof"]
+            .clone();
+        assert_eq!((p["treeSize"].as_i64(), hash(&p["rootHash"])), (Some(11), new_root));
+        let leaf = audit::tree::record_hash(&e.entry);
+        assert_eq!(hash(&p["leafHash"]), leaf, "the leaf is the canonical entry");
+        let proof = hashes(&p["proof"]);
+        let n = e.seq as u64 - 1;
+        audit::tree::check_record(&proof, 11, new_root, n, leaf).unwrap();
+        let mut tampered = e.entry.clone();
+        tampered[1] ^= 1;
+        assert!(audit::tree::check_record(&proof, 11, new_root, n, audit::tree::record_hash(&tampered)).is_err());
+    }
+    // Entry 2 is in the old tree as well.
+    let p = app.ok(&token, "{ auditInclusionProof(sequence: 2, treeSize: 3) { rootHash proof } }", json!({})).await
+        ["auditInclusionProof"]
+        .clone();
+    let old_root = hash(&old["rootHash"]);
+    audit::tree::check_record(&hashes(&p["proof"]), 3, old_root, 1, audit::tree::record_hash(&entries[1].entry))
+        .unwrap();
+
+    // The old checkpoint is a prefix of the new: the consistency proof verifies, and not for another root.
+    let c = app
+        .ok(
+            &token,
+            "{ auditConsistencyProof(fromSize: 3) { fromSize toSize fromRootHash toRootHash proof } }",
+            json!({}),
+        )
+        .await["auditConsistencyProof"]
+        .clone();
+    assert_eq!((c["fromSize"].as_i64(), c["toSize"].as_i64()), (Some(3), Some(11)));
+    assert_eq!((hash(&c["fromRootHash"]), hash(&c["toRootHash"])), (old_root, new_root));
+    let proof = hashes(&c["proof"]);
+    audit::tree::check_tree(&proof, 11, new_root, 3, old_root).unwrap();
+    let rewritten = audit::tree::Hash([9; 32]);
+    assert!(audit::tree::check_tree(&proof, 11, new_root, 3, rewritten).is_err());
+
+    // Sizes outside the log are the caller's error.
+    for (q, field) in [
+        ("{ auditInclusionProof(sequence: 12) { rootHash } }", "sequence"),
+        ("{ auditInclusionProof(sequence: 1, treeSize: 12) { rootHash } }", "treeSize"),
+        ("{ auditConsistencyProof(fromSize: 0) { proof } }", "fromSize"),
+        ("{ auditConsistencyProof(fromSize: 5, toSize: 4) { proof } }", "fromSize"),
+        ("{ auditCheckpoint(treeSize: 12) { note } }", "treeSize"),
+    ] {
+        let v = app.gql(&token, q, json!({})).await;
+        assert_eq!(code(&v), "BAD_USER_INPUT", "{q}: {v}");
+        assert_eq!(v["errors"][0]["extensions"]["field"], field, "{q}");
+    }
+    // Another tenant proves nothing about acme's log.
+    let v = app.gql(&app.member("globex"), "{ auditInclusionProof(sequence: 1) { proof } }", json!({})).await;
+    assert_eq!(code(&v), "BAD_USER_INPUT");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn without_a_checkpoint_key_checkpoints_are_unavailable_but_proofs_are_not() {
+    let app = crate::helpers::spawn_app_with(governance::Config::default()).await;
+    let tenant = TenantId::parse("acme").unwrap();
+    let mut tx = app.state.kernel.db.tenant_tx(&tenant).await.unwrap();
+    audit::append(&mut tx, &tenant, vec![envelope("acme", 1)]).await.unwrap();
+    tx.commit().await.unwrap();
+    let token = app.member("acme");
+    let v = app.gql(&token, "{ auditCheckpoint { note } }", json!({})).await;
+    assert_eq!(code(&v), "UNAVAILABLE", "{v}");
+    assert!(v["errors"][0]["message"].as_str().unwrap().contains("AUDIT_CHECKPOINT_KEY"), "{v}");
+    let v = app.ok(&token, "{ auditInclusionProof(sequence: 1) { proof } }", json!({})).await;
+    assert_eq!(v["auditInclusionProof"]["proof"], json!([]), "a one-entry tree's proof is empty");
     app.cleanup().await;
 }

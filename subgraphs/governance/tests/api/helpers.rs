@@ -23,16 +23,45 @@ impl Deref for TestApp {
     }
 }
 
+/// An app configured as in production: with an audit checkpoint key (see [`checkpoint_key`]).
 pub async fn spawn_app() -> TestApp {
-    capture_logs();
-    TestApp(test_support::TestApp::start(&governance::Config::default()).await)
+    spawn_app_with(config()).await
 }
 
 /// An app whose expiry worker runs every second.
 pub async fn spawn_app_expiring_fast() -> TestApp {
+    spawn_app_with(governance::Config { approval_expiry_interval_secs: 1, ..config() }).await
+}
+
+pub async fn spawn_app_with(config: governance::Config) -> TestApp {
     capture_logs();
-    let config = governance::Config { approval_expiry_interval_secs: 1, ..Default::default() };
     TestApp(test_support::TestApp::start(&config).await)
+}
+
+fn config() -> governance::Config {
+    governance::Config { audit_checkpoint_key: Some(checkpoint_key()), ..Default::default() }
+}
+
+/// A `file:` reference to the tests' audit checkpoint key (named `control-plane.test/audit`), made once in
+/// Cargo's scratch directory for integration tests and reused by every run.
+pub fn checkpoint_key() -> String {
+    static KEY: OnceLock<String> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("governance-audit-checkpoint-key");
+        if !path.exists() {
+            let (signer, _) =
+                governance::audit::checkpoint::CheckpointSigner::generate("control-plane.test/audit").unwrap();
+            // Written whole under a name of this process's, then linked into place: a test process that
+            // loses the race uses the winner's key, and none reads a half-written file.
+            let tmp = path.with_extension(std::process::id().to_string());
+            let _ = std::fs::remove_file(&tmp);
+            governance::audit::checkpoint::write_key(&tmp, &signer).unwrap();
+            let _ = std::fs::hard_link(&tmp, &path);
+            std::fs::remove_file(&tmp).unwrap();
+        }
+        format!("file:{}", path.display())
+    })
+    .clone()
 }
 
 pub const MEMBER: &[&str] = &["governance:read", "governance:write"];

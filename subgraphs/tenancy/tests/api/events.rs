@@ -350,3 +350,122 @@ async fn a_stalled_broker_never_holds_outbox_rows_locked() {
     assert!(d.is_some(), "the event was not delivered once the broker answered again");
     app.cleanup().await;
 }
+
+kernel::events! {
+    domain = "test";
+    /// What the batching handler emits per message it applies.
+    Echoed { n: u32 }
+}
+
+/// Takes messages in batches, emitting an event per message (so what committed is in the outbox); a batch
+/// holding a `poison` tenant's message fails as a whole, after emitting for the others.
+struct Batching {
+    /// Sizes of the batches handed over, failed ones included.
+    batches: std::sync::Mutex<Vec<usize>>,
+    /// Inbox tenants a batch could see beyond its own.
+    leaks: std::sync::Mutex<Vec<Vec<String>>>,
+}
+
+#[async_trait::async_trait]
+impl Handler for Batching {
+    fn name(&self) -> &'static str {
+        "test.batching"
+    }
+    fn batch_size(&self) -> usize {
+        16
+    }
+    async fn handle(&self, work: &mut kernel::Work, envelope: &Envelope) -> Result<(), Failure> {
+        if envelope.tenant_id.as_str().starts_with("poison") {
+            return Err(Failure::Permanent(anyhow::anyhow!("poisoned")));
+        }
+        work.emit(&envelope.tenant_id, &Echoed { n: 1 }).await?;
+        Ok(())
+    }
+    async fn handle_batch(&self, work: &mut kernel::Work, envelopes: &[Envelope]) -> Result<(), Failure> {
+        self.batches.lock().unwrap().push(envelopes.len());
+        // Row-level security is the batch tenant's: its inbox rows are visible, no other tenant's.
+        let tenants: Vec<String> = sqlx::query_scalar("SELECT DISTINCT tenant_id FROM inbox WHERE handler = $1")
+            .bind(self.name())
+            .fetch_all(&mut ***work)
+            .await
+            .map_err(|e| Failure::Transient(e.into()))?;
+        if tenants != vec![envelopes[0].tenant_id.to_string()] {
+            self.leaks.lock().unwrap().push(tenants);
+        }
+        for envelope in envelopes {
+            work.set_meta(envelope.caused_meta());
+            work.emit(&envelope.tenant_id, &Echoed { n: envelopes.len() as u32 }).await?;
+        }
+        if envelopes.iter().any(|e| e.tenant_id.as_str().starts_with("poison")) {
+            return Err(Failure::Permanent(anyhow::anyhow!("poisoned")));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_batching_handler_applies_waiting_messages_of_several_tenants_once_and_a_failed_batch_one_by_one() {
+    let app = spawn_app().await;
+    let prefix = format!("t-{}", app.id);
+    let spec = ConsumerSpec {
+        queue: format!("{prefix}.batching"),
+        bindings: vec![format!("{prefix}.Batch")],
+        retry: fast_retry(),
+        prefetch: 64,
+    };
+    let ch = Broker::new(AMQP.into()).channel().await.unwrap();
+    spec.declare(&ch).await.unwrap();
+    // Everything is waiting before the consumer starts: two tenants' messages, one delivered twice, and a
+    // poisoned one in the middle.
+    let (a, b, poison) = (format!("a-{}", app.id), format!("b-{}", app.id), format!("poison-{}", app.id));
+    let mut good = Vec::new();
+    for i in 0..40 {
+        if i == 25 {
+            let p = provision_command(&poison);
+            publish(&ch, &format!("{prefix}.Batch"), &serde_json::to_vec(&p).unwrap()).await;
+        }
+        let e = provision_command(if i % 3 == 0 { &b } else { &a });
+        publish(&ch, &format!("{prefix}.Batch"), &serde_json::to_vec(&e).unwrap()).await;
+        good.push(e);
+    }
+    publish(&ch, &format!("{prefix}.Batch"), &serde_json::to_vec(&good[3]).unwrap()).await;
+
+    let handler = Arc::new(Batching { batches: Default::default(), leaks: Default::default() });
+    tokio::spawn(kernel::consumer::run(
+        app.state.kernel.broker.clone(),
+        app.state.kernel.db.clone(),
+        spec.clone(),
+        handler.clone(),
+        app.shutdown.clone(),
+    ));
+    let m = dead_letter(&ch, &spec.dead_letter_queue(), Duration::from_secs(15)).await;
+    let dead: Envelope = serde_json::from_slice(&m.delivery.data).unwrap();
+    assert_eq!(dead.tenant_id.as_str(), poison, "only the poisoned message is dead-lettered");
+    let admin = app.admin_pool().await;
+    test_support::eventually("every good message applied", Duration::from_secs(15), || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox WHERE handler = 'test.batching'")
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+        n == 40
+    })
+    .await;
+    // What committed: one event per good message, caused by it; none for the poisoned one.
+    let causes: Vec<String> = sqlx::query_scalar(
+        "SELECT envelope->>'causationId' FROM outbox WHERE event_type = 'Echoed' AND tenant_id = ANY($1) ORDER BY 1",
+    )
+    .bind(vec![a.clone(), b.clone(), poison.clone()])
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    let mut expected: Vec<String> = good.iter().map(|e| e.event_id.clone()).collect();
+    expected.sort();
+    assert_eq!(causes, expected, "each good message applied exactly once, the duplicate not again");
+    let batches = handler.batches.lock().unwrap().clone();
+    assert!(batches.iter().any(|&n| n > 1), "waiting messages are taken together: {batches:?}");
+    assert!(batches.iter().all(|&n| n <= 16), "never more than the batch size: {batches:?}");
+    assert_eq!(*handler.leaks.lock().unwrap(), Vec::<Vec<String>>::new(), "each tenant's part sees its rows only");
+
+    delete_queues(&ch, &spec).await;
+    app.cleanup().await;
+}
