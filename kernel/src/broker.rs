@@ -79,6 +79,9 @@ pub fn properties(envelope: &Envelope, schema_version: u32) -> BasicProperties {
     let mut headers = FieldTable::default();
     headers.insert("cs-tenant-id".into(), AMQPValue::LongString(LongString::from(envelope.tenant_id.as_str())));
     headers.insert("cs-schema-version".into(), AMQPValue::LongUInt(schema_version));
+    if let Some(actor) = &envelope.actor {
+        headers.insert("cs-actor".into(), AMQPValue::LongString(LongString::from(actor.as_str())));
+    }
     BasicProperties::default()
         .with_content_type(ShortString::from("application/json"))
         .with_delivery_mode(2)
@@ -87,6 +90,15 @@ pub fn properties(envelope: &Envelope, schema_version: u32) -> BasicProperties {
         .with_type(ShortString::from(envelope.event_type.as_str()))
         .with_timestamp(envelope.occurred_at.timestamp().max(0) as u64)
         .with_headers(headers)
+}
+
+/// The `cs-actor` header of a message, if it has one.
+pub fn actor(headers: Option<&FieldTable>) -> Option<String> {
+    match headers?.inner().get("cs-actor")? {
+        AMQPValue::LongString(s) => Some(s.to_string()),
+        AMQPValue::ShortString(s) => Some(s.to_string()),
+        _ => None,
+    }
 }
 
 /// RabbitMQ's management API (`http://user:password@host:15672`), for provisioning broker users.

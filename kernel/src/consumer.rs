@@ -271,7 +271,7 @@ pub async fn process_batch<H: Handler + ?Sized>(
     let mut messages = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
         match serde_json::from_slice::<Envelope>(&delivery.data) {
-            Ok(envelope) => messages.push((delivery, envelope)),
+            Ok(envelope) => messages.push((delivery, envelope.with_actor_from(delivery.properties.headers().as_ref()))),
             Err(_) => outcomes.push(process(ch, db, spec, handler, delivery).await?),
         }
     }
@@ -377,7 +377,7 @@ pub async fn process<H: Handler + ?Sized>(
     handler: &H,
     delivery: &Delivery,
 ) -> anyhow::Result<Outcome> {
-    let outcome = match apply(db, handler, &delivery.data).await {
+    let outcome = match apply(db, handler, delivery).await {
         Ok(applied) => {
             if applied {
                 Outcome::Applied
@@ -411,9 +411,10 @@ pub async fn process<H: Handler + ?Sized>(
 }
 
 /// Applies a message once: `Ok(false)` when the inbox says it was applied before.
-async fn apply<H: Handler + ?Sized>(db: &Db, handler: &H, body: &[u8]) -> Result<bool, Failure> {
-    let envelope: Envelope = serde_json::from_slice(body)
-        .map_err(|e| Failure::Permanent(anyhow::anyhow!("not a canonical envelope: {e}")))?;
+async fn apply<H: Handler + ?Sized>(db: &Db, handler: &H, delivery: &Delivery) -> Result<bool, Failure> {
+    let envelope = serde_json::from_slice::<Envelope>(&delivery.data)
+        .map_err(|e| Failure::Permanent(anyhow::anyhow!("not a canonical envelope: {e}")))?
+        .with_actor_from(delivery.properties.headers().as_ref());
     let key = inbox_key(&envelope.event_id, handler.name(), &handler.aggregate_id(&envelope));
     let transient = |e: sqlx::Error| Failure::Transient(e.into());
     let mut tx = db.tenant_tx(&envelope.tenant_id).await?;
@@ -528,10 +529,13 @@ where
                     _ = shutdown.cancelled() => return Ok::<_, anyhow::Error>(()),
                     d = deliveries.next() => match d {
                         None => anyhow::bail!("listener stream ended"),
-                        Some(d) => match serde_json::from_slice::<Envelope>(&d?.data) {
-                            Ok(env) => on_notice(Notice::Event(Box::new(env))),
+                        Some(d) => {
+                            let d = d?;
+                            match serde_json::from_slice::<Envelope>(&d.data) {
+                            Ok(env) => on_notice(Notice::Event(Box::new(env.with_actor_from(d.properties.headers().as_ref())))),
                             Err(e) => tracing::warn!(error = %e, "listener skipped a non-envelope message"),
-                        },
+                        }
+                        }
                     },
                 }
             }

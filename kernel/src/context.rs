@@ -58,9 +58,14 @@ impl RequestContext {
         }
     }
 
-    /// Trace, correlation and causation ids for events this request causes.
+    /// Trace, correlation and causation ids, and the actor (the caller), for events this request causes.
     pub fn event_meta(&self) -> EventMeta {
-        EventMeta { trace_id: self.trace_id.clone(), correlation_id: self.correlation_id.clone(), causation_id: None }
+        EventMeta {
+            trace_id: self.trace_id.clone(),
+            correlation_id: self.correlation_id.clone(),
+            causation_id: None,
+            actor: Some(self.caller.subject.clone()),
+        }
     }
 
     /// Parses the `traceparent` and `x-correlation-id` headers, making new ids where they are absent or bad.

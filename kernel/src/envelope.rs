@@ -3,7 +3,7 @@
 //! JSON keys, exactly: `eventId` (`evt-` + UUIDv7), `eventType` (NounVerbPastTense, or VerbNoun for commands),
 //! `tenantId`, `projectId` and `moduleId` (when they apply), `traceId`, `correlationId`, `causationId`,
 //! `occurredAt` (RFC 3339 UTC) and `payload`. The broker headers `cs-tenant-id` and `cs-schema-version` travel
-//! beside it. A breaking payload change makes a new type (`UsageRecordedV2`) with a new schema version.
+//! beside it, and `cs-actor` (who acted) when a principal did. A breaking payload change makes a new type (`UsageRecordedV2`) with a new schema version.
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::{Deserialize, Serialize, Serializer};
@@ -122,6 +122,9 @@ pub struct EventMeta {
     pub correlation_id: String,
     /// The event or command that caused this one, if any.
     pub causation_id: Option<String>,
+    /// Who acted: the subject of the token whose request (or the command it sent) caused the event. Not an
+    /// envelope key: it travels in the `cs-actor` header.
+    pub actor: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -140,6 +143,10 @@ pub struct Envelope {
     #[serde(serialize_with = "rfc3339_utc")]
     pub occurred_at: DateTime<Utc>,
     pub payload: serde_json::Value,
+    /// Who acted ([`EventMeta::actor`]): beside the envelope (the outbox's `actor` column, the `cs-actor`
+    /// header), never in its JSON.
+    #[serde(skip)]
+    pub actor: Option<String>,
 }
 
 fn rfc3339_utc<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
@@ -157,6 +164,7 @@ impl Envelope {
             trace_id: meta.trace_id.clone(),
             correlation_id: meta.correlation_id.clone(),
             causation_id: meta.causation_id.clone(),
+            actor: meta.actor.clone(),
             // Millisecond precision, as serialized, so an envelope survives a round trip unchanged.
             occurred_at: Utc::now().trunc_subsecs(3),
             payload: serde_json::to_value(payload).expect("event payloads serialize"),
@@ -168,13 +176,20 @@ impl Envelope {
         serde_json::from_value(self.payload.clone())
     }
 
-    /// The meta for events this one causes: same trace and correlation, caused by this event.
+    /// The meta for events this one causes: same trace, correlation and actor, caused by this event.
     pub fn caused_meta(&self) -> EventMeta {
         EventMeta {
             trace_id: self.trace_id.clone(),
             correlation_id: self.correlation_id.clone(),
             causation_id: Some(self.event_id.clone()),
+            actor: self.actor.clone(),
         }
+    }
+
+    /// Takes the actor from a message's `cs-actor` header.
+    pub fn with_actor_from(mut self, headers: Option<&lapin::types::FieldTable>) -> Self {
+        self.actor = crate::broker::actor(headers);
+        self
     }
 }
 
@@ -232,7 +247,7 @@ mod tests {
 
     #[test]
     fn envelope_has_exactly_the_canonical_keys() {
-        let meta = EventMeta { trace_id: "t".into(), correlation_id: "c".into(), causation_id: None };
+        let meta = EventMeta { trace_id: "t".into(), correlation_id: "c".into(), causation_id: None, actor: None };
         let env = Envelope::new(&TenantId::parse("acme").unwrap(), &meta, &Thing { n: 1 });
         let json = serde_json::to_value(&env).unwrap();
         let mut keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();

@@ -34,8 +34,8 @@ pub async fn enqueue<E: Event>(tx: &mut Tx, tenant: &TenantId, meta: &EventMeta,
 /// Writes a built envelope under its domain's routing key.
 async fn write(tx: &mut Tx, domain: &str, envelope: &Envelope, schema_version: u32) -> Result<()> {
     sqlx::query(
-        "INSERT INTO outbox (tenant_id, event_id, event_type, routing_key, schema_version, envelope) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO outbox (tenant_id, event_id, event_type, routing_key, schema_version, envelope, actor) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(envelope.tenant_id.as_str())
     .bind(&envelope.event_id)
@@ -43,6 +43,7 @@ async fn write(tx: &mut Tx, domain: &str, envelope: &Envelope, schema_version: u
     .bind(broker::routing_key(domain, &envelope.event_type))
     .bind(schema_version as i32)
     .bind(serde_json::to_value(envelope).map_err(anyhow::Error::from)?)
+    .bind(&envelope.actor)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -85,6 +86,7 @@ struct Pending {
     routing_key: String,
     schema_version: i32,
     envelope: serde_json::Value,
+    actor: Option<String>,
 }
 
 impl Relay {
@@ -179,7 +181,7 @@ impl Relay {
     pub async fn tick(&self, channel: &mut Option<Channel>) -> anyhow::Result<usize> {
         let mut tx = db::relay_tx(self.db.shared()).await?;
         let rows: Vec<Pending> = sqlx::query_as(
-            "SELECT tenant_id, event_id, routing_key, schema_version, envelope FROM outbox \
+            "SELECT tenant_id, event_id, routing_key, schema_version, envelope, actor FROM outbox \
              WHERE published_at IS NULL AND parked_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
         .bind(self.batch)
@@ -193,7 +195,7 @@ impl Relay {
         let mut parked = Vec::new();
         for row in &rows {
             match serde_json::from_value::<Envelope>(row.envelope.clone()) {
-                Ok(env) => good.push((row, env)),
+                Ok(env) => good.push((row, Envelope { actor: row.actor.clone(), ..env })),
                 Err(e) => parked.push((row, format!("not a canonical envelope: {e}"))),
             }
         }

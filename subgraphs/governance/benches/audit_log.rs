@@ -49,6 +49,7 @@ fn event(tenant: &TenantId, i: usize) -> Envelope {
         trace_id: format!("{:032x}", i),
         correlation_id: format!("corr-{i}"),
         causation_id: Some(format!("evt-{}", Uuid::now_v7())),
+        actor: Some(format!("user-{}", i % 50)),
     };
     let payload = ModuleVersionPublished {
         project_id: Uuid::new_v4().to_string(),

@@ -429,7 +429,8 @@ async fn appends(seed: u64) -> f64 {
         resource_attrs: Value::Null,
         context: c,
     });
-    let meta = || EventMeta { trace_id: "bench".into(), correlation_id: "bench".into(), causation_id: None };
+    let meta =
+        || EventMeta { trace_id: "bench".into(), correlation_id: "bench".into(), causation_id: None, actor: None };
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let tenant = {
         let (tenants, next) = (Arc::new(tenants), next.clone());

@@ -147,6 +147,7 @@ pub async fn bootstrap(state: &State) -> anyhow::Result<String> {
         trace_id: uuid::Uuid::new_v4().simple().to_string(),
         correlation_id: "bootstrap".into(),
         causation_id: None,
+        actor: Some("bootstrap".into()),
     };
     let mut tx = Work::tenant(&state.kernel.db, &platform, meta).await?;
     store::bootstrap_lock(&mut tx).await?;

@@ -231,7 +231,8 @@ async fn revoke(AxumState(state): AxumState<Arc<State>>, headers: HeaderMap, For
         }
     }
     let (trace_id, correlation_id) = kernel::RequestContext::ids_from_headers(&headers);
-    let meta = EventMeta { trace_id, correlation_id, causation_id: None };
+    // The revocation's actor: the token's own subject (RFC 7009 lets its holder or client revoke it).
+    let meta = EventMeta { trace_id, correlation_id, causation_id: None, actor: Some(caller.subject.clone()) };
     let result = if api_token::looks_like(&form.token) {
         match caller.token_id.as_deref().and_then(|id| id.parse::<uuid::Uuid>().ok()) {
             Some(id) => crate::schema::revoke_api_token(&state, &tenant, id, &meta).await.map(|_| ()),

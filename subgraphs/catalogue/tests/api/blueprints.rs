@@ -343,7 +343,7 @@ async fn the_validate_blueprint_command_validates_too() {
     let blueprint = bp.blueprint(&project, "main").await;
     let version = bp.draft(&blueprint, shop()).await;
 
-    let meta = EventMeta { trace_id: "t".into(), correlation_id: "c".into(), causation_id: None };
+    let meta = EventMeta { trace_id: "t".into(), correlation_id: "c".into(), causation_id: None, actor: None };
     let command =
         catalogue::events::ValidateBlueprint { blueprint_id: blueprint.parse().unwrap(), version: version as i32 };
     let envelope = Envelope::new(&TenantId::parse(&bp.tenant).unwrap(), &meta, &command);

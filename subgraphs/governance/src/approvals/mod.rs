@@ -172,12 +172,14 @@ impl Approval {
         }
     }
 
-    /// The meta of events answering this request: its correlation, caused by the request, traced by `trace`.
-    fn answer_meta(&self, trace: &str) -> EventMeta {
+    /// The meta of events answering this request: its correlation, caused by the request, traced by `trace`,
+    /// acted by `actor` (the voter or canceller; none when it expires).
+    fn answer_meta(&self, trace: &str, actor: Option<&str>) -> EventMeta {
         EventMeta {
             trace_id: trace.to_owned(),
             correlation_id: self.correlation_id.clone(),
             causation_id: self.request_event.clone(),
+            actor: actor.map(str::to_owned),
         }
     }
 }
@@ -315,7 +317,7 @@ pub async fn vote(
 ) -> Result<Approval> {
     let mut tx = db.tenant_tx(tenant).await?;
     let a = store::lock(&mut tx, tenant, id).await?.ok_or_else(|| Error::not_found(format!("no approval `{id}`")))?;
-    let mut work = Work::from_tx(tx, a.answer_meta(trace));
+    let mut work = Work::from_tx(tx, a.answer_meta(trace, Some(voter)));
     if a.status != ApprovalStatus::Pending {
         return Err(Error::conflict(format!("approval `{id}` is {} and final", a.status.as_str())));
     }
@@ -382,7 +384,7 @@ pub async fn vote(
 pub async fn cancel(db: &Db, tenant: &TenantId, id: Uuid, by: &str, trace: &str) -> Result<Approval> {
     let mut tx = db.tenant_tx(tenant).await?;
     let a = store::lock(&mut tx, tenant, id).await?.ok_or_else(|| Error::not_found(format!("no approval `{id}`")))?;
-    let mut work = Work::from_tx(tx, a.answer_meta(trace));
+    let mut work = Work::from_tx(tx, a.answer_meta(trace, Some(by)));
     if a.status != ApprovalStatus::Pending {
         return Err(Error::conflict(format!("approval `{id}` is {} and final", a.status.as_str())));
     }
@@ -408,7 +410,7 @@ pub async fn expire(db: &Db, tenant: &TenantId, id: Uuid) -> Result<bool> {
     if a.status != ApprovalStatus::Pending || a.expires_at > Utc::now() {
         return Ok(false);
     }
-    let mut work = Work::from_tx(tx, a.answer_meta(&a.trace_id));
+    let mut work = Work::from_tx(tx, a.answer_meta(&a.trace_id, None));
     let a = store::finish(&mut work, tenant, id, ApprovalStatus::Expired, None).await?;
     work.emit(tenant, &ApprovalExpired { approval_id: id.to_string(), subject: a.subject() }).await?;
     work.commit().await?;

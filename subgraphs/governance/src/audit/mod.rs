@@ -12,7 +12,8 @@
 //!
 //! and its hash is `sha256(prev_hash ‖ canonical bytes)`, the first entry's `prev_hash` being 32 zero bytes.
 //! The sequence is inside the hashed bytes, so an entry cannot be moved; `verify` recomputes the chain and
-//! names the first broken link. (`actor` is `null` until the envelope carries who acted.)
+//! names the first broken link. `actor` is who acted (the `cs-actor` header beside the envelope: the token
+//! subject whose request caused the event), `null` for what no principal did (expiries, retention).
 
 pub mod checkpoint;
 pub mod consumer;
@@ -25,7 +26,7 @@ use async_graphql::SimpleObject;
 use chrono::{DateTime, Utc};
 use kernel::envelope::Envelope;
 use kernel::{Result, TenantId};
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 /// The hash before a tenant's first entry.
@@ -52,7 +53,7 @@ pub struct NewEntry {
 pub fn canonical(envelope: &Envelope, seq: i64) -> Result<Vec<u8>> {
     let occurred_at = envelope.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let value = json!({
-        "actor": Value::Null,
+        "actor": envelope.actor,
         "causationId": envelope.causation_id,
         "correlationId": envelope.correlation_id,
         "eventId": envelope.event_id,
@@ -222,6 +223,7 @@ pub fn verify<L: std::borrow::Borrow<Link>>(
 #[cfg(test)]
 mod tests {
     use kernel::envelope::EventMeta;
+    use serde_json::Value;
 
     use super::*;
 
@@ -236,7 +238,7 @@ mod tests {
             const DOMAIN: &'static str = "test";
             const TYPE: &'static str = "ThingHappened";
         }
-        let meta = EventMeta { trace_id: "t".into(), correlation_id: "c".into(), causation_id: None };
+        let meta = EventMeta { trace_id: "t".into(), correlation_id: "c".into(), causation_id: None, actor: None };
         Envelope::new(&TenantId::parse(tenant).unwrap(), &meta, &Thing { n, b: "b", a: "a" })
     }
 

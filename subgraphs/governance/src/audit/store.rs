@@ -120,15 +120,16 @@ pub async fn insert(tx: &mut Tx, tenant: &TenantId, entries: &[NewEntry]) -> Res
     let causations: Vec<Option<&str>> = entries.iter().map(|e| e.envelope.causation_id.as_deref()).collect();
     let projects: Vec<Option<&str>> = entries.iter().map(|e| e.envelope.project_id.as_deref()).collect();
     let modules: Vec<Option<&str>> = entries.iter().map(|e| e.envelope.module_id.as_deref()).collect();
+    let actors: Vec<Option<&str>> = entries.iter().map(|e| e.envelope.actor.as_deref()).collect();
     let bytes: Vec<&[u8]> = entries.iter().map(|e| e.entry.as_slice()).collect();
     let hashes: Vec<&[u8]> = entries.iter().map(|e| &e.hash[..]).collect();
     sqlx::query!(
         r#"INSERT INTO audit_entries (tenant_id, seq, event_id, event_type, occurred_at, trace_id, correlation_id,
-                                      causation_id, project_id, module_id, entry, hash)
-           SELECT $1, s, ev, ty, o, tr, co, ca, p, m, en, h
+                                      causation_id, project_id, module_id, entry, hash, actor)
+           SELECT $1, s, ev, ty, o, tr, co, ca, p, m, en, h, ac
            FROM unnest($2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[], $8::text[],
-                       $9::text[], $10::text[], $11::bytea[], $12::bytea[])
-                AS u(s, ev, ty, o, tr, co, ca, p, m, en, h)"#,
+                       $9::text[], $10::text[], $11::bytea[], $12::bytea[], $13::text[])
+                AS u(s, ev, ty, o, tr, co, ca, p, m, en, h, ac)"#,
         tenant.as_str(),
         &seqs,
         &event_ids as &[&str],
@@ -141,6 +142,7 @@ pub async fn insert(tx: &mut Tx, tenant: &TenantId, entries: &[NewEntry]) -> Res
         &modules as &[Option<&str>],
         &bytes as &[&[u8]],
         &hashes as &[&[u8]],
+        &actors as &[Option<&str>],
     )
     .execute(&mut **tx)
     .await?;

@@ -30,7 +30,7 @@ async fn verify(app: &TestApp, token: &str, from: i64, to: Option<i64>) -> Value
 }
 
 fn envelope(tenant: &str, n: u32) -> Envelope {
-    let meta = EventMeta { trace_id: "t".into(), correlation_id: format!("c{n}"), causation_id: None };
+    let meta = EventMeta { trace_id: "t".into(), correlation_id: format!("c{n}"), causation_id: None, actor: None };
     Envelope::new(&TenantId::parse(tenant).unwrap(), &meta, &ThingHappened { n })
 }
 
@@ -59,7 +59,7 @@ async fn every_event_is_audited_once_even_when_redelivered_and_the_chain_verifie
     let v = app
         .ok(
             &token,
-            "{ auditEntries(first: 10) { edges { node { sequence eventId eventType correlationId canonical hash } } } }",
+            "{ auditEntries(first: 10) { edges { node { sequence eventId eventType correlationId actor canonical hash } } } }",
             json!({}),
         )
         .await;
@@ -75,6 +75,9 @@ async fn every_event_is_audited_once_even_when_redelivered_and_the_chain_verifie
     assert_eq!(canonical["sequence"], 1);
     assert_eq!(canonical["payload"], json!({ "n": 1 }));
     assert_eq!(canonical["correlationId"], first.correlation_id.as_str());
+    // Who acted, from the message's `cs-actor` header, is recorded and covered by the hash.
+    let actor = format!("publisher-of-{tenant}");
+    assert_eq!((nodes[0]["actor"].as_str(), canonical["actor"].as_str()), (Some(actor.as_str()), Some(actor.as_str())));
     // The first hash is sha256(32 zero bytes ‖ canonical entry).
     let h = audit::chain(&audit::GENESIS, nodes[0]["canonical"].as_str().unwrap().as_bytes());
     assert_eq!(nodes[0]["hash"], hex::encode(h));

@@ -10,7 +10,6 @@ use kernel::broker::{Broker, EXCHANGE};
 use kernel::envelope::{Envelope, Event, EventMeta};
 use kernel::TenantId;
 use lapin::options::BasicPublishOptions;
-use lapin::BasicProperties;
 use serde_json::{json, Value};
 pub use test_support::{code, AMQP_URL as AMQP};
 
@@ -105,6 +104,7 @@ impl TestApp {
             trace_id: "t".into(),
             correlation_id: format!("corr-{}", uuid::Uuid::new_v4()),
             causation_id: None,
+            actor: Some(format!("publisher-of-{tenant}")),
         };
         let env = Envelope::new(&TenantId::parse(tenant).unwrap(), &meta, payload);
         self.publish_envelope(rest, &env).await;
@@ -115,7 +115,8 @@ impl TestApp {
         let ch = Broker::new(AMQP.to_owned().into()).channel().await.unwrap();
         let key = format!("{}.{rest}", self.command_prefix());
         let body = serde_json::to_vec(env).unwrap();
-        let props = BasicProperties::default().with_delivery_mode(2);
+        // As the relay publishes it: persistent, with the `cs-*` headers (`cs-actor` among them).
+        let props = kernel::broker::properties(env, 1);
         ch.basic_publish(EXCHANGE, &key, BasicPublishOptions::default(), &body, props).await.unwrap().await.unwrap();
     }
 

@@ -62,6 +62,8 @@ async fn a_mutations_event_arrives_with_exactly_the_envelope_fields() {
     assert_eq!(body["payload"]["editionId"], "pro");
     assert_eq!(header(&d, "cs-schema-version"), Some(&AMQPValue::LongUInt(1)));
     assert_eq!(header(&d, "cs-tenant-id"), Some(&AMQPValue::LongString(tenant.as_str().into())));
+    // Who acted travels beside the envelope, not in it: the caller's token subject.
+    assert_eq!(header(&d, "cs-actor"), Some(&AMQPValue::LongString("op-1".into())));
     assert_eq!(d.properties.message_id().as_ref().map(|s| s.as_str()), Some(event_id));
     assert_eq!(d.properties.delivery_mode(), &Some(2));
     app.cleanup().await;
@@ -123,7 +125,7 @@ async fn publish(ch: &Channel, routing_key: &str, body: &[u8]) {
 }
 
 fn provision_command(tenant: &str) -> Envelope {
-    let meta = EventMeta { trace_id: "t".into(), correlation_id: "c".into(), causation_id: None };
+    let meta = EventMeta { trace_id: "t".into(), correlation_id: "c".into(), causation_id: None, actor: None };
     let command = tenancy::events::ProvisionTenant {
         display_name: "By command".into(),
         region: "eu-west".into(),
