@@ -17,8 +17,10 @@
 //! | [`Proxy`] | a TCP proxy that can be taken down, for fault injection |
 //! | [`WsClient`] | a graphql-transport-ws client for live subscriptions |
 //! | [`count_statements`] | the SQL statements requests issue, for N+1 tests |
+//! | [`Azurite`] | the Azure Blob emulator, started with a container of the test's own |
 
 mod app;
+pub mod azurite;
 mod broker;
 mod resources;
 mod statements;
@@ -28,6 +30,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use app::{fast_retry, Builder, Signer, TestApp, AUDIENCE, ISSUER};
+pub use azurite::Azurite;
 pub use broker::{consumers_on, consuming, Proxy, Tap};
 use kernel::config::KernelConfig;
 pub use resources::{Queues, RedisNamespace, TestDb};

@@ -273,7 +273,8 @@ async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Resul
                     .await?;
                 anyhow::ensure!(made.success(), "governance audit-keygen failed");
             }
-            cmd.env("AUDIT_CHECKPOINT_KEY", format!("file:{}", key.display()));
+            cmd.env("AUDIT_CHECKPOINT_KEY", format!("file:{}", key.display()))
+                .env("AUDIT_EXPORT_DIR", root().join(".dev/audit-exports"));
         }
         if *domain == "identity" {
             // The signing key by configRef: a file here, a Key Vault or Vault reference in production.

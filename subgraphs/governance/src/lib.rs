@@ -11,7 +11,7 @@
 //! | `approvals/` | approval requests and votes, the `RequestApproval` consumer, the expiry worker |
 //! | `integrations/` | integration connections and their secret references |
 //! | `models/` | model policies and their evaluation |
-//! | `audit/` | the audit log: an entry per event of every domain, hash-chained per tenant, verified on demand |
+//! | `audit/` | the audit log: an entry per event of every domain, hash-chained per tenant and a Merkle tree (`tree.rs`) with signed checkpoints (`checkpoint.rs`) and proofs; exports to blob storage (`export.rs`, checked offline by `src/bin/audit-verify.rs`); partitions and retention (`partitions.rs`) |
 //!
 //! beside `access.rs` (who may do what), `commands.rs` (the commands governance accepts), `directory.rs`
 //! (identity's role bindings and tenancy's legal holds, projected) and `events.rs` (everything published).
@@ -66,6 +66,33 @@ pub struct Config {
     /// (the log, its chain and its proofs are not).
     #[arg(long, env = "AUDIT_CHECKPOINT_KEY")]
     pub audit_checkpoint_key: Option<String>,
+    /// The folder audit exports are written to (created if missing), unless they go to Azure Blob.
+    #[arg(long, env = "AUDIT_EXPORT_DIR", default_value = "audit-exports")]
+    pub audit_export_dir: String,
+    /// Export to this Azure Blob container instead of the folder (it must exist).
+    #[arg(long, env = "AUDIT_EXPORT_AZURE_CONTAINER")]
+    pub audit_export_azure_container: Option<String>,
+    /// The Azure storage account (with AUDIT_EXPORT_AZURE_CONTAINER).
+    #[arg(long, env = "AUDIT_EXPORT_AZURE_ACCOUNT")]
+    pub audit_export_azure_account: Option<String>,
+    /// The account's access key, by `configRef` (`env:VAR`, `file:/path`).
+    #[arg(long, env = "AUDIT_EXPORT_AZURE_KEY")]
+    pub audit_export_azure_key: Option<String>,
+    /// The blob endpoint, when not `https://<account>.blob.core.windows.net` (Azurite:
+    /// `http://127.0.0.1:10000/devstoreaccount1`; plain http only when named here).
+    #[arg(long, env = "AUDIT_EXPORT_AZURE_ENDPOINT")]
+    pub audit_export_azure_endpoint: Option<String>,
+    /// Entries per exported object.
+    #[arg(long, env = "AUDIT_EXPORT_RANGE", default_value_t = 10_000)]
+    pub audit_export_range: i64,
+    /// Seconds between passes of the export worker (each exports every full range); 0 turns it off
+    /// (`exportAuditLog` still exports on demand).
+    #[arg(long, env = "AUDIT_EXPORT_INTERVAL_SECS", default_value_t = 300)]
+    pub audit_export_interval_secs: u64,
+    /// Months an audit entry is kept after its month ends (at least 12), then its partition is dropped —
+    /// unless a tenant in it is under legal hold or has entries in it not exported yet.
+    #[arg(long, env = "AUDIT_RETENTION_MONTHS", default_value_t = 84)]
+    pub audit_retention_months: i32,
 }
 
 impl Config {
@@ -87,6 +114,14 @@ impl Default for Config {
             integration_secret_env_prefix: scope.env_prefix,
             integration_secret_dir: scope.dir,
             audit_checkpoint_key: None,
+            audit_export_dir: "audit-exports".into(),
+            audit_export_azure_container: None,
+            audit_export_azure_account: None,
+            audit_export_azure_key: None,
+            audit_export_azure_endpoint: None,
+            audit_export_range: 10_000,
+            audit_export_interval_secs: 300,
+            audit_retention_months: 84,
         }
     }
 }
@@ -123,6 +158,7 @@ pub struct MutationRoot(
     approvals::schema::ApprovalMutation,
     integrations::schema::IntegrationMutation,
     models::schema::ModelMutation,
+    audit::schema::AuditMutation,
 );
 
 /// Everything a resolver can reach.
@@ -136,6 +172,8 @@ pub struct State {
     pub secrets: Secrets,
     /// Signs audit checkpoints (when a key is configured).
     pub checkpoints: Option<Arc<audit::checkpoint::CheckpointSigner>>,
+    /// Where audit exports go.
+    pub exports: Option<audit::export::Exporter>,
 }
 
 impl Subgraph for State {
@@ -157,6 +195,7 @@ impl Subgraph for State {
 
     async fn build(conns: Connections, config: &Config) -> anyhow::Result<Self> {
         anyhow::ensure!(config.policy_cache_ttl_secs >= 1, "POLICY_CACHE_TTL_SECS must be at least 1");
+        anyhow::ensure!(config.audit_retention_months >= 12, "AUDIT_RETENTION_MONTHS must be at least 12");
         anyhow::ensure!(
             !config.integration_secret_env_prefix.is_empty() && config.integration_secret_dir.starts_with('/'),
             "INTEGRATION_SECRET_ENV_PREFIX must not be empty and INTEGRATION_SECRET_DIR must be an absolute path"
@@ -173,6 +212,7 @@ impl Subgraph for State {
                 Some(Arc::new(audit::checkpoint::CheckpointSigner::new(key.expose_secret())?))
             }
         };
+        let exports = Some(audit::export::Exporter::from_config(config, &secrets).await?);
         let kernel = conns.kernel().await?;
         Ok(Self {
             decisions: decisions::writer::start(kernel.db.clone()),
@@ -184,6 +224,7 @@ impl Subgraph for State {
             ),
             secrets,
             checkpoints,
+            exports,
         })
     }
 
@@ -230,5 +271,8 @@ impl Subgraph for State {
         tokio::spawn(approvals::expiry::run(state.clone(), shutdown.clone()));
         tokio::spawn(decisions::retention::run(state.clone(), shutdown.clone()));
         tokio::spawn(audit::partitions::run(state.clone(), shutdown.clone()));
+        if state.config.audit_export_interval_secs > 0 {
+            tokio::spawn(audit::export::run(state.clone(), shutdown.clone()));
+        }
     }
 }

@@ -17,6 +17,7 @@
 
 pub mod checkpoint;
 pub mod consumer;
+pub mod export;
 pub mod partitions;
 pub mod schema;
 pub mod store;

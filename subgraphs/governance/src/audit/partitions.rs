@@ -1,4 +1,8 @@
-//! The audit log's monthly partitions, created [`MONTHS_AHEAD`] months ahead: a pass at start and daily.
+//! The audit log's monthly partitions: created [`MONTHS_AHEAD`] months ahead, and dropped whole once their
+//! month ended more than `AUDIT_RETENTION_MONTHS` ago (default 84: seven years) — unless a tenant with
+//! entries in one is under legal hold (tenancy's `TenantLegalHoldChanged`, projected in `legal_holds`) or
+//! has entries in it not exported yet; such a partition is kept whole, and the pass says why. A pass at
+//! start and daily.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,22 +16,48 @@ use crate::State;
 pub const MONTHS_AHEAD: i32 = 3;
 const INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
-/// Creates the missing partitions; how many.
-pub async fn run_once(state: &State) -> Result<i32> {
-    let mut tx = state.kernel.db.shared().begin().await?;
-    let n = store::ensure_partitions(&mut tx, MONTHS_AHEAD).await?;
+/// What a pass did.
+#[derive(Debug, Default, PartialEq)]
+pub struct Pass {
+    pub created: i32,
+    pub dropped: Vec<String>,
+    /// Partitions past retention that were kept, and why.
+    pub kept: Vec<(String, String)>,
+}
+
+/// Creates the missing partitions and drops those past `keep_months` that may go.
+pub async fn run_once(db: &kernel::db::Db, keep_months: i32) -> Result<Pass> {
+    let mut tx = db.shared().begin().await?;
+    let created = store::ensure_partitions(&mut tx, MONTHS_AHEAD).await?;
+    let mut pass = Pass { created, ..Default::default() };
+    for (name, dropped, reason) in store::expire_partitions(&mut tx, keep_months).await? {
+        if dropped {
+            pass.dropped.push(name);
+        } else {
+            pass.kept.push((name, reason.unwrap_or_default()));
+        }
+    }
     tx.commit().await?;
-    Ok(n)
+    Ok(pass)
 }
 
 pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
     loop {
-        match run_once(&state).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(created = n, "audit partitions created"),
+        match run_once(&state.kernel.db, state.config.audit_retention_months).await {
+            Ok(pass) => {
+                if pass.created > 0 {
+                    tracing::info!(created = pass.created, "audit partitions created");
+                }
+                if !pass.dropped.is_empty() {
+                    tracing::info!(dropped = ?pass.dropped, "audit partitions past retention dropped");
+                }
+                for (partition, reason) in &pass.kept {
+                    tracing::info!(partition, reason, "audit partition past retention kept");
+                }
+            }
             Err(e) => {
                 let e = anyhow::Error::from(e);
-                tracing::warn!(error = format!("{e:#}"), "creating audit partitions failed; retrying later");
+                tracing::warn!(error = format!("{e:#}"), "audit partition maintenance failed; retrying later");
             }
         }
         tokio::select! {

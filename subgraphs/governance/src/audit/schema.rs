@@ -9,13 +9,36 @@ use kernel::{Error, Result};
 
 use super::tree::{self, Hash};
 use super::{store, verify, AuditBrokenLink, AuditVerification, Entry, GENESIS};
-use crate::access::{reader, state};
+use crate::access::{reader, state, writer};
 
 /// Entries read per statement while verifying.
 const CHUNK: i64 = 10_000;
 
 #[derive(Default)]
 pub struct AuditQuery;
+
+#[derive(Default)]
+pub struct AuditMutation;
+
+#[Object]
+impl AuditMutation {
+    /// Exports every entry of the caller's log not exported yet, now: full ranges and then the rest, each an
+    /// object with its signed checkpoint (the worker exports full ranges by itself). Returns the new exports.
+    async fn export_audit_log(&self, ctx: &Context<'_>) -> Result<Vec<super::export::Export>> {
+        let tenant = writer(ctx)?;
+        let state = state(ctx);
+        let signer = state
+            .checkpoints
+            .as_ref()
+            .ok_or_else(|| Error::unavailable("audit exports carry signed checkpoints: set AUDIT_CHECKPOINT_KEY"))?;
+        let exporter = state.exports.as_ref().ok_or_else(|| Error::unavailable("audit exports are not configured"))?;
+        let mut done = Vec::new();
+        while let Some(e) = super::export::export_next(&state.kernel.db, signer, exporter, &tenant, true).await? {
+            done.push(e);
+        }
+        Ok(done)
+    }
+}
 
 /// A signed checkpoint of a tenant's audit tree (C2SP tlog-checkpoint in a signed note).
 #[derive(SimpleObject, Clone, Debug)]
@@ -169,6 +192,27 @@ impl AuditQuery {
         };
         tx.commit().await?;
         Ok(result)
+    }
+
+    /// The caller's audit exports in sequence order: each object written to blob storage, its range and the
+    /// checkpoint it carries.
+    #[graphql(complexity = "kernel::pagination::page_complexity(first, child_complexity)")]
+    async fn audit_exports(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, super::export::Export>> {
+        let tenant = reader(ctx)?;
+        let page = Page::forward(after, first, 20)?;
+        let after = match page.after.as_deref() {
+            None => 0,
+            Some(c) => c.parse::<i64>().map_err(|_| Error::bad_input("after", "not a cursor of this connection"))?,
+        };
+        let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
+        let rows = store::exports(&mut tx, &tenant, after, page.fetch_limit()).await?;
+        tx.commit().await?;
+        Ok(page.connection(rows, |e| e.from_sequence.to_string()))
     }
 
     /// A checkpoint of the caller's audit tree at `treeSize` (default: now), signed with the deployment's

@@ -234,3 +234,86 @@ pub async fn ensure_partitions(tx: &mut Tx, months_ahead: i32) -> Result<i32> {
         .fetch_one(&mut **tx)
         .await?)
 }
+
+/// Locks `tenant`'s export cursor (creating it at 0) and returns the last exported sequence; `None` when
+/// another export holds it.
+pub async fn lock_export_cursor(tx: &mut Tx, tenant: &TenantId) -> Result<Option<i64>> {
+    sqlx::query!(
+        "INSERT INTO audit_export_cursors (tenant_id) VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING",
+        tenant.as_str()
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(sqlx::query_scalar!(
+        "SELECT exported_to FROM audit_export_cursors WHERE tenant_id = $1 FOR UPDATE SKIP LOCKED",
+        tenant.as_str()
+    )
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+/// Records an export and moves the (locked) cursor to its end.
+pub async fn record_export(tx: &mut Tx, tenant: &TenantId, e: &super::export::Export) -> Result<()> {
+    sqlx::query!(
+        "INSERT INTO audit_exports (tenant_id, from_seq, to_seq, object_key, location, bytes, sha256, checkpoint, exported_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        tenant.as_str(),
+        e.from_sequence,
+        e.to_sequence,
+        e.object_key,
+        e.location,
+        e.bytes,
+        e.sha256,
+        e.checkpoint,
+        e.exported_at,
+    )
+    .execute(&mut **tx)
+    .await?;
+    let moved = sqlx::query!(
+        "UPDATE audit_export_cursors SET exported_to = $2 WHERE tenant_id = $1 AND exported_to = $3",
+        tenant.as_str(),
+        e.to_sequence,
+        e.from_sequence - 1,
+    )
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if moved != 1 {
+        return Err(kernel::Error::internal(anyhow::anyhow!("{tenant}'s export cursor moved during an export")));
+    }
+    Ok(())
+}
+
+/// Tenants with at least `min_new` entries not exported yet.
+pub async fn exports_due(tx: &mut Tx, min_new: i64) -> Result<Vec<TenantId>> {
+    let rows = sqlx::query_scalar!(r#"SELECT t AS "t!" FROM governance_audit_exports_due($1) AS t"#, min_new)
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter().map(|t| TenantId::parse(t)).collect()
+}
+
+/// Up to `limit` of the tenant's exports after sequence `after`, in order.
+pub async fn exports(tx: &mut Tx, tenant: &TenantId, after: i64, limit: i64) -> Result<Vec<super::export::Export>> {
+    Ok(sqlx::query_as!(
+        super::export::Export,
+        r#"SELECT from_seq AS from_sequence, to_seq AS to_sequence, object_key, location, bytes, sha256, checkpoint,
+                  exported_at
+           FROM audit_exports WHERE tenant_id = $1 AND from_seq > $2 ORDER BY from_seq LIMIT $3"#,
+        tenant.as_str(),
+        after,
+        limit,
+    )
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+/// Drops the partitions past `keep_months` that may go: `(partition, dropped, why kept)` for each past it.
+pub async fn expire_partitions(tx: &mut Tx, keep_months: i32) -> Result<Vec<(String, bool, Option<String>)>> {
+    let rows = sqlx::query!(
+        r#"SELECT partition_name AS "partition_name!", dropped AS "dropped!", reason FROM governance_audit_expire($1)"#,
+        keep_months
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.partition_name, r.dropped, r.reason)).collect())
+}

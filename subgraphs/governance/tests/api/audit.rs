@@ -356,3 +356,89 @@ async fn without_a_checkpoint_key_checkpoints_are_unavailable_but_proofs_are_not
     assert_eq!(v["auditInclusionProof"]["proof"], json!([]), "a one-entry tree's proof is empty");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn expired_partitions_are_dropped_unless_a_tenant_in_them_is_on_hold_or_not_exported() {
+    // The app's own worker keeps a century (it must not race the passes below, which keep seven years).
+    let app =
+        crate::helpers::spawn_app_with(governance::Config { audit_retention_months: 1200, ..crate::helpers::config() })
+            .await;
+    let admin = app.admin_pool().await;
+    // Two months of entries from long ago, as if written then: acme's (exported) in both, globex's (on hold)
+    // in the first.
+    for (month, tenants) in [("2017-01", vec!["acme", "globex"]), ("2017-02", vec!["acme"])] {
+        // Created by the database owner, as governance_audit_partitions creates them.
+        let part = format!("audit_entries_{}", month.replace('-', ""));
+        let owner = kernel::db::Roles::for_domain("governance").owner;
+        let mut conn = admin.acquire().await.unwrap();
+        sqlx::query(&format!("SET ROLE {owner}")).execute(&mut *conn).await.unwrap();
+        sqlx::query(&format!(
+            "CREATE TABLE {part} PARTITION OF audit_entries FOR VALUES FROM ('{month}-01') TO ('{month}-01'::date + interval '1 month')"
+        ))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        sqlx::query("RESET ROLE").execute(&mut *conn).await.unwrap();
+        drop(conn);
+        for tenant in tenants {
+            sqlx::query(
+                "INSERT INTO audit_entries (tenant_id, seq, recorded_at, event_id, event_type, occurred_at, trace_id,
+                                            correlation_id, entry, hash)
+                 VALUES ($1, $2, $3::timestamptz, 'evt', 'Old', $3::timestamptz, 't', 'c', '\\x7b7d', $4)",
+            )
+            .bind(tenant)
+            .bind(if month == "2017-01" { 1i64 } else { 2 })
+            .bind(format!("{month}-15T00:00:00Z"))
+            .bind(vec![0u8; 32])
+            .execute(&admin)
+            .await
+            .unwrap();
+        }
+    }
+    sqlx::query("INSERT INTO audit_export_cursors (tenant_id, exported_to) VALUES ('acme', 2), ('globex', 1)")
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO legal_holds (tenant_id, on_hold) VALUES ('globex', true)").execute(&admin).await.unwrap();
+
+    let pass = governance::audit::partitions::run_once(&app.state.kernel.db, 84).await.unwrap();
+    assert_eq!(pass.dropped, vec!["audit_entries_201702".to_owned()]);
+    assert_eq!(pass.kept, vec![("audit_entries_201701".to_owned(), "tenant globex is under legal hold".to_owned())]);
+    let present = |name: &'static str| {
+        let admin = admin.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL")
+                .bind(name)
+                .fetch_one(&admin)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(!present("audit_entries_201702").await && present("audit_entries_201701").await);
+
+    // The hold is lifted, but acme has an entry there not exported yet: still kept. Exported: dropped.
+    sqlx::query("UPDATE legal_holds SET on_hold = false WHERE tenant_id = 'globex'").execute(&admin).await.unwrap();
+    sqlx::query("UPDATE audit_export_cursors SET exported_to = 0 WHERE tenant_id = 'acme'")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let pass = governance::audit::partitions::run_once(&app.state.kernel.db, 84).await.unwrap();
+    assert_eq!(
+        pass.kept,
+        vec![("audit_entries_201701".to_owned(), "tenant acme has entries here not exported yet".to_owned())]
+    );
+    sqlx::query("UPDATE audit_export_cursors SET exported_to = 2 WHERE tenant_id = 'acme'")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let pass = governance::audit::partitions::run_once(&app.state.kernel.db, 84).await.unwrap();
+    assert_eq!((pass.dropped, pass.kept), (vec!["audit_entries_201701".to_owned()], vec![]));
+    assert!(!present("audit_entries_201701").await);
+    // This month's and the months ahead are untouched.
+    let parts: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_inherits WHERE inhparent = 'audit_entries'::regclass")
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    assert_eq!(parts, i64::from(governance::audit::partitions::MONTHS_AHEAD) + 1);
+    app.cleanup().await;
+}

@@ -37,8 +37,15 @@ pub async fn spawn_app_with(config: governance::Config) -> TestApp {
     TestApp(test_support::TestApp::start(&config).await)
 }
 
-fn config() -> governance::Config {
-    governance::Config { audit_checkpoint_key: Some(checkpoint_key()), ..Default::default() }
+/// The tests' configuration: the checkpoint key, exports into one scratch folder, no export worker (the
+/// tests that export run it themselves, each into a folder or container of its own).
+pub fn config() -> governance::Config {
+    governance::Config {
+        audit_checkpoint_key: Some(checkpoint_key()),
+        audit_export_dir: concat!(env!("CARGO_TARGET_TMPDIR"), "/governance-audit-exports").into(),
+        audit_export_interval_secs: 0,
+        ..Default::default()
+    }
 }
 
 /// A `file:` reference to the tests' audit checkpoint key (named `control-plane.test/audit`), made once in

@@ -3,6 +3,7 @@
 mod approvals;
 mod audit;
 mod decisions;
+mod exports;
 mod helpers;
 mod integrations;
 mod isolation;
