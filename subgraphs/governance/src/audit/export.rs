@@ -153,22 +153,9 @@ pub async fn render(tx: &mut Tx, signer: &CheckpointSigner, tenant: &TenantId, f
             .ok_or_else(|| Error::internal(anyhow::anyhow!("{tenant}'s audit entry {} is missing", from - 1)))?
     };
     let before = (from - 1) as u64;
-    let frontier = {
-        let (tx, tenant) = (&mut *tx, tenant);
-        tree::with_stored(
-            |r| r.read_hashes(&tlog_tiles::sub_tree_index(0, before, Vec::new())),
-            |idx| async move { store::tree_hashes(tx, tenant, &idx).await },
-        )
-        .await?
-    };
-    let root = {
-        let (tx, tenant) = (&mut *tx, tenant);
-        tree::with_stored(
-            |r| tree::tree_hash(to as u64, r),
-            |idx| async move { store::tree_hashes(tx, tenant, &idx).await },
-        )
-        .await?
-    };
+    let frontier =
+        store::over_tree(tx, tenant, |r| r.read_hashes(&tlog_tiles::sub_tree_index(0, before, Vec::new()))).await?;
+    let root = store::over_tree(tx, tenant, |r| tree::tree_hash(to as u64, r)).await?;
     let links = store::links(tx, tenant, from, to).await?;
     if links.len() as i64 != to - from + 1 {
         return Err(Error::internal(anyhow::anyhow!("{tenant}'s audit entries {from}..={to} are not all stored")));

@@ -96,8 +96,7 @@ async fn root_at(tx: &mut kernel::db::Tx, tenant: &kernel::TenantId, size: u64, 
     if size == head.0 {
         return Ok(head.1);
     }
-    tree::with_stored(|r| tree::tree_hash(size, r), |idx| async move { store::tree_hashes(tx, tenant, &idx).await })
-        .await
+    store::over_tree(tx, tenant, |r| tree::tree_hash(size, r)).await
 }
 
 #[Object]
@@ -260,15 +259,7 @@ impl AuditQuery {
             .pop()
             .ok_or_else(|| Error::internal(anyhow::anyhow!("audit leaf {n} of {tenant} is not stored")))?;
         let root = root_at(&mut tx, &tenant, t, head).await?;
-        let proof = {
-            let tx = &mut tx;
-            let tenant = &tenant;
-            tree::with_stored(
-                |r| tree::prove_record(t, n, r),
-                |idx| async move { store::tree_hashes(tx, tenant, &idx).await },
-            )
-            .await?
-        };
+        let proof = store::over_tree(&mut tx, &tenant, |r| tree::prove_record(t, n, r)).await?;
         tx.commit().await?;
         Ok(AuditInclusionProof {
             sequence,
@@ -294,15 +285,7 @@ impl AuditQuery {
         let n = size_in_range("fromSize", Some(from_size), t)?;
         let from_root = root_at(&mut tx, &tenant, n, head).await?;
         let to_root = root_at(&mut tx, &tenant, t, head).await?;
-        let proof = {
-            let tx = &mut tx;
-            let tenant = &tenant;
-            tree::with_stored(
-                |r| tree::prove_tree(t, n, r),
-                |idx| async move { store::tree_hashes(tx, tenant, &idx).await },
-            )
-            .await?
-        };
+        let proof = store::over_tree(&mut tx, &tenant, |r| tree::prove_tree(t, n, r)).await?;
         tx.commit().await?;
         Ok(AuditConsistencyProof {
             from_size: n as i64,

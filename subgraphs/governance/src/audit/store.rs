@@ -97,6 +97,16 @@ pub async fn tree_hashes(tx: &mut Tx, tenant: &TenantId, indexes: &[u64]) -> Res
         .collect()
 }
 
+/// Runs a `tlog` computation (a root, a proof, a frontier) over `tenant`'s stored tree hashes, loading
+/// just the ones it reads ([`super::tree::with_stored`]).
+pub async fn over_tree<T>(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    f: impl Fn(&super::tree::Stored) -> std::result::Result<T, super::tree::TlogError>,
+) -> Result<T> {
+    super::tree::with_stored(f, |idx| async move { tree_hashes(tx, tenant, &idx).await }).await
+}
+
 /// The canonical entries `from..=to`, in sequence order (to build a tree the head lacks).
 pub async fn entries(tx: &mut Tx, tenant: &TenantId, from: i64, to: i64) -> Result<Vec<Vec<u8>>> {
     Ok(sqlx::query_scalar!(

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use kernel::{Error, Result};
-use tlog_tiles::tlog::Error as TlogError;
+pub use tlog_tiles::tlog::Error as TlogError;
 pub use tlog_tiles::{check_record, check_tree, record_hash, Hash, EMPTY_HASH};
 pub use tlog_tiles::{prove_record, prove_tree, tree_hash};
 use tlog_tiles::{stored_hash_index, stored_hashes_for_record_hash, sub_tree_index, HashReader};
