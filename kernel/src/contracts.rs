@@ -90,6 +90,38 @@ pub mod governance {
     }
 }
 
+/// Usage metering: any domain reports usage with a `UsageRecorded` event under its own prefix
+/// (`tenancy.UsageRecorded`, `workflow.UsageRecorded`; governance binds `*.UsageRecorded`), whose payload is a
+/// [`usage::UsageRecord`]. Governance stores, deduplicates and rolls up the records.
+pub mod usage {
+    use std::collections::BTreeMap;
+
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Serialize};
+
+    /// The event type every domain's usage event carries.
+    pub const USAGE_RECORDED: &str = "UsageRecorded";
+
+    /// One measurement of a meter.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct UsageRecord {
+        /// The meter (`api-calls`, `workflow-runs`, `model-tokens`): lower-case letters, digits, `.`, `_`, `-`.
+        pub meter: String,
+        /// How much, in the meter's unit (whole units: meter the smallest one — tokens, bytes, milliseconds).
+        pub quantity: i64,
+        /// When it happened; the envelope's `occurredAt` when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub occurred_at: Option<DateTime<Utc>>,
+        /// What to group it by (`model`, `region`, `project`), at most 16 string pairs.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        pub dimensions: BTreeMap<String, String>,
+        /// The same usage sent twice carries the same key and time and counts once; the event's id when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub idempotency_key: Option<String>,
+    }
+}
+
 /// `a == b` in a `const` context: `const _: () = assert!(same(MyEvent::TYPE, contracts::…));` makes a
 /// renamed event type a compile error in the crate that renamed it.
 pub const fn same(a: &str, b: &str) -> bool {

@@ -28,6 +28,8 @@ pub mod governance {
     pub const WRITE: &str = "governance:write";
     /// Vote on approval requests (with one of the roles a request names).
     pub const APPROVALS_DECIDE: &str = "approvals:decide";
+    /// Report usage records (`recordUsage`); reading usage takes `governance:read`.
+    pub const USAGE_RECORD: &str = "usage:record";
 }
 
 /// Every permission there is, with what it allows (identity's `permissions` catalogue).
@@ -49,6 +51,7 @@ pub const ALL: &[(&str, &str)] = &[
         "change the tenant's policies, integration connections and model policies, evaluate policies, request approvals",
     ),
     (governance::APPROVALS_DECIDE, "approve or reject approval requests (with a role the request names)"),
+    (governance::USAGE_RECORD, "report the tenant's usage records"),
 ];
 
 /// Whether `p` is a permission some domain declares.

@@ -9,6 +9,12 @@ use tokio::io::AsyncBufReadExt;
 
 const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 
+/// A quota's use for its current period beside the usage governance metered for it (README, "Usage and
+/// quotas"): tenancy answers `currentTenant`, governance `usage`, in one request through the router.
+const RECONCILE: &str = "query($from: DateTime!, $to: DateTime!) {
+    currentTenant { quotas { key used periodStart resetsAt } }
+    usage(meter: \"api-calls\", from: $from, to: $to, groupBy: \"source\") { quantity groups { value quantity } } }";
+
 /// Provision → query → mutate → event, all through `router`.
 async fn round_trip(stack: &Stack, router: &Router) {
     let mut events = test_support::Tap::new("tenancy.#").await;
@@ -40,6 +46,28 @@ async fn round_trip(stack: &Stack, router: &Router) {
         v["currentTenant"],
         json!({ "id": tenant, "edition": { "id": edition }, "quotas": [{ "key": "api-calls", "limit": 10, "used": 0 }] })
     );
+
+    // Quota consumed in tenancy is usage metered in governance: one query reconciles the two (README,
+    // "Usage and quotas").
+    let v = stack
+        .ok(&router.url, &member, "mutation { consumeQuota(key: \"api-calls\", amount: 3) { used } }", json!({}))
+        .await;
+    assert_eq!(v["consumeQuota"]["used"], 3);
+    let reconciled = |v: &Value| {
+        let quota = &v["currentTenant"]["quotas"][0];
+        (quota["used"].as_i64(), v["usage"]["quantity"].as_i64())
+    };
+    test_support::eventually("the quota's usage to be metered", Duration::from_secs(15), || async {
+        let q = stack
+            .ok(&router.url, &member, "{ currentTenant { quotas { used periodStart resetsAt } } }", json!({}))
+            .await;
+        let quota = &q["currentTenant"]["quotas"][0];
+        let v = stack
+            .ok(&router.url, &member, RECONCILE, json!({ "from": quota["periodStart"], "to": quota["resetsAt"] }))
+            .await;
+        reconciled(&v) == (Some(3), Some(3))
+    })
+    .await;
 
     // The router forwards the caller's trace and correlation ids; the event carries them.
     let headers = [

@@ -6,7 +6,8 @@
 //!
 //! Each app's durable queues are namespaced (`test-support`), while relays publish under the real routing
 //! keys; so that the stack's subgraphs hear each other as in production (catalogue's `RequestApproval`,
-//! governance's answers, identity's role bindings), the harness also binds their queues to those real keys.
+//! governance's answers, identity's role bindings, tenancy's usage), the harness also binds their queues to
+//! those real keys.
 //! A topic exchange copies a message to every bound queue, so this takes nothing from a running stack or
 //! another test (they only receive copies they ignore: unknown tenants, unknown changes).
 
@@ -135,6 +136,9 @@ impl Stack {
             ],
         )
         .await;
+        // Tenancy meters granted quota consumption as usage (README, "Usage and quotas").
+        bridge(&format!("{}.usage", governance.command_prefix()), &[tenancy::events::UsageRecorded::routing_key()])
+            .await;
 
         // The committed supergraph, pointed at this stack's subgraphs.
         let dir = std::env::temp_dir().join(format!("cp-e2e-{id}"));
@@ -198,7 +202,8 @@ impl Stack {
     }
 
     pub fn member_token(&self, tenant: &str) -> String {
-        let scopes = ["tenancy:read", "tenancy:write", "quota:consume", "catalogue:read", "catalogue:write"];
+        let scopes =
+            ["tenancy:read", "tenancy:write", "quota:consume", "catalogue:read", "catalogue:write", "governance:read"];
         self.signer.mint(ISSUER, AUDIENCE, &format!("u@{tenant}"), Some(tenant), &scopes, Duration::from_secs(600))
     }
 

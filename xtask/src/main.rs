@@ -64,7 +64,7 @@ enum Command {
         /// Space-separated scopes.
         #[arg(
             long,
-            default_value = "tenancy:read tenancy:write quota:consume catalogue:read catalogue:write governance:read governance:write"
+            default_value = "tenancy:read tenancy:write quota:consume catalogue:read catalogue:write governance:read governance:write usage:record"
         )]
         scopes: String,
         #[arg(long, default_value = "dev-user")]

@@ -1,5 +1,5 @@
 //! Governance subgraph: Cedar policies and the decisions evaluated over them, approvals, integration
-//! connections (secrets by reference only) and model policies.
+//! connections (secrets by reference only), model policies, the audit log and usage metering.
 //!
 //! Each area is a folder with the same parts — `mod.rs` (its types and rules), `schema.rs` (its share of
 //! the query and mutation roots, merged below) and `store.rs` (its SQL, compile-time checked):
@@ -11,6 +11,7 @@
 //! | `approvals/` | approval requests and votes, the `RequestApproval` consumer, the expiry worker |
 //! | `integrations/` | integration connections and their secret references |
 //! | `models/` | model policies and their evaluation |
+//! | `usage/` | usage metering: records from every domain's `UsageRecorded` events and `recordUsage`, deduplicated, in daily partitions (`partitions.rs`), rolled up hourly and daily behind a watermark (`rollup.rs`) |
 //! | `audit/` | the audit log: an entry per event of every domain, hash-chained per tenant and a Merkle tree (`tree.rs`) with signed checkpoints (`checkpoint.rs`) and proofs; exports to blob storage (`export.rs`, checked offline by `src/bin/audit-verify.rs`); partitions and retention (`partitions.rs`) |
 //!
 //! beside `access.rs` (who may do what), `commands.rs` (the commands governance accepts), `directory.rs`
@@ -28,6 +29,7 @@ pub mod events;
 pub mod integrations;
 pub mod models;
 pub mod policies;
+pub mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,6 +95,20 @@ pub struct Config {
     /// unless a tenant in it is under legal hold or has entries in it not exported yet.
     #[arg(long, env = "AUDIT_RETENTION_MONTHS", default_value_t = 84)]
     pub audit_retention_months: i32,
+    /// Seconds after an hour ends during which records for it are still accepted (and counted); then the
+    /// rollup worker closes it. 60 to 604800 (a week).
+    #[arg(long, env = "USAGE_LATE_WINDOW_SECS", default_value_t = 7200)]
+    pub usage_late_window_secs: u64,
+    /// Seconds between passes of the usage rollup worker; 0 turns it off (nothing closes).
+    #[arg(long, env = "USAGE_ROLLUP_INTERVAL_SECS", default_value_t = 60)]
+    pub usage_rollup_interval_secs: u64,
+    /// Days raw usage records are kept after their day ends, then their partition is dropped (rollups
+    /// stay) — unless a tenant in it is under legal hold. More than the late window.
+    #[arg(long, env = "USAGE_RAW_RETENTION_DAYS", default_value_t = 90)]
+    pub usage_raw_retention_days: i32,
+    /// Years usage rollups are kept (a tenant under legal hold keeps its own longer).
+    #[arg(long, env = "USAGE_ROLLUP_RETENTION_YEARS", default_value_t = 7)]
+    pub usage_rollup_retention_years: i32,
 }
 
 impl Config {
@@ -122,6 +138,10 @@ impl Default for Config {
             audit_export_range: 10_000,
             audit_export_interval_secs: 300,
             audit_retention_months: 84,
+            usage_late_window_secs: 7200,
+            usage_rollup_interval_secs: 60,
+            usage_raw_retention_days: 90,
+            usage_rollup_retention_years: 7,
         }
     }
 }
@@ -149,6 +169,7 @@ pub struct QueryRoot(
     integrations::schema::IntegrationQuery,
     models::schema::ModelQuery,
     audit::schema::AuditQuery,
+    usage::schema::UsageQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -159,6 +180,7 @@ pub struct MutationRoot(
     integrations::schema::IntegrationMutation,
     models::schema::ModelMutation,
     audit::schema::AuditMutation,
+    usage::schema::UsageMutation,
 );
 
 /// Everything a resolver can reach.
@@ -196,6 +218,15 @@ impl Subgraph for State {
     async fn build(conns: Connections, config: &Config) -> anyhow::Result<Self> {
         anyhow::ensure!(config.policy_cache_ttl_secs >= 1, "POLICY_CACHE_TTL_SECS must be at least 1");
         anyhow::ensure!(config.audit_retention_months >= 12, "AUDIT_RETENTION_MONTHS must be at least 12");
+        anyhow::ensure!(
+            (60..=7 * 86_400).contains(&config.usage_late_window_secs),
+            "USAGE_LATE_WINDOW_SECS must be 60 to 604800"
+        );
+        anyhow::ensure!(
+            i64::from(config.usage_raw_retention_days) * 86_400 > config.usage_late_window_secs as i64 + 86_400,
+            "USAGE_RAW_RETENTION_DAYS must be more than a day longer than the late window"
+        );
+        anyhow::ensure!(config.usage_rollup_retention_years >= 1, "USAGE_ROLLUP_RETENTION_YEARS must be at least 1");
         anyhow::ensure!(
             !config.integration_secret_env_prefix.is_empty() && config.integration_secret_dir.starts_with('/'),
             "INTEGRATION_SECRET_ENV_PREFIX must not be empty and INTEGRATION_SECRET_DIR must be an absolute path"
@@ -241,6 +272,7 @@ impl Subgraph for State {
             },
             Consumer { spec: directory::spec(retry.clone()), handler: Arc::new(directory::Directory) },
             Consumer { spec: audit::consumer::spec(retry.clone()), handler: Arc::new(audit::consumer::Audit) },
+            Consumer { spec: usage::consumer::spec(retry.clone()), handler: Arc::new(usage::consumer::Usage) },
         ]
     }
 
@@ -271,6 +303,10 @@ impl Subgraph for State {
         tokio::spawn(approvals::expiry::run(state.clone(), shutdown.clone()));
         tokio::spawn(decisions::retention::run(state.clone(), shutdown.clone()));
         tokio::spawn(audit::partitions::run(state.clone(), shutdown.clone()));
+        tokio::spawn(usage::partitions::run(state.clone(), shutdown.clone()));
+        if state.config.usage_rollup_interval_secs > 0 {
+            tokio::spawn(usage::rollup::run(state.clone(), shutdown.clone()));
+        }
         if state.config.audit_export_interval_secs > 0 {
             tokio::spawn(audit::export::run(state.clone(), shutdown.clone()));
         }

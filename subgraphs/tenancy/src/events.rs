@@ -9,6 +9,9 @@ use kernel::envelope::Event;
 /// Governance reads the legal hold (its retention skips a tenant on hold): a shared contract type.
 pub use kernel::contracts::tenancy::TenantLegalHoldChanged;
 
+/// Usage governance meters: a granted quota consumption (see [`UsageRecorded`]).
+pub use kernel::contracts::usage::UsageRecord;
+
 /// The routing-key prefix of everything tenancy publishes.
 pub const DOMAIN: &str = "tenancy";
 
@@ -40,6 +43,9 @@ kernel::events! {
     FeatureFlagDeleted { key: String }
     /// A tenant's quota limit was set (by an operator, or from an edition's template).
     QuotaDefined { tenant_id: String, quota: QuotaLimit }
+    /// A quota consumption was granted: governance records it as usage of the meter named like the quota
+    /// (in the transaction that adds to the balance, so a quota's `used` and the meter's usage reconcile).
+    UsageRecorded { #[serde(flatten)] record: UsageRecord }
     /// Command: provision a tenant. Sent by platform automation; the envelope's `tenantId` is the new tenant.
     /// Applying it twice is harmless (the inbox sees to it).
     ProvisionTenant {
@@ -55,3 +61,4 @@ kernel::events! {
 const _: () = assert!(kernel::contracts::same(TenantSuspended::TYPE, kernel::contracts::tenancy::TENANT_SUSPENDED));
 const _: () = assert!(kernel::contracts::same(TenantRetired::TYPE, kernel::contracts::tenancy::TENANT_RETIRED));
 const _: () = assert!(kernel::contracts::same(DOMAIN, kernel::contracts::tenancy::DOMAIN));
+const _: () = assert!(kernel::contracts::same(UsageRecorded::TYPE, kernel::contracts::usage::USAGE_RECORDED));

@@ -6,16 +6,22 @@
 //! PostgreSQL write fails, the Redis increment is refunded. When Redis has lost a counter (restart,
 //! `FLUSHALL`, eviction) the script says so and the counter is reseeded from PostgreSQL with `SET NX`; when
 //! Redis is down altogether, PostgreSQL alone enforces the limit.
+//!
+//! A granted consumption also publishes `UsageRecorded` (meter = the quota's key, dimension
+//! `source: quota`) in the transaction that adds to the balance: governance meters it, and the quota's
+//! `used` for a period equals the usage recorded for that meter over the period.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use kernel::cache::Cache;
 use kernel::db::Db;
-use kernel::{Error, Result, TenantId};
+use kernel::envelope::EventMeta;
+use kernel::{Error, Result, TenantId, Work};
 use redis::aio::ConnectionManager;
 
 use crate::domain::Period;
+use crate::events::{UsageRecord, UsageRecorded};
 use crate::model::{Quota, QuotaDefinition};
 use crate::store;
 
@@ -97,6 +103,7 @@ fn counter_ttl(period: Period, now: DateTime<Utc>) -> Duration {
 /// Consumes `amount` of `tenant`'s quota `def`, or fails with `QUOTA_EXCEEDED`. Returns the new balance.
 pub async fn consume(
     db: &Db,
+    meta: EventMeta,
     cache: &Cache,
     gate: &QuotaGate,
     tenant: &TenantId,
@@ -138,9 +145,19 @@ pub async fn consume(
     }
 
     let recorded = async {
-        let mut tx = db.tenant_tx(tenant).await?;
-        let used = store::add_usage(&mut tx, tenant, &def.key, period_start, amount).await?;
-        tx.commit().await?;
+        let mut work = Work::tenant(db, tenant, meta).await?;
+        let used = store::add_usage(&mut work, tenant, &def.key, period_start, amount).await?;
+        if used.is_some() {
+            let record = UsageRecord {
+                meter: def.key.clone(),
+                quantity: amount,
+                occurred_at: Some(now),
+                dimensions: [("source".to_owned(), "quota".to_owned())].into(),
+                idempotency_key: None,
+            };
+            work.emit(tenant, &UsageRecorded { record }).await?;
+        }
+        work.commit().await?;
         Ok::<_, Error>(used)
     }
     .await;

@@ -521,7 +521,8 @@ impl MutationRoot {
                 def
             }
         };
-        quota::consume(&st.kernel.db, &st.kernel.cache, &st.quota, &tenant_id, &def, amount).await
+        quota::consume(&st.kernel.db, ctx.request().event_meta(), &st.kernel.cache, &st.quota, &tenant_id, &def, amount)
+            .await
     }
 }
 

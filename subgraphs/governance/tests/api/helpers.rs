@@ -38,12 +38,14 @@ pub async fn spawn_app_with(config: governance::Config) -> TestApp {
 }
 
 /// The tests' configuration: the checkpoint key, exports into one scratch folder, no export worker (the
-/// tests that export run it themselves, each into a folder or container of its own).
+/// tests that export run it themselves, each into a folder or container of its own), no usage rollup
+/// worker (the usage tests roll up themselves, at the times they choose).
 pub fn config() -> governance::Config {
     governance::Config {
         audit_checkpoint_key: Some(checkpoint_key()),
         audit_export_dir: concat!(env!("CARGO_TARGET_TMPDIR"), "/governance-audit-exports").into(),
         audit_export_interval_secs: 0,
+        usage_rollup_interval_secs: 0,
         ..Default::default()
     }
 }

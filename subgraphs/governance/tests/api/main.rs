@@ -9,3 +9,4 @@ mod integrations;
 mod isolation;
 mod models;
 mod policies;
+mod usage;

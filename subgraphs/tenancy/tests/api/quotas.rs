@@ -23,6 +23,20 @@ async fn used_in_postgres(app: &TestApp, tenant: &str) -> i64 {
         .unwrap()
 }
 
+/// `UsageRecorded` events in the outbox for `tenant`: how many, and their quantities summed.
+async fn usage_published(app: &TestApp, tenant: &str) -> (i64, i64) {
+    let admin = app.admin_pool().await;
+    sqlx::query_as(
+        "SELECT count(*), coalesce(sum((envelope #>> '{payload,quantity}')::bigint), 0)::bigint FROM outbox
+         WHERE tenant_id = $1 AND event_type = 'UsageRecorded'
+           AND envelope #>> '{payload,meter}' = 'api-calls' AND envelope #>> '{payload,dimensions,source}' = 'quota'",
+    )
+    .bind(tenant)
+    .fetch_one(&admin)
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_increments_never_pass_the_limit() {
     let app = spawn_app().await;
@@ -39,6 +53,8 @@ async fn concurrent_increments_never_pass_the_limit() {
     assert!(refused.iter().all(|v| code(v) == "QUOTA_EXCEEDED"), "{refused:?}");
     assert_eq!(used_in_postgres(&app, &tenant).await, 20);
     assert_eq!(counter(&app, &tenant).await, Some(20));
+    // Each granted consumption, and only those, went out as usage for governance to meter.
+    assert_eq!(usage_published(&app, &tenant).await, (20, 20));
     app.cleanup().await;
 }
 
@@ -65,6 +81,7 @@ async fn counters_lost_by_redis_come_back_from_postgres() {
     let v = app.gql(&token, CONSUME, json!({ "n": 2 })).await;
     assert_eq!(code(&v), "QUOTA_EXCEEDED");
     assert_eq!(used_in_postgres(&app, &tenant).await, 9, "a refused request consumes nothing");
+    assert_eq!(usage_published(&app, &tenant).await, (2, 9), "nor is it metered");
     app.cleanup().await;
 }
 

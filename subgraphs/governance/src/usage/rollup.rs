@@ -1,0 +1,44 @@
+//! The rollup worker: every `USAGE_ROLLUP_INTERVAL_SECS` it closes the hours whose late window has passed
+//! (hourly rollups from the raw records) and the days those complete (daily rollups from the hours), and
+//! moves the watermarks (see the module documentation of `usage`). One transaction per pass; replicas
+//! take turns (the pass locks the watermarks).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use kernel::Result;
+use tokio_util::sync::CancellationToken;
+
+use super::store::{self, Rolled};
+use crate::State;
+
+/// Closes everything before `at - late_window`.
+pub async fn run_once(db: &kernel::db::Db, at: DateTime<Utc>, late_window: Duration) -> Result<Vec<Rolled>> {
+    let mut tx = db.shared().begin().await?;
+    let rolled = store::rollup(&mut tx, at, late_window).await?;
+    tx.commit().await?;
+    Ok(rolled)
+}
+
+pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
+    let window = Duration::from_secs(state.config.usage_late_window_secs);
+    let every = Duration::from_secs(state.config.usage_rollup_interval_secs);
+    loop {
+        match run_once(&state.kernel.db, Utc::now(), window).await {
+            Ok(rolled) => {
+                for r in rolled.iter().filter(|r| r.rows > 0) {
+                    tracing::info!(grain = r.grain, rolled_to = %r.rolled_to, rows = r.rows, "usage rolled up");
+                }
+            }
+            Err(e) => {
+                let e = anyhow::Error::from(e);
+                tracing::warn!(error = format!("{e:#}"), "usage rollup failed; retrying later");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Usage metering's share of the roots: `recordUsage` (a batch of records, `usage:record`) and `usage`
+//! (a meter's usage over a time range, optionally grouped by a dimension, `governance:read`).
+
+use async_graphql::{Context, InputObject, Json, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use kernel::context::ContextExt;
+use kernel::contracts::usage::UsageRecord;
+use kernel::permissions::governance::USAGE_RECORD;
+use kernel::{Error, Result};
+use serde_json::Value;
+
+use super::{plan, store, MAX_BATCH};
+use crate::access::{reader, state};
+
+/// One usage record.
+#[derive(InputObject)]
+pub struct UsageRecordInput {
+    /// The meter: 1 to 64 of a-z, 0-9, `.`, `_`, `-`.
+    pub meter: String,
+    /// How much, in whole units of the meter (at least 0).
+    pub quantity: i64,
+    /// When it happened (default: now). Hours close once the late window has passed after their end.
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// Dimensions to group by: a JSON object of strings, at most 16.
+    pub dimensions: Option<Json<Value>>,
+    /// Unique to this usage among the tenant's records at the same time: a retry sends the same key and
+    /// time, and the record counts once.
+    pub idempotency_key: String,
+}
+
+/// What `recordUsage` did.
+#[derive(SimpleObject)]
+pub struct RecordUsagePayload {
+    /// Records stored.
+    pub accepted: u64,
+    /// Records already stored (or repeated in the batch), counted once.
+    pub duplicates: u64,
+}
+
+/// Usage of one value of the grouping dimension.
+#[derive(SimpleObject)]
+pub struct UsageGroup {
+    /// The dimension's value; null for records without the dimension.
+    pub value: Option<String>,
+    pub quantity: i64,
+    pub records: i64,
+}
+
+/// A meter's usage over `[from, to)`.
+#[derive(SimpleObject)]
+pub struct UsageReport {
+    pub meter: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// The sum of the quantities.
+    pub quantity: i64,
+    /// The records summed.
+    pub records: i64,
+    /// Per value of `groupBy`, largest first (empty without `groupBy`).
+    pub groups: Vec<UsageGroup>,
+    /// Usage before this is closed (rolled up, late records no longer accepted); after it, it may still grow.
+    pub closed_until: DateTime<Utc>,
+}
+
+#[derive(Default)]
+pub struct UsageQuery;
+
+#[Object]
+impl UsageQuery {
+    /// The caller's tenant's usage of `meter` over `[from, to)`, from rollups where they cover the range and
+    /// raw records otherwise. With `groupBy`, summed per value of that dimension. Raw records are kept 90
+    /// days: older ranges are answered from rollups, in whole hours.
+    async fn usage(
+        &self,
+        ctx: &Context<'_>,
+        meter: String,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        group_by: Option<String>,
+    ) -> Result<UsageReport> {
+        let tenant = reader(ctx)?;
+        if !super::meter_ok(&meter) {
+            return Err(Error::bad_input("meter", format!("`{}` is not a meter key", kernel::error::clip(&meter, 64))));
+        }
+        if from >= to {
+            return Err(Error::bad_input("to", "`to` must be after `from`"));
+        }
+        if group_by.as_ref().is_some_and(|g| g.is_empty() || g.len() > 64) {
+            return Err(Error::bad_input("groupBy", "a dimension name is 1 to 64 bytes"));
+        }
+        let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
+        let (hours, days) = store::watermarks(&mut tx).await?;
+        let sums = store::sums(&mut tx, &tenant, &meter, &plan(from, to, hours, days), group_by.as_deref()).await?;
+        tx.commit().await?;
+        let (quantity, records) =
+            sums.iter().fold((0i64, 0i64), |(q, n), s| (q.saturating_add(s.quantity), n + s.records));
+        let groups = match group_by {
+            None => Vec::new(),
+            Some(_) => sums
+                .into_iter()
+                .map(|s| UsageGroup { value: s.value, quantity: s.quantity, records: s.records })
+                .collect(),
+        };
+        Ok(UsageReport { meter, from, to, quantity, records, groups, closed_until: hours })
+    }
+}
+
+#[derive(Default)]
+pub struct UsageMutation;
+
+#[Object]
+impl UsageMutation {
+    /// Stores up to 10,000 usage records of the caller's tenant (`usage:record`) in one transaction: all of
+    /// them or, if any is invalid or for an hour already closed, none (the error names the record). Records
+    /// already stored with the same time and idempotency key count once.
+    async fn record_usage(&self, ctx: &Context<'_>, records: Vec<UsageRecordInput>) -> Result<RecordUsagePayload> {
+        let tenant = ctx.request().tenant_with(USAGE_RECORD)?.clone();
+        if records.is_empty() || records.len() > MAX_BATCH {
+            return Err(Error::bad_input("records", format!("send 1 to {MAX_BATCH} records")));
+        }
+        let now = Utc::now();
+        let records = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let at = format!("records[{i}]");
+                let raw = UsageRecord {
+                    dimensions: super::dimensions(&at, r.dimensions.map(|j| j.0))?,
+                    meter: r.meter,
+                    quantity: r.quantity,
+                    occurred_at: r.occurred_at,
+                    idempotency_key: Some(r.idempotency_key),
+                };
+                super::validate(&at, raw, now, "")
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
+        let done = super::ingest(&mut tx, &tenant, &records, |i| format!("records[{i}]")).await?;
+        tx.commit().await?;
+        Ok(RecordUsagePayload { accepted: done.accepted, duplicates: done.duplicates })
+    }
+}

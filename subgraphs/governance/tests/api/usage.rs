@@ -1,0 +1,258 @@
+//! Usage metering: records through `recordUsage` and `UsageRecorded` events, duplicates counted once,
+//! late records within the window counted and later ones refused, queries over rollups and raw records,
+//! and raw partitions past retention dropped while their rollups remain (unless under legal hold).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use governance::usage::{partitions, rollup};
+use kernel::contracts::usage::UsageRecord;
+use serde_json::{json, Value};
+
+use crate::helpers::{code, spawn_app, TestApp};
+
+const RECORD: &str = "mutation($r: [UsageRecordInput!]!) { recordUsage(records: $r) { accepted duplicates } }";
+const USAGE: &str = "query($m: String!, $f: DateTime!, $t: DateTime!, $g: String) {
+    usage(meter: $m, from: $f, to: $t, groupBy: $g) { quantity records closedUntil groups { value quantity records } } }";
+
+fn recorder(app: &TestApp, tenant: &str) -> String {
+    app.tenant_token(tenant, &["usage:record", "governance:read"])
+}
+
+fn rec(meter: &str, quantity: i64, at: DateTime<Utc>, key: &str, dims: Value) -> Value {
+    json!({ "meter": meter, "quantity": quantity, "occurredAt": at, "idempotencyKey": key, "dimensions": dims })
+}
+
+async fn usage(
+    app: &TestApp,
+    token: &str,
+    meter: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    group: Option<&str>,
+) -> Value {
+    app.ok(token, USAGE, json!({ "m": meter, "f": from, "t": to, "g": group })).await["usage"].clone()
+}
+
+fn hour(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(TimeDelta::hours(1)).unwrap()
+}
+
+#[tokio::test]
+async fn duplicates_are_counted_once_and_usage_groups_by_a_dimension() {
+    let app = spawn_app().await;
+    let token = recorder(&app, "acme");
+    let now = Utc::now();
+    let batch = json!([
+        rec("api-calls", 3, now, "k1", json!({ "region": "eu" })),
+        rec("api-calls", 4, now, "k2", json!({ "region": "us" })),
+        rec("api-calls", 3, now, "k1", json!({ "region": "eu" })),
+        rec("api-calls", 5, now, "k3", json!({})),
+    ]);
+    let v = app.ok(&token, RECORD, json!({ "r": batch })).await;
+    assert_eq!(v["recordUsage"], json!({ "accepted": 3, "duplicates": 1 }));
+    // The producer retries the whole batch: nothing new.
+    let v = app.ok(&token, RECORD, json!({ "r": batch })).await;
+    assert_eq!(v["recordUsage"], json!({ "accepted": 0, "duplicates": 4 }));
+
+    let (from, to) = (hour(now), hour(now) + TimeDelta::hours(1));
+    let u = usage(&app, &token, "api-calls", from, to, None).await;
+    assert_eq!((u["quantity"].as_i64(), u["records"].as_i64()), (Some(12), Some(3)));
+    assert_eq!(u["groups"], json!([]));
+    let u = usage(&app, &token, "api-calls", from, to, Some("region")).await;
+    assert_eq!(
+        u["groups"],
+        json!([
+            { "value": null, "quantity": 5, "records": 1 },
+            { "value": "us", "quantity": 4, "records": 1 },
+            { "value": "eu", "quantity": 3, "records": 1 },
+        ])
+    );
+    // Another tenant sees none of it.
+    let other = usage(&app, &recorder(&app, "globex"), "api-calls", from, to, None).await;
+    assert_eq!((other["quantity"].as_i64(), other["records"].as_i64()), (Some(0), Some(0)));
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_bad_batch_is_refused_whole_with_the_record_named() {
+    let app = spawn_app().await;
+    let token = recorder(&app, "acme");
+    let now = Utc::now();
+    let cases = [
+        (rec("API calls", 1, now, "b", json!({})), "records[1].meter"),
+        (rec("api-calls", -1, now, "b", json!({})), "records[1].quantity"),
+        (rec("api-calls", 1, now, "", json!({})), "records[1].idempotencyKey"),
+        (rec("api-calls", 1, now, "b", json!({ "n": 1 })), "records[1].dimensions"),
+        (rec("api-calls", 1, now + TimeDelta::hours(1), "b", json!({})), "records[1].occurredAt"),
+        (rec("api-calls", 1, now - TimeDelta::days(3), "b", json!({})), "records[1].occurredAt"),
+    ];
+    for (bad, field) in cases {
+        let v = app.gql(&token, RECORD, json!({ "r": [rec("api-calls", 1, now, "a", json!({})), bad] })).await;
+        assert_eq!(code(&v), "BAD_USER_INPUT", "{v:#}");
+        assert_eq!(v["errors"][0]["extensions"]["field"], field, "{v:#}");
+    }
+    // Nothing of any refused batch was stored.
+    let u = usage(&app, &token, "api-calls", now - TimeDelta::hours(1), now + TimeDelta::hours(1), None).await;
+    assert_eq!(u["records"], 0);
+    // Recording takes usage:record; reading takes governance:read.
+    let reader = app.tenant_token("acme", &["governance:read"]);
+    let v = app.gql(&reader, RECORD, json!({ "r": [rec("api-calls", 1, now, "a", json!({}))] })).await;
+    assert_eq!(code(&v), "FORBIDDEN", "{v:#}");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn usage_events_from_any_domain_are_metered_once() {
+    let app = spawn_app().await;
+    test_support::consuming(&format!("{}.usage", app.command_prefix())).await;
+    let now = Utc::now().duration_trunc(TimeDelta::microseconds(1)).unwrap();
+    let record = |key: Option<&str>, q: i64| UsageRecorded {
+        record: UsageRecord {
+            meter: "workflow-runs".into(),
+            quantity: q,
+            occurred_at: Some(now),
+            dimensions: BTreeMap::from([("workflow".to_owned(), "deploy".to_owned())]),
+            idempotency_key: key.map(Into::into),
+        },
+    };
+    // The same event delivered twice, and the same usage re-sent as a new event with the same key.
+    let first = app.publish("acme", "workflow.UsageRecorded", &record(Some("run-1"), 2)).await;
+    app.publish_envelope("workflow.UsageRecorded", &first).await;
+    app.publish("acme", "catalogue.UsageRecorded", &record(Some("run-1"), 2)).await;
+    // A new usage without a key: the event's id is its key.
+    app.publish("acme", "workflow.UsageRecorded", &record(None, 5)).await;
+
+    let token = recorder(&app, "acme");
+    let (from, to) = (hour(now), hour(now) + TimeDelta::hours(1));
+    test_support::eventually("both usages to be recorded", Duration::from_secs(15), || async {
+        usage(&app, &token, "workflow-runs", from, to, None).await["records"] == 2
+    })
+    .await;
+    // Give a wrongly counted copy time to show, then check the sums.
+    let admin = app.admin_pool().await;
+    test_support::eventually("the queue to drain", Duration::from_secs(15), || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox WHERE handler = 'governance.usage'")
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+        n == 3
+    })
+    .await;
+    let u = usage(&app, &token, "workflow-runs", from, to, Some("workflow")).await;
+    assert_eq!(u["groups"], json!([{ "value": "deploy", "quantity": 7, "records": 2 }]));
+    app.cleanup().await;
+}
+
+kernel::events! {
+    domain = "workflow";
+    UsageRecorded { #[serde(flatten)] record: UsageRecord }
+}
+
+#[tokio::test]
+async fn late_records_within_the_window_count_and_later_ones_are_refused() {
+    let app = spawn_app().await;
+    let db = &app.state.kernel.db;
+    let token = recorder(&app, "acme");
+    let window = Duration::from_secs(2 * 3600);
+    let now = Utc::now();
+    let (h, h_end) = (hour(now), hour(now) + TimeDelta::hours(1));
+
+    let v = app.ok(&token, RECORD, json!({ "r": [rec("tokens", 10, now, "a", json!({ "model": "m1" }))] })).await;
+    assert_eq!(v["recordUsage"]["accepted"], 1);
+    // An hour after this hour ended the rollup runs: the hour is still inside its 2-hour late window.
+    let rolled = rollup::run_once(db, h_end + TimeDelta::hours(1), window).await.unwrap();
+    assert_eq!(rolled[0].rolled_to, h);
+    // A late record for the hour is accepted…
+    let v = app.ok(&token, RECORD, json!({ "r": [rec("tokens", 5, now, "b", json!({ "model": "m2" }))] })).await;
+    assert_eq!(v["recordUsage"]["accepted"], 1);
+    // …and counted when the window has passed and the hour closes.
+    let rolled = rollup::run_once(db, h_end + TimeDelta::hours(2), window).await.unwrap();
+    assert_eq!(rolled[0].rolled_to, h_end);
+    assert_eq!(rolled[0].rows, 2);
+    let admin = app.admin_pool().await;
+    let hourly: (i64, i64) = sqlx::query_as(
+        "SELECT sum(quantity)::int8, sum(records)::int8 FROM usage_rollups
+         WHERE tenant_id = 'acme' AND meter = 'tokens' AND grain = 'hour' AND bucket_start = $1",
+    )
+    .bind(h)
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!(hourly, (15, 2));
+    // A record for the closed hour is refused, with what to do about it.
+    let v = app.gql(&token, RECORD, json!({ "r": [rec("tokens", 7, now, "c", json!({}))] })).await;
+    assert_eq!(code(&v), "BAD_USER_INPUT", "{v:#}");
+    assert!(v["errors"][0]["message"].as_str().unwrap().contains("is closed"), "{v:#}");
+
+    // The closed hour is read from its rollups (the raw records could be gone); grouping still works.
+    let u = usage(&app, &token, "tokens", h, h_end, Some("model")).await;
+    assert_eq!(u["quantity"], 15);
+    assert_eq!(u["closedUntil"].as_str().map(|s| s.parse::<DateTime<Utc>>().unwrap()), Some(h_end));
+    assert_eq!(
+        u["groups"],
+        json!([{ "value": "m1", "quantity": 10, "records": 1 }, { "value": "m2", "quantity": 5, "records": 1 }])
+    );
+    // Proof it came from the rollups: change the hourly rollup as its owner would, and the answer follows.
+    sqlx::query("UPDATE usage_rollups SET quantity = quantity + 100 WHERE tenant_id = 'acme' AND grain = 'hour'")
+        .execute(&admin)
+        .await
+        .unwrap();
+    assert_eq!(usage(&app, &token, "tokens", h, h_end, None).await["quantity"], 215);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn raw_partitions_past_retention_are_dropped_while_rollups_remain() {
+    let app = spawn_app().await;
+    let db = &app.state.kernel.db;
+    let admin = app.admin_pool().await;
+    // Pretend the system has been metering for 100 days: nothing rolled up yet, partitions since then.
+    sqlx::query("UPDATE usage_watermarks SET rolled_to = date_trunc('day', now() - interval '100 days', 'UTC')")
+        .execute(&admin)
+        .await
+        .unwrap();
+    partitions::run_once(db, 120, 7).await.unwrap();
+    let day = (Utc::now() - TimeDelta::days(95)).duration_trunc(TimeDelta::days(1)).unwrap();
+    let at = day + TimeDelta::hours(10);
+    for tenant in ["acme", "held"] {
+        let v =
+            app.ok(&recorder(&app, tenant), RECORD, json!({ "r": [rec("storage-gb", 7, at, "old", json!({}))] })).await;
+        assert_eq!(v["recordUsage"]["accepted"], 1);
+    }
+    rollup::run_once(db, Utc::now(), Duration::from_secs(7200)).await.unwrap();
+    let part = format!("usage_records_{}", day.format("%Y%m%d"));
+
+    // `held` is under legal hold: its partition is kept whole, and the pass says why.
+    sqlx::query("INSERT INTO legal_holds (tenant_id, on_hold) VALUES ('held', true)").execute(&admin).await.unwrap();
+    let pass = partitions::run_once(db, 90, 7).await.unwrap();
+    assert!(pass.kept.contains(&(part.clone(), "tenant held is under legal hold".into())), "{pass:?}");
+    assert!(!pass.dropped.contains(&part));
+
+    sqlx::query("UPDATE legal_holds SET on_hold = false WHERE tenant_id = 'held'").execute(&admin).await.unwrap();
+    let pass = partitions::run_once(db, 90, 7).await.unwrap();
+    assert!(pass.dropped.contains(&part), "{pass:?}");
+    let exists: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass($1)::text").bind(&part).fetch_one(&admin).await.unwrap();
+    assert_eq!(exists, None);
+    let raw: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM usage_records WHERE occurred_at < now() - interval '90 days'")
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+    assert_eq!(raw, 0);
+    // The day's usage is still answered, from its daily rollup.
+    let token = recorder(&app, "acme");
+    let u = usage(&app, &token, "storage-gb", day, day + TimeDelta::days(1), None).await;
+    assert_eq!((u["quantity"].as_i64(), u["records"].as_i64()), (Some(7), Some(1)));
+    let daily: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM usage_rollups WHERE tenant_id = 'acme' AND grain = 'day' AND bucket_start = $1",
+    )
+    .bind(day)
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!(daily, 1);
+    app.cleanup().await;
+}
