@@ -113,6 +113,21 @@ pub trait Handler: Send + Sync + 'static {
         }
         Ok(())
     }
+
+    /// Whether a batch's fresh messages of every tenant go to [`Handler::handle_across_tenants`] in one
+    /// call, instead of tenant by tenant to [`Handler::handle_batch`]. For a handler whose per-tenant
+    /// statements would dominate a batch spread over many tenants (the audit log); it scopes its own
+    /// statements (row-level security still holds the inbox rows to each message's tenant).
+    fn across_tenants(&self) -> bool {
+        false
+    }
+
+    /// Applies a batch's fresh messages of any tenants, in delivery order, inside `work` (left scoped to
+    /// one of their tenants: the handler must set its own scope). Called only if
+    /// [`Handler::across_tenants`] says so.
+    async fn handle_across_tenants(&self, _work: &mut Work, _envelopes: &[Envelope]) -> Result<(), Failure> {
+        Err(Failure::Permanent(anyhow::anyhow!("{} does not handle batches across tenants", self.name())))
+    }
 }
 
 pub fn inbox_key(event_id: &str, handler: &str, aggregate_id: &str) -> String {
@@ -316,6 +331,7 @@ async fn apply_batch<H: Handler + ?Sized>(
     }
     let transient = |e: sqlx::Error| Failure::Transient(e.into());
     let mut fresh = vec![false; messages.len()];
+    let mut across: Vec<usize> = Vec::new();
     let mut tx = db.tenant_tx(groups[0].0).await?;
     for (tenant, members) in &groups {
         crate::db::set_tenant(&mut tx, tenant).await?;
@@ -350,8 +366,20 @@ async fn apply_batch<H: Handler + ?Sized>(
         if mine.is_empty() {
             continue;
         }
+        if handler.across_tenants() {
+            across.extend(members.iter().copied().filter(|&i| fresh[i]));
+            continue;
+        }
         let mut work = Work::from_tx(tx, mine[0].caused_meta());
         handler.handle_batch(&mut work, &mine).await?;
+        tx = work.into_tx();
+    }
+    if !across.is_empty() {
+        // Back in delivery order (the inbox was taken tenant by tenant).
+        across.sort_unstable();
+        let envelopes: Vec<Envelope> = across.iter().map(|&i| messages[i].1.clone()).collect();
+        let mut work = Work::from_tx(tx, envelopes[0].caused_meta());
+        handler.handle_across_tenants(&mut work, &envelopes).await?;
         tx = work.into_tx();
     }
     tx.commit().await.map_err(transient)?;

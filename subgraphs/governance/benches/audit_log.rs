@@ -6,9 +6,10 @@
 //! event a ~300-byte canonical entry. In the same run:
 //!
 //! - **the consumer**: the events waiting on a queue of the bench's own, drained by the audit consumer
-//!   (`kernel::consumer::run` with `audit::consumer::Audit`: up to 256 waiting messages per transaction,
-//!   their inbox rows, each tenant's entries chained and its tree grown under one lock of its head, one
-//!   acknowledgement) — the service's path, timed from the consumer's start to the last entry;
+//!   (`kernel::consumer::run` with `audit::consumer::Audit`: up to 256 waiting messages of any tenants per
+//!   transaction, their inbox rows, then the heads of the batch's tenants locked in one statement and every
+//!   tenant's entries, tree hashes and heads written in one statement each, one acknowledgement) — the
+//!   service's path, timed from the consumer's start to the last entry;
 //! - **the same consumer one message per transaction** (batch size 1), for what batching buys;
 //! - **`audit::append` direct**, 8 concurrent writers, 256 events per call, no broker;
 //! - **bare**: the same rows with precomputed hashes `INSERT`ed 256 per statement by 8 writers — no chain,
@@ -210,7 +211,7 @@ async fn direct(events: &[Envelope]) -> (f64, f64) {
             };
             let entries = &rows[tenant.as_str()][from..from + batch.len()];
             let mut tx = kernel::db::tenant_tx(&pool, &tenant).await.unwrap();
-            audit::store::insert(&mut tx, &tenant, entries).await.unwrap();
+            audit::store::insert(&mut tx, entries).await.unwrap();
             tx.commit().await.unwrap();
         }
     })

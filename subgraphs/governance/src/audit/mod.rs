@@ -86,35 +86,75 @@ pub fn chain_after(size: i64, head: [u8; 32], envelopes: Vec<Envelope>) -> Resul
         .collect()
 }
 
-/// Appends `envelopes` (in order) to `tenant`'s log in the caller's transaction, after locking the tenant's
-/// head: one tenant's appends are serialized, other tenants' proceed in parallel. The chain and the tree
-/// grow together.
+/// Appends `envelopes` (in order, all of `tenant`) to `tenant`'s log in the caller's transaction, after
+/// locking the tenant's head: one tenant's appends are serialized, other tenants' proceed in parallel. The
+/// chain and the tree grow together.
 pub async fn append(tx: &mut kernel::db::Tx, tenant: &TenantId, envelopes: Vec<Envelope>) -> Result<Vec<NewEntry>> {
-    if envelopes.is_empty() {
-        return Ok(Vec::new());
-    }
-    let head = store::lock_head(tx, tenant).await?;
-    let entries = chain_after(head.size, head.hash, envelopes)?;
-    store::insert(tx, tenant, &entries).await?;
-    // A head from before the tree existed first gets the tree of the entries it has.
-    let behind = if (head.frontier.size as i64) < head.size {
-        store::entries(tx, tenant, head.frontier.size as i64 + 1, head.size).await?
-    } else {
-        Vec::new()
-    };
-    if behind.len() as i64 != head.size - head.frontier.size as i64 {
+    if let Some(other) = envelopes.iter().find(|e| &e.tenant_id != tenant) {
         return Err(kernel::Error::internal(anyhow::anyhow!(
-            "tenant {tenant}'s audit log lacks entries {}..={} to build its tree from",
-            head.frontier.size + 1,
-            head.size
+            "an event of tenant {} cannot join tenant {tenant}'s audit log",
+            other.tenant_id
         )));
     }
-    let grown =
-        tree::grow(&head.frontier, behind.iter().map(Vec::as_slice).chain(entries.iter().map(|e| e.entry.as_slice())));
-    store::insert_tree(tx, tenant, &grown.stored).await?;
-    let last = entries.last().expect("not empty");
-    store::set_head(tx, tenant, last.seq, &last.hash, &grown.frontier, &grown.root).await?;
-    Ok(entries)
+    append_many(tx, envelopes).await
+}
+
+/// Appends `envelopes` (in order; any tenants) each to its tenant's log, in the caller's transaction,
+/// which must admit every one of those tenants' rows (a tenant's own scope for one tenant; the audit
+/// consumer's scope for many). The heads are locked in tenant order, then the entries, the tree hashes
+/// and the heads of all the tenants are written in one statement each.
+pub async fn append_many(tx: &mut kernel::db::Tx, envelopes: Vec<Envelope>) -> Result<Vec<NewEntry>> {
+    let mut groups: Vec<(TenantId, Vec<Envelope>)> = Vec::new();
+    for e in envelopes {
+        match groups.iter_mut().find(|(t, _)| *t == e.tenant_id) {
+            Some((_, members)) => members.push(e),
+            None => groups.push((e.tenant_id.clone(), vec![e])),
+        }
+    }
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tenants: Vec<TenantId> = groups.iter().map(|(t, _)| t.clone()).collect();
+    let mut heads: std::collections::HashMap<String, store::Head> =
+        store::lock_heads(tx, &tenants).await?.into_iter().map(|(t, h)| (t.as_str().to_owned(), h)).collect();
+    let (mut all, mut tree_rows, mut new_heads) = (Vec::new(), Vec::new(), Vec::new());
+    for (tenant, envelopes) in groups {
+        let head = heads
+            .remove(tenant.as_str())
+            .ok_or_else(|| kernel::Error::internal(anyhow::anyhow!("tenant {tenant}'s audit head was not locked")))?;
+        let entries = chain_after(head.size, head.hash, envelopes)?;
+        // A head from before the tree existed first gets the tree of the entries it has.
+        let behind = if (head.frontier.size as i64) < head.size {
+            store::entries(tx, &tenant, head.frontier.size as i64 + 1, head.size).await?
+        } else {
+            Vec::new()
+        };
+        if behind.len() as i64 != head.size - head.frontier.size as i64 {
+            return Err(kernel::Error::internal(anyhow::anyhow!(
+                "tenant {tenant}'s audit log lacks entries {}..={} to build its tree from",
+                head.frontier.size + 1,
+                head.size
+            )));
+        }
+        let grown = tree::grow(
+            &head.frontier,
+            behind.iter().map(Vec::as_slice).chain(entries.iter().map(|e| e.entry.as_slice())),
+        );
+        let last = entries.last().expect("a group is never empty");
+        new_heads.push(store::NewHead {
+            tenant: tenant.clone(),
+            size: last.seq,
+            hash: last.hash,
+            frontier: grown.frontier,
+            root: grown.root,
+        });
+        tree_rows.extend(grown.stored.into_iter().map(|(i, h)| (tenant.clone(), i, h)));
+        all.extend(entries);
+    }
+    store::insert(tx, &all).await?;
+    store::insert_tree(tx, &tree_rows).await?;
+    store::set_heads(tx, &new_heads).await?;
+    Ok(all)
 }
 
 /// A stored entry, as the API reads it.

@@ -17,58 +17,92 @@ pub struct Head {
     pub frontier: Frontier,
 }
 
-/// Locks `tenant`'s head (creating it empty) and returns it.
-pub async fn lock_head(tx: &mut Tx, tenant: &TenantId) -> Result<Head> {
+/// Enters (or leaves) the audit consumer's scope in `tx`: the `audit_appender` policies (migration 1011)
+/// admit it to every tenant's log rows, to append a batch of many tenants' events in a few statements.
+pub async fn appender_scope(tx: &mut Tx, on: bool) -> Result<()> {
+    sqlx::query("SELECT set_config('app.system', $1, true)")
+        .bind(if on { "audit" } else { "" })
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Locks the heads of `tenants` (creating missing ones empty), in tenant order so that two appenders never
+/// wait for each other in a cycle, and returns them in that order.
+pub async fn lock_heads(tx: &mut Tx, tenants: &[TenantId]) -> Result<Vec<(TenantId, Head)>> {
+    let mut ids: Vec<&str> = tenants.iter().map(TenantId::as_str).collect();
+    ids.sort_unstable();
+    ids.dedup();
     sqlx::query!(
-        "INSERT INTO audit_heads (tenant_id, size, head) VALUES ($1, 0, $2) ON CONFLICT (tenant_id) DO NOTHING",
-        tenant.as_str(),
+        "INSERT INTO audit_heads (tenant_id, size, head) SELECT t, 0, $2 FROM unnest($1::text[]) AS u(t)
+         ON CONFLICT (tenant_id) DO NOTHING",
+        &ids as &[&str],
         &GENESIS[..],
     )
     .execute(&mut **tx)
     .await?;
-    let row = sqlx::query!(
-        "SELECT size, head, tree_size, frontier FROM audit_heads WHERE tenant_id = $1 FOR UPDATE",
-        tenant.as_str()
+    let rows = sqlx::query!(
+        "SELECT tenant_id, size, head, tree_size, frontier FROM audit_heads WHERE tenant_id = ANY($1)
+         ORDER BY tenant_id FOR UPDATE",
+        &ids as &[&str],
     )
-    .fetch_one(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
-    let hash: [u8; 32] =
-        row.head.try_into().map_err(|_| kernel::Error::internal(anyhow::anyhow!("an audit head is not 32 bytes")))?;
-    Ok(Head { size: row.size, hash, frontier: Frontier::from_bytes(row.tree_size as u64, &row.frontier)? })
+    rows.into_iter()
+        .map(|row| {
+            let hash: [u8; 32] = row
+                .head
+                .try_into()
+                .map_err(|_| kernel::Error::internal(anyhow::anyhow!("an audit head is not 32 bytes")))?;
+            let head =
+                Head { size: row.size, hash, frontier: Frontier::from_bytes(row.tree_size as u64, &row.frontier)? };
+            Ok((TenantId::parse(&row.tenant_id)?, head))
+        })
+        .collect()
 }
 
-/// Moves the locked head to `size` entries ending in `hash`, with the tree `frontier` (of the same size)
-/// and its `root`.
-pub async fn set_head(
-    tx: &mut Tx,
-    tenant: &TenantId,
-    size: i64,
-    hash: &[u8; 32],
-    frontier: &Frontier,
-    root: &Hash,
-) -> Result<()> {
+/// A locked head's new state: `size` entries ending in `hash`, the tree `frontier` (of the same size) and
+/// its `root`.
+pub struct NewHead {
+    pub tenant: TenantId,
+    pub size: i64,
+    pub hash: [u8; 32],
+    pub frontier: Frontier,
+    pub root: Hash,
+}
+
+/// Moves locked heads (any tenants) to their new state, in one statement.
+pub async fn set_heads(tx: &mut Tx, heads: &[NewHead]) -> Result<()> {
+    let tenants: Vec<&str> = heads.iter().map(|h| h.tenant.as_str()).collect();
+    let sizes: Vec<i64> = heads.iter().map(|h| h.size).collect();
+    let hashes: Vec<&[u8]> = heads.iter().map(|h| &h.hash[..]).collect();
+    let tree_sizes: Vec<i64> = heads.iter().map(|h| h.frontier.size as i64).collect();
+    let frontiers: Vec<Vec<u8>> = heads.iter().map(|h| h.frontier.to_bytes()).collect();
+    let roots: Vec<&[u8]> = heads.iter().map(|h| &h.root.0[..]).collect();
     sqlx::query!(
-        "UPDATE audit_heads SET size = $2, head = $3, tree_size = $4, frontier = $5, root = $6, updated_at = now()
-         WHERE tenant_id = $1",
-        tenant.as_str(),
-        size,
-        &hash[..],
-        frontier.size as i64,
-        &frontier.to_bytes(),
-        &root.0[..],
+        "UPDATE audit_heads h SET size = u.s, head = u.hd, tree_size = u.ts, frontier = u.f, root = u.r, updated_at = now()
+         FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bigint[], $5::bytea[], $6::bytea[]) AS u(t, s, hd, ts, f, r)
+         WHERE h.tenant_id = u.t",
+        &tenants as &[&str],
+        &sizes,
+        &hashes as &[&[u8]],
+        &tree_sizes,
+        &frontiers,
+        &roots as &[&[u8]],
     )
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-/// Stores the tree hashes an append produced, in one statement.
-pub async fn insert_tree(tx: &mut Tx, tenant: &TenantId, stored: &[(u64, Hash)]) -> Result<()> {
-    let idx: Vec<i64> = stored.iter().map(|(i, _)| *i as i64).collect();
-    let hashes: Vec<&[u8]> = stored.iter().map(|(_, h)| &h.0[..]).collect();
+/// Stores the tree hashes appends produced (`(tenant, index, hash)`, any tenants), in one statement.
+pub async fn insert_tree(tx: &mut Tx, stored: &[(TenantId, u64, Hash)]) -> Result<()> {
+    let tenants: Vec<&str> = stored.iter().map(|(t, _, _)| t.as_str()).collect();
+    let idx: Vec<i64> = stored.iter().map(|(_, i, _)| *i as i64).collect();
+    let hashes: Vec<&[u8]> = stored.iter().map(|(_, _, h)| &h.0[..]).collect();
     sqlx::query!(
-        "INSERT INTO audit_tree (tenant_id, idx, hash) SELECT $1, i, h FROM unnest($2::bigint[], $3::bytea[]) AS u(i, h)",
-        tenant.as_str(),
+        "INSERT INTO audit_tree (tenant_id, idx, hash) SELECT t, i, h FROM unnest($1::text[], $2::bigint[], $3::bytea[]) AS u(t, i, h)",
+        &tenants as &[&str],
         &idx,
         &hashes as &[&[u8]],
     )
@@ -119,8 +153,9 @@ pub async fn entries(tx: &mut Tx, tenant: &TenantId, from: i64, to: i64) -> Resu
     .await?)
 }
 
-/// Inserts `entries` of `tenant` in one statement.
-pub async fn insert(tx: &mut Tx, tenant: &TenantId, entries: &[NewEntry]) -> Result<()> {
+/// Inserts `entries` (each of its envelope's tenant) in one statement.
+pub async fn insert(tx: &mut Tx, entries: &[NewEntry]) -> Result<()> {
+    let tenants: Vec<&str> = entries.iter().map(|e| e.envelope.tenant_id.as_str()).collect();
     let seqs: Vec<i64> = entries.iter().map(|e| e.seq).collect();
     let event_ids: Vec<&str> = entries.iter().map(|e| e.envelope.event_id.as_str()).collect();
     let types: Vec<&str> = entries.iter().map(|e| e.envelope.event_type.as_str()).collect();
@@ -136,11 +171,11 @@ pub async fn insert(tx: &mut Tx, tenant: &TenantId, entries: &[NewEntry]) -> Res
     sqlx::query!(
         r#"INSERT INTO audit_entries (tenant_id, seq, event_id, event_type, occurred_at, trace_id, correlation_id,
                                       causation_id, project_id, module_id, entry, hash, actor)
-           SELECT $1, s, ev, ty, o, tr, co, ca, p, m, en, h, ac
-           FROM unnest($2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[], $8::text[],
-                       $9::text[], $10::text[], $11::bytea[], $12::bytea[], $13::text[])
-                AS u(s, ev, ty, o, tr, co, ca, p, m, en, h, ac)"#,
-        tenant.as_str(),
+           SELECT t, s, ev, ty, o, tr, co, ca, p, m, en, h, ac
+           FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[],
+                       $8::text[], $9::text[], $10::text[], $11::bytea[], $12::bytea[], $13::text[])
+                AS u(t, s, ev, ty, o, tr, co, ca, p, m, en, h, ac)"#,
+        &tenants as &[&str],
         &seqs,
         &event_ids as &[&str],
         &types as &[&str],

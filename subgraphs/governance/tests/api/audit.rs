@@ -154,6 +154,45 @@ async fn root_of_entries(admin: &sqlx::PgPool, tenant: &str) -> (i64, Vec<u8>) {
 }
 
 #[tokio::test]
+async fn one_consumer_batch_of_many_tenants_events_grows_each_tenants_own_chain_and_tree() {
+    let app = spawn_app().await;
+    let queue = format!("{}.audit", app.command_prefix());
+    test_support::consuming(&queue).await;
+    let tenants: Vec<String> = (0..4).map(|i| format!("b{i}-{}", app.id)).collect();
+    // Interleaved, quickly: the consumer takes what is waiting, several tenants' events per transaction.
+    let mut published: Vec<Vec<String>> = vec![Vec::new(); tenants.len()];
+    for n in 0..15u32 {
+        for (i, t) in tenants.iter().enumerate() {
+            published[i].push(app.publish(t, "catalogue.ThingHappened", &ThingHappened { n }).await.event_id);
+        }
+    }
+    let admin = app.admin_pool().await;
+    test_support::eventually("every tenant's 15 entries", Duration::from_secs(20), || async {
+        let n: i64 = sqlx::query_scalar("SELECT coalesce(sum(size), 0)::bigint FROM audit_heads")
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+        n >= 60
+    })
+    .await;
+    for (i, t) in tenants.iter().enumerate() {
+        let token = app.member(t);
+        let v = app.ok(&token, "{ auditEntries(first: 100) { edges { node { sequence eventId } } } }", json!({})).await;
+        let ids: Vec<&str> = v["auditEntries"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["eventId"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, published[i].iter().map(String::as_str).collect::<Vec<_>>(), "{t}: its own events, in order");
+        let v = verify(&app, &token, 1, None).await;
+        assert_eq!((v["ok"].as_bool(), v["verified"].as_i64()), (Some(true), Some(15)), "{t}: {v}");
+        assert_eq!(stored_root(&admin, t).await, root_of_entries(&admin, t).await, "{t}: its tree");
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_log_from_before_the_tree_gets_its_tree_at_its_next_append() {
     let app = spawn_app().await;
     let tenant = TenantId::parse("acme").unwrap();
