@@ -24,6 +24,7 @@
 //! | [`consumer`] | idempotent consumers: inbox, retries with backoff, dead-letter; per-replica listeners |
 //! | [`cache`] | Redis helpers with tenant-first keys; never the system of record |
 //! | [`pagination`] | Relay cursor connections |
+//! | [`periodic`] | periodic workers (upkeep, retention, rollups, exports): a pass at start and every interval |
 //! | [`server`] | the axum app: `/graphql` and its guards and limits, health, metrics, graceful shutdown |
 //! | [`config`], [`telemetry`], [`metrics`] | clap/env config, tracing, Prometheus |
 
@@ -43,6 +44,7 @@ pub mod ids;
 pub mod metrics;
 pub mod outbox;
 pub mod pagination;
+pub mod periodic;
 pub mod permissions;
 pub mod secrets;
 pub mod server;

@@ -40,20 +40,12 @@ pub async fn run_once(state: &State) -> Result<Report> {
 
 /// The worker: a pass at start and every [`INTERVAL`] until `shutdown`.
 pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
-    loop {
-        match run_once(&state).await {
-            Ok(r) if r.created.is_empty() && r.dropped.is_empty() => {}
-            Ok(r) => {
-                tracing::info!(created = ?r.created, dropped = ?r.dropped, "validation result partitions maintained")
-            }
-            Err(e) => {
-                let e = anyhow::Error::from(e);
-                tracing::warn!(error = format!("{e:#}"), "validation retention pass failed; retrying later");
-            }
+    kernel::periodic::every("validation retention pass", INTERVAL, shutdown, || async {
+        let r = run_once(&state).await?;
+        if !r.created.is_empty() || !r.dropped.is_empty() {
+            tracing::info!(created = ?r.created, dropped = ?r.dropped, "validation result partitions maintained");
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(INTERVAL) => {}
-        }
-    }
+        Ok(())
+    })
+    .await
 }

@@ -36,18 +36,12 @@ pub async fn run_once(state: &State) -> Result<usize> {
 
 pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
     let every = Duration::from_secs(state.config.approval_expiry_interval_secs.max(1));
-    loop {
-        match run_once(&state).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(expired = n, "approval requests expired"),
-            Err(e) => {
-                let e = anyhow::Error::from(e);
-                tracing::warn!(error = format!("{e:#}"), "approval expiry pass failed; retrying later");
-            }
+    kernel::periodic::every("approval expiry pass", every, shutdown, || async {
+        let n = run_once(&state).await?;
+        if n > 0 {
+            tracing::info!(expired = n, "approval requests expired");
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-    }
+        Ok(())
+    })
+    .await
 }

@@ -247,20 +247,14 @@ pub async fn pass(db: &kernel::db::Db, signer: &CheckpointSigner, exporter: &Exp
 pub async fn run(state: Arc<crate::State>, shutdown: tokio_util::sync::CancellationToken) {
     let (Some(signer), Some(exporter)) = (state.checkpoints.clone(), state.exports.clone()) else { return };
     let interval = std::time::Duration::from_secs(state.config.audit_export_interval_secs.max(1));
-    loop {
-        match pass(&state.kernel.db, &signer, &exporter).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(objects = n, location = %exporter.location, "audit ranges exported"),
-            Err(e) => {
-                let e = anyhow::Error::from(e);
-                tracing::warn!(error = format!("{e:#}"), "exporting audit ranges failed; retrying later");
-            }
+    kernel::periodic::every("exporting audit ranges", interval, shutdown, || async {
+        let n = pass(&state.kernel.db, &signer, &exporter).await?;
+        if n > 0 {
+            tracing::info!(objects = n, location = %exporter.location, "audit ranges exported");
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-    }
+        Ok(())
+    })
+    .await
 }
 
 /// What [`verify`] found in a sound export.

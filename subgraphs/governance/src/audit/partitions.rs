@@ -42,27 +42,18 @@ pub async fn run_once(db: &kernel::db::Db, keep_months: i32) -> Result<Pass> {
 }
 
 pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
-    loop {
-        match run_once(&state.kernel.db, state.config.audit_retention_months).await {
-            Ok(pass) => {
-                if pass.created > 0 {
-                    tracing::info!(created = pass.created, "audit partitions created");
-                }
-                if !pass.dropped.is_empty() {
-                    tracing::info!(dropped = ?pass.dropped, "audit partitions past retention dropped");
-                }
-                for (partition, reason) in &pass.kept {
-                    tracing::info!(partition, reason, "audit partition past retention kept");
-                }
-            }
-            Err(e) => {
-                let e = anyhow::Error::from(e);
-                tracing::warn!(error = format!("{e:#}"), "audit partition maintenance failed; retrying later");
-            }
+    kernel::periodic::every("audit partition maintenance", INTERVAL, shutdown, || async {
+        let pass = run_once(&state.kernel.db, state.config.audit_retention_months).await?;
+        if pass.created > 0 {
+            tracing::info!(created = pass.created, "audit partitions created");
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(INTERVAL) => {}
+        if !pass.dropped.is_empty() {
+            tracing::info!(dropped = ?pass.dropped, "audit partitions past retention dropped");
         }
-    }
+        for (partition, reason) in &pass.kept {
+            tracing::info!(partition, reason, "audit partition past retention kept");
+        }
+        Ok(())
+    })
+    .await
 }

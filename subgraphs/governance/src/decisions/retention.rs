@@ -33,18 +33,12 @@ pub async fn run_once(state: &State) -> Result<i64> {
 
 /// The worker: a pass at start and every [`INTERVAL`] until `shutdown`.
 pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
-    loop {
-        match run_once(&state).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(deleted = n, "decisions past retention deleted"),
-            Err(e) => {
-                let e = anyhow::Error::from(e);
-                tracing::warn!(error = format!("{e:#}"), "decision retention pass failed; retrying later");
-            }
+    kernel::periodic::every("decision retention pass", INTERVAL, shutdown, || async {
+        let n = run_once(&state).await?;
+        if n > 0 {
+            tracing::info!(deleted = n, "decisions past retention deleted");
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(INTERVAL) => {}
-        }
-    }
+        Ok(())
+    })
+    .await
 }

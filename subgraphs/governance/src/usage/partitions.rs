@@ -45,27 +45,18 @@ pub async fn run_once(db: &kernel::db::Db, raw_days: i32, rollup_years: i32) -> 
 
 pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
     let c = &state.config;
-    loop {
-        match run_once(&state.kernel.db, c.usage_raw_retention_days, c.usage_rollup_retention_years).await {
-            Ok(pass) => {
-                if pass.created > 0 {
-                    tracing::info!(created = pass.created, "usage partitions created");
-                }
-                if !pass.dropped.is_empty() {
-                    tracing::info!(dropped = ?pass.dropped, "usage partitions past retention dropped");
-                }
-                for (partition, reason) in &pass.kept {
-                    tracing::info!(partition, reason, "usage partition past retention kept");
-                }
-            }
-            Err(e) => {
-                let e = anyhow::Error::from(e);
-                tracing::warn!(error = format!("{e:#}"), "usage partition maintenance failed; retrying later");
-            }
+    kernel::periodic::every("usage partition maintenance", INTERVAL, shutdown, || async {
+        let pass = run_once(&state.kernel.db, c.usage_raw_retention_days, c.usage_rollup_retention_years).await?;
+        if pass.created > 0 {
+            tracing::info!(created = pass.created, "usage partitions created");
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(INTERVAL) => {}
+        if !pass.dropped.is_empty() {
+            tracing::info!(dropped = ?pass.dropped, "usage partitions past retention dropped");
         }
-    }
+        for (partition, reason) in &pass.kept {
+            tracing::info!(partition, reason, "usage partition past retention kept");
+        }
+        Ok(())
+    })
+    .await
 }

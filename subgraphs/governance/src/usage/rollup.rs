@@ -24,21 +24,11 @@ pub async fn run_once(db: &kernel::db::Db, at: DateTime<Utc>, late_window: Durat
 pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
     let window = Duration::from_secs(state.config.usage_late_window_secs);
     let every = Duration::from_secs(state.config.usage_rollup_interval_secs);
-    loop {
-        match run_once(&state.kernel.db, Utc::now(), window).await {
-            Ok(rolled) => {
-                for r in rolled.iter().filter(|r| r.rows > 0) {
-                    tracing::info!(grain = r.grain, rolled_to = %r.rolled_to, rows = r.rows, "usage rolled up");
-                }
-            }
-            Err(e) => {
-                let e = anyhow::Error::from(e);
-                tracing::warn!(error = format!("{e:#}"), "usage rollup failed; retrying later");
-            }
+    kernel::periodic::every("usage rollup", every, shutdown, || async {
+        for r in run_once(&state.kernel.db, Utc::now(), window).await?.iter().filter(|r| r.rows > 0) {
+            tracing::info!(grain = r.grain, rolled_to = %r.rolled_to, rows = r.rows, "usage rolled up");
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-    }
+        Ok(())
+    })
+    .await
 }
