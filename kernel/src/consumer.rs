@@ -315,72 +315,56 @@ pub async fn process_batch<H: Handler + ?Sized>(
     Ok(outcomes)
 }
 
-/// Applies a batch in one transaction: per tenant (in order of first appearance), its inbox rows, then
-/// the fresh messages through [`Handler::handle_batch`]. Whether each message was fresh.
+/// Applies a batch in one transaction: the inbox rows of all its messages in one statement
+/// (`cp_inbox_take`, migration 0004: row-level security checks each under its tenant), then the fresh
+/// messages — tenant by tenant (in order of first appearance) through [`Handler::handle_batch`], or all at
+/// once through [`Handler::handle_across_tenants`]. Whether each message was fresh.
 async fn apply_batch<H: Handler + ?Sized>(
     db: &Db,
     handler: &H,
     messages: &[(&Delivery, Envelope)],
 ) -> Result<Vec<bool>, Failure> {
-    let mut groups: Vec<(&crate::TenantId, Vec<usize>)> = Vec::new();
-    for (i, (_, envelope)) in messages.iter().enumerate() {
-        match groups.iter_mut().find(|(t, _)| **t == envelope.tenant_id) {
-            Some((_, members)) => members.push(i),
-            None => groups.push((&envelope.tenant_id, vec![i])),
-        }
-    }
+    let Some((_, first)) = messages.first() else { return Ok(Vec::new()) };
     let transient = |e: sqlx::Error| Failure::Transient(e.into());
-    let mut fresh = vec![false; messages.len()];
-    let mut across: Vec<usize> = Vec::new();
-    let mut tx = db.tenant_tx(groups[0].0).await?;
-    for (tenant, members) in &groups {
-        crate::db::set_tenant(&mut tx, tenant).await?;
-        let keys: Vec<String> = members
-            .iter()
-            .map(|&i| inbox_key(&messages[i].1.event_id, handler.name(), &handler.aggregate_id(&messages[i].1)))
-            .collect();
-        let event_ids: Vec<&str> = members.iter().map(|&i| messages[i].1.event_id.as_str()).collect();
-        let inserted: Vec<String> = sqlx::query_scalar(
-            "INSERT INTO inbox (tenant_id, message_key, handler, event_id) \
-             SELECT $1, k, $3, e FROM unnest($2::text[], $4::text[]) AS u(k, e) \
-             ON CONFLICT DO NOTHING RETURNING message_key",
-        )
-        .bind(tenant.as_str())
+    let keys: Vec<String> =
+        messages.iter().map(|(_, e)| inbox_key(&e.event_id, handler.name(), &handler.aggregate_id(e))).collect();
+    let tenants: Vec<&str> = messages.iter().map(|(_, e)| e.tenant_id.as_str()).collect();
+    let event_ids: Vec<&str> = messages.iter().map(|(_, e)| e.event_id.as_str()).collect();
+    let mut tx = db.tenant_tx(&first.tenant_id).await?;
+    let taken: Vec<(String, String)> = sqlx::query_as("SELECT tenant, message FROM cp_inbox_take($1, $2, $3, $4)")
+        .bind(&tenants)
         .bind(&keys)
         .bind(handler.name())
         .bind(&event_ids)
         .fetch_all(&mut *tx)
         .await
         .map_err(transient)?;
-        let mut inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
-        // A message delivered twice within the batch is fresh once.
-        let mine: Vec<Envelope> = members
-            .iter()
-            .zip(&keys)
-            .filter(|(_, k)| inserted.remove(*k))
-            .map(|(&i, _)| {
-                fresh[i] = true;
-                messages[i].1.clone()
-            })
-            .collect();
-        if mine.is_empty() {
-            continue;
+    let mut taken: std::collections::HashSet<(String, String)> = taken.into_iter().collect();
+    // A message delivered twice within the batch is fresh once.
+    let fresh: Vec<bool> =
+        tenants.iter().zip(&keys).map(|(t, k)| taken.remove(&((*t).to_owned(), k.clone()))).collect();
+    if handler.across_tenants() {
+        let envelopes: Vec<Envelope> =
+            messages.iter().zip(&fresh).filter(|(_, f)| **f).map(|((_, e), _)| e.clone()).collect();
+        if let Some(e) = envelopes.first() {
+            let mut work = Work::from_tx(tx, e.caused_meta());
+            handler.handle_across_tenants(&mut work, &envelopes).await?;
+            tx = work.into_tx();
         }
-        if handler.across_tenants() {
-            across.extend(members.iter().copied().filter(|&i| fresh[i]));
-            continue;
+    } else {
+        let mut groups: Vec<(&crate::TenantId, Vec<Envelope>)> = Vec::new();
+        for ((_, e), _) in messages.iter().zip(&fresh).filter(|(_, f)| **f) {
+            match groups.iter_mut().find(|(t, _)| **t == e.tenant_id) {
+                Some((_, mine)) => mine.push(e.clone()),
+                None => groups.push((&e.tenant_id, vec![e.clone()])),
+            }
         }
-        let mut work = Work::from_tx(tx, mine[0].caused_meta());
-        handler.handle_batch(&mut work, &mine).await?;
-        tx = work.into_tx();
-    }
-    if !across.is_empty() {
-        // Back in delivery order (the inbox was taken tenant by tenant).
-        across.sort_unstable();
-        let envelopes: Vec<Envelope> = across.iter().map(|&i| messages[i].1.clone()).collect();
-        let mut work = Work::from_tx(tx, envelopes[0].caused_meta());
-        handler.handle_across_tenants(&mut work, &envelopes).await?;
-        tx = work.into_tx();
+        for (tenant, mine) in &groups {
+            crate::db::set_tenant(&mut tx, tenant).await?;
+            let mut work = Work::from_tx(tx, mine[0].caused_meta());
+            handler.handle_batch(&mut work, mine).await?;
+            tx = work.into_tx();
+        }
     }
     tx.commit().await.map_err(transient)?;
     Ok(fresh)
