@@ -60,6 +60,14 @@ async fn the_router_secret_and_body_limits_are_checked_before_the_body_is_read()
     assert_eq!((status, code(&v)), (400, "BAD_USER_INPUT"));
     let (status, _) = app.call(post(Some(&secret), "application/json", vec![0xff, 0xfe, b'{'])).await;
     assert_eq!(status, 400);
+    // So is a batch (a JSON array of requests): one request per POST.
+    let batch = br#"[{"query":"{ __typename }"}]"#.to_vec();
+    let (status, v) = app.call(post(Some(&secret), "application/json", batch)).await;
+    assert_eq!((status, code(&v)), (400, "BAD_USER_INPUT"), "{v}");
+    // A well-formed request passes, variables and all.
+    let ok = br#"{"query":"query($x: Boolean!) { __typename @include(if: $x) }","variables":{"x":true}}"#.to_vec();
+    let (status, v) = app.call(post(Some(&secret), "application/json", ok)).await;
+    assert_eq!(status, 200, "{v}");
     // A GET is no way to run a mutation (GET /graphql is for WebSocket upgrades only).
     let req = Request::get("/graphql?query=mutation%7BupdateTenant(displayName%3A%22x%22)%7Bid%7D%7D")
         .header(kernel::server::ROUTER_SECRET_HEADER, &secret)
