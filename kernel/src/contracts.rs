@@ -108,7 +108,8 @@ pub mod usage {
     pub struct UsageRecord {
         /// The meter (`api-calls`, `workflow-runs`, `model-tokens`): lower-case letters, digits, `.`, `_`, `-`.
         pub meter: String,
-        /// How much, in the meter's unit (whole units: meter the smallest one — tokens, bytes, milliseconds).
+        /// How much, in the meter's unit (whole units: meter the smallest one — tokens, bytes, milliseconds),
+        /// 0 to 10^15.
         pub quantity: i64,
         /// When it happened; the envelope's `occurredAt` when absent.
         #[serde(default, skip_serializing_if = "Option::is_none")]

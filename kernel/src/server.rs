@@ -24,7 +24,7 @@ use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Data, ObjectType, Pos, Schema, SchemaBuilder, ServerError, ServerResult, SubscriptionType};
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::extract::ws::Message;
-use axum::extract::{Request, State, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, Request, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -67,6 +67,8 @@ where
     let state = Arc::new(AppState { schema, kernel, per_request });
     Router::new()
         .route("/graphql", get(websocket::<Q, M, S>).post(graphql::<Q, M, S>))
+        // The guard enforces MAX_BODY_BYTES; axum's own 2 MiB default must not cap it below that.
+        .route_layer(DefaultBodyLimit::disable())
         .route_layer(middleware::from_fn_with_state(Arc::new(guard), guard_graphql))
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready::<Q, M, S>))

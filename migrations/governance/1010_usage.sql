@@ -108,7 +108,7 @@ BEGIN
         INSERT INTO usage_rollups (tenant_id, meter, grain, bucket_start, dimensions, quantity, records)
         SELECT r.tenant_id, r.meter, 'hour',
                date_trunc('hour', r.occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
-               r.dimensions, sum(r.quantity), count(*)
+               r.dimensions, LEAST(sum(r.quantity), 9223372036854775807)::bigint, count(*)
         FROM usage_records r
         WHERE r.occurred_at >= hour_from AND r.occurred_at < hour_to
         GROUP BY 1, 2, 4, 5;
@@ -127,7 +127,7 @@ BEGIN
         INSERT INTO usage_rollups (tenant_id, meter, grain, bucket_start, dimensions, quantity, records)
         SELECT u.tenant_id, u.meter, 'day',
                date_trunc('day', u.bucket_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
-               u.dimensions, sum(u.quantity), sum(u.records)
+               u.dimensions, LEAST(sum(u.quantity), 9223372036854775807)::bigint, sum(u.records)
         FROM usage_rollups u
         WHERE u.grain = 'hour' AND u.bucket_start >= day_from AND u.bucket_start < day_to
         GROUP BY 1, 2, 4, 5;

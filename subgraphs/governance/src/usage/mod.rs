@@ -44,6 +44,10 @@ use kernel::{Error, Result, TenantId};
 
 /// Records per `recordUsage` call, at most.
 pub const MAX_BATCH: usize = 10_000;
+/// The largest quantity one record may carry (10^15: a petabyte in bytes). Rollups sum records; the cap
+/// keeps honest sums far from `bigint`'s limit, and sums saturate there rather than fail the rollup of
+/// every tenant.
+pub const MAX_QUANTITY: i64 = 1_000_000_000_000_000;
 /// How far ahead of the clock a record may be (producers' clocks drift).
 pub const MAX_SKEW: TimeDelta = TimeDelta::minutes(5);
 const MAX_DIMENSIONS: usize = 16;
@@ -73,8 +77,8 @@ pub fn validate(at: &str, r: UsageRecord, occurred_at: DateTime<Utc>, key: &str)
             ),
         ));
     }
-    if r.quantity < 0 {
-        return Err(Error::bad_input(field("quantity"), "quantity must not be negative"));
+    if !(0..=MAX_QUANTITY).contains(&r.quantity) {
+        return Err(Error::bad_input(field("quantity"), format!("quantity must be 0 to {MAX_QUANTITY}")));
     }
     let key = r.idempotency_key.as_deref().unwrap_or(key).trim();
     if key.is_empty() || key.len() > MAX_KEY {

@@ -19,8 +19,10 @@ pub struct UsageRecordInput {
     pub meter: String,
     /// How much, in whole units of the meter (at least 0).
     pub quantity: i64,
-    /// When it happened (default: now). Hours close once the late window has passed after their end.
-    pub occurred_at: Option<DateTime<Utc>>,
+    /// When it happened. With the key it identifies the record: a retry sends both unchanged (so there is
+    /// no default — a time filled in on arrival would differ between a call and its retry). Hours close
+    /// once the late window has passed after their end.
+    pub occurred_at: DateTime<Utc>,
     /// Dimensions to group by: a JSON object of strings, at most 16.
     pub dimensions: Option<Json<Value>>,
     /// Unique to this usage among the tenant's records at the same time: a retry sends the same key and
@@ -128,7 +130,7 @@ impl UsageMutation {
                     dimensions: super::dimensions(&at, r.dimensions.map(|j| j.0))?,
                     meter: r.meter,
                     quantity: r.quantity,
-                    occurred_at: r.occurred_at,
+                    occurred_at: Some(r.occurred_at),
                     idempotency_key: Some(r.idempotency_key),
                 };
                 super::validate(&at, raw, now, "")

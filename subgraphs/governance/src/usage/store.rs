@@ -93,7 +93,7 @@ pub async fn sums(
     group_by: Option<&str>,
 ) -> Result<Vec<Sum>> {
     let rows = sqlx::query!(
-        r#"SELECT g AS value, sum(q)::int8 AS "quantity!", sum(n)::int8 AS "records!" FROM (
+        r#"SELECT g AS value, LEAST(sum(q), 9223372036854775807)::int8 AS "quantity!", sum(n)::int8 AS "records!" FROM (
                SELECT dimensions ->> $3 AS g, quantity AS q, records AS n FROM usage_rollups
                WHERE tenant_id = $1 AND meter = $2 AND grain = 'day' AND bucket_start >= $4 AND bucket_start < $5
                UNION ALL

@@ -83,6 +83,7 @@ async fn a_bad_batch_is_refused_whole_with_the_record_named() {
     let cases = [
         (rec("API calls", 1, now, "b", json!({})), "records[1].meter"),
         (rec("api-calls", -1, now, "b", json!({})), "records[1].quantity"),
+        (rec("api-calls", governance::usage::MAX_QUANTITY + 1, now, "b", json!({})), "records[1].quantity"),
         (rec("api-calls", 1, now, "", json!({})), "records[1].idempotencyKey"),
         (rec("api-calls", 1, now, "b", json!({ "n": 1 })), "records[1].dimensions"),
         (rec("api-calls", 1, now + TimeDelta::hours(1), "b", json!({})), "records[1].occurredAt"),

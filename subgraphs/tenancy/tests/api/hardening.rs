@@ -9,7 +9,7 @@ use axum::http::Request;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use crate::helpers::{code, spawn_app};
+use crate::helpers::{code, spawn_app, spawn_app_tuned};
 
 fn post(secret: Option<&str>, content_type: &str, body: Vec<u8>) -> Request<Body> {
     let mut req = Request::post("/graphql").header("content-type", content_type);
@@ -74,6 +74,22 @@ async fn the_router_secret_and_body_limits_are_checked_before_the_body_is_read()
         .body(Body::empty())
         .unwrap();
     assert!(app.call(req).await.0 >= 400);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_body_limit_above_two_mib_is_the_one_that_applies() {
+    // axum's extractors cap bodies at 2 MiB by default; MAX_BODY_BYTES must be the only limit.
+    let app = spawn_app_tuned(|c| c.max_body_bytes = 3 * 1024 * 1024).await;
+    let secret = app.config.router_secret.expose_secret().to_owned();
+    let request = |pad: usize| {
+        let body = json!({ "query": "{ __typename }", "variables": { "pad": "x".repeat(pad) } }).to_string();
+        post(Some(&secret), "application/json", body.into_bytes())
+    };
+    let (status, v) = app.call(request(2_500_000)).await;
+    assert_eq!(status, 200, "a 2.5 MB request under a 3 MiB limit: {v}");
+    let (status, v) = app.call(request(3_200_000)).await;
+    assert_eq!((status, code(&v)), (413, "BAD_USER_INPUT"), "{v}");
     app.cleanup().await;
 }
 
