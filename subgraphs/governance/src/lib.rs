@@ -13,6 +13,7 @@
 //! | `models/` | model policies and their evaluation |
 //! | `usage/` | usage metering: records from every domain's `UsageRecorded` events and `recordUsage`, deduplicated, in daily partitions (`partitions.rs`), rolled up hourly and daily behind a watermark (`rollup.rs`) |
 //! | `audit/` | the audit log: an entry per event of every domain, hash-chained per tenant and a Merkle tree (`tree.rs`) with signed checkpoints (`checkpoint.rs`) and proofs; exports to blob storage (`export.rs`, checked offline by `src/bin/audit-verify.rs`); partitions and retention (`partitions.rs`) |
+//! | `retention.rs` | what a pass of the audit and usage partition workers did, and its log lines |
 //!
 //! beside `access.rs` (who may do what), `commands.rs` (the commands governance accepts), `directory.rs`
 //! (identity's role bindings and tenancy's legal holds, projected) and `events.rs` (everything published).
@@ -29,6 +30,7 @@ pub mod events;
 pub mod integrations;
 pub mod models;
 pub mod policies;
+pub mod retention;
 pub mod usage;
 
 use std::sync::Arc;

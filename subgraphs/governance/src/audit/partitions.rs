@@ -11,32 +11,17 @@ use kernel::Result;
 use tokio_util::sync::CancellationToken;
 
 use super::store;
+use crate::retention::Pass;
 use crate::State;
 
 pub const MONTHS_AHEAD: i32 = 3;
 const INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
-/// What a pass did.
-#[derive(Debug, Default, PartialEq)]
-pub struct Pass {
-    pub created: i32,
-    pub dropped: Vec<String>,
-    /// Partitions past retention that were kept, and why.
-    pub kept: Vec<(String, String)>,
-}
-
 /// Creates the missing partitions and drops those past `keep_months` that may go.
 pub async fn run_once(db: &kernel::db::Db, keep_months: i32) -> Result<Pass> {
     let mut tx = db.shared().begin().await?;
     let created = store::ensure_partitions(&mut tx, MONTHS_AHEAD).await?;
-    let mut pass = Pass { created, ..Default::default() };
-    for (name, dropped, reason) in store::expire_partitions(&mut tx, keep_months).await? {
-        if dropped {
-            pass.dropped.push(name);
-        } else {
-            pass.kept.push((name, reason.unwrap_or_default()));
-        }
-    }
+    let pass = Pass::new(created, store::expire_partitions(&mut tx, keep_months).await?);
     tx.commit().await?;
     Ok(pass)
 }
@@ -44,15 +29,7 @@ pub async fn run_once(db: &kernel::db::Db, keep_months: i32) -> Result<Pass> {
 pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
     kernel::periodic::every("audit partition maintenance", INTERVAL, shutdown, || async {
         let pass = run_once(&state.kernel.db, state.config.audit_retention_months).await?;
-        if pass.created > 0 {
-            tracing::info!(created = pass.created, "audit partitions created");
-        }
-        if !pass.dropped.is_empty() {
-            tracing::info!(dropped = ?pass.dropped, "audit partitions past retention dropped");
-        }
-        for (partition, reason) in &pass.kept {
-            tracing::info!(partition, reason, "audit partition past retention kept");
-        }
+        pass.log("audit");
         Ok(())
     })
     .await

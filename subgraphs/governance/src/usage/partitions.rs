@@ -12,33 +12,18 @@ use kernel::Result;
 use tokio_util::sync::CancellationToken;
 
 use super::store;
+use crate::retention::Pass;
 use crate::State;
 
 pub const DAYS_AHEAD: i32 = 7;
 const INTERVAL: Duration = Duration::from_secs(24 * 3600);
-
-/// What a pass did.
-#[derive(Debug, Default, PartialEq)]
-pub struct Pass {
-    pub created: i32,
-    pub dropped: Vec<String>,
-    /// Partitions past retention that were kept, and why.
-    pub kept: Vec<(String, String)>,
-}
 
 /// Creates the missing partitions and drops those past `raw_days` that may go; deletes rollups past
 /// `rollup_years`.
 pub async fn run_once(db: &kernel::db::Db, raw_days: i32, rollup_years: i32) -> Result<Pass> {
     let mut tx = db.shared().begin().await?;
     let created = store::ensure_partitions(&mut tx, DAYS_AHEAD, raw_days).await?;
-    let mut pass = Pass { created, ..Default::default() };
-    for (name, dropped, reason) in store::expire(&mut tx, raw_days, rollup_years).await? {
-        if dropped {
-            pass.dropped.push(name);
-        } else {
-            pass.kept.push((name, reason.unwrap_or_default()));
-        }
-    }
+    let pass = Pass::new(created, store::expire(&mut tx, raw_days, rollup_years).await?);
     tx.commit().await?;
     Ok(pass)
 }
@@ -47,15 +32,7 @@ pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
     let c = &state.config;
     kernel::periodic::every("usage partition maintenance", INTERVAL, shutdown, || async {
         let pass = run_once(&state.kernel.db, c.usage_raw_retention_days, c.usage_rollup_retention_years).await?;
-        if pass.created > 0 {
-            tracing::info!(created = pass.created, "usage partitions created");
-        }
-        if !pass.dropped.is_empty() {
-            tracing::info!(dropped = ?pass.dropped, "usage partitions past retention dropped");
-        }
-        for (partition, reason) in &pass.kept {
-            tracing::info!(partition, reason, "usage partition past retention kept");
-        }
+        pass.log("usage");
         Ok(())
     })
     .await
