@@ -69,6 +69,19 @@ async fn round_trip(stack: &Stack, router: &Router) {
     })
     .await;
 
+    // A producer's bulk usage as JSON Lines (a string variable the routers pass through untouched), and its
+    // retry counted once.
+    let at = chrono::Utc::now().to_rfc3339();
+    let lines: String = (0..3)
+        .map(|i| json!({ "meter": "e2e-events", "quantity": 2, "occurredAt": at, "idempotencyKey": format!("e{i}") }))
+        .map(|r| r.to_string() + "\n")
+        .collect();
+    let bulk = "mutation($l: String!) { recordUsageLines(lines: $l) { accepted duplicates } }";
+    let v = stack.ok(&router.url, &member, bulk, json!({ "l": lines })).await;
+    assert_eq!(v["recordUsageLines"], json!({ "accepted": 3, "duplicates": 0 }));
+    let v = stack.ok(&router.url, &member, bulk, json!({ "l": lines })).await;
+    assert_eq!(v["recordUsageLines"], json!({ "accepted": 0, "duplicates": 3 }));
+
     // The router forwards the caller's trace and correlation ids; the event carries them.
     let headers = [
         ("traceparent", format!("00-{TRACE}-b7ad6b7169203331-01")),

@@ -202,8 +202,15 @@ impl Stack {
     }
 
     pub fn member_token(&self, tenant: &str) -> String {
-        let scopes =
-            ["tenancy:read", "tenancy:write", "quota:consume", "catalogue:read", "catalogue:write", "governance:read"];
+        let scopes = [
+            "tenancy:read",
+            "tenancy:write",
+            "quota:consume",
+            "catalogue:read",
+            "catalogue:write",
+            "governance:read",
+            "usage:record",
+        ];
         self.signer.mint(ISSUER, AUDIENCE, &format!("u@{tenant}"), Some(tenant), &scopes, Duration::from_secs(600))
     }
 

@@ -4,25 +4,25 @@
 //!
 //! 400,000 records (10 tenants, 5 meters, two dimensions, ~130 bytes each), in batches of 1,000 (~170 KB
 //! of JSON, under the 256 KiB body limit) — one transaction each — by 2 concurrent writers, into a
-//! throwaway governance database. In the same run:
+//! throwaway governance database. In the same run, in this order (each path under tenants of its own, so
+//! nothing conflicts; the table grows from one path to the next, so the first, `COPY`, has it smallest):
 //!
-//! - **`recordUsage`**: the GraphQL mutation through the service's HTTP stack as started in production
-//!   (its axum router in process: router-secret and token checks, body limit, JSON parsing, GraphQL
-//!   validation and input coercion, the records' checks, the watermark check, the insert) — the request
-//!   bodies are encoded before the clock starts, as a client elsewhere would;
-//! - **`usage::ingest`**: what the mutation and the `UsageRecorded` consumer call, direct — the watermark
+//! - **raw `COPY`**: the rows `COPY … FROM STDIN` in the same batches and transactions, as a superuser
+//!   (`COPY FROM` is not allowed under row-level security) — no validation, no deduplication check, no lock;
+//! - **`recordUsageLines`** and **`recordUsage`**: the GraphQL mutations through the service's HTTP stack
+//!   as started in production (its axum router in process: router-secret and token checks, body limit, JSON
+//!   parsing, GraphQL validation and input coercion, the records' checks, the watermark check, the insert),
+//!   with the records as one JSON Lines string and as a list of input objects — the request bodies are
+//!   encoded before the clock starts, as a client elsewhere would;
+//! - **`usage::ingest`**: what both mutations and the `UsageRecorded` consumer call, direct — the watermark
 //!   lock and check, one `INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING` per batch, under the
-//!   tenant's row-level security;
-//! - **raw `COPY`**: the same rows (under other tenant ids, so nothing conflicts) `COPY … FROM STDIN` in
-//!   the same batches and transactions, as a superuser (`COPY FROM` is not allowed under row-level
-//!   security) — no validation, no deduplication check, no lock.
+//!   tenant's row-level security.
 //!
 //! Target: at least 100,000 records/s through the batch path, at least 0.7× the raw `COPY`.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Body;
 use axum::http::Request;
 use chrono::{DateTime, TimeDelta, Utc};
 use governance::usage::{self, Record};
@@ -111,6 +111,34 @@ fn copy_text(tenant: &str, rows: &[Record]) -> Vec<u8> {
     out
 }
 
+/// A request body: the tenant, its records and the encoded request.
+type Body = (usize, usize, String);
+
+/// Sends `bodies` to the service's `/graphql` as `WRITERS` concurrent clients; records/s of `field`.
+async fn mutation(
+    app: &Arc<test_support::TestApp<governance::State>>,
+    tokens: Arc<Vec<String>>,
+    bodies: Vec<Body>,
+    field: &'static str,
+) -> f64 {
+    let app = app.clone();
+    timed(bodies, RECORDS, move |(t, n, body)| {
+        let (app, tokens) = (app.clone(), tokens.clone());
+        async move {
+            let req = Request::post("/graphql")
+                .header("content-type", "application/json")
+                .header(kernel::server::ROUTER_SECRET_HEADER, app.config.router_secret.expose_secret())
+                .header("authorization", format!("Bearer {}", tokens[t]))
+                .body(axum::body::Body::from(body))
+                .unwrap();
+            let (status, bytes) = app.call_raw(req).await;
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!((status, &v["data"][field]["accepted"]), (200, &json!(n)), "{v}");
+        }
+    })
+    .await
+}
+
 #[tokio::main]
 async fn main() {
     let now = Utc::now();
@@ -123,62 +151,41 @@ async fn main() {
     let config =
         governance::Config { audit_export_interval_secs: 0, usage_rollup_interval_secs: 0, ..Default::default() };
     let app = Arc::new(test_support::TestApp::<governance::State>::start(&config).await);
-    let tokens: Arc<Vec<String>> =
-        Arc::new((0..TENANTS).map(|t| app.tenant_token(&format!("gql-{t:03}"), &["usage:record"])).collect());
+    // The tenants of each path differ, so no path's rows conflict with another's.
+    let tokens = |path: &str| -> Arc<Vec<String>> {
+        Arc::new((0..TENANTS).map(|t| app.tenant_token(&format!("{path}-{t:03}"), &["usage:record"])).collect())
+    };
+    let (list_tokens, lines_tokens) = (tokens("list"), tokens("lines"));
     // The requests' bodies are built before the clock starts: a client's JSON encoding is not the service's
     // work (the bench's client shares the machine's two cores with the service).
-    let bodies: Vec<(usize, usize, String)> = batches(&rows)
+    let as_input = |r: &Record| {
+        json!({ "meter": r.meter, "quantity": r.quantity, "occurredAt": r.occurred_at,
+                "idempotencyKey": r.idempotency_key,
+                "dimensions": serde_json::from_str::<serde_json::Value>(&r.dimensions).unwrap() })
+    };
+    let list_bodies: Vec<Body> = batches(&rows)
         .into_iter()
         .map(|(t, batch)| {
-            let records: Vec<serde_json::Value> = batch
-                .iter()
-                .map(|r| {
-                    json!({ "meter": r.meter, "quantity": r.quantity, "occurredAt": r.occurred_at,
-                            "idempotencyKey": r.idempotency_key,
-                            "dimensions": serde_json::from_str::<serde_json::Value>(&r.dimensions).unwrap() })
-                })
-                .collect();
             let body = json!({
                 "query": "mutation($r: [UsageRecordInput!]!) { recordUsage(records: $r) { accepted } }",
-                "variables": { "r": records },
-            })
-            .to_string();
-            (t, batch.len(), body)
+                "variables": { "r": batch.iter().map(as_input).collect::<Vec<_>>() },
+            });
+            (t, batch.len(), body.to_string())
         })
         .collect();
-    let gql = {
-        let app = app.clone();
-        timed(bodies, RECORDS, move |(t, n, body)| {
-            let (app, tokens) = (app.clone(), tokens.clone());
-            async move {
-                let req = Request::post("/graphql")
-                    .header("content-type", "application/json")
-                    .header(kernel::server::ROUTER_SECRET_HEADER, app.config.router_secret.expose_secret())
-                    .header("authorization", format!("Bearer {}", tokens[t]))
-                    .body(Body::from(body))
-                    .unwrap();
-                let (status, bytes) = app.call_raw(req).await;
-                let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-                assert_eq!((status, &v["data"]["recordUsage"]["accepted"]), (200, &json!(n)), "{v}");
-            }
+    let lines_bodies: Vec<Body> = batches(&rows)
+        .into_iter()
+        .map(|(t, batch)| {
+            let lines: Vec<String> = batch.iter().map(|r| as_input(r).to_string()).collect();
+            let body = json!({
+                "query": "mutation($l: String!) { recordUsageLines(lines: $l) { accepted } }",
+                "variables": { "l": lines.join("\n") },
+            });
+            (t, batch.len(), body.to_string())
         })
-        .await
-    };
+        .collect();
 
-    let pool = kernel::db::connect(&app.config.database_url, 8).await.expect("pool");
-    let kdb = Db::new(pool);
-    let direct = timed(batches(&rows), RECORDS, move |(t, batch)| {
-        let kdb = kdb.clone();
-        async move {
-            let tenant = TenantId::parse(&format!("direct-{t:03}")).unwrap();
-            let mut tx = kdb.tenant_tx(&tenant).await.unwrap();
-            let done = usage::ingest(&mut tx, &tenant, &batch, |i| format!("records[{i}]")).await.unwrap();
-            assert_eq!(done.accepted as usize, batch.len());
-            tx.commit().await.unwrap();
-        }
-    })
-    .await;
-
+    // Raw COPY first: the table is at its smallest, so the ratios below are, if anything, conservative.
     let admin = app.admin_pool().await;
     let copy = timed(batches(&rows), RECORDS, move |(t, batch): (usize, Vec<Record>)| {
         let admin = admin.clone();
@@ -196,17 +203,34 @@ async fn main() {
         }
     })
     .await;
+    let lines = mutation(&app, lines_tokens, lines_bodies, "recordUsageLines").await;
+    let list = mutation(&app, list_tokens, list_bodies, "recordUsage").await;
+
+    let pool = kernel::db::connect(&app.config.database_url, 8).await.expect("pool");
+    let kdb = Db::new(pool);
+    let direct = timed(batches(&rows), RECORDS, move |(t, batch)| {
+        let kdb = kdb.clone();
+        async move {
+            let tenant = TenantId::parse(&format!("direct-{t:03}")).unwrap();
+            let mut tx = kdb.tenant_tx(&tenant).await.unwrap();
+            let done = usage::ingest(&mut tx, &tenant, &batch, |i| format!("records[{i}]")).await.unwrap();
+            assert_eq!(done.accepted as usize, batch.len());
+            tx.commit().await.unwrap();
+        }
+    })
+    .await;
 
     let check = app.admin_pool().await;
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_records").fetch_one(&check).await.unwrap();
-    assert_eq!(stored as usize, 3 * RECORDS);
+    assert_eq!(stored as usize, 4 * RECORDS);
 
     println!(
         "usage ingest: {RECORDS} records (~{mean} bytes), {TENANTS} tenants, batches of {BATCH}, {WRITERS} writers"
     );
-    println!("  recordUsage (GraphQL, HTTP stack) {gql:>10.0} records/s   {:.2}x raw COPY", gql / copy);
-    println!("  usage::ingest (direct)           {direct:>10.0} records/s   {:.2}x raw COPY", direct / copy);
-    println!("  raw COPY (bare)                  {copy:>10.0} records/s");
+    println!("  recordUsageLines (JSON Lines, HTTP stack) {lines:>10.0} records/s   {:.2}x raw COPY", lines / copy);
+    println!("  recordUsage (input list, HTTP stack)      {list:>10.0} records/s   {:.2}x raw COPY", list / copy);
+    println!("  usage::ingest (direct)                    {direct:>10.0} records/s   {:.2}x raw COPY", direct / copy);
+    println!("  raw COPY (bare)                           {copy:>10.0} records/s");
     match Arc::try_unwrap(app) {
         Ok(app) => app.cleanup().await,
         Err(_) => eprintln!("the app is still shared; its database is swept later"),

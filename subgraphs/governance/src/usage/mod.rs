@@ -3,7 +3,8 @@
 //! **In.** A record is a tenant's measurement of a meter: meter key, quantity (whole units of the meter),
 //! when it happened, string dimensions to group by, and an idempotency key. Records arrive as
 //! `UsageRecorded` events from any domain (`consumer.rs`, many per transaction) and in batches through the
-//! `recordUsage` mutation (`schema.rs`); both end in [`ingest`], one `INSERT … SELECT FROM unnest(…) ON
+//! `recordUsage` and `recordUsageLines` mutations (`schema.rs`: a list of input objects, or JSON Lines in one
+//! string for high-volume producers); all end in [`ingest`], one `INSERT … SELECT FROM unnest(…) ON
 //! CONFLICT DO NOTHING` per batch. A record is identified by (tenant, occurred-at, idempotency key), so a
 //! producer that sends the same record twice has it counted once, whichever path each copy took.
 //!
@@ -42,7 +43,7 @@ use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
 use kernel::contracts::usage::UsageRecord;
 use kernel::{Error, Result, TenantId};
 
-/// Records per `recordUsage` call, at most.
+/// Records per `recordUsage` or `recordUsageLines` call, at most.
 pub const MAX_BATCH: usize = 10_000;
 /// The largest quantity one record may carry (10^15: a petabyte in bytes). Rollups sum records; the cap
 /// keeps honest sums far from `bigint`'s limit, and sums saturate there rather than fail the rollup of

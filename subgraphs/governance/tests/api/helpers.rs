@@ -37,6 +37,14 @@ pub async fn spawn_app_with(config: governance::Config) -> TestApp {
     TestApp(test_support::TestApp::start(&config).await)
 }
 
+/// An app with its kernel configuration adjusted by `tune`.
+pub async fn spawn_app_tuned(tune: impl FnOnce(&mut kernel::config::KernelConfig)) -> TestApp {
+    capture_logs();
+    let mut builder = test_support::TestApp::<governance::State>::builder();
+    tune(&mut builder.config);
+    TestApp(builder.start::<governance::State>(&config()).await)
+}
+
 /// The tests' configuration: the checkpoint key, exports into one scratch folder, no export worker (the
 /// tests that export run it themselves, each into a folder or container of its own), no usage rollup
 /// worker (the usage tests roll up themselves, at the times they choose).

@@ -1,4 +1,4 @@
-//! Usage metering: records through `recordUsage` and `UsageRecorded` events, duplicates counted once,
+//! Usage metering: records through `recordUsage`, `recordUsageLines` and `UsageRecorded` events, duplicates counted once,
 //! late records within the window counted and later ones refused, queries over rollups and raw records,
 //! and raw partitions past retention dropped while their rollups remain (unless under legal hold).
 
@@ -10,7 +10,7 @@ use governance::usage::{partitions, rollup};
 use kernel::contracts::usage::UsageRecord;
 use serde_json::{json, Value};
 
-use crate::helpers::{code, spawn_app, TestApp};
+use crate::helpers::{code, spawn_app, spawn_app_tuned, TestApp};
 
 const RECORD: &str = "mutation($r: [UsageRecordInput!]!) { recordUsage(records: $r) { accepted duplicates } }";
 const USAGE: &str = "query($m: String!, $f: DateTime!, $t: DateTime!, $g: String) {
@@ -101,6 +101,67 @@ async fn a_bad_batch_is_refused_whole_with_the_record_named() {
     let reader = app.tenant_token("acme", &["governance:read"]);
     let v = app.gql(&reader, RECORD, json!({ "r": [rec("api-calls", 1, now, "a", json!({}))] })).await;
     assert_eq!(code(&v), "FORBIDDEN", "{v:#}");
+    app.cleanup().await;
+}
+
+const LINES: &str = "mutation($l: String!) { recordUsageLines(lines: $l) { accepted duplicates } }";
+
+/// `records` as JSON Lines, with a blank line and a CRLF line end among them.
+fn lines(records: &[Value]) -> String {
+    let mut text: Vec<String> = records.iter().map(Value::to_string).collect();
+    text.insert(1.min(text.len()), String::new());
+    text.join("\r\n") + "\n"
+}
+
+#[tokio::test]
+async fn json_lines_are_the_same_records_as_the_list() {
+    // A body large enough for more than the most records a call takes.
+    let app = spawn_app_tuned(|c| c.max_body_bytes = 4 * 1024 * 1024).await;
+    let token = recorder(&app, "acme");
+    let now = Utc::now();
+    let a = rec("api-calls", 3, now, "k1", json!({ "region": "eu" }));
+    let b = rec("api-calls", 4, now, "k2", json!({ "region": "us" }));
+    let mut no_dims = rec("api-calls", 5, now, "k3", json!(null));
+    no_dims.as_object_mut().unwrap().remove("dimensions");
+    let v = app.ok(&token, LINES, json!({ "l": lines(&[a.clone(), b.clone(), a.clone(), no_dims]) })).await;
+    assert_eq!(v["recordUsageLines"], json!({ "accepted": 3, "duplicates": 1 }));
+    // The same usage through the list mutation is a duplicate, whichever mutation sent it first.
+    let v = app.ok(&token, RECORD, json!({ "r": [a, b, rec("api-calls", 6, now, "k4", json!({}))] })).await;
+    assert_eq!(v["recordUsage"], json!({ "accepted": 1, "duplicates": 2 }));
+    let u = usage(&app, &token, "api-calls", hour(now), hour(now) + TimeDelta::hours(1), Some("region")).await;
+    assert_eq!((u["quantity"].as_i64(), u["records"].as_i64()), (Some(18), Some(4)));
+    assert_eq!(u["groups"][0], json!({ "value": null, "quantity": 11, "records": 2 }));
+
+    // A bad line refuses the whole batch; the error names the line (blank lines count: line 3 is `lines[2]`).
+    let good = rec("api-calls", 1, now, "new", json!({}));
+    let mut extra = good.clone();
+    extra["unit"] = json!("ms");
+    let mut late = good.clone();
+    late["occurredAt"] = json!(now - TimeDelta::days(3));
+    let cases = [
+        (lines(&[good.clone(), rec("API", 1, now, "b", json!({}))]), "lines[2].meter", "meter `API`"),
+        (lines(&[good.clone(), json!({ "meter": "m", "quantity": 1 })]), "lines[2]", "line 3, column"),
+        (lines(&[good.clone(), extra]), "lines[2]", "unknown field `unit`"),
+        (lines(&[good.clone(), rec("m", 1, now, "b", json!({ "n": 1 }))]), "lines[2]", "expected a string"),
+        (format!("{good}\n{{\"meter\": "), "lines[1]", "line 2, column"),
+        (lines(&[good.clone(), late]), "lines[2].occurredAt", "is closed"),
+        ("\n \n".into(), "lines", "send 1 to 10000 records"),
+    ];
+    for (text, field, says) in cases {
+        let v = app.gql(&token, LINES, json!({ "l": text })).await;
+        assert_eq!(code(&v), "BAD_USER_INPUT", "{v:#}");
+        assert_eq!(v["errors"][0]["extensions"]["field"], field, "{v:#}");
+        assert!(v["errors"][0]["message"].as_str().unwrap().contains(says), "{v:#}");
+    }
+    let many: Vec<Value> =
+        (0..=governance::usage::MAX_BATCH).map(|i| rec("m", 1, now, &format!("x{i}"), json!({}))).collect();
+    let v = app.gql(&token, LINES, json!({ "l": lines(&many) })).await;
+    assert_eq!(v["errors"][0]["extensions"]["field"], "lines", "{v:#}");
+    // Nothing of a refused batch was stored, and recording takes usage:record.
+    let u = usage(&app, &token, "api-calls", hour(now), hour(now) + TimeDelta::hours(1), None).await;
+    assert_eq!(u["records"], 4);
+    let reader = app.tenant_token("acme", &["governance:read"]);
+    assert_eq!(code(&app.gql(&reader, LINES, json!({ "l": lines(&[good]) })).await), "FORBIDDEN");
     app.cleanup().await;
 }
 
