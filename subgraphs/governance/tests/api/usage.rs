@@ -153,6 +153,13 @@ async fn json_lines_are_the_same_records_as_the_list() {
         assert_eq!(v["errors"][0]["extensions"]["field"], field, "{v:#}");
         assert!(v["errors"][0]["message"].as_str().unwrap().contains(says), "{v:#}");
     }
+    // A message quoting the caller's value is clipped.
+    let mut long = good.clone();
+    long["quantity"] = json!("9".repeat(5_000));
+    let v = app.gql(&token, LINES, json!({ "l": lines(&[good.clone(), long]) })).await;
+    assert_eq!(v["errors"][0]["extensions"]["field"], "lines[2]", "{v:#}");
+    let message = v["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("invalid type: string") && message.len() < 400, "{message}");
     let many: Vec<Value> =
         (0..=governance::usage::MAX_BATCH).map(|i| rec("m", 1, now, &format!("x{i}"), json!({}))).collect();
     let v = app.gql(&token, LINES, json!({ "l": lines(&many) })).await;
