@@ -77,9 +77,10 @@ async fn round_trip(stack: &Stack, router: &Router) {
         .map(|r| r.to_string() + "\n")
         .collect();
     let bulk = "mutation($l: String!) { recordUsageLines(lines: $l) { accepted duplicates } }";
-    let v = stack.ok(&router.url, &member, bulk, json!({ "l": lines })).await;
+    let producer = stack.producer_token(&tenant);
+    let v = stack.ok(&router.url, &producer, bulk, json!({ "l": lines })).await;
     assert_eq!(v["recordUsageLines"], json!({ "accepted": 3, "duplicates": 0 }));
-    let v = stack.ok(&router.url, &member, bulk, json!({ "l": lines })).await;
+    let v = stack.ok(&router.url, &producer, bulk, json!({ "l": lines })).await;
     assert_eq!(v["recordUsageLines"], json!({ "accepted": 0, "duplicates": 3 }));
 
     // The router forwards the caller's trace and correlation ids; the event carries them.

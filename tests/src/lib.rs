@@ -202,16 +202,21 @@ impl Stack {
     }
 
     pub fn member_token(&self, tenant: &str) -> String {
-        let scopes = [
-            "tenancy:read",
-            "tenancy:write",
-            "quota:consume",
-            "catalogue:read",
-            "catalogue:write",
-            "governance:read",
-            "usage:record",
-        ];
+        let scopes =
+            ["tenancy:read", "tenancy:write", "quota:consume", "catalogue:read", "catalogue:write", "governance:read"];
         self.signer.mint(ISSUER, AUDIENCE, &format!("u@{tenant}"), Some(tenant), &scopes, Duration::from_secs(600))
+    }
+
+    /// A tenant's service that reports usage: `usage:record` only.
+    pub fn producer_token(&self, tenant: &str) -> String {
+        self.signer.mint(
+            ISSUER,
+            AUDIENCE,
+            &format!("meter@{tenant}"),
+            Some(tenant),
+            &["usage:record"],
+            Duration::from_secs(600),
+        )
     }
 
     /// Starts Hive Router in front of the subgraphs.

@@ -2,8 +2,6 @@
 //! or as JSON Lines, `usage:record`) and `usage` (a meter's usage over a time range, optionally grouped by a
 //! dimension, `governance:read`).
 
-use std::collections::BTreeMap;
-
 use async_graphql::{Context, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use kernel::context::ContextExt;
@@ -140,16 +138,16 @@ impl UsageMutation {
                 super::validate(&at, raw, now, "")
             })
             .collect::<Result<Vec<_>>>()?;
-        store(ctx, &tenant, &records, |i| format!("records[{i}]")).await
+        store_batch(ctx, &tenant, &records, |i| format!("records[{i}]")).await
     }
 
     /// `recordUsage` for high-volume producers: the same records as JSON Lines — one JSON object per line
     /// with the fields of `UsageRecordInput` (`meter`, `quantity`, `occurredAt`, `idempotencyKey`, and
     /// optionally `dimensions`), no others; blank lines are skipped. Up to 10,000 records, stored as
     /// `recordUsage` stores them (all or none, duplicates counted once, whichever mutation sent each copy);
-    /// an error's `field` names the line as `lines[i]` (`i` from 0), and a line that is not a record's JSON
-    /// gets its number and column in the message. The service stores records sent this way at about 1.7
-    /// times the rate of the same records as a list of input objects.
+    /// an error's `field` names the line as `lines[i]` (`i` from 0, blank lines counted), and a line that is
+    /// not a record's JSON is also named by its line number (from 1) and column in the message. For large
+    /// batches it costs the service less per record than the list (BENCHMARKS.md).
     async fn record_usage_lines(&self, ctx: &Context<'_>, lines: String) -> Result<RecordUsagePayload> {
         let tenant = ctx.request().tenant_with(USAGE_RECORD)?.clone();
         let now = Utc::now();
@@ -164,13 +162,13 @@ impl UsageMutation {
             }
             let at = format!("lines[{n}]");
             let r: Line = serde_json::from_str(line).map_err(|e| {
-                Error::bad_input(&at, format!("line {}, column {}: {}", n + 1, e.column(), serde_message(&e)))
+                Error::bad_input(&at, format!("{at} (line {}), column {}: {}", n + 1, e.column(), serde_message(&e)))
             })?;
             let raw = UsageRecord {
+                dimensions: super::dimensions(&at, r.dimensions)?,
                 meter: r.meter,
                 quantity: r.quantity,
                 occurred_at: Some(r.occurred_at),
-                dimensions: r.dimensions.unwrap_or_default(),
                 idempotency_key: Some(r.idempotency_key),
             };
             records.push(super::validate(&at, raw, now, "")?);
@@ -179,7 +177,7 @@ impl UsageMutation {
         if records.is_empty() {
             return Err(Error::bad_input("lines", format!("send 1 to {MAX_BATCH} records")));
         }
-        store(ctx, &tenant, &records, |i| format!("lines[{}]", line_of[i])).await
+        store_batch(ctx, &tenant, &records, |i| format!("lines[{}]", line_of[i])).await
     }
 }
 
@@ -190,8 +188,9 @@ struct Line {
     meter: String,
     quantity: i64,
     occurred_at: DateTime<Utc>,
+    /// Checked as `recordUsage` checks its input's (an object of strings), with the same errors.
     #[serde(default)]
-    dimensions: Option<BTreeMap<String, String>>,
+    dimensions: Option<Value>,
     idempotency_key: String,
 }
 
@@ -207,7 +206,7 @@ fn serde_message(e: &serde_json::Error) -> String {
 }
 
 /// Stores a checked batch for `tenant` in one transaction.
-async fn store(
+async fn store_batch(
     ctx: &Context<'_>,
     tenant: &TenantId,
     records: &[super::Record],

@@ -140,10 +140,14 @@ async fn json_lines_are_the_same_records_as_the_list() {
     late["occurredAt"] = json!(now - TimeDelta::days(3));
     let cases = [
         (lines(&[good.clone(), rec("API", 1, now, "b", json!({}))]), "lines[2].meter", "meter `API`"),
-        (lines(&[good.clone(), json!({ "meter": "m", "quantity": 1 })]), "lines[2]", "line 3, column"),
+        (lines(&[good.clone(), json!({ "meter": "m", "quantity": 1 })]), "lines[2]", "lines[2] (line 3), column"),
         (lines(&[good.clone(), extra]), "lines[2]", "unknown field `unit`"),
-        (lines(&[good.clone(), rec("m", 1, now, "b", json!({ "n": 1 }))]), "lines[2]", "expected a string"),
-        (format!("{good}\n{{\"meter\": "), "lines[1]", "line 2, column"),
+        (
+            lines(&[good.clone(), rec("m", 1, now, "b", json!({ "n": 1 }))]),
+            "lines[2].dimensions",
+            "`n` must be a string",
+        ),
+        (format!("{good}\n{{\"meter\": "), "lines[1]", "lines[1] (line 2), column"),
         (lines(&[good.clone(), late]), "lines[2].occurredAt", "is closed"),
         ("\n \n".into(), "lines", "send 1 to 10000 records"),
     ];
@@ -160,13 +164,18 @@ async fn json_lines_are_the_same_records_as_the_list() {
     assert_eq!(v["errors"][0]["extensions"]["field"], "lines[2]", "{v:#}");
     let message = v["errors"][0]["message"].as_str().unwrap();
     assert!(message.contains("invalid type: string") && message.len() < 400, "{message}");
-    let many: Vec<Value> =
+    // At most 10,000 records a call, and exactly that many are taken.
+    let mut many: Vec<Value> =
         (0..=governance::usage::MAX_BATCH).map(|i| rec("m", 1, now, &format!("x{i}"), json!({}))).collect();
     let v = app.gql(&token, LINES, json!({ "l": lines(&many) })).await;
     assert_eq!(v["errors"][0]["extensions"]["field"], "lines", "{v:#}");
-    // Nothing of a refused batch was stored, and recording takes usage:record.
-    let u = usage(&app, &token, "api-calls", hour(now), hour(now) + TimeDelta::hours(1), None).await;
-    assert_eq!(u["records"], 4);
+    many.pop();
+    let v = app.ok(&token, LINES, json!({ "l": lines(&many) })).await;
+    assert_eq!(v["recordUsageLines"]["accepted"], governance::usage::MAX_BATCH);
+    // Nothing of a refused batch was stored, another tenant sees none of it, and recording takes usage:record.
+    let (from, to) = (hour(now), hour(now) + TimeDelta::hours(1));
+    assert_eq!(usage(&app, &token, "api-calls", from, to, None).await["records"], 4);
+    assert_eq!(usage(&app, &recorder(&app, "globex"), "m", from, to, None).await["records"], 0);
     let reader = app.tenant_token("acme", &["governance:read"]);
     assert_eq!(code(&app.gql(&reader, LINES, json!({ "l": lines(&[good]) })).await), "FORBIDDEN");
     app.cleanup().await;
