@@ -15,7 +15,9 @@ use super::{plan, store, MAX_BATCH};
 use crate::access::{reader, state};
 
 /// One usage record.
-#[derive(InputObject)]
+// Also a line of `recordUsageLines`: the same fields in JSON, no others.
+#[derive(InputObject, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UsageRecordInput {
     /// The meter: 1 to 64 of a-z, 0-9, `.`, `_`, `-`.
     pub meter: String,
@@ -26,10 +28,30 @@ pub struct UsageRecordInput {
     /// once the late window has passed after their end.
     pub occurred_at: DateTime<Utc>,
     /// Dimensions to group by: a JSON object of strings, at most 16.
+    #[serde(default)]
     pub dimensions: Option<Json<Value>>,
     /// Unique to this usage among the tenant's records at the same time: a retry sends the same key and
     /// time, and the record counts once.
     pub idempotency_key: String,
+}
+
+impl UsageRecordInput {
+    /// The record checked (`at` names it in errors: `records[3]`, `lines[3]`).
+    fn check(self, at: &str, now: DateTime<Utc>) -> Result<super::Record> {
+        let raw = UsageRecord {
+            dimensions: super::dimensions(at, self.dimensions.map(|j| j.0))?,
+            meter: self.meter,
+            quantity: self.quantity,
+            occurred_at: Some(self.occurred_at),
+            idempotency_key: Some(self.idempotency_key),
+        };
+        super::validate(at, raw, now, "")
+    }
+}
+
+/// A batch of no records or more than `MAX_BATCH`, refused on `field`.
+fn batch_size(field: &str) -> Error {
+    Error::bad_input(field, format!("send 1 to {MAX_BATCH} records"))
 }
 
 /// What `recordUsage` did.
@@ -120,23 +142,13 @@ impl UsageMutation {
     async fn record_usage(&self, ctx: &Context<'_>, records: Vec<UsageRecordInput>) -> Result<RecordUsagePayload> {
         let tenant = ctx.request().tenant_with(USAGE_RECORD)?.clone();
         if records.is_empty() || records.len() > MAX_BATCH {
-            return Err(Error::bad_input("records", format!("send 1 to {MAX_BATCH} records")));
+            return Err(batch_size("records"));
         }
         let now = Utc::now();
         let records = records
             .into_iter()
             .enumerate()
-            .map(|(i, r)| {
-                let at = format!("records[{i}]");
-                let raw = UsageRecord {
-                    dimensions: super::dimensions(&at, r.dimensions.map(|j| j.0))?,
-                    meter: r.meter,
-                    quantity: r.quantity,
-                    occurred_at: Some(r.occurred_at),
-                    idempotency_key: Some(r.idempotency_key),
-                };
-                super::validate(&at, raw, now, "")
-            })
+            .map(|(i, r)| r.check(&format!("records[{i}]"), now))
             .collect::<Result<Vec<_>>>()?;
         store_batch(ctx, &tenant, &records, |i| format!("records[{i}]")).await
     }
@@ -158,40 +170,20 @@ impl UsageMutation {
                 continue;
             }
             if records.len() == MAX_BATCH {
-                return Err(Error::bad_input("lines", format!("send 1 to {MAX_BATCH} records")));
+                return Err(batch_size("lines"));
             }
             let at = format!("lines[{n}]");
-            let r: Line = serde_json::from_str(line).map_err(|e| {
+            let r: UsageRecordInput = serde_json::from_str(line).map_err(|e| {
                 Error::bad_input(&at, format!("{at} (line {}), column {}: {}", n + 1, e.column(), serde_message(&e)))
             })?;
-            let raw = UsageRecord {
-                dimensions: super::dimensions(&at, r.dimensions)?,
-                meter: r.meter,
-                quantity: r.quantity,
-                occurred_at: Some(r.occurred_at),
-                idempotency_key: Some(r.idempotency_key),
-            };
-            records.push(super::validate(&at, raw, now, "")?);
+            records.push(r.check(&at, now)?);
             line_of.push(n);
         }
         if records.is_empty() {
-            return Err(Error::bad_input("lines", format!("send 1 to {MAX_BATCH} records")));
+            return Err(batch_size("lines"));
         }
         store_batch(ctx, &tenant, &records, |i| format!("lines[{}]", line_of[i])).await
     }
-}
-
-/// One line of `recordUsageLines`.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Line {
-    meter: String,
-    quantity: i64,
-    occurred_at: DateTime<Utc>,
-    /// Checked as `recordUsage` checks its input's (an object of strings), with the same errors.
-    #[serde(default)]
-    dimensions: Option<Value>,
-    idempotency_key: String,
 }
 
 /// serde_json's message without the position it appends (the caller reports the line's own), clipped: it
