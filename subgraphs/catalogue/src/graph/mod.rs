@@ -1,6 +1,7 @@
 //! The dependency graph: edges module → module ("depends on") with a semver range, kept acyclic.
 //!
-//! **A topological order, kept incrementally.** Every module has a `build_rank`, unique in its tenant, with
+//! **A topological order, kept incrementally.** Every module has a `build_rank` (table `module_ranks`, beside
+//! `modules` so that moving a module rewrites one narrow row, not the wide one), unique in its tenant, with
 //! `rank(b) < rank(a)` for every edge a → b. Adding a → b when `rank(b) < rank(a)` cannot close a cycle and
 //! changes nothing else — no search at all (a new module takes the next rank, so depending on a module
 //! registered earlier is always this case). Otherwise only modules ranked between the two ends can matter
@@ -28,6 +29,7 @@ pub mod schema;
 pub mod store;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_graphql::{ComplexObject, Context, Enum, SimpleObject};
 use kernel::{Error, Result, TenantId, Work};
@@ -86,43 +88,46 @@ pub struct Reached {
     pub module_id: Uuid,
     /// Edges from the start (1: direct).
     pub depth: i32,
-    /// Module ids from the start to this module (both included), along a shortest path.
-    pub path: Vec<async_graphql::ID>,
+    /// The search's tree (each module reached and the module it was first reached from), shared by every
+    /// module of one answer; a path is walked only when asked for.
+    #[graphql(skip)]
+    pub tree: Arc<Tree>,
+}
+
+/// Where a traversal started and, for each module it reached, the module it was first reached from.
+#[derive(Debug)]
+pub struct Tree {
+    pub start: Uuid,
+    pub parent: HashMap<Uuid, Uuid>,
 }
 
 #[ComplexObject]
 impl Reached {
+    /// The module's id (without loading the module).
+    async fn module_id(&self) -> async_graphql::ID {
+        async_graphql::ID(self.module_id.to_string())
+    }
+
+    /// Module ids from the start to this module (both included), along a shortest path.
+    async fn path(&self) -> Vec<async_graphql::ID> {
+        walk_back(&self.tree.parent, self.tree.start, self.module_id)
+            .into_iter()
+            .map(|id| async_graphql::ID(id.to_string()))
+            .collect()
+    }
+
     async fn module(&self, ctx: &Context<'_>) -> Result<Option<Module>> {
         Ok(crate::loaders::loader(ctx)?.load_one(crate::modules::schema::ModuleById(self.module_id)).await?)
     }
 }
 
-/// Shortest paths from `start` through the (node, parent, depth) rows of a traversal, in (depth, id) order.
-pub fn paths(start: Uuid, rows: Vec<(Uuid, Uuid, i32)>) -> Vec<Reached> {
-    let parent: HashMap<Uuid, Uuid> = rows.iter().map(|(n, p, _)| (*n, *p)).collect();
-    let mut out: Vec<Reached> = rows
-        .iter()
-        .map(|(node, _, depth)| {
-            let mut path = vec![*node];
-            let mut at = *node;
-            while at != start {
-                match parent.get(&at) {
-                    Some(p) if path.len() <= rows.len() + 1 => {
-                        path.push(*p);
-                        at = *p;
-                    }
-                    _ => break,
-                }
-            }
-            path.reverse();
-            Reached {
-                module_id: *node,
-                depth: *depth,
-                path: path.into_iter().map(|id| async_graphql::ID(id.to_string())).collect(),
-            }
-        })
-        .collect();
-    out.sort_by_key(|r| (r.depth, r.module_id));
+/// The modules a traversal from `start` reached, as its (node, parent, depth) rows (each along a shortest
+/// path), in (depth, id) order.
+pub fn reached(start: Uuid, rows: Vec<(Uuid, Uuid, i32)>) -> Vec<Reached> {
+    let tree = Arc::new(Tree { start, parent: rows.iter().map(|&(n, p, _)| (n, p)).collect() });
+    let mut out: Vec<Reached> =
+        rows.into_iter().map(|(module_id, _, depth)| Reached { module_id, depth, tree: tree.clone() }).collect();
+    out.sort_unstable_by_key(|r| (r.depth, r.module_id));
     out
 }
 
@@ -315,11 +320,10 @@ mod tests {
     #[test]
     fn transitive_paths_follow_shortest_parents() {
         let [s, x, y, z] = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
-        let out = paths(s, vec![(x, s, 1), (y, s, 1), (z, y, 2)]);
-        let z_path: Vec<String> =
-            out.iter().find(|r| r.module_id == z).unwrap().path.iter().map(|i| i.0.clone()).collect();
-        assert_eq!(z_path, vec![s.to_string(), y.to_string(), z.to_string()]);
-        assert_eq!(out.iter().map(|r| r.depth).collect::<Vec<_>>(), vec![1, 1, 2]);
+        let out = reached(s, vec![(z, y, 2), (x, s, 1), (y, s, 1)]);
+        let z = out.iter().find(|r| r.module_id == z).unwrap();
+        assert_eq!(walk_back(&z.tree.parent, s, z.module_id), vec![s, y, z.module_id]);
+        assert_eq!(out.iter().map(|r| r.depth).collect::<Vec<_>>(), vec![1, 1, 2], "nearest first");
     }
 
     #[test]

@@ -108,7 +108,7 @@ async fn reach(
     tx.commit().await?;
     let truncated = rows.len() as i64 > MAX_REACHED;
     rows.truncate(MAX_REACHED as usize);
-    Ok((super::paths(id, rows), truncated))
+    Ok((super::reached(id, rows), truncated))
 }
 
 #[Object]

@@ -20,7 +20,7 @@ pub async fn lock_graph(tx: &mut Tx, tenant: &TenantId) -> Result<()> {
 /// The build ranks of `ids` (see `super` for what they are).
 pub async fn ranks(tx: &mut Tx, tenant: &TenantId, ids: &[Uuid]) -> Result<HashMap<Uuid, i64>> {
     let rows = sqlx::query!(
-        "SELECT module_id, build_rank FROM modules WHERE tenant_id = $1 AND module_id = ANY($2)",
+        "SELECT module_id, build_rank FROM module_ranks WHERE tenant_id = $1 AND module_id = ANY($2)",
         tenant.as_str(),
         ids,
     )
@@ -65,10 +65,10 @@ pub async fn region(
     while !frontier.is_empty() {
         let rows: Vec<(Uuid, Uuid, i64)> = match dir {
             Direction::Dependents => sqlx::query!(
-                r#"SELECT d.from_module AS "node!", d.to_module AS "parent!", m.build_rank AS "rank!"
+                r#"SELECT d.from_module AS "node!", d.to_module AS "parent!", r.build_rank AS "rank!"
                    FROM dependencies d
-                   JOIN modules m ON m.tenant_id = d.tenant_id AND m.module_id = d.from_module
-                   WHERE d.tenant_id = $1 AND d.to_module = ANY($2) AND m.build_rank BETWEEN $3 AND $4
+                   JOIN module_ranks r ON r.tenant_id = d.tenant_id AND r.module_id = d.from_module
+                   WHERE d.tenant_id = $1 AND d.to_module = ANY($2) AND r.build_rank BETWEEN $3 AND $4
                    ORDER BY 1, 2"#,
                 tenant.as_str(),
                 &frontier,
@@ -81,10 +81,10 @@ pub async fn region(
             .map(|r| (r.node, r.parent, r.rank))
             .collect(),
             Direction::Dependencies => sqlx::query!(
-                r#"SELECT d.to_module AS "node!", d.from_module AS "parent!", m.build_rank AS "rank!"
+                r#"SELECT d.to_module AS "node!", d.from_module AS "parent!", r.build_rank AS "rank!"
                    FROM dependencies d
-                   JOIN modules m ON m.tenant_id = d.tenant_id AND m.module_id = d.to_module
-                   WHERE d.tenant_id = $1 AND d.from_module = ANY($2) AND m.build_rank BETWEEN $3 AND $4
+                   JOIN module_ranks r ON r.tenant_id = d.tenant_id AND r.module_id = d.to_module
+                   WHERE d.tenant_id = $1 AND d.from_module = ANY($2) AND r.build_rank BETWEEN $3 AND $4
                    ORDER BY 1, 2"#,
                 tenant.as_str(),
                 &frontier,
@@ -119,8 +119,8 @@ pub async fn region(
 pub async fn set_ranks(tx: &mut Tx, tenant: &TenantId, ranks: &[(Uuid, i64)]) -> Result<()> {
     let (ids, values): (Vec<Uuid>, Vec<i64>) = ranks.iter().copied().unzip();
     sqlx::query!(
-        "UPDATE modules m SET build_rank = u.rank FROM unnest($2::uuid[], $3::int8[]) AS u(id, rank)
-         WHERE m.tenant_id = $1 AND m.module_id = u.id",
+        "UPDATE module_ranks r SET build_rank = u.rank FROM unnest($2::uuid[], $3::int8[]) AS u(id, rank)
+         WHERE r.tenant_id = $1 AND r.module_id = u.id",
         tenant.as_str(),
         &ids,
         &values,
@@ -263,8 +263,7 @@ pub async fn transitive(
     Ok(out)
 }
 
-/// A project's modules in the tenant's topological order (one read of the rows, served by
-/// `modules_by_project_rank`), and the edges between them.
+/// A project's modules in the tenant's topological order (one read of the rows), and the edges between them.
 pub async fn build_order(
     tx: &mut Tx,
     tenant: &TenantId,
@@ -272,9 +271,10 @@ pub async fn build_order(
 ) -> Result<(Vec<crate::modules::Module>, Vec<(Uuid, Uuid)>)> {
     let modules = sqlx::query_as!(
         crate::modules::Module,
-        r#"SELECT tenant_id AS "tenant_id: TenantId", module_id, project_id, name, version, kind, owner, tags,
-                  metadata, build_rank, created_at, updated_at
-           FROM modules WHERE tenant_id = $1 AND project_id = $2 ORDER BY build_rank"#,
+        r#"SELECT m.tenant_id AS "tenant_id: TenantId", m.module_id, m.project_id, m.name, m.version, m.kind,
+                  m.owner, m.tags, m.metadata, m.created_at, m.updated_at
+           FROM modules m JOIN module_ranks r ON r.tenant_id = m.tenant_id AND r.module_id = m.module_id
+           WHERE m.tenant_id = $1 AND m.project_id = $2 ORDER BY r.build_rank"#,
         tenant.as_str(),
         project,
     )

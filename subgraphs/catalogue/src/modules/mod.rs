@@ -40,10 +40,6 @@ pub struct Module {
     pub tags: Vec<String>,
     #[graphql(skip)]
     pub metadata: Value,
-    /// Position in the tenant's topological order (every module ranks above all it depends on); derived,
-    /// reordered by `graph::add`, not part of the API.
-    #[graphql(skip)]
-    pub build_rank: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -23,10 +23,17 @@ pub struct NewModule<'a> {
 pub async fn insert(tx: &mut Tx, tenant: &TenantId, m: &NewModule<'_>) -> Result<Module> {
     sqlx::query_as!(
         Module,
-        r#"INSERT INTO modules (tenant_id, module_id, project_id, name, version, kind, owner, tags, metadata)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-           RETURNING tenant_id AS "tenant_id: TenantId", module_id, project_id, name, version, kind, owner, tags,
-                     metadata, build_rank, created_at, updated_at"#,
+        // The module takes the next rank of the tenant's build order (`graph`), so it ranks above every module
+        // registered before it.
+        r#"WITH m AS (
+               INSERT INTO modules (tenant_id, module_id, project_id, name, version, kind, owner, tags, metadata)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+               RETURNING *),
+           r AS (INSERT INTO module_ranks (tenant_id, module_id) SELECT tenant_id, module_id FROM m)
+           SELECT tenant_id AS "tenant_id!: TenantId", module_id AS "module_id!", project_id AS "project_id!",
+                  name AS "name!", version AS "version!", kind AS "kind!", owner AS "owner!", tags AS "tags!",
+                  metadata AS "metadata!", created_at AS "created_at!", updated_at AS "updated_at!"
+           FROM m"#,
         tenant.as_str(),
         m.module_id,
         m.project_id,
@@ -48,7 +55,7 @@ pub async fn update(tx: &mut Tx, tenant: &TenantId, m: &Module) -> Result<Module
         r#"UPDATE modules SET version = $3, kind = $4, owner = $5, tags = $6, metadata = $7, updated_at = now()
            WHERE tenant_id = $1 AND module_id = $2
            RETURNING tenant_id AS "tenant_id: TenantId", module_id, project_id, name, version, kind, owner, tags,
-                     metadata, build_rank, created_at, updated_at"#,
+                     metadata, created_at, updated_at"#,
         tenant.as_str(),
         m.module_id,
         m.version,
@@ -66,7 +73,7 @@ pub async fn get(tx: &mut Tx, tenant: &TenantId, id: Uuid) -> Result<Option<Modu
     Ok(sqlx::query_as!(
         Module,
         r#"SELECT tenant_id AS "tenant_id: TenantId", module_id, project_id, name, version, kind, owner, tags,
-                  metadata, build_rank, created_at, updated_at
+                  metadata, created_at, updated_at
            FROM modules WHERE tenant_id = $1 AND module_id = $2"#,
         tenant.as_str(),
         id,
@@ -79,7 +86,7 @@ pub async fn lock(tx: &mut Tx, tenant: &TenantId, id: Uuid) -> Result<Option<Mod
     Ok(sqlx::query_as!(
         Module,
         r#"SELECT tenant_id AS "tenant_id: TenantId", module_id, project_id, name, version, kind, owner, tags,
-                  metadata, build_rank, created_at, updated_at
+                  metadata, created_at, updated_at
            FROM modules WHERE tenant_id = $1 AND module_id = $2 FOR UPDATE"#,
         tenant.as_str(),
         id,
@@ -104,7 +111,7 @@ pub async fn by_ids(tx: &mut Tx, tenants: Option<&[String]>, ids: &[Uuid]) -> Re
     Ok(sqlx::query_as!(
         Module,
         r#"SELECT tenant_id AS "tenant_id: TenantId", module_id, project_id, name, version, kind, owner, tags,
-                  metadata, build_rank, created_at, updated_at
+                  metadata, created_at, updated_at
            FROM modules WHERE ($1::text[] IS NULL OR tenant_id = ANY($1)) AND module_id = ANY($2)"#,
         tenants,
         ids,
@@ -161,7 +168,7 @@ pub async fn search(
     Ok(sqlx::query_as!(
         Module,
         r#"SELECT tenant_id AS "tenant_id: TenantId", module_id, project_id, name, version, kind, owner, tags,
-                  metadata, build_rank, created_at, updated_at
+                  metadata, created_at, updated_at
            FROM modules m
            WHERE m.tenant_id = $1
              AND ($2::uuid IS NULL OR m.project_id = $2)
@@ -203,7 +210,7 @@ pub async fn page_of_projects(
         Module,
         r#"SELECT tenant_id AS "tenant_id!: TenantId", module_id AS "module_id!", project_id AS "project_id!",
                   name AS "name!", version AS "version!", kind AS "kind!", owner AS "owner!", tags AS "tags!",
-                  metadata AS "metadata!", build_rank AS "build_rank!", created_at AS "created_at!", updated_at AS "updated_at!"
+                  metadata AS "metadata!", created_at AS "created_at!", updated_at AS "updated_at!"
            FROM (SELECT m.*, row_number() OVER (PARTITION BY m.project_id ORDER BY m.name, m.module_id) AS n
                  FROM modules m
                  WHERE ($1::text[] IS NULL OR m.tenant_id = ANY($1)) AND m.project_id = ANY($2)

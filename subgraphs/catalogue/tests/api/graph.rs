@@ -46,8 +46,8 @@ async fn an_edge_that_closes_a_cycle_is_refused_with_the_path() {
     assert_eq!(edges, 4, "nothing written by refused inserts");
     // The order's invariant holds on every edge.
     let broken: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM dependencies d JOIN modules f ON f.module_id = d.from_module JOIN modules t ON t.module_id = d.to_module
-         WHERE f.build_rank <= t.build_rank",
+        "SELECT count(*) FROM dependencies d JOIN module_ranks f ON f.module_id = d.from_module
+         JOIN module_ranks t ON t.module_id = d.to_module WHERE f.build_rank <= t.build_rank",
     )
     .fetch_one(&admin)
     .await
@@ -111,8 +111,8 @@ async fn edges_in_any_order_are_refused_exactly_when_they_close_a_cycle_and_the_
             added += 1;
         }
         let broken: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM dependencies d JOIN modules f ON f.module_id = d.from_module JOIN modules t ON t.module_id = d.to_module
-             WHERE f.build_rank <= t.build_rank",
+            "SELECT count(*) FROM dependencies d JOIN module_ranks f ON f.module_id = d.from_module
+             JOIN module_ranks t ON t.module_id = d.to_module WHERE f.build_rank <= t.build_rank",
         )
         .fetch_one(&admin)
         .await
@@ -171,7 +171,7 @@ async fn transitive_queries_build_order_and_impact() {
         assert!(app.depend(&t, &id(x), &id(y)).await.get("errors").is_none());
     }
     let q = "query($m: ID!, $d: DependencyDirection!, $n: Int!) { transitiveDependencies(moduleId: $m, direction: $d, maxDepth: $n) {
-               depth path module { name } } }";
+               depth moduleId path module { name } } }";
     let v = app.ok(&t, q, json!({ "m": id("app"), "d": "DEPENDENCIES", "n": 10 })).await;
     let reached: Vec<(String, i64, usize)> = v["transitiveDependencies"]
         .as_array()
@@ -192,6 +192,11 @@ async fn transitive_queries_build_order_and_impact() {
         ["path"]
         .clone();
     assert_eq!(db_path, json!([id("app"), id("api"), id("db")]), "the shortest path");
+    for r in v["transitiveDependencies"].as_array().unwrap() {
+        let name = r["module"]["name"].as_str().unwrap();
+        assert_eq!(r["moduleId"], json!(id(name)), "moduleId is the module's id without loading it");
+        assert_eq!(r["path"].as_array().unwrap().last(), Some(&r["moduleId"]), "a path ends at its module");
+    }
     // Depth limit.
     let v = app.ok(&t, q, json!({ "m": id("app"), "d": "DEPENDENCIES", "n": 1 })).await;
     assert_eq!(v["transitiveDependencies"].as_array().unwrap().len(), 2);
@@ -266,8 +271,8 @@ async fn a_dependency_elsewhere_may_reorder_an_archived_projects_modules_and_not
     assert!(v.get("errors").is_none(), "{v}");
     let admin = app.admin_pool().await;
     let broken: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM dependencies d JOIN modules f ON f.module_id = d.from_module JOIN modules t ON t.module_id = d.to_module
-         WHERE f.build_rank <= t.build_rank",
+        "SELECT count(*) FROM dependencies d JOIN module_ranks f ON f.module_id = d.from_module
+         JOIN module_ranks t ON t.module_id = d.to_module WHERE f.build_rank <= t.build_rank",
     )
     .fetch_one(&admin)
     .await
