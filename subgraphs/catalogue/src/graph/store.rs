@@ -68,8 +68,7 @@ pub async fn region(
                 r#"SELECT d.from_module AS "node!", d.to_module AS "parent!", r.build_rank AS "rank!"
                    FROM dependencies d
                    JOIN module_ranks r ON r.tenant_id = d.tenant_id AND r.module_id = d.from_module
-                   WHERE d.tenant_id = $1 AND d.to_module = ANY($2) AND r.build_rank BETWEEN $3 AND $4
-                   ORDER BY 1, 2"#,
+                   WHERE d.tenant_id = $1 AND d.to_module = ANY($2) AND r.build_rank BETWEEN $3 AND $4"#,
                 tenant.as_str(),
                 &frontier,
                 lo,
@@ -84,8 +83,7 @@ pub async fn region(
                 r#"SELECT d.to_module AS "node!", d.from_module AS "parent!", r.build_rank AS "rank!"
                    FROM dependencies d
                    JOIN module_ranks r ON r.tenant_id = d.tenant_id AND r.module_id = d.to_module
-                   WHERE d.tenant_id = $1 AND d.from_module = ANY($2) AND r.build_rank BETWEEN $3 AND $4
-                   ORDER BY 1, 2"#,
+                   WHERE d.tenant_id = $1 AND d.from_module = ANY($2) AND r.build_rank BETWEEN $3 AND $4"#,
                 tenant.as_str(),
                 &frontier,
                 lo,
@@ -97,13 +95,14 @@ pub async fn region(
             .map(|r| (r.node, r.parent, r.rank))
             .collect(),
         };
-        let mut next = Vec::new();
-        for (node, parent, rank) in rows {
-            if node == start || region.parent.contains_key(&node) {
-                continue;
-            }
+        let ranks: HashMap<Uuid, i64> = rows.iter().map(|&(node, _, rank)| (node, rank)).collect();
+        let found = layer(rows.into_iter().map(|(node, parent, _)| (node, parent)), |n| {
+            n == start || region.parent.contains_key(&n)
+        });
+        let mut next = Vec::with_capacity(found.len());
+        for (node, parent) in found {
             region.parent.insert(node, parent);
-            region.modules.push((node, rank));
+            region.modules.push((node, ranks[&node]));
             if Some(node) == target {
                 region.reached_target = true;
                 return Ok(region);
@@ -113,6 +112,21 @@ pub async fn region(
         frontier = next;
     }
     Ok(region)
+}
+
+/// One layer of a breadth-first search: the modules of `edges` (node, parent) not `known` yet, in id order,
+/// each with the least of its parents in the layer — so the tree, and every path reported from it, is the
+/// same however PostgreSQL returned the rows (sorting them there cost more than this).
+fn layer(edges: impl IntoIterator<Item = (Uuid, Uuid)>, known: impl Fn(Uuid) -> bool) -> Vec<(Uuid, Uuid)> {
+    let mut found: HashMap<Uuid, Uuid> = HashMap::new();
+    for (node, parent) in edges {
+        if !known(node) {
+            found.entry(node).and_modify(|p| *p = (*p).min(parent)).or_insert(parent);
+        }
+    }
+    let mut found: Vec<(Uuid, Uuid)> = found.into_iter().collect();
+    found.sort_unstable();
+    found
 }
 
 /// Gives modules new ranks, in one statement (the uniqueness of ranks is checked at its end).
@@ -227,7 +241,7 @@ pub async fn transitive(
         let rows: Vec<(Uuid, Uuid)> = match dir {
             Direction::Dependencies => sqlx::query!(
                 r#"SELECT to_module AS "node!", from_module AS "parent!" FROM dependencies
-                   WHERE tenant_id = $1 AND from_module = ANY($2) ORDER BY 1, 2"#,
+                   WHERE tenant_id = $1 AND from_module = ANY($2)"#,
                 tenant.as_str(),
                 &frontier,
             )
@@ -238,7 +252,7 @@ pub async fn transitive(
             .collect(),
             Direction::Dependents => sqlx::query!(
                 r#"SELECT from_module AS "node!", to_module AS "parent!" FROM dependencies
-                   WHERE tenant_id = $1 AND to_module = ANY($2) ORDER BY 1, 2"#,
+                   WHERE tenant_id = $1 AND to_module = ANY($2)"#,
                 tenant.as_str(),
                 &frontier,
             )
@@ -248,15 +262,15 @@ pub async fn transitive(
             .map(|r| (r.node, r.parent))
             .collect(),
         };
-        let mut next = Vec::new();
-        for (node, parent) in rows {
-            if seen.insert(node) {
-                out.push((node, parent, depth));
-                if out.len() >= limit {
-                    return Ok(out);
-                }
-                next.push(node);
+        let found = layer(rows, |n| seen.contains(&n));
+        let mut next = Vec::with_capacity(found.len());
+        for (node, parent) in found {
+            seen.insert(node);
+            out.push((node, parent, depth));
+            if out.len() >= limit {
+                return Ok(out);
             }
+            next.push(node);
         }
         frontier = next;
     }
@@ -292,4 +306,16 @@ pub async fn build_order(
     .fetch_all(&mut **tx)
     .await?;
     Ok((modules, edges.into_iter().map(|r| (r.from_module, r.to_module)).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layer_keeps_each_new_module_once_with_its_least_parent() {
+        let [a, b, c, x, y] = [1u128, 2, 3, 10, 11].map(Uuid::from_u128);
+        let found = layer([(y, c), (x, b), (y, a), (a, c), (x, c)], |n| n == a);
+        assert_eq!(found, vec![(x, b), (y, a)], "a is known; x and y in id order with their least parents");
+    }
 }
