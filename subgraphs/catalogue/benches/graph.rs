@@ -36,7 +36,8 @@
 //!    what `addDependency` does short of the outbox row (graph lock, module and project row locks,
 //!    `graph::place`, insert), then rolls back; it prints what the slowest of them searched and moved.
 //! 2. Transitive dependents to depth 10 of random modules: `transitiveDependencies(direction: DEPENDENTS,
-//!    maxDepth: 10) { depth module { id } }` vs `graph::store::transitive`.
+//!    maxDepth: 10) { depth moduleId }` vs `graph::store::transitive`; the same with `path` added, and with
+//!    `module { id name }` instead of `moduleId` (each module's row loaded), from the same starts, in turn.
 //! 3. Build order of one 2,000-module project: `buildOrder { stage modules { id name } }` vs
 //!    `graph::store::build_order` (the subgraph's reads), and vs `SELECT *` of the same rows.
 //! 4. Metadata containment search over `bench-search`'s 100,000 modules: `modules(filter:
@@ -393,7 +394,13 @@ async fn bare_add(
 }
 
 const ADD: &str = "mutation($f: ID!, $t: ID!) { addDependency(fromModuleId: $f, toModuleId: $t, versionConstraint: \"^1\") { versionConstraint } }";
-const TRANSITIVE: &str = "query($m: ID!) { transitiveDependencies(moduleId: $m, direction: DEPENDENTS, maxDepth: 10) { depth module { id } } }";
+/// The transitive query with three selections: the modules reached (ids and depths), with a path to each,
+/// and with each module's row.
+const TRANSITIVE: [&str; 3] = [
+    "query($m: ID!) { transitiveDependencies(moduleId: $m, direction: DEPENDENTS, maxDepth: 10) { depth moduleId } }",
+    "query($m: ID!) { transitiveDependencies(moduleId: $m, direction: DEPENDENTS, maxDepth: 10) { depth moduleId path } }",
+    "query($m: ID!) { transitiveDependencies(moduleId: $m, direction: DEPENDENTS, maxDepth: 10) { depth module { id name } } }",
+];
 const BUILD_ORDER: &str = "query($p: ID!) { buildOrder(projectId: $p) { stage modules { id name } } }";
 const SEARCH: &str = "query($c: JSON!) { modules(filter: { metadataContains: $c }, first: 20) { nodes { id name } } }";
 
@@ -491,7 +498,9 @@ async fn main() -> kernel::Result<()> {
     // Warm-up: a few of each, so pools, caches and prepared statements exist.
     for k in 0..20 {
         let m = main.modules[(k * 997) % main.modules.len()];
-        check(&app.gql(&token, TRANSITIVE, json!({ "m": m })).await);
+        for q in TRANSITIVE {
+            check(&app.gql(&token, q, json!({ "m": m })).await);
+        }
         let mut tx = tenant_tx(&pool, &tenant).await?;
         graph_store::transitive(&mut tx, &tenant, m, Direction::Dependents, 10, 10_001).await?;
         tx.commit().await?;
@@ -534,20 +543,24 @@ async fn main() -> kernel::Result<()> {
         *sub_outcomes.entry((class, o)).or_default() += 1;
     }
 
-    // 2. Transitive dependents, depth 10.
+    // 2. Transitive dependents, depth 10: the bare search and three selections, in turn, from each start.
     let n2 = (samples / 5).max(10);
-    let (mut sub2, mut bare2, mut sizes, mut bare_sizes) = (Stats::default(), Stats::default(), 0usize, 0usize);
+    let (mut bare2, mut sizes, mut bare_sizes) = (Stats::default(), 0usize, 0usize);
+    let mut subs2: [Stats; 3] = Default::default();
     let mut sizes_sorted = Vec::new();
     for k in 0..n2 {
         let m = main.modules[rng.gen_range(0..main.modules.len())];
-        for first in [k % 2 == 0, k % 2 == 1] {
-            if first {
+        for j in 0..4 {
+            let i = (j + k) % 4;
+            if i < 3 {
                 let s = Instant::now();
-                let v = app.gql(&token, TRANSITIVE, json!({ "m": m })).await;
-                sub2.push(s.elapsed());
+                let v = app.gql(&token, TRANSITIVE[i], json!({ "m": m })).await;
+                subs2[i].push(s.elapsed());
                 let n = check(&v)["transitiveDependencies"].as_array().unwrap().len();
-                sizes += n;
-                sizes_sorted.push(n);
+                if i == 0 {
+                    sizes += n;
+                    sizes_sorted.push(n);
+                }
             } else {
                 let s = Instant::now();
                 let mut tx = tenant_tx(&pool, &tenant).await?;
@@ -558,6 +571,7 @@ async fn main() -> kernel::Result<()> {
             }
         }
     }
+    let sub2 = &subs2[0];
     sizes_sorted.sort_unstable();
 
     // 3. Build order of a 2,000-module project.
@@ -697,9 +711,11 @@ async fn main() -> kernel::Result<()> {
             sizes_sorted.last().unwrap()
         ),
         &n2.to_string(),
-        &sub2,
+        sub2,
         &bare2,
     );
+    row("… with a path to each module (`path`)", &n2.to_string(), &subs2[1], &bare2);
+    row("… with each module's row (`module { id name }`)", &n2.to_string(), &subs2[2], &bare2);
     row("build order, 2,000-module project", &n3.to_string(), &sub3, &bare3);
     row("build order: bare with the full module rows (`SELECT *`)", &n3.to_string(), &sub3, &full3);
     let (mut s_all, mut b_all, mut c_all, mut u_all) =

@@ -17,13 +17,15 @@
 //! tenant, so two concurrent inserts that would together close a cycle are checked one after the other and
 //! exactly one is refused.
 //!
-//! **Traversals** (transitive queries, impact analysis, the cycle search) are breadth-first over the edge
-//! indexes (`(tenant, from)` and `(tenant, to)`), one statement per layer, each module visited once and only
-//! what is reached ever read — never the whole graph per request. A single recursive CTE was measured
-//! first and lost: it must carry every (module, parent) or (module, parent, depth) it meets (PostgreSQL's
-//! `UNION` cannot see rows of earlier iterations, and the 14+ `CYCLE` clause tracks paths, which is worse in
-//! a DAG), up to 405,000 rows for 19,500 modules in the benchmark's graph, 7× slower at the median and 35×
-//! at p99 than this search (BENCHMARKS.md).
+//! **Traversals** that must stop at a target or report each module's depth and parent (the cycle search,
+//! transitive queries, impact analysis) are breadth-first over the edge indexes (`(tenant, from)` and
+//! `(tenant, to)`), one statement per layer, each module visited once and only what is reached ever read —
+//! never the whole graph per request. A recursive CTE was measured first and lost there: its `UNION` drops
+//! only whole rows already produced, so carrying (module, parent, depth) keeps every combination it meets —
+//! up to 405,000 rows for 19,500 modules in the benchmark's graph, 7× slower at the median and 35× at p99
+//! (BENCHMARKS.md) — and it cannot stop when it meets a target. Where neither is needed (what the new edge's
+//! target depends on inside a reorder's window), one recursive statement over (module, rank) is used: each
+//! module is then one row, expanded once, without a round trip per layer.
 
 pub mod schema;
 pub mod store;
@@ -198,15 +200,15 @@ pub async fn place(tx: &mut kernel::db::Tx, tenant: &TenantId, from: Uuid, to: U
         return Ok(Placement::InOrder);
     }
     // What depends on `from`, up to `to`'s rank; reaching `to` means it depends on `from` already.
-    let forward = store::region(tx, tenant, (from, rf), Direction::Dependents, (rf, rt), Some(to)).await?;
+    let forward = store::dependents_until(tx, tenant, (from, rf), (rf, rt), to).await?;
     if forward.reached_target {
         // The path found runs from ⇝ to along "is depended on by"; reversed, it is to ⇝ from.
         let back = walk_back(&forward.parent, from, to);
         return Ok(Placement::Cycle(std::iter::once(from).chain(back.into_iter().rev()).collect()));
     }
-    let backward = store::region(tx, tenant, (to, rt), Direction::Dependencies, (rf, rt), None).await?;
-    let searched = forward.modules.len() + backward.modules.len();
-    let moved = reorder(backward.modules, forward.modules);
+    let backward = store::dependencies_within(tx, tenant, (to, rt), (rf, rt)).await?;
+    let searched = forward.modules.len() + backward.len();
+    let moved = reorder(backward, forward.modules);
     store::set_ranks(tx, tenant, &moved).await?;
     Ok(Placement::Reordered { searched, moved: moved.len() })
 }

@@ -40,7 +40,7 @@ pub async fn names(tx: &mut Tx, tenant: &TenantId, ids: &[Uuid]) -> Result<HashM
     Ok(rows.into_iter().map(|r| (r.module_id, r.name)).collect())
 }
 
-/// What a search inside a window of ranks found: each module with its rank, in the order reached, the
+/// What the search for a new edge's cycle found: each module with its rank, in the order reached, the
 /// parent it was first reached from, and whether the search stopped at its target.
 #[derive(Debug, Default)]
 pub struct Region {
@@ -49,61 +49,40 @@ pub struct Region {
     pub reached_target: bool,
 }
 
-/// Everything `start` (of rank `from_rank`) reaches in one direction through modules ranked within `lo..=hi`,
-/// `start` included; stops as soon as `target` is reached (`reached_target`, and its parents lead back to
-/// `start` along a shortest path). Breadth-first, one statement per layer, each module visited once.
-pub async fn region(
+/// Everything that depends on `start` (of rank `from_rank`, included), directly or not, through modules
+/// ranked within `lo..=hi`; stops as soon as `target` is reached (`reached_target`, and its parents lead back
+/// to `start` along a shortest path). Breadth-first, one statement per layer, each module visited once: it
+/// can stop at the target, which a recursive statement cannot (it would read its whole window first).
+pub async fn dependents_until(
     tx: &mut Tx,
     tenant: &TenantId,
     (start, from_rank): (Uuid, i64),
-    dir: Direction,
     (lo, hi): (i64, i64),
-    target: Option<Uuid>,
+    target: Uuid,
 ) -> Result<Region> {
     let mut region = Region { modules: vec![(start, from_rank)], ..Region::default() };
     let mut frontier = vec![start];
     while !frontier.is_empty() {
-        let rows: Vec<(Uuid, Uuid, i64)> = match dir {
-            Direction::Dependents => sqlx::query!(
-                r#"SELECT d.from_module AS "node!", d.to_module AS "parent!", r.build_rank AS "rank!"
-                   FROM dependencies d
-                   JOIN module_ranks r ON r.tenant_id = d.tenant_id AND r.module_id = d.from_module
-                   WHERE d.tenant_id = $1 AND d.to_module = ANY($2) AND r.build_rank BETWEEN $3 AND $4"#,
-                tenant.as_str(),
-                &frontier,
-                lo,
-                hi,
-            )
-            .fetch_all(&mut **tx)
-            .await?
-            .into_iter()
-            .map(|r| (r.node, r.parent, r.rank))
-            .collect(),
-            Direction::Dependencies => sqlx::query!(
-                r#"SELECT d.to_module AS "node!", d.from_module AS "parent!", r.build_rank AS "rank!"
-                   FROM dependencies d
-                   JOIN module_ranks r ON r.tenant_id = d.tenant_id AND r.module_id = d.to_module
-                   WHERE d.tenant_id = $1 AND d.from_module = ANY($2) AND r.build_rank BETWEEN $3 AND $4"#,
-                tenant.as_str(),
-                &frontier,
-                lo,
-                hi,
-            )
-            .fetch_all(&mut **tx)
-            .await?
-            .into_iter()
-            .map(|r| (r.node, r.parent, r.rank))
-            .collect(),
-        };
-        let ranks: HashMap<Uuid, i64> = rows.iter().map(|&(node, _, rank)| (node, rank)).collect();
-        let found = layer(rows.into_iter().map(|(node, parent, _)| (node, parent)), |n| {
-            n == start || region.parent.contains_key(&n)
-        });
+        let rows = sqlx::query!(
+            r#"SELECT d.from_module AS "node!", d.to_module AS "parent!", r.build_rank AS "rank!"
+               FROM dependencies d
+               JOIN module_ranks r ON r.tenant_id = d.tenant_id AND r.module_id = d.from_module
+               WHERE d.tenant_id = $1 AND d.to_module = ANY($2) AND r.build_rank BETWEEN $3 AND $4"#,
+            tenant.as_str(),
+            &frontier,
+            lo,
+            hi,
+        )
+        .fetch_all(&mut **tx)
+        .await?;
+        let ranks: HashMap<Uuid, i64> = rows.iter().map(|r| (r.node, r.rank)).collect();
+        let found =
+            layer(rows.into_iter().map(|r| (r.node, r.parent)), |n| n == start || region.parent.contains_key(&n));
         let mut next = Vec::with_capacity(found.len());
         for (node, parent) in found {
             region.parent.insert(node, parent);
             region.modules.push((node, ranks[&node]));
-            if Some(node) == target {
+            if node == target {
                 region.reached_target = true;
                 return Ok(region);
             }
@@ -112,6 +91,35 @@ pub async fn region(
         frontier = next;
     }
     Ok(region)
+}
+
+/// What `start` (of rank `from_rank`, included) depends on, directly or not, through modules ranked within
+/// `lo..=hi`, each with its rank: one recursive statement, whose `UNION` drops every row an earlier step
+/// produced, so each module is expanded once. (A search that may stop early at a target is [`region`].)
+pub async fn dependencies_within(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    (start, from_rank): (Uuid, i64),
+    (lo, hi): (i64, i64),
+) -> Result<Vec<(Uuid, i64)>> {
+    let rows = sqlx::query!(
+        r#"WITH RECURSIVE reach(node, rank) AS (
+               SELECT $2::uuid, $3::int8
+             UNION
+               SELECT d.to_module, r.build_rank
+               FROM reach JOIN dependencies d ON d.tenant_id = $1 AND d.from_module = reach.node
+               JOIN module_ranks r ON r.tenant_id = d.tenant_id AND r.module_id = d.to_module
+               WHERE r.build_rank BETWEEN $4 AND $5)
+           SELECT node AS "node!", rank AS "rank!" FROM reach"#,
+        tenant.as_str(),
+        start,
+        from_rank,
+        lo,
+        hi,
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.node, r.rank)).collect())
 }
 
 /// One layer of a breadth-first search: the modules of `edges` (node, parent) not `known` yet, in id order,

@@ -118,6 +118,13 @@ async fn edges_in_any_order_are_refused_exactly_when_they_close_a_cycle_and_the_
         .await
         .unwrap();
         assert_eq!(broken, 0, "step {step}");
+        // A reorder reuses exactly the ranks it moved: no two modules ever share one (no index enforces it).
+        let (ranked, ranks): (i64, i64) =
+            sqlx::query_as("SELECT count(*), count(DISTINCT build_rank) FROM module_ranks WHERE tenant_id = 'acme'")
+                .fetch_one(&admin)
+                .await
+                .unwrap();
+        assert_eq!((ranked, ranks), (ids.len() as i64, ids.len() as i64), "step {step}");
     }
     assert!(added >= 15 && cycles >= 5, "the walk exercised both outcomes: {added} added, {cycles} refused");
     // The build order puts every module in a later stage than everything it depends on.
