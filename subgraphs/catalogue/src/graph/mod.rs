@@ -150,8 +150,9 @@ pub fn walk_back(parent: &HashMap<Uuid, Uuid>, start: Uuid, target: Uuid) -> Vec
     path
 }
 
-/// Adds `from → to` (both the tenant's; the caller checked `from`'s project is writable). `CONFLICT` with
-/// the cycle's path (module ids and names) in `extensions.cycle` when the edge would close one.
+/// Adds `from → to` (both the tenant's; the caller holds the tenant's graph lock, taken before it read the
+/// modules, and checked `from`'s project is writable). `CONFLICT` with the cycle's path (module ids and
+/// names) in `extensions.cycle` when the edge would close one.
 pub async fn add(
     work: &mut Work,
     tenant: &TenantId,
@@ -162,7 +163,6 @@ pub async fn add(
     if from.module_id == to.module_id {
         return Err(cycle_error(vec![from.clone(), from.clone()]));
     }
-    store::lock_graph(work, tenant).await?;
     if let Placement::Cycle(ids) = place(work, tenant, from.module_id, to.module_id).await? {
         let named = store::names(work, tenant, &ids).await?;
         return Err(cycle_error_named(&ids, &named));
