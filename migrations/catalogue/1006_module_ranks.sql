@@ -28,7 +28,19 @@ ALTER TABLE modules FORCE ROW LEVEL SECURITY;
 
 SELECT cp_tenant_rls('module_ranks');
 CREATE POLICY platform_read ON module_ranks FOR SELECT USING (current_setting('app.platform', true) = 'on');
-SELECT cp_grant_app('SELECT, INSERT, UPDATE, DELETE', 'module_ranks');
+-- No DELETE: a rank row goes with its module (the cascade runs as the table's owner).
+SELECT cp_grant_app('SELECT, INSERT, UPDATE', 'module_ranks');
+
+-- Every module gets its rank row however it is inserted (the API, a bulk load, a restore): the next rank,
+-- above every module registered before it. One statement per INSERT, whatever its number of rows.
+CREATE FUNCTION catalogue_rank_new_modules() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO module_ranks (tenant_id, module_id) SELECT tenant_id, module_id FROM new_modules;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER modules_ranked AFTER INSERT ON modules REFERENCING NEW TABLE AS new_modules
+    FOR EACH STATEMENT EXECUTE FUNCTION catalogue_rank_new_modules();
 
 ALTER SEQUENCE module_build_rank OWNED BY module_ranks.build_rank;
 ALTER TABLE modules DROP COLUMN build_rank;

@@ -196,13 +196,10 @@ async fn load_tenant(
             ranks.push(k as i64 + 1);
         }
         sqlx::query(
-            "WITH m AS (
-                 INSERT INTO modules (tenant_id, module_id, project_id, name, version, kind, owner, tags, metadata)
-                 SELECT $1, id, project, name, '1.' || (rank % 10) || '.0', kind, 'owner@' || $1, ARRAY[kind], meta::jsonb
-                 FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::int8[])
-                      AS t(id, project, name, kind, meta, rank))
-             INSERT INTO module_ranks (tenant_id, module_id, build_rank)
-             SELECT $1, id, rank FROM unnest($2::uuid[], $7::int8[]) AS t(id, rank)",
+            "INSERT INTO modules (tenant_id, module_id, project_id, name, version, kind, owner, tags, metadata)
+             SELECT $1, id, project, name, '1.' || (rank % 10) || '.0', kind, 'owner@' || $1, ARRAY[kind], meta::jsonb
+             FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::int8[])
+                  AS t(id, project, name, kind, meta, rank)",
         )
         .bind(tenant)
         .bind(&ids)
@@ -210,6 +207,16 @@ async fn load_tenant(
         .bind(&names)
         .bind(&kinds)
         .bind(&metas)
+        .bind(&ranks)
+        .execute(admin)
+        .await?;
+        // The trigger gave them ranks in insertion order; make it the key order explicitly.
+        sqlx::query(
+            "UPDATE module_ranks r SET build_rank = u.rank FROM unnest($2::uuid[], $3::int8[]) AS u(id, rank)
+             WHERE r.tenant_id = $1 AND r.module_id = u.id",
+        )
+        .bind(tenant)
+        .bind(&ids)
         .bind(&ranks)
         .execute(admin)
         .await?;
@@ -374,11 +381,11 @@ async fn bare_add(
 ) -> kernel::Result<(Outcome, Duration, Placement)> {
     let began = Instant::now();
     let mut tx: Tx = tenant_tx(pool, tenant).await?;
-    graph_store::lock_graph(&mut tx, tenant).await?;
+    let lock = graph_store::lock_graph(&mut tx, tenant).await?;
     let f = modules_store::lock(&mut tx, tenant, from).await?.expect("from");
     let _t = modules_store::lock(&mut tx, tenant, to).await?.expect("to");
     catalogue::projects::store::lock(&mut tx, tenant, f.project_id).await?.expect("project");
-    let placement = catalogue::graph::place(&mut tx, tenant, from, to).await?;
+    let placement = catalogue::graph::place(&mut tx, &lock, tenant, from, to).await?;
     let outcome = if let Placement::Cycle(ids) = &placement {
         graph_store::names(&mut tx, tenant, ids).await?;
         Outcome::Cycle
@@ -744,6 +751,18 @@ async fn main() -> kernel::Result<()> {
         &b_all,
     );
     assert_eq!(bare_sizes, sizes, "the subgraph and the bare SQL reach the same modules");
+    // After every insert and reorder above: ranks still unique, and below on every edge.
+    let (ranked, distinct, broken): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT build_rank),
+                (SELECT count(*) FROM dependencies d
+                 JOIN module_ranks f ON f.tenant_id = d.tenant_id AND f.module_id = d.from_module
+                 JOIN module_ranks t ON t.tenant_id = d.tenant_id AND t.module_id = d.to_module
+                 WHERE d.tenant_id = 'bench' AND f.build_rank <= t.build_rank)
+         FROM module_ranks WHERE tenant_id = 'bench'",
+    )
+    .fetch_one(&admin)
+    .await?;
+    assert_eq!((ranked, broken), (distinct, 0), "the build order holds after the run");
 
     println!("\ncycle check, bare: the 8 slowest of {} (class, total, what `graph::place` did)", details.len());
     details.sort_by_key(|d| std::cmp::Reverse(d.0));

@@ -23,7 +23,8 @@
 //! never the whole graph per request. A recursive CTE was measured first and lost there: its `UNION` drops
 //! only whole rows already produced, so carrying (module, parent, depth) keeps every combination it meets —
 //! up to 405,000 rows for 19,500 modules in the benchmark's graph, 7× slower at the median and 35× at p99
-//! (BENCHMARKS.md) — and it cannot stop when it meets a target. Where neither is needed (what the new edge's
+//! (BENCHMARKS.md) — and the one measured read its whole window before a cycle check could stop (refused
+//! cycles up to 291 ms). Where neither is needed (what the new edge's
 //! target depends on inside a reorder's window), one recursive statement over (module, rank) is used: each
 //! module is then one row, expanded once, without a round trip per layer.
 
@@ -155,6 +156,7 @@ pub fn walk_back(parent: &HashMap<Uuid, Uuid>, start: Uuid, target: Uuid) -> Vec
 /// names) in `extensions.cycle` when the edge would close one.
 pub async fn add(
     work: &mut Work,
+    lock: &store::GraphLock,
     tenant: &TenantId,
     from: &Module,
     to: &Module,
@@ -163,7 +165,7 @@ pub async fn add(
     if from.module_id == to.module_id {
         return Err(cycle_error(vec![from.clone(), from.clone()]));
     }
-    if let Placement::Cycle(ids) = place(work, tenant, from.module_id, to.module_id).await? {
+    if let Placement::Cycle(ids) = place(work, lock, tenant, from.module_id, to.module_id).await? {
         let named = store::names(work, tenant, &ids).await?;
         return Err(cycle_error_named(&ids, &named));
     }
@@ -189,9 +191,15 @@ pub enum Placement {
     Cycle(Vec<Uuid>),
 }
 
-/// Makes room in the order for a new edge `from → to`, or finds the cycle it would close. Call with the
-/// tenant's graph lock held; the edge itself is the caller's to insert.
-pub async fn place(tx: &mut kernel::db::Tx, tenant: &TenantId, from: Uuid, to: Uuid) -> Result<Placement> {
+/// Makes room in the order for a new edge `from → to`, or finds the cycle it would close, under the
+/// tenant's graph lock; the edge itself is the caller's to insert.
+pub async fn place(
+    tx: &mut kernel::db::Tx,
+    _lock: &store::GraphLock,
+    tenant: &TenantId,
+    from: Uuid,
+    to: Uuid,
+) -> Result<Placement> {
     let ranks = store::ranks(tx, tenant, &[from, to]).await?;
     let (Some(&rf), Some(&rt)) = (ranks.get(&from), ranks.get(&to)) else {
         return Err(Error::not_found("no such module"));
@@ -208,6 +216,15 @@ pub async fn place(tx: &mut kernel::db::Tx, tenant: &TenantId, from: Uuid, to: U
     }
     let backward = store::dependencies_within(tx, tenant, (to, rt), (rf, rt)).await?;
     let searched = forward.modules.len() + backward.len();
+    // Ranks stay unique only if the two sets are disjoint (they are unless a cycle was missed) and held
+    // distinct ranks; no index checks it, so this does before anything is written.
+    let mut held: Vec<i64> = backward.iter().chain(&forward.modules).map(|&(_, rank)| rank).collect();
+    held.sort_unstable();
+    if held.windows(2).any(|w| w[0] == w[1]) {
+        return Err(Error::internal(anyhow::anyhow!(
+            "the build order of `{tenant}` is inconsistent around {from} → {to}"
+        )));
+    }
     let moved = reorder(backward, forward.modules);
     store::set_ranks(tx, tenant, &moved).await?;
     Ok(Placement::Reordered { searched, moved: moved.len() })

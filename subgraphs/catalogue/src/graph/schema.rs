@@ -190,12 +190,12 @@ impl GraphMutation {
         let constraint = super::constraint(&version_constraint)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
         // The graph lock first, then the rows: two inserts never hold row locks the other waits for.
-        store::lock_graph(&mut work, &tenant).await?;
+        let lock = store::lock_graph(&mut work, &tenant).await?;
         let from_m = modules::writable(&mut work, &tenant, from, false).await?;
         let to_m = modules::store::get(&mut work, &tenant, to)
             .await?
             .ok_or_else(|| Error::not_found(format!("no module `{to}`")))?;
-        let edge = super::add(&mut work, &tenant, &from_m, &to_m, &constraint).await?;
+        let edge = super::add(&mut work, &lock, &tenant, &from_m, &to_m, &constraint).await?;
         work.commit().await?;
         Ok(Dependency {
             other: edge.to,

@@ -10,12 +10,17 @@ use uuid::Uuid;
 use super::{Direction, Edge};
 
 /// Serializes changes to one tenant's graph until the transaction ends.
-pub async fn lock_graph(tx: &mut Tx, tenant: &TenantId) -> Result<()> {
+pub async fn lock_graph(tx: &mut Tx, tenant: &TenantId) -> Result<GraphLock> {
     sqlx::query!("SELECT pg_advisory_xact_lock(hashtextextended('catalogue.graph:' || $1::text, 0))", tenant.as_str())
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    Ok(GraphLock(()))
 }
+
+/// What [`lock_graph`] returns: functions that change the order ask for it, so none is called without the
+/// lock (which lasts until the transaction that took it ends).
+#[derive(Debug)]
+pub struct GraphLock(());
 
 /// The build ranks of `ids` (see `super` for what they are).
 pub async fn ranks(tx: &mut Tx, tenant: &TenantId, ids: &[Uuid]) -> Result<HashMap<Uuid, i64>> {
@@ -51,8 +56,9 @@ pub struct Region {
 
 /// Everything that depends on `start` (of rank `from_rank`, included), directly or not, through modules
 /// ranked within `lo..=hi`; stops as soon as `target` is reached (`reached_target`, and its parents lead back
-/// to `start` along a shortest path). Breadth-first, one statement per layer, each module visited once: it
-/// can stop at the target, which a recursive statement cannot (it would read its whole window first).
+/// to `start` along a shortest path). Breadth-first, one statement per layer, each module visited once and
+/// the search over as soon as the target is met; the recursive variant measured instead read its whole
+/// window first (refused cycles up to 291 ms, BENCHMARKS.md).
 pub async fn dependents_until(
     tx: &mut Tx,
     tenant: &TenantId,
@@ -95,7 +101,8 @@ pub async fn dependents_until(
 
 /// What `start` (of rank `from_rank`, included) depends on, directly or not, through modules ranked within
 /// `lo..=hi`, each with its rank: one recursive statement, whose `UNION` drops every row an earlier step
-/// produced, so each module is expanded once. (A search that may stop early at a target is [`region`].)
+/// produced, so each module is expanded once. (A search that may stop early at a target is
+/// [`dependents_until`].)
 pub async fn dependencies_within(
     tx: &mut Tx,
     tenant: &TenantId,
@@ -137,7 +144,8 @@ fn layer(edges: impl IntoIterator<Item = (Uuid, Uuid)>, known: impl Fn(Uuid) -> 
     found
 }
 
-/// Gives modules new ranks, in one statement (the uniqueness of ranks is checked at its end).
+/// Gives modules new ranks, in one statement (HOT updates: no index holds the rank). Ranks stay unique only
+/// if the caller permutes ranks its modules held, as `graph::place` does and checks.
 pub async fn set_ranks(tx: &mut Tx, tenant: &TenantId, ranks: &[(Uuid, i64)]) -> Result<()> {
     let (ids, values): (Vec<Uuid>, Vec<i64>) = ranks.iter().copied().unzip();
     sqlx::query!(

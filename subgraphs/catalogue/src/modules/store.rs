@@ -23,17 +23,11 @@ pub struct NewModule<'a> {
 pub async fn insert(tx: &mut Tx, tenant: &TenantId, m: &NewModule<'_>) -> Result<Module> {
     sqlx::query_as!(
         Module,
-        // The module takes the next rank of the tenant's build order (`graph`), so it ranks above every module
-        // registered before it.
-        r#"WITH m AS (
-               INSERT INTO modules (tenant_id, module_id, project_id, name, version, kind, owner, tags, metadata)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-               RETURNING *),
-           r AS (INSERT INTO module_ranks (tenant_id, module_id) SELECT tenant_id, module_id FROM m)
-           SELECT tenant_id AS "tenant_id!: TenantId", module_id AS "module_id!", project_id AS "project_id!",
-                  name AS "name!", version AS "version!", kind AS "kind!", owner AS "owner!", tags AS "tags!",
-                  metadata AS "metadata!", created_at AS "created_at!", updated_at AS "updated_at!"
-           FROM m"#,
+        // The module's rank in the tenant's build order (`graph`) comes from the `modules_ranked` trigger.
+        r#"INSERT INTO modules (tenant_id, module_id, project_id, name, version, kind, owner, tags, metadata)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+           RETURNING tenant_id AS "tenant_id: TenantId", module_id, project_id, name, version, kind, owner, tags,
+                     metadata, created_at, updated_at"#,
         tenant.as_str(),
         m.module_id,
         m.project_id,

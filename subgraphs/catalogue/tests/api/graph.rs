@@ -258,7 +258,13 @@ async fn transitive_queries_build_order_and_impact() {
     // A module with dependents cannot be removed; a leaf can, with its edges.
     let v = app.gql(&t, "mutation($m: ID!) { removeModule(id: $m) }", json!({ "m": id("db") })).await;
     assert_eq!(code(&v), "CONFLICT");
+    let admin = app.admin_pool().await;
+    let rank_rows = "SELECT count(*) FROM module_ranks WHERE module_id = $1::uuid";
+    let ranked: i64 = sqlx::query_scalar(rank_rows).bind(id("app")).fetch_one(&admin).await.unwrap();
+    assert_eq!(ranked, 1);
     app.ok(&t, "mutation($m: ID!) { removeModule(id: $m) }", json!({ "m": id("app") })).await;
+    let ranked: i64 = sqlx::query_scalar(rank_rows).bind(id("app")).fetch_one(&admin).await.unwrap();
+    assert_eq!(ranked, 0, "the module's rank goes with it");
     app.cleanup().await;
 }
 

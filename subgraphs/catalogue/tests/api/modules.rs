@@ -88,6 +88,13 @@ async fn containment_tag_and_name_searches_reach_their_gin_indexes_under_row_lev
     .execute(&admin)
     .await
     .unwrap();
+    // However a module is inserted, it gets its place in the build order (the `modules_ranked` trigger).
+    let ranks: (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT build_rank) FROM module_ranks WHERE tenant_id = 'acme'")
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+    assert_eq!(ranks, (3000, 3000));
     // As autovacuum would: statistics, and the GIN indexes' pending entries merged.
     sqlx::query("VACUUM ANALYZE modules").execute(&admin).await.unwrap();
     let tenant = kernel::TenantId::parse("acme").unwrap();
