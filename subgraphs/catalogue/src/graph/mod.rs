@@ -24,9 +24,9 @@
 //! only whole rows already produced, so carrying (module, parent, depth) keeps every combination it meets —
 //! up to 405,000 rows for 19,500 modules in the benchmark's graph, 7× slower at the median and 35× at p99
 //! (BENCHMARKS.md) — and the one measured read its whole window before a cycle check could stop (refused
-//! cycles up to 291 ms). Where neither is needed (what the new edge's
-//! target depends on inside a reorder's window), one recursive statement over (module, rank) is used: each
-//! module is then one row, expanded once, without a round trip per layer.
+//! cycles up to 291 ms). Where neither is needed (what the new edge's target depends on inside a reorder's
+//! window), one recursive statement over (module, rank) is used: each module is then one row, expanded
+//! once, without a round trip per layer.
 
 pub mod schema;
 pub mod store;
@@ -216,16 +216,9 @@ pub async fn place(
     }
     let backward = store::dependencies_within(tx, tenant, (to, rt), (rf, rt)).await?;
     let searched = forward.modules.len() + backward.len();
-    // Ranks stay unique only if the two sets are disjoint (they are unless a cycle was missed) and held
-    // distinct ranks; no index checks it, so this does before anything is written.
-    let mut held: Vec<i64> = backward.iter().chain(&forward.modules).map(|&(_, rank)| rank).collect();
-    held.sort_unstable();
-    if held.windows(2).any(|w| w[0] == w[1]) {
-        return Err(Error::internal(anyhow::anyhow!(
-            "the build order of `{tenant}` is inconsistent around {from} → {to}"
-        )));
-    }
-    let moved = reorder(backward, forward.modules);
+    let moved = reorder(backward, forward.modules).ok_or_else(|| {
+        Error::internal(anyhow::anyhow!("the build order of `{tenant}` is inconsistent around {from} → {to}"))
+    })?;
     store::set_ranks(tx, tenant, &moved).await?;
     Ok(Placement::Reordered { searched, moved: moved.len() })
 }
@@ -233,19 +226,25 @@ pub async fn place(
 /// Pearce–Kelly's reassignment after an edge a → b against the order: `backward` (b and what it depends on
 /// inside the window) must rank below `forward` (a and what depends on it inside the window). Each keeps its
 /// inner order, and together they take exactly the ranks they held, so nothing outside moves. Returns the
-/// modules whose rank changes.
-pub fn reorder(mut backward: Vec<(Uuid, i64)>, mut forward: Vec<(Uuid, i64)>) -> Vec<(Uuid, i64)> {
+/// modules whose rank changes — or `None` if the ranks held are not distinct (the two sets overlap only if
+/// a cycle was missed): ranks stay unique only by this permutation, as no index checks them.
+pub fn reorder(mut backward: Vec<(Uuid, i64)>, mut forward: Vec<(Uuid, i64)>) -> Option<Vec<(Uuid, i64)>> {
     backward.sort_unstable_by_key(|&(_, rank)| rank);
     forward.sort_unstable_by_key(|&(_, rank)| rank);
     let mut pool: Vec<i64> = backward.iter().chain(&forward).map(|&(_, rank)| rank).collect();
     pool.sort_unstable();
-    backward
-        .into_iter()
-        .chain(forward)
-        .zip(pool)
-        .filter(|((_, old), new)| old != new)
-        .map(|((id, _), new)| (id, new))
-        .collect()
+    if pool.windows(2).any(|w| w[0] == w[1]) {
+        return None;
+    }
+    Some(
+        backward
+            .into_iter()
+            .chain(forward)
+            .zip(pool)
+            .filter(|((_, old), new)| old != new)
+            .map(|((id, _), new)| (id, new))
+            .collect(),
+    )
 }
 
 /// A project's modules (in the tenant's topological order) grouped into build stages: a module's stage is
@@ -349,13 +348,14 @@ mod tests {
     fn a_reorder_moves_the_backward_region_below_the_forward_one_within_their_own_ranks() {
         let [a, x, b, y] = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
         // a (3) depends on nothing yet, x (5) depends on a; b (7) depends on y (4). Adding a → b:
-        let moved = reorder(vec![(b, 7), (y, 4)], vec![(a, 3), (x, 5)]);
+        let moved = reorder(vec![(b, 7), (y, 4)], vec![(a, 3), (x, 5)]).unwrap();
         let ranks: HashMap<Uuid, i64> = [(a, 3), (x, 5), (b, 7), (y, 4)].into_iter().chain(moved).collect();
         assert!(ranks[&y] < ranks[&b] && ranks[&b] < ranks[&a] && ranks[&a] < ranks[&x]);
         let mut used: Vec<i64> = ranks.values().copied().collect();
         used.sort_unstable();
         assert_eq!(used, vec![3, 4, 5, 7], "the same ranks, reused");
-        assert!(reorder(vec![(b, 1)], vec![(a, 2)]).is_empty(), "nothing moves when already in order");
+        assert!(reorder(vec![(b, 1)], vec![(a, 2)]).unwrap().is_empty(), "nothing moves when already in order");
+        assert_eq!(reorder(vec![(b, 4)], vec![(a, 4)]), None, "ranks held twice are refused, not permuted");
     }
 
     #[test]

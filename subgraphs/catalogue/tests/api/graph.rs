@@ -45,15 +45,19 @@ async fn an_edge_that_closes_a_cycle_is_refused_with_the_path() {
     let edges: i64 = sqlx::query_scalar("SELECT count(*) FROM dependencies").fetch_one(&admin).await.unwrap();
     assert_eq!(edges, 4, "nothing written by refused inserts");
     // The order's invariant holds on every edge.
-    let broken: i64 = sqlx::query_scalar(
+    assert_eq!(edges_against_the_order(&admin).await, 0);
+    app.cleanup().await;
+}
+
+/// Edges whose source does not rank above their target: 0 while the build order holds.
+async fn edges_against_the_order(admin: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar(
         "SELECT count(*) FROM dependencies d JOIN module_ranks f ON f.module_id = d.from_module
          JOIN module_ranks t ON t.module_id = d.to_module WHERE f.build_rank <= t.build_rank",
     )
-    .fetch_one(&admin)
+    .fetch_one(admin)
     .await
-    .unwrap();
-    assert_eq!(broken, 0);
-    app.cleanup().await;
+    .unwrap()
 }
 
 /// Whether `from` reaches `to` through `adj` (edges "depends on").
@@ -110,14 +114,7 @@ async fn edges_in_any_order_are_refused_exactly_when_they_close_a_cycle_and_the_
             adj[a].push(b);
             added += 1;
         }
-        let broken: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM dependencies d JOIN module_ranks f ON f.module_id = d.from_module
-             JOIN module_ranks t ON t.module_id = d.to_module WHERE f.build_rank <= t.build_rank",
-        )
-        .fetch_one(&admin)
-        .await
-        .unwrap();
-        assert_eq!(broken, 0, "step {step}");
+        assert_eq!(edges_against_the_order(&admin).await, 0, "step {step}");
         // A reorder reuses exactly the ranks it moved: no two modules ever share one (no index enforces it).
         let (ranked, ranks): (i64, i64) =
             sqlx::query_as("SELECT count(*), count(DISTINCT build_rank) FROM module_ranks WHERE tenant_id = 'acme'")
@@ -283,14 +280,7 @@ async fn a_dependency_elsewhere_may_reorder_an_archived_projects_modules_and_not
     let v = app.depend(&t, &b, &c).await;
     assert!(v.get("errors").is_none(), "{v}");
     let admin = app.admin_pool().await;
-    let broken: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM dependencies d JOIN module_ranks f ON f.module_id = d.from_module
-         JOIN module_ranks t ON t.module_id = d.to_module WHERE f.build_rank <= t.build_rank",
-    )
-    .fetch_one(&admin)
-    .await
-    .unwrap();
-    assert_eq!(broken, 0);
+    assert_eq!(edges_against_the_order(&admin).await, 0);
     // Everything else in the archived project is read-only for any writer, deletes included.
     for stmt in [
         "UPDATE modules SET version = '9.9.9' WHERE module_id = $1::uuid",
