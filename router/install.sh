@@ -4,15 +4,43 @@
 #   router/install.sh [hive|apollo|all]     (default: all)
 #
 # Binaries go to $CP_TOOLS/bin (default ~/.cache/control-plane/tools/bin), outside the clone, so CI and
-# repeated runs reuse them. Building from source takes about 15 minutes per router on 2 cores.
+# repeated runs reuse them. Both routers build in one target folder ($CP_TOOLS/router-build), so the
+# dependencies they share (tokio, hyper, serde, …) compile once.
+#
+# CP_ROUTER_PROFILE picks the optimisation:
+#   fast-build (default)  opt-level 1: the routers this script builds serve tests and a dev stack, and build in
+#                         about half the time (BENCHMARKS.md, "Router build profile", has both figures and
+#                         what it costs the routers' latency);
+#   release               Cargo's release profile (opt-level 3), for a machine that serves real traffic.
+# A router built with the other profile is rebuilt.
 set -euo pipefail
 
 TOOLS="${CP_TOOLS:-$HOME/.cache/control-plane/tools}"
 HIVE_VERSION=0.2.19     # 0.3.x needs a newer compiler than the workspace's 1.95
 APOLLO_VERSION=2.17.0
+PROFILE="${CP_ROUTER_PROFILE:-fast-build}"
+case "$PROFILE" in
+  fast-build) export CARGO_PROFILE_RELEASE_OPT_LEVEL=1 ;;
+  release) ;;
+  *) echo "CP_ROUTER_PROFILE must be fast-build or release, not $PROFILE" >&2; exit 2 ;;
+esac
+# The profile is part of what is installed: cargo install --list does not show it, so a marker beside the
+# binary does.
+marker() { echo "$TOOLS/bin/.$1.profile"; }
 
 installed() { # name version
-  cargo install --list --root "$TOOLS" 2>/dev/null | grep -q "^$1 v$2:"
+  cargo install --list --root "$TOOLS" 2>/dev/null | grep -q "^$1 v$2:" \
+    && [ "$(cat "$(marker "$1")" 2>/dev/null)" = "$PROFILE" ]
+}
+
+build() { # name version [cargo install flags…]
+  local name=$1 version=$2 started=$SECONDS
+  shift 2
+  echo "building $name $version ($PROFILE profile; about 10 minutes on 2 cores)…"
+  cargo install "$name" --version "$version" --locked --force --root "$TOOLS" \
+    --target-dir "$TOOLS/router-build" "$@"
+  echo "$PROFILE" >"$(marker "$name")"
+  echo "$name $version built in $((SECONDS - started)) s"
 }
 
 install_hive() {
@@ -20,9 +48,8 @@ install_hive() {
     echo "hive-router $HIVE_VERSION already installed"
     return
   fi
-  echo "installing hive-router $HIVE_VERSION (about 15 minutes)…"
   # Without `graphiql` its build script asks npm for a package version that is no longer served.
-  cargo install hive-router --version "$HIVE_VERSION" --locked --features graphiql --root "$TOOLS"
+  build hive-router "$HIVE_VERSION" --features graphiql
 }
 
 install_apollo() {
@@ -38,8 +65,7 @@ install_apollo() {
       sudo apt-get update -qq && sudo apt-get install -y -qq protobuf-compiler
     fi
   fi
-  echo "installing apollo-router $APOLLO_VERSION (about 15 minutes)…"
-  cargo install apollo-router --version "$APOLLO_VERSION" --locked --root "$TOOLS"
+  build apollo-router "$APOLLO_VERSION"
 }
 
 case "${1:-all}" in

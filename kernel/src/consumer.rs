@@ -290,8 +290,8 @@ pub async fn process_batch<H: Handler + ?Sized>(
     let mut outcomes = Vec::with_capacity(deliveries.len());
     let mut messages = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
-        match serde_json::from_slice::<Envelope>(&delivery.data) {
-            Ok(envelope) => messages.push((delivery, envelope.with_actor_from(delivery.properties.headers().as_ref()))),
+        match received(spec, delivery) {
+            Ok(envelope) => messages.push((delivery, envelope)),
             Err(_) => outcomes.push(process(ch, db, spec, handler, delivery).await?),
         }
     }
@@ -394,7 +394,7 @@ pub async fn process<H: Handler + ?Sized>(
     handler: &H,
     delivery: &Delivery,
 ) -> anyhow::Result<Outcome> {
-    let outcome = match apply(db, handler, delivery).await {
+    let outcome = match apply(db, spec, handler, delivery).await {
         Ok(applied) => {
             if applied {
                 Outcome::Applied
@@ -428,10 +428,14 @@ pub async fn process<H: Handler + ?Sized>(
 }
 
 /// Applies a message once: `Ok(false)` when the inbox says it was applied before.
-async fn apply<H: Handler + ?Sized>(db: &Db, handler: &H, delivery: &Delivery) -> Result<bool, Failure> {
-    let envelope = serde_json::from_slice::<Envelope>(&delivery.data)
-        .map_err(|e| Failure::Permanent(anyhow::anyhow!("not a canonical envelope: {e}")))?
-        .with_actor_from(delivery.properties.headers().as_ref());
+async fn apply<H: Handler + ?Sized>(
+    db: &Db,
+    spec: &ConsumerSpec,
+    handler: &H,
+    delivery: &Delivery,
+) -> Result<bool, Failure> {
+    let envelope =
+        received(spec, delivery).map_err(|e| Failure::Permanent(anyhow::anyhow!("not a canonical envelope: {e}")))?;
     let key = inbox_key(&envelope.event_id, handler.name(), &handler.aggregate_id(&envelope));
     let transient = |e: sqlx::Error| Failure::Transient(e.into());
     let mut tx = db.tenant_tx(&envelope.tenant_id).await?;
@@ -457,6 +461,36 @@ async fn apply<H: Handler + ?Sized>(db: &Db, handler: &H, delivery: &Delivery) -
     Ok(true)
 }
 
+/// The envelope of a delivery to `spec`'s queue, with who acted (`cs-actor`) and the routing key it was
+/// published under.
+fn received(spec: &ConsumerSpec, delivery: &Delivery) -> Result<Envelope, serde_json::Error> {
+    let mut envelope = serde_json::from_slice::<Envelope>(&delivery.data)?;
+    envelope = envelope.with_actor_from(delivery.properties.headers().as_ref());
+    envelope.published_under = published_under(spec, delivery);
+    Ok(envelope)
+}
+
+/// The routing key a message was published under, as the broker vouches for it. A first delivery's own key
+/// (a domain's broker user publishes only under its prefix). A retried message comes back through this
+/// consumer's own delay queues, under a key of the queue's (`<queue>…`, which no other domain may publish
+/// or route to): then the header the consumer set when it re-queued the message says what the key was.
+/// The header is read only then: on a first delivery it is whatever the publisher put there.
+fn published_under(spec: &ConsumerSpec, delivery: &Delivery) -> Option<String> {
+    let key = delivery.routing_key.as_str();
+    let ours = key == spec.queue || key.strip_prefix(spec.queue.as_str()).is_some_and(|rest| rest.starts_with('.'));
+    if !ours {
+        return Some(key.to_owned());
+    }
+    match delivery.properties.headers().as_ref()?.inner().get(ORIGINAL_ROUTING_KEY)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+/// The header a re-queued message carries its original routing key in.
+const ORIGINAL_ROUTING_KEY: &str = "cs-original-routing-key";
+
 fn retry_count(props: &BasicProperties) -> u32 {
     props
         .headers()
@@ -481,12 +515,18 @@ async fn republish(
 ) -> anyhow::Result<()> {
     let mut headers = delivery.properties.headers().clone().unwrap_or_default();
     headers.insert("cs-retry-count".into(), AMQPValue::LongUInt(retries));
+    // Every re-queued message carries the key it was first published under (what the broker vouched for,
+    // never a header its publisher set), since it comes back under a key of this queue's.
+    match published_under(spec, delivery) {
+        Some(key) => headers.insert(ORIGINAL_ROUTING_KEY.into(), AMQPValue::LongString(LongString::from(key))),
+        None => {
+            let mut kept = headers.inner().clone();
+            kept.remove(ORIGINAL_ROUTING_KEY);
+            headers = FieldTable::from(kept);
+        }
+    }
     if let Some(reason) = reason {
         headers.insert("cs-dead-letter-reason".into(), AMQPValue::LongString(LongString::from(reason)));
-        headers.insert(
-            "cs-original-routing-key".into(),
-            AMQPValue::LongString(LongString::from(delivery.routing_key.as_str())),
-        );
     }
     let props = delivery.properties.clone().with_headers(headers).with_delivery_mode(2);
     let exchange = spec.republish_exchange();
@@ -549,7 +589,11 @@ where
                         Some(d) => {
                             let d = d?;
                             match serde_json::from_slice::<Envelope>(&d.data) {
-                            Ok(env) => on_notice(Notice::Event(Box::new(env.with_actor_from(d.properties.headers().as_ref())))),
+                            Ok(env) => {
+                                let mut env = env.with_actor_from(d.properties.headers().as_ref());
+                                env.published_under = Some(d.routing_key.as_str().to_owned());
+                                on_notice(Notice::Event(Box::new(env)))
+                            }
                             Err(e) => tracing::warn!(error = %e, "listener skipped a non-envelope message"),
                         }
                         }

@@ -1,6 +1,10 @@
 //! Contracts between domains that must fail to compile when broken: event payloads one domain publishes and
 //! another crate reads. The publisher emits these very types; the readers deserialize them.
 
+/// The platform's domains: each publishes under its own routing-key prefix (`<domain>.…`), enforced by its
+/// broker user's topic permissions, and owns the subject kinds `<domain>.<Thing>`.
+pub const DOMAINS: [&str; 6] = ["identity", "tenancy", "catalogue", "workflow", "governance", "lineage"];
+
 /// What identity publishes and every subgraph's kernel consumes (revocation reaches all of them).
 pub mod identity {
     crate::events! {
@@ -37,7 +41,9 @@ pub mod tenancy {
 /// Approvals: any domain asks governance for one with a `RequestApproval` command (published under its own
 /// domain, `catalogue.RequestApproval`, `workflow.RequestApproval`: a domain's broker user publishes only
 /// under its own prefix, so governance binds `*.RequestApproval`), and governance answers with one of these
-/// events, carrying the request's subject back and the request's correlation id in the envelope.
+/// events, carrying the request's subject back, the request's correlation id in the envelope, and as its
+/// causation the id of the command that asked (none for a request opened through the API): the requesting
+/// domain acts only on the answer to the command it sent.
 pub mod governance {
     use chrono::{DateTime, Utc};
     use serde::{Deserialize, Serialize};
@@ -87,6 +93,9 @@ pub mod governance {
         ApprovalRejected { approval_id: String, subject: ApprovalSubject, decided_by: Vec<String>, note: Option<String> }
         /// Nobody decided before `expiresAt`.
         ApprovalExpired { approval_id: String, subject: ApprovalSubject }
+        /// The requester withdrew the request before anyone decided it (the requesting domain drops what
+        /// waited for it).
+        ApprovalCancelled { approval_id: String, subject_kind: String, subject_id: String, cancelled_by: String }
     }
 }
 

@@ -127,8 +127,10 @@ pub struct EventMeta {
     pub actor: Option<String>,
 }
 
+/// The canonical envelope. Readers tolerate keys they do not know (a later version's), so adding a key never
+/// breaks a running consumer of the previous version; writers write exactly the canonical keys.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Envelope {
     pub event_id: String,
     pub event_type: String,
@@ -147,6 +149,11 @@ pub struct Envelope {
     /// header), never in its JSON.
     #[serde(skip)]
     pub actor: Option<String>,
+    /// The routing key the message was published under, as the broker vouches for it (a domain's broker
+    /// user publishes only under its own prefix): set by the consumer that received it, never from the
+    /// JSON. [`Envelope::publisher`] is its domain.
+    #[serde(skip)]
+    pub published_under: Option<String>,
 }
 
 fn rfc3339_utc<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
@@ -165,6 +172,7 @@ impl Envelope {
             correlation_id: meta.correlation_id.clone(),
             causation_id: meta.causation_id.clone(),
             actor: meta.actor.clone(),
+            published_under: None,
             // Millisecond precision, as serialized, so an envelope survives a round trip unchanged.
             occurred_at: Utc::now().trunc_subsecs(3),
             payload: serde_json::to_value(payload).expect("event payloads serialize"),
@@ -184,6 +192,14 @@ impl Envelope {
             causation_id: Some(self.event_id.clone()),
             actor: self.actor.clone(),
         }
+    }
+
+    /// The domain that published this message, when it came through a consumer: the first segment of
+    /// [`Envelope::published_under`] that names a domain ([`crate::contracts::DOMAINS`]) — its prefix in
+    /// production; tests run consumers in a namespace that comes before it (`t-1.catalogue.…`).
+    pub fn publisher(&self) -> Option<&'static str> {
+        let key = self.published_under.as_deref()?;
+        key.split('.').take(2).find_map(|segment| crate::contracts::DOMAINS.iter().find(|d| **d == segment).copied())
     }
 
     /// Takes the actor from a message's `cs-actor` header.
@@ -260,5 +276,23 @@ mod tests {
         assert!(json["occurredAt"].as_str().unwrap().ends_with('Z'));
         let back: Envelope = serde_json::from_value(json).unwrap();
         assert_eq!(back, env.clone());
+    }
+
+    #[test]
+    fn readers_tolerate_keys_a_later_version_adds() {
+        let meta = EventMeta { trace_id: "t".into(), correlation_id: "c".into(), causation_id: None, actor: None };
+        let env = Envelope::new(&TenantId::parse("acme").unwrap(), &meta, &Thing { n: 1 });
+        let mut json = serde_json::to_value(&env).unwrap();
+        json["streamVersion"] = serde_json::json!(7);
+        json["artifactId"] = serde_json::json!("a-1");
+        let back: Envelope = serde_json::from_value(json).unwrap();
+        assert_eq!(back, env);
+        assert_eq!(back.publisher(), None, "the publisher is never read from the JSON");
+        let under = |key: &str| Envelope { published_under: Some(key.into()), ..env.clone() }.publisher();
+        assert_eq!(under("catalogue.RequestApproval"), Some("catalogue"));
+        assert_eq!(under("catalogue.workflow.RequestApproval"), Some("catalogue"), "the prefix decides");
+        assert_eq!(under("t-1.catalogue.RequestApproval"), Some("catalogue"), "a test's namespace is skipped");
+        assert_eq!(under("t-1.t-2.catalogue.RequestApproval"), None);
+        assert_eq!(under("nobody.RequestApproval"), None);
     }
 }

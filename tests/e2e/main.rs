@@ -622,41 +622,39 @@ async fn a_tenants_catalogue_tree_resolves_across_subgraphs_in_constant_statemen
 /// as pending and asks governance (`catalogue.RequestApproval`); identity binds the approver's role, which
 /// governance learns from `RoleBound`; the approver approves through the router, and governance's
 /// `ApprovalGranted` makes catalogue apply the change. The requester could not approve it itself.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_prod_change_is_applied_once_an_approver_approves_it_through_the_router() {
-    let stack = Stack::start().await;
-    let hive = stack.hive().await;
-    let tenant = format!("gov-{}", stack.id);
-    tenants_on_new_edition(&stack, &hive, &[&tenant], "Governed Co").await;
-    let admin = stack.token(&tenant, "admin", &["identity:read", "identity:write"]);
+/// A tenant with an approver holding catalogue's prod-gate role, a requester, a project and a pending prod
+/// change: (requester's token, approver's token, project id, change id).
+async fn pending_prod_change(stack: &Stack, router: &Router, tenant: &str) -> (String, String, String, String) {
+    tenants_on_new_edition(stack, router, &[tenant], "Governed Co").await;
+    let admin = stack.token(tenant, "admin", &["identity:read", "identity:write"]);
     let requester = stack.token(
-        &tenant,
+        tenant,
         "u-requester",
-        &["catalogue:read", "catalogue:write", "governance:read", "approvals:decide"],
+        &["catalogue:read", "catalogue:write", "governance:read", "governance:write", "approvals:decide"],
     );
 
     // Identity: the approver, and the role catalogue's prod gate names (`release-approver` by default).
     stack
-        .ok(&hive.url, &admin, "mutation { defineRole(input: { key: \"release-approver\", permissions: [\"approvals:decide\", \"governance:read\"] }) { key } }", json!({}))
+        .ok(&router.url, &admin, "mutation { defineRole(input: { key: \"release-approver\", permissions: [\"approvals:decide\", \"governance:read\"] }) { key } }", json!({}))
         .await;
     let v = stack
-        .ok(&hive.url, &admin, "mutation { createPrincipal(input: { displayName: \"Approver\", kind: USER, email: \"a@example.com\" }) { id } }", json!({}))
+        .ok(&router.url, &admin, "mutation { createPrincipal(input: { displayName: \"Approver\", kind: USER, email: \"a@example.com\" }) { id } }", json!({}))
         .await;
     let approver_id = v["createPrincipal"]["id"].as_str().unwrap().to_owned();
     stack
         .ok(
-            &hive.url,
+            &router.url,
             &admin,
             "mutation($p: ID!) { bindRole(principalId: $p, roleKey: \"release-approver\") }",
             json!({ "p": approver_id }),
         )
         .await;
-    let approver = stack.token(&tenant, &approver_id, &["approvals:decide", "governance:read"]);
+    let approver = stack.token(tenant, &approver_id, &["approvals:decide", "governance:read"]);
 
     // Catalogue: a prod change waits for approval.
     let v = stack
         .ok(
-            &hive.url,
+            &router.url,
             &requester,
             "mutation { createProject(input: { slug: \"shop\", name: \"Shop\" }) { id } }",
             json!({}),
@@ -665,7 +663,7 @@ async fn a_prod_change_is_applied_once_an_approver_approves_it_through_the_route
     let project = v["createProject"]["id"].as_str().unwrap().to_owned();
     let v = stack
         .ok(
-            &hive.url,
+            &router.url,
             &requester,
             "mutation($p: ID!) { changeEnvironment(projectId: $p, name: prod, config: { replicas: 9 }, reason: \"scale\") { change { id status } } }",
             json!({ "p": project }),
@@ -673,21 +671,34 @@ async fn a_prod_change_is_applied_once_an_approver_approves_it_through_the_route
         .await;
     let change = v["changeEnvironment"]["change"]["id"].as_str().unwrap().to_owned();
     assert_eq!(v["changeEnvironment"]["change"]["status"], "PENDING");
+    (requester, approver, project, change)
+}
+
+/// Governance's open request about `change`, as `token` reads it through `router`.
+async fn request_for(stack: &Stack, router: &Router, token: &str, change: &str) -> Value {
+    test_support::eventually_value("governance to open the request", Duration::from_secs(20), || async {
+        let v = stack
+            .ok(
+                &router.url,
+                token,
+                "{ approvals(status: PENDING) { nodes { id subjectKind subjectId requestedBy } } }",
+                json!({}),
+            )
+            .await;
+        v["approvals"]["nodes"].as_array().unwrap().iter().find(|n| n["subjectId"] == change).cloned()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prod_change_is_applied_once_an_approver_approves_it_through_the_router() {
+    let stack = Stack::start().await;
+    let hive = stack.hive().await;
+    let tenant = format!("gov-{}", stack.id);
+    let (requester, approver, project, change) = pending_prod_change(&stack, &hive, &tenant).await;
 
     // Governance opened the request (the inbox an approver reads, through the router).
-    let approval =
-        test_support::eventually_value("governance to open the request", Duration::from_secs(20), || async {
-            let v = stack
-                .ok(
-                    &hive.url,
-                    &approver,
-                    "{ approvals(status: PENDING) { nodes { id subjectKind subjectId requestedBy } } }",
-                    json!({}),
-                )
-                .await;
-            v["approvals"]["nodes"].as_array().unwrap().iter().find(|n| n["subjectId"] == change.as_str()).cloned()
-        })
-        .await;
+    let approval = request_for(&stack, &hive, &approver, &change).await;
     assert_eq!(approval["subjectKind"], "catalogue.EnvironmentChange");
     assert_eq!(approval["requestedBy"], "u-requester");
     let id = approval["id"].as_str().unwrap().to_owned();
@@ -727,6 +738,56 @@ async fn a_prod_change_is_applied_once_an_approver_approves_it_through_the_route
         v["environment"] == json!({ "version": 2, "config": { "replicas": 9 } })
     })
     .await;
+    hive.stop().await;
+    stack.stop().await;
+}
+
+/// Finding (High): the prod gate could be bypassed. The requester withdrew governance's request for its own
+/// prod change, then opened one of its own about the same change with a role an accomplice holds and a
+/// quorum of 1; the accomplice approved, and catalogue applied the change. Now governance refuses an API
+/// request about catalogue's subjects, the withdrawal discards the change (finding Medium: before, the
+/// environment then stayed blocked for good), and the environment takes a new change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requester_cannot_approve_its_own_prod_change_through_a_request_of_its_own() {
+    let stack = Stack::start().await;
+    let hive = stack.hive().await;
+    let tenant = format!("gov-{}", stack.id);
+    let (requester, _approver, project, change) = pending_prod_change(&stack, &hive, &tenant).await;
+    let approval = request_for(&stack, &hive, &requester, &change).await;
+    let v = stack
+        .ok(
+            &hive.url,
+            &requester,
+            "mutation($id: ID!) { cancelApproval(id: $id) { status } }",
+            json!({ "id": approval["id"] }),
+        )
+        .await;
+    assert_eq!(v["cancelApproval"]["status"], "CANCELLED");
+
+    let own =
+        "mutation($s: String!, $e: DateTime!) { requestApproval(input: { subjectKind: \"catalogue.EnvironmentChange\",
+        subjectId: $s, summary: \"mine\", approverRoles: [\"accomplice\"], quorum: 1, expiresAt: $e }) { id } }";
+    let soon = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let v = stack.post(&hive.url, &requester, &[], own, json!({ "s": change, "e": soon })).await;
+    assert_eq!(v["errors"][0]["extensions"]["code"], "FORBIDDEN", "{v}");
+
+    let changes = "query($p: ID!) { environmentChanges(projectId: $p, name: prod) { id status } environment(projectId: $p, name: prod) { version config } }";
+    test_support::eventually("catalogue to discard the withdrawn change", Duration::from_secs(20), || async {
+        let v = stack.ok(&hive.url, &requester, changes, json!({ "p": project })).await;
+        v["environmentChanges"][0] == json!({ "id": change, "status": "CANCELLED" })
+    })
+    .await;
+    let v = stack.ok(&hive.url, &requester, changes, json!({ "p": project })).await;
+    assert_eq!(v["environment"], json!({ "version": 1, "config": {} }), "nothing was applied");
+    let v = stack
+        .ok(
+            &hive.url,
+            &requester,
+            "mutation($p: ID!) { changeEnvironment(projectId: $p, name: prod, config: { replicas: 2 }, reason: \"again\") { change { status } } }",
+            json!({ "p": project }),
+        )
+        .await;
+    assert_eq!(v["changeEnvironment"]["change"]["status"], "PENDING", "the environment takes a new change");
     hive.stop().await;
     stack.stop().await;
 }

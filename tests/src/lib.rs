@@ -115,11 +115,16 @@ impl Stack {
         let governance_url = format!("{}/graphql", governance.serve().await);
 
         // The stack's subgraphs hear each other's real routing keys (see the module docs).
-        use kernel::contracts::governance::{ApprovalExpired, ApprovalGranted, ApprovalRejected};
+        use kernel::contracts::governance::{ApprovalCancelled, ApprovalExpired, ApprovalGranted, ApprovalRejected};
         use kernel::envelope::Event;
         bridge(
             &format!("{}.approval-outcomes", catalogue.command_prefix()),
-            &[ApprovalGranted::routing_key(), ApprovalRejected::routing_key(), ApprovalExpired::routing_key()],
+            &[
+                ApprovalGranted::routing_key(),
+                ApprovalRejected::routing_key(),
+                ApprovalExpired::routing_key(),
+                ApprovalCancelled::routing_key(),
+            ],
         )
         .await;
         bridge(

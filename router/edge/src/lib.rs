@@ -81,6 +81,11 @@ fn refuse(status: StatusCode, message: &str) -> Response {
 
 /// Why a document is refused, if it is.
 fn check_document(query: &str, max_selections: usize) -> Option<String> {
+    // Parsing recurses per level of nesting: a deeper document would overflow the stack (and abort the
+    // process for every client), so it is measured first, without parsing.
+    if let Err(why) = kernel::server::within_nesting(query) {
+        return Some(why);
+    }
     let doc = match async_graphql::parser::parse_query(query) {
         Ok(doc) => doc,
         Err(e) => return Some(format!("the query does not parse: {e}")),
@@ -130,18 +135,51 @@ async fn post(State(edge): State<Arc<Edge>>, request: Request) -> Response {
         }
         BodyRead::Broken => return refuse(StatusCode::BAD_REQUEST, "the request body could not be read in time"),
     };
-    let request: serde_json::Value = match serde_json::from_slice(&bytes) {
-        Ok(v) => v,
-        Err(_) => return refuse(StatusCode::BAD_REQUEST, "the body is not a GraphQL request"),
+    let request = match GraphQLRequest::read(&bytes) {
+        Ok(r) => r,
+        Err(why) => return refuse(StatusCode::BAD_REQUEST, &why),
     };
-    let Some(query) = request.get("query").and_then(|q| q.as_str()) else {
-        // Batches and persisted-query hashes are not served.
-        return refuse(StatusCode::BAD_REQUEST, "the body is not a GraphQL request with a query");
-    };
-    if let Some(why) = check_document(query, edge.cfg.max_selections) {
+    if let Some(why) = check_document(&request.query, edge.cfg.max_selections) {
         return refuse(StatusCode::BAD_REQUEST, &why);
     }
-    forward(&edge, &parts.headers, bytes).await
+    // What goes on is what was checked, re-encoded: never the client's bytes, which another JSON reader
+    // could read differently (a second `query` key, an escape this reader refused).
+    let Ok(checked) = serde_json::to_vec(&request) else {
+        return refuse(StatusCode::BAD_REQUEST, "the body is not a GraphQL request");
+    };
+    forward(&edge, &parts.headers, Bytes::from(checked)).await
+}
+
+/// One GraphQL request as the edge reads it — strictly: a key twice, a string that is not valid Unicode
+/// (a lone surrogate escape), JSON nested deeper than 128 levels or a `query` that is not a string is
+/// refused, and keys other than these four are dropped. Batches and persisted-query hashes alone (no
+/// `query`) are not served.
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GraphQLRequest {
+    query: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    operation_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    variables: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    extensions: Option<serde_json::Value>,
+}
+
+impl GraphQLRequest {
+    fn read(json: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(json).map_err(|e| {
+            if e.is_syntax() || e.is_eof() {
+                "the body is not a GraphQL request".to_owned()
+            } else {
+                // serde's own wording of a data error names keys, never the caller's values.
+                format!(
+                    "the body is not a GraphQL request with a query: {}",
+                    e.to_string().split(" at line").next().unwrap_or("")
+                )
+            }
+        })
+    }
 }
 
 /// Most bytes of an oversize body read (and thrown away) so the client, still sending, gets its 413 rather
@@ -252,19 +290,21 @@ async fn relay(
     let to_router = async {
         while let Some(Ok(msg)) = client_rx.next().await {
             let up = match msg {
-                Message::Text(t) => {
-                    let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap_or_default();
-                    if matches!(v["type"].as_str(), Some("subscribe" | "start")) {
-                        let query = v["payload"]["query"].as_str().unwrap_or_default();
-                        if let Some(why) = check_document(query, max) {
-                            let error = serde_json::json!({ "id": v["id"], "type": "error", "payload": [{
-                                "message": why, "extensions": { "code": Code::BadUserInput.as_str() } }] });
-                            let _ = reply_tx.send(Message::Text(error.to_string().into())).await;
-                            continue;
-                        }
+                Message::Text(t) => match Frame::check(t.as_str(), max) {
+                    Checked::Forward(text) => Up::Text(text.into()),
+                    Checked::Refuse { id, why } => {
+                        let error = serde_json::json!({ "id": id, "type": "error", "payload": [{
+                            "message": why, "extensions": { "code": Code::BadUserInput.as_str() } }] });
+                        let _ = reply_tx.send(Message::Text(error.to_string().into())).await;
+                        continue;
                     }
-                    Up::Text(t.as_str().into())
-                }
+                    Checked::Invalid => {
+                        // graphql-transport-ws: an invalid message closes the connection with 4400.
+                        let frame = axum::extract::ws::CloseFrame { code: 4400, reason: "Invalid message".into() };
+                        let _ = reply_tx.send(Message::Close(Some(frame))).await;
+                        break;
+                    }
+                },
                 // graphql-transport-ws is text only: a binary frame would slip past the check above.
                 Message::Binary(_) => break,
                 Message::Ping(p) => Up::Ping(p),
@@ -308,6 +348,58 @@ async fn relay(
     Ok(())
 }
 
+/// A graphql-transport-ws (or legacy graphql-ws) message, read as strictly as a POST body.
+#[derive(serde::Deserialize, serde::Serialize)]
+struct Frame {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    payload: Option<Box<serde_json::value::RawValue>>,
+}
+
+enum Checked {
+    /// The message, re-encoded from what was read.
+    Forward(String),
+    /// A subscription the edge refuses: answered with an `error` for its id, the connection kept.
+    Refuse { id: String, why: String },
+    /// Not a message at all: the connection is closed.
+    Invalid,
+}
+
+impl Frame {
+    fn check(text: &str, max_selections: usize) -> Checked {
+        let Ok(frame) = serde_json::from_str::<Frame>(text) else { return Checked::Invalid };
+        let payload = match (frame.kind.as_str(), &frame.payload) {
+            ("subscribe" | "start", Some(raw)) => {
+                let Some(id) = frame.id.clone() else { return Checked::Invalid };
+                match GraphQLRequest::read(raw.get().as_bytes()) {
+                    Ok(request) => {
+                        if let Some(why) = check_document(&request.query, max_selections) {
+                            return Checked::Refuse { id, why };
+                        }
+                        serde_json::to_string(&request).ok()
+                    }
+                    Err(why) => return Checked::Refuse { id, why },
+                }
+            }
+            ("subscribe" | "start", None) => return Checked::Invalid,
+            // Other payloads (connection_init's, ping's) are read as JSON, bounded like any other.
+            (_, Some(raw)) => serde_json::from_str::<serde_json::Value>(raw.get()).ok().map(|v| v.to_string()),
+            (_, None) => None,
+        };
+        if frame.payload.is_some() && payload.is_none() {
+            return Checked::Invalid;
+        }
+        let payload = payload.and_then(|p| serde_json::value::RawValue::from_string(p).ok());
+        match serde_json::to_string(&Frame { payload, ..frame }) {
+            Ok(text) => Checked::Forward(text),
+            Err(_) => Checked::Invalid,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,5 +416,51 @@ mod tests {
         assert!(started.elapsed() < Duration::from_millis(100));
         assert!(check_document("{ __typename }", 10_000).is_none());
         assert!(check_document("{ ", 10_000).unwrap().contains("does not parse"));
+    }
+
+    #[test]
+    fn documents_nested_past_the_limit_are_refused_before_parsing() {
+        let deep = format!("{{ __type(name: {}\"Query\"{}) {{ name }} }}", "[".repeat(5_000), "]".repeat(5_000));
+        assert!(check_document(&deep, 10_000).unwrap().contains("nests more than"));
+    }
+
+    #[test]
+    fn a_post_is_read_strictly_and_forwarded_as_read() {
+        // The first of two `query` keys could be the one another reader keeps.
+        let twice = br#"{"query":"{ ...A } fragment A on Query { ...A }","query":"{ __typename }"}"#;
+        assert!(GraphQLRequest::read(twice).unwrap_err().contains("duplicate field `query`"));
+        let lone = br#"{"query":"{ __typename }","operationName":"\ud800"}"#;
+        assert!(GraphQLRequest::read(lone).is_err());
+        let ok = GraphQLRequest::read(br#"{"query":"{ a }","variables":{"x":1},"extra":true}"#).unwrap();
+        assert_eq!(serde_json::to_string(&ok).unwrap(), r#"{"query":"{ a }","variables":{"x":1}}"#);
+    }
+
+    #[test]
+    fn websocket_frames_are_read_strictly_and_forwarded_as_read() {
+        let bomb = "{ ...A } fragment A on Query { ...B ...B } fragment B on Query { ...A ...A }";
+        let refused = |text: &str| matches!(Frame::check(text, 10_000), Checked::Refuse { .. });
+        let invalid = |text: &str| matches!(Frame::check(text, 10_000), Checked::Invalid);
+        // A frame this reader cannot read (a lone surrogate in its id) is not relayed unread.
+        assert!(invalid(&format!(r#"{{"id":"\ud800","type":"subscribe","payload":{{"query":"{bomb}"}}}}"#)));
+        assert!(invalid("not json"));
+        assert!(invalid(r#"{"type":"subscribe","id":"1"}"#), "a subscribe without a payload");
+        // Two `payload` keys: refused, whichever the router would read.
+        let twice = format!(
+            r#"{{"id":"1","type":"subscribe","payload":{{"query":"{bomb}"}},"payload":{{"query":"{{ a }}"}}}}"#
+        );
+        assert!(invalid(&twice));
+        // Two `query` keys inside the payload.
+        assert!(refused(&format!(
+            r#"{{"id":"1","type":"subscribe","payload":{{"query":"{bomb}","query":"{{ a }}"}}}}"#
+        )));
+        assert!(refused(&format!(r#"{{"id":"1","type":"subscribe","payload":{{"query":"{bomb}"}}}}"#)));
+        match Frame::check(r#"{"id":"1","type":"subscribe","payload":{"query":"{ a }","x":1},"y":2}"#, 10_000) {
+            Checked::Forward(text) => assert_eq!(text, r#"{"id":"1","type":"subscribe","payload":{"query":"{ a }"}}"#),
+            _ => panic!("a plain subscription is forwarded"),
+        }
+        match Frame::check(r#"{"type":"connection_init","payload":{"Authorization":"Bearer t"}}"#, 10_000) {
+            Checked::Forward(text) => assert!(text.contains("Bearer t")),
+            _ => panic!("connection_init is forwarded"),
+        }
     }
 }

@@ -1,13 +1,15 @@
 //! Everything governance publishes (routing key `governance.<eventType>`) and the commands it accepts. The
 //! README's events table documents each payload; a breaking change makes a new type (`…V2`).
 //!
-//! The approval outcomes (`ApprovalGranted`, `ApprovalRejected`, `ApprovalExpired`) are declared in
-//! `kernel::contracts::governance`, because the requesting domains read them.
+//! The approval outcomes (`ApprovalGranted`, `ApprovalRejected`, `ApprovalExpired`, `ApprovalCancelled`) are
+//! declared in `kernel::contracts::governance`, because the requesting domains read them.
 
 use serde_json::Value;
 use uuid::Uuid;
 
-pub use kernel::contracts::governance::{ApprovalExpired, ApprovalGranted, ApprovalRejected, DOMAIN};
+pub use kernel::contracts::governance::{
+    ApprovalCancelled, ApprovalExpired, ApprovalGranted, ApprovalRejected, DOMAIN,
+};
 
 kernel::events! {
     domain = "governance";
@@ -36,8 +38,6 @@ kernel::events! {
     }
     /// An approver voted (`vote`: `Approve` or `Reject`); the outcome event follows when the vote decides.
     ApprovalVoted { approval_id: Uuid, principal: String, vote: String, approvals: i32, quorum: i32 }
-    /// The requester withdrew the request before anyone decided it.
-    ApprovalCancelled { approval_id: Uuid, subject_kind: String, subject_id: String, cancelled_by: String }
 
     /// An integration connection was created. `secretRefs` are references (`configRef`s), never values.
     IntegrationConnectionCreated {

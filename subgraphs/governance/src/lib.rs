@@ -59,7 +59,8 @@ pub struct Config {
     #[arg(long, env = "POLICY_CACHE_TTL_SECS", default_value_t = 300)]
     pub policy_cache_ttl_secs: u64,
     /// Integration secrets by `env:` must name variables starting with this, then the tenant in upper case
-    /// (`-` as `_`), then `_`: `CP_SECRET_ACME_GITHUB_TOKEN` for tenant `acme`.
+    /// (`-` as `_`), then `__`: `CP_SECRET_ACME__GITHUB_TOKEN` for tenant `acme`, `CP_SECRET_ACME_CORP__…`
+    /// for `acme-corp` (no tenant's prefix is a prefix of another's).
     #[arg(long, env = "INTEGRATION_SECRET_ENV_PREFIX", default_value = "CP_SECRET_")]
     pub integration_secret_env_prefix: String,
     /// Integration secrets by `file:` must lie under `<this>/<tenant>/`.

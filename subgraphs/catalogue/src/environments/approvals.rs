@@ -1,10 +1,18 @@
 //! Governance's answers to catalogue's approval requests: `ApprovalGranted` applies the pending prod
-//! change named by the subject, `ApprovalRejected` and `ApprovalExpired` discard it. The inbox applies each
-//! event once however often it is delivered, and a change that is no longer pending is left alone, so an
-//! answer arriving after another (or after the project was archived) changes nothing.
+//! change named by the subject, `ApprovalRejected`, `ApprovalExpired` and `ApprovalCancelled` discard it.
+//! The inbox applies each event once however often it is delivered, and a change that is no longer pending
+//! is left alone, so an answer arriving after another (or after the project was archived) changes nothing.
+//!
+//! An answer is trusted only as far as the contract says: it must come from governance (the routing key it
+//! was published under), answer the very `RequestApproval` command catalogue sent for the change (its
+//! causation is that command's id: an approval someone opened through the API about the same change is not
+//! it), and a grant must not count the change's requester among its deciders. Anything else is logged and
+//! ignored; the change keeps waiting for its own answer.
 
 use kernel::consumer::{ConsumerSpec, Failure, Handler, RetryPolicy};
-use kernel::contracts::governance::{ApprovalExpired, ApprovalGranted, ApprovalRejected, ApprovalSubject};
+use kernel::contracts::governance::{
+    ApprovalCancelled, ApprovalExpired, ApprovalGranted, ApprovalRejected, ApprovalSubject,
+};
 use kernel::envelope::{Envelope, Event};
 use kernel::{TenantId, Work};
 use uuid::Uuid;
@@ -16,7 +24,12 @@ use crate::events::ENVIRONMENT_CHANGE;
 pub fn spec(retry: RetryPolicy) -> ConsumerSpec {
     ConsumerSpec {
         queue: format!("{}.approval-outcomes", crate::events::DOMAIN),
-        bindings: vec![ApprovalGranted::routing_key(), ApprovalRejected::routing_key(), ApprovalExpired::routing_key()],
+        bindings: vec![
+            ApprovalGranted::routing_key(),
+            ApprovalRejected::routing_key(),
+            ApprovalExpired::routing_key(),
+            ApprovalCancelled::routing_key(),
+        ],
         retry,
         prefetch: 16,
     }
@@ -59,8 +72,24 @@ impl Handler for ApprovalOutcomes {
                 let e: ApprovalExpired = envelope.payload_as().map_err(malformed)?;
                 (e.subject, ChangeStatus::Expired, Vec::new(), None)
             }
+            t if t == ApprovalCancelled::TYPE => {
+                let e: ApprovalCancelled = envelope.payload_as().map_err(malformed)?;
+                let subject = ApprovalSubject { kind: e.subject_kind, id: e.subject_id, project_id: None };
+                (
+                    subject,
+                    ChangeStatus::Cancelled,
+                    vec![e.cancelled_by],
+                    Some("the approval request was withdrawn".into()),
+                )
+            }
             other => return Err(Failure::Permanent(anyhow::anyhow!("unexpected event type {other}"))),
         };
+        if envelope.publisher() != Some(ApprovalGranted::DOMAIN) {
+            return Err(Failure::Permanent(anyhow::anyhow!(
+                "approval outcome published by {:?}, not governance",
+                envelope.publisher()
+            )));
+        }
         let Some(change_id) = change_of(&subject)? else {
             // Another domain's approval: not ours to act on.
             return Ok(());
@@ -71,6 +100,17 @@ impl Handler for ApprovalOutcomes {
         };
         if change.status != ChangeStatus::Pending {
             tracing::info!(%tenant, %change_id, status = ?change.status, "environment change already decided; outcome ignored");
+            return Ok(());
+        }
+        let asked = store::approval_request_of(work, tenant, change_id).await?;
+        if asked.is_some() && envelope.causation_id != asked {
+            tracing::warn!(%tenant, %change_id, causation = ?envelope.causation_id, asked = ?asked,
+                "approval outcome does not answer the request catalogue sent for this change; ignored");
+            return Ok(());
+        }
+        if outcome == ChangeStatus::Applied && by.iter().any(|d| *d == change.requested_by) {
+            tracing::warn!(%tenant, %change_id, requester = %change.requested_by,
+                "approval granted with the requester's own vote; ignored");
             return Ok(());
         }
         match outcome {

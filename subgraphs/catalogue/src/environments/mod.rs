@@ -215,22 +215,19 @@ pub async fn request_change(
     // Recorded as pending either way; outside prod it is applied (decided) below in the same transaction.
     let status = ChangeStatus::Pending;
     let change_id = Uuid::now_v7();
-    let change = store::insert_change(
-        work,
-        tenant,
-        &store::NewChange {
-            change_id,
-            project_id,
-            environment: env,
-            config: &config,
-            reason,
-            requested_by,
-            status,
-            base_version: current.version,
-        },
-    )
-    .await?;
+    let mut new = store::NewChange {
+        change_id,
+        project_id,
+        environment: env,
+        config: &config,
+        reason,
+        requested_by,
+        status,
+        base_version: current.version,
+        approval_request: None,
+    };
     if !env.gated() {
+        let change = store::insert_change(work, tenant, &new).await?;
         let (env, change) = apply(work, tenant, change, None).await?;
         return Ok(Requested::Applied(env, change));
     }
@@ -261,7 +258,11 @@ pub async fn request_change(
             "config": config,
         }),
     };
-    work.emit(tenant, &events::RequestApproval { project_id, request }).await?;
+    // The command's id is the approval's: governance's answer names it as its causation (`approvals.rs`).
+    // Recorded in this transaction, so a refused change (another one pending) sends nothing either.
+    let command = work.emit(tenant, &events::RequestApproval { project_id, request }).await?;
+    new.approval_request = Some(&command.event_id);
+    let change = store::insert_change(work, tenant, &new).await?;
     Ok(Requested::Pending(current, change))
 }
 

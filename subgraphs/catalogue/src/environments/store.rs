@@ -108,14 +108,17 @@ pub struct NewChange<'a> {
     pub requested_by: &'a str,
     pub status: ChangeStatus,
     pub base_version: i32,
+    /// The `RequestApproval` command's event id, for a change that waits for governance.
+    pub approval_request: Option<&'a str>,
 }
 
 pub async fn insert_change(tx: &mut Tx, tenant: &TenantId, c: &NewChange<'_>) -> Result<EnvironmentChange> {
     sqlx::query_as!(
         EnvironmentChange,
         r#"INSERT INTO environment_changes
-               (tenant_id, change_id, project_id, environment, config, reason, requested_by, status, base_version)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+               (tenant_id, change_id, project_id, environment, config, reason, requested_by, status, base_version,
+                approval_request)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
            RETURNING tenant_id AS "tenant_id: TenantId", change_id, project_id,
                      environment AS "environment: EnvironmentName", config, reason, requested_by,
                      status AS "status: ChangeStatus", base_version, applied_version, decided_by, decision_note,
@@ -129,6 +132,7 @@ pub async fn insert_change(tx: &mut Tx, tenant: &TenantId, c: &NewChange<'_>) ->
         c.requested_by,
         c.status.as_str(),
         c.base_version,
+        c.approval_request,
     )
     .fetch_one(&mut **tx)
     .await
@@ -138,6 +142,19 @@ pub async fn insert_change(tx: &mut Tx, tenant: &TenantId, c: &NewChange<'_>) ->
             c.environment.as_str()
         ))
     })
+}
+
+/// The event id of the `RequestApproval` command a change waits on (`None` for a change recorded before it
+/// was kept, or one that never waited).
+pub async fn approval_request_of(tx: &mut Tx, tenant: &TenantId, change_id: Uuid) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar!(
+        "SELECT approval_request FROM environment_changes WHERE tenant_id = $1 AND change_id = $2",
+        tenant.as_str(),
+        change_id,
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    .flatten())
 }
 
 /// A change, locked, for deciding it.

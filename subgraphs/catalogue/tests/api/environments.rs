@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use kernel::contracts::governance::{ApprovalExpired, ApprovalGranted, ApprovalRejected, ApprovalSubject};
+use kernel::contracts::governance::{
+    ApprovalCancelled, ApprovalExpired, ApprovalGranted, ApprovalRejected, ApprovalSubject,
+};
 use kernel::envelope::Event;
 use serde_json::{json, Value};
 use test_support::Tap;
@@ -106,13 +108,13 @@ async fn a_prod_change_is_applied_once_after_approval_granted() {
         note: Some("ok".into()),
     };
     let rest = format!("governance.{}", ApprovalGranted::TYPE);
-    let env = app.publish(&tenant, &rest, &granted).await;
+    let env = app.answer(&tenant, &change, &rest, &granted).await;
     app.publish_envelope(&rest, &env).await; // delivered twice
     wait_status(&app, &change, "Applied").await;
     // A late rejection of the same change changes nothing.
     let rejected =
         ApprovalRejected { approval_id: "apr-1".into(), subject: subject(&change, &p), decided_by: vec![], note: None };
-    app.publish(&tenant, &format!("governance.{}", ApprovalRejected::TYPE), &rejected).await;
+    app.answer(&tenant, &change, &format!("governance.{}", ApprovalRejected::TYPE), &rejected).await;
 
     test_support::eventually("the cached prod read to show the change", Duration::from_secs(10), || async {
         read(&app, &t, &p, "prod").await == json!({ "version": 2, "config": { "replicas": 9 } })
@@ -147,20 +149,20 @@ async fn a_prod_change_is_discarded_when_rejected_or_expired() {
         decided_by: vec!["bob".into()],
         note: Some("not now".into()),
     };
-    app.publish("acme", &format!("governance.{}", ApprovalRejected::TYPE), &rejected).await;
+    app.answer("acme", &first, &format!("governance.{}", ApprovalRejected::TYPE), &rejected).await;
     wait_status(&app, &first, "Rejected").await;
 
     // Once decided, the environment takes a new request.
     let second = app.ok(&t, CHANGE, json!({ "p": p, "n": "prod", "c": { "a": 2 } })).await;
     let second = second["changeEnvironment"]["change"]["id"].as_str().unwrap().to_owned();
     let expired = ApprovalExpired { approval_id: "apr-2".into(), subject: subject(&second, &p) };
-    app.publish("acme", &format!("governance.{}", ApprovalExpired::TYPE), &expired).await;
+    app.answer("acme", &second, &format!("governance.{}", ApprovalExpired::TYPE), &expired).await;
     wait_status(&app, &second, "Expired").await;
 
     // A grant arriving after the rejection changes nothing.
     let granted =
         ApprovalGranted { approval_id: "apr-1".into(), subject: subject(&first, &p), decided_by: vec![], note: None };
-    let env = app.publish("acme", &format!("governance.{}", ApprovalGranted::TYPE), &granted).await;
+    let env = app.answer("acme", &first, &format!("governance.{}", ApprovalGranted::TYPE), &granted).await;
     let admin = app.admin_pool().await;
     test_support::eventually("the late grant to be consumed", Duration::from_secs(10), || async {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM inbox WHERE event_id = $1")
@@ -189,5 +191,89 @@ async fn a_prod_change_is_discarded_when_rejected_or_expired() {
             .await
             .unwrap();
     assert_eq!(discarded, 2);
+    app.cleanup().await;
+}
+
+/// Finding (High): catalogue applied any `ApprovalGranted` naming a pending change. It now acts only on the
+/// answer to the `RequestApproval` it sent, and never on a grant the requester voted for.
+#[tokio::test]
+async fn only_the_answer_to_catalogues_own_request_applies_a_prod_change() {
+    let app = spawn_app().await;
+    test_support::consuming(&format!("{}.approval-outcomes", app.command_prefix())).await;
+    let tenant = format!("t-{}", app.id);
+    let t = app.member(&tenant);
+    let p = app.project(&t, "shop").await;
+    let v = app.ok(&t, CHANGE, json!({ "p": p, "n": "prod", "c": { "replicas": 9 } })).await;
+    let change = v["changeEnvironment"]["change"]["id"].as_str().unwrap().to_owned();
+    let requester = format!("user@{tenant}");
+    let granted = |by: &str| ApprovalGranted {
+        approval_id: "apr-x".into(),
+        subject: subject(&change, &p),
+        decided_by: vec![by.to_owned()],
+        note: None,
+    };
+    let rest = format!("governance.{}", ApprovalGranted::TYPE);
+    let admin = app.admin_pool().await;
+    let consumed = |event_id: String| {
+        let admin = admin.clone();
+        async move {
+            test_support::eventually("the outcome to be consumed", Duration::from_secs(10), || async {
+                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM inbox WHERE event_id = $1")
+                    .bind(&event_id)
+                    .fetch_one(&admin)
+                    .await
+                    .unwrap()
+                    == 1
+            })
+            .await
+        }
+    };
+    // The answer to another request about the same change (one opened through the API: no causation, or
+    // another command's) is not this change's answer.
+    let forged = app.publish(&tenant, &rest, &granted("mallory")).await;
+    consumed(forged.event_id).await;
+    let meta = kernel::envelope::EventMeta { causation_id: Some("evt-other".into()), ..Default::default() };
+    let other = kernel::envelope::Envelope::new(&kernel::TenantId::parse(&tenant).unwrap(), &meta, &granted("mallory"));
+    app.publish_envelope(&rest, &other).await;
+    consumed(other.event_id).await;
+    // A grant the requester voted for is no grant.
+    let own = app.answer(&tenant, &change, &rest, &granted(&requester)).await;
+    consumed(own.event_id).await;
+    let status: String = sqlx::query_scalar("SELECT status FROM environment_changes WHERE change_id = $1::uuid")
+        .bind(&change)
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    assert_eq!(status, "Pending", "no forged answer applied the change");
+    assert_eq!(read(&app, &t, &p, "prod").await, json!({ "version": 1, "config": {} }));
+    // The real answer applies it.
+    app.answer(&tenant, &change, &rest, &granted("bob")).await;
+    wait_status(&app, &change, "Applied").await;
+    app.cleanup().await;
+}
+
+/// Finding (Medium): a cancelled approval left its prod change pending for good, and the environment
+/// refused every later change. Governance's `ApprovalCancelled` now discards it.
+#[tokio::test]
+async fn a_cancelled_approval_frees_the_prod_environment() {
+    let app = spawn_app().await;
+    test_support::consuming(&format!("{}.approval-outcomes", app.command_prefix())).await;
+    let tenant = format!("t-{}", app.id);
+    let t = app.member(&tenant);
+    let p = app.project(&t, "shop").await;
+    let v = app.ok(&t, CHANGE, json!({ "p": p, "n": "prod", "c": { "a": 1 } })).await;
+    let change = v["changeEnvironment"]["change"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(code(&app.gql(&t, CHANGE, json!({ "p": p, "n": "prod", "c": { "a": 2 } })).await), "CONFLICT");
+    let cancelled = ApprovalCancelled {
+        approval_id: "apr-1".into(),
+        subject_kind: catalogue::events::ENVIRONMENT_CHANGE.into(),
+        subject_id: change.clone(),
+        cancelled_by: format!("user@{tenant}"),
+    };
+    app.answer(&tenant, &change, &format!("governance.{}", ApprovalCancelled::TYPE), &cancelled).await;
+    wait_status(&app, &change, "Cancelled").await;
+    let v = app.ok(&t, CHANGE, json!({ "p": p, "n": "prod", "c": { "a": 2 } })).await;
+    assert_eq!(v["changeEnvironment"]["change"]["status"], "PENDING", "the environment takes a new change");
+    assert_eq!(read(&app, &t, &p, "prod").await, json!({ "version": 1, "config": {} }));
     app.cleanup().await;
 }

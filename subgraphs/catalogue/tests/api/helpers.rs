@@ -82,6 +82,21 @@ impl TestApp {
         env
     }
 
+    /// Publishes governance's answer `payload` about environment change `change`, as governance would: caused
+    /// by the `RequestApproval` command catalogue sent for it.
+    pub async fn answer<E: Event>(&self, tenant: &str, change: &str, rest: &str, payload: &E) -> Envelope {
+        let asked: Option<String> =
+            sqlx::query_scalar("SELECT approval_request FROM environment_changes WHERE change_id = $1::uuid")
+                .bind(change)
+                .fetch_one(&self.admin_pool().await)
+                .await
+                .unwrap();
+        let meta = EventMeta { trace_id: "t".into(), correlation_id: "c".into(), causation_id: asked, actor: None };
+        let env = Envelope::new(&TenantId::parse(tenant).unwrap(), &meta, payload);
+        self.publish_envelope(rest, &env).await;
+        env
+    }
+
     pub async fn publish_envelope(&self, rest: &str, env: &Envelope) {
         let ch = Broker::new(AMQP.to_owned().into()).channel().await.unwrap();
         let key = format!("{}.{rest}", self.command_prefix());

@@ -277,6 +277,33 @@ impl NewApproval {
     }
 }
 
+/// Who asks for an approval: a domain's `RequestApproval` command (naming the publishing domain, as the
+/// broker vouches for it), or a caller of the API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Requester<'a> {
+    Domain(&'a str),
+    Api,
+}
+
+/// A subject's kind belongs to the domain it names (`catalogue.EnvironmentChange` to catalogue): only that
+/// domain may ask about it, since only it acts on the answer. An API caller may ask about kinds of its own
+/// (`release.Gate`, a partner's CI), never a platform domain's: otherwise it could open a request for a
+/// pending prod change with approver roles and a quorum of its choosing.
+pub fn may_ask(requester: Requester<'_>, kind: &str) -> Result<()> {
+    let domain = kind.split_once('.').map_or(kind, |(d, _)| d);
+    let platform = kernel::contracts::DOMAINS.contains(&domain);
+    match requester {
+        Requester::Domain(d) if d == domain => Ok(()),
+        Requester::Domain(d) => Err(Error::forbidden(format!(
+            "{d} asked for an approval of a {domain} subject; a domain asks only about its own"
+        ))),
+        Requester::Api if platform => Err(Error::forbidden(format!(
+            "approvals of {domain} subjects are asked for by {domain} itself, not through the API"
+        ))),
+        Requester::Api => Ok(()),
+    }
+}
+
 /// Opens a request unless one is open for the subject already (then that one, `false`): a command
 /// delivered twice, or re-sent, opens one request. Emits `ApprovalRequested` for a new one. The request
 /// keeps `work`'s trace and correlation ids and causation (the command's event id).
@@ -379,8 +406,8 @@ pub async fn vote(
     Ok(a)
 }
 
-/// The requester (or a `governance:write` caller when `by_requester` is false) withdraws a pending request.
-/// Emits `ApprovalCancelled`; the requesting domain is not sent an outcome (it asked for the withdrawal).
+/// The requester withdraws a pending request. Emits `ApprovalCancelled`, an outcome the requesting domain
+/// hears like the others (catalogue discards the pending change, so the environment takes a new one).
 pub async fn cancel(db: &Db, tenant: &TenantId, id: Uuid, by: &str, trace: &str) -> Result<Approval> {
     let mut tx = db.tenant_tx(tenant).await?;
     let a = store::lock(&mut tx, tenant, id).await?.ok_or_else(|| Error::not_found(format!("no approval `{id}`")))?;
@@ -393,7 +420,7 @@ pub async fn cancel(db: &Db, tenant: &TenantId, id: Uuid, by: &str, trace: &str)
     }
     let a = store::finish(&mut work, tenant, id, ApprovalStatus::Cancelled, None).await?;
     let event = events::ApprovalCancelled {
-        approval_id: id,
+        approval_id: id.to_string(),
         subject_kind: a.subject_kind.clone(),
         subject_id: a.subject_id.clone(),
         cancelled_by: by.to_owned(),
@@ -434,6 +461,16 @@ mod tests {
     }
 
     type Change = Box<dyn Fn(&mut ApprovalRequest)>;
+
+    #[test]
+    fn a_subject_kind_is_asked_about_by_its_own_domain_only() {
+        assert!(may_ask(Requester::Domain("catalogue"), "catalogue.EnvironmentChange").is_ok());
+        assert!(may_ask(Requester::Domain("workflow"), "catalogue.EnvironmentChange").is_err());
+        assert!(may_ask(Requester::Api, "catalogue.EnvironmentChange").is_err());
+        assert!(may_ask(Requester::Api, "workflow.Gate").is_err());
+        assert!(may_ask(Requester::Api, "release.Gate").is_ok());
+        assert_eq!(may_ask(Requester::Api, "governance.X").unwrap_err().code(), kernel::Code::Forbidden);
+    }
 
     #[test]
     fn requests_are_checked() {

@@ -2,8 +2,9 @@
 //! a domain's broker user publishes only under its own prefix, so the queue binds `*.RequestApproval`).
 //! The payload is `kernel::contracts::governance::ApprovalRequest`. The inbox applies a command once
 //! however often it is delivered, and a subject with an open request keeps that one, so a re-sent command
-//! opens nothing new. A subject kind must belong to the domain that sent it… which the envelope does not
-//! say; the kind's domain is recorded instead and the answer goes to every listener of the outcome events.
+//! opens nothing new. A subject kind must belong to the domain that sent the command (the routing key it
+//! was published under, which only that domain's broker user may use): a command about another domain's
+//! subject is dead-lettered.
 
 use chrono::Utc;
 use kernel::consumer::{ConsumerSpec, Failure, Handler, RetryPolicy};
@@ -40,8 +41,13 @@ impl Handler for ApprovalRequests {
             .map(|p| p.0)
             .map_err(|e| Failure::Permanent(anyhow::anyhow!("malformed RequestApproval payload: {e}")))?;
         let tenant = &envelope.tenant_id;
-        // A request refused here (bad roles, an expiry in the past) cannot succeed later: dead-lettered.
+        // A request refused here (bad roles, an expiry in the past, another domain's subject) cannot succeed
+        // later: dead-lettered.
         let new = NewApproval::parse(request, Utc::now())?;
+        let sender = envelope
+            .publisher()
+            .ok_or_else(|| Failure::Permanent(anyhow::anyhow!("RequestApproval from no known domain")))?;
+        super::may_ask(super::Requester::Domain(sender), &new.subject.kind)?;
         let (a, created) = super::request(work, tenant, &new).await?;
         if !created {
             tracing::info!(%tenant, approval = %a.approval_id, subject = %a.subject_id, "RequestApproval: the subject has an open request already");

@@ -69,7 +69,8 @@ pub struct ApprovalMutation;
 #[Object]
 impl ApprovalMutation {
     /// Opens an approval request for the caller (or returns the subject's open one). Emits
-    /// `ApprovalRequested`.
+    /// `ApprovalRequested`. The subject's kind may not be a platform domain's (`catalogue.…`, `workflow.…`):
+    /// those domains ask themselves (`FORBIDDEN`).
     async fn request_approval(&self, ctx: &Context<'_>, input: RequestApprovalInput) -> Result<Approval> {
         let tenant = writer(ctx)?;
         let request = ApprovalRequest {
@@ -83,6 +84,7 @@ impl ApprovalMutation {
             details: input.details.map_or(Value::Null, |j| j.0),
         };
         let new = NewApproval::parse(request, Utc::now())?;
+        super::may_ask(super::Requester::Api, &new.subject.kind)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
         let (a, _) = super::request(&mut work, &tenant, &new).await?;
         work.commit().await?;

@@ -184,7 +184,7 @@ pub fn secret_name(raw: &str) -> Result<String> {
 /// backends' own access policies (a backend resolves with the tenant's identity).
 #[derive(Clone, Debug)]
 pub struct SecretScope {
-    /// Environment variables of tenant `acme-corp` start with `<prefix>ACME_CORP_`.
+    /// Environment variables of tenant `acme-corp` start with `<prefix>ACME_CORP__`.
     pub env_prefix: String,
     /// Files of tenant `acme` lie under `<dir>/acme/`.
     pub dir: String,
@@ -197,9 +197,12 @@ impl Default for SecretScope {
 }
 
 impl SecretScope {
-    /// The prefix of `tenant`'s environment variables.
+    /// The prefix of `tenant`'s environment variables: the slug upper-cased with `-` as `_`, then `__`.
+    /// A slug never holds two hyphens in a row nor ends with one, so an encoded slug never holds `__` nor
+    /// ends with `_`: no tenant's prefix is a prefix of another's (`acme`'s `…ACME__` is not a prefix of
+    /// `acme-corp`'s `…ACME_CORP__`, as `…ACME_` was of `…ACME_CORP_`).
     pub fn env_prefix_of(&self, tenant: &TenantId) -> String {
-        format!("{}{}_", self.env_prefix, tenant.as_str().to_ascii_uppercase().replace('-', "_"))
+        format!("{}{}__", self.env_prefix, tenant.as_str().to_ascii_uppercase().replace('-', "_"))
     }
 
     /// The directory of `tenant`'s secret files.
@@ -215,19 +218,22 @@ pub fn config_ref(scope: &SecretScope, tenant: &TenantId, secret: &str, raw: &st
     let r = ConfigRef::parse(raw).map_err(|why| {
         Error::bad_input("configRef", format!("the configRef of secret `{secret}` is invalid: {why}"))
     })?;
-    match &r {
-        ConfigRef::Env { name } if !name.starts_with(&scope.env_prefix_of(tenant)) => Err(Error::bad_input(
-            "configRef",
-            format!(
-                "secret `{secret}`: this tenant's env: references name variables starting with {}",
-                scope.env_prefix_of(tenant)
-            ),
-        )),
-        ConfigRef::File { path } if !path.starts_with(&scope.dir_of(tenant)) => Err(Error::bad_input(
-            "configRef",
-            format!("secret `{secret}`: this tenant's file: references lie under {}", scope.dir_of(tenant)),
-        )),
-        _ => Ok(r.to_string()),
+    out_of_scope(scope, tenant, &r).map_or_else(
+        || Ok(r.to_string()),
+        |why| Err(Error::bad_input("configRef", format!("secret `{secret}`: {why}"))),
+    )
+}
+
+/// Why `r` is not one of `tenant`'s own references, if it is not.
+fn out_of_scope(scope: &SecretScope, tenant: &TenantId, r: &ConfigRef) -> Option<String> {
+    match r {
+        ConfigRef::Env { name } if !name.starts_with(&scope.env_prefix_of(tenant)) => {
+            Some(format!("this tenant's env: references name variables starting with {}", scope.env_prefix_of(tenant)))
+        }
+        ConfigRef::File { path } if !path.starts_with(&scope.dir_of(tenant)) => {
+            Some(format!("this tenant's file: references lie under {}", scope.dir_of(tenant)))
+        }
+        _ => None,
     }
 }
 
@@ -263,10 +269,32 @@ pub struct SecretCheck {
     pub message: Option<String>,
 }
 
-/// Resolves each of the connection's references and reports, without keeping any value.
-pub async fn check_secrets(secrets: &Secrets, c: &IntegrationConnection) -> Vec<SecretCheck> {
+/// Resolves each of the connection's references and reports, without keeping any value. The scope is
+/// checked again first: a reference stored before a scope changed (or before its encoding was made
+/// unambiguous) is refused as `INVALID_REFERENCE`, never resolved.
+pub async fn check_secrets(
+    secrets: &Secrets,
+    scope: &SecretScope,
+    tenant: &TenantId,
+    c: &IntegrationConnection,
+) -> Vec<SecretCheck> {
     let mut out = Vec::new();
     for r in refs_of(&c.secret_refs) {
+        let why = match ConfigRef::parse(&r.config_ref) {
+            Ok(parsed) => out_of_scope(scope, tenant, &parsed),
+            Err(why) => Some(why),
+        };
+        if let Some(why) = why {
+            let message = Some(format!("`{}` is not a reference this tenant may use: {why}", r.config_ref));
+            out.push(SecretCheck {
+                name: r.name,
+                config_ref: r.config_ref,
+                ok: false,
+                code: Some("INVALID_REFERENCE".to_owned()),
+                message,
+            });
+            continue;
+        }
         let result = secrets.resolve(&r.config_ref).await;
         let (ok, code, message) = match result {
             Ok(value) => {

@@ -197,7 +197,7 @@ impl IntegrationMutation {
         let s = state(ctx);
         let mut work = Work::tenant(&s.kernel.db, &tenant, event_meta(ctx)).await?;
         let mut c = load(&mut work, &tenant, id).await?;
-        let checks = super::check_secrets(&s.secrets, &c).await;
+        let checks = super::check_secrets(&s.secrets, &s.config.secret_scope(), &tenant, &c).await;
         let ok = c.status == IntegrationStatus::Active && checks.iter().all(|x| x.ok);
         let failures: Vec<String> = checks
             .iter()

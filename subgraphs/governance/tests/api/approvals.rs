@@ -128,7 +128,7 @@ async fn one_rejection_rejects_and_a_role_unbound_no_longer_counts() {
     let v = app
         .ok(
             &requester,
-            "mutation($e: DateTime!) { requestApproval(input: { subjectKind: \"workflow.Gate\", subjectId: \"g-1\",
+            "mutation($e: DateTime!) { requestApproval(input: { subjectKind: \"release.Gate\", subjectId: \"g-1\",
                summary: \"release 1.2\", approverRoles: [\"sre\"], quorum: 3, expiresAt: $e }) { id requestedBy status } }",
             json!({ "e": (Utc::now() + chrono::Duration::hours(1)).to_rfc3339() }),
         )
@@ -151,7 +151,7 @@ async fn one_rejection_rejects_and_a_role_unbound_no_longer_counts() {
     let v = app.ok(&frank, REJECT, json!({ "id": id, "n": "not today" })).await;
     assert_eq!(v["reject"], json!({ "status": "REJECTED", "decisionNote": "not today" }));
     let rejected = outcomes.event("ApprovalRejected", &tenant, Duration::from_secs(10)).await;
-    assert_eq!(rejected["payload"]["subject"]["kind"], "workflow.Gate");
+    assert_eq!(rejected["payload"]["subject"]["kind"], "release.Gate");
     assert_eq!(rejected["payload"]["decidedBy"], json!(["frank"]));
     app.cleanup().await;
 }
@@ -206,5 +206,46 @@ async fn bad_requests_are_refused_with_codes_and_nothing_is_written() {
     assert_eq!(code(&v), "NOT_FOUND");
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM approvals").fetch_one(&app.admin_pool().await).await.unwrap();
     assert_eq!(n, 0);
+    app.cleanup().await;
+}
+
+/// Finding (High): `requestApproval` accepted any subject kind, so a requester could open its own request
+/// about catalogue's pending prod change, with approver roles and a quorum of its choosing. Only a domain
+/// asks about its own subjects, and only through its own prefix.
+#[tokio::test]
+async fn a_subject_is_asked_about_only_by_the_domain_it_belongs_to() {
+    let app = spawn_app().await;
+    test_support::consuming(&format!("{}.approval-requests", app.command_prefix())).await;
+    let tenant = format!("t-{}", app.id);
+    let requester = app.as_principal(&tenant, "mallory", &["governance:read", "governance:write"]);
+    let soon = (Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let q = "mutation($k: String!, $e: DateTime!) { requestApproval(input: { subjectKind: $k, subjectId: \"chg-1\",
+               summary: \"s\", approverRoles: [\"accomplice\"], quorum: 1, expiresAt: $e }) { id } }";
+    for kind in ["catalogue.EnvironmentChange", "workflow.Gate", "lineage.Artifact", "governance.Policy"] {
+        let v = app.gql(&requester, q, json!({ "k": kind, "e": soon })).await;
+        assert_eq!(code(&v), "FORBIDDEN", "{kind}: {v}");
+    }
+    // A command published under workflow's prefix about a catalogue subject is dead-lettered, not opened;
+    // the same under catalogue's own prefix is.
+    let ch = kernel::broker::Broker::new(crate::helpers::AMQP.to_owned().into()).channel().await.unwrap();
+    let dlq = format!("{}.approval-requests.dlq", app.command_prefix());
+    let cmd = CatalogueRequest { project_id: "p-1".into(), request: request("chg-2", 1, chrono::Duration::hours(1)) };
+    app.publish(&tenant, "workflow.RequestApproval", &cmd).await;
+    let dead =
+        test_support::eventually_value("the command on the dead-letter queue", Duration::from_secs(15), || async {
+            ch.basic_get(&dlq, lapin::options::BasicGetOptions { no_ack: true }).await.unwrap()
+        })
+        .await;
+    let headers = dead.delivery.properties.headers().clone().unwrap_or_default();
+    let reason = match headers.inner().get("cs-dead-letter-reason") {
+        Some(lapin::types::AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        other => format!("{other:?}"),
+    };
+    assert!(reason.contains("workflow asked for an approval of a catalogue subject"), "{reason}");
+    let cmd = CatalogueRequest { project_id: "p-1".into(), request: request("chg-3", 1, chrono::Duration::hours(1)) };
+    app.publish(&tenant, "catalogue.RequestApproval", &cmd).await;
+    approval_of(&app, &app.member(&tenant), "chg-3").await;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM approvals").fetch_one(&app.admin_pool().await).await.unwrap();
+    assert_eq!(n, 1, "only catalogue's own request was opened");
     app.cleanup().await;
 }

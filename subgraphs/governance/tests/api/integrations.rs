@@ -21,8 +21,8 @@ async fn no_secret_value_is_stored_published_returned_or_logged() {
     let mut rotated = Tap::new("governance.IntegrationSecretRotated").await;
     // The secret lives in the environment; only its reference is given.
     let secret = format!("s3cret-{}", uuid::Uuid::new_v4().simple());
-    // A tenant's env: secrets carry its prefix (CP_SECRET_<TENANT>_…); the server's own are out of reach.
-    let var = format!("CP_SECRET_{}_GH_TOKEN", tenant.to_uppercase().replace('-', "_"));
+    // A tenant's env: secrets carry its prefix (CP_SECRET_<TENANT>__…); the server's own are out of reach.
+    let var = format!("CP_SECRET_{}__GH_TOKEN", tenant.to_uppercase().replace('-', "_"));
     // SAFETY: tests in this binary read only their own, uniquely named variables.
     unsafe { std::env::set_var(&var, &secret) };
     let missing = format!("file:/run/secrets/tenants/{tenant}/missing");
@@ -121,5 +121,66 @@ async fn no_secret_value_is_stored_published_returned_or_logged() {
     assert!(captured.contains("connection tested"), "the log capture saw this test's work");
     assert!(!captured.contains(&secret), "the logs hold the secret");
     unsafe { std::env::remove_var(&var) };
+    app.cleanup().await;
+}
+
+/// The finding: `acme`'s prefix was `CP_SECRET_ACME_`, a prefix of `acme-corp`'s `CP_SECRET_ACME_CORP_`, so
+/// `acme` could name (and have an integration resolve) `acme-corp`'s secrets.
+#[tokio::test]
+async fn a_tenant_cannot_name_a_tenant_whose_slug_extends_its_own() {
+    let app = spawn_app().await;
+    let acme = format!("t-{}", app.id);
+    let corp = format!("{acme}-corp");
+    let (acme_enc, corp_enc) = (acme.to_uppercase().replace('-', "_"), corp.to_uppercase().replace('-', "_"));
+    let secret = format!("corp-secret-{}", uuid::Uuid::new_v4().simple());
+    let (old_form, new_form) = (format!("CP_SECRET_{corp_enc}_TOKEN"), format!("CP_SECRET_{corp_enc}__TOKEN"));
+    // SAFETY: tests in this binary read only their own, uniquely named variables.
+    unsafe {
+        std::env::set_var(&old_form, &secret);
+        std::env::set_var(&new_form, &secret);
+    }
+    let t = app.member(&acme);
+    for var in [&old_form, &new_form] {
+        let input = json!({ "name": "stolen", "kind": "CI", "provider": "x",
+            "secrets": [{ "name": "token", "configRef": format!("env:{var}") }] });
+        let v = app.gql(&t, CREATE, json!({ "i": input })).await;
+        assert_eq!(code(&v), "BAD_USER_INPUT", "{var}: {v}");
+        assert_eq!(v["errors"][0]["extensions"]["field"], "configRef");
+        assert!(v["errors"][0]["message"].as_str().unwrap().contains(&format!("CP_SECRET_{acme_enc}__")), "{v}");
+    }
+    // The other tenant names its own under the new form.
+    let c = app.member(&corp);
+    let input = json!({ "name": "mine", "kind": "CI", "provider": "x",
+        "secrets": [{ "name": "token", "configRef": format!("env:{new_form}") }] });
+    let id = app.ok(&c, CREATE, json!({ "i": input })).await["createIntegrationConnection"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let v = app.ok(&c, TEST, json!({ "id": id })).await;
+    assert_eq!(v["testIntegrationConnection"]["ok"], true, "{v}");
+
+    // A reference stored before the fix (put in the table directly) is checked again and never resolved.
+    let input = json!({ "name": "old", "kind": "CI", "provider": "x",
+        "secrets": [{ "name": "token", "configRef": format!("env:CP_SECRET_{acme_enc}__TOKEN") }] });
+    let id = app.ok(&t, CREATE, json!({ "i": input })).await["createIntegrationConnection"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let admin = app.admin_pool().await;
+    sqlx::query("UPDATE integration_connections SET secret_refs = $2 WHERE connection_id = $1::uuid")
+        .bind(&id)
+        .bind(json!({ "token": format!("env:{old_form}") }))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let v = app.ok(&t, TEST, json!({ "id": id })).await;
+    let test = &v["testIntegrationConnection"];
+    assert_eq!(test["ok"], false, "{v}");
+    assert_eq!(test["secrets"][0]["code"], "INVALID_REFERENCE", "{v}");
+    assert!(!v.to_string().contains(&secret));
+    unsafe {
+        std::env::remove_var(&old_form);
+        std::env::remove_var(&new_form);
+    }
     app.cleanup().await;
 }

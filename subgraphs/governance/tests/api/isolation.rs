@@ -18,7 +18,7 @@ async fn another_tenant_sees_and_changes_nothing() {
     assert_eq!(decision["evaluatePolicy"]["effect"], "ALLOW");
     let decision = decision["evaluatePolicy"]["id"].as_str().unwrap().to_owned();
     let approval = app
-        .ok(&a, "mutation($e: DateTime!) { requestApproval(input: { subjectKind: \"workflow.Gate\", subjectId: \"g\", summary: \"s\", approverRoles: [\"sre\"], expiresAt: $e }) { id } }", json!({ "e": (Utc::now() + chrono::Duration::hours(1)).to_rfc3339() }))
+        .ok(&a, "mutation($e: DateTime!) { requestApproval(input: { subjectKind: \"release.Gate\", subjectId: \"g\", summary: \"s\", approverRoles: [\"sre\"], expiresAt: $e }) { id } }", json!({ "e": (Utc::now() + chrono::Duration::hours(1)).to_rfc3339() }))
         .await["requestApproval"]["id"]
         .as_str()
         .unwrap()
