@@ -107,6 +107,12 @@ pub struct KernelConfig {
     #[arg(long, env = "GRAPHQL_MAX_COMPLEXITY", default_value_t = 5000)]
     pub max_complexity: usize,
 
+    /// Most objects an answer may hold from lists whose length is known only once they are read (a
+    /// module's dependencies, a transitive traversal, a build order): each such list charges its rows ×
+    /// the fields selected under it, across the whole answer ([`crate::server::limits::charge`]).
+    #[arg(long, env = "GRAPHQL_MAX_OBJECTS", default_value_t = 50_000)]
+    pub max_objects: usize,
+
     /// How often the outbox relay looks for pending events when idle, in milliseconds.
     #[arg(long, env = "OUTBOX_POLL_MS", default_value_t = 100)]
     pub outbox_poll_ms: u64,

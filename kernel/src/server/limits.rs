@@ -1,9 +1,10 @@
 //! The limits a document meets before async-graphql parses or validates it, and the schema's own limits.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest};
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute, NextPrepareRequest};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ObjectType, SchemaBuilder, ServerError, ServerResult, SubscriptionType};
 
@@ -22,7 +23,7 @@ where
         .limit_complexity(cfg.max_complexity)
         .limit_directives(cfg.max_directives)
         .limit_recursive_depth(cfg.max_depth.max(32))
-        .extension(SelectionLimit(cfg.max_selections));
+        .extension(SelectionLimit { max_selections: cfg.max_selections, max_objects: cfg.max_objects });
     if cfg.introspection {
         builder
     } else {
@@ -35,11 +36,17 @@ where
 /// walk every fragment again at every spread, which is exponential for a document whose fragments each
 /// spread the next one twice. This runs in `prepare_request`, ahead of those, and computes each fragment's
 /// size once, so it is linear in the document's length whatever the document would expand to.
-pub struct SelectionLimit(pub usize);
+///
+/// It also gives each operation its [`ObjectBudget`] of `max_objects`.
+#[derive(Clone, Copy)]
+pub struct SelectionLimit {
+    pub max_selections: usize,
+    pub max_objects: usize,
+}
 
 impl ExtensionFactory for SelectionLimit {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(SelectionLimit(self.0))
+        Arc::new(*self)
     }
 }
 
@@ -55,18 +62,33 @@ impl Extension for SelectionLimit {
         if let Err(why) = within_nesting(&request.query) {
             return Err(ServerError::new(why, None));
         }
-        let n = expanded_selections(request.parsed_query()?, self.0);
-        if n > self.0 {
+        let max = self.max_selections;
+        let n = expanded_selections(request.parsed_query()?, max);
+        if n > max {
             return Err(ServerError::new(
                 format!(
-                    "the operation selects more than {} fields once its fragments are expanded (or its fragments \
-                     spread each other in a cycle)",
-                    self.0
+                    "the operation selects more than {max} fields once its fragments are expanded (or its fragments \
+                     spread each other in a cycle)"
                 ),
                 None,
             ));
         }
+        request.data.insert(ObjectBudget::new(self.max_objects));
         next.run(ctx, request).await
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> async_graphql::Response {
+        let mut response = next.run(ctx, operation_name).await;
+        if ctx.data_opt::<ObjectBudget>().is_some_and(ObjectBudget::overdrawn) {
+            // Refused whole: what was resolved before the budget ran out is not sent.
+            response.data = async_graphql::Value::Null;
+        }
+        response
     }
 }
 
@@ -141,6 +163,73 @@ pub fn nesting_depth(query: &str, cap: usize) -> usize {
         i += 1;
     }
     deepest
+}
+
+/// What one operation's answer may still hold of rows whose number static complexity cannot know: lists
+/// returned whole (a module's direct dependencies, a transitive traversal, a build order). Complexity
+/// charges a paginated list `first` × its selection before anything runs; such a list is charged here once
+/// it is read, by [`charge`], against a budget the whole answer shares — so nesting them (dependencies of
+/// dependencies of …) cannot multiply past it, whatever the graph.
+///
+/// An operation that overdraws it is refused whole: its answer is the error, without the data resolved
+/// before the budget ran out ([`SelectionLimit`] drops it).
+pub struct ObjectBudget {
+    left: AtomicUsize,
+    max: usize,
+    overdrawn: AtomicBool,
+}
+
+impl ObjectBudget {
+    pub fn new(max: usize) -> Self {
+        Self { left: AtomicUsize::new(max), max, overdrawn: AtomicBool::new(false) }
+    }
+
+    /// Takes `n` objects, or refuses (and takes everything, so the rest of the answer is refused too).
+    fn take(&self, n: usize) -> bool {
+        if self.left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(n)).is_ok() {
+            return true;
+        }
+        self.left.store(0, Ordering::Relaxed);
+        self.overdrawn.store(true, Ordering::Relaxed);
+        false
+    }
+
+    pub fn overdrawn(&self) -> bool {
+        self.overdrawn.load(Ordering::Relaxed)
+    }
+}
+
+/// Charges the field being resolved, a list of `rows` rows, to the operation's [`ObjectBudget`]: each row
+/// costs one object plus every field selected under it (fragments expanded). `BAD_USER_INPUT` once the
+/// answer would pass `GRAPHQL_MAX_OBJECTS`. Call it in the resolver of every list whose length has no
+/// `first`, with the rows in hand, before returning them.
+pub fn charge(ctx: &async_graphql::Context<'_>, rows: usize) -> crate::Result<()> {
+    charge_within(ctx, &[], rows)
+}
+
+/// [`charge`] for a list `path` below the field being resolved (`&["affected"]`: the `affected` list of the
+/// object this resolver returns), each row costing what is selected under it there.
+pub fn charge_within(ctx: &async_graphql::Context<'_>, path: &[&str], rows: usize) -> crate::Result<()> {
+    let Some(budget) = ctx.data_opt::<ObjectBudget>() else { return Ok(()) };
+    fn fields<'a>(set: impl Iterator<Item = async_graphql::SelectionField<'a>>) -> usize {
+        set.map(|f| 1usize.saturating_add(fields(f.selection_set()))).fold(0, usize::saturating_add)
+    }
+    let list = path.iter().fold(ctx.look_ahead(), |at, name| at.field(name));
+    let per_row = 1usize.saturating_add(
+        list.selection_fields().iter().map(|f| fields(f.selection_set())).fold(0, usize::saturating_add),
+    );
+    if budget.take(rows.saturating_mul(per_row)) {
+        return Ok(());
+    }
+    let name = path.last().copied().unwrap_or(ctx.field().name());
+    Err(crate::Error::bad_input(
+        name,
+        format!(
+            "the answer would hold more than {} objects (GRAPHQL_MAX_OBJECTS): `{name}` has {rows} rows of \
+             {per_row} objects each; select fewer fields under it, narrow it, or ask for less around it",
+            budget.max,
+        ),
+    ))
 }
 
 /// Field selections of every operation in `doc` with fragments expanded, counting no further than `cap + 1`.

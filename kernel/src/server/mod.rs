@@ -33,7 +33,10 @@ mod websocket;
 
 pub use guard::secret_matches;
 pub use handler::{coded, MAX_ERRORS};
-pub use limits::{expanded_selections, limits, nesting_depth, within_nesting, SelectionLimit, MAX_NESTING};
+pub use limits::{
+    charge, charge_within, expanded_selections, limits, nesting_depth, within_nesting, ObjectBudget, SelectionLimit,
+    MAX_NESTING,
+};
 pub use sdl::federation_sdl;
 pub use signals::cancel_on_signal;
 

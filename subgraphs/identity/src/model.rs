@@ -42,7 +42,9 @@ impl Principal {
     async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<Role>> {
         crate::schema::require_read(ctx, &self.tenant_id)?;
         let key = RolesOf { tenant: self.tenant_id.clone(), principal: self.id };
-        Ok(loader(ctx)?.load_one(key).await?.unwrap_or_default())
+        let roles = loader(ctx)?.load_one(key).await?.unwrap_or_default();
+        kernel::server::charge(ctx, roles.len())?;
+        Ok(roles)
     }
 }
 

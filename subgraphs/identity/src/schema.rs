@@ -160,6 +160,7 @@ impl QueryRoot {
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let roles = store::roles(&mut tx, &tenant).await?;
         tx.commit().await?;
+        kernel::server::charge(ctx, roles.len())?;
         Ok(roles)
     }
 
@@ -168,6 +169,7 @@ impl QueryRoot {
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let clients = store::clients(&mut tx, &tenant).await?;
         tx.commit().await?;
+        kernel::server::charge(ctx, clients.len())?;
         Ok(clients)
     }
 
@@ -176,6 +178,7 @@ impl QueryRoot {
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let tokens = store::api_tokens(&mut tx, &tenant).await?;
         tx.commit().await?;
+        kernel::server::charge(ctx, tokens.len())?;
         Ok(tokens)
     }
 

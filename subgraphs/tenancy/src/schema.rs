@@ -184,13 +184,17 @@ impl QueryRoot {
         let tenant = visible_tenant(ctx, ctx.request().tenant_with(READ)?.as_str()).await?;
         let st = state(ctx);
         let set = st.flags.snapshot(&st.kernel.db).await?;
-        Ok(set.evaluate_all(tenant.id.as_str(), &tenant.edition_id))
+        let flags = set.evaluate_all(tenant.id.as_str(), &tenant.edition_id);
+        kernel::server::charge(ctx, flags.len())?;
+        Ok(flags)
     }
 
     /// Every flag definition (platform operators).
     async fn feature_flag_definitions(&self, ctx: &Context<'_>) -> Result<Vec<FeatureFlag>> {
         ctx.request().require_platform_operator()?;
-        store::all_flags(state(ctx).kernel.db.shared()).await
+        let flags = store::all_flags(state(ctx).kernel.db.shared()).await?;
+        kernel::server::charge(ctx, flags.len())?;
+        Ok(flags)
     }
 
     /// Resolves `Tenant` references from other subgraphs, with the same visibility rules as `tenant`.

@@ -221,7 +221,9 @@ impl Blueprint {
 
     /// Every version, newest first.
     async fn versions(&self, ctx: &Context<'_>) -> Result<Vec<BlueprintVersion>> {
-        schema::versions_of(ctx, self.blueprint_id).await
+        let versions = schema::versions_of(ctx, self.blueprint_id).await?;
+        kernel::server::charge(ctx, versions.len())?;
+        Ok(versions)
     }
 
     /// One version by number.
@@ -338,10 +340,12 @@ impl ValidationRun {
 
     /// The run's findings in the order the rules found them.
     async fn results(&self, ctx: &Context<'_>) -> Result<Vec<ValidationResult>> {
-        match &self.findings {
-            Some(f) => Ok(f.clone()),
-            None => schema::results_of(ctx, self).await,
-        }
+        let results = match &self.findings {
+            Some(f) => f.clone(),
+            None => schema::results_of(ctx, self).await?,
+        };
+        kernel::server::charge(ctx, results.len())?;
+        Ok(results)
     }
 }
 

@@ -125,7 +125,9 @@ impl GraphQuery {
     ) -> Result<Vec<Reached>> {
         let tenant = reader(ctx)?;
         let m = modules::schema::visible(ctx, &module_id).await?;
-        Ok(reach(ctx, &tenant, m.module_id, direction, max_depth).await?.0)
+        let reached = reach(ctx, &tenant, m.module_id, direction, max_depth).await?.0;
+        kernel::server::charge(ctx, reached.len())?;
+        Ok(reached)
     }
 
     /// A project's modules in build order: stage by stage, each module after everything it depends on in
@@ -137,6 +139,9 @@ impl GraphQuery {
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let (modules, edges) = store::build_order(&mut tx, &tenant, project.project_id).await?;
         tx.commit().await?;
+        // Every module costs what a stage's selection does (an upper bound: a stage's own fields counted per
+        // module).
+        kernel::server::charge(ctx, modules.len())?;
         Ok(super::stages(modules, &edges)
             .into_iter()
             .enumerate()
@@ -165,6 +170,8 @@ impl GraphQuery {
                 .filter(|d| !super::satisfies(&d.version_constraint, v))
                 .collect(),
         };
+        kernel::server::charge_within(ctx, &["affected"], affected.len())?;
+        kernel::server::charge_within(ctx, &["breaking"], breaking.len())?;
         Ok(ImpactReport { module: m, new_version, affected, breaking, truncated })
     }
 }

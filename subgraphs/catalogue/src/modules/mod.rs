@@ -66,13 +66,20 @@ impl Module {
     }
 
     /// What this module depends on directly, in name order.
+    /// Not paginated: the answer is charged to the operation's object budget (`GRAPHQL_MAX_OBJECTS`) once
+    /// read, so dependencies of dependencies of … cannot multiply past it.
     async fn dependencies(&self, ctx: &Context<'_>) -> Result<Vec<crate::graph::Dependency>> {
-        crate::graph::schema::direct(ctx, self, crate::graph::Direction::Dependencies).await
+        let deps = crate::graph::schema::direct(ctx, self, crate::graph::Direction::Dependencies).await?;
+        kernel::server::charge(ctx, deps.len())?;
+        Ok(deps)
     }
 
     /// What depends on this module directly, in name order.
+    /// Charged like `dependencies`.
     async fn dependents(&self, ctx: &Context<'_>) -> Result<Vec<crate::graph::Dependency>> {
-        crate::graph::schema::direct(ctx, self, crate::graph::Direction::Dependents).await
+        let deps = crate::graph::schema::direct(ctx, self, crate::graph::Direction::Dependents).await?;
+        kernel::server::charge(ctx, deps.len())?;
+        Ok(deps)
     }
 }
 

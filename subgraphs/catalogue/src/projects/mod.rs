@@ -106,7 +106,9 @@ impl Project {
 
     /// The project's blueprints, in name order.
     async fn blueprints(&self, ctx: &Context<'_>) -> Result<Vec<crate::blueprints::Blueprint>> {
-        crate::blueprints::schema::of_project(ctx, self).await
+        let blueprints = crate::blueprints::schema::of_project(ctx, self).await?;
+        kernel::server::charge(ctx, blueprints.len())?;
+        Ok(blueprints)
     }
 
     /// The project's context map and domain models: the bounded contexts (with their aggregates and

@@ -293,3 +293,40 @@ async fn a_dependency_elsewhere_may_reorder_an_archived_projects_modules_and_not
     assert_eq!(code(&app.gql(&t, "mutation($m: ID!) { removeModule(id: $m) }", json!({ "m": a })).await), "CONFLICT");
     app.cleanup().await;
 }
+
+/// Finding (High): `Module.dependencies`/`dependents` are whole lists, uncounted by complexity, so four
+/// nested levels over a fully connected 25-module graph — a ten-line query — asked for ~10^5 objects and
+/// were answered (over 64 KB, 412 ms). Such lists are charged to the operation's object budget as they are
+/// read; the query is refused whole, with a code, and small nestings still pass.
+#[tokio::test]
+async fn nested_dependency_lists_are_refused_once_they_pass_the_object_budget() {
+    let app = spawn_app().await;
+    let t = app.member("acme");
+    let names: Vec<String> = (0..25).map(|i| format!("m{i:02}")).collect();
+    let ids = chain(&app, &t, &names.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    for (i, from) in ids.iter().enumerate() {
+        for to in &ids[i + 1..] {
+            let v = app.depend(&t, from, to).await;
+            assert!(v.get("errors").is_none(), "{v}");
+        }
+    }
+    // Down to what depends on it, up to what that depends on, and again: 80,274 dependency objects.
+    let level = |list: &str, inner: &str| format!("{list} {{ module {{ name {inner} }} }}");
+    let nested = ["dependencies", "dependents", "dependencies", "dependents"]
+        .iter()
+        .fold(String::new(), |inner, l| level(l, &inner));
+    let q = format!("query($m: ID!) {{ module(id: $m) {{ name {nested} }} }}");
+    let started = std::time::Instant::now();
+    let v = app.gql(&t, &q, json!({ "m": ids[24] })).await;
+    let body = v.to_string();
+    assert_eq!(code(&v), "BAD_USER_INPUT", "{}", &body[..body.len().min(500)]);
+    assert!(v["errors"][0]["message"].as_str().unwrap().contains("GRAPHQL_MAX_OBJECTS"), "{v}");
+    assert!(v["data"].is_null(), "refused whole: nothing resolved before the budget ran out is sent");
+    assert!(body.len() < 64 * 1024, "answered with {} bytes", body.len());
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+    // Two levels (300 dependents of dependents) are well within the budget: answered.
+    let two = ["dependencies", "dependents"].iter().fold(String::new(), |inner, l| level(l, &inner));
+    let v = app.ok(&t, &format!("query($m: ID!) {{ module(id: $m) {{ name {two} }} }}"), json!({ "m": ids[24] })).await;
+    assert_eq!(v["module"]["dependents"].as_array().unwrap().len(), 24);
+    app.cleanup().await;
+}

@@ -67,6 +67,7 @@ impl Decision {
         let mut rows = crate::policies::store::by_ids(&mut tx, &self.tenant_id, &self.determining_policies).await?;
         tx.commit().await?;
         rows.sort_by_key(|p| p.policy_id);
+        kernel::server::charge(ctx, rows.len())?;
         Ok(rows)
     }
 }
