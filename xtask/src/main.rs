@@ -182,8 +182,9 @@ fn tools_bin(name: &str) -> PathBuf {
     base.join("bin").join(name)
 }
 
-/// Starts the chosen router (installing it first if needed) in front of the subgraphs.
-async fn start_router(kind: RouterKind, secret: &str) -> anyhow::Result<Option<tokio::process::Child>> {
+/// The command that starts the chosen router in front of the subgraphs (installing the router first if
+/// needed); `None` for no router.
+async fn router_command(kind: RouterKind, secret: &str) -> anyhow::Result<Option<tokio::process::Command>> {
     let (bin, install) = match kind {
         RouterKind::None => return Ok(None),
         RouterKind::Hive => (tools_bin("hive_router"), "hive"),
@@ -215,7 +216,78 @@ async fn start_router(kind: RouterKind, secret: &str) -> anyhow::Result<Option<t
                 .env("APOLLO_TELEMETRY_DISABLED", "true");
         }
     }
-    Ok(Some(cmd.spawn().with_context(|| format!("starting {}", bin.display()))?))
+    Ok(Some(cmd))
+}
+
+/// One process `up` runs and keeps running: restarted when it exits, after a pause that doubles from one
+/// second up to thirty while it keeps failing (back to one once it has stayed up a minute).
+struct Supervised {
+    name: String,
+    command: Box<dyn Fn() -> tokio::process::Command>,
+    child: tokio::process::Child,
+    started: std::time::Instant,
+    backoff: Duration,
+}
+
+impl Supervised {
+    fn start(name: &str, command: Box<dyn Fn() -> tokio::process::Command>) -> anyhow::Result<Self> {
+        let child = command().spawn().with_context(|| format!("starting {name}"))?;
+        Ok(Self {
+            name: name.to_owned(),
+            command,
+            child,
+            started: std::time::Instant::now(),
+            backoff: Duration::from_secs(1),
+        })
+    }
+}
+
+/// Waits for any process to exit; its index and exit status.
+async fn any_exit(procs: &mut [Supervised]) -> (usize, std::io::Result<std::process::ExitStatus>) {
+    let (res, idx, _) = futures::future::select_all(procs.iter_mut().map(|p| Box::pin(p.child.wait()))).await;
+    (idx, res)
+}
+
+/// Keeps every process running until Ctrl-C or SIGTERM: one that exits (a crash, a kill) is said on the
+/// terminal and restarted with backoff, while the others go on serving.
+async fn supervise(mut procs: Vec<Supervised>) -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        let (i, res) = tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            exited = any_exit(&mut procs) => exited,
+        };
+        let p = &mut procs[i];
+        if p.started.elapsed() > Duration::from_secs(60) {
+            p.backoff = Duration::from_secs(1);
+        }
+        let how = match res {
+            Ok(status) => status.to_string(),
+            Err(e) => e.to_string(),
+        };
+        eprintln!("!! {} exited ({how}); restarting it in {} s", p.name, p.backoff.as_secs());
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = tokio::time::sleep(p.backoff) => {}
+        }
+        match (p.command)().spawn() {
+            Ok(child) => {
+                p.child = child;
+                eprintln!("!! {} restarted", p.name);
+            }
+            // Not startable now (its binary gone?): tried again after the next pause.
+            Err(e) => {
+                eprintln!("!! {} could not be restarted: {e}", p.name);
+                p.child = tokio::process::Command::new("false").kill_on_drop(true).spawn()?;
+            }
+        }
+        p.started = std::time::Instant::now();
+        p.backoff = (p.backoff * 2).min(Duration::from_secs(30));
+    }
+    eprintln!("stopping…");
+    Ok(())
 }
 
 async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Result<()> {
@@ -244,28 +316,17 @@ async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Resul
     let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root().join("target"));
     // Identity starts first: it is the issuer whose JWKS the others load at start-up.
     let http = reqwest::Client::new();
-    let mut children = Vec::new();
+    let mut procs = Vec::new();
+    let mut ports = Vec::new();
     for (domain, port, _) in &built {
         let database = format!("cp_{domain}");
         let roles = kernel::db::Roles::for_domain(domain);
         let bin = target.join(profile).join(domain);
-        let mut cmd = tokio::process::Command::new(bin);
-        cmd.arg("serve")
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .env("DATABASE_URL", kernel::db::url_for(admin_url, &roles.app, &database)?)
-            .env("MIGRATE_DATABASE_URL", kernel::db::url_for(admin_url, &roles.owner, &database)?)
-            .env("JWT_ISSUER", ISSUER)
-            .env("JWT_AUDIENCE", AUDIENCE)
-            .env("ROUTER_SECRET", &secret)
-            .env("INTERNAL_SECRET", &internal)
-            .env("AMQP_URL", amqp_url(domain))
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
         if *domain == "governance" {
             // Audit checkpoints are signed with a key of this machine's, made once, by configRef.
             let key = root().join(".dev/audit/checkpoint-key");
             if !key.exists() {
-                let made = tokio::process::Command::new(target.join(profile).join(domain))
+                let made = tokio::process::Command::new(&bin)
                     .args(["audit-keygen", "--name", "control-plane.local/audit", "--out"])
                     .arg(&key)
                     .stdout(Stdio::null())
@@ -273,36 +334,73 @@ async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Resul
                     .await?;
                 anyhow::ensure!(made.success(), "governance audit-keygen failed");
             }
-            cmd.env("AUDIT_CHECKPOINT_KEY", format!("file:{}", key.display()))
-                .env("AUDIT_EXPORT_DIR", root().join(".dev/audit-exports"));
         }
-        if *domain == "identity" {
+        let (domain, port) = (*domain, *port);
+        let env: Vec<(String, String)> = vec![
+            ("LISTEN_ADDR".into(), format!("127.0.0.1:{port}")),
+            ("DATABASE_URL".into(), kernel::db::url_for(admin_url, &roles.app, &database)?),
+            ("MIGRATE_DATABASE_URL".into(), kernel::db::url_for(admin_url, &roles.owner, &database)?),
+            ("JWT_ISSUER".into(), ISSUER.into()),
+            ("JWT_AUDIENCE".into(), AUDIENCE.into()),
+            ("ROUTER_SECRET".into(), secret.clone()),
+            ("INTERNAL_SECRET".into(), internal.clone()),
+            ("AMQP_URL".into(), amqp_url(domain)),
+        ];
+        let own: Vec<(String, String)> = match domain {
+            "governance" => vec![
+                ("AUDIT_CHECKPOINT_KEY".into(), format!("file:{}", root().join(".dev/audit/checkpoint-key").display())),
+                ("AUDIT_EXPORT_DIR".into(), root().join(".dev/audit-exports").display().to_string()),
+                ("JWKS".into(), format!("{IDENTITY}/.well-known/jwks.json")),
+                ("IDENTITY_URL".into(), IDENTITY.into()),
+            ],
             // The signing key by configRef: a file here, a Key Vault or Vault reference in production.
-            cmd.env("SIGNING_KEYS", format!("file:{}", jwt_dir.join("signing-key").display()));
-        } else {
-            cmd.env("JWKS", format!("{IDENTITY}/.well-known/jwks.json")).env("IDENTITY_URL", IDENTITY);
-        }
-        let child = cmd.spawn().with_context(|| format!("starting {domain}"))?;
+            "identity" => vec![("SIGNING_KEYS".into(), format!("file:{}", jwt_dir.join("signing-key").display()))],
+            _ => vec![
+                ("JWKS".into(), format!("{IDENTITY}/.well-known/jwks.json")),
+                ("IDENTITY_URL".into(), IDENTITY.into()),
+            ],
+        };
+        let command = move || {
+            let mut cmd = tokio::process::Command::new(&bin);
+            cmd.arg("serve").envs(env.iter().chain(&own).cloned()).stdin(Stdio::null()).kill_on_drop(true);
+            cmd
+        };
+        procs.push(Supervised::start(domain, Box::new(command))?);
+        // Identity starts first: it is the issuer whose JWKS the others load at start-up.
         let url = format!("http://127.0.0.1:{port}/health/ready");
         wait_ready(domain, &url, || http.get(&url)).await?;
-        children.push((domain, *port, child));
+        ports.push((domain, port));
     }
-    let router_child = start_router(router, &secret).await?;
-    let mut edge_child = None;
-    if router_child.is_some() {
+    let routed = router != RouterKind::None;
+    if let Some(first) = router_command(router, &secret).await? {
+        // The command is built once (the install check runs once); a restart builds the same again.
+        let again = move || {
+            let mut cmd = tokio::process::Command::new(first.as_std().get_program());
+            cmd.args(first.as_std().get_args())
+                .envs(first.as_std().get_envs().filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))))
+                .current_dir(root())
+                .stdin(Stdio::null())
+                .kill_on_drop(true);
+            cmd
+        };
+        procs.push(Supervised::start("the router", Box::new(again))?);
         let url = format!("http://{ROUTER_ADDR}/graphql");
         wait_ready("the router", &url, || http.post(&url).json(&serde_json::json!({ "query": "{ __typename }" })))
             .await?;
-        let mut edge = tokio::process::Command::new(target.join(profile).join("edge"));
-        edge.args(["--listen", PUBLIC_ADDR, "--upstream", &format!("http://{ROUTER_ADDR}")])
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        edge_child = Some(edge.spawn().context("starting the edge")?);
+        let edge_bin = target.join(profile).join("edge");
+        let edge = move || {
+            let mut cmd = tokio::process::Command::new(&edge_bin);
+            cmd.args(["--listen", PUBLIC_ADDR, "--upstream", &format!("http://{ROUTER_ADDR}")])
+                .stdin(Stdio::null())
+                .kill_on_drop(true);
+            cmd
+        };
+        procs.push(Supervised::start("the edge", Box::new(edge))?);
         let url = format!("http://{PUBLIC_ADDR}/health");
         wait_ready("the edge", &url, || http.get(&url)).await?;
     }
     println!("\nThe control plane is up.\n");
-    if router_child.is_some() {
+    if routed {
         let name = if router == RouterKind::Hive { "Hive Router" } else { "Apollo Router" };
         println!("  GraphQL (the one public endpoint, {name} behind the edge):  http://{PUBLIC_ADDR}/graphql");
         if router == RouterKind::Hive {
@@ -310,27 +408,16 @@ async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Resul
         }
         println!();
     }
-    for (domain, port, _) in &children {
+    for (domain, port) in &ports {
         println!("  {domain:<10} subgraph http://127.0.0.1:{port}/graphql (router only), health /health/ready, metrics /metrics");
     }
     let operator =
         signer.mint(ISSUER, AUDIENCE, "dev-operator", None, &["platform:admin"], Duration::from_secs(8 * 3600));
     println!("\nA platform-operator token (8 h), for the examples in the README:\n\n  export CP_TOKEN={operator}\n");
-    println!("Tenant tokens: cargo xtask token --tenant <slug>\nCtrl-C stops everything.");
-    let mut waits: Vec<(&str, tokio::process::Child)> = children.into_iter().map(|(d, _, c)| (*d, c)).collect();
-    if let Some(child) = router_child {
-        waits.push(("router", child));
-    }
-    if let Some(child) = edge_child {
-        waits.push(("edge", child));
-    }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => eprintln!("stopping…"),
-        _ = term.recv() => eprintln!("stopping…"),
-        (res, name) = first_exit(&mut waits) => anyhow::bail!("{name} exited ({res:?})"),
-    }
-    Ok(())
+    println!(
+        "Tenant tokens: cargo xtask token --tenant <slug>\nCtrl-C stops everything; a process that exits is restarted."
+    );
+    supervise(procs).await
 }
 
 /// Installs the pinned Node tools (composer, schema diff, graphql-ws client) unless already installed.
@@ -404,15 +491,6 @@ async fn wait_ready(what: &str, url: &str, request: impl Fn() -> reqwest::Reques
     anyhow::bail!("{what} did not become ready at {url}")
 }
 
-/// Waits for the first child to exit; returns its status and name.
-async fn first_exit<'a>(
-    children: &mut [(&'a str, tokio::process::Child)],
-) -> (std::io::Result<std::process::ExitStatus>, &'a str) {
-    let names: Vec<&'a str> = children.iter().map(|(n, _)| *n).collect();
-    let (res, idx, _) = futures::future::select_all(children.iter_mut().map(|(_, c)| Box::pin(c.wait()))).await;
-    (res, names[idx])
-}
-
 async fn sqlx_prepare(admin_url: &str, check: bool) -> anyhow::Result<()> {
     provision(admin_url).await?;
     for (domain, _, built) in DOMAINS {
@@ -425,17 +503,19 @@ async fn sqlx_prepare(admin_url: &str, check: bool) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&out);
         std::fs::create_dir_all(&out)?;
         // Touching a source file makes cargo re-expand the query macros, which write into SQLX_OFFLINE_DIR.
+        // A build rather than a check: its artifacts are the ones the tests use (scripts/test compiles the
+        // workspace once), where a check would compile every dependency a second time, in check mode.
         let lib = crate_dir.join("src/lib.rs");
         std::fs::OpenOptions::new().append(true).open(&lib)?.set_modified(std::time::SystemTime::now())?;
         let status = tokio::process::Command::new(env!("CARGO"))
             .current_dir(root())
-            .args(["check", "--quiet", "-p", domain, "--all-targets"])
+            .args(["build", "--quiet", "-p", domain, "--all-targets"])
             .env("SQLX_OFFLINE", "false")
             .env("SQLX_OFFLINE_DIR", &out)
             .env("DATABASE_URL", kernel::db::url_for(admin_url, "postgres", &format!("cp_{domain}"))?)
             .status()
             .await?;
-        anyhow::ensure!(status.success(), "cargo check of {domain} failed");
+        anyhow::ensure!(status.success(), "cargo build of {domain} failed");
         if check {
             let diff = tokio::process::Command::new("diff").arg("-r").arg(&committed).arg(&out).status().await?;
             anyhow::ensure!(
