@@ -467,6 +467,57 @@ fn hostile_requests() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     ]
 }
 
+/// Documents nested 5,000 deep (about 10 KB): parsers recurse per level, and the first of these, sent
+/// without a token, overflowed the edge's stack and aborted it (finding Critical).
+fn deep_documents() -> Vec<(&'static str, String)> {
+    let n = 5_000;
+    let nest = |open: &str, inner: &str, close: &str| format!("{}{inner}{}", open.repeat(n), close.repeat(n));
+    vec![
+        ("list literals", format!("{{ __type(name: {}) {{ name }} }}", nest("[", "\"Query\"", "]"))),
+        ("object literals", format!("{{ __type(name: {}) {{ name }} }}", nest("{a: ", "1", "}"))),
+        ("selection sets", nest("{ currentTenant ", "{ id }", "}")),
+        ("a variable's type", format!("query($v: {}) {{ __typename }}", nest("[", "Int", "]"))),
+    ]
+}
+
+/// Sends each deep document to `url` (with `headers`, and a bearer token if given): each is refused with a
+/// 4xx and a code, and `url` answers a plain query afterwards.
+async fn refuses_deep_documents(what: &str, url: &str, token: Option<&str>, headers: &[(&str, &str)]) {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let send = |query: String| {
+        let mut req = http.post(url).json(&json!({ "query": query }));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send()
+    };
+    for (name, doc) in deep_documents() {
+        let resp = send(doc).await.unwrap_or_else(|e| panic!("{what}: {name}: no answer: {e}"));
+        let status = resp.status().as_u16();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        assert!((400..500).contains(&status), "{what}: {name}: answered {status}: {v}");
+        assert!(v["errors"][0]["extensions"]["code"].is_string(), "{what}: {name}: no code: {v}");
+    }
+    let resp = send("{ __typename }".into()).await.unwrap_or_else(|e| panic!("{what}: down after the documents: {e}"));
+    let status = resp.status().as_u16();
+    assert!(status == 200 || token.is_none(), "{what}: not answering afterwards: {status}");
+}
+
+/// The finding's document and its kin, at the edge (no token), at every subgraph (router secret and a
+/// token, so the parser is reached) and through each router.
+async fn deep_documents_are_refused_everywhere(stack: &Stack, router: &Router) {
+    refuses_deep_documents(&format!("{} edge", router.name), &router.url, None, &[]).await;
+    let token = stack.operator_token();
+    refuses_deep_documents(&format!("{} edge, with a token", router.name), &router.url, Some(&token), &[]).await;
+    for (name, url) in &stack.subgraph_urls {
+        let secret = [(kernel::server::ROUTER_SECRET_HEADER, stack.secret.as_str())];
+        refuses_deep_documents(name, url, Some(&token), &secret).await;
+    }
+}
+
 /// Each hostile request gets a 4xx or a coded GraphQL error well under a second, and the router still
 /// answers a plain query afterwards.
 async fn refuses_hostile_requests(stack: &Stack, router: &Router) {
@@ -515,6 +566,7 @@ async fn hive_router_refuses_hostile_requests() {
     let stack = Stack::start().await;
     let hive = stack.hive().await;
     refuses_hostile_requests(&stack, &hive).await;
+    deep_documents_are_refused_everywhere(&stack, &hive).await;
     hive.stop().await;
     stack.stop().await;
 }
@@ -524,6 +576,7 @@ async fn apollo_router_refuses_hostile_requests() {
     let stack = Stack::start().await;
     let apollo = stack.apollo().await;
     refuses_hostile_requests(&stack, &apollo).await;
+    deep_documents_are_refused_everywhere(&stack, &apollo).await;
     apollo.stop().await;
     stack.stop().await;
 }

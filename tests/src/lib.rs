@@ -55,6 +55,8 @@ pub struct Stack {
     governance: test_support::TestApp<governance::State>,
     /// Tenancy's `/graphql`.
     pub subgraph_url: String,
+    /// Every subgraph's `/graphql`, by name.
+    pub subgraph_urls: Vec<(&'static str, String)>,
     pub identity_url: String,
     /// A platform operator's API token, from identity's bootstrap.
     pub operator_api_token: String,
@@ -161,8 +163,15 @@ impl Stack {
             .replace(GOVERNANCE_ROUTING_URL, &governance_url);
         std::fs::write(dir.join("supergraph.graphql"), supergraph).unwrap();
 
+        let subgraph_urls = vec![
+            ("identity", format!("{identity_base}/graphql")),
+            ("tenancy", subgraph_url.clone()),
+            ("catalogue", catalogue_url.clone()),
+            ("governance", governance_url.clone()),
+        ];
         Stack {
             id,
+            subgraph_urls,
             identity,
             tenancy,
             catalogue,

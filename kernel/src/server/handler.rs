@@ -43,6 +43,12 @@ where
         metrics::GRAPHQL_REQUESTS.with_label_values(&["malformed"]).inc();
         return refusal(StatusCode::BAD_REQUEST, Code::BadUserInput, "the body is not a GraphQL request");
     };
+    // A document nested too deep to parse safely is refused here, before authentication and parsing, with a
+    // 400 (over WebSocket, `SelectionLimit` refuses it as the operation starts).
+    if let Err(why) = super::limits::within_nesting(&request.query) {
+        metrics::GRAPHQL_REQUESTS.with_label_values(&["malformed"]).inc();
+        return refusal(StatusCode::BAD_REQUEST, Code::BadUserInput, &why);
+    }
     let (trace_id, correlation_id) = RequestContext::ids_from_headers(&headers);
     let span = tracing::info_span!(
         "graphql",
