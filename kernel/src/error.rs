@@ -216,6 +216,42 @@ pub fn clip(s: &str, max_chars: usize) -> String {
     }
 }
 
+/// Refuses a JSON value holding U+0000 in any key or string: PostgreSQL's `text` and `jsonb` cannot store it,
+/// so a value that reaches a statement with one fails the statement (and a batch shared with other callers).
+/// `field` names the input; the message says where in it.
+pub fn no_nul(field: &str, v: &serde_json::Value) -> Result<()> {
+    fn find(v: &serde_json::Value, at: &mut String) -> bool {
+        match v {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().enumerate().any(|(i, x)| {
+                let len = at.len();
+                at.push_str(&format!("[{i}]"));
+                let found = find(x, at);
+                if !found {
+                    at.truncate(len);
+                }
+                found
+            }),
+            serde_json::Value::Object(map) => map.iter().any(|(k, x)| {
+                let len = at.len();
+                at.push('.');
+                at.push_str(&clip(&k.replace('\0', "\\u0000"), 40));
+                let found = k.contains('\0') || find(x, at);
+                if !found {
+                    at.truncate(len);
+                }
+                found
+            }),
+            _ => false,
+        }
+    }
+    let mut at = field.to_owned();
+    if find(v, &mut at) {
+        return Err(Error::bad_input(field, format!("{at} holds a NUL character (\\u0000), which cannot be stored")));
+    }
+    Ok(())
+}
+
 /// Validates a required free-text field: trimmed, not empty, at most `max` characters, no control characters.
 pub fn text(field: &str, raw: &str, max: usize) -> Result<String> {
     let s = raw.trim();

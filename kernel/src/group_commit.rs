@@ -61,9 +61,11 @@ impl<T> Clone for GroupCommit<T> {
     }
 }
 
-impl<T: Send + 'static> GroupCommit<T> {
+impl<T: Clone + Send + 'static> GroupCommit<T> {
     /// Starts the batching task on the current Tokio runtime. `write` writes one batch in one transaction
-    /// and commits it; its error answers every caller in the batch.
+    /// and commits it. When a batch of several fails, each of its items is written again alone, so one
+    /// caller's bad item (a value the database refuses) fails that caller only, never the others it happened
+    /// to share a batch with — another tenant's, say.
     pub fn start<W, F>(options: Options, write: W) -> Self
     where
         W: Fn(Vec<T>) -> F + Send + Sync + 'static,
@@ -88,24 +90,36 @@ impl<T: Send + 'static> GroupCommit<T> {
                 tokio::spawn(async move {
                     let (items, waiters): (Vec<T>, Vec<_>) = batch.into_iter().map(|p| (p.item, p.done)).unzip();
                     let size = items.len();
+                    let alone = if size > 1 { Some(items.clone()) } else { None };
                     let result = write(items).await;
-                    drop(slot);
-                    match result {
-                        Ok(()) => {
+                    match (result, alone) {
+                        (Ok(()), _) => {
                             for w in waiters {
                                 let _ = w.send(Ok(()));
                             }
                         }
-                        Err(e) => {
+                        (Err(e), Some(items)) => {
+                            tracing::warn!(error = ?e, size, "a group commit failed; writing its items one by one");
+                            for (item, w) in items.into_iter().zip(waiters) {
+                                let result = write(vec![item]).await;
+                                if let Err(e) = &result {
+                                    if e.code() == crate::Code::Internal {
+                                        tracing::error!(error = ?e, "a group commit's item failed alone");
+                                    }
+                                }
+                                let _ = w.send(result);
+                            }
+                        }
+                        (Err(e), None) => {
                             if e.code() == crate::Code::Internal {
-                                // Logged once here; each caller gets the same code and message.
-                                tracing::error!(error = ?e, size, "a group commit failed");
+                                tracing::error!(error = ?e, "a group commit failed");
                             }
                             for w in waiters {
                                 let _ = w.send(Err(e.duplicate()));
                             }
                         }
                     }
+                    drop(slot);
                 });
             }
         });
@@ -180,5 +194,38 @@ mod tests {
         });
         let e = gc.submit(1).await.unwrap_err();
         assert_eq!((e.code(), e.message()), (crate::Code::Internal, "internal error"));
+    }
+
+    /// Finding (Medium): one tenant's value the database refuses failed every tenant's decision in its batch.
+    #[tokio::test]
+    async fn a_bad_item_fails_only_its_own_caller_when_it_shares_a_batch() {
+        let batches = Arc::new(Mutex::new(Vec::<Vec<u32>>::new()));
+        let seen = batches.clone();
+        let gc = GroupCommit::start(Options { max_batch: 64, in_flight: 1, queue: 64 }, move |items: Vec<u32>| {
+            let seen = seen.clone();
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                seen.lock().unwrap().push(items.clone());
+                if items.contains(&0) {
+                    Err(Error::bad_input("context", "NUL"))
+                } else {
+                    Ok(())
+                }
+            }
+        });
+        // The first holds the only slot; the next two (tenant B's good item, tenant A's poisoned one) wait
+        // and share the following batch.
+        let first = tokio::spawn({
+            let gc = gc.clone();
+            async move { gc.submit(1).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let (good, bad) = tokio::join!(gc.submit(2), gc.submit(0));
+        assert!(first.await.unwrap().is_ok());
+        assert!(good.is_ok(), "the good item of the failed batch is committed: {good:?}");
+        assert_eq!(bad.unwrap_err().code(), crate::Code::BadUserInput);
+        let batches = batches.lock().unwrap().clone();
+        assert!(batches.iter().any(|b| b.len() == 2), "the two shared a batch: {batches:?}");
+        assert!(batches.contains(&vec![2]) && batches.contains(&vec![0]), "then each went alone: {batches:?}");
     }
 }

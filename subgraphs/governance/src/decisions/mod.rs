@@ -98,6 +98,13 @@ pub fn evaluate(tenant: &TenantId, set: &CompiledSet, req: &EvaluationRequest, m
     if size > MAX_CONTEXT_BYTES {
         return Err(kernel::Error::bad_input("context", format!("context is at most {MAX_CONTEXT_BYTES} bytes")));
     }
+    // Cedar accepts NUL; PostgreSQL cannot store it. Refused before the decision joins a shared commit.
+    if req.action.contains('\0') {
+        return Err(kernel::Error::bad_input("action", "action holds a NUL character (\\u0000)"));
+    }
+    kernel::error::no_nul("context", &req.context)?;
+    kernel::error::no_nul("principal.attrs", &req.principal_attrs)?;
+    kernel::error::no_nul("resource.attrs", &req.resource_attrs)?;
     let prepared = cedar::prepare(
         &req.principal,
         &req.principal_attrs,

@@ -205,3 +205,41 @@ async fn concurrent_evaluations_of_several_tenants_share_commits_and_each_keeps_
     }
     app.cleanup().await;
 }
+
+/// Finding (Medium): a context string holding U+0000 passed Cedar and failed jsonb, and with it the whole
+/// cross-tenant group commit. It is refused before evaluation, with a code, while the other tenant's
+/// concurrent evaluations commit (the group commit also retries a failed batch item by item: kernel test).
+#[tokio::test]
+async fn a_nul_in_one_tenants_request_fails_that_request_only() {
+    let app = spawn_app().await;
+    let q = "query($r: PolicyRequestInput!) { evaluatePolicy(request: $r) { id } }";
+    let request = |tenant: &str, context: serde_json::Value| {
+        json!({ "r": {
+            "principal": entity("Principal", "u", &[]),
+            "action": "read",
+            "resource": entity("Project", tenant, &[]),
+            "context": context,
+        } })
+    };
+    let (a, b) = (app.member("acme"), app.member("globex"));
+    let poisoned = [json!({ "reason": "a\u{0}b" }), json!({ "labels": ["x", "\u{0}"] }), json!({ "k\u{0}": 1 })];
+    let calls = poisoned.iter().map(|c| app.gql(&a, q, request("acme", c.clone())));
+    let good = (0..6).map(|_| app.gql(&b, q, request("globex", json!({ "reason": "fine", "labels": ["x"] }))));
+    let (bad, good) = tokio::join!(futures::future::join_all(calls), futures::future::join_all(good));
+    for v in &bad {
+        assert_eq!(crate::helpers::code(v), "BAD_USER_INPUT", "{v}");
+        assert!(v["errors"][0]["message"].as_str().unwrap().contains("NUL"), "{v}");
+    }
+    for v in &good {
+        assert!(v.get("errors").is_none(), "{v}");
+    }
+    let admin = app.admin_pool().await;
+    let (acme, globex): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE tenant_id = 'acme'), count(*) FILTER (WHERE tenant_id = 'globex') FROM decisions",
+    )
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!((acme, globex), (0, 6));
+    app.cleanup().await;
+}
