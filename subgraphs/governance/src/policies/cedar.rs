@@ -154,8 +154,12 @@ impl Refusal {
 /// Parses `text` as one static Cedar policy, with `effect` added as the annotation when it is
 /// `RequiresApproval`, and checks it against [`SCHEMA`] (strict mode).
 pub fn check(text: &str, effect: Effect) -> std::result::Result<Policy, Refusal> {
+    let parse = |source: &str| Policy::parse(Some(PolicyId::new("candidate")), source);
+    let policy = parse(text).map_err(|e| Refusal::from_diagnostic(text, &e))?;
+    // The annotation is added to a RequiresApproval policy that lacks it — as Cedar parsed it, not as the
+    // text reads (`@effect(` in a comment is no annotation).
     let source = match effect {
-        Effect::RequiresApproval if !has_effect_annotation(text) => {
+        Effect::RequiresApproval if policy.annotation(EFFECT_ANNOTATION).is_none() => {
             format!("@{EFFECT_ANNOTATION}(\"{REQUIRES_APPROVAL}\")\n{text}")
         }
         _ => text.to_owned(),
@@ -167,8 +171,11 @@ pub fn check(text: &str, effect: Effect) -> std::result::Result<Policy, Refusal>
         }
         r
     };
-    let policy = Policy::parse(Some(PolicyId::new("candidate")), &source)
-        .map_err(|e| relocate(Refusal::from_diagnostic(&source, &e)))?;
+    let policy = if shift == 0 {
+        policy
+    } else {
+        parse(&source).map_err(|e| relocate(Refusal::from_diagnostic(&source, &e)))?
+    };
     let permit = policy.effect() == cedar_policy::Effect::Permit;
     let approval = policy.annotation(EFFECT_ANNOTATION);
     match (effect, permit, approval) {
@@ -181,7 +188,10 @@ pub fn check(text: &str, effect: Effect) -> std::result::Result<Policy, Refusal>
                 "the @{EFFECT_ANNOTATION} annotation may only be \"{REQUIRES_APPROVAL}\", on a RequiresApproval policy (found \"{other}\")"
             )))
         }
-        (Effect::RequiresApproval, true, None) => unreachable!("the annotation was added above"),
+        // Added above; refused rather than trusted, should Cedar ever read the added line differently.
+        (Effect::RequiresApproval, true, None) => {
+            return Err(Refusal::plain(format!("a RequiresApproval policy needs @{EFFECT_ANNOTATION}(\"{REQUIRES_APPROVAL}\")")))
+        }
     }
     let mut set = PolicySet::new();
     set.add(policy.clone()).map_err(|e| Refusal::plain(e.to_string()))?;
@@ -190,10 +200,6 @@ pub fn check(text: &str, effect: Effect) -> std::result::Result<Policy, Refusal>
         return Err(relocate(Refusal::from_diagnostic(&source, e)));
     }
     Ok(policy)
-}
-
-fn has_effect_annotation(text: &str) -> bool {
-    text.contains(&format!("@{EFFECT_ANNOTATION}("))
 }
 
 /// A published policy as the set is compiled from it.
@@ -713,6 +719,11 @@ mod tests {
         assert!(check("forbid(principal, action, resource);", Effect::Allow).is_err());
         assert!(check("permit(principal, action, resource);", Effect::Deny).is_err());
         assert!(check("@effect(\"other\") permit(principal, action, resource);", Effect::Allow).is_err());
+        // Finding (Low): `@effect(` in a comment made the annotation look present, and the check reached
+        // `unreachable!()` while its caller held a row lock.
+        let commented = "// no @effect(\"x\") here\npermit(principal, action == Action::\"read\", resource);";
+        let p = check(commented, Effect::RequiresApproval).expect("annotated as Cedar reads it");
+        assert_eq!(p.annotation(EFFECT_ANNOTATION), Some(REQUIRES_APPROVAL));
         assert!(
             check("permit(principal, action, resource); permit(principal, action, resource);", Effect::Allow).is_err()
         );

@@ -189,3 +189,37 @@ async fn ranges_are_exported_to_azure_blob_and_verify() {
     }
     app.cleanup().await;
 }
+
+/// Finding (Low): the app role could move an export cursor anywhere; past unexported entries, retention
+/// would then drop them with their partition. It now moves only to the end of the export just recorded.
+#[tokio::test]
+async fn the_app_role_moves_an_export_cursor_only_as_an_export_records() {
+    let app = spawn_app_with(config()).await;
+    let tenant = TenantId::parse("acme").unwrap();
+    let mut tx = app.state.kernel.db.tenant_tx(&tenant).await.unwrap();
+    sqlx::query("INSERT INTO audit_export_cursors (tenant_id) VALUES ('acme')").execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    for (to, why) in [(50_i64, "forward past what was never exported"), (0, "in place")] {
+        let mut tx = app.state.kernel.db.tenant_tx(&tenant).await.unwrap();
+        let moved = sqlx::query("UPDATE audit_export_cursors SET exported_to = $1 WHERE tenant_id = 'acme'")
+            .bind(to)
+            .execute(&mut *tx)
+            .await;
+        assert!(moved.is_err(), "the app role moved the cursor {why}");
+    }
+    // As an export records it, it moves.
+    let mut tx = app.state.kernel.db.tenant_tx(&tenant).await.unwrap();
+    sqlx::query(
+        "INSERT INTO audit_exports (tenant_id, from_seq, to_seq, object_key, location, bytes, sha256, checkpoint)
+         VALUES ('acme', 1, 10, 'k', 'l', 1, 's', 'c')",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE audit_export_cursors SET exported_to = 10 WHERE tenant_id = 'acme'")
+        .execute(&mut *tx)
+        .await
+        .expect("moved to the end of the recorded export");
+    tx.commit().await.unwrap();
+    app.cleanup().await;
+}
