@@ -52,6 +52,9 @@ pub struct Config {
     /// Seconds between passes of the approval expiry worker.
     #[arg(long, env = "APPROVAL_EXPIRY_INTERVAL_SECS", default_value_t = 30)]
     pub approval_expiry_interval_secs: u64,
+    /// Most audit entries one `verifyAudit` call walks (a longer range takes several calls).
+    #[arg(long, env = "AUDIT_VERIFY_MAX_ENTRIES", default_value_t = 100_000)]
+    pub audit_verify_max_entries: i64,
     /// Tenants whose compiled policy sets are kept in memory.
     #[arg(long, env = "POLICY_CACHE_CAPACITY", default_value_t = 10_000)]
     pub policy_cache_capacity: u64,
@@ -128,6 +131,7 @@ impl Default for Config {
         let scope = integrations::SecretScope::default();
         Self {
             approval_expiry_interval_secs: 30,
+            audit_verify_max_entries: 100_000,
             policy_cache_capacity: 10_000,
             policy_cache_ttl_secs: 300,
             integration_secret_env_prefix: scope.env_prefix,

@@ -203,6 +203,9 @@ pub struct AuditVerification {
     /// Whether every link in the range held.
     pub ok: bool,
     pub first_broken: Option<AuditBrokenLink>,
+    /// Whether the range asked for was walked to its end: `false` when it was longer than one call walks
+    /// (`AUDIT_VERIFY_MAX_ENTRIES`); continue from `toSequence + 1`.
+    pub complete: bool,
 }
 
 /// A stored entry's chain fields, in sequence order, for [`verify`].
@@ -230,6 +233,7 @@ pub fn verify<L: std::borrow::Borrow<Link>>(
                 to_sequence: expected_seq,
                 verified,
                 ok: false,
+                complete: true,
                 first_broken: Some(AuditBrokenLink {
                     sequence: expected_seq,
                     expected: expected_seq.to_string(),
@@ -245,6 +249,7 @@ pub fn verify<L: std::borrow::Borrow<Link>>(
                 to_sequence: link.seq,
                 verified,
                 ok: false,
+                complete: true,
                 first_broken: Some(AuditBrokenLink {
                     sequence: link.seq,
                     expected: hex::encode(computed),
@@ -258,7 +263,14 @@ pub fn verify<L: std::borrow::Borrow<Link>>(
         expected_seq += 1;
         verified += 1;
     }
-    AuditVerification { from_sequence: from, to_sequence: expected_seq - 1, verified, ok: true, first_broken: None }
+    AuditVerification {
+        from_sequence: from,
+        to_sequence: expected_seq - 1,
+        verified,
+        ok: true,
+        first_broken: None,
+        complete: true,
+    }
 }
 
 #[cfg(test)]

@@ -121,8 +121,9 @@ impl AuditQuery {
         Ok(page.connection(rows, |e| e.sequence.to_string()))
     }
 
-    /// Walks the caller's hash chain over sequences [fromSequence, toSequence] (default: the whole log),
-    /// recomputing each `sha256(previous hash ‖ entry)`, and names the first broken link.
+    /// Walks the caller's hash chain over sequences [fromSequence, toSequence] (default: to the end of the
+    /// log), recomputing each `sha256(previous hash ‖ entry)`, and names the first broken link. One call
+    /// walks at most `AUDIT_VERIFY_MAX_ENTRIES` (100,000) entries (`complete: false` past that: continue from `toSequence + 1`).
     async fn verify_audit(
         &self,
         ctx: &Context<'_>,
@@ -136,7 +137,11 @@ impl AuditQuery {
         let db = &state(ctx).kernel.db;
         let mut tx = db.tenant_tx(&tenant).await?;
         let size = store::size(&mut tx, &tenant).await?;
-        let to = to_sequence.unwrap_or(size).min(size);
+        let asked = to_sequence.unwrap_or(size).min(size);
+        // At most AUDIT_VERIFY_MAX_ENTRIES per call: a longer range is verified in calls, each continuing
+        // after the last (`complete` says whether this one reached the end asked for).
+        let cap = state(ctx).config.audit_verify_max_entries.max(1);
+        let to = asked.min(from_sequence.saturating_add(cap - 1));
         if to_sequence.is_some_and(|t| t < from_sequence) {
             return Err(Error::bad_input("toSequence", "toSequence is at least fromSequence"));
         }
@@ -187,6 +192,7 @@ impl AuditQuery {
             to_sequence: broken.as_ref().map_or(to.max(from_sequence - 1), |b| b.sequence),
             verified,
             ok: broken.is_none(),
+            complete: broken.is_some() || to == asked,
             first_broken: broken,
         };
         tx.commit().await?;

@@ -481,3 +481,35 @@ async fn expired_partitions_are_dropped_unless_a_tenant_in_them_is_on_hold_or_no
     assert_eq!(parts, i64::from(governance::audit::partitions::MONTHS_AHEAD) + 1);
     app.cleanup().await;
 }
+
+/// Finding (Low): `verifyAudit` walked the whole log in one call. A call walks at most
+/// AUDIT_VERIFY_MAX_ENTRIES; a longer range is verified call by call, each saying whether it was complete.
+#[tokio::test]
+async fn verify_audit_walks_a_bounded_range_per_call() {
+    let app =
+        crate::helpers::spawn_app_with(governance::Config { audit_verify_max_entries: 10, ..crate::helpers::config() })
+            .await;
+    let tenant = TenantId::parse("acme").unwrap();
+    let mut tx = app.state.kernel.db.tenant_tx(&tenant).await.unwrap();
+    governance::audit::append(&mut tx, &tenant, (0..25).map(|n| envelope("acme", n)).collect()).await.unwrap();
+    tx.commit().await.unwrap();
+    let token = app.member("acme");
+    let q = "query($from: Int) { verifyAudit(fromSequence: $from) { fromSequence toSequence verified ok complete } }";
+    let mut from = 1;
+    let mut calls = Vec::new();
+    loop {
+        let v = app.ok(&token, q, json!({ "from": from })).await["verifyAudit"].clone();
+        calls.push((
+            v["toSequence"].as_i64().unwrap(),
+            v["verified"].as_i64().unwrap(),
+            v["complete"].as_bool().unwrap(),
+        ));
+        assert_eq!(v["ok"], true);
+        if v["complete"] == true {
+            break;
+        }
+        from = v["toSequence"].as_i64().unwrap() + 1;
+    }
+    assert_eq!(calls, vec![(10, 10, false), (20, 10, false), (25, 5, true)]);
+    app.cleanup().await;
+}
