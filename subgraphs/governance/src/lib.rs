@@ -97,7 +97,7 @@ pub struct Config {
     /// (`exportAuditLog` still exports on demand).
     #[arg(long, env = "AUDIT_EXPORT_INTERVAL_SECS", default_value_t = 300)]
     pub audit_export_interval_secs: u64,
-    /// Months an audit entry is kept after its month ends (at least 12), then its partition is dropped —
+    /// Months an audit entry is kept after its month ends (at least 84, seven years), then its partition is dropped —
     /// unless a tenant in it is under legal hold or has entries in it not exported yet.
     #[arg(long, env = "AUDIT_RETENTION_MONTHS", default_value_t = 84)]
     pub audit_retention_months: i32,
@@ -108,16 +108,52 @@ pub struct Config {
     /// Seconds between passes of the usage rollup worker; 0 turns it off (nothing closes).
     #[arg(long, env = "USAGE_ROLLUP_INTERVAL_SECS", default_value_t = 60)]
     pub usage_rollup_interval_secs: u64,
-    /// Days raw usage records are kept after their day ends, then their partition is dropped (rollups
-    /// stay) — unless a tenant in it is under legal hold. More than the late window.
+    /// Days raw usage records are kept after their day ends (at least 90), then their partition is dropped
+    /// (rollups stay) — unless a tenant in it is under legal hold. More than the late window.
     #[arg(long, env = "USAGE_RAW_RETENTION_DAYS", default_value_t = 90)]
     pub usage_raw_retention_days: i32,
-    /// Years usage rollups are kept (a tenant under legal hold keeps its own longer).
+    /// Years usage rollups are kept, at least 7 (a tenant under legal hold keeps its own longer).
     #[arg(long, env = "USAGE_ROLLUP_RETENTION_YEARS", default_value_t = 7)]
     pub usage_rollup_retention_years: i32,
 }
 
+/// The seed's retention rules, as floors a configuration may raise but never lower.
+pub const MIN_AUDIT_RETENTION_MONTHS: i32 = 84;
+pub const MIN_USAGE_RAW_RETENTION_DAYS: i32 = 90;
+pub const MIN_USAGE_ROLLUP_RETENTION_YEARS: i32 = 7;
+
 impl Config {
+    /// Refuses a configuration governance must not start with, naming the setting to fix.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.policy_cache_ttl_secs >= 1, "POLICY_CACHE_TTL_SECS must be at least 1");
+        // The seed's retention rules are floors: a deployment may keep longer, never shorter.
+        anyhow::ensure!(
+            self.audit_retention_months >= MIN_AUDIT_RETENTION_MONTHS,
+            "AUDIT_RETENTION_MONTHS must be at least {MIN_AUDIT_RETENTION_MONTHS} (audit entries are kept seven years)"
+        );
+        anyhow::ensure!(
+            self.usage_raw_retention_days >= MIN_USAGE_RAW_RETENTION_DAYS,
+            "USAGE_RAW_RETENTION_DAYS must be at least {MIN_USAGE_RAW_RETENTION_DAYS}"
+        );
+        anyhow::ensure!(
+            (60..=7 * 86_400).contains(&self.usage_late_window_secs),
+            "USAGE_LATE_WINDOW_SECS must be 60 to 604800"
+        );
+        anyhow::ensure!(
+            i64::from(self.usage_raw_retention_days) * 86_400 > self.usage_late_window_secs as i64 + 86_400,
+            "USAGE_RAW_RETENTION_DAYS must be more than a day longer than the late window"
+        );
+        anyhow::ensure!(
+            self.usage_rollup_retention_years >= MIN_USAGE_ROLLUP_RETENTION_YEARS,
+            "USAGE_ROLLUP_RETENTION_YEARS must be at least {MIN_USAGE_ROLLUP_RETENTION_YEARS} (usage rollups are kept seven years)"
+        );
+        anyhow::ensure!(
+            !self.integration_secret_env_prefix.is_empty() && self.integration_secret_dir.starts_with('/'),
+            "INTEGRATION_SECRET_ENV_PREFIX must not be empty and INTEGRATION_SECRET_DIR must be an absolute path"
+        );
+        Ok(())
+    }
+
     pub fn secret_scope(&self) -> integrations::SecretScope {
         integrations::SecretScope {
             env_prefix: self.integration_secret_env_prefix.clone(),
@@ -223,21 +259,7 @@ impl Subgraph for State {
     }
 
     async fn build(conns: Connections, config: &Config) -> anyhow::Result<Self> {
-        anyhow::ensure!(config.policy_cache_ttl_secs >= 1, "POLICY_CACHE_TTL_SECS must be at least 1");
-        anyhow::ensure!(config.audit_retention_months >= 12, "AUDIT_RETENTION_MONTHS must be at least 12");
-        anyhow::ensure!(
-            (60..=7 * 86_400).contains(&config.usage_late_window_secs),
-            "USAGE_LATE_WINDOW_SECS must be 60 to 604800"
-        );
-        anyhow::ensure!(
-            i64::from(config.usage_raw_retention_days) * 86_400 > config.usage_late_window_secs as i64 + 86_400,
-            "USAGE_RAW_RETENTION_DAYS must be more than a day longer than the late window"
-        );
-        anyhow::ensure!(config.usage_rollup_retention_years >= 1, "USAGE_ROLLUP_RETENTION_YEARS must be at least 1");
-        anyhow::ensure!(
-            !config.integration_secret_env_prefix.is_empty() && config.integration_secret_dir.starts_with('/'),
-            "INTEGRATION_SECRET_ENV_PREFIX must not be empty and INTEGRATION_SECRET_DIR must be an absolute path"
-        );
+        config.validate()?;
         let secrets = Secrets::default();
         let checkpoints = match &config.audit_checkpoint_key {
             None => {

@@ -334,3 +334,46 @@ async fn raw_partitions_past_retention_are_dropped_while_rollups_remain() {
     assert_eq!(daily, 1);
     app.cleanup().await;
 }
+
+/// The seed keeps usage rollups seven years: a configuration may keep them longer, never shorter, and the
+/// default pass keeps a rollup of six years and eleven months while it deletes one past seven years.
+#[tokio::test]
+async fn rollups_are_kept_seven_years_and_no_configuration_keeps_them_less() {
+    let defaults = governance::Config::default();
+    assert_eq!(defaults.usage_rollup_retention_years, governance::MIN_USAGE_ROLLUP_RETENTION_YEARS);
+    assert_eq!(governance::MIN_USAGE_ROLLUP_RETENTION_YEARS, 7);
+    let app = spawn_app().await;
+    let admin = app.admin_pool().await;
+    for (tenant, age) in [("kept", "6 years 11 months"), ("gone", "7 years 1 month")] {
+        sqlx::query(
+            "INSERT INTO usage_rollups (tenant_id, meter, grain, bucket_start, dimensions, quantity, records)
+             VALUES ($1, 'api-calls', 'day', date_trunc('day', now() - $2::interval, 'UTC'), '{}', 5, 1)",
+        )
+        .bind(tenant)
+        .bind(age)
+        .execute(&admin)
+        .await
+        .unwrap();
+    }
+    partitions::run_once(
+        &app.state.kernel.db,
+        defaults.usage_raw_retention_days,
+        defaults.usage_rollup_retention_years,
+    )
+    .await
+    .unwrap();
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT tenant_id FROM usage_rollups ORDER BY tenant_id").fetch_all(&admin).await.unwrap();
+    assert_eq!(left, ["kept"]);
+    // Shorter retentions are refused at start-up (`build` validates), each naming its floor.
+    assert!(defaults.validate().is_ok());
+    for (config, name) in [
+        (governance::Config { usage_rollup_retention_years: 6, ..defaults.clone() }, "USAGE_ROLLUP_RETENTION_YEARS"),
+        (governance::Config { usage_raw_retention_days: 89, ..defaults.clone() }, "USAGE_RAW_RETENTION_DAYS"),
+        (governance::Config { audit_retention_months: 83, ..defaults.clone() }, "AUDIT_RETENTION_MONTHS"),
+    ] {
+        let e = config.validate().err().unwrap_or_else(|| panic!("{name} below the floor was accepted"));
+        assert!(format!("{e:#}").contains(name), "{e:#}");
+    }
+    app.cleanup().await;
+}
