@@ -6,7 +6,8 @@ use crate::telemetry::LogFormat;
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct KernelConfig {
-    /// App-role connection URL: serves requests, subject to row-level security.
+    /// App-role connection URL: serves requests, subject to row-level security. Like `MIGRATE_DATABASE_URL`,
+    /// `REDIS_URL` and `AMQP_URL`, it may be given as a `configRef` (`file:/run/secrets/…`, `env:NAME`).
     #[arg(long, env = "DATABASE_URL", value_parser = secret)]
     pub database_url: SecretString,
 
@@ -126,6 +127,35 @@ pub struct KernelConfig {
 pub const MIN_SECRET_BYTES: usize = 32;
 
 impl KernelConfig {
+    /// The configuration with its connection strings read where they are given by `configRef`
+    /// (`DATABASE_URL=file:/run/secrets/db-url`, `AMQP_URL=env:CP_AMQP_URL`, a Key Vault or Vault
+    /// reference with a backend registered in `secrets`), as every other secret is; a plain URL is kept.
+    pub async fn resolved(mut self, secrets: &crate::secrets::Secrets) -> anyhow::Result<Self> {
+        async fn read(secrets: &crate::secrets::Secrets, name: &str, v: SecretString) -> anyhow::Result<SecretString> {
+            use secrecy::ExposeSecret;
+            let raw = v.expose_secret().trim();
+            if raw.contains("://") {
+                return Ok(v);
+            }
+            match crate::secrets::ConfigRef::parse(raw) {
+                // A file's trailing newline is no part of a URL.
+                Ok(r) => match secrets.resolve_ref(&r).await {
+                    Ok(url) => Ok(url.expose_secret().trim().to_owned().into()),
+                    Err(e) => Err(anyhow::anyhow!("{name}: {e}")),
+                },
+                // Neither a URL nor a reference: left for the connection to refuse, with its own words.
+                Err(_) => Ok(v),
+            }
+        }
+        self.database_url = read(secrets, "DATABASE_URL", self.database_url).await?;
+        if let Some(owner) = self.migrate_database_url.take() {
+            self.migrate_database_url = Some(read(secrets, "MIGRATE_DATABASE_URL", owner).await?);
+        }
+        self.redis_url = read(secrets, "REDIS_URL", self.redis_url).await?;
+        self.amqp_url = read(secrets, "AMQP_URL", self.amqp_url).await?;
+        Ok(self)
+    }
+
     /// Refuses a configuration the subgraph must not start with, saying what to fix.
     pub fn validate(&self) -> anyhow::Result<()> {
         use secrecy::ExposeSecret;
@@ -193,5 +223,30 @@ mod tests {
         let mut c = config(strong, None);
         c.identity_url = Some("http://identity".into());
         assert!(c.validate().unwrap_err().to_string().contains("INTERNAL_SECRET"));
+    }
+
+    #[tokio::test]
+    async fn connection_strings_may_be_given_by_config_ref() {
+        use secrecy::ExposeSecret;
+        let dir = std::env::temp_dir().join(format!("cp-config-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("db-url"), "postgres://app@db:5432/cp_x\n").unwrap();
+        let var = format!("CP_TEST_AMQP_{}", uuid::Uuid::new_v4().simple());
+        // SAFETY: this test alone reads its uniquely named variable.
+        unsafe { std::env::set_var(&var, "amqp://cp_x:pw@mq:5672/%2f") };
+        let mut c = config("0123456789abcdef0123456789abcdef", None);
+        c.database_url = format!("file:{}", dir.join("db-url").display()).into();
+        c.amqp_url = format!("env:{var}").into();
+        let c = c.resolved(&crate::secrets::Secrets::default()).await.unwrap();
+        assert_eq!(c.database_url.expose_secret(), "postgres://app@db:5432/cp_x");
+        assert_eq!(c.amqp_url.expose_secret(), "amqp://cp_x:pw@mq:5672/%2f");
+        assert_eq!(c.redis_url.expose_secret(), "redis://127.0.0.1:6379", "a plain URL is kept");
+        // A reference that does not resolve stops the subgraph, naming the setting, not the value.
+        let mut c = config("0123456789abcdef0123456789abcdef", None);
+        c.redis_url = "env:CP_TEST_NOT_SET_ANYWHERE".to_owned().into();
+        let e = c.resolved(&crate::secrets::Secrets::default()).await.unwrap_err().to_string();
+        assert!(e.starts_with("REDIS_URL:"), "{e}");
+        unsafe { std::env::remove_var(&var) };
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -246,6 +246,7 @@ pub async fn start<S: Subgraph>(
     options: &Options,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Running<S>> {
+    let kernel = kernel.resolved(&crate::secrets::Secrets::default()).await?;
     kernel.validate()?;
     if let Some(owner) = &kernel.migrate_database_url {
         crate::db::migrate(owner, S::migrations()).await?;
