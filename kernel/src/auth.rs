@@ -27,9 +27,6 @@ use tokio::sync::{Mutex, RwLock};
 use crate::error::{Error, Result};
 use crate::ids::TenantId;
 
-/// The scope that makes a caller a platform operator (provisioning, editions, flag definitions).
-pub const PLATFORM_OPERATOR: &str = "platform:admin";
-
 /// Who is calling, as the verified token says.
 #[derive(Clone, Debug)]
 pub struct Caller {
@@ -861,7 +858,7 @@ mod tests {
             token_id: "t".into(),
             subject: "attacker".into(),
             tenant: None,
-            scopes: vec![PLATFORM_OPERATOR.into()],
+            scopes: vec![crate::permissions::PLATFORM_ADMIN.into()],
             expires_at: chrono::Utc::now().timestamp() + 3600,
         };
         // Someone with write access to Redis plants an answer: without a MAC, with a wrong one, and (the

@@ -1,9 +1,10 @@
 //! The per-request context every resolver reads: who calls, for which tenant, under which trace.
 
-use crate::auth::{Caller, PLATFORM_OPERATOR};
+use crate::auth::Caller;
 use crate::envelope::EventMeta;
 use crate::error::{Error, Result};
 use crate::ids::TenantId;
+use crate::permissions::PLATFORM_ADMIN;
 
 /// Put into every GraphQL request's data by the server; read it with [`ContextExt::request`].
 #[derive(Clone, Debug)]
@@ -38,7 +39,7 @@ impl RequestContext {
     /// A platform operator holds `platform:admin` on a token without a tenant: the scope alone on a
     /// tenant's token grants nothing beyond that tenant.
     pub fn is_platform_operator(&self) -> bool {
-        self.caller.has_scope(PLATFORM_OPERATOR) && self.caller.tenant.is_none()
+        self.caller.has_scope(PLATFORM_ADMIN) && self.caller.tenant.is_none()
     }
 
     pub fn require_platform_operator(&self) -> Result<()> {

@@ -67,7 +67,7 @@ fn permissions(tenant: &TenantId, raw: Vec<String>) -> Result<Vec<String>> {
                 format!("unknown permission `{}`", kernel::error::clip(&p, 64)),
             ));
         }
-        if p == kernel::auth::PLATFORM_OPERATOR && !tenant.is_platform() {
+        if p == kernel::permissions::PLATFORM_ADMIN && !tenant.is_platform() {
             return Err(Error::bad_input("permissions", "platform:admin can be granted only in the platform tenant"));
         }
         if !out.contains(&p) {

@@ -29,9 +29,7 @@ use crate::model::{
 };
 use crate::{ops, quota, store, State};
 
-pub const READ: &str = "tenancy:read";
-pub const WRITE: &str = "tenancy:write";
-pub const CONSUME: &str = "quota:consume";
+pub use kernel::permissions::tenancy::{QUOTA_CONSUME as CONSUME, READ, WRITE};
 
 fn state<'a>(ctx: &'a Context<'_>) -> &'a State {
     ctx.data_unchecked::<Arc<State>>()
