@@ -108,7 +108,7 @@ impl Handler for ApprovalOutcomes {
                 "approval outcome does not answer the request catalogue sent for this change; ignored");
             return Ok(());
         }
-        if outcome == ChangeStatus::Applied && by.iter().any(|d| *d == change.requested_by) {
+        if outcome == ChangeStatus::Applied && by.contains(&change.requested_by) {
             tracing::warn!(%tenant, %change_id, requester = %change.requested_by,
                 "approval granted with the requester's own vote; ignored");
             return Ok(());

@@ -154,8 +154,8 @@ impl Refusal {
 /// Parses `text` as one static Cedar policy, with `effect` added as the annotation when it is
 /// `RequiresApproval`, and checks it against [`SCHEMA`] (strict mode).
 pub fn check(text: &str, effect: Effect) -> std::result::Result<Policy, Refusal> {
-    let parse = |source: &str| Policy::parse(Some(PolicyId::new("candidate")), source);
-    let policy = parse(text).map_err(|e| Refusal::from_diagnostic(text, &e))?;
+    let id = || Some(PolicyId::new("candidate"));
+    let policy = Policy::parse(id(), text).map_err(|e| Refusal::from_diagnostic(text, &e))?;
     // The annotation is added to a RequiresApproval policy that lacks it — as Cedar parsed it, not as the
     // text reads (`@effect(` in a comment is no annotation).
     let source = match effect {
@@ -174,7 +174,7 @@ pub fn check(text: &str, effect: Effect) -> std::result::Result<Policy, Refusal>
     let policy = if shift == 0 {
         policy
     } else {
-        parse(&source).map_err(|e| relocate(Refusal::from_diagnostic(&source, &e)))?
+        Policy::parse(id(), &source).map_err(|e| relocate(Refusal::from_diagnostic(&source, &e)))?
     };
     let permit = policy.effect() == cedar_policy::Effect::Permit;
     let approval = policy.annotation(EFFECT_ANNOTATION);
