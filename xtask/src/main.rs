@@ -101,6 +101,25 @@ const PUBLIC_ADDR: &str = "127.0.0.1:4000";
 /// The router, behind the edge.
 const ROUTER_ADDR: &str = "127.0.0.1:4100";
 
+/// Where cargo puts what it builds.
+fn target_dir() -> PathBuf {
+    std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root().join("target"))
+}
+
+/// Builds every crate and target of the workspace in the dev profile, `env` added: one selection (so one
+/// set of dependency features), the one `scripts/test` builds and tests with, so nothing here compiles a
+/// dependency a second time with other features (`cargo run -p <domain>` would, per domain).
+async fn build_workspace(env: &[(&str, String)]) -> anyhow::Result<()> {
+    let status = tokio::process::Command::new(env!("CARGO"))
+        .current_dir(root())
+        .args(["build", "--quiet", "--workspace", "--all-targets"])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .status()
+        .await?;
+    anyhow::ensure!(status.success(), "cargo build failed");
+    Ok(())
+}
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").to_path_buf()
 }
@@ -313,7 +332,7 @@ async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Resul
     anyhow::ensure!(build.status().await?.success(), "cargo build failed");
 
     let profile = if release { "release" } else { "debug" };
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root().join("target"));
+    let target = target_dir();
     // Identity starts first: it is the issuer whose JWKS the others load at start-up.
     let http = reqwest::Client::new();
     let mut procs = Vec::new();
@@ -445,15 +464,13 @@ pub async fn node_tools() -> anyhow::Result<()> {
 async fn schema(check: bool) -> anyhow::Result<()> {
     node_tools().await?;
     let mut stale = Vec::new();
+    build_workspace(&[]).await?;
     for (domain, _, built) in DOMAINS {
         if !built {
             continue;
         }
-        let out = tokio::process::Command::new(env!("CARGO"))
-            .current_dir(root())
-            .args(["run", "--quiet", "-p", domain, "--", "print-schema"])
-            .output()
-            .await?;
+        let out =
+            tokio::process::Command::new(target_dir().join("debug").join(domain)).arg("print-schema").output().await?;
         anyhow::ensure!(out.status.success(), "{domain} print-schema failed: {}", String::from_utf8_lossy(&out.stderr));
         let path = root().join("schema").join(format!("{domain}.graphql"));
         let current = std::fs::read(&path).unwrap_or_default();
@@ -502,20 +519,18 @@ async fn sqlx_prepare(admin_url: &str, check: bool) -> anyhow::Result<()> {
         let out = if check { std::env::temp_dir().join(format!("cp-sqlx-{domain}")) } else { committed.clone() };
         let _ = std::fs::remove_dir_all(&out);
         std::fs::create_dir_all(&out)?;
-        // Touching a source file makes cargo re-expand the query macros, which write into SQLX_OFFLINE_DIR.
-        // A build rather than a check: its artifacts are the ones the tests use (scripts/test compiles the
-        // workspace once), where a check would compile every dependency a second time, in check mode.
+        // Touching a source file makes cargo re-expand the domain's query macros (against its own database;
+        // no other crate has any), which write into SQLX_OFFLINE_DIR. A workspace build rather than a check
+        // of the one crate: its artifacts are the ones the tests use, with the same dependency features.
         let lib = crate_dir.join("src/lib.rs");
         std::fs::OpenOptions::new().append(true).open(&lib)?.set_modified(std::time::SystemTime::now())?;
-        let status = tokio::process::Command::new(env!("CARGO"))
-            .current_dir(root())
-            .args(["build", "--quiet", "-p", domain, "--all-targets"])
-            .env("SQLX_OFFLINE", "false")
-            .env("SQLX_OFFLINE_DIR", &out)
-            .env("DATABASE_URL", kernel::db::url_for(admin_url, "postgres", &format!("cp_{domain}"))?)
-            .status()
-            .await?;
-        anyhow::ensure!(status.success(), "cargo build of {domain} failed");
+        build_workspace(&[
+            ("SQLX_OFFLINE", "false".into()),
+            ("SQLX_OFFLINE_DIR", out.display().to_string()),
+            ("DATABASE_URL", kernel::db::url_for(admin_url, "postgres", &format!("cp_{domain}"))?),
+        ])
+        .await
+        .with_context(|| format!("building with {domain}'s queries checked against its database"))?;
         if check {
             let diff = tokio::process::Command::new("diff").arg("-r").arg(&committed).arg(&out).status().await?;
             anyhow::ensure!(
