@@ -8,9 +8,9 @@
 # dependencies they share (tokio, hyper, serde, …) compile once.
 #
 # CP_ROUTER_PROFILE picks the optimisation:
-#   fast-build (default)  opt-level 1: the routers this script builds serve tests and a dev stack, and build in
-#                         about half the time (BENCHMARKS.md, "Router build profile", has both figures and
-#                         what it costs the routers' latency);
+#   fast-build (default)  opt-level 1: the routers this script builds serve tests and a dev stack; both build
+#                         in about 28 minutes on 2 cores instead of 38 (BENCHMARKS.md, "CI on a fresh
+#                         machine"; what it costs their latency is not measured yet);
 #   release               Cargo's release profile (opt-level 3), for a machine that serves real traffic.
 # A router built with the other profile is rebuilt.
 set -euo pipefail
@@ -36,7 +36,7 @@ installed() { # name version
 build() { # name version [cargo install flags…]
   local name=$1 version=$2 started=$SECONDS
   shift 2
-  echo "building $name $version ($PROFILE profile; about 10 minutes on 2 cores)…"
+  echo "building $name $version ($PROFILE profile; about 14 minutes on 2 cores)…"
   cargo install "$name" --version "$version" --locked --force --root "$TOOLS" \
     --target-dir "$TOOLS/router-build" "$@"
   echo "$PROFILE" >"$(marker "$name")"
