@@ -299,9 +299,13 @@ async fn relay(
                         continue;
                     }
                     Checked::Invalid => {
-                        // graphql-transport-ws: an invalid message closes the connection with 4400.
+                        // graphql-transport-ws: an invalid message closes the connection with 4400. The
+                        // close goes out through the client-side task, which ends the relay once it has
+                        // sent it; nothing more is read from the client meanwhile.
                         let frame = axum::extract::ws::CloseFrame { code: 4400, reason: "Invalid message".into() };
-                        let _ = reply_tx.send(Message::Close(Some(frame))).await;
+                        if reply_tx.send(Message::Close(Some(frame))).await.is_ok() {
+                            std::future::pending::<()>().await;
+                        }
                         break;
                     }
                 },
