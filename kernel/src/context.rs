@@ -4,7 +4,6 @@ use crate::auth::Caller;
 use crate::envelope::EventMeta;
 use crate::error::{Error, Result};
 use crate::ids::TenantId;
-use crate::permissions::PLATFORM_ADMIN;
 
 /// Put into every GraphQL request's data by the server; read it with [`ContextExt::request`].
 #[derive(Clone, Debug)]
@@ -17,45 +16,17 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    /// The caller's tenant; platform-operator tokens have none and are refused here.
-    pub fn tenant(&self) -> Result<&TenantId> {
+    /// The caller's tenant; platform-operator tokens have none and are refused here. Resolvers check
+    /// access through [`crate::access::Authorize`] instead.
+    pub(crate) fn tenant(&self) -> Result<&TenantId> {
         self.caller.tenant.as_ref().ok_or_else(|| Error::forbidden("this operation needs a tenant-scoped token"))
     }
 
-    pub fn require_scope(&self, scope: &str) -> Result<()> {
+    pub(crate) fn require_scope(&self, scope: &str) -> Result<()> {
         if self.caller.has_scope(scope) {
             Ok(())
         } else {
             Err(Error::forbidden(format!("missing scope `{scope}`")))
-        }
-    }
-
-    /// The caller's tenant, provided the token also carries `scope`.
-    pub fn tenant_with(&self, scope: &str) -> Result<&TenantId> {
-        self.require_scope(scope)?;
-        self.tenant()
-    }
-
-    /// A platform operator holds `platform:admin` on a token without a tenant: the scope alone on a
-    /// tenant's token grants nothing beyond that tenant.
-    pub fn is_platform_operator(&self) -> bool {
-        self.caller.has_scope(PLATFORM_ADMIN) && self.caller.tenant.is_none()
-    }
-
-    pub fn require_platform_operator(&self) -> Result<()> {
-        if self.is_platform_operator() {
-            Ok(())
-        } else {
-            Err(Error::forbidden("this operation is for platform operators"))
-        }
-    }
-
-    /// Platform operators act on every tenant; everybody else on their own tenant only.
-    pub fn access(&self) -> Result<crate::db::Access> {
-        if self.is_platform_operator() {
-            Ok(crate::db::Access::Platform)
-        } else {
-            Ok(crate::db::Access::Tenant(self.tenant()?.clone()))
         }
     }
 
@@ -98,6 +69,11 @@ impl RequestContext {
         let left = (self.caller.expires_at - chrono::Utc::now().timestamp()).max(0) as u64;
         stream.take_until(tokio::time::sleep(std::time::Duration::from_secs(left)))
     }
+}
+
+/// A subgraph's state (put into the schema's data as `Arc<S>`), in a resolver.
+pub fn state<'a, S: Send + Sync + 'static>(ctx: &'a async_graphql::Context<'_>) -> &'a S {
+    ctx.data_unchecked::<std::sync::Arc<S>>()
 }
 
 /// `ctx.request()` in resolvers.

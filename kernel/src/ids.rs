@@ -81,6 +81,12 @@ impl fmt::Display for TenantId {
     }
 }
 
+/// An id from the API (`what`: "policy", "module", …): `BAD_USER_INPUT` naming `field` unless it is a UUID.
+pub fn uuid(field: &str, raw: &str, what: &str) -> Result<uuid::Uuid, Error> {
+    uuid::Uuid::parse_str(raw.trim())
+        .map_err(|_| Error::bad_input(field, format!("`{}` is not a {what} id", crate::error::clip(raw, 40))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

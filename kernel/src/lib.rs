@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`service`] | the [`service::Subgraph`] trait and the one entry point every subgraph runs through |
 //! | [`work`] | the one write path: a unit of work (tenant transaction → store calls → `emit` → commit) |
+//! | [`access`] | the one access check (`ctx.authorize(PERMISSION)`) and the [`access::Authorized`] proof every write takes |
 //! | [`ids`] | [`TenantId`], the slug every row, key and event carries |
 //! | [`contracts`] | event types one domain publishes and another crate reads |
 //! | [`permissions`] | every permission of every domain |
@@ -28,6 +29,7 @@
 //! | [`server`] | the axum app: `/graphql` and its guards and limits, health, metrics, graceful shutdown |
 //! | [`config`], [`telemetry`], [`metrics`] | clap/env config, tracing, Prometheus |
 
+pub mod access;
 pub mod api_token;
 pub mod auth;
 pub mod broker;
@@ -52,6 +54,7 @@ pub mod service;
 pub mod telemetry;
 pub mod work;
 
+pub use access::{Authorize, Authorized};
 pub use context::RequestContext;
 pub use error::{Code, Error, Result};
 pub use ids::TenantId;

@@ -5,8 +5,12 @@
 //! the state change and its outbox rows commit together or not at all, and the relay publishes them after.
 //! Dropping a `Work` without committing rolls everything back, so an early `?` leaves nothing half-written.
 //!
+//! The tenant comes from an access check ([`crate::access`]): `Work::tenant` takes its
+//! [`Authorized`] proof, never a bare tenant id.
+//!
 //! ```ignore
-//! let mut work = Work::tenant(&state.kernel.db, &tenant, req.event_meta()).await?;
+//! let tenant = ctx.authorize(WRITE)?;
+//! let mut work = Work::tenant(&state.kernel.db, &tenant, ctx.event_meta()).await?;
 //! let t = store::rename_tenant(&mut work, &tenant, &name).await?;
 //! work.emit(&tenant, &events::TenantUpdated { tenant_id: tenant.to_string(), display_name: name }).await?;
 //! work.commit().await?;
@@ -14,9 +18,10 @@
 
 use std::ops::{Deref, DerefMut};
 
+use crate::access::Authorized;
 use crate::db::{Db, Tx};
 use crate::envelope::{Envelope, Event, EventMeta};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ids::TenantId;
 use crate::outbox;
 
@@ -26,13 +31,17 @@ pub struct Work {
 }
 
 impl Work {
-    /// A unit of work on `tenant`'s rows (row-level security set for it).
-    pub async fn tenant(db: &Db, tenant: &TenantId, meta: EventMeta) -> Result<Self> {
-        Ok(Self { tx: db.tenant_tx(tenant).await?, meta })
+    /// A unit of work on the authorized tenant's rows (row-level security set for it).
+    pub async fn tenant(db: &Db, authorized: &Authorized, meta: EventMeta) -> Result<Self> {
+        Ok(Self { tx: db.tenant_tx(authorized.tenant()).await?, meta })
     }
 
-    /// A platform operator's unit of work.
-    pub async fn platform(db: &Db, meta: EventMeta) -> Result<Self> {
+    /// A platform operator's unit of work (every tenant's rows the operator policies allow); `FORBIDDEN`
+    /// unless `authorized` is an operator's or platform-wide system work.
+    pub async fn platform(db: &Db, authorized: &Authorized, meta: EventMeta) -> Result<Self> {
+        if !authorized.is_operator() {
+            return Err(Error::forbidden("this operation is for platform operators"));
+        }
         Ok(Self { tx: db.platform_tx().await?, meta })
     }
 

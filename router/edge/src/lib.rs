@@ -9,7 +9,9 @@
 //! else is proxied unchanged: HTTP (responses streamed, so `@defer` multipart works) and WebSocket
 //! subscriptions (each `subscribe` message checked the same way).
 //!
-//!     edge --listen 127.0.0.1:4000 --upstream http://127.0.0.1:4100
+//! ```text
+//! edge --listen 127.0.0.1:4000 --upstream http://127.0.0.1:4100
+//! ```
 
 use std::net::SocketAddr;
 use std::sync::Arc;

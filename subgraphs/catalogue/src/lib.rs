@@ -15,12 +15,12 @@
 //! | `blueprints/` | blueprint versions, validation runs and results (and their retention), context maps |
 //! | `registry/` | agent and skill definitions, tenant-owned and platform-wide |
 //!
-//! beside `access.rs` (who may do what), `commands.rs` (the commands catalogue accepts), `events.rs` (everything published and accepted) and `loaders.rs`
-//! (the per-request DataLoader every area's nested fields batch through).
+//! beside `commands.rs` (the commands catalogue accepts), `events.rs` (everything published and accepted) and `loaders.rs`
+//! (the per-request DataLoader every area's nested fields batch through). Who may do what is checked in the
+//! resolvers through the kernel (`ctx.authorize(READ)`, `kernel::access`).
 
 #![recursion_limit = "256"]
 
-pub mod access;
 pub mod blueprints;
 pub mod commands;
 pub mod environments;
@@ -40,6 +40,11 @@ use kernel::service::{Connections, Consumer, Listener, NoCommand};
 use kernel::{Kernel, Subgraph};
 use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
+
+/// This subgraph's state, in a resolver.
+pub fn state<'a>(ctx: &'a async_graphql::Context<'_>) -> &'a State {
+    kernel::context::state(ctx)
+}
 
 pub static MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/catalogue");
 
@@ -138,7 +143,7 @@ impl Subgraph for State {
     }
 
     fn per_request(&self, data: &mut Data, ctx: &RequestContext) {
-        if let Ok(access) = ctx.access() {
+        if let Ok(access) = kernel::Authorize::token_access(ctx) {
             data.insert(loaders::CatalogueLoader::per_request(self.kernel.db.clone(), access));
         }
     }

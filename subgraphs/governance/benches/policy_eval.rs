@@ -444,7 +444,8 @@ async fn appends(seed: u64) -> f64 {
         move || {
             let (kdb, set, req, tenant) = (kdb.clone(), set.clone(), req.clone(), tenant());
             async move {
-                let mut work = Work::tenant(&kdb, &tenant, meta()).await.unwrap();
+                let mut work =
+                    Work::tenant(&kdb, &kernel::Authorized::system(tenant.clone(), "bench"), meta()).await.unwrap();
                 let d = decisions::evaluate(&tenant, &set, &req, work.meta()).unwrap();
                 decisions::record(&mut work, &d).await.unwrap();
                 work.commit().await.unwrap();

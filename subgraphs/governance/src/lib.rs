@@ -15,12 +15,11 @@
 //! | `audit/` | the audit log: an entry per event of every domain, hash-chained per tenant and a Merkle tree (`tree.rs`) with signed checkpoints (`checkpoint.rs`) and proofs; exports to blob storage (`export.rs`, checked offline by `src/bin/audit-verify.rs`); partitions and retention (`partitions.rs`) |
 //! | `retention.rs` | what a pass of the audit and usage partition workers did, and its log lines |
 //!
-//! beside `access.rs` (who may do what), `commands.rs` (the commands governance accepts), `directory.rs`
+//! beside `commands.rs` (the commands governance accepts), `directory.rs`
 //! (identity's role bindings and tenancy's legal holds, projected) and `events.rs` (everything published).
 
 #![recursion_limit = "256"]
 
-pub mod access;
 pub mod approvals;
 pub mod audit;
 pub mod commands;
@@ -43,6 +42,11 @@ use kernel::service::{Connections, Consumer, Listener};
 use kernel::{Kernel, Subgraph};
 use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
+
+/// This subgraph's state, in a resolver.
+pub fn state<'a>(ctx: &'a async_graphql::Context<'_>) -> &'a State {
+    kernel::context::state(ctx)
+}
 
 pub static MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/governance");
 

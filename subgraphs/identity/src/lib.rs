@@ -149,7 +149,7 @@ pub async fn bootstrap(state: &State) -> anyhow::Result<String> {
         causation_id: None,
         actor: Some("bootstrap".into()),
     };
-    let mut tx = Work::tenant(&state.kernel.db, &platform, meta).await?;
+    let mut tx = Work::tenant(&state.kernel.db, &kernel::Authorized::platform_system("bootstrap"), meta).await?;
     store::bootstrap_lock(&mut tx).await?;
     anyhow::ensure!(
         !store::any_principal(&mut tx).await?,

@@ -31,7 +31,7 @@ pub struct IdentityLoader {
 impl IdentityLoader {
     pub fn per_request(db: Db, ctx: &RequestContext) -> DataLoader<Self> {
         let tenant = ctx.caller.tenant.clone().unwrap_or_else(TenantId::platform);
-        let loader = Self { db, tenant, operator: ctx.is_platform_operator() };
+        let loader = Self { db, tenant, operator: kernel::Authorize::is_operator(ctx) };
         // Batches run in the span of the request that triggered them, so their SQL is logged under its trace.
         DataLoader::new(loader, |batch| tokio::spawn(tracing::Instrument::in_current_span(batch)))
     }

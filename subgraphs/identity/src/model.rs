@@ -2,7 +2,7 @@
 
 use async_graphql::{ComplexObject, Context, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use kernel::{Result, TenantId};
+use kernel::{Authorize, Result, TenantId};
 
 use crate::domain::{PrincipalKind, PrincipalStatus};
 use crate::ids::PrincipalId;
@@ -40,7 +40,7 @@ impl Principal {
     /// The roles bound to the principal, in key order. Needs `identity:read` in the principal's tenant.
     // Through the request's loader: one query for the roles of every principal the request returns.
     async fn roles(&self, ctx: &Context<'_>) -> Result<Vec<Role>> {
-        crate::schema::require_read(ctx, &self.tenant_id)?;
+        ctx.authorize_on(crate::schema::READ, &self.tenant_id)?;
         let key = RolesOf { tenant: self.tenant_id.clone(), principal: self.id };
         let roles = loader(ctx)?.load_one(key).await?.unwrap_or_default();
         kernel::server::charge(ctx, roles.len())?;

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use base64::Engine;
 use kernel::envelope::EventMeta;
-use kernel::{api_token, TenantId, Work};
+use kernel::{api_token, Authorized, TenantId, Work};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -233,6 +233,8 @@ async fn revoke(AxumState(state): AxumState<Arc<State>>, headers: HeaderMap, For
     let (trace_id, correlation_id) = kernel::RequestContext::ids_from_headers(&headers);
     // The revocation's actor: the token's own subject (RFC 7009 lets its holder or client revoke it).
     let meta = EventMeta { trace_id, correlation_id, causation_id: None, actor: Some(caller.subject.clone()) };
+    // Authorized by the exchange: the token itself, or its own tenant's client, asks (RFC 7009).
+    let tenant = Authorized::system(tenant, "oauth token revocation");
     let result = if api_token::looks_like(&form.token) {
         match caller.token_id.as_deref().and_then(|id| id.parse::<uuid::Uuid>().ok()) {
             Some(id) => crate::schema::revoke_api_token(&state, &tenant, id, &meta).await.map(|_| ()),
@@ -253,7 +255,7 @@ async fn revoke(AxumState(state): AxumState<Arc<State>>, headers: HeaderMap, For
 /// Refuses an access token everywhere until it expires: this replica at once, the others through the event.
 async fn revoke_access_token(
     state: &State,
-    tenant: &TenantId,
+    tenant: &Authorized,
     jti: &str,
     exp: i64,
     meta: &EventMeta,

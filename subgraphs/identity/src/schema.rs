@@ -11,7 +11,7 @@ use async_graphql::{Context, InputObject, Object, ID};
 use kernel::context::ContextExt;
 use kernel::envelope::EventMeta;
 use kernel::pagination::Page;
-use kernel::{api_token, Error, Result, TenantId, Work};
+use kernel::{api_token, Authorize, Authorized, Error, Result, TenantId, Work};
 
 use crate::domain::PrincipalKind;
 use crate::events;
@@ -27,34 +27,9 @@ fn state<'a>(ctx: &'a Context<'_>) -> &'a Arc<State> {
     ctx.data_unchecked::<Arc<State>>()
 }
 
-/// The tenant an operation acts on, checked against the caller.
-fn tenant_for(ctx: &Context<'_>, requested: Option<&ID>, permission: &str) -> Result<TenantId> {
-    let req = ctx.request();
-    if req.is_platform_operator() {
-        return match requested {
-            Some(id) => TenantId::parse(id),
-            None => Ok(TenantId::platform()),
-        };
-    }
-    let own = req.tenant_with(permission)?.clone();
-    match requested {
-        Some(id) if id.as_str() != own.as_str() => Err(Error::not_found("no such tenant")),
-        _ => Ok(own),
-    }
-}
-
-/// `Ok` if the caller may read `tenant`'s identity data: platform operators any tenant's, everybody else
-/// their own with `identity:read` (another tenant's is `NOT_FOUND`, as with `tenantId`).
-pub fn require_read(ctx: &Context<'_>, tenant: &TenantId) -> Result<()> {
-    let req = ctx.request();
-    if req.is_platform_operator() {
-        return Ok(());
-    }
-    if req.tenant_with(READ)? == tenant {
-        Ok(())
-    } else {
-        Err(Error::not_found("no such tenant"))
-    }
+/// The tenant an operation acts on (`tenantId`), checked against the caller.
+fn tenant_for(ctx: &Context<'_>, requested: Option<&ID>, permission: &'static str) -> Result<Authorized> {
+    ctx.authorize_tenant(permission, requested.map(|id| id.as_str()))
 }
 
 fn permissions(tenant: &TenantId, raw: Vec<String>) -> Result<Vec<String>> {
@@ -132,7 +107,7 @@ impl QueryRoot {
 
     async fn principal(&self, ctx: &Context<'_>, id: ID, tenant_id: Option<ID>) -> Result<Principal> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), READ)?;
-        principal_in(ctx, tenant, PrincipalId::from_id("id", &id)?).await
+        principal_in(ctx, tenant.into_tenant(), PrincipalId::from_id("id", &id)?).await
     }
 
     #[graphql(complexity = "kernel::pagination::page_complexity(first, child_complexity)")]
@@ -186,7 +161,7 @@ impl QueryRoot {
     #[graphql(entity)]
     async fn find_principal_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Principal> {
         let tenant = tenant_for(ctx, None, READ)?;
-        principal_in(ctx, tenant, PrincipalId::from_id("id", &id)?).await
+        principal_in(ctx, tenant.into_tenant(), PrincipalId::from_id("id", &id)?).await
     }
 }
 
@@ -223,7 +198,7 @@ impl MutationRoot {
             }
             PrincipalKind::Service => None,
         };
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.request().event_meta()).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let p = store::insert_principal(&mut work, &tenant, kind, &name, email.as_deref()).await?;
         // The event keeps the stored form of the kind (`User`, `Service`).
         let event =
@@ -236,7 +211,7 @@ impl MutationRoot {
     /// A disabled principal's tokens stop carrying permissions. Emits `PrincipalDisabled`.
     async fn disable_principal(&self, ctx: &Context<'_>, id: ID, tenant_id: Option<ID>) -> Result<Principal> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.request().event_meta()).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let p = store::disable_principal(&mut work, &tenant, PrincipalId::from_id("id", &id)?).await?;
         work.emit(&tenant, &events::PrincipalDisabled { principal_id: p.id.to_string() }).await?;
         work.commit().await?;
@@ -249,7 +224,7 @@ impl MutationRoot {
         let key = role_key(&input.key)?;
         let perms = permissions(&tenant, input.permissions)?;
         let description = kernel::error::clip(input.description.trim(), 500);
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.request().event_meta()).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let role = store::upsert_role(&mut work, &tenant, &key, &description, &perms).await?;
         work.emit(&tenant, &events::RoleDefined { role_key: key, permissions: perms }).await?;
         work.commit().await?;
@@ -266,7 +241,7 @@ impl MutationRoot {
     ) -> Result<bool> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
         let principal = PrincipalId::from_id("principalId", &principal_id)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.request().event_meta()).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         store::bind_role(&mut work, &tenant, principal, &role_key).await?;
         let event = events::RoleBound { principal_id: principal.to_string(), role_key };
         work.emit(&tenant, &event).await?;
@@ -284,7 +259,7 @@ impl MutationRoot {
     ) -> Result<bool> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
         let principal = PrincipalId::from_id("principalId", &principal_id)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.request().event_meta()).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         if !store::unbind_role(&mut work, &tenant, principal, &role_key).await? {
             return Err(Error::not_found("no such binding"));
         }
@@ -308,7 +283,7 @@ impl MutationRoot {
         let principal = PrincipalId::from_id("principalId", &principal_id)?;
         let scopes = permissions(&tenant, scopes)?;
         let (client_id, secret) = (tokens::new_client_id(&tenant), tokens::new_client_secret());
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.request().event_meta()).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let client =
             store::insert_client(&mut work, &tenant, &client_id, principal, &tokens::sha256_hex(&secret), &scopes)
                 .await?;
@@ -328,7 +303,7 @@ impl MutationRoot {
     ) -> Result<OAuthClientWithSecret> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
         let secret = tokens::new_client_secret();
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.request().event_meta()).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let client = store::rotate_client_secret(&mut work, &tenant, &client_id, &tokens::sha256_hex(&secret)).await?;
         work.emit(&tenant, &events::OAuthClientSecretRotated { client_id }).await?;
         work.commit().await?;
@@ -344,7 +319,7 @@ impl MutationRoot {
         tenant_id: Option<ID>,
     ) -> Result<OAuthClient> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.request().event_meta()).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let client = store::revoke_client(&mut work, &tenant, &client_id).await?;
         work.emit(&tenant, &events::OAuthClientRevoked { client_id }).await?;
         work.commit().await?;
@@ -367,7 +342,7 @@ impl MutationRoot {
         }
         let scopes = permissions(&tenant, input.scopes)?;
         let st = state(ctx);
-        let mut work = Work::tenant(&st.kernel.db, &tenant, ctx.request().event_meta()).await?;
+        let mut work = Work::tenant(&st.kernel.db, &tenant, ctx.event_meta()).await?;
         let held = store::effective_permissions(&mut work, &tenant, principal).await?;
         if let Some(extra) = scopes.iter().find(|s| !held.contains(s)) {
             return Err(Error::forbidden(format!("the principal does not hold `{extra}`")));
@@ -398,14 +373,14 @@ impl MutationRoot {
     /// Revokes an API token everywhere within about a second. Emits `ApiTokenRevoked`.
     async fn revoke_api_token(&self, ctx: &Context<'_>, id: ID, tenant_id: Option<ID>) -> Result<bool> {
         let tenant = tenant_for(ctx, tenant_id.as_ref(), WRITE)?;
-        revoke_api_token(state(ctx), &tenant, token_id("id", &id)?, &ctx.request().event_meta()).await?;
+        revoke_api_token(state(ctx), &tenant, token_id("id", &id)?, &ctx.event_meta()).await?;
         Ok(true)
     }
 }
 
 /// Revokes in the database with its event, then drops this replica's cached copies at once (other
 /// replicas and subgraphs drop theirs when the event reaches them).
-pub async fn revoke_api_token(state: &State, tenant: &TenantId, id: uuid::Uuid, meta: &EventMeta) -> Result<()> {
+pub async fn revoke_api_token(state: &State, tenant: &Authorized, id: uuid::Uuid, meta: &EventMeta) -> Result<()> {
     let mut work = Work::tenant(&state.kernel.db, tenant, meta.clone()).await?;
     let hash = store::revoke_api_token(&mut work, tenant, id).await?;
     let event = events::ApiTokenRevoked { token_id: id.to_string(), token_hash: hash.clone() };

@@ -84,7 +84,7 @@ impl Subgraph for State {
     }
 
     fn per_request(&self, data: &mut Data, ctx: &RequestContext) {
-        if let Ok(access) = ctx.access() {
+        if let Ok(access) = kernel::Authorize::token_access(ctx) {
             data.insert(TenancyLoader::per_request(self.kernel.db.clone(), access));
         }
     }

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use kernel::cache::Cache;
 use kernel::db::Db;
 use kernel::envelope::EventMeta;
-use kernel::{Error, Result, TenantId, Work};
+use kernel::{Authorized, Error, Result, TenantId, Work};
 use redis::aio::ConnectionManager;
 
 use crate::domain::Period;
@@ -106,7 +106,7 @@ pub async fn consume(
     meta: EventMeta,
     cache: &Cache,
     gate: &QuotaGate,
-    tenant: &TenantId,
+    tenant: &Authorized,
     def: &QuotaDefinition,
     amount: i64,
 ) -> Result<Quota> {

@@ -16,7 +16,7 @@ use kernel::context::ContextExt;
 use kernel::db::Access;
 use kernel::error::OnConstraint;
 use kernel::pagination::Page;
-use kernel::{Error, Result, TenantId, Work};
+use kernel::{Authorize, Error, Result, TenantId, Work};
 use sqlx::types::Json;
 use tokio_stream::wrappers::BroadcastStream;
 
@@ -37,11 +37,7 @@ fn state<'a>(ctx: &'a Context<'_>) -> &'a State {
 
 /// Operators read everything; a tenant's callers read their own rows with `tenancy:read`.
 fn reader(ctx: &Context<'_>) -> Result<Access> {
-    let req = ctx.request();
-    if req.is_platform_operator() {
-        return Ok(Access::Platform);
-    }
-    Ok(Access::Tenant(req.tenant_with(READ)?.clone()))
+    ctx.authorize_read(READ)
 }
 
 /// Loads a tenant the caller may see, or `NOT_FOUND` — also for another tenant's id, so ids cannot be probed.
@@ -94,7 +90,7 @@ pub struct QueryRoot;
 impl QueryRoot {
     /// The caller's own tenant.
     async fn current_tenant(&self, ctx: &Context<'_>) -> Result<Tenant> {
-        let id = ctx.request().tenant_with(READ)?.clone();
+        let id = ctx.authorize(READ)?.into_tenant();
         visible_tenant(ctx, id.as_str()).await
     }
 
@@ -112,7 +108,7 @@ impl QueryRoot {
         after: Option<String>,
         status: Option<TenantStatus>,
     ) -> Result<Connection<String, Tenant>> {
-        ctx.request().require_platform_operator()?;
+        ctx.authorize_operator()?;
         let page = Page::forward(after, first, 20)?;
         let mut tx = state(ctx).kernel.db.platform_tx().await?;
         let rows = store::list_tenants(&mut tx, page.after.as_deref(), page.fetch_limit(), status).await?;
@@ -171,7 +167,7 @@ impl QueryRoot {
 
     /// Evaluates one feature flag for the caller's tenant. Unknown flags are off.
     async fn feature_flag(&self, ctx: &Context<'_>, key: String) -> Result<FlagEvaluation> {
-        let tenant = visible_tenant(ctx, ctx.request().tenant_with(READ)?.as_str()).await?;
+        let tenant = visible_tenant(ctx, ctx.authorize(READ)?.as_str()).await?;
         let st = state(ctx);
         let set = st.flags.snapshot(&st.kernel.db).await?;
         Ok(set.evaluate(&key, tenant.id.as_str(), &tenant.edition_id))
@@ -179,7 +175,7 @@ impl QueryRoot {
 
     /// Evaluates every feature flag for the caller's tenant.
     async fn feature_flags(&self, ctx: &Context<'_>) -> Result<Vec<FlagEvaluation>> {
-        let tenant = visible_tenant(ctx, ctx.request().tenant_with(READ)?.as_str()).await?;
+        let tenant = visible_tenant(ctx, ctx.authorize(READ)?.as_str()).await?;
         let st = state(ctx);
         let set = st.flags.snapshot(&st.kernel.db).await?;
         let flags = set.evaluate_all(tenant.id.as_str(), &tenant.edition_id);
@@ -189,7 +185,7 @@ impl QueryRoot {
 
     /// Every flag definition (platform operators).
     async fn feature_flag_definitions(&self, ctx: &Context<'_>) -> Result<Vec<FeatureFlag>> {
-        ctx.request().require_platform_operator()?;
+        ctx.authorize_operator()?;
         let flags = store::all_flags(state(ctx).kernel.db.shared()).await?;
         kernel::server::charge(ctx, flags.len())?;
         Ok(flags)
@@ -257,7 +253,7 @@ impl MutationRoot {
     /// version's quotas. Emits `TenantProvisioned`.
     async fn provision_tenant(&self, ctx: &Context<'_>, input: ProvisionTenantInput) -> Result<Tenant> {
         let req = ctx.request();
-        req.require_platform_operator()?;
+        let operator = req.authorize_operator()?;
         let p = ops::Provision::parse(
             &input.id,
             &input.display_name,
@@ -265,7 +261,7 @@ impl MutationRoot {
             &input.edition_id,
             input.isolation_model,
         )?;
-        let mut work = Work::platform(&state(ctx).kernel.db, req.event_meta()).await?;
+        let mut work = Work::platform(&state(ctx).kernel.db, &operator, req.event_meta()).await?;
         let tenant = ops::provision(&mut work, &p).await?;
         work.commit().await?;
         Ok(tenant)
@@ -289,9 +285,9 @@ impl MutationRoot {
     /// Puts a tenant on legal hold or releases it. Emits `TenantLegalHoldChanged`.
     async fn set_legal_hold(&self, ctx: &Context<'_>, id: ID, legal_hold: bool) -> Result<Tenant> {
         let req = ctx.request();
-        req.require_platform_operator()?;
+        let operator = req.authorize_operator()?;
         let id = TenantId::parse(&id)?;
-        let mut work = Work::platform(&state(ctx).kernel.db, req.event_meta()).await?;
+        let mut work = Work::platform(&state(ctx).kernel.db, &operator, req.event_meta()).await?;
         let mut tenant = store::lock_tenant(&mut work, &id).await?;
         tenant.legal_hold = legal_hold;
         let tenant = store::update_tenant(&mut work, &tenant).await?;
@@ -304,7 +300,7 @@ impl MutationRoot {
     /// Renames the caller's own tenant (`tenancy:write`). Emits `TenantUpdated`.
     async fn update_tenant(&self, ctx: &Context<'_>, display_name: String) -> Result<Tenant> {
         let req = ctx.request();
-        let id = req.tenant_with(WRITE)?.clone();
+        let id = req.authorize(WRITE)?;
         let display_name = domain::display_name(&display_name)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &id, req.event_meta()).await?;
         let mut tenant = store::lock_tenant(&mut work, &id).await?;
@@ -322,10 +318,10 @@ impl MutationRoot {
     /// starts a new one and applies the edition's quota limits. Emits `TenantEditionChanged`.
     async fn change_tenant_edition(&self, ctx: &Context<'_>, id: ID, edition_id: String) -> Result<Tenant> {
         let req = ctx.request();
-        req.require_platform_operator()?;
+        let operator = req.authorize_operator()?;
         let id = TenantId::parse(&id)?;
         let edition_id = domain::key("editionId", &edition_id, 64)?;
-        let mut work = Work::platform(&state(ctx).kernel.db, req.event_meta()).await?;
+        let mut work = Work::platform(&state(ctx).kernel.db, &operator, req.event_meta()).await?;
         let mut tenant = store::lock_tenant(&mut work, &id).await?;
         if tenant.status == TenantStatus::Retired {
             return Err(Error::conflict("a retired tenant cannot change edition"));
@@ -351,12 +347,12 @@ impl MutationRoot {
     /// Creates a draft edition (version 1), or the next draft version of an existing one. Emits `EditionCreated`.
     async fn create_edition(&self, ctx: &Context<'_>, input: CreateEditionInput) -> Result<Edition> {
         let req = ctx.request();
-        req.require_platform_operator()?;
+        let operator = req.authorize_operator()?;
         let id = domain::key("id", &input.id, 64)?;
         let name = domain::edition_name(&input.name)?;
         let features = feature_set(input.feature_set)?;
         let template = quota_template(input.quota_template)?;
-        let mut work = Work::platform(&state(ctx).kernel.db, req.event_meta()).await?;
+        let mut work = Work::platform(&state(ctx).kernel.db, &operator, req.event_meta()).await?;
         let version = match store::lock_latest_edition(&mut work, &id).await? {
             Some(latest) if latest.status == EditionStatus::Draft => {
                 return Err(Error::conflict(format!(
@@ -383,8 +379,8 @@ impl MutationRoot {
         input: UpdateEditionInput,
     ) -> Result<Edition> {
         let req = ctx.request();
-        req.require_platform_operator()?;
-        let mut work = Work::platform(&state(ctx).kernel.db, req.event_meta()).await?;
+        let operator = req.authorize_operator()?;
+        let mut work = Work::platform(&state(ctx).kernel.db, &operator, req.event_meta()).await?;
         let mut edition = store::lock_edition(&mut work, &id, version).await?;
         if edition.status != EditionStatus::Draft {
             return Err(Error::conflict(format!(
@@ -421,7 +417,7 @@ impl MutationRoot {
     /// Creates or replaces a feature flag. Emits `FeatureFlagChanged`, which invalidates every cached copy.
     async fn set_feature_flag(&self, ctx: &Context<'_>, input: FeatureFlagInput) -> Result<FeatureFlag> {
         let req = ctx.request();
-        req.require_platform_operator()?;
+        let operator = req.authorize_operator()?;
         if !(0..=100).contains(&input.rollout_percent) {
             return Err(Error::bad_input("rolloutPercent", "rolloutPercent must be between 0 and 100"));
         }
@@ -442,7 +438,7 @@ impl MutationRoot {
             version: 0,
             updated_at: chrono::Utc::now(),
         };
-        let mut work = Work::platform(&state(ctx).kernel.db, req.event_meta()).await?;
+        let mut work = Work::platform(&state(ctx).kernel.db, &operator, req.event_meta()).await?;
         let flag = store::upsert_flag(&mut work, &flag).await?;
         let event = events::FeatureFlagChanged {
             key: flag.key.clone(),
@@ -458,8 +454,8 @@ impl MutationRoot {
     /// Deletes a feature flag; evaluations then say `UNKNOWN_FLAG`. Emits `FeatureFlagDeleted`.
     async fn delete_feature_flag(&self, ctx: &Context<'_>, key: String) -> Result<bool> {
         let req = ctx.request();
-        req.require_platform_operator()?;
-        let mut work = Work::platform(&state(ctx).kernel.db, req.event_meta()).await?;
+        let operator = req.authorize_operator()?;
+        let mut work = Work::platform(&state(ctx).kernel.db, &operator, req.event_meta()).await?;
         if !store::delete_flag(&mut work, &key).await? {
             return Err(Error::not_found(format!("no feature flag `{}`", kernel::error::clip(&key, 64))));
         }
@@ -471,14 +467,14 @@ impl MutationRoot {
     /// Sets one of a tenant's quota limits (platform operators). Emits `QuotaDefined`.
     async fn set_quota(&self, ctx: &Context<'_>, tenant_id: ID, quota: QuotaLimit) -> Result<Quota> {
         let req = ctx.request();
-        req.require_platform_operator()?;
+        let operator = req.authorize_operator()?;
         let tenant = TenantId::parse(&tenant_id)?;
         let def = QuotaDefinition {
             key: domain::key("quota.key", &quota.key, 64)?,
             limit: domain::non_negative("quota.limit", quota.limit)?,
             period: quota.period,
         };
-        let mut work = Work::platform(&state(ctx).kernel.db, req.event_meta()).await?;
+        let mut work = Work::platform(&state(ctx).kernel.db, &operator, req.event_meta()).await?;
         store::upsert_quota(&mut work, &tenant, &def)
             .await
             .on_constraint("quota_definitions_tenant_id_fkey", || Error::not_found(format!("no tenant `{tenant}`")))?;
@@ -501,9 +497,9 @@ impl MutationRoot {
         key: String,
         #[graphql(default = 1)] amount: i64,
     ) -> Result<Quota> {
-        let tenant_id = ctx.request().tenant_with(CONSUME)?.clone();
+        let tenant_id = ctx.authorize(CONSUME)?;
         let tenant = loader(ctx)?
-            .load_one(tenant_id.clone())
+            .load_one(tenant_id.tenant().clone())
             .await?
             .ok_or_else(|| Error::not_found(format!("no tenant `{tenant_id}`")))?;
         if tenant.status != TenantStatus::Active {
@@ -543,20 +539,13 @@ impl SubscriptionRoot {
         #[graphql(desc = "Only these event types; every type when omitted.")] event_types: Option<Vec<String>>,
     ) -> Result<impl Stream<Item = DomainEvent>> {
         let req = ctx.request();
-        let tenant = match (req.is_platform_operator(), tenant_id) {
-            (true, Some(id)) => TenantId::parse(&id)?,
-            (true, None) => return Err(Error::bad_input("tenantId", "platform operators must name the tenant")),
-            (false, requested) => {
-                let own = req.tenant_with(READ)?.clone();
-                if requested.is_some_and(|id| id.as_str() != own.as_str()) {
-                    return Err(Error::not_found("no such tenant"));
-                }
-                own
-            }
-        };
+        if req.is_operator() && tenant_id.is_none() {
+            return Err(Error::bad_input("tenantId", "platform operators must name the tenant"));
+        }
+        let tenant = req.authorize_tenant(READ, tenant_id.as_ref().map(|id| id.as_str()))?.into_tenant();
         // A suspended or retired tenant's members get no live events (their open streams were closed when
         // it happened, and they cannot simply subscribe again).
-        if !req.is_platform_operator() {
+        if !req.is_operator() {
             let t = visible_tenant(ctx, tenant.as_str()).await?;
             if matches!(t.status, TenantStatus::Suspended | TenantStatus::Retired) {
                 return Err(Error::forbidden(format!("tenant `{tenant}` is {}", t.status.as_str())));
@@ -579,10 +568,10 @@ impl SubscriptionRoot {
 
 async fn lifecycle(ctx: &Context<'_>, id: &str, to: TenantStatus, reason: Option<String>) -> Result<Tenant> {
     let req = ctx.request();
-    req.require_platform_operator()?;
+    let operator = req.authorize_operator()?;
     let id = TenantId::parse(id)?;
     let reason = reason.map(|r| kernel::error::text("reason", &r, 500)).transpose()?;
-    let mut work = Work::platform(&state(ctx).kernel.db, req.event_meta()).await?;
+    let mut work = Work::platform(&state(ctx).kernel.db, &operator, req.event_meta()).await?;
     let tenant = ops::transition(&mut work, &id, to, reason).await?;
     work.commit().await?;
     Ok(tenant)
@@ -596,8 +585,8 @@ async fn edition_status(
     to: EditionStatus,
 ) -> Result<Edition> {
     let req = ctx.request();
-    req.require_platform_operator()?;
-    let mut work = Work::platform(&state(ctx).kernel.db, req.event_meta()).await?;
+    let operator = req.authorize_operator()?;
+    let mut work = Work::platform(&state(ctx).kernel.db, &operator, req.event_meta()).await?;
     let mut edition = store::lock_edition(&mut work, &id, version).await?;
     if edition.status != from {
         return Err(Error::conflict(format!(

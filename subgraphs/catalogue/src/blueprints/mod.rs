@@ -414,7 +414,7 @@ pub struct ContextRelationship {
 
 /// A blueprint id from the API: `BAD_USER_INPUT` unless it is a UUID.
 pub fn parse_id(field: &str, raw: &str) -> Result<Uuid> {
-    crate::access::uuid(field, raw, "blueprint")
+    kernel::ids::uuid(field, raw, "blueprint")
 }
 
 /// A definition from the API: a JSON object of at most [`MAX_DEFINITION_BYTES`]. Everything else about it

@@ -1,5 +1,8 @@
 //! Blueprints' share of the roots, `Project.blueprints` and `Project.contextMap`, and the blueprint loaders.
 
+use crate::state;
+use kernel::permissions::catalogue::{READ, WRITE};
+use kernel::Authorize;
 use std::collections::HashMap;
 
 use async_graphql::dataloader::Loader;
@@ -14,7 +17,6 @@ use super::{
     store, Aggregate, Blueprint, BlueprintVersion, BoundedContext, ContextMap, ContextMapSource, ContextRelationship,
     NewBlueprint, RelationshipKind, ValidationResult, ValidationRun,
 };
-use crate::access::{event_meta, reader, state, writer};
 use crate::loaders::{loader, CatalogueLoader};
 use crate::projects::{self, Project};
 
@@ -244,7 +246,7 @@ pub struct BlueprintQuery;
 impl BlueprintQuery {
     /// A blueprint by id.
     async fn blueprint(&self, ctx: &Context<'_>, id: ID) -> Result<Blueprint> {
-        reader(ctx)?;
+        ctx.authorize(READ)?;
         visible(ctx, &id).await
     }
 }
@@ -263,10 +265,10 @@ impl BlueprintMutation {
         name: String,
         #[graphql(default)] description: String,
     ) -> Result<Blueprint> {
-        let tenant = writer(ctx)?;
+        let tenant = ctx.authorize(WRITE)?;
         let project_id = projects::parse_id("projectId", &project_id)?;
         let b = NewBlueprint::parse(project_id, &name, &description)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let blueprint = super::create(&mut work, &tenant, &b).await?;
         work.commit().await?;
         Ok(blueprint)
@@ -286,10 +288,10 @@ impl BlueprintMutation {
         definition: Json<Value>,
         version: Option<i32>,
     ) -> Result<BlueprintVersion> {
-        let tenant = writer(ctx)?;
+        let tenant = ctx.authorize(WRITE)?;
         let id = super::parse_id("blueprintId", &blueprint_id)?;
         let definition = super::definition(definition.0)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let v = super::draft(&mut work, &tenant, id, version, &definition).await?;
         work.commit().await?;
         Ok(v)
@@ -300,9 +302,9 @@ impl BlueprintMutation {
     /// the project's context map is rebuilt from it. `CONFLICT` if the version is not a draft. Emits
     /// `BlueprintValidationCompleted`, and `BlueprintVersionValidated` when the run validated it.
     async fn validate_blueprint(&self, ctx: &Context<'_>, blueprint_id: ID, version: i32) -> Result<ValidationRun> {
-        let tenant = writer(ctx)?;
+        let tenant = ctx.authorize(WRITE)?;
         let id = super::parse_id("blueprintId", &blueprint_id)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let run = super::validate(&mut work, &tenant, id, version).await?;
         work.commit().await?;
         Ok(run)

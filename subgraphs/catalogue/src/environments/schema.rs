@@ -1,5 +1,8 @@
 //! Environments' share of the roots, and `Project.environments`.
 
+use crate::state;
+use kernel::permissions::catalogue::{READ, WRITE};
+use kernel::Authorize;
 use std::collections::HashMap;
 
 use async_graphql::dataloader::Loader;
@@ -10,7 +13,6 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{cache, store, Environment, EnvironmentChange, EnvironmentName, Requested};
-use crate::access::{event_meta, principal, reader, state, writer};
 use crate::loaders::{loader, CatalogueLoader};
 use crate::projects::{self, Project};
 
@@ -56,7 +58,7 @@ pub struct EnvironmentQuery;
 impl EnvironmentQuery {
     /// One environment of a project (served from the cache when it can be).
     async fn environment(&self, ctx: &Context<'_>, project_id: ID, name: EnvironmentName) -> Result<Environment> {
-        let tenant = reader(ctx)?;
+        let tenant = ctx.authorize(READ)?;
         let project_id = projects::parse_id("projectId", &project_id)?;
         cache::get(state(ctx), &tenant, project_id, name)
             .await?
@@ -71,7 +73,7 @@ impl EnvironmentQuery {
         name: EnvironmentName,
         last: Option<i32>,
     ) -> Result<Vec<EnvironmentChange>> {
-        let tenant = reader(ctx)?;
+        let tenant = ctx.authorize(READ)?;
         let project_id = projects::schema::visible(ctx, &project_id).await?.project_id;
         let last = last.unwrap_or(20);
         if !(1..=100).contains(&last) {
@@ -100,7 +102,7 @@ impl EnvironmentMutation {
         config: Json<Value>,
         #[graphql(default)] reason: String,
     ) -> Result<EnvironmentChangeResult> {
-        let tenant = writer(ctx)?;
+        let tenant = ctx.authorize(WRITE)?;
         let project_id = projects::parse_id("projectId", &project_id)?;
         let config = super::config(config.0)?;
         let reason = reason.trim();
@@ -108,9 +110,9 @@ impl EnvironmentMutation {
             return Err(Error::bad_input("reason", "reason must be at most 1000 characters"));
         }
         let st = state(ctx);
-        let mut work = Work::tenant(&st.kernel.db, &tenant, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&st.kernel.db, &tenant, ctx.event_meta()).await?;
         projects::writable(&mut work, &tenant, project_id).await?;
-        let who = principal(ctx);
+        let who = ctx.principal().to_owned();
         let req = super::ChangeRequest { project_id, env: name, config, reason, requested_by: &who };
         let outcome = super::request_change(&mut work, &st.config, &tenant, req).await?;
         work.commit().await?;

@@ -1,5 +1,8 @@
 //! The dependency graph's share of the roots, and the loader behind `Module.dependencies`/`dependents`.
 
+use crate::state;
+use kernel::permissions::catalogue::{READ, WRITE};
+use kernel::Authorize;
 use std::collections::HashMap;
 
 use async_graphql::dataloader::Loader;
@@ -9,7 +12,6 @@ use kernel::{Error, Result, TenantId, Work};
 use uuid::Uuid;
 
 use super::{store, Dependency, Direction, Reached};
-use crate::access::{event_meta, reader, state, writer};
 use crate::events;
 use crate::loaders::{loader, CatalogueLoader};
 use crate::modules::{self, Module};
@@ -123,7 +125,7 @@ impl GraphQuery {
         #[graphql(default_with = "Direction::Dependencies")] direction: Direction,
         #[graphql(default = 10)] max_depth: i32,
     ) -> Result<Vec<Reached>> {
-        let tenant = reader(ctx)?;
+        let tenant = ctx.authorize(READ)?;
         let m = modules::schema::visible(ctx, &module_id).await?;
         let reached = reach(ctx, &tenant, m.module_id, direction, max_depth).await?.0;
         kernel::server::charge(ctx, reached.len())?;
@@ -134,7 +136,7 @@ impl GraphQuery {
     /// the project (modules of other projects it depends on are those projects' builds); by name within a
     /// stage.
     async fn build_order(&self, ctx: &Context<'_>, project_id: ID) -> Result<Vec<BuildStage>> {
-        let tenant = reader(ctx)?;
+        let tenant = ctx.authorize(READ)?;
         let project = projects::schema::visible(ctx, &project_id).await?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let (modules, edges) = store::build_order(&mut tx, &tenant, project.project_id).await?;
@@ -158,7 +160,7 @@ impl GraphQuery {
         new_version: Option<String>,
         #[graphql(default = 50)] max_depth: i32,
     ) -> Result<ImpactReport> {
-        let tenant = reader(ctx)?;
+        let tenant = ctx.authorize(READ)?;
         let m = modules::schema::visible(ctx, &module_id).await?;
         let new_version = new_version.map(|v| modules::version(&v)).transpose()?;
         let (affected, truncated) = reach(ctx, &tenant, m.module_id, Direction::Dependents, max_depth).await?;
@@ -191,11 +193,11 @@ impl GraphMutation {
         to_module_id: ID,
         version_constraint: String,
     ) -> async_graphql::Result<Dependency> {
-        let tenant = writer(ctx)?;
+        let tenant = ctx.authorize(WRITE)?;
         let from = modules::parse_id("fromModuleId", &from_module_id)?;
         let to = modules::parse_id("toModuleId", &to_module_id)?;
         let constraint = super::constraint(&version_constraint)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         // The graph lock first, then the rows: two inserts never hold row locks the other waits for.
         let lock = store::lock_graph(&mut work, &tenant).await?;
         let from_m = modules::writable(&mut work, &tenant, from, false).await?;
@@ -213,10 +215,10 @@ impl GraphMutation {
 
     /// Removes a dependency. Emits `DependencyRemoved`.
     async fn remove_dependency(&self, ctx: &Context<'_>, from_module_id: ID, to_module_id: ID) -> Result<bool> {
-        let tenant = writer(ctx)?;
+        let tenant = ctx.authorize(WRITE)?;
         let from = modules::parse_id("fromModuleId", &from_module_id)?;
         let to = modules::parse_id("toModuleId", &to_module_id)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         store::lock_graph(&mut work, &tenant).await?;
         let from_m = modules::writable(&mut work, &tenant, from, false).await?;
         if !store::delete_edge(&mut work, &tenant, from, to).await? {

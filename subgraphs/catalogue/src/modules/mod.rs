@@ -98,7 +98,7 @@ pub async fn writable(work: &mut kernel::Work, tenant: &TenantId, id: Uuid, lock
 
 /// A module id from the API: `BAD_USER_INPUT` unless it is a UUID.
 pub fn parse_id(field: &str, raw: &str) -> Result<Uuid> {
-    crate::access::uuid(field, raw, "module")
+    kernel::ids::uuid(field, raw, "module")
 }
 
 /// A module name: 1–128 characters of letters, digits and `. _ - / @`, starting with a letter, digit or `@`.

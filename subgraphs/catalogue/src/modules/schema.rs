@@ -1,5 +1,8 @@
 //! Modules' share of the roots, `Project.modules`, and the module loaders.
 
+use crate::state;
+use kernel::permissions::catalogue::{READ, WRITE};
+use kernel::Authorize;
 use std::collections::HashMap;
 
 use async_graphql::connection::Connection;
@@ -13,7 +16,6 @@ use uuid::Uuid;
 
 use super::filter::{Compiled, ModuleFilter};
 use super::{store, Module};
-use crate::access::{event_meta, reader, state, writer};
 use crate::events;
 use crate::loaders::{loader, CatalogueLoader};
 use crate::projects::{self, Project};
@@ -164,7 +166,7 @@ pub struct ModuleQuery;
 #[Object]
 impl ModuleQuery {
     async fn module(&self, ctx: &Context<'_>, id: ID) -> Result<Module> {
-        reader(ctx)?;
+        ctx.authorize(READ)?;
         visible(ctx, &id).await
     }
 
@@ -178,7 +180,7 @@ impl ModuleQuery {
         #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<String, Module>> {
-        let tenant = reader(ctx)?;
+        let tenant = ctx.authorize(READ)?;
         let project = project_id.as_ref().map(|p| projects::parse_id("projectId", p)).transpose()?;
         let page = Page::forward(after, first, 20)?;
         let after = parse_cursor(page.after.as_deref())?;
@@ -245,7 +247,7 @@ pub struct ModuleMutation;
 impl ModuleMutation {
     /// Adds a module to a project's catalogue. Emits `ModuleRegistered`.
     async fn register_module(&self, ctx: &Context<'_>, input: RegisterModuleInput) -> Result<Module> {
-        let tenant = writer(ctx)?;
+        let tenant = ctx.authorize(WRITE)?;
         let project_id = projects::parse_id("projectId", &input.project_id)?;
         let name = super::name(&input.name)?;
         let version = super::version(&input.version)?;
@@ -254,7 +256,7 @@ impl ModuleMutation {
         let tags = super::tags(input.tags)?;
         let metadata =
             super::metadata(input.metadata.map(|j| j.0).unwrap_or_else(|| Value::Object(Default::default())))?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         projects::writable(&mut work, &tenant, project_id).await?;
         let new = store::NewModule {
             module_id: Uuid::now_v7(),
@@ -284,9 +286,9 @@ impl ModuleMutation {
 
     /// Changes a module's version, kind, owner, tags or metadata. Emits `ModuleUpdated`.
     async fn update_module(&self, ctx: &Context<'_>, id: ID, input: UpdateModuleInput) -> Result<Module> {
-        let tenant = writer(ctx)?;
+        let tenant = ctx.authorize(WRITE)?;
         let id = super::parse_id("id", &id)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let mut m = super::writable(&mut work, &tenant, id, true).await?;
         if let Some(v) = input.version {
             m.version = super::version(&v)?;
@@ -322,9 +324,9 @@ impl ModuleMutation {
     /// Removes a module nothing depends on, with its own dependency edges. Emits `ModuleRemoved` (and
     /// `DependencyRemoved` for each edge).
     async fn remove_module(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
-        let tenant = writer(ctx)?;
+        let tenant = ctx.authorize(WRITE)?;
         let id = super::parse_id("id", &id)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         crate::graph::store::lock_graph(&mut work, &tenant).await?;
         let m = super::writable(&mut work, &tenant, id, false).await?;
         let dependents =

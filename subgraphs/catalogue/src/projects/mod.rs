@@ -132,7 +132,7 @@ impl Project {
 
 /// A project id from the API: `BAD_USER_INPUT` unless it is a UUID.
 pub fn parse_id(field: &str, raw: &str) -> Result<Uuid> {
-    crate::access::uuid(field, raw, "project")
+    kernel::ids::uuid(field, raw, "project")
 }
 
 /// A validated project slug.

@@ -1,6 +1,9 @@
 //! Projects' share of the query and mutation roots, the `Project` and `Tenant` entities, and the loaders
 //! behind `Tenant.projects` and project references.
 
+use crate::state;
+use kernel::permissions::catalogue::{READ, WRITE};
+use kernel::Authorize;
 use std::collections::HashMap;
 
 use async_graphql::connection::Connection;
@@ -12,7 +15,6 @@ use kernel::{Error, Result, TenantId, Work};
 use uuid::Uuid;
 
 use super::{parse_id, store, NewProject, Project, ProjectStatus};
-use crate::access::{event_meta, principal, read_access, reader, state, writer};
 use crate::events;
 use crate::loaders::{loader, CatalogueLoader};
 
@@ -35,7 +37,7 @@ impl Tenant {
         #[graphql(default)] include_archived: bool,
     ) -> Result<Connection<String, Project>> {
         let tenant = TenantId::try_from(self.id.to_string()).map_err(|m| Error::bad_input("id", m))?;
-        if let kernel::db::Access::Tenant(own) = read_access(ctx)? {
+        if let kernel::db::Access::Tenant(own) = ctx.authorize_read(READ)? {
             if own != tenant {
                 return Err(Error::not_found(format!("no tenant `{tenant}`")));
             }
@@ -103,7 +105,7 @@ impl Loader<ProjectById> for CatalogueLoader {
 
 /// A project the caller may see, or `NOT_FOUND` — also for another tenant's id, so ids cannot be probed.
 pub async fn visible(ctx: &Context<'_>, id: &str) -> Result<Project> {
-    read_access(ctx)?;
+    ctx.authorize_read(READ)?;
     let id = parse_id("id", id)?;
     loader(ctx)?.load_one(ProjectById(id)).await?.ok_or_else(|| Error::not_found(format!("no project `{id}`")))
 }
@@ -115,13 +117,13 @@ pub struct ProjectQuery;
 impl ProjectQuery {
     /// A project by id.
     async fn project(&self, ctx: &Context<'_>, id: ID) -> Result<Project> {
-        reader(ctx)?;
+        ctx.authorize(READ)?;
         visible(ctx, &id).await
     }
 
     /// A project by its slug.
     async fn project_by_slug(&self, ctx: &Context<'_>, slug: String) -> Result<Project> {
-        let tenant = reader(ctx)?;
+        let tenant = ctx.authorize(READ)?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let p = store::by_slug(&mut tx, &tenant, slug.trim()).await?;
         tx.commit().await?;
@@ -137,7 +139,7 @@ impl ProjectQuery {
         after: Option<String>,
         #[graphql(default)] include_archived: bool,
     ) -> Result<Connection<String, Project>> {
-        let tenant = reader(ctx)?;
+        let tenant = ctx.authorize(READ)?;
         let page = Page::forward(after, first, 20)?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let rows = store::page_of_tenants(
@@ -192,10 +194,10 @@ impl ProjectMutation {
     /// Creates a project with its four environments (`dev`, `test`, `staging`, `prod`, each with an empty
     /// configuration). Emits `ProjectCreated`.
     async fn create_project(&self, ctx: &Context<'_>, input: CreateProjectInput) -> Result<Project> {
-        let tenant = writer(ctx)?;
-        let owner = input.owner_principal_id.or_else(|| Uuid::parse_str(&principal(ctx)).ok());
+        let tenant = ctx.authorize(WRITE)?;
+        let owner = input.owner_principal_id.or_else(|| Uuid::parse_str(ctx.principal()).ok());
         let p = NewProject::parse(&input.slug, &input.name, &input.description, owner)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let project = super::create(&mut work, &tenant, &p).await?;
         work.commit().await?;
         Ok(project)
@@ -203,9 +205,9 @@ impl ProjectMutation {
 
     /// Changes a project's name, description or owner. Emits `ProjectUpdated`.
     async fn update_project(&self, ctx: &Context<'_>, id: ID, input: UpdateProjectInput) -> Result<Project> {
-        let tenant = writer(ctx)?;
+        let tenant = ctx.authorize(WRITE)?;
         let id = parse_id("id", &id)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let mut p = super::lock_writable(&mut work, &tenant, id).await?;
         if let Some(name) = input.name {
             p.name = kernel::error::text("name", &name, 200)?;
@@ -231,9 +233,9 @@ impl ProjectMutation {
     /// Archives a project: read-only from now on and hidden from default lists; its pending prod changes
     /// are cancelled. Emits `ProjectArchived` (and `EnvironmentChangeDiscarded` for each cancelled change).
     async fn archive_project(&self, ctx: &Context<'_>, id: ID) -> Result<Project> {
-        let tenant = writer(ctx)?;
+        let tenant = ctx.authorize(WRITE)?;
         let id = parse_id("id", &id)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let mut p = super::lock_writable(&mut work, &tenant, id).await?;
         crate::environments::cancel_pending(&mut work, &tenant, id, "the project was archived").await?;
         p.status = ProjectStatus::Archived;

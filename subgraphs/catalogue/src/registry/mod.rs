@@ -15,7 +15,7 @@
 pub mod schema;
 pub mod store;
 
-use async_graphql::{ComplexObject, Context, Enum, Json, SimpleObject};
+use async_graphql::{ComplexObject, Enum, Json, SimpleObject};
 use chrono::{DateTime, Utc};
 use kernel::db::Tx;
 use kernel::{Error, Result, TenantId};
@@ -448,27 +448,6 @@ pub async fn resolve_skills(tx: &mut Tx, owner: &TenantId, refs: &[SkillRef]) ->
         return Err(Error::bad_input("skills", format!("no published {whose} skill matches: {}", missing.join(", "))));
     }
     Ok(out)
-}
-
-/// The tenant whose definitions a write is for: the platform's for an operator asking `platform: true`,
-/// else the caller's own (with `catalogue:write`).
-pub fn owner_for_write(ctx: &Context<'_>, platform: bool) -> Result<TenantId> {
-    use kernel::context::ContextExt;
-    if platform {
-        ctx.request().require_platform_operator()?;
-        return Ok(TenantId::platform());
-    }
-    crate::access::writer(ctx)
-}
-
-/// The tenant whose definitions a read is for: the platform's for an operator, else the caller's own
-/// (with `catalogue:read`), which sees the platform's published ones too.
-pub fn owner_for_read(ctx: &Context<'_>) -> Result<TenantId> {
-    use kernel::context::ContextExt;
-    if ctx.request().is_platform_operator() {
-        return Ok(TenantId::platform());
-    }
-    crate::access::reader(ctx)
 }
 
 #[cfg(test)]

@@ -4,6 +4,9 @@
 //! ones; platform operators see the platform's. Writes: a tenant's callers (`catalogue:write`) change their
 //! own; platform operators change the platform's by passing `platform: true`.
 
+use crate::state;
+use kernel::permissions::catalogue::{READ, WRITE};
+use kernel::Authorize;
 use std::collections::HashMap;
 
 use async_graphql::connection::Connection;
@@ -15,11 +18,7 @@ use kernel::pagination::Page;
 use kernel::{Error, Result, TenantId, Work};
 use serde_json::Value;
 
-use super::{
-    exact, owner_for_read, owner_for_write, resolve, store, AgentDefinition, DefinitionStatus, ModelRequirements,
-    SkillDefinition, SkillRef,
-};
-use crate::access::{event_meta, state};
+use super::{exact, resolve, store, AgentDefinition, DefinitionStatus, ModelRequirements, SkillDefinition, SkillRef};
 use crate::events;
 use crate::loaders::{loader, CatalogueLoader};
 
@@ -145,7 +144,7 @@ impl RegistryQuery {
         key: String,
         version: Option<String>,
     ) -> Result<SkillDefinition> {
-        let tenant = owner_for_read(ctx)?;
+        let tenant = ctx.authorize_or_operator(READ)?;
         let key = super::key("key", &key)?;
         let version = version.map(|v| super::version(&v).map(|v| v.to_string())).transpose()?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
@@ -170,7 +169,7 @@ impl RegistryQuery {
         #[graphql(desc = "Only this key's versions.")] key: Option<String>,
         status: Option<DefinitionStatus>,
     ) -> Result<Connection<String, SkillDefinition>> {
-        let tenant = owner_for_read(ctx)?;
+        let tenant = ctx.authorize_or_operator(READ)?;
         let key = key.map(|k| super::key("key", &k)).transpose()?;
         let page = Page::forward(after, first, 20)?;
         let after = parse_cursor(page.after.as_deref())?;
@@ -197,7 +196,7 @@ impl RegistryQuery {
         key: String,
         version: Option<String>,
     ) -> Result<AgentDefinition> {
-        let tenant = owner_for_read(ctx)?;
+        let tenant = ctx.authorize_or_operator(READ)?;
         let key = super::key("key", &key)?;
         let version = version.map(|v| super::version(&v).map(|v| v.to_string())).transpose()?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
@@ -222,7 +221,7 @@ impl RegistryQuery {
         #[graphql(desc = "Only this key's versions.")] key: Option<String>,
         status: Option<DefinitionStatus>,
     ) -> Result<Connection<String, AgentDefinition>> {
-        let tenant = owner_for_read(ctx)?;
+        let tenant = ctx.authorize_or_operator(READ)?;
         let key = key.map(|k| super::key("key", &k)).transpose()?;
         let page = Page::forward(after, first, 20)?;
         let after = parse_cursor(page.after.as_deref())?;
@@ -355,14 +354,14 @@ impl RegistryMutation {
         ctx: &Context<'_>,
         input: CreateSkillDefinitionInput,
     ) -> Result<SkillDefinition> {
-        let owner = owner_for_write(ctx, input.platform)?;
+        let owner = ctx.authorize_owner(WRITE, input.platform)?;
         let key = super::key("key", &input.key)?;
         let version = super::version(&input.version)?;
         let name = kernel::error::text("name", &input.name, 200)?;
         let description = crate::projects::description_text(&input.description)?;
         let input_schema = super::json_schema("inputSchema", input.input_schema.0)?;
         let output_schema = super::json_schema("outputSchema", input.output_schema.0)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &owner, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &owner, ctx.event_meta()).await?;
         let new = store::NewSkill {
             key: &key,
             version: &version.to_string(),
@@ -385,13 +384,13 @@ impl RegistryMutation {
 
     /// Changes a draft skill definition; `CONFLICT` once it is published. Emits `SkillDefinitionDrafted`.
     async fn update_skill_draft(&self, ctx: &Context<'_>, input: UpdateSkillDraftInput) -> Result<SkillDefinition> {
-        let owner = owner_for_write(ctx, input.platform)?;
+        let owner = ctx.authorize_owner(WRITE, input.platform)?;
         let (key, version) = target(&input.key, &input.version)?;
         let name = input.name.map(|n| kernel::error::text("name", &n, 200)).transpose()?;
         let description = input.description.map(|d| crate::projects::description_text(&d)).transpose()?;
         let input_schema = input.input_schema.map(|j| super::json_schema("inputSchema", j.0)).transpose()?;
         let output_schema = input.output_schema.map(|j| super::json_schema("outputSchema", j.0)).transpose()?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &owner, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &owner, ctx.event_meta()).await?;
         let mut s = locked_skill(&mut work, &owner, &key, &version).await?;
         super::ensure_draft("skill", &key, &version, s.status)?;
         s.name = name.unwrap_or(s.name);
@@ -414,9 +413,9 @@ impl RegistryMutation {
         version: String,
         #[graphql(default)] platform: bool,
     ) -> Result<SkillDefinition> {
-        let owner = owner_for_write(ctx, platform)?;
+        let owner = ctx.authorize_owner(WRITE, platform)?;
         let (key, version) = target(&key, &version)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &owner, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &owner, ctx.event_meta()).await?;
         let mut s = locked_skill(&mut work, &owner, &key, &version).await?;
         super::ensure_draft("skill", &key, &version, s.status)?;
         s.status = DefinitionStatus::Published;
@@ -445,9 +444,9 @@ impl RegistryMutation {
         version: String,
         #[graphql(default)] platform: bool,
     ) -> Result<SkillDefinition> {
-        let owner = owner_for_write(ctx, platform)?;
+        let owner = ctx.authorize_owner(WRITE, platform)?;
         let (key, version) = target(&key, &version)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &owner, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &owner, ctx.event_meta()).await?;
         let mut s = locked_skill(&mut work, &owner, &key, &version).await?;
         ensure_deprecatable("skill", &key, &version, s.status)?;
         s.status = DefinitionStatus::Deprecated;
@@ -466,7 +465,7 @@ impl RegistryMutation {
         ctx: &Context<'_>,
         input: CreateAgentDefinitionInput,
     ) -> Result<AgentDefinition> {
-        let owner = owner_for_write(ctx, input.platform)?;
+        let owner = ctx.authorize_owner(WRITE, input.platform)?;
         let key = super::key("key", &input.key)?;
         let version = super::version(&input.version)?;
         let name = kernel::error::text("name", &input.name, 200)?;
@@ -477,7 +476,7 @@ impl RegistryMutation {
             Some(j) => ModelRequirements::parse(j.0)?,
             None => ModelRequirements::default(),
         };
-        let mut work = Work::tenant(&state(ctx).kernel.db, &owner, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &owner, ctx.event_meta()).await?;
         let new = store::NewAgent {
             key: &key,
             version: &version.to_string(),
@@ -501,7 +500,7 @@ impl RegistryMutation {
 
     /// Changes a draft agent definition; `CONFLICT` once it is published. Emits `AgentDefinitionDrafted`.
     async fn update_agent_draft(&self, ctx: &Context<'_>, input: UpdateAgentDraftInput) -> Result<AgentDefinition> {
-        let owner = owner_for_write(ctx, input.platform)?;
+        let owner = ctx.authorize_owner(WRITE, input.platform)?;
         let (key, version) = target(&input.key, &input.version)?;
         let name = input.name.map(|n| kernel::error::text("name", &n, 200)).transpose()?;
         let description = input.description.map(|d| crate::projects::description_text(&d)).transpose()?;
@@ -509,7 +508,7 @@ impl RegistryMutation {
             input.capabilities.map(|c| super::names("capabilities", c, super::MAX_CAPABILITIES)).transpose()?;
         let skills = input.skills.map(skill_refs).transpose()?;
         let model_requirements = input.model_requirements.map(|j| ModelRequirements::parse(j.0)).transpose()?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &owner, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &owner, ctx.event_meta()).await?;
         let mut a = locked_agent(&mut work, &owner, &key, &version).await?;
         super::ensure_draft("agent", &key, &version, a.status)?;
         a.name = name.unwrap_or(a.name);
@@ -535,9 +534,9 @@ impl RegistryMutation {
         version: String,
         #[graphql(default)] platform: bool,
     ) -> Result<AgentDefinition> {
-        let owner = owner_for_write(ctx, platform)?;
+        let owner = ctx.authorize_owner(WRITE, platform)?;
         let (key, version) = target(&key, &version)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &owner, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &owner, ctx.event_meta()).await?;
         let mut a = locked_agent(&mut work, &owner, &key, &version).await?;
         super::ensure_draft("agent", &key, &version, a.status)?;
         a.skills = super::resolve_skills(&mut work, &owner, &a.skills).await?;
@@ -576,9 +575,9 @@ impl RegistryMutation {
         version: String,
         #[graphql(default)] platform: bool,
     ) -> Result<AgentDefinition> {
-        let owner = owner_for_write(ctx, platform)?;
+        let owner = ctx.authorize_owner(WRITE, platform)?;
         let (key, version) = target(&key, &version)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &owner, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &owner, ctx.event_meta()).await?;
         let mut a = locked_agent(&mut work, &owner, &key, &version).await?;
         ensure_deprecatable("agent", &key, &version, a.status)?;
         a.status = DefinitionStatus::Deprecated;

@@ -185,7 +185,7 @@ impl Approval {
 }
 
 pub fn parse_id(field: &str, raw: &str) -> Result<Uuid> {
-    crate::access::uuid(field, raw, "approval")
+    kernel::ids::uuid(field, raw, "approval")
 }
 
 /// The longest a request may stay open.

@@ -1,16 +1,18 @@
 //! Approvals' share of the query and mutation roots.
 
+use crate::state;
 use async_graphql::connection::Connection;
 use async_graphql::{Context, InputObject, Json, Object, ID};
 use chrono::{DateTime, Utc};
 use kernel::context::ContextExt;
 use kernel::contracts::governance::{ApprovalRequest, ApprovalSubject};
 use kernel::pagination::Page;
+use kernel::permissions::governance::{APPROVALS_DECIDE, READ, WRITE};
+use kernel::Authorize;
 use kernel::{Error, Result, Work};
 use serde_json::Value;
 
 use super::{parse_id, store, Approval, ApprovalStatus, NewApproval, Vote};
-use crate::access::{decider, event_meta, principal, reader, state, writer};
 
 #[derive(Default)]
 pub struct ApprovalQuery;
@@ -19,7 +21,7 @@ pub struct ApprovalQuery;
 impl ApprovalQuery {
     /// An approval request by id, with its votes.
     async fn approval(&self, ctx: &Context<'_>, id: ID) -> Result<Approval> {
-        let tenant = reader(ctx)?;
+        let tenant = ctx.authorize(READ)?;
         let id = parse_id("id", &id)?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let a = store::by_id(&mut tx, &tenant, id).await?;
@@ -36,9 +38,9 @@ impl ApprovalQuery {
         after: Option<String>,
         status: Option<ApprovalStatus>,
     ) -> Result<Connection<String, Approval>> {
-        let tenant = reader(ctx)?;
+        let tenant = ctx.authorize(READ)?;
         let page = Page::forward(after, first, 20)?;
-        let before = page.after.as_deref().map(|c| crate::access::uuid("after", c, "cursor")).transpose()?;
+        let before = page.after.as_deref().map(|c| kernel::ids::uuid("after", c, "cursor")).transpose()?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let rows = store::page(&mut tx, &tenant, status, before, page.fetch_limit()).await?;
         tx.commit().await?;
@@ -72,20 +74,20 @@ impl ApprovalMutation {
     /// `ApprovalRequested`. The subject's kind may not be a platform domain's (`catalogue.…`, `workflow.…`):
     /// those domains ask themselves (`FORBIDDEN`).
     async fn request_approval(&self, ctx: &Context<'_>, input: RequestApprovalInput) -> Result<Approval> {
-        let tenant = writer(ctx)?;
+        let tenant = ctx.authorize(WRITE)?;
         let request = ApprovalRequest {
             subject: ApprovalSubject { kind: input.subject_kind, id: input.subject_id, project_id: input.project_id },
             summary: input.summary,
             approver_roles: input.approver_roles,
             quorum: u32::try_from(input.quorum)
                 .map_err(|_| Error::bad_input("quorum", "quorum is between 1 and 20"))?,
-            requested_by: principal(ctx),
+            requested_by: ctx.principal().to_owned(),
             expires_at: input.expires_at,
             details: input.details.map_or(Value::Null, |j| j.0),
         };
         let new = NewApproval::parse(request, Utc::now())?;
         super::may_ask(super::Requester::Api, &new.subject.kind)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let (a, _) = super::request(&mut work, &tenant, &new).await?;
         work.commit().await?;
         Ok(a)
@@ -104,14 +106,14 @@ impl ApprovalMutation {
 
     /// The requester withdraws its pending request: `ApprovalCancelled`.
     async fn cancel_approval(&self, ctx: &Context<'_>, id: ID) -> Result<Approval> {
-        let tenant = writer(ctx)?;
+        let tenant = ctx.authorize(WRITE)?;
         let id = parse_id("id", &id)?;
-        super::cancel(&state(ctx).kernel.db, &tenant, id, &principal(ctx), &ctx.request().trace_id).await
+        super::cancel(&state(ctx).kernel.db, &tenant, id, ctx.principal(), &ctx.request().trace_id).await
     }
 }
 
 async fn decide(ctx: &Context<'_>, id: ID, vote: Vote, note: Option<String>) -> Result<Approval> {
-    let tenant = decider(ctx)?;
+    let tenant = ctx.authorize(APPROVALS_DECIDE)?;
     let id = parse_id("id", &id)?;
-    super::vote(&state(ctx).kernel.db, &tenant, id, &principal(ctx), vote, note, &ctx.request().trace_id).await
+    super::vote(&state(ctx).kernel.db, &tenant, id, ctx.principal(), vote, note, &ctx.request().trace_id).await
 }

@@ -2,14 +2,16 @@
 //! its chain, and what a third party checks — signed checkpoints of its Merkle tree, inclusion proofs of
 //! entries and consistency proofs between checkpoints.
 
+use crate::state;
 use async_graphql::connection::Connection;
 use async_graphql::{Context, Object, SimpleObject};
 use kernel::pagination::Page;
+use kernel::permissions::governance::{READ, WRITE};
+use kernel::Authorize;
 use kernel::{Error, Result};
 
 use super::tree::{self, Hash};
 use super::{store, verify, AuditBrokenLink, AuditVerification, Entry, GENESIS};
-use crate::access::{reader, state, writer};
 
 /// Entries read per statement while verifying.
 const CHUNK: i64 = 10_000;
@@ -25,7 +27,7 @@ impl AuditMutation {
     /// Exports every entry of the caller's log not exported yet, now: full ranges and then the rest, each an
     /// object with its signed checkpoint (the worker exports full ranges by itself). Returns the new exports.
     async fn export_audit_log(&self, ctx: &Context<'_>) -> Result<Vec<super::export::Export>> {
-        let tenant = writer(ctx)?;
+        let tenant = ctx.authorize(WRITE)?;
         let state = state(ctx);
         let signer = state
             .checkpoints
@@ -109,7 +111,7 @@ impl AuditQuery {
         #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<String, Entry>> {
-        let tenant = reader(ctx)?;
+        let tenant = ctx.authorize(READ)?;
         let page = Page::forward(after, first, 20)?;
         let after = match page.after.as_deref() {
             None => 0,
@@ -130,7 +132,7 @@ impl AuditQuery {
         #[graphql(default = 1)] from_sequence: i64,
         to_sequence: Option<i64>,
     ) -> Result<AuditVerification> {
-        let tenant = reader(ctx)?;
+        let tenant = ctx.authorize(READ)?;
         if from_sequence < 1 {
             return Err(Error::bad_input("fromSequence", "fromSequence is at least 1"));
         }
@@ -208,7 +210,7 @@ impl AuditQuery {
         #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<String, super::export::Export>> {
-        let tenant = reader(ctx)?;
+        let tenant = ctx.authorize(READ)?;
         let page = Page::forward(after, first, 20)?;
         let after = match page.after.as_deref() {
             None => 0,
@@ -223,7 +225,7 @@ impl AuditQuery {
     /// A checkpoint of the caller's audit tree at `treeSize` (default: now), signed with the deployment's
     /// checkpoint key. Keep it: a later consistency proof from it shows nothing was rewritten since.
     async fn audit_checkpoint(&self, ctx: &Context<'_>, tree_size: Option<i64>) -> Result<AuditCheckpoint> {
-        let tenant = reader(ctx)?;
+        let tenant = ctx.authorize(READ)?;
         let state = state(ctx);
         let signer = state.checkpoints.as_ref().ok_or_else(|| {
             Error::unavailable("audit checkpoints are not signed on this deployment: set AUDIT_CHECKPOINT_KEY")
@@ -252,7 +254,7 @@ impl AuditQuery {
         sequence: i64,
         tree_size: Option<i64>,
     ) -> Result<AuditInclusionProof> {
-        let tenant = reader(ctx)?;
+        let tenant = ctx.authorize(READ)?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let head = store::tree_head(&mut tx, &tenant).await?;
         let t = size_in_range("treeSize", tree_size, head.0)?;
@@ -284,7 +286,7 @@ impl AuditQuery {
         from_size: i64,
         to_size: Option<i64>,
     ) -> Result<AuditConsistencyProof> {
-        let tenant = reader(ctx)?;
+        let tenant = ctx.authorize(READ)?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let head = store::tree_head(&mut tx, &tenant).await?;
         let t = size_in_range("toSize", to_size, head.0)?;

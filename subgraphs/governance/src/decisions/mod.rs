@@ -62,7 +62,7 @@ impl Decision {
         if self.determining_policies.is_empty() {
             return Ok(Vec::new());
         }
-        let s = crate::access::state(ctx);
+        let s = crate::state(ctx);
         let mut tx = s.kernel.db.tenant_tx(&self.tenant_id).await?;
         let mut rows = crate::policies::store::by_ids(&mut tx, &self.tenant_id, &self.determining_policies).await?;
         tx.commit().await?;

@@ -1,15 +1,17 @@
 //! Decisions' share of the query root: evaluating a request (which appends its decision) and reading
 //! decisions back.
 
+use crate::state;
 use async_graphql::connection::Connection;
 use async_graphql::{Context, InputObject, Json, Object, ID};
 use chrono::{DateTime, Utc};
 use kernel::pagination::Page;
+use kernel::permissions::governance::READ;
+use kernel::Authorize;
 use kernel::{Error, Result};
 use serde_json::Value;
 
 use super::{store, Decision, EvaluationRequest};
-use crate::access::{event_meta, reader, state};
 use crate::events::{EntityRef, ParentRef};
 use crate::policies::Effect;
 
@@ -99,11 +101,11 @@ impl DecisionQuery {
     /// does; `RequiresApproval` when a deciding permit is annotated `@effect("requires_approval")`.
     /// A request that does not fit the schema is `BAD_USER_INPUT` (nothing appended).
     async fn evaluate_policy(&self, ctx: &Context<'_>, request: PolicyRequestInput) -> Result<Decision> {
-        let tenant = reader(ctx)?;
+        let tenant = ctx.authorize(READ)?;
         let req = EvaluationRequest::try_from(request)?;
         let s = state(ctx);
         let set = s.policies.get(&s.kernel.db, &tenant).await?;
-        let meta = event_meta(ctx);
+        let meta = ctx.event_meta();
         let d = super::evaluate(&tenant, &set, &req, &meta)?;
         s.decisions.submit((d.clone(), meta)).await?;
         Ok(d)
@@ -111,8 +113,8 @@ impl DecisionQuery {
 
     /// A decision by id.
     async fn decision(&self, ctx: &Context<'_>, id: ID) -> Result<Decision> {
-        let tenant = reader(ctx)?;
-        let id = crate::access::uuid("id", &id, "decision")?;
+        let tenant = ctx.authorize(READ)?;
+        let id = kernel::ids::uuid("id", &id, "decision")?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let d = store::by_id(&mut tx, &tenant, id).await?;
         tx.commit().await?;
@@ -130,9 +132,9 @@ impl DecisionQuery {
         to: Option<DateTime<Utc>>,
         effect: Option<Effect>,
     ) -> Result<Connection<String, Decision>> {
-        let tenant = reader(ctx)?;
+        let tenant = ctx.authorize(READ)?;
         let page = Page::forward(after, first, 20)?;
-        let before = page.after.as_deref().map(|c| crate::access::uuid("after", c, "cursor")).transpose()?;
+        let before = page.after.as_deref().map(|c| kernel::ids::uuid("after", c, "cursor")).transpose()?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let rows = store::page(&mut tx, &tenant, from, to, effect, before, page.fetch_limit()).await?;
         tx.commit().await?;

@@ -136,7 +136,7 @@ pub fn refs_of(v: &Value) -> Vec<SecretRef> {
 }
 
 pub fn parse_id(field: &str, raw: &str) -> Result<Uuid> {
-    crate::access::uuid(field, raw, "connection")
+    kernel::ids::uuid(field, raw, "connection")
 }
 
 pub fn name(raw: &str) -> Result<String> {

@@ -1,14 +1,16 @@
 //! Integration connections' share of the query and mutation roots.
 
+use crate::state;
 use async_graphql::connection::Connection as Page_;
 use async_graphql::{Context, InputObject, Json, Object, SimpleObject, ID};
 use kernel::pagination::Page;
+use kernel::permissions::governance::{READ, WRITE};
+use kernel::Authorize;
 use kernel::{Error, Result, TenantId, Work};
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::{parse_id, store, IntegrationConnection, IntegrationKind, IntegrationStatus, SecretCheck};
-use crate::access::{event_meta, principal, reader, state, writer};
 use crate::events;
 
 #[derive(InputObject)]
@@ -56,7 +58,7 @@ pub struct IntegrationQuery;
 #[Object]
 impl IntegrationQuery {
     async fn integration_connection(&self, ctx: &Context<'_>, id: ID) -> Result<IntegrationConnection> {
-        let tenant = reader(ctx)?;
+        let tenant = ctx.authorize(READ)?;
         let id = parse_id("id", &id)?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let c = store::by_id(&mut tx, &tenant, id, false).await?;
@@ -72,7 +74,7 @@ impl IntegrationQuery {
         #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
         after: Option<String>,
     ) -> Result<Page_<String, IntegrationConnection>> {
-        let tenant = reader(ctx)?;
+        let tenant = ctx.authorize(READ)?;
         let page = Page::forward(after, first, 20)?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let rows = store::page(&mut tx, &tenant, page.after.as_deref(), page.fetch_limit()).await?;
@@ -92,13 +94,13 @@ impl IntegrationMutation {
         ctx: &Context<'_>,
         input: CreateIntegrationConnectionInput,
     ) -> Result<IntegrationConnection> {
-        let tenant = writer(ctx)?;
+        let tenant = ctx.authorize(WRITE)?;
         let name = super::name(&input.name)?;
         let provider = super::provider(&input.provider)?;
         let settings = super::settings(input.settings.map_or(Value::Object(Default::default()), |j| j.0))?;
         let scope = &state(ctx).config.secret_scope();
         let refs = super::secret_refs(scope, &tenant, input.secrets.into_iter().map(|s| (s.name, s.config_ref)))?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let c = store::insert(
             &mut work,
             &tenant,
@@ -108,7 +110,7 @@ impl IntegrationMutation {
             &provider,
             &settings,
             &refs,
-            &principal(ctx),
+            ctx.principal(),
         )
         .await?;
         let event = events::IntegrationConnectionCreated {
@@ -131,10 +133,10 @@ impl IntegrationMutation {
         id: ID,
         input: UpdateIntegrationConnectionInput,
     ) -> Result<IntegrationConnection> {
-        let tenant = writer(ctx)?;
+        let tenant = ctx.authorize(WRITE)?;
         let id = parse_id("id", &id)?;
         let settings = input.settings.map(|j| super::settings(j.0)).transpose()?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let mut c = load(&mut work, &tenant, id).await?;
         if let Some(s) = settings {
             c.settings = s;
@@ -161,11 +163,11 @@ impl IntegrationMutation {
         id: ID,
         secret: SecretRefInput,
     ) -> Result<IntegrationConnection> {
-        let tenant = writer(ctx)?;
+        let tenant = ctx.authorize(WRITE)?;
         let id = parse_id("id", &id)?;
         let name = super::secret_name(&secret.name)?;
         let r = super::config_ref(&state(ctx).config.secret_scope(), &tenant, &name, &secret.config_ref)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let mut c = load(&mut work, &tenant, id).await?;
         let refs = c
             .secret_refs
@@ -192,10 +194,10 @@ impl IntegrationMutation {
     /// resolved (a code and message naming the reference when not) — never a value. Records the outcome;
     /// emits `IntegrationConnectionTested`.
     async fn test_integration_connection(&self, ctx: &Context<'_>, id: ID) -> Result<IntegrationConnectionTest> {
-        let tenant = writer(ctx)?;
+        let tenant = ctx.authorize(WRITE)?;
         let id = parse_id("id", &id)?;
         let s = state(ctx);
-        let mut work = Work::tenant(&s.kernel.db, &tenant, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&s.kernel.db, &tenant, ctx.event_meta()).await?;
         let mut c = load(&mut work, &tenant, id).await?;
         let checks = super::check_secrets(&s.secrets, &s.config.secret_scope(), &tenant, &c).await;
         let ok = c.status == IntegrationStatus::Active && checks.iter().all(|x| x.ok);

@@ -78,7 +78,7 @@ impl ModelPolicy {
 }
 
 pub fn parse_id(field: &str, raw: &str) -> Result<Uuid> {
-    crate::access::uuid(field, raw, "model policy")
+    kernel::ids::uuid(field, raw, "model policy")
 }
 
 /// Locks a model policy for a status change: `NOT_FOUND` (also for another tenant's), or `CONFLICT` unless

@@ -1,13 +1,15 @@
 //! Model policies' share of the query and mutation roots.
 
+use crate::state;
 use async_graphql::connection::Connection;
 use async_graphql::{Context, InputObject, Object, ID};
 use kernel::pagination::Page;
+use kernel::permissions::governance::{READ, WRITE};
+use kernel::Authorize;
 use kernel::{Error, Result, Work};
 use uuid::Uuid;
 
 use super::{parse_id, store, ModelAllowance, ModelDecision, ModelPolicy, Task};
-use crate::access::{event_meta, principal, reader, state, writer};
 use crate::events;
 use crate::policies::PolicyStatus;
 
@@ -61,7 +63,7 @@ impl ModelQuery {
         after: Option<String>,
         name: Option<String>,
     ) -> Result<Connection<String, ModelPolicy>> {
-        let tenant = reader(ctx)?;
+        let tenant = ctx.authorize(READ)?;
         let name = name.map(|n| crate::policies::name("name", &n)).transpose()?;
         let page = Page::forward(after, first, 20)?;
         let after = page
@@ -89,7 +91,7 @@ impl ModelQuery {
     /// Whether an agent may use `provider`/`model` for a task: the most specific published policies
     /// covering the task's project and skill decide, with their tightest limits (default deny).
     async fn evaluate_model_policy(&self, ctx: &Context<'_>, task: ModelTaskInput) -> Result<ModelDecision> {
-        let tenant = reader(ctx)?;
+        let tenant = ctx.authorize(READ)?;
         let task = Task {
             project_id: task.project_id,
             skill_key: task.skill_key.map(|s| s.trim().to_owned()),
@@ -112,7 +114,7 @@ pub struct ModelMutation;
 impl ModelMutation {
     /// Drafts the next version of a model policy.
     async fn draft_model_policy(&self, ctx: &Context<'_>, input: DraftModelPolicyInput) -> Result<ModelPolicy> {
-        let tenant = writer(ctx)?;
+        let tenant = ctx.authorize(WRITE)?;
         let name = crate::policies::name("name", &input.name)?;
         let allowed = super::allowances(
             input.allowed.into_iter().map(|a| ModelAllowance { provider: a.provider, models: a.models }).collect(),
@@ -124,8 +126,8 @@ impl ModelMutation {
             return Err(Error::bad_input("maxCostPerDayCents", "maxCostPerDayCents must not be negative"));
         }
         let skill = input.skill_key.map(|s| kernel::error::text("skillKey", &s, 64)).transpose()?;
-        let by = principal(ctx);
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        let by = ctx.principal().to_owned();
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let draft = store::Draft {
             name: &name,
             project_id: input.project_id,
@@ -142,9 +144,9 @@ impl ModelMutation {
 
     /// Publishes a draft (immutable from then on). Emits `ModelPolicyPublished` with the whole policy.
     async fn publish_model_policy(&self, ctx: &Context<'_>, id: ID) -> Result<ModelPolicy> {
-        let tenant = writer(ctx)?;
+        let tenant = ctx.authorize(WRITE)?;
         let id = parse_id("id", &id)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         super::lock_in(&mut work, &tenant, id, PolicyStatus::Draft, " and immutable").await?;
         let p = store::set_status(&mut work, &tenant, id, PolicyStatus::Published).await?;
         let event = events::ModelPolicyPublished {
@@ -164,9 +166,9 @@ impl ModelMutation {
 
     /// Deprecates a published version (final). Emits `ModelPolicyDeprecated`.
     async fn deprecate_model_policy(&self, ctx: &Context<'_>, id: ID) -> Result<ModelPolicy> {
-        let tenant = writer(ctx)?;
+        let tenant = ctx.authorize(WRITE)?;
         let id = parse_id("id", &id)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let why = "; only a published version can be deprecated";
         super::lock_in(&mut work, &tenant, id, PolicyStatus::Published, why).await?;
         let p = store::set_status(&mut work, &tenant, id, PolicyStatus::Deprecated).await?;

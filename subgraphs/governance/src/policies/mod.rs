@@ -111,7 +111,7 @@ impl Policy {
 
 /// A policy id from the API.
 pub fn parse_id(field: &str, raw: &str) -> Result<Uuid> {
-    crate::access::uuid(field, raw, "policy")
+    kernel::ids::uuid(field, raw, "policy")
 }
 
 /// A validated policy name.

@@ -1,12 +1,14 @@
 //! Policies' share of the query and mutation roots.
 
+use crate::state;
 use async_graphql::connection::Connection;
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 use kernel::pagination::Page;
+use kernel::permissions::governance::{READ, WRITE};
+use kernel::Authorize;
 use kernel::{Error, Result, Work};
 
 use super::{cedar, parse_id, store, Effect, Policy, PolicyStatus};
-use crate::access::{event_meta, owner_for_read, owner_for_write, principal, reader, state};
 
 /// The set a tenant's evaluations use right now.
 #[derive(SimpleObject)]
@@ -41,7 +43,7 @@ pub struct PolicyQuery;
 impl PolicyQuery {
     /// A policy version by id: the caller's own or a platform policy.
     async fn policy(&self, ctx: &Context<'_>, id: ID) -> Result<Policy> {
-        let tenant = owner_for_read(ctx)?;
+        let tenant = ctx.authorize_or_operator(READ)?;
         let id = parse_id("id", &id)?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let p = store::by_ids(&mut tx, &tenant, &[id]).await?.pop();
@@ -61,7 +63,7 @@ impl PolicyQuery {
         #[graphql(desc = "Only this name's versions.")] name: Option<String>,
         status: Option<PolicyStatus>,
     ) -> Result<Connection<String, Policy>> {
-        let tenant = owner_for_read(ctx)?;
+        let tenant = ctx.authorize_or_operator(READ)?;
         let name = name.map(|n| super::name("name", &n)).transpose()?;
         let page = Page::forward(after, first, 20)?;
         let after = parse_cursor(page.after.as_deref())?;
@@ -82,7 +84,7 @@ impl PolicyQuery {
 
     /// The policy set the caller's evaluations use now.
     async fn policy_set(&self, ctx: &Context<'_>) -> Result<PolicySetInfo> {
-        let tenant = reader(ctx)?;
+        let tenant = ctx.authorize(READ)?;
         let s = state(ctx);
         let set = s.policies.get(&s.kernel.db, &tenant).await?;
         Ok(PolicySetInfo { version: set.version, hash: set.hash.clone(), policies: set.policies as i32 })
@@ -90,7 +92,7 @@ impl PolicyQuery {
 
     /// The Cedar schema policies are written against (entity types, actions, context).
     async fn policy_schema(&self, ctx: &Context<'_>) -> Result<String> {
-        owner_for_read(ctx)?;
+        ctx.authorize_or_operator(READ)?;
         Ok(cedar::SCHEMA.trim().to_owned())
     }
 }
@@ -123,12 +125,12 @@ pub struct PolicyMutation;
 impl PolicyMutation {
     /// Drafts the next version of a policy. Emits `PolicyDrafted`.
     async fn draft_policy(&self, ctx: &Context<'_>, input: DraftPolicyInput) -> Result<Policy> {
-        let owner = owner_for_write(ctx, input.platform)?;
+        let owner = ctx.authorize_owner(WRITE, input.platform)?;
         let name = super::name("name", &input.name)?;
         let text = super::cedar_text(&input.cedar)?;
         let description = super::description_text(&input.description)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &owner, event_meta(ctx)).await?;
-        let p = super::draft(&mut work, &owner, &name, input.effect, &description, &text, &principal(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &owner, ctx.event_meta()).await?;
+        let p = super::draft(&mut work, &owner, &name, input.effect, &description, &text, ctx.principal()).await?;
         work.commit().await?;
         Ok(p)
     }
@@ -141,11 +143,11 @@ impl PolicyMutation {
         input: UpdatePolicyDraftInput,
         #[graphql(default)] platform: bool,
     ) -> Result<Policy> {
-        let owner = owner_for_write(ctx, platform)?;
+        let owner = ctx.authorize_owner(WRITE, platform)?;
         let id = parse_id("id", &id)?;
         let text = input.cedar.as_deref().map(super::cedar_text).transpose()?;
         let description = input.description.as_deref().map(super::description_text).transpose()?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &owner, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &owner, ctx.event_meta()).await?;
         let p = super::lock(&mut work, &owner, id).await?;
         super::ensure_draft(&p)?;
         let effect = input.effect.unwrap_or(p.effect);
@@ -172,9 +174,9 @@ impl PolicyMutation {
 
     /// Deletes a draft (published versions stay forever).
     async fn delete_policy_draft(&self, ctx: &Context<'_>, id: ID, #[graphql(default)] platform: bool) -> Result<ID> {
-        let owner = owner_for_write(ctx, platform)?;
+        let owner = ctx.authorize_owner(WRITE, platform)?;
         let pid = parse_id("id", &id)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &owner, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &owner, ctx.event_meta()).await?;
         let p = super::lock(&mut work, &owner, pid).await?;
         super::ensure_draft(&p)?;
         store::delete_draft(&mut work, &owner, pid).await?;
@@ -191,10 +193,10 @@ impl PolicyMutation {
         id: ID,
         #[graphql(default)] platform: bool,
     ) -> async_graphql::Result<Policy> {
-        let owner = owner_for_write(ctx, platform)?;
+        let owner = ctx.authorize_owner(WRITE, platform)?;
         let id = parse_id("id", &id)?;
         let s = state(ctx);
-        let mut work = Work::tenant(&s.kernel.db, &owner, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&s.kernel.db, &owner, ctx.event_meta()).await?;
         match super::publish(&mut work, &owner, id).await? {
             Ok(p) => {
                 work.commit().await?;
@@ -207,10 +209,10 @@ impl PolicyMutation {
 
     /// Deprecates a published version: it leaves the set at once. Emits `PolicyDeprecated`.
     async fn deprecate_policy(&self, ctx: &Context<'_>, id: ID, #[graphql(default)] platform: bool) -> Result<Policy> {
-        let owner = owner_for_write(ctx, platform)?;
+        let owner = ctx.authorize_owner(WRITE, platform)?;
         let id = parse_id("id", &id)?;
         let s = state(ctx);
-        let mut work = Work::tenant(&s.kernel.db, &owner, event_meta(ctx)).await?;
+        let mut work = Work::tenant(&s.kernel.db, &owner, ctx.event_meta()).await?;
         let p = super::deprecate(&mut work, &owner, id).await?;
         work.commit().await?;
         s.policies.invalidate(&owner);

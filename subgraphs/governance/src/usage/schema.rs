@@ -2,17 +2,18 @@
 //! or as JSON Lines, `usage:record`) and `usage` (a meter's usage over a time range, optionally grouped by a
 //! dimension, `governance:read`).
 
+use crate::state;
 use async_graphql::{Context, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use kernel::context::ContextExt;
 use kernel::contracts::usage::UsageRecord;
+use kernel::permissions::governance::READ;
 use kernel::permissions::governance::USAGE_RECORD;
+use kernel::Authorize;
 use kernel::{Error, Result, TenantId};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::{plan, store, MAX_BATCH};
-use crate::access::{reader, state};
 
 /// One usage record.
 // Also a line of `recordUsageLines`: the same fields in JSON, no others.
@@ -104,7 +105,7 @@ impl UsageQuery {
         to: DateTime<Utc>,
         group_by: Option<String>,
     ) -> Result<UsageReport> {
-        let tenant = reader(ctx)?;
+        let tenant = ctx.authorize(READ)?;
         if !super::meter_ok(&meter) {
             return Err(Error::bad_input("meter", format!("`{}` is not a meter key", kernel::error::clip(&meter, 64))));
         }
@@ -140,7 +141,7 @@ impl UsageMutation {
     /// them or, if any is invalid or for an hour already closed, none (the error names the record). Records
     /// already stored with the same time and idempotency key count once.
     async fn record_usage(&self, ctx: &Context<'_>, records: Vec<UsageRecordInput>) -> Result<RecordUsagePayload> {
-        let tenant = ctx.request().tenant_with(USAGE_RECORD)?.clone();
+        let tenant = ctx.authorize(USAGE_RECORD)?;
         if records.is_empty() || records.len() > MAX_BATCH {
             return Err(batch_size("records"));
         }
@@ -161,7 +162,7 @@ impl UsageMutation {
     /// not a record's JSON is also named by its line number (from 1) and column in the message. For large
     /// batches it costs the service less per record than the list (BENCHMARKS.md).
     async fn record_usage_lines(&self, ctx: &Context<'_>, lines: String) -> Result<RecordUsagePayload> {
-        let tenant = ctx.request().tenant_with(USAGE_RECORD)?.clone();
+        let tenant = ctx.authorize(USAGE_RECORD)?;
         let now = Utc::now();
         // The line of each record (blank lines skipped), to name it in errors.
         let (mut records, mut line_of) = (Vec::new(), Vec::new());
