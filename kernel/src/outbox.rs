@@ -31,6 +31,40 @@ pub async fn enqueue<E: Event>(tx: &mut Tx, tenant: &TenantId, meta: &EventMeta,
     Ok(envelope)
 }
 
+/// Writes many events — of any tenants, each under row-level security for its own — in the caller's
+/// transaction with one round trip (`cp_outbox_enqueue`): a group commit's events. Every column
+/// [`enqueue`] writes is written, the actor among them.
+pub async fn enqueue_batch<'a, E: Event + 'a>(
+    tx: &mut Tx,
+    events: impl IntoIterator<Item = (&'a TenantId, &'a EventMeta, &'a E)>,
+) -> Result<Vec<Envelope>> {
+    let envelopes: Vec<Envelope> = events.into_iter().map(|(tenant, meta, e)| Envelope::new(tenant, meta, e)).collect();
+    if envelopes.is_empty() {
+        return Ok(envelopes);
+    }
+    let n = envelopes.len();
+    let tenants: Vec<&str> = envelopes.iter().map(|e| e.tenant_id.as_str()).collect();
+    let ids: Vec<&str> = envelopes.iter().map(|e| e.event_id.as_str()).collect();
+    let types: Vec<&str> = envelopes.iter().map(|e| e.event_type.as_str()).collect();
+    let key = broker::routing_key(E::DOMAIN, E::TYPE);
+    let keys: Vec<&str> = vec![key.as_str(); n];
+    let versions: Vec<i32> = vec![E::VERSION as i32; n];
+    let bodies =
+        envelopes.iter().map(serde_json::to_value).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::from)?;
+    let actors: Vec<Option<&str>> = envelopes.iter().map(|e| e.actor.as_deref()).collect();
+    sqlx::query("SELECT cp_outbox_enqueue($1, $2, $3, $4, $5, $6, $7)")
+        .bind(&tenants)
+        .bind(&ids)
+        .bind(&types)
+        .bind(&keys)
+        .bind(&versions)
+        .bind(&bodies)
+        .bind(&actors)
+        .execute(&mut **tx)
+        .await?;
+    Ok(envelopes)
+}
+
 /// Writes a built envelope under its domain's routing key.
 async fn write(tx: &mut Tx, domain: &str, envelope: &Envelope, schema_version: u32) -> Result<()> {
     sqlx::query(

@@ -516,7 +516,9 @@ async fn sqlx_prepare(admin_url: &str, check: bool) -> anyhow::Result<()> {
         }
         let crate_dir = root().join("subgraphs").join(domain);
         let committed = crate_dir.join(".sqlx");
-        let out = if check { std::env::temp_dir().join(format!("cp-sqlx-{domain}")) } else { committed.clone() };
+        // Written beside the committed data and swapped in only once the build succeeded: a failed pass
+        // leaves the committed data as it was.
+        let out = std::env::temp_dir().join(format!("cp-sqlx-{domain}"));
         let _ = std::fs::remove_dir_all(&out);
         std::fs::create_dir_all(&out)?;
         // Touching a source file makes cargo re-expand the domain's query macros (against its own database;
@@ -537,6 +539,10 @@ async fn sqlx_prepare(admin_url: &str, check: bool) -> anyhow::Result<()> {
                 diff.success(),
                 "subgraphs/{domain}/.sqlx is stale: run `cargo xtask sqlx-prepare` and commit the result"
             );
+        } else {
+            let _ = std::fs::remove_dir_all(&committed);
+            let copied = tokio::process::Command::new("cp").arg("-r").arg(&out).arg(&committed).status().await?;
+            anyhow::ensure!(copied.success(), "could not copy {} to {}", out.display(), committed.display());
         }
         eprintln!("  {domain}: .sqlx {}", if check { "is current" } else { "written" });
     }

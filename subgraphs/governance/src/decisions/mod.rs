@@ -135,7 +135,7 @@ pub fn evaluate(tenant: &TenantId, set: &CompiledSet, req: &EvaluationRequest, m
 /// Appends `decision` in `work` and emits its `PolicyDecided` (the command path, whose inbox row shares the
 /// transaction; the API appends through the [`writer`]).
 pub async fn record(work: &mut Work, decision: &Decision) -> Result<()> {
-    store::append(work, &[decision], &[]).await?;
+    store::append(work, &[decision]).await?;
     work.emit(&decision.tenant_id, &decided(decision)).await?;
     Ok(())
 }

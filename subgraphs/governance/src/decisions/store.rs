@@ -4,23 +4,19 @@
 
 use chrono::{DateTime, Utc};
 use kernel::db::Tx;
-use kernel::envelope::{Envelope, Event};
 use kernel::{Result, TenantId};
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::Decision;
-use crate::events::PolicyDecided;
 use crate::policies::Effect;
 
 /// Appends `rows` — of any tenants — in one statement (`governance_append_decisions`, which inserts each
-/// tenant's rows under row-level security for it), with `events` written to the outbox beside them: none
-/// (the caller emits its own), or each row's `PolicyDecided` envelope, in the same order.
-pub async fn append(tx: &mut Tx, rows: &[&Decision], events: &[Envelope]) -> Result<()> {
+/// tenant's rows under row-level security for it). Their events go through the kernel's outbox.
+pub async fn append(tx: &mut Tx, rows: &[&Decision]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    debug_assert!(events.is_empty() || events.len() == rows.len());
     let tenants: Vec<&str> = rows.iter().map(|d| d.tenant_id.as_str()).collect();
     let ids: Vec<Uuid> = rows.iter().map(|d| d.decision_id).collect();
     let at: Vec<DateTime<Utc>> = rows.iter().map(|d| d.decided_at).collect();
@@ -36,15 +32,8 @@ pub async fn append(tx: &mut Tx, rows: &[&Decision], events: &[Envelope]) -> Res
     let effects: Vec<&str> = rows.iter().map(|d| d.effect.as_str()).collect();
     let traces: Vec<&str> = rows.iter().map(|d| d.trace_id.as_str()).collect();
     let correlations: Vec<&str> = rows.iter().map(|d| d.correlation_id.as_str()).collect();
-    let event_ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
-    let envelopes = events
-        .iter()
-        .map(serde_json::to_value)
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(anyhow::Error::from)?;
     sqlx::query!(
-        "SELECT governance_append_decisions($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                                            $17, $18, $19)",
+        "SELECT governance_append_decisions($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         &tenants as &[&str],
         &ids,
         &at,
@@ -59,11 +48,6 @@ pub async fn append(tx: &mut Tx, rows: &[&Decision], events: &[Envelope]) -> Res
         &effects as &[&str],
         &traces as &[&str],
         &correlations as &[&str],
-        &event_ids as &[&str],
-        &envelopes,
-        PolicyDecided::TYPE,
-        PolicyDecided::routing_key(),
-        PolicyDecided::VERSION as i32,
     )
     .execute(&mut **tx)
     .await?;

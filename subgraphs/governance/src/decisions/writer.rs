@@ -4,9 +4,9 @@
 //! decision would cap appends at the commit rate; see BENCHMARKS.md.
 
 use kernel::db::Db;
-use kernel::envelope::{Envelope, EventMeta};
+use kernel::envelope::EventMeta;
 use kernel::group_commit::{GroupCommit, Options};
-use kernel::Result;
+use kernel::{outbox, Result};
 
 use super::{decided, store, Decision};
 
@@ -23,15 +23,16 @@ pub fn start(db: Db) -> DecisionWriter {
     })
 }
 
-/// Appends a batch in one transaction: the decisions of every tenant in it and their `PolicyDecided`
-/// envelopes in one statement (each tenant's rows under row-level security for it). Every tenant's rows are
+/// Appends a batch in one transaction: the decisions of every tenant in it in one statement, and their
+/// `PolicyDecided` events in another (each tenant's rows under row-level security for it). Every tenant's rows are
 /// in the shared pool today; routing one to a pool of its own would group batches by pool here.
 pub async fn write(db: &Db, batch: Vec<Pending>) -> Result<()> {
     let Some((first, _)) = batch.first() else { return Ok(()) };
     let mut tx = db.tenant_tx(&first.tenant_id).await?;
     let decisions: Vec<&Decision> = batch.iter().map(|(d, _)| d).collect();
-    let events: Vec<Envelope> = batch.iter().map(|(d, meta)| Envelope::new(&d.tenant_id, meta, &decided(d))).collect();
-    store::append(&mut tx, &decisions, &events).await?;
+    store::append(&mut tx, &decisions).await?;
+    let events: Vec<_> = batch.iter().map(|(d, _)| decided(d)).collect();
+    outbox::enqueue_batch(&mut tx, batch.iter().zip(&events).map(|((d, meta), e)| (&d.tenant_id, meta, e))).await?;
     tx.commit().await?;
     Ok(())
 }

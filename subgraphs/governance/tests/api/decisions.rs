@@ -179,11 +179,16 @@ async fn concurrent_evaluations_of_several_tenants_share_commits_and_each_keeps_
     let answered = futures::future::join_all(calls).await;
 
     let admin = app.admin_pool().await;
-    // Every answered decision is committed, under its own tenant, with its one `PolicyDecided` outbox row.
+    // Every answered decision is committed, under its own tenant, with its one `PolicyDecided` outbox row,
+    // which names its actor (the caller) like every other event (the batch once wrote the outbox itself and
+    // left the actor out).
     for (tenant, id) in &answered {
-        let (owner, events): (String, i64) = sqlx::query_as(
-            "SELECT d.tenant_id, (SELECT count(*) FROM outbox o WHERE o.tenant_id = d.tenant_id
-                                      AND o.event_type = 'PolicyDecided' AND o.envelope->'payload'->>'decisionId' = $1)
+        let (owner, events, actors): (String, i64, Vec<Option<String>>) = sqlx::query_as(
+            "SELECT d.tenant_id,
+                    (SELECT count(*) FROM outbox o WHERE o.tenant_id = d.tenant_id
+                        AND o.event_type = 'PolicyDecided' AND o.envelope->'payload'->>'decisionId' = $1),
+                    ARRAY(SELECT o.actor FROM outbox o WHERE o.tenant_id = d.tenant_id
+                        AND o.event_type = 'PolicyDecided' AND o.envelope->'payload'->>'decisionId' = $1)
              FROM decisions d WHERE d.decision_id = $1::uuid",
         )
         .bind(id)
@@ -191,6 +196,7 @@ async fn concurrent_evaluations_of_several_tenants_share_commits_and_each_keeps_
         .await
         .unwrap();
         assert_eq!((owner.as_str(), events), (*tenant, 1), "decision {id}");
+        assert_eq!(actors, vec![Some(format!("user@{tenant}"))], "decision {id}");
     }
     let commits: i64 =
         sqlx::query_scalar("SELECT count(DISTINCT xmin::text) FROM decisions").fetch_one(&admin).await.unwrap();
