@@ -78,10 +78,8 @@ impl From<crate::Error> for Failure {
             crate::Error::Internal(cause) => Failure::Transient(cause),
             // Something the deployment lacks for now (a partition not created yet, a key not configured):
             // retried with backoff, dead-lettered if it is still missing after the retries.
-            e @ crate::Error::Unavailable(_) => {
-                Failure::Transient(anyhow::anyhow!("{}: {}", e.code().as_str(), e.message()))
-            }
-            other => Failure::Permanent(anyhow::anyhow!("{}: {}", other.code().as_str(), other.message())),
+            e if e.code() == crate::Code::Unavailable => Failure::Transient(anyhow::anyhow!(e.describe())),
+            other => Failure::Permanent(anyhow::anyhow!(other.describe())),
         }
     }
 }

@@ -110,6 +110,26 @@ pub async fn set_tenant(tx: &mut Tx, tenant: &TenantId) -> Result<()> {
     Ok(())
 }
 
+/// Whether a [`lock`] excludes every other holder or only [`Lock::Exclusive`] ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lock {
+    Exclusive,
+    /// Many shared holders at once; an exclusive one waits for them all (and they for it).
+    Shared,
+}
+
+/// Serialises transactions on `key` until this one ends (a transaction-scoped advisory lock; no table).
+/// Keys are names under the domain — `catalogue.graph:<tenant>` — hashed with `hashtextextended(key, 0)`,
+/// which SQL functions that take the same lock must use too.
+pub async fn lock(tx: &mut Tx, key: &str, mode: Lock) -> Result<()> {
+    let sql = match mode {
+        Lock::Exclusive => "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        Lock::Shared => "SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))",
+    };
+    sqlx::query(sql).bind(key).execute(&mut **tx).await?;
+    Ok(())
+}
+
 /// Begins a transaction in which row-level security shows `tenant`'s rows only.
 pub async fn tenant_tx(pool: &PgPool, tenant: &TenantId) -> Result<Tx> {
     let mut tx = pool.begin().await?;

@@ -56,6 +56,9 @@ pub enum Error {
     Unavailable(String),
     /// Anything the client cannot act on. Logged in full, reported as `INTERNAL`.
     Internal(anyhow::Error),
+    /// Another error with structured details a client can act on, each in `extensions.<key>` beside the
+    /// code: a cycle's path, where a policy text is wrong, when usage closed. Made with [`Error::with`].
+    Detailed(Box<Error>, Vec<(&'static str, serde_json::Value)>),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -71,6 +74,44 @@ impl Error {
             Error::QuotaExceeded(_) => Code::QuotaExceeded,
             Error::Unavailable(_) => Code::Unavailable,
             Error::Internal(_) => Code::Internal,
+            Error::Detailed(inner, _) => inner.code(),
+        }
+    }
+
+    /// This error with `extensions.<key>` = `value` for the client (`code`, `field` and an internal error's
+    /// details are not for a caller to set: an internal error stays without any).
+    pub fn with(self, key: &'static str, value: impl serde::Serialize) -> Self {
+        if matches!(self, Error::Internal(_)) || key == "code" || key == "field" {
+            return self;
+        }
+        let value = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+        match self {
+            Error::Detailed(inner, mut details) => {
+                details.retain(|(k, _)| *k != key);
+                details.push((key, value));
+                Error::Detailed(inner, details)
+            }
+            other => Error::Detailed(Box::new(other), vec![(key, value)]),
+        }
+    }
+
+    /// `CODE: message`, and the details as JSON when there are any: what background work (a dead-lettered
+    /// message's reason, a log line) says of an error a client would have seen.
+    pub fn describe(&self) -> String {
+        let mut out = format!("{}: {}", self.code().as_str(), self.message());
+        if !self.details().is_empty() {
+            let details: serde_json::Map<String, serde_json::Value> =
+                self.details().iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+            out.push_str(&format!(" {}", serde_json::Value::Object(details)));
+        }
+        out
+    }
+
+    /// The structured details [`Error::with`] added.
+    pub fn details(&self) -> &[(&'static str, serde_json::Value)] {
+        match self {
+            Error::Detailed(_, details) => details,
+            _ => &[],
         }
     }
 
@@ -86,6 +127,7 @@ impl Error {
             Error::Conflict(m) => Error::Conflict(m.clone()),
             Error::QuotaExceeded(m) => Error::QuotaExceeded(m.clone()),
             Error::Unavailable(m) => Error::Unavailable(m.clone()),
+            Error::Detailed(inner, details) => Error::Detailed(Box::new(inner.duplicate()), details.clone()),
         }
     }
 
@@ -100,6 +142,7 @@ impl Error {
             | Error::Unavailable(m) => m,
             Error::BadInput { message, .. } => message,
             Error::Internal(_) => "internal error",
+            Error::Detailed(inner, _) => inner.message(),
         }
     }
 
@@ -136,10 +179,17 @@ impl Error {
         if let Error::Internal(cause) = self {
             tracing::error!(error = format!("{cause:#}"), "internal error");
         }
+        let plain = match self {
+            Error::Detailed(inner, _) => inner,
+            other => other,
+        };
         async_graphql::Error::new(self.message()).extend_with(|_, ext| {
             ext.set("code", self.code().as_str());
-            if let Error::BadInput { field: Some(field), .. } = self {
+            if let Error::BadInput { field: Some(field), .. } = plain {
                 ext.set("field", field.as_str());
+            }
+            for (key, value) in self.details() {
+                ext.set(*key, async_graphql::Value::from_json(value.clone()).unwrap_or(async_graphql::Value::Null));
             }
         })
     }
@@ -156,7 +206,7 @@ impl From<Error> for anyhow::Error {
     fn from(e: Error) -> Self {
         match e {
             Error::Internal(cause) => cause,
-            other => anyhow::anyhow!("{}: {}", other.code().as_str(), other.message()),
+            other => anyhow::anyhow!(other.describe()),
         }
     }
 }
@@ -278,6 +328,28 @@ mod tests {
         assert_eq!(gql.message, "internal error");
         let ext = format!("{:?}", gql.extensions);
         assert!(ext.contains("INTERNAL") && !ext.contains("tenants"));
+    }
+
+    #[test]
+    fn details_reach_the_client_beside_the_code_and_never_on_an_internal_error() {
+        let e = Error::bad_input("records[0].occurredAt", "closed")
+            .with("closedUntil", "2026-12-06T10:00:00Z")
+            .with("cycle", serde_json::json!([{ "id": "a" }]));
+        assert_eq!((e.code(), e.message()), (Code::BadUserInput, "closed"));
+        let ext = serde_json::to_value(&e.to_graphql().extensions).unwrap();
+        assert_eq!(ext["code"], "BAD_USER_INPUT");
+        assert_eq!(ext["field"], "records[0].occurredAt");
+        assert_eq!(ext["closedUntil"], "2026-12-06T10:00:00Z");
+        assert_eq!(ext["cycle"][0]["id"], "a");
+        assert_eq!(e.duplicate().details(), e.details());
+        assert!(e.describe().starts_with("BAD_USER_INPUT: closed {") && e.describe().contains("closedUntil"));
+        // The code is the error's own; an internal error says nothing more.
+        assert_eq!(
+            Error::conflict("x").with("code", "OTHER").to_graphql().extensions.unwrap().get("code").cloned(),
+            Some(async_graphql::Value::from("CONFLICT"))
+        );
+        let internal = Error::internal(anyhow::anyhow!("secret")).with("sql", "SELECT secret");
+        assert!(internal.details().is_empty());
     }
 
     #[test]

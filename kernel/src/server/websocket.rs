@@ -66,7 +66,7 @@ where
             .on_connection_init(move |payload: serde_json::Value| async move {
                 let secret = upgrade_secret.or_else(|| payload_header(&payload, ROUTER_SECRET_HEADER));
                 if !secret_matches(&state.kernel.config.router_secret, secret.as_deref()) {
-                    return Err(async_graphql::Error::new("requests must come through the router"));
+                    return Err(crate::Error::unauthenticated("requests must come through the router").to_graphql());
                 }
                 let auth = upgrade_auth.or_else(|| payload_header(&payload, "authorization"));
                 let token = auth
@@ -74,7 +74,7 @@ where
                     .and_then(|v| v.split_once(' '))
                     .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
                     .map(|(_, t)| t.trim().to_owned())
-                    .ok_or_else(|| async_graphql::Error::new("missing bearer token"))?;
+                    .ok_or_else(|| crate::Error::unauthenticated("missing bearer token").to_graphql())?;
                 let caller = state.kernel.auth.authenticate(&token).await.map_err(|e| e.to_graphql())?;
                 let _ = caller_slot.set(caller.clone());
                 let trace_id = payload_header(&payload, "traceparent")

@@ -406,8 +406,7 @@ pub async fn validation_tx(db: &kernel::db::Db) -> Result<Tx> {
     Ok(tx)
 }
 
-/// Serialises bootstraps: two at once would both find the system empty. (An advisory lock, no table.)
+/// Serialises bootstraps: two at once would both find the system empty.
 pub async fn bootstrap_lock(tx: &mut Tx) -> Result<()> {
-    sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('identity-bootstrap'))").fetch_one(&mut **tx).await?;
-    Ok(())
+    kernel::db::lock(tx, "identity.bootstrap", kernel::db::Lock::Exclusive).await
 }

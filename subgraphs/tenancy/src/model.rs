@@ -42,7 +42,7 @@ impl Tenant {
     }
 
     /// The edition version of the active subscription, if there is one.
-    async fn edition(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Edition>> {
+    async fn edition(&self, ctx: &Context<'_>) -> kernel::Result<Option<Edition>> {
         let subs = loader(ctx)?.load_one(SubscriptionsOf(self.id.clone())).await?.unwrap_or_default();
         let Some(active) = subs.into_iter().find(|s| s.status == SubscriptionStatus::Active) else {
             return Ok(None);
@@ -51,12 +51,12 @@ impl Tenant {
     }
 
     /// Every subscription the tenant has had, newest first.
-    async fn subscriptions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TenantSubscription>> {
+    async fn subscriptions(&self, ctx: &Context<'_>) -> kernel::Result<Vec<TenantSubscription>> {
         Ok(loader(ctx)?.load_one(SubscriptionsOf(self.id.clone())).await?.unwrap_or_default())
     }
 
     /// Quota limits with the current period's consumption.
-    async fn quotas(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Quota>> {
+    async fn quotas(&self, ctx: &Context<'_>) -> kernel::Result<Vec<Quota>> {
         Ok(loader(ctx)?.load_one(QuotasOf(self.id.clone())).await?.unwrap_or_default())
     }
 }
@@ -151,7 +151,7 @@ pub struct TenantSubscription {
 
 #[ComplexObject]
 impl TenantSubscription {
-    async fn edition(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Edition>> {
+    async fn edition(&self, ctx: &Context<'_>) -> kernel::Result<Option<Edition>> {
         Ok(loader(ctx)?.load_one(EditionKey(self.edition_id.clone(), self.edition_version)).await?)
     }
 }

@@ -365,14 +365,7 @@ pub async fn results_of(
 
 /// Serializes projections of one blueprint until the transaction ends.
 pub async fn lock_projection(tx: &mut Tx, tenant: &TenantId, blueprint: Uuid) -> Result<()> {
-    sqlx::query!(
-        "SELECT pg_advisory_xact_lock(hashtextextended('catalogue.context-map:' || $1::text || ':' || $2::text, 0))",
-        tenant.as_str(),
-        blueprint.to_string(),
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    kernel::db::lock(tx, &format!("catalogue.context-map:{tenant}:{blueprint}"), kernel::db::Lock::Exclusive).await
 }
 
 /// The version the blueprint's context map was projected from.

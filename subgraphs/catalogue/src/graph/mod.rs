@@ -161,7 +161,7 @@ pub async fn add(
     from: &Module,
     to: &Module,
     constraint: &str,
-) -> std::result::Result<Edge, async_graphql::Error> {
+) -> Result<Edge> {
     if from.module_id == to.module_id {
         return Err(cycle_error(vec![from.clone(), from.clone()]));
     }
@@ -280,30 +280,18 @@ pub fn stages(modules: Vec<Module>, edges: &[(Uuid, Uuid)]) -> Vec<Vec<Module>> 
     stages
 }
 
-fn cycle_error(modules: Vec<Module>) -> async_graphql::Error {
+fn cycle_error(modules: Vec<Module>) -> Error {
     let ids: Vec<Uuid> = modules.iter().map(|m| m.module_id).collect();
     let named: HashMap<Uuid, String> = modules.into_iter().map(|m| (m.module_id, m.name)).collect();
     cycle_error_named(&ids, &named)
 }
 
-fn cycle_error_named(ids: &[Uuid], names: &HashMap<Uuid, String>) -> async_graphql::Error {
-    use async_graphql::ErrorExtensions;
-    let shown: Vec<String> = ids.iter().map(|id| names.get(id).cloned().unwrap_or_else(|| id.to_string())).collect();
-    let path: Vec<async_graphql::Value> = ids
-        .iter()
-        .map(|id| {
-            let mut m = async_graphql::indexmap::IndexMap::new();
-            m.insert(async_graphql::Name::new("id"), async_graphql::Value::String(id.to_string()));
-            m.insert(
-                async_graphql::Name::new("name"),
-                async_graphql::Value::String(names.get(id).cloned().unwrap_or_default()),
-            );
-            async_graphql::Value::Object(m)
-        })
-        .collect();
-    Error::conflict(format!("this dependency would close a cycle: {}", shown.join(" → ")))
-        .to_graphql()
-        .extend_with(|_, ext| ext.set("cycle", async_graphql::Value::List(path.clone())))
+fn cycle_error_named(ids: &[Uuid], names: &HashMap<Uuid, String>) -> Error {
+    let name = |id: &Uuid| names.get(id).cloned();
+    let shown: Vec<String> = ids.iter().map(|id| name(id).unwrap_or_else(|| id.to_string())).collect();
+    let path: Vec<serde_json::Value> =
+        ids.iter().map(|id| serde_json::json!({ "id": id, "name": name(id).unwrap_or_default() })).collect();
+    Error::conflict(format!("this dependency would close a cycle: {}", shown.join(" → "))).with("cycle", path)
 }
 
 /// Whether `version` satisfies `constraint` (unparsable either way counts as not satisfied).

@@ -192,7 +192,7 @@ impl GraphMutation {
         from_module_id: ID,
         to_module_id: ID,
         version_constraint: String,
-    ) -> async_graphql::Result<Dependency> {
+    ) -> Result<Dependency> {
         let tenant = ctx.authorize(WRITE)?;
         let from = modules::parse_id("fromModuleId", &from_module_id)?;
         let to = modules::parse_id("toModuleId", &to_module_id)?;

@@ -11,9 +11,7 @@ use super::{Direction, Edge};
 
 /// Serializes changes to one tenant's graph until the transaction ends.
 pub async fn lock_graph(tx: &mut Tx, tenant: &TenantId) -> Result<GraphLock> {
-    sqlx::query!("SELECT pg_advisory_xact_lock(hashtextextended('catalogue.graph:' || $1::text, 0))", tenant.as_str())
-        .execute(&mut **tx)
-        .await?;
+    kernel::db::lock(tx, &format!("catalogue.graph:{tenant}"), kernel::db::Lock::Exclusive).await?;
     Ok(GraphLock(()))
 }
 

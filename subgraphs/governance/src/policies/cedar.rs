@@ -135,19 +135,15 @@ impl Refusal {
     }
 
     /// The coded API error: `BAD_USER_INPUT` with the engine's message and `extensions.location`.
-    pub fn into_graphql(self) -> async_graphql::Error {
-        use async_graphql::ErrorExtensions;
-        let location = self.location.clone();
-        Error::bad_input("cedar", format!("invalid policy: {}", self.message)).to_graphql().extend_with(|_, ext| {
-            if let Some(l) = &location {
-                let mut m = async_graphql::indexmap::IndexMap::new();
-                m.insert(async_graphql::Name::new("line"), async_graphql::Value::from(l.line as u64));
-                m.insert(async_graphql::Name::new("column"), async_graphql::Value::from(l.column as u64));
-                m.insert(async_graphql::Name::new("offset"), async_graphql::Value::from(l.offset as u64));
-                m.insert(async_graphql::Name::new("length"), async_graphql::Value::from(l.length as u64));
-                ext.set("location", async_graphql::Value::Object(m));
-            }
-        })
+    pub fn into_error(self) -> Error {
+        let e = Error::bad_input("cedar", format!("invalid policy: {}", self.message));
+        match self.location {
+            Some(l) => e.with(
+                "location",
+                serde_json::json!({ "line": l.line, "column": l.column, "offset": l.offset, "length": l.length }),
+            ),
+            None => e,
+        }
     }
 }
 

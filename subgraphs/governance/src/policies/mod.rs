@@ -196,18 +196,12 @@ pub fn ensure_draft(p: &Policy) -> Result<()> {
     }
 }
 
-/// Publishes a draft after the engine accepts it; emits `PolicyPublished`. A refusal is returned as the
-/// engine's [`cedar::Refusal`] for the API to report with its location.
-pub async fn publish(
-    work: &mut Work,
-    owner: &TenantId,
-    id: Uuid,
-) -> Result<std::result::Result<Policy, cedar::Refusal>> {
+/// Publishes a draft after the engine accepts it; emits `PolicyPublished`. The engine's refusal is
+/// `BAD_USER_INPUT` with its location in `extensions.location`.
+pub async fn publish(work: &mut Work, owner: &TenantId, id: Uuid) -> Result<Policy> {
     let p = lock(work, owner, id).await?;
     ensure_draft(&p)?;
-    if let Err(refusal) = cedar::check(&p.cedar, p.effect) {
-        return Ok(Err(refusal));
-    }
+    cedar::check(&p.cedar, p.effect).map_err(cedar::Refusal::into_error)?;
     let p = store::set_status(work, owner, id, PolicyStatus::Published).await?;
     let set_version = store::set_version(work, owner).await?;
     let event = events::PolicyPublished {
@@ -220,7 +214,7 @@ pub async fn publish(
         platform: owner.is_platform(),
     };
     work.emit(owner, &event).await?;
-    Ok(Ok(p))
+    Ok(p)
 }
 
 /// Deprecates a published version (final); emits `PolicyDeprecated`.

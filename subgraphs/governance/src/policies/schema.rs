@@ -187,24 +187,15 @@ impl PolicyMutation {
     /// Publishes a draft once Cedar accepts it against the schema; refused with `BAD_USER_INPUT`, the
     /// engine's message and `extensions.location` (line, column) otherwise. Immutable from then on. Emits
     /// `PolicyPublished`.
-    async fn publish_policy(
-        &self,
-        ctx: &Context<'_>,
-        id: ID,
-        #[graphql(default)] platform: bool,
-    ) -> async_graphql::Result<Policy> {
+    async fn publish_policy(&self, ctx: &Context<'_>, id: ID, #[graphql(default)] platform: bool) -> Result<Policy> {
         let owner = ctx.authorize_owner(WRITE, platform)?;
         let id = parse_id("id", &id)?;
         let s = state(ctx);
         let mut work = Work::tenant(&s.kernel.db, &owner, ctx.event_meta()).await?;
-        match super::publish(&mut work, &owner, id).await? {
-            Ok(p) => {
-                work.commit().await?;
-                s.policies.invalidate(&owner);
-                Ok(p)
-            }
-            Err(refusal) => Err(refusal.into_graphql()),
-        }
+        let p = super::publish(&mut work, &owner, id).await?;
+        work.commit().await?;
+        s.policies.invalidate(&owner);
+        Ok(p)
     }
 
     /// Deprecates a published version: it leaves the set at once. Emits `PolicyDeprecated`.

@@ -13,7 +13,8 @@
 //! meter and set of dimensions, kept seven years.
 //!
 //! **Late records.** The rollup worker (`rollup.rs`) closes each hour once the *late window* (2 hours by
-//! default, `USAGE_LATE_WINDOW_SECS`) has passed since its end: it sums the hour's records into hourly
+//! default, `USAGE_LATE_WINDOW_SECS`, at most 7 days) has passed since its end by the database's clock
+//! (never a caller's): it sums the hour's records into hourly
 //! rollups and moves the hourly watermark past it, then closes whole days the same way from the hours. A
 //! record for an hour not yet closed is accepted and counted when the hour closes, however late it comes
 //! within the window; a record for a closed hour is refused with `BAD_USER_INPUT` (an event carrying one is
@@ -166,7 +167,9 @@ pub async fn ingest(
                     closed.to_rfc3339(),
                     r.occurred_at.to_rfc3339()
                 ),
-            ));
+            )
+            .with("reason", "USAGE_PERIOD_CLOSED")
+            .with("closedUntil", closed));
         }
         if r.occurred_at > now + MAX_SKEW {
             return Err(Error::bad_input(

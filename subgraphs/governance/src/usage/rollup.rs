@@ -6,17 +6,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use kernel::Result;
 use tokio_util::sync::CancellationToken;
 
 use super::store::{self, Rolled};
 use crate::State;
 
-/// Closes everything before `at - late_window`.
-pub async fn run_once(db: &kernel::db::Db, at: DateTime<Utc>, late_window: Duration) -> Result<Vec<Rolled>> {
+/// Closes everything before `late_window` ago, by the database's clock.
+pub async fn run_once(db: &kernel::db::Db, late_window: Duration) -> Result<Vec<Rolled>> {
     let mut tx = db.shared().begin().await?;
-    let rolled = store::rollup(&mut tx, at, late_window).await?;
+    let rolled = store::rollup(&mut tx, late_window).await?;
     tx.commit().await?;
     Ok(rolled)
 }
@@ -25,7 +24,7 @@ pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
     let window = Duration::from_secs(state.config.usage_late_window_secs);
     let every = Duration::from_secs(state.config.usage_rollup_interval_secs);
     kernel::periodic::every("usage rollup", every, shutdown, || async {
-        for r in run_once(&state.kernel.db, Utc::now(), window).await?.iter().filter(|r| r.rows > 0) {
+        for r in run_once(&state.kernel.db, window).await?.iter().filter(|r| r.rows > 0) {
             tracing::info!(grain = r.grain, rolled_to = %r.rolled_to, rows = r.rows, "usage rolled up");
         }
         Ok(())

@@ -8,14 +8,14 @@ use kernel::{Result, TenantId};
 
 use super::{Plan, Record};
 
-/// The advisory lock ingest holds shared and the rollup exclusively (the SQL's `governance_usage_watermark`).
-const WATERMARK_LOCK: &str = "governance_usage_watermark";
+/// The lock ingest holds shared and the rollup (`governance_usage_rollup`) exclusively.
+const WATERMARK_LOCK: &str = "governance.usage-watermark";
 
 /// Takes the ingest side of the watermark lock, then reads the hourly watermark (records before it are
 /// refused) and the database's clock. Two statements: the read must see a rollup that committed while
 /// this waited for the lock.
 pub async fn open_for_ingest(tx: &mut Tx) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
-    sqlx::query!("SELECT pg_advisory_xact_lock_shared(hashtext($1))", WATERMARK_LOCK).execute(&mut **tx).await?;
+    kernel::db::lock(tx, WATERMARK_LOCK, kernel::db::Lock::Shared).await?;
     let row =
         sqlx::query!(r#"SELECT rolled_to AS "closed!", now() AS "now!" FROM usage_watermarks WHERE grain = 'hour'"#)
             .fetch_one(&mut **tx)
@@ -132,14 +132,14 @@ pub struct Rolled {
     pub rows: i64,
 }
 
-/// Closes every hour before `at - late_window` and the days that completes (the owner's function).
-pub async fn rollup(tx: &mut Tx, at: DateTime<Utc>, late_window: std::time::Duration) -> Result<Vec<Rolled>> {
+/// Closes every hour before the database's `now() - late_window` and the days that completes (the owner's
+/// function).
+pub async fn rollup(tx: &mut Tx, late_window: std::time::Duration) -> Result<Vec<Rolled>> {
     let window = sqlx::postgres::types::PgInterval::try_from(late_window)
         .map_err(|e| kernel::Error::internal(anyhow::anyhow!("{e}")))?;
     let rows = sqlx::query!(
         r#"SELECT grain AS "grain!", rolled_to AS "rolled_to!", rows_written AS "rows!"
-           FROM governance_usage_rollup($1, $2)"#,
-        at,
+           FROM governance_usage_rollup($1)"#,
         window,
     )
     .fetch_all(&mut **tx)

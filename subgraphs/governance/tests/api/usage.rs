@@ -233,23 +233,33 @@ async fn late_records_within_the_window_count_and_later_ones_are_refused() {
     let app = spawn_app().await;
     let db = &app.state.kernel.db;
     let token = recorder(&app, "acme");
-    let window = Duration::from_secs(2 * 3600);
-    let now = Utc::now();
-    let (h, h_end) = (hour(now), hour(now) + TimeDelta::hours(1));
+    let admin = app.admin_pool().await;
+    // The rollup closes hours by the database's clock, so the test's hour, `h`, is three hours ago by that
+    // clock, and nothing is closed from three hours before it on.
+    let h: DateTime<Utc> = sqlx::query_scalar("SELECT date_trunc('hour', now() - interval '3 hours', 'UTC')")
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    let h_end = h + TimeDelta::hours(1);
+    sqlx::query("UPDATE usage_watermarks SET rolled_to = date_trunc(grain, $1, 'UTC')")
+        .bind(h - TimeDelta::hours(3))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let at = h + TimeDelta::minutes(30);
 
-    let v = app.ok(&token, RECORD, json!({ "r": [rec("tokens", 10, now, "a", json!({ "model": "m1" }))] })).await;
+    let v = app.ok(&token, RECORD, json!({ "r": [rec("tokens", 10, at, "a", json!({ "model": "m1" }))] })).await;
     assert_eq!(v["recordUsage"]["accepted"], 1);
-    // An hour after this hour ended the rollup runs: the hour is still inside its 2-hour late window.
-    let rolled = rollup::run_once(db, h_end + TimeDelta::hours(1), window).await.unwrap();
+    // Two hours after the hour ended the rollup runs with a 3-hour late window: the hour is still inside it.
+    let rolled = rollup::run_once(db, Duration::from_secs(3 * 3600)).await.unwrap();
     assert_eq!(rolled[0].rolled_to, h);
     // A late record for the hour is accepted…
-    let v = app.ok(&token, RECORD, json!({ "r": [rec("tokens", 5, now, "b", json!({ "model": "m2" }))] })).await;
+    let v = app.ok(&token, RECORD, json!({ "r": [rec("tokens", 5, at, "b", json!({ "model": "m2" }))] })).await;
     assert_eq!(v["recordUsage"]["accepted"], 1);
-    // …and counted when the window has passed and the hour closes.
-    let rolled = rollup::run_once(db, h_end + TimeDelta::hours(2), window).await.unwrap();
+    // …and counted when the window (now 2 hours) has passed and the hour closes.
+    let rolled = rollup::run_once(db, Duration::from_secs(2 * 3600)).await.unwrap();
     assert_eq!(rolled[0].rolled_to, h_end);
     assert_eq!(rolled[0].rows, 2);
-    let admin = app.admin_pool().await;
     let hourly: (i64, i64) = sqlx::query_as(
         "SELECT sum(quantity)::int8, sum(records)::int8 FROM usage_rollups
          WHERE tenant_id = 'acme' AND meter = 'tokens' AND grain = 'hour' AND bucket_start = $1",
@@ -260,9 +270,13 @@ async fn late_records_within_the_window_count_and_later_ones_are_refused() {
     .unwrap();
     assert_eq!(hourly, (15, 2));
     // A record for the closed hour is refused, with what to do about it.
-    let v = app.gql(&token, RECORD, json!({ "r": [rec("tokens", 7, now, "c", json!({}))] })).await;
+    let v = app.gql(&token, RECORD, json!({ "r": [rec("tokens", 7, at, "c", json!({}))] })).await;
     assert_eq!(code(&v), "BAD_USER_INPUT", "{v:#}");
     assert!(v["errors"][0]["message"].as_str().unwrap().contains("is closed"), "{v:#}");
+    // What the producer can act on: why, and from when records are open.
+    let ext = &v["errors"][0]["extensions"];
+    assert_eq!(ext["reason"], "USAGE_PERIOD_CLOSED", "{v:#}");
+    assert_eq!(ext["closedUntil"].as_str().map(|s| s.parse::<DateTime<Utc>>().unwrap()), Some(h_end), "{v:#}");
 
     // The closed hour is read from its rollups (the raw records could be gone); grouping still works.
     let u = usage(&app, &token, "tokens", h, h_end, Some("model")).await;
@@ -278,6 +292,10 @@ async fn late_records_within_the_window_count_and_later_ones_are_refused() {
         .await
         .unwrap();
     assert_eq!(usage(&app, &token, "tokens", h, h_end, None).await["quantity"], 215);
+    // No window closes an hour that has not ended by the database's clock, and none is beyond 7 days.
+    let rolled = rollup::run_once(db, Duration::ZERO).await.unwrap();
+    assert!(rolled[0].rolled_to <= Utc::now(), "{rolled:?}");
+    assert!(rollup::run_once(db, Duration::from_secs(8 * 86_400)).await.is_err());
     app.cleanup().await;
 }
 
@@ -299,7 +317,7 @@ async fn raw_partitions_past_retention_are_dropped_while_rollups_remain() {
             app.ok(&recorder(&app, tenant), RECORD, json!({ "r": [rec("storage-gb", 7, at, "old", json!({}))] })).await;
         assert_eq!(v["recordUsage"]["accepted"], 1);
     }
-    rollup::run_once(db, Utc::now(), Duration::from_secs(7200)).await.unwrap();
+    rollup::run_once(db, Duration::from_secs(7200)).await.unwrap();
     let part = format!("usage_records_{}", day.format("%Y%m%d"));
 
     // `held` is under legal hold: its partition is kept whole, and the pass says why.
