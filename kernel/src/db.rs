@@ -315,10 +315,49 @@ impl Access {
     }
 }
 
-/// Implements sqlx's `Type`/`Encode`/`Decode` for an enum stored as `text`, through its `as_str`/`parse`.
-/// Avoids PostgreSQL enum types, whose changes need migrations that lock tables.
+/// A lifecycle or kind enum stored as `text`: declares the enum with each variant's stored text, its
+/// `as_str`, `parse` and `ALL`, and sqlx's `Type`/`Encode`/`Decode` through them. Avoids PostgreSQL enum
+/// types, whose changes need migrations that lock tables.
+///
+/// ```ignore
+/// kernel::text_enum! {
+///     #[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq)]
+///     pub enum ApprovalStatus { Pending = "Pending", Approved = "Approved" }
+/// }
+/// ```
+///
+/// `text_enum!(Type)` alone implements the sqlx traits for a type that has `as_str` and `parse` already.
 #[macro_export]
 macro_rules! text_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident = $text:literal ),+ $(,)? }
+    ) => {
+        $(#[$meta])*
+        $vis enum $name { $( $(#[$vmeta])* $variant ),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stored (and published) text.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            /// The value whose stored text is `s`.
+            pub fn parse(s: &str) -> ::std::option::Option<Self> {
+                match s {
+                    $($text => ::std::option::Option::Some($name::$variant),)+
+                    _ => ::std::option::Option::None,
+                }
+            }
+        }
+
+        $crate::text_enum!($name);
+    };
     ($ty:ty) => {
         impl ::sqlx::Type<::sqlx::Postgres> for $ty {
             fn type_info() -> ::sqlx::postgres::PgTypeInfo {

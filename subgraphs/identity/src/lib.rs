@@ -101,18 +101,21 @@ impl Subgraph for State {
         data.insert(IdentityLoader::per_request(self.kernel.db.clone(), ctx));
     }
 
-    /// Flushes API-token last-used times from Redis to PostgreSQL every 30 seconds.
+    /// Flushes API-token last-used times from Redis to PostgreSQL every 30 seconds, and once more at
+    /// shutdown.
     fn tasks(state: &Arc<Self>, shutdown: &CancellationToken) {
         let (db, cache, shutdown) = (state.kernel.db.clone(), state.kernel.cache.clone(), shutdown.clone());
         tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            let flush = || async {
+                let n = tokens::flush_last_used(&db, &cache).await?;
+                if n > 0 {
+                    tracing::debug!(tokens = n, "API token last-used times flushed");
                 }
-                if let Err(e) = tokens::flush_last_used(&db, &cache).await {
-                    tracing::warn!(error = format!("{e:#}"), "could not flush API token last-used times");
-                }
+                Ok(())
+            };
+            kernel::periodic::every("API token last-used flush", Duration::from_secs(30), shutdown, flush).await;
+            if let Err(e) = tokens::flush_last_used(&db, &cache).await {
+                tracing::warn!(error = format!("{e:#}"), "could not flush API token last-used times at shutdown");
             }
         });
     }

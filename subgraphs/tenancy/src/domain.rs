@@ -4,38 +4,21 @@ use chrono::{DateTime, Datelike, TimeZone, Utc};
 use kernel::error::{clip, text};
 use kernel::{Error, Result};
 
-/// Lifecycle of a tenant. Provisioning → Active ⇄ Suspended, and any of them → Retired (terminal).
-#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum TenantStatus {
-    /// Created; the other domains are still setting it up.
-    Provisioning,
-    Active,
-    /// Blocked from use, data kept; can be reactivated.
-    Suspended,
-    /// Gone for good. Rows are kept for audit and legal hold; nothing changes them any more.
-    Retired,
+kernel::text_enum! {
+    /// Lifecycle of a tenant. Provisioning → Active ⇄ Suspended, and any of them → Retired (terminal).
+    #[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    pub enum TenantStatus {
+        /// Created; the other domains are still setting it up.
+        Provisioning = "Provisioning",
+        Active = "Active",
+        /// Blocked from use, data kept; can be reactivated.
+        Suspended = "Suspended",
+        /// Gone for good. Rows are kept for audit and legal hold; nothing changes them any more.
+        Retired = "Retired",
+    }
 }
 
 impl TenantStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TenantStatus::Provisioning => "Provisioning",
-            TenantStatus::Active => "Active",
-            TenantStatus::Suspended => "Suspended",
-            TenantStatus::Retired => "Retired",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "Provisioning" => TenantStatus::Provisioning,
-            "Active" => TenantStatus::Active,
-            "Suspended" => TenantStatus::Suspended,
-            "Retired" => TenantStatus::Retired,
-            _ => return None,
-        })
-    }
-
     /// Whether the lifecycle allows going from `self` to `to`.
     pub fn can_become(self, to: TenantStatus) -> bool {
         use TenantStatus::*;
@@ -57,94 +40,44 @@ impl TenantStatus {
         }
     }
 }
-kernel::text_enum!(TenantStatus);
 
-/// Where a tenant's rows live.
-#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IsolationModel {
-    /// In the shared databases, isolated by row-level security.
-    #[default]
-    Shared,
-    /// In databases of its own, one per subgraph.
-    Dedicated,
-}
-
-impl IsolationModel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IsolationModel::Shared => "shared",
-            IsolationModel::Dedicated => "dedicated",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "shared" => Some(IsolationModel::Shared),
-            "dedicated" => Some(IsolationModel::Dedicated),
-            _ => None,
-        }
+kernel::text_enum! {
+    /// Where a tenant's rows live.
+    #[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum IsolationModel {
+        /// In the shared databases, isolated by row-level security.
+        #[default]
+        Shared = "shared",
+        /// In databases of its own, one per subgraph.
+        Dedicated = "dedicated",
     }
 }
-kernel::text_enum!(IsolationModel);
 
-/// Draft → Published → Retired. Published editions are immutable; a change is a new version.
-#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum EditionStatus {
-    Draft,
-    Published,
-    Retired,
-}
-
-impl EditionStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EditionStatus::Draft => "Draft",
-            EditionStatus::Published => "Published",
-            EditionStatus::Retired => "Retired",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "Draft" => EditionStatus::Draft,
-            "Published" => EditionStatus::Published,
-            "Retired" => EditionStatus::Retired,
-            _ => return None,
-        })
+kernel::text_enum! {
+    /// Draft → Published → Retired. Published editions are immutable; a change is a new version.
+    #[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    pub enum EditionStatus {
+        Draft = "Draft",
+        Published = "Published",
+        Retired = "Retired",
     }
 }
-kernel::text_enum!(EditionStatus);
 
-/// The window a quota limit applies to.
-#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Period {
-    /// A UTC calendar day.
-    Day,
-    /// A UTC calendar month.
-    Month,
-    /// Never resets.
-    Lifetime,
+kernel::text_enum! {
+    /// The window a quota limit applies to.
+    #[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    pub enum Period {
+        /// A UTC calendar day.
+        Day = "Day",
+        /// A UTC calendar month.
+        Month = "Month",
+        /// Never resets.
+        Lifetime = "Lifetime",
+    }
 }
 
 impl Period {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Period::Day => "Day",
-            Period::Month => "Month",
-            Period::Lifetime => "Lifetime",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "Day" => Period::Day,
-            "Month" => Period::Month,
-            "Lifetime" => Period::Lifetime,
-            _ => return None,
-        })
-    }
-
     /// Start of the period containing `at`.
     pub fn start(self, at: DateTime<Utc>) -> DateTime<Utc> {
         match self {
@@ -168,7 +101,6 @@ impl Period {
         }
     }
 }
-kernel::text_enum!(Period);
 
 /// Lower-case identifiers for editions, flags, quota keys and regions: letters, digits, `-`, `_`, `.`,
 /// starting with a letter, at most `max` characters.

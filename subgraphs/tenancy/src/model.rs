@@ -111,29 +111,13 @@ impl Edition {
     }
 }
 
-#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SubscriptionStatus {
-    Active,
-    Ended,
-}
-
-impl SubscriptionStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SubscriptionStatus::Active => "Active",
-            SubscriptionStatus::Ended => "Ended",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "Active" => Some(SubscriptionStatus::Active),
-            "Ended" => Some(SubscriptionStatus::Ended),
-            _ => None,
-        }
+kernel::text_enum! {
+    #[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum SubscriptionStatus {
+        Active = "Active",
+        Ended = "Ended",
     }
 }
-kernel::text_enum!(SubscriptionStatus);
 
 /// A tenant's subscription to one edition version over a span of time; it drives quotas and billing.
 #[derive(SimpleObject, Clone, Debug)]

@@ -65,126 +65,64 @@ pub const MAX_DEFINITION_BYTES: usize = 256 * 1024;
 /// Most existing dependency edges one cycle check loads.
 pub const MAX_REACH_EDGES: i64 = 50_000;
 
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[graphql(name = "BlueprintVersionStatus")]
-pub enum VersionStatus {
-    /// Being written: its definition may be replaced.
-    Draft,
-    /// Passed validation: immutable, and the source of the context map.
-    Validated,
-    /// Was validated; a later version has been validated since. Immutable.
-    Superseded,
-}
-
-impl VersionStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VersionStatus::Draft => "Draft",
-            VersionStatus::Validated => "Validated",
-            VersionStatus::Superseded => "Superseded",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "Draft" => Some(VersionStatus::Draft),
-            "Validated" => Some(VersionStatus::Validated),
-            "Superseded" => Some(VersionStatus::Superseded),
-            _ => None,
-        }
+kernel::text_enum! {
+    #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    #[graphql(name = "BlueprintVersionStatus")]
+    pub enum VersionStatus {
+        /// Being written: its definition may be replaced.
+        Draft = "Draft",
+        /// Passed validation: immutable, and the source of the context map.
+        Validated = "Validated",
+        /// Was validated; a later version has been validated since. Immutable.
+        Superseded = "Superseded",
     }
 }
-kernel::text_enum!(VersionStatus);
 
-/// How serious a validation finding is; a run with any `ERROR` leaves the version a draft.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[graphql(name = "ValidationSeverity")]
-pub enum Severity {
-    Error,
-    Warning,
-    Info,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Error => "Error",
-            Severity::Warning => "Warning",
-            Severity::Info => "Info",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "Error" => Some(Severity::Error),
-            "Warning" => Some(Severity::Warning),
-            "Info" => Some(Severity::Info),
-            _ => None,
-        }
+kernel::text_enum! {
+    /// How serious a validation finding is; a run with any `ERROR` leaves the version a draft.
+    #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    #[graphql(name = "ValidationSeverity")]
+    pub enum Severity {
+        Error = "Error",
+        Warning = "Warning",
+        Info = "Info",
     }
 }
-kernel::text_enum!(Severity);
 
-/// How two bounded contexts relate (the context-mapping patterns of domain-driven design).
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RelationshipKind {
-    /// The downstream's needs are planned into the upstream's work.
-    CustomerSupplier,
-    /// The downstream adopts the upstream's model as it is.
-    Conformist,
-    /// Both share a part of the model and change it together.
-    SharedKernel,
-    /// Both succeed or fail together and coordinate their plans.
-    Partnership,
-    /// The downstream translates the upstream's model through a layer of its own.
-    AnticorruptionLayer,
-    /// The upstream offers a protocol open to every downstream.
-    OpenHostService,
-    /// The upstream publishes a documented shared language.
-    PublishedLanguage,
-    /// No integration: each goes its own way.
-    SeparateWays,
+kernel::text_enum! {
+    /// How two bounded contexts relate (the context-mapping patterns of domain-driven design).
+    #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum RelationshipKind {
+        /// The downstream's needs are planned into the upstream's work.
+        CustomerSupplier = "CustomerSupplier",
+        /// The downstream adopts the upstream's model as it is.
+        Conformist = "Conformist",
+        /// Both share a part of the model and change it together.
+        SharedKernel = "SharedKernel",
+        /// Both succeed or fail together and coordinate their plans.
+        Partnership = "Partnership",
+        /// The downstream translates the upstream's model through a layer of its own.
+        AnticorruptionLayer = "AnticorruptionLayer",
+        /// The upstream offers a protocol open to every downstream.
+        OpenHostService = "OpenHostService",
+        /// The upstream publishes a documented shared language.
+        PublishedLanguage = "PublishedLanguage",
+        /// No integration: each goes its own way.
+        SeparateWays = "SeparateWays",
+    }
 }
 
 impl RelationshipKind {
-    pub const ALL: [RelationshipKind; 8] = [
-        RelationshipKind::CustomerSupplier,
-        RelationshipKind::Conformist,
-        RelationshipKind::SharedKernel,
-        RelationshipKind::Partnership,
-        RelationshipKind::AnticorruptionLayer,
-        RelationshipKind::OpenHostService,
-        RelationshipKind::PublishedLanguage,
-        RelationshipKind::SeparateWays,
-    ];
     /// The names a definition uses, for messages.
     pub const NAMES: &'static str = "CUSTOMER_SUPPLIER, CONFORMIST, SHARED_KERNEL, PARTNERSHIP, \
                                      ANTICORRUPTION_LAYER, OPEN_HOST_SERVICE, PUBLISHED_LANGUAGE, SEPARATE_WAYS";
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RelationshipKind::CustomerSupplier => "CustomerSupplier",
-            RelationshipKind::Conformist => "Conformist",
-            RelationshipKind::SharedKernel => "SharedKernel",
-            RelationshipKind::Partnership => "Partnership",
-            RelationshipKind::AnticorruptionLayer => "AnticorruptionLayer",
-            RelationshipKind::OpenHostService => "OpenHostService",
-            RelationshipKind::PublishedLanguage => "PublishedLanguage",
-            RelationshipKind::SeparateWays => "SeparateWays",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-
     /// A kind as a definition spells it: `CUSTOMER_SUPPLIER`, `customer-supplier`, `CustomerSupplier`, ….
     pub fn parse_loose(s: &str) -> Option<Self> {
         let key: String = s.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_ascii_lowercase();
-        Self::ALL.into_iter().find(|k| k.as_str().to_ascii_lowercase() == key)
+        Self::ALL.iter().copied().find(|k| k.as_str().to_ascii_lowercase() == key)
     }
 }
-kernel::text_enum!(RelationshipKind);
 
 /// A blueprint: a named, versioned design of (part of) a project.
 #[derive(SimpleObject, Clone, Debug)]
@@ -716,7 +654,7 @@ mod tests {
             assert_eq!(RelationshipKind::parse_loose(s), Some(k), "{s}");
         }
         assert_eq!(RelationshipKind::parse_loose("friends"), None);
-        for k in RelationshipKind::ALL {
+        for &k in RelationshipKind::ALL {
             assert_eq!(RelationshipKind::parse(k.as_str()), Some(k));
         }
     }

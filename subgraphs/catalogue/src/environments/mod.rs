@@ -28,74 +28,37 @@ use crate::Config;
 /// Largest configuration accepted, as JSON text.
 pub const MAX_CONFIG_BYTES: usize = 64 * 1024;
 
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[graphql(rename_items = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum EnvironmentName {
-    Dev,
-    Test,
-    Staging,
-    /// Changes wait for an approval.
-    Prod,
+kernel::text_enum! {
+    #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+    #[graphql(rename_items = "lowercase")]
+    #[serde(rename_all = "lowercase")]
+    pub enum EnvironmentName {
+        Dev = "dev",
+        Test = "test",
+        Staging = "staging",
+        /// Changes wait for an approval.
+        Prod = "prod",
+    }
 }
 
 impl EnvironmentName {
-    pub const ALL: [EnvironmentName; 4] =
-        [EnvironmentName::Dev, EnvironmentName::Test, EnvironmentName::Staging, EnvironmentName::Prod];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EnvironmentName::Dev => "dev",
-            EnvironmentName::Test => "test",
-            EnvironmentName::Staging => "staging",
-            EnvironmentName::Prod => "prod",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|e| e.as_str() == s)
-    }
-
     pub fn gated(self) -> bool {
         self == EnvironmentName::Prod
     }
 }
-kernel::text_enum!(EnvironmentName);
 
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum ChangeStatus {
-    /// Waiting for governance's decision (prod only).
-    Pending,
-    Applied,
-    Rejected,
-    Expired,
-    /// Dropped because the project was archived.
-    Cancelled,
-}
-
-impl ChangeStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChangeStatus::Pending => "Pending",
-            ChangeStatus::Applied => "Applied",
-            ChangeStatus::Rejected => "Rejected",
-            ChangeStatus::Expired => "Expired",
-            ChangeStatus::Cancelled => "Cancelled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "Pending" => ChangeStatus::Pending,
-            "Applied" => ChangeStatus::Applied,
-            "Rejected" => ChangeStatus::Rejected,
-            "Expired" => ChangeStatus::Expired,
-            "Cancelled" => ChangeStatus::Cancelled,
-            _ => return None,
-        })
+kernel::text_enum! {
+    #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    pub enum ChangeStatus {
+        /// Waiting for governance's decision (prod only).
+        Pending = "Pending",
+        Applied = "Applied",
+        Rejected = "Rejected",
+        Expired = "Expired",
+        /// Dropped because the project was archived.
+        Cancelled = "Cancelled",
     }
 }
-kernel::text_enum!(ChangeStatus);
 
 /// One environment of a project and its current configuration.
 #[derive(SimpleObject, Clone, Debug, serde::Serialize, serde::Deserialize)]

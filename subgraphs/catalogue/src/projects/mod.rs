@@ -12,30 +12,14 @@ use uuid::Uuid;
 
 use crate::events;
 
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum ProjectStatus {
-    Active,
-    /// Read-only and hidden from default lists; kept for the project's lifetime and the archive after.
-    Archived,
-}
-
-impl ProjectStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProjectStatus::Active => "Active",
-            ProjectStatus::Archived => "Archived",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "Active" => Some(ProjectStatus::Active),
-            "Archived" => Some(ProjectStatus::Archived),
-            _ => None,
-        }
+kernel::text_enum! {
+    #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    pub enum ProjectStatus {
+        Active = "Active",
+        /// Read-only and hidden from default lists; kept for the project's lifetime and the archive after.
+        Archived = "Archived",
     }
 }
-kernel::text_enum!(ProjectStatus);
 
 /// A principal as identity knows it; identity resolves its fields.
 #[derive(SimpleObject, Clone, Debug)]

@@ -30,35 +30,17 @@ pub const MAX_SKILLS: usize = 64;
 /// Most capabilities one agent may list.
 pub const MAX_CAPABILITIES: usize = 64;
 
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DefinitionStatus {
-    /// Editable; invisible to other tenants and to agent resolution.
-    Draft,
-    /// Immutable; usable by agents and blueprints.
-    Published,
-    /// Immutable and final; agents published against it keep it, new resolution skips it.
-    Deprecated,
-}
-
-impl DefinitionStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DefinitionStatus::Draft => "Draft",
-            DefinitionStatus::Published => "Published",
-            DefinitionStatus::Deprecated => "Deprecated",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "Draft" => Some(DefinitionStatus::Draft),
-            "Published" => Some(DefinitionStatus::Published),
-            "Deprecated" => Some(DefinitionStatus::Deprecated),
-            _ => None,
-        }
+kernel::text_enum! {
+    #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum DefinitionStatus {
+        /// Editable; invisible to other tenants and to agent resolution.
+        Draft = "Draft",
+        /// Immutable; usable by agents and blueprints.
+        Published = "Published",
+        /// Immutable and final; agents published against it keep it, new resolution skips it.
+        Deprecated = "Deprecated",
     }
 }
-kernel::text_enum!(DefinitionStatus);
 
 /// A version of a skill definition.
 #[derive(SimpleObject, Clone, Debug)]

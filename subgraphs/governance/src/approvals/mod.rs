@@ -27,63 +27,25 @@ use uuid::Uuid;
 
 use crate::events;
 
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ApprovalStatus {
-    Pending,
-    Approved,
-    Rejected,
-    Expired,
-    Cancelled,
-}
-
-impl ApprovalStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApprovalStatus::Pending => "Pending",
-            ApprovalStatus::Approved => "Approved",
-            ApprovalStatus::Rejected => "Rejected",
-            ApprovalStatus::Expired => "Expired",
-            ApprovalStatus::Cancelled => "Cancelled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "Pending" => Some(ApprovalStatus::Pending),
-            "Approved" => Some(ApprovalStatus::Approved),
-            "Rejected" => Some(ApprovalStatus::Rejected),
-            "Expired" => Some(ApprovalStatus::Expired),
-            "Cancelled" => Some(ApprovalStatus::Cancelled),
-            _ => None,
-        }
+kernel::text_enum! {
+    #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum ApprovalStatus {
+        Pending = "Pending",
+        Approved = "Approved",
+        Rejected = "Rejected",
+        Expired = "Expired",
+        Cancelled = "Cancelled",
     }
 }
-kernel::text_enum!(ApprovalStatus);
 
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-#[graphql(name = "ApprovalVoteChoice")]
-pub enum Vote {
-    Approve,
-    Reject,
-}
-
-impl Vote {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Vote::Approve => "Approve",
-            Vote::Reject => "Reject",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "Approve" => Some(Vote::Approve),
-            "Reject" => Some(Vote::Reject),
-            _ => None,
-        }
+kernel::text_enum! {
+    #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+    #[graphql(name = "ApprovalVoteChoice")]
+    pub enum Vote {
+        Approve = "Approve",
+        Reject = "Reject",
     }
 }
-kernel::text_enum!(Vote);
 
 /// One approver's vote.
 #[derive(SimpleObject, Clone, Debug, serde::Deserialize)]

@@ -19,62 +19,24 @@ use kernel::{Error, Result, TenantId};
 use serde_json::Value;
 use uuid::Uuid;
 
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IntegrationKind {
-    GitHosting,
-    Ci,
-    Chat,
-    Cloud,
-    Other,
-}
-
-impl IntegrationKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IntegrationKind::GitHosting => "GitHosting",
-            IntegrationKind::Ci => "Ci",
-            IntegrationKind::Chat => "Chat",
-            IntegrationKind::Cloud => "Cloud",
-            IntegrationKind::Other => "Other",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "GitHosting" => Some(IntegrationKind::GitHosting),
-            "Ci" => Some(IntegrationKind::Ci),
-            "Chat" => Some(IntegrationKind::Chat),
-            "Cloud" => Some(IntegrationKind::Cloud),
-            "Other" => Some(IntegrationKind::Other),
-            _ => None,
-        }
+kernel::text_enum! {
+    #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum IntegrationKind {
+        GitHosting = "GitHosting",
+        Ci = "Ci",
+        Chat = "Chat",
+        Cloud = "Cloud",
+        Other = "Other",
     }
 }
-kernel::text_enum!(IntegrationKind);
 
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IntegrationStatus {
-    Active,
-    Disabled,
-}
-
-impl IntegrationStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IntegrationStatus::Active => "Active",
-            IntegrationStatus::Disabled => "Disabled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "Active" => Some(IntegrationStatus::Active),
-            "Disabled" => Some(IntegrationStatus::Disabled),
-            _ => None,
-        }
+kernel::text_enum! {
+    #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum IntegrationStatus {
+        Active = "Active",
+        Disabled = "Disabled",
     }
 }
-kernel::text_enum!(IntegrationStatus);
 
 /// A named secret of a connection: where it lives, never what it is.
 #[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]

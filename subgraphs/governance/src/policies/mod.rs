@@ -18,61 +18,25 @@ use uuid::Uuid;
 
 use crate::events;
 
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[graphql(name = "PolicyEffect")]
-pub enum Effect {
-    Allow,
-    Deny,
-    /// A `permit` whose permission needs an approval first (annotated `@effect("requires_approval")`).
-    RequiresApproval,
-}
-
-impl Effect {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Effect::Allow => "Allow",
-            Effect::Deny => "Deny",
-            Effect::RequiresApproval => "RequiresApproval",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "Allow" => Some(Effect::Allow),
-            "Deny" => Some(Effect::Deny),
-            "RequiresApproval" => Some(Effect::RequiresApproval),
-            _ => None,
-        }
+kernel::text_enum! {
+    #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+    #[graphql(name = "PolicyEffect")]
+    pub enum Effect {
+        Allow = "Allow",
+        Deny = "Deny",
+        /// A `permit` whose permission needs an approval first (annotated `@effect("requires_approval")`).
+        RequiresApproval = "RequiresApproval",
     }
 }
-kernel::text_enum!(Effect);
 
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PolicyStatus {
-    Draft,
-    Published,
-    Deprecated,
-}
-
-impl PolicyStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PolicyStatus::Draft => "Draft",
-            PolicyStatus::Published => "Published",
-            PolicyStatus::Deprecated => "Deprecated",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "Draft" => Some(PolicyStatus::Draft),
-            "Published" => Some(PolicyStatus::Published),
-            "Deprecated" => Some(PolicyStatus::Deprecated),
-            _ => None,
-        }
+kernel::text_enum! {
+    #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum PolicyStatus {
+        Draft = "Draft",
+        Published = "Published",
+        Deprecated = "Deprecated",
     }
 }
-kernel::text_enum!(PolicyStatus);
 
 /// A policy definition version.
 #[derive(SimpleObject, Clone, Debug)]
