@@ -19,7 +19,9 @@ import yaml
 
 # Bind-mounted host paths (relative to the repository root) that a fresh clone lacks because the stack
 # creates them; every other host path under the repository must exist.
-CREATED_AT_RUN_TIME = {".dev": "the `keys` service writes ./.dev/jwt on first run (git-ignored)"}
+CREATED_AT_RUN_TIME = {
+    ".dev": "the `keys`, `audit-key` and `broker-secret` services write ./.dev on first run (git-ignored)"
+}
 
 # What `cargo xtask up` gives every subgraph natively (xtask/src/main.rs), plus INTERNAL_SECRET.
 # MIGRATE_DATABASE_URL is not among them: here a one-shot `<subgraph> provision` service migrates.
@@ -273,9 +275,29 @@ def check_subgraphs(model: dict, root: Path, problems: Problems) -> None:
                         f"(got user {parts.username!r}, database {parts.path.lstrip('/')!r})",
                     )
             for key in ("DATABASE_URL", "REDIS_URL", "AMQP_URL"):
-                host, _ = url_host_port(env.get(key, ""))
-                if env.get(key) and host not in names:
+                value = env.get(key, "")
+                if value.startswith("file:"):
+                    # A configRef: the file must be mounted into the service.
+                    path = value.removeprefix("file:")
+                    mounted = [
+                        v
+                        for v in service.get("volumes") or []
+                        if v.get("type") == "bind" and (path + "/").startswith(v.get("target", "").rstrip("/") + "/")
+                    ]
+                    if not mounted:
+                        problems.add(f"{where}.environment.{key}", f"{value}: nothing is mounted at {path}")
+                    continue
+                if value.startswith("env:"):
+                    continue
+                host, _ = url_host_port(value)
+                if value and host not in names:
                     problems.add(f"{where}.environment.{key}", f"host {host!r} is not a service of this file")
+                # A password written into this file is readable by anyone who reads the repository.
+                if urlsplit(value).password and key == "AMQP_URL":
+                    problems.add(
+                        f"{where}.environment.{key}",
+                        "embeds the broker's password: give it by reference (file: or env:) instead",
+                    )
 
             # Migrations: MIGRATE_DATABASE_URL, or a one-shot provision job that has finished first.
             if not env.get("MIGRATE_DATABASE_URL"):
