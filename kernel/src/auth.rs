@@ -728,26 +728,26 @@ impl Authenticator {
     }
 }
 
-/// Routing keys of what ends credentials and sessions, which every subgraph listens to: identity's
-/// revocations and disabled principals, tenancy's suspended and retired tenants.
+/// Routing keys of what ends credentials and sessions ([`Revocation`]), which every subgraph listens to.
 pub fn revocation_bindings() -> Vec<String> {
-    use crate::contracts::identity::{AccessTokenRevoked, ApiTokenRevoked, PrincipalDisabled};
-    use crate::contracts::tenancy;
-    use crate::envelope::Event;
-    vec![
-        ApiTokenRevoked::routing_key(),
-        AccessTokenRevoked::routing_key(),
-        PrincipalDisabled::routing_key(),
-        crate::broker::routing_key(tenancy::DOMAIN, tenancy::TENANT_SUSPENDED),
-        crate::broker::routing_key(tenancy::DOMAIN, tenancy::TENANT_RETIRED),
-    ]
+    Revocation::routing_keys()
+}
+
+crate::inbound! {
+    /// What ends credentials and sessions: identity's revocations and disabled principals, tenancy's
+    /// suspended and retired tenants.
+    pub enum Revocation {
+        ApiToken(crate::contracts::identity::ApiTokenRevoked),
+        AccessToken(crate::contracts::identity::AccessTokenRevoked),
+        Principal(crate::contracts::identity::PrincipalDisabled),
+        TenantSuspended(crate::contracts::tenancy::TenantSuspended),
+        TenantRetired(crate::contracts::tenancy::TenantRetired),
+    }
 }
 
 /// Applies a revocation event (or a listener reset) to `auth`.
 pub fn on_revocation(auth: Arc<Authenticator>) -> impl Fn(crate::consumer::Notice) + Send + Sync + 'static {
-    use crate::contracts::identity::{AccessTokenRevoked, ApiTokenRevoked, PrincipalDisabled};
-    use crate::contracts::tenancy;
-    use crate::envelope::Event;
+    use crate::envelope::Inbound;
     move |notice| match notice {
         crate::consumer::Notice::Reset => {
             // Events may have been missed: drop what was cached, reload what was revoked.
@@ -759,29 +759,21 @@ pub fn on_revocation(auth: Arc<Authenticator>) -> impl Fn(crate::consumer::Notic
                 }
             });
         }
-        crate::consumer::Notice::Event(env) => match env.event_type.as_str() {
-            t if t == ApiTokenRevoked::TYPE => match env.payload_as::<ApiTokenRevoked>() {
-                Ok(e) => {
-                    auth.terminate(Termination::Token(e.token_id.clone()));
-                    let auth = auth.clone();
-                    tokio::spawn(async move { auth.forget_api_token(&e.token_hash).await });
-                }
-                Err(e) => tracing::error!(error = %e, "malformed ApiTokenRevoked"),
-            },
-            t if t == AccessTokenRevoked::TYPE => match env.payload_as::<AccessTokenRevoked>() {
-                Ok(e) => auth.revoke_jti(&e.jti, e.expires_at),
-                Err(e) => tracing::error!(error = %e, "malformed AccessTokenRevoked"),
-            },
-            t if t == PrincipalDisabled::TYPE => match env.payload_as::<PrincipalDisabled>() {
-                Ok(e) => {
-                    auth.terminate(Termination::Principal { tenant: env.tenant_id.clone(), subject: e.principal_id })
-                }
-                Err(e) => tracing::error!(error = %e, "malformed PrincipalDisabled"),
-            },
-            t if t == tenancy::TENANT_SUSPENDED || t == tenancy::TENANT_RETIRED => {
+        crate::consumer::Notice::Event(env) => match Revocation::decode(&env) {
+            Inbound::Known(Revocation::ApiToken(e)) => {
+                auth.terminate(Termination::Token(e.token_id.clone()));
+                let auth = auth.clone();
+                tokio::spawn(async move { auth.forget_api_token(&e.token_hash).await });
+            }
+            Inbound::Known(Revocation::AccessToken(e)) => auth.revoke_jti(&e.jti, e.expires_at),
+            Inbound::Known(Revocation::Principal(e)) => {
+                auth.terminate(Termination::Principal { tenant: env.tenant_id.clone(), subject: e.principal_id })
+            }
+            Inbound::Known(Revocation::TenantSuspended(_) | Revocation::TenantRetired(_)) => {
                 auth.terminate(Termination::Tenant(env.tenant_id.clone()))
             }
-            _ => {}
+            Inbound::Malformed(t, e) => tracing::error!(error = %e, "malformed {t}"),
+            Inbound::Unknown(_) => {}
         },
     }
 }

@@ -23,16 +23,19 @@ pub mod identity {
 }
 
 /// Tenancy's lifecycle events every subgraph reacts to (live subscriptions of a suspended or retired tenant
-/// are closed). Only the type names and the envelope's tenant are read; tenancy checks at compile time that
-/// its event types carry these names ([`same`]). The legal hold is read whole (retention skips a tenant on
-/// hold), so it is a shared type tenancy publishes.
+/// are closed). They are read as these views, which name only the field a reader needs (readers tolerate
+/// the rest of tenancy's payload); tenancy checks at compile time that its event types carry these names
+/// ([`same`]). The legal hold is read whole (retention skips a tenant on hold), so it is a shared type
+/// tenancy publishes.
 pub mod tenancy {
     pub const DOMAIN: &str = "tenancy";
-    pub const TENANT_SUSPENDED: &str = "TenantSuspended";
-    pub const TENANT_RETIRED: &str = "TenantRetired";
 
     crate::events! {
         domain = "tenancy";
+        /// The tenant was suspended (tenancy's event also carries the state it left and why).
+        TenantSuspended { tenant_id: String }
+        /// The tenant was retired, for good.
+        TenantRetired { tenant_id: String }
         /// The tenant's legal hold was set or lifted: while on hold, no retention deletes its rows anywhere.
         TenantLegalHoldChanged { tenant_id: String, legal_hold: bool }
     }

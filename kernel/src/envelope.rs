@@ -209,6 +209,85 @@ impl Envelope {
     }
 }
 
+/// The events one consumer takes, as a typed enum: `decode` reads an envelope into the variant its event
+/// type names, so a handler matches on contracts, never on type-name strings.
+///
+/// ```ignore
+/// kernel::inbound! {
+///     /// What catalogue's command consumer takes.
+///     pub enum Command {
+///         CreateProject(events::CreateProject),
+///         ValidateBlueprint(events::ValidateBlueprint),
+///     }
+/// }
+/// match Command::decode(envelope)? { Command::CreateProject(c) => …, Command::ValidateBlueprint(c) => … }
+/// ```
+///
+/// `decode` answers [`Inbound::Unknown`](crate::envelope::Inbound) for a type the enum does not list (a
+/// consumer's queue may be bound to more than it handles, and a newer publisher may add types) and
+/// [`Inbound::Malformed`] for a listed type whose payload does not decode. [`Inbound::into_result`] makes
+/// both a permanent failure, for consumers that take nothing else.
+#[macro_export]
+macro_rules! inbound {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident($payload:ty) ),+ $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug)]
+        $vis enum $name { $( $(#[$vmeta])* $variant($payload) ),+ }
+
+        impl $name {
+            /// Every event type this enum takes.
+            pub const TYPES: &'static [&'static str] = &[$(<$payload as $crate::envelope::Event>::TYPE),+];
+
+            /// The routing keys of every event this enum takes: a consumer's bindings.
+            pub fn routing_keys() -> ::std::vec::Vec<::std::string::String> {
+                ::std::vec![$(<$payload as $crate::envelope::Event>::routing_key()),+]
+            }
+
+            /// The envelope's payload as the contract its event type names.
+            pub fn decode(envelope: &$crate::envelope::Envelope) -> $crate::envelope::Inbound<Self> {
+                let t = envelope.event_type.as_str();
+                $(
+                    if t == <$payload as $crate::envelope::Event>::TYPE {
+                        return match envelope.payload_as::<$payload>() {
+                            Ok(p) => $crate::envelope::Inbound::Known($name::$variant(p)),
+                            Err(e) => $crate::envelope::Inbound::Malformed(t.to_owned(), e),
+                        };
+                    }
+                )+
+                $crate::envelope::Inbound::Unknown(t.to_owned())
+            }
+        }
+    };
+}
+
+/// What [`inbound!`](crate::inbound)'s `decode` made of an envelope.
+#[derive(Debug)]
+pub enum Inbound<T> {
+    /// One of the listed contracts.
+    Known(T),
+    /// A type the consumer does not list (its name).
+    Unknown(String),
+    /// A listed type whose payload does not decode (its name and why).
+    Malformed(String, serde_json::Error),
+}
+
+impl<T> Inbound<T> {
+    /// The contract, or a permanent failure naming the type: for consumers that take nothing else, whose
+    /// unknown or malformed messages are dead-lettered.
+    pub fn into_result(self, consumer: &str) -> Result<T, crate::consumer::Failure> {
+        match self {
+            Inbound::Known(t) => Ok(t),
+            Inbound::Unknown(t) => Err(crate::consumer::Failure::Permanent(anyhow::anyhow!("{consumer} takes no {t}"))),
+            Inbound::Malformed(t, e) => {
+                Err(crate::consumer::Failure::Permanent(anyhow::anyhow!("malformed {t} payload: {e}")))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +311,37 @@ mod tests {
         /// Inside a project, about a module.
         #[project = project] #[module = module]
         ModuleTouched { project: uuid::Uuid, module: Option<String> }
+    }
+
+    crate::inbound! {
+        /// What a test consumer takes.
+        pub enum Taken {
+            Something(SomethingHappened),
+            Touched(ModuleTouched),
+        }
+    }
+
+    #[test]
+    fn inbound_decodes_listed_contracts_and_names_the_rest() {
+        let meta = EventMeta { trace_id: "t".into(), correlation_id: "c".into(), causation_id: None, actor: None };
+        let acme = TenantId::parse("acme").unwrap();
+        let env = Envelope::new(&acme, &meta, &SomethingHappened { n: 7 });
+        assert!(matches!(Taken::decode(&env), Inbound::Known(Taken::Something(SomethingHappened { n: 7 }))));
+        let touched = Envelope::new(&acme, &meta, &ModuleTouched { project: uuid::Uuid::nil(), module: None });
+        assert!(matches!(Taken::decode(&touched), Inbound::Known(Taken::Touched(m)) if m.module.is_none()));
+        assert_eq!(Taken::TYPES, ["SomethingHappened", "ModuleTouched"]);
+        assert_eq!(Taken::routing_keys(), vec!["test.SomethingHappened", "test.ModuleTouched"]);
+        // A type it does not list is named, not guessed at.
+        let other = Envelope::new(&acme, &meta, &SomethingHappenedV2 { n: 1, what: "x".into() });
+        assert!(matches!(Taken::decode(&other), Inbound::Unknown(t) if t == "SomethingHappenedV2"));
+        assert!(Taken::decode(&other).into_result("test").is_err());
+        // A listed type whose payload does not decode is malformed; extra payload fields are tolerated.
+        let mut bad = env.clone();
+        bad.payload = serde_json::json!({ "n": "seven" });
+        assert!(matches!(Taken::decode(&bad), Inbound::Malformed(t, _) if t == "SomethingHappened"));
+        let mut extra = env.clone();
+        extra.payload = serde_json::json!({ "n": 8, "addedLater": true });
+        assert!(matches!(Taken::decode(&extra), Inbound::Known(Taken::Something(SomethingHappened { n: 8 }))));
     }
 
     #[test]

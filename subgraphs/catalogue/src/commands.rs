@@ -7,25 +7,24 @@
 //! `tenancy.ProvisionTenant` does: another domain's broker user may publish only under its own prefix.
 
 use kernel::consumer::{ConsumerSpec, Failure, Handler, RetryPolicy};
-use kernel::envelope::{Envelope, Event};
+use kernel::envelope::Envelope;
 use kernel::Work;
 
 use crate::events::{self, DOMAIN};
 use crate::projects;
 
 pub fn spec(retry: RetryPolicy) -> ConsumerSpec {
-    ConsumerSpec {
-        queue: format!("{DOMAIN}.commands"),
-        bindings: vec![events::CreateProject::routing_key(), events::ValidateBlueprint::routing_key()],
-        retry,
-        prefetch: 16,
-    }
+    ConsumerSpec { queue: format!("{DOMAIN}.commands"), bindings: Command::routing_keys(), retry, prefetch: 16 }
 }
 
 pub struct Commands;
 
-fn malformed(e: serde_json::Error) -> Failure {
-    Failure::Permanent(anyhow::anyhow!("malformed command payload: {e}"))
+kernel::inbound! {
+    /// The commands catalogue takes.
+    pub enum Command {
+        CreateProject(events::CreateProject),
+        ValidateBlueprint(events::ValidateBlueprint),
+    }
 }
 
 #[async_trait::async_trait]
@@ -36,21 +35,18 @@ impl Handler for Commands {
 
     async fn handle(&self, work: &mut Work, envelope: &Envelope) -> Result<(), Failure> {
         let tenant = &envelope.tenant_id;
-        match envelope.event_type.as_str() {
-            t if t == events::CreateProject::TYPE => {
-                let c: events::CreateProject = envelope.payload_as().map_err(malformed)?;
+        match Command::decode(envelope).into_result("catalogue's command consumer")? {
+            Command::CreateProject(c) => {
                 let p = projects::NewProject::parse(&c.slug, &c.name, &c.description, c.owner_principal_id)?;
                 if projects::create_if_absent(work, tenant, &p).await?.is_none() {
                     tracing::info!(%tenant, slug = %p.slug, "CreateProject: the project exists already");
                 }
                 Ok(())
             }
-            t if t == events::ValidateBlueprint::TYPE => {
-                let c: events::ValidateBlueprint = envelope.payload_as().map_err(malformed)?;
+            Command::ValidateBlueprint(c) => {
                 crate::blueprints::validate_command(work, tenant, c.blueprint_id, c.version).await?;
                 Ok(())
             }
-            other => Err(Failure::Permanent(anyhow::anyhow!("catalogue accepts no command {other}"))),
         }
     }
 }

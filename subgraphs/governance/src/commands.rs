@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use kernel::consumer::{ConsumerSpec, Failure, Handler, RetryPolicy};
-use kernel::envelope::{Envelope, Event};
+use kernel::envelope::Envelope;
 use kernel::Work;
 
 use crate::decisions::{self, EvaluationRequest};
@@ -13,15 +13,17 @@ use crate::events::{self, DOMAIN};
 use crate::State;
 
 pub fn spec(retry: RetryPolicy) -> ConsumerSpec {
-    ConsumerSpec {
-        queue: format!("{DOMAIN}.commands"),
-        bindings: vec![events::EvaluatePolicy::routing_key()],
-        retry,
-        prefetch: 32,
-    }
+    ConsumerSpec { queue: format!("{DOMAIN}.commands"), bindings: Command::routing_keys(), retry, prefetch: 32 }
 }
 
 pub struct Commands(pub Arc<State>);
+
+kernel::inbound! {
+    /// The commands governance's command consumer takes (`RequestApproval` has a consumer of its own).
+    pub enum Command {
+        EvaluatePolicy(events::EvaluatePolicy),
+    }
+}
 
 #[async_trait::async_trait]
 impl Handler for Commands {
@@ -31,11 +33,8 @@ impl Handler for Commands {
 
     async fn handle(&self, work: &mut Work, envelope: &Envelope) -> Result<(), Failure> {
         let tenant = &envelope.tenant_id;
-        match envelope.event_type.as_str() {
-            t if t == events::EvaluatePolicy::TYPE => {
-                let c: events::EvaluatePolicy = envelope
-                    .payload_as()
-                    .map_err(|e| Failure::Permanent(anyhow::anyhow!("malformed command payload: {e}")))?;
+        match Command::decode(envelope).into_result("governance's command consumer")? {
+            Command::EvaluatePolicy(c) => {
                 let req = EvaluationRequest {
                     principal: c.principal,
                     principal_attrs: serde_json::Value::Null,
@@ -49,7 +48,6 @@ impl Handler for Commands {
                 decisions::record(work, &decision).await?;
                 Ok(())
             }
-            other => Err(Failure::Permanent(anyhow::anyhow!("governance accepts no command {other}"))),
         }
     }
 }

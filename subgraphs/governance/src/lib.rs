@@ -15,7 +15,7 @@
 //! | `audit/` | the audit log: an entry per event of every domain, hash-chained per tenant and a Merkle tree (`tree.rs`) with signed checkpoints (`checkpoint.rs`) and proofs; exports to blob storage (`export.rs`, checked offline by `src/bin/audit-verify.rs`); partitions and retention (`partitions.rs`) |
 //! | `retention.rs` | what a pass of the audit and usage partition workers did, and its log lines |
 //!
-//! beside `commands.rs` (the commands governance accepts), `directory.rs`
+//! beside `commands.rs` (the commands governance accepts), `directory/`
 //! (identity's role bindings and tenancy's legal holds, projected) and `events.rs` (everything published).
 
 #![recursion_limit = "256"]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use kernel::consumer::{ConsumerSpec, Failure, Handler, Notice, RetryPolicy};
-use kernel::envelope::{Envelope, Event};
+use kernel::envelope::{Envelope, Event, Inbound};
 use kernel::TenantId;
 use kernel::Work;
 
@@ -70,22 +70,28 @@ pub fn on_notice(state: Arc<State>) -> impl Fn(Notice) + Send + Sync + 'static {
     }
 }
 
+kernel::inbound! {
+    /// The events that make a replica's cached flags and quota definitions stale.
+    pub enum Staleness {
+        FlagChanged(events::FeatureFlagChanged),
+        FlagDeleted(events::FeatureFlagDeleted),
+        QuotaDefined(events::QuotaDefined),
+    }
+}
+
 async fn invalidate(state: &State, env: &Envelope) {
-    match env.event_type.as_str() {
-        t if t == events::FeatureFlagChanged::TYPE || t == events::FeatureFlagDeleted::TYPE => {
-            state.flags.invalidate().await
-        }
-        t if t == events::QuotaDefined::TYPE => {
-            if let Ok(e) = env.payload_as::<events::QuotaDefined>() {
-                if let Ok(t) = TenantId::parse(&e.tenant_id) {
-                    state
-                        .kernel
-                        .cache
-                        .invalidate(&[state.kernel.cache.key(&t, kernel::cache::kind::QUOTA_DEFINITION, &e.quota.key)])
-                        .await;
-                }
+    match Staleness::decode(env) {
+        Inbound::Known(Staleness::FlagChanged(_) | Staleness::FlagDeleted(_)) => state.flags.invalidate().await,
+        Inbound::Known(Staleness::QuotaDefined(e)) => {
+            if let Ok(t) = TenantId::parse(&e.tenant_id) {
+                state
+                    .kernel
+                    .cache
+                    .invalidate(&[state.kernel.cache.key(&t, kernel::cache::kind::QUOTA_DEFINITION, &e.quota.key)])
+                    .await;
             }
         }
-        _ => {}
+        Inbound::Malformed(t, e) => tracing::error!(error = %e, "malformed {t}; caches not invalidated"),
+        Inbound::Unknown(_) => {}
     }
 }

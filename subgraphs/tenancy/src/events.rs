@@ -58,7 +58,8 @@ kernel::events! {
 }
 
 // Every subgraph closes a suspended or retired tenant's live subscriptions by these names.
-const _: () = assert!(kernel::contracts::same(TenantSuspended::TYPE, kernel::contracts::tenancy::TENANT_SUSPENDED));
-const _: () = assert!(kernel::contracts::same(TenantRetired::TYPE, kernel::contracts::tenancy::TENANT_RETIRED));
+const _: () =
+    assert!(kernel::contracts::same(TenantSuspended::TYPE, kernel::contracts::tenancy::TenantSuspended::TYPE));
+const _: () = assert!(kernel::contracts::same(TenantRetired::TYPE, kernel::contracts::tenancy::TenantRetired::TYPE));
 const _: () = assert!(kernel::contracts::same(DOMAIN, kernel::contracts::tenancy::DOMAIN));
 const _: () = assert!(kernel::contracts::same(UsageRecorded::TYPE, kernel::contracts::usage::USAGE_RECORDED));

@@ -24,22 +24,13 @@ use crate::events::ENVIRONMENT_CHANGE;
 pub fn spec(retry: RetryPolicy) -> ConsumerSpec {
     ConsumerSpec {
         queue: format!("{}.approval-outcomes", crate::events::DOMAIN),
-        bindings: vec![
-            ApprovalGranted::routing_key(),
-            ApprovalRejected::routing_key(),
-            ApprovalExpired::routing_key(),
-            ApprovalCancelled::routing_key(),
-        ],
+        bindings: Outcome::routing_keys(),
         retry,
         prefetch: 16,
     }
 }
 
 pub struct ApprovalOutcomes;
-
-fn malformed(e: serde_json::Error) -> Failure {
-    Failure::Permanent(anyhow::anyhow!("malformed approval outcome: {e}"))
-}
 
 /// The change a subject names, if it is one of ours.
 fn change_of(subject: &ApprovalSubject) -> Result<Option<Uuid>, Failure> {
@@ -51,6 +42,16 @@ fn change_of(subject: &ApprovalSubject) -> Result<Option<Uuid>, Failure> {
         .map_err(|_| Failure::Permanent(anyhow::anyhow!("approval subject id `{}` is not a change id", subject.id)))
 }
 
+kernel::inbound! {
+    /// The approval outcomes governance publishes.
+    pub enum Outcome {
+        Granted(ApprovalGranted),
+        Rejected(ApprovalRejected),
+        Expired(ApprovalExpired),
+        Cancelled(ApprovalCancelled),
+    }
+}
+
 #[async_trait::async_trait]
 impl Handler for ApprovalOutcomes {
     fn name(&self) -> &'static str {
@@ -59,31 +60,21 @@ impl Handler for ApprovalOutcomes {
 
     async fn handle(&self, work: &mut Work, envelope: &Envelope) -> Result<(), Failure> {
         let tenant: &TenantId = &envelope.tenant_id;
-        let (subject, outcome, by, note) = match envelope.event_type.as_str() {
-            t if t == ApprovalGranted::TYPE => {
-                let e: ApprovalGranted = envelope.payload_as().map_err(malformed)?;
-                (e.subject, ChangeStatus::Applied, e.decided_by, e.note)
-            }
-            t if t == ApprovalRejected::TYPE => {
-                let e: ApprovalRejected = envelope.payload_as().map_err(malformed)?;
-                (e.subject, ChangeStatus::Rejected, e.decided_by, e.note)
-            }
-            t if t == ApprovalExpired::TYPE => {
-                let e: ApprovalExpired = envelope.payload_as().map_err(malformed)?;
-                (e.subject, ChangeStatus::Expired, Vec::new(), None)
-            }
-            t if t == ApprovalCancelled::TYPE => {
-                let e: ApprovalCancelled = envelope.payload_as().map_err(malformed)?;
-                let subject = ApprovalSubject { kind: e.subject_kind, id: e.subject_id, project_id: None };
-                (
-                    subject,
-                    ChangeStatus::Cancelled,
-                    vec![e.cancelled_by],
-                    Some("the approval request was withdrawn".into()),
-                )
-            }
-            other => return Err(Failure::Permanent(anyhow::anyhow!("unexpected event type {other}"))),
-        };
+        let (subject, outcome, by, note) =
+            match Outcome::decode(envelope).into_result("catalogue's approval outcomes")? {
+                Outcome::Granted(e) => (e.subject, ChangeStatus::Applied, e.decided_by, e.note),
+                Outcome::Rejected(e) => (e.subject, ChangeStatus::Rejected, e.decided_by, e.note),
+                Outcome::Expired(e) => (e.subject, ChangeStatus::Expired, Vec::new(), None),
+                Outcome::Cancelled(e) => {
+                    let subject = ApprovalSubject { kind: e.subject_kind, id: e.subject_id, project_id: None };
+                    (
+                        subject,
+                        ChangeStatus::Cancelled,
+                        vec![e.cancelled_by],
+                        Some("the approval request was withdrawn".into()),
+                    )
+                }
+            };
         if envelope.publisher() != Some(ApprovalGranted::DOMAIN) {
             return Err(Failure::Permanent(anyhow::anyhow!(
                 "approval outcome published by {:?}, not governance",
