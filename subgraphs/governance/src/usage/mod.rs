@@ -5,8 +5,9 @@
 //! `UsageRecorded` events from any domain (`consumer.rs`, many per transaction) and in batches through the
 //! `recordUsage` and `recordUsageLines` mutations (`schema.rs`: a list of input objects, or JSON Lines in one
 //! string for high-volume producers); all end in [`ingest`], one `INSERT … SELECT FROM unnest(…) ON
-//! CONFLICT DO NOTHING` per batch. A record is identified by (tenant, occurred-at, idempotency key), so a
-//! producer that sends the same record twice has it counted once, whichever path each copy took.
+//! CONFLICT DO NOTHING` per batch. A record is identified by (tenant, occurred-at, meter, idempotency key),
+//! so a producer that sends the same record twice has it counted once, whichever path each copy took, and
+//! two meters' records never collide.
 //!
 //! **Stored.** `usage_records` is partitioned by UTC day (`partitions.rs` creates them a week ahead and drops
 //! those past the raw retention, 90 days by default, whole). `usage_rollups` holds hourly and daily sums per

@@ -69,6 +69,10 @@ async fn duplicates_are_counted_once_and_usage_groups_by_a_dimension() {
             { "value": "eu", "quantity": 3, "records": 1 },
         ])
     );
+    // The same key and time on another meter is another record (the key once left the meter out).
+    let v = app.ok(&token, RECORD, json!({ "r": [rec("storage-gb", 9, now, "k1", json!({}))] })).await;
+    assert_eq!(v["recordUsage"], json!({ "accepted": 1, "duplicates": 0 }));
+    assert_eq!(usage(&app, &token, "storage-gb", from, to, None).await["quantity"], 9);
     // Another tenant sees none of it.
     let other = usage(&app, &recorder(&app, "globex"), "api-calls", from, to, None).await;
     assert_eq!((other["quantity"].as_i64(), other["records"].as_i64()), (Some(0), Some(0)));
