@@ -118,8 +118,9 @@ pub trait Subgraph: Send + Sync + Sized + 'static {
         Vec::new()
     }
 
-    /// Background work of the subgraph's own, stopped by `shutdown`.
-    fn tasks(_state: &Arc<Self>, _shutdown: &CancellationToken) {}
+    /// Background work of the subgraph's own: spawn it on `background`, which tells it when to stop
+    /// ([`Background::shutdown`]) and which graceful shutdown waits for.
+    fn tasks(_state: &Arc<Self>, _background: &Background) {}
 
     /// HTTP routes beside `/graphql`, health and metrics (identity's token service).
     fn routes(_state: &Arc<Self>) -> axum::Router {
@@ -229,6 +230,48 @@ pub struct Options {
     pub namespace: Option<String>,
 }
 
+/// A subgraph's background work — the relay, consumers, listeners and its own tasks: everything is spawned
+/// here, told to stop through one token, and waited for at shutdown, so a pass under way (a rollup, an
+/// export, a consumer's batch) finishes or rolls back before the process exits instead of being dropped.
+#[derive(Clone)]
+pub struct Background {
+    shutdown: CancellationToken,
+    tracker: tokio_util::task::TaskTracker,
+}
+
+impl Background {
+    pub fn new(shutdown: CancellationToken) -> Self {
+        Self { shutdown, tracker: tokio_util::task::TaskTracker::new() }
+    }
+
+    /// Cancelled when the subgraph stops: background work ends its loop when it is.
+    pub fn shutdown(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Spawns `task` as background work that shutdown waits for.
+    pub fn spawn<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.tracker.spawn(task);
+    }
+
+    /// How many background tasks are still running.
+    pub fn running(&self) -> usize {
+        self.tracker.len()
+    }
+
+    /// Waits (at most `grace`) for every background task to end once shutdown was requested; says what
+    /// was still running if the grace ran out.
+    pub async fn wait(&self, grace: Duration) {
+        self.tracker.close();
+        if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
+            tracing::warn!(running = self.tracker.len(), ?grace, "background work still running at exit");
+        }
+    }
+}
+
 /// A started subgraph: its state, its HTTP app, and the handle that stops its background work.
 pub struct Running<S: Subgraph> {
     pub state: Arc<S>,
@@ -236,6 +279,8 @@ pub struct Running<S: Subgraph> {
     /// The durable consumers' specs as started (tests delete their queues afterwards).
     pub consumers: Vec<ConsumerSpec>,
     pub shutdown: CancellationToken,
+    /// The background work, which shutdown waits for.
+    pub background: Background,
 }
 
 /// Connects (migrating first when `MIGRATE_DATABASE_URL` is set), builds the state, starts the background
@@ -260,9 +305,10 @@ pub async fn start<S: Subgraph>(
     if let Err(e) = state.kernel().auth.load_revoked().await {
         tracing::warn!(code = ?e.code(), "could not load revoked access tokens from Redis; relying on events");
     }
-    let consumers = spawn_background(&state, options, &shutdown);
+    let background = Background::new(shutdown.clone());
+    let consumers = spawn_background(&state, options, &background);
     let app = app(&state);
-    Ok(Running { state, app, consumers, shutdown })
+    Ok(Running { state, app, consumers, shutdown, background })
 }
 
 /// The subgraph's whole HTTP app.
@@ -292,15 +338,16 @@ fn namespaced(name: &str, domain: &str, namespace: &str) -> String {
 
 /// Starts the relay, the durable consumers, the listeners (the subgraph's and the revocation listener)
 /// and the subgraph's own tasks. Returns the consumers' specs as started.
-fn spawn_background<S: Subgraph>(state: &Arc<S>, options: &Options, shutdown: &CancellationToken) -> Vec<ConsumerSpec> {
+fn spawn_background<S: Subgraph>(state: &Arc<S>, options: &Options, background: &Background) -> Vec<ConsumerSpec> {
     let k = state.kernel();
+    let shutdown = &background.shutdown;
     let poll = Duration::from_millis(k.config.outbox_poll_ms);
     let mut relay = Relay::new(k.db.clone(), k.broker.clone(), poll, S::NAME);
     relay.publish_timeout = Duration::from_millis(k.config.outbox_publish_timeout_ms);
     if let Some(ns) = &options.namespace {
         relay.unrouted_queue = format!("{ns}.unrouted");
     }
-    tokio::spawn(relay.run(shutdown.clone()));
+    background.spawn(relay.run(shutdown.clone()));
     let mut specs = Vec::new();
     for Consumer { mut spec, handler } in S::consumers(state, &options.retry) {
         if let Some(ns) = &options.namespace {
@@ -308,7 +355,7 @@ fn spawn_background<S: Subgraph>(state: &Arc<S>, options: &Options, shutdown: &C
             spec.bindings = spec.bindings.iter().map(|b| namespaced(b, S::NAME, ns)).collect();
         }
         specs.push(spec.clone());
-        tokio::spawn(consumer::run(k.broker.clone(), k.db.clone(), spec, handler, shutdown.clone()));
+        background.spawn(consumer::run(k.broker.clone(), k.db.clone(), spec, handler, shutdown.clone()));
     }
     let revocation = Listener {
         bindings: crate::auth::revocation_bindings(),
@@ -316,18 +363,22 @@ fn spawn_background<S: Subgraph>(state: &Arc<S>, options: &Options, shutdown: &C
     };
     for listener in std::iter::once(revocation).chain(S::listeners(state)) {
         let on_notice = listener.on_notice;
-        tokio::spawn(consumer::listen(
+        background.spawn(consumer::listen(
             k.broker.clone(),
             listener.bindings,
             move |notice| on_notice(notice),
             shutdown.clone(),
         ));
     }
-    S::tasks(state, shutdown);
+    S::tasks(state, background);
     specs
 }
 
-/// `serve`: starts the subgraph and serves it until SIGINT/SIGTERM, then lets in-flight requests finish.
+/// How long shutdown waits for background work to finish after the last request.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// `serve`: starts the subgraph and serves it until SIGINT/SIGTERM, then lets in-flight requests and
+/// background work finish (at most [`SHUTDOWN_GRACE`] for the latter).
 pub async fn serve<S: Subgraph>(args: ServeArgs<S::Config>) -> anyhow::Result<()> {
     crate::telemetry::init(args.kernel.log_format);
     let listen = args.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], S::PORT)));
@@ -336,12 +387,47 @@ pub async fn serve<S: Subgraph>(args: ServeArgs<S::Config>) -> anyhow::Result<()
     let running = start::<S>(args.kernel, &args.own, &Options::default(), shutdown.clone()).await?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(addr = %listen, subgraph = S::NAME, "subgraph listening");
-    server::serve(listener, running.app, shutdown).await
+    let served = server::serve(listener, running.app, shutdown).await;
+    running.background.wait(SHUTDOWN_GRACE).await;
+    served
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     use super::*;
+
+    #[tokio::test]
+    async fn shutdown_waits_for_background_work_to_finish_its_pass() {
+        let shutdown = CancellationToken::new();
+        let background = Background::new(shutdown.clone());
+        let finished = Arc::new(AtomicBool::new(false));
+        background.spawn({
+            let (stop, finished) = (background.shutdown(), finished.clone());
+            async move {
+                stop.cancelled().await;
+                // The pass under way when shutdown came takes a while to end.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                finished.store(true, Ordering::SeqCst);
+            }
+        });
+        assert_eq!(background.running(), 1);
+        shutdown.cancel();
+        background.wait(Duration::from_secs(10)).await;
+        assert!(finished.load(Ordering::SeqCst), "wait returned before the task ended");
+        assert_eq!(background.running(), 0);
+    }
+
+    #[tokio::test]
+    async fn shutdown_gives_up_on_work_that_ignores_it_after_the_grace() {
+        let background = Background::new(CancellationToken::new());
+        background.spawn(std::future::pending());
+        let started = tokio::time::Instant::now();
+        background.wait(Duration::from_millis(100)).await;
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(background.running(), 1);
+    }
 
     #[test]
     fn namespacing_replaces_the_domain_prefix() {

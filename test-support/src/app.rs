@@ -38,6 +38,8 @@ pub struct TestApp<S: Subgraph> {
     /// A directory of the app's own (JWKS, keys), removed on drop.
     pub dir: PathBuf,
     pub shutdown: CancellationToken,
+    /// The app's background work (relay, consumers, workers), which `cleanup` waits for.
+    pub background: kernel::service::Background,
     // Dropped last, in this order: the app's connections are gone by then.
     pub queues: Queues,
     pub redis: RedisNamespace,
@@ -92,6 +94,7 @@ impl Builder {
             config: self.config,
             dir: self.dir,
             shutdown,
+            background: running.background,
             queues,
             redis,
             db,
@@ -206,9 +209,11 @@ impl<S: Subgraph> TestApp<S> {
         base
     }
 
-    /// Stops the background work and closes the pool; the database, Redis keys and queues go with the drop.
+    /// Stops the background work, waits for it to end, and closes the pool; the database, Redis keys and
+    /// queues go with the drop.
     pub async fn cleanup(self) {
         self.shutdown.cancel();
+        self.background.wait(std::time::Duration::from_secs(10)).await;
         self.state.kernel().db.close().await;
     }
 }

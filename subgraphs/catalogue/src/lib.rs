@@ -36,10 +36,9 @@ use std::sync::Arc;
 use async_graphql::{Data, EmptySubscription, MergedObject, Schema, SchemaBuilder};
 use kernel::consumer::RetryPolicy;
 use kernel::context::RequestContext;
-use kernel::service::{Connections, Consumer, Listener, NoCommand};
+use kernel::service::{Background, Connections, Consumer, Listener, NoCommand};
 use kernel::{Kernel, Subgraph};
 use sqlx::migrate::Migrator;
-use tokio_util::sync::CancellationToken;
 
 /// This subgraph's state, in a resolver.
 pub fn state<'a>(ctx: &'a async_graphql::Context<'_>) -> &'a State {
@@ -169,7 +168,7 @@ impl Subgraph for State {
         }]
     }
 
-    fn tasks(state: &Arc<Self>, shutdown: &CancellationToken) {
-        tokio::spawn(blueprints::retention::run(state.clone(), shutdown.clone()));
+    fn tasks(state: &Arc<Self>, background: &Background) {
+        background.spawn(blueprints::retention::run(state.clone(), background.shutdown()));
     }
 }

@@ -38,10 +38,9 @@ use std::time::Duration;
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 use kernel::consumer::{Notice, RetryPolicy};
 use kernel::secrets::Secrets;
-use kernel::service::{Connections, Consumer, Listener};
+use kernel::service::{Background, Connections, Consumer, Listener};
 use kernel::{Kernel, Subgraph};
 use sqlx::migrate::Migrator;
-use tokio_util::sync::CancellationToken;
 
 /// This subgraph's state, in a resolver.
 pub fn state<'a>(ctx: &'a async_graphql::Context<'_>) -> &'a State {
@@ -332,16 +331,16 @@ impl Subgraph for State {
         }
     }
 
-    fn tasks(state: &Arc<Self>, shutdown: &CancellationToken) {
-        tokio::spawn(approvals::expiry::run(state.clone(), shutdown.clone()));
-        tokio::spawn(decisions::retention::run(state.clone(), shutdown.clone()));
-        tokio::spawn(audit::partitions::run(state.clone(), shutdown.clone()));
-        tokio::spawn(usage::partitions::run(state.clone(), shutdown.clone()));
+    fn tasks(state: &Arc<Self>, background: &Background) {
+        background.spawn(approvals::expiry::run(state.clone(), background.shutdown()));
+        background.spawn(decisions::retention::run(state.clone(), background.shutdown()));
+        background.spawn(audit::partitions::run(state.clone(), background.shutdown()));
+        background.spawn(usage::partitions::run(state.clone(), background.shutdown()));
         if state.config.usage_rollup_interval_secs > 0 {
-            tokio::spawn(usage::rollup::run(state.clone(), shutdown.clone()));
+            background.spawn(usage::rollup::run(state.clone(), background.shutdown()));
         }
         if state.config.audit_export_interval_secs > 0 {
-            tokio::spawn(audit::export::run(state.clone(), shutdown.clone()));
+            background.spawn(audit::export::run(state.clone(), background.shutdown()));
         }
     }
 }

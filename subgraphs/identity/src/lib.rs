@@ -28,7 +28,7 @@ use async_graphql::{Data, EmptySubscription, Schema, SchemaBuilder};
 use kernel::auth::{Authenticator, JwksSource, JwtVerifier};
 use kernel::context::RequestContext;
 use kernel::secrets::Secrets;
-use kernel::service::{Connections, ServeArgs};
+use kernel::service::{Background, Connections, ServeArgs};
 use kernel::{api_token, Kernel, Subgraph, TenantId, Work};
 use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
@@ -103,9 +103,9 @@ impl Subgraph for State {
 
     /// Flushes API-token last-used times from Redis to PostgreSQL every 30 seconds, and once more at
     /// shutdown.
-    fn tasks(state: &Arc<Self>, shutdown: &CancellationToken) {
-        let (db, cache, shutdown) = (state.kernel.db.clone(), state.kernel.cache.clone(), shutdown.clone());
-        tokio::spawn(async move {
+    fn tasks(state: &Arc<Self>, background: &Background) {
+        let (db, cache, shutdown) = (state.kernel.db.clone(), state.kernel.cache.clone(), background.shutdown());
+        background.spawn(async move {
             let flush = || async {
                 let n = tokens::flush_last_used(&db, &cache).await?;
                 if n > 0 {
