@@ -15,7 +15,7 @@
 //! | [`error`] | the one error type and its `extensions.code`; nothing internal reaches a client |
 //! | [`api_token`] | API token format (prefix, checksum) and hashing |
 //! | [`secrets`] | secrets by `configRef` (`env:`, `file:`; pluggable for Key Vault or Vault) |
-//! | [`auth`] | bearer-token verification against a JWKS (file or URL), and a local signer for dev and tests |
+//! | [`auth`] | bearer tokens, one file per concern: `jwt` (JWKS, verifier), `api_tokens` (sources, introspection), `authenticator` (caches, revocation), `revocation` (the listener), `signer` (local key) |
 //! | [`context`] | the per-request [`RequestContext`]: caller, tenant, scopes, trace and correlation ids |
 //! | [`db`] | pools, tenant-scoped transactions (`SET LOCAL` for row-level security), migrations, provisioning |
 //! | [`envelope`] | the canonical event envelope and the [`envelope::Event`] trait for payloads |
