@@ -179,13 +179,25 @@ fn names(p: &mut Parsed, items: &[Value], at: &str, what: &str, duplicate: Sever
     out
 }
 
-/// Runs the structural rules over a definition and collects what it refers to.
+/// Runs the structural rules over a definition and collects what it refers to: every problem is
+/// reported with its JSON path, and what is well formed is kept for the checks against the catalogue.
+/// One function per section, in the order they are read.
 pub fn parse(def: &Value) -> Parsed {
     let mut p = Parsed::default();
     let Some(obj) = def.as_object() else {
         p.error(STRUCTURE, "$", "the definition must be a JSON object");
         return p;
     };
+    unknown_keys(&mut p, obj);
+    let listed = listed(&mut p, obj);
+    dependencies(&mut p, obj);
+    contexts(&mut p, obj, &listed);
+    relationships(&mut p, obj);
+    p
+}
+
+/// Keys the definition format does not know: warned about, ignored.
+fn unknown_keys(p: &mut Parsed, obj: &Map<String, Value>) {
     for k in obj.keys() {
         if !KEYS.contains(&k.as_str()) {
             p.warning(
@@ -195,23 +207,30 @@ pub fn parse(def: &Value) -> Parsed {
             );
         }
     }
+}
 
-    let items = array(&mut p, obj, "modules", "$");
-    let listed = names(&mut p, items, "$.modules", "a module name", Severity::Warning);
+/// `modules`, `agents` and `skills`: the names the definition lists. Returns the modules listed.
+fn listed(p: &mut Parsed, obj: &Map<String, Value>) -> Vec<(String, String)> {
+    let items = array(p, obj, "modules", "$");
+    let listed = names(p, items, "$.modules", "a module name", Severity::Warning);
     p.module_refs.extend(listed.iter().cloned());
-    let items = array(&mut p, obj, "agents", "$");
-    p.agent_refs = names(&mut p, items, "$.agents", "an agent key", Severity::Warning);
-    let items = array(&mut p, obj, "skills", "$");
-    p.skill_refs = names(&mut p, items, "$.skills", "a skill key", Severity::Warning);
+    let items = array(p, obj, "agents", "$");
+    p.agent_refs = names(p, items, "$.agents", "an agent key", Severity::Warning);
+    let items = array(p, obj, "skills", "$");
+    p.skill_refs = names(p, items, "$.skills", "a skill key", Severity::Warning);
+    listed
+}
 
-    for (i, d) in array(&mut p, obj, "dependencies", "$").iter().enumerate() {
+/// `dependencies`: the planned edges between modules.
+fn dependencies(p: &mut Parsed, obj: &Map<String, Value>) {
+    for (i, d) in array(p, obj, "dependencies", "$").iter().enumerate() {
         let at = format!("$.dependencies[{i}]");
         let Some(d) = d.as_object() else {
             p.error(STRUCTURE, &at, "a dependency must be an object {from, to, versionConstraint}");
             continue;
         };
-        let from = name(&mut p, d.get("from"), &format!("{at}.from"), "`from`");
-        let to = name(&mut p, d.get("to"), &format!("{at}.to"), "`to`");
+        let from = name(p, d.get("from"), &format!("{at}.from"), "`from`");
+        let to = name(p, d.get("to"), &format!("{at}.to"), "`to`");
         let constraint = match d.get("versionConstraint") {
             None | Some(Value::Null) => Some("*".to_owned()),
             Some(Value::String(s)) if semver::VersionReq::parse(s.trim()).is_ok() => Some(s.trim().to_owned()),
@@ -241,8 +260,11 @@ pub fn parse(def: &Value) -> Parsed {
             _ => {}
         }
     }
+}
 
-    let contexts = array(&mut p, obj, "contexts", "$");
+/// `contexts`: bounded contexts, their modules and aggregates (checked against the modules `listed`).
+fn contexts(p: &mut Parsed, obj: &Map<String, Value>, listed: &[(String, String)]) {
+    let contexts = array(p, obj, "contexts", "$");
     if contexts.is_empty() {
         p.info(STRUCTURE, "$.contexts", "no bounded contexts: the context map will be empty");
     }
@@ -253,14 +275,14 @@ pub fn parse(def: &Value) -> Parsed {
             p.error(STRUCTURE, &at, "a context must be an object {name, modules, aggregates}");
             continue;
         };
-        let cname = name(&mut p, c.get("name"), &format!("{at}.name"), "a context name");
+        let cname = name(p, c.get("name"), &format!("{at}.name"), "a context name");
         if let Some(n) = &cname {
             if p.contexts.iter().any(|o| &o.name == n) {
                 p.error(STRUCTURE, &format!("{at}.name"), format!("context `{}` is declared twice", shown(n)));
             }
         }
-        let items = array(&mut p, c, "modules", &at);
-        let modules = names(&mut p, items, &format!("{at}.modules"), "a module name", Severity::Warning);
+        let items = array(p, c, "modules", &at);
+        let modules = names(p, items, &format!("{at}.modules"), "a module name", Severity::Warning);
         for (m, loc) in &modules {
             in_contexts.insert(m.clone());
             if !listed.is_empty() && !listed.iter().any(|(l, _)| l == m) {
@@ -269,7 +291,7 @@ pub fn parse(def: &Value) -> Parsed {
         }
         p.module_refs.extend(modules.iter().cloned());
         let mut aggregates: Vec<AggregateDef> = Vec::new();
-        let items = array(&mut p, c, "aggregates", &at);
+        let items = array(p, c, "aggregates", &at);
         if items.is_empty() {
             p.info(STRUCTURE, &format!("{at}.aggregates"), "the context declares no aggregates");
         }
@@ -279,7 +301,7 @@ pub fn parse(def: &Value) -> Parsed {
                 p.error(STRUCTURE, &aat, "an aggregate must be an object {name, entities}");
                 continue;
             };
-            let Some(aname) = name(&mut p, a.get("name"), &format!("{aat}.name"), "an aggregate name") else {
+            let Some(aname) = name(p, a.get("name"), &format!("{aat}.name"), "an aggregate name") else {
                 continue;
             };
             if aggregates.iter().any(|o| o.name == aname) {
@@ -290,8 +312,8 @@ pub fn parse(def: &Value) -> Parsed {
                 );
                 continue;
             }
-            let items = array(&mut p, a, "entities", &aat);
-            let entities = names(&mut p, items, &format!("{aat}.entities"), "an entity name", Severity::Warning);
+            let items = array(p, a, "entities", &aat);
+            let entities = names(p, items, &format!("{aat}.entities"), "an entity name", Severity::Warning);
             aggregates.push(AggregateDef { name: aname, entities: entities.into_iter().map(|(n, _)| n).collect() });
         }
         if let Some(n) = cname.filter(|n| !p.contexts.iter().any(|o| &o.name == n)) {
@@ -299,14 +321,17 @@ pub fn parse(def: &Value) -> Parsed {
         }
     }
     if !p.contexts.is_empty() {
-        for (m, loc) in &listed {
+        for (m, loc) in listed {
             if !in_contexts.contains(m) {
                 p.info(STRUCTURE, loc, format!("module `{}` belongs to no context", shown(m)));
             }
         }
     }
+}
 
-    for (i, r) in array(&mut p, obj, "relationships", "$").iter().enumerate() {
+/// `relationships`: how declared contexts relate.
+fn relationships(p: &mut Parsed, obj: &Map<String, Value>) {
+    for (i, r) in array(p, obj, "relationships", "$").iter().enumerate() {
         let at = format!("$.relationships[{i}]");
         let Some(r) = r.as_object() else {
             p.error(STRUCTURE, &at, "a relationship must be an object {upstream, downstream, kind}");
@@ -322,8 +347,8 @@ pub fn parse(def: &Value) -> Parsed {
                 None
             }
         };
-        let upstream = side(&mut p, "upstream");
-        let downstream = side(&mut p, "downstream");
+        let upstream = side(p, "upstream");
+        let downstream = side(p, "downstream");
         let kind = match r.get("kind") {
             Some(Value::String(s)) => match RelationshipKind::parse_loose(s) {
                 Some(k) => Some(k),
@@ -353,7 +378,6 @@ pub fn parse(def: &Value) -> Parsed {
         }
         p.relationships.push(rel);
     }
-    p
 }
 
 /// For a planned edge `from → to`, a path `to ⇝ from` over `edges` (planned and existing), if there is one:
