@@ -188,6 +188,24 @@ fn secret(raw: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(raw))
 }
 
+/// A configuration for unit tests: required settings filled with placeholders.
+#[cfg(test)]
+pub(crate) fn test_config() -> crate::config::KernelConfig {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        k: crate::config::KernelConfig,
+    }
+    Wrap::parse_from([
+        "t",
+        "--database-url=postgres://x@localhost/x",
+        "--router-secret=0123456789abcdef0123456789abcdef",
+        "--jwt-issuer=iss",
+    ])
+    .k
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;

@@ -122,8 +122,15 @@ pub trait Subgraph: Send + Sync + Sized + 'static {
     /// ([`Background::shutdown`]) and which graceful shutdown waits for.
     fn tasks(_state: &Arc<Self>, _background: &Background) {}
 
-    /// HTTP routes beside `/graphql`, health and metrics (identity's token service).
+    /// Public HTTP routes beside `/graphql`, health and metrics, which authenticate on their own terms
+    /// (identity's token service: client credentials).
     fn routes(_state: &Arc<Self>) -> axum::Router {
+        axum::Router::new()
+    }
+
+    /// HTTP routes that act for a caller: the kernel guards them with the router secret like `/graphql`,
+    /// and their handlers take [`crate::server::Authenticated`] (the verified bearer token).
+    fn protected_routes(_state: &Arc<Self>) -> axum::Router {
         axum::Router::new()
     }
 
@@ -319,7 +326,8 @@ pub fn app<S: Subgraph>(state: &Arc<S>) -> axum::Router {
         let state = state.clone();
         Arc::new(move |data: &mut Data, ctx: &RequestContext| state.per_request(data, ctx))
     };
-    server::app(schema, k.clone(), per_request).merge(S::routes(state))
+    let protected = server::protect(S::protected_routes(state), k.config.router_secret.clone(), k.auth.clone());
+    server::app(schema, k.clone(), per_request).merge(S::routes(state)).merge(protected)
 }
 
 /// The executable schema with the state and the configured limits.

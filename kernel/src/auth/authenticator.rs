@@ -297,21 +297,7 @@ mod tests {
         }
     }
 
-    pub(crate) fn test_config() -> crate::config::KernelConfig {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct Wrap {
-            #[command(flatten)]
-            k: crate::config::KernelConfig,
-        }
-        Wrap::parse_from([
-            "t",
-            "--database-url=postgres://x@localhost/x",
-            "--router-secret=0123456789abcdef0123456789abcdef",
-            "--jwt-issuer=iss",
-        ])
-        .k
-    }
+    use crate::config::test_config;
 
     fn authenticator(calls: &Arc<AtomicUsize>) -> Authenticator {
         let jwt = JwtVerifier::new("iss", "aud", JwksSource::Static(r#"{"keys":[]}"#.into()));

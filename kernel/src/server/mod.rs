@@ -27,6 +27,7 @@
 mod guard;
 mod handler;
 pub mod limits;
+mod routes;
 mod sdl;
 mod signals;
 mod websocket;
@@ -37,6 +38,7 @@ pub use limits::{
     charge, charge_within, expanded_selections, limits, nesting_depth, within_nesting, ObjectBudget, SelectionLimit,
     MAX_NESTING,
 };
+pub use routes::{error_response, protect, Authenticated};
 pub use sdl::federation_sdl;
 pub use signals::cancel_on_signal;
 
