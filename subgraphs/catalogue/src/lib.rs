@@ -14,6 +14,7 @@
 //! | `graph/` | the dependency graph: cycle-free inserts, transitive queries, build order, impact |
 //! | `blueprints/` | blueprint versions, validation runs and results (and their retention), context maps |
 //! | `registry/` | agent and skill definitions, tenant-owned and platform-wide |
+//! | `legal_holds/` | tenancy's legal holds, which the validation-result retention honours |
 //!
 //! beside `commands.rs` (the commands catalogue accepts), `events.rs` (everything published and accepted) and `loaders.rs`
 //! (the per-request DataLoader every area's nested fields batch through). Who may do what is checked in the
@@ -26,6 +27,7 @@ pub mod commands;
 pub mod environments;
 pub mod events;
 pub mod graph;
+pub mod legal_holds;
 pub mod loaders;
 pub mod modules;
 pub mod projects;
@@ -154,6 +156,7 @@ impl Subgraph for State {
                 spec: environments::approvals::spec(retry.clone()),
                 handler: Arc::new(environments::approvals::ApprovalOutcomes),
             },
+            Consumer { spec: legal_holds::spec(retry.clone()), handler: Arc::new(legal_holds::LegalHolds) },
             Consumer {
                 spec: blueprints::projection::spec(retry.clone()),
                 handler: Arc::new(blueprints::projection::ContextMapProjection),

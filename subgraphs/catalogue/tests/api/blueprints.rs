@@ -561,6 +561,85 @@ async fn retention_drops_partitions_older_than_the_cutoff_and_keeps_recent_resul
     bp.app.cleanup().await;
 }
 
+/// The seed: no retention deletes a held tenant's data. Tenancy's `TenantLegalHoldChanged` reaches
+/// catalogue, and a partition past retention holding the held tenant's results stays until the hold is lifted.
+#[tokio::test]
+async fn retention_keeps_a_partition_holding_a_tenant_on_legal_hold() {
+    let bp = start().await;
+    let project = bp.project("shop").await;
+    let blueprint = bp.blueprint(&project, "main").await;
+    let admin = bp.app.admin_pool().await;
+    let mut owner = PgConnection::connect(&bp.app.db.owner_url).await.unwrap();
+    owner.execute("SELECT catalogue_validation_partitions_ensure(now() - interval '15 months', 0)").await.unwrap();
+    let old_partition: String = sqlx::query_scalar(
+        "SELECT 'blueprint_validation_runs_' || to_char(now() AT TIME ZONE 'UTC' - interval '15 months', 'YYYYMM')",
+    )
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO blueprint_validation_runs
+           (tenant_id, recorded_at, run_id, blueprint_id, project_id, version, valid, errors, warnings, infos)
+         VALUES ($1, now() - interval '15 months', $2, $3::uuid, $4::uuid, 1, true, 0, 0, 0)",
+    )
+    .bind(&bp.tenant)
+    .bind(uuid::Uuid::now_v7())
+    .bind(&blueprint)
+    .bind(&project)
+    .execute(&admin)
+    .await
+    .unwrap();
+    let hold = |on: bool, at: chrono::DateTime<chrono::Utc>| {
+        let meta = EventMeta { trace_id: "t".into(), correlation_id: "c".into(), causation_id: None, actor: None };
+        let payload =
+            kernel::contracts::tenancy::TenantLegalHoldChanged { tenant_id: bp.tenant.clone(), legal_hold: on };
+        let mut env = Envelope::new(&TenantId::parse(&bp.tenant).unwrap(), &meta, &payload);
+        env.occurred_at = at;
+        serde_json::to_vec(&env).unwrap()
+    };
+    let key = format!("{}.tenancy.TenantLegalHoldChanged", bp.app.command_prefix());
+    let held = || async {
+        sqlx::query_scalar::<_, bool>("SELECT on_hold FROM legal_holds WHERE tenant_id = $1")
+            .bind(&bp.tenant)
+            .fetch_optional(&admin)
+            .await
+            .unwrap()
+    };
+    let exists = || async {
+        sqlx::query_scalar::<_, Option<String>>("SELECT to_regclass($1)::text")
+            .bind(&old_partition)
+            .fetch_one(&admin)
+            .await
+            .unwrap()
+            .is_some()
+    };
+
+    let on_at = chrono::Utc::now();
+    publish(&key, &hold(true, on_at)).await;
+    eventually("the hold to reach catalogue", WAIT, || async { held().await == Some(true) }).await;
+    let report = catalogue::blueprints::retention::run_once(&bp.app.state).await.map_err(anyhow::Error::from).unwrap();
+    assert!(!report.dropped.contains(&old_partition), "{report:?}");
+    assert!(exists().await, "the held tenant's partition is kept");
+
+    // An older event (redelivered late) does not lift the hold; the newer one does.
+    publish(&key, &hold(false, on_at - chrono::TimeDelta::hours(1))).await;
+    eventually("the late event to be consumed", WAIT, || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox WHERE handler = 'catalogue.legal-holds'")
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+        n == 2
+    })
+    .await;
+    assert_eq!(held().await, Some(true), "an older event does not lift a newer hold");
+    publish(&key, &hold(false, on_at + chrono::TimeDelta::seconds(1))).await;
+    eventually("the hold to be lifted", WAIT, || async { held().await == Some(false) }).await;
+    let report = catalogue::blueprints::retention::run_once(&bp.app.state).await.map_err(anyhow::Error::from).unwrap();
+    assert!(report.dropped.contains(&old_partition), "{report:?}");
+    assert!(!exists().await);
+    bp.app.cleanup().await;
+}
+
 #[tokio::test]
 async fn another_tenant_can_neither_see_nor_validate_a_blueprint() {
     let bp = start().await;
