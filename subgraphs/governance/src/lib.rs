@@ -64,6 +64,10 @@ pub struct Config {
     /// Seconds a compiled policy set is used before it is recompiled, even without a change event.
     #[arg(long, env = "POLICY_CACHE_TTL_SECS", default_value_t = 300)]
     pub policy_cache_ttl_secs: u64,
+    /// How policy sets are evaluated: `indexed` (the scope index; fast) or `authorizer` (Cedar's plain
+    /// `Authorizer` over the whole set). Both decide alike (policies/cedar.rs).
+    #[arg(long, env = "POLICY_ENGINE", value_enum, default_value_t = policies::cedar::Engine::Indexed)]
+    pub policy_engine: policies::cedar::Engine,
     /// Integration secrets by `env:` must name variables starting with this, then the tenant in upper case
     /// (`-` as `_`), then `__`: `CP_SECRET_ACME__GITHUB_TOKEN` for tenant `acme`, `CP_SECRET_ACME_CORP__…`
     /// for `acme-corp` (no tenant's prefix is a prefix of another's).
@@ -173,6 +177,7 @@ impl Default for Config {
             audit_verify_max_entries: 100_000,
             policy_cache_capacity: 10_000,
             policy_cache_ttl_secs: 300,
+            policy_engine: policies::cedar::Engine::Indexed,
             integration_secret_env_prefix: scope.env_prefix,
             integration_secret_dir: scope.dir,
             audit_checkpoint_key: None,
@@ -284,6 +289,7 @@ impl Subgraph for State {
             policies: policies::cache::PolicyCache::new(
                 config.policy_cache_capacity,
                 Duration::from_secs(config.policy_cache_ttl_secs),
+                config.policy_engine,
             ),
             secrets,
             checkpoints,

@@ -11,18 +11,19 @@ use kernel::db::Db;
 use kernel::envelope::Event;
 use kernel::{Result, TenantId};
 
-use super::cedar::CompiledSet;
+use super::cedar::{CompiledSet, Engine};
 use super::store;
 use crate::events::{PolicyDeprecated, PolicyPublished};
 
 #[derive(Clone)]
 pub struct PolicyCache {
     sets: moka::sync::Cache<TenantId, Arc<CompiledSet>>,
+    engine: Engine,
 }
 
 impl PolicyCache {
-    pub fn new(capacity: u64, ttl: Duration) -> Self {
-        Self { sets: moka::sync::Cache::builder().max_capacity(capacity).time_to_live(ttl).build() }
+    pub fn new(capacity: u64, ttl: Duration, engine: Engine) -> Self {
+        Self { sets: moka::sync::Cache::builder().max_capacity(capacity).time_to_live(ttl).build(), engine }
     }
 
     /// The tenant's compiled set (its own published policies and the platform's). Two requests missing at
@@ -34,7 +35,7 @@ impl PolicyCache {
         let mut tx = db.tenant_tx(tenant).await?;
         let (policies, version) = store::published_for(&mut tx, tenant).await?;
         tx.commit().await?;
-        let set = Arc::new(CompiledSet::compile(&policies, version)?);
+        let set = Arc::new(CompiledSet::compile_for(&policies, version, self.engine)?);
         self.sets.insert(tenant.clone(), set.clone());
         Ok(set)
     }

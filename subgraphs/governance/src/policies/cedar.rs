@@ -258,8 +258,25 @@ impl Indexed {
     }
 }
 
+/// How a compiled set evaluates requests (`POLICY_ENGINE`). Both give the same decisions, deciding
+/// policies and error strings — the differential test `the_scope_index_decides_as_the_whole_set_does`
+/// checks it on thousands of random requests, and a Cedar upgrade must pass it unchanged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    /// The scope index, with `cedar-policy-core`'s evaluator on the candidates' conditions: the fast path.
+    #[default]
+    Indexed,
+    /// Cedar's own `Authorizer` over the whole set: the plain path, through public API only (a fallback
+    /// should an upgrade of `cedar-policy-core` change what the indexed path relies on).
+    Authorizer,
+}
+
 /// A tenant's published policies and the platform's, compiled.
 pub struct CompiledSet {
+    /// How [`CompiledSet::evaluate`] evaluates.
+    pub engine: Engine,
+    /// The whole set, built once, for [`Engine::Authorizer`].
+    whole: std::sync::OnceLock<PolicySet>,
     /// The highest publication/deprecation stamp among them (0 for no policies).
     pub version: i64,
     /// sha256 over the policies' ids, versions and texts in id order (hex).
@@ -278,6 +295,11 @@ impl CompiledSet {
     /// Compiles `policies` (already checked at publication; a policy that no longer parses is an internal
     /// error). `version` is the set's stamp, from the store.
     pub fn compile(policies: &[Published], version: i64) -> Result<Self> {
+        Self::compile_for(policies, version, Engine::default())
+    }
+
+    /// Compiles `policies` to be evaluated by `engine`.
+    pub fn compile_for(policies: &[Published], version: i64, engine: Engine) -> Result<Self> {
         let mut sorted: Vec<&Published> = policies.iter().collect();
         sorted.sort_by_key(|p| p.policy_id);
         let mut hasher = Sha256::new();
@@ -318,6 +340,8 @@ impl CompiledSet {
             });
         }
         Ok(Self {
+            engine,
+            whole: std::sync::OnceLock::new(),
             version,
             hash: hex::encode(hasher.finalize()),
             policies: sorted.len(),
@@ -329,7 +353,7 @@ impl CompiledSet {
     }
 
     /// The whole set as one `PolicySet`, built on each call: what the bare baseline (`Authorizer`) of the
-    /// benchmark and the tests evaluates. Evaluation never needs it.
+    /// benchmark and the tests evaluates. The indexed engine never needs it.
     pub fn policy_set(&self) -> PolicySet {
         PolicySet::from_policies(self.indexed.iter().map(|ix| ix.policy.clone()))
             .expect("ids are unique in the compiled set")
@@ -368,6 +392,34 @@ impl CompiledSet {
     /// by Cedar's rule: any satisfied forbid denies, naming the satisfied forbids; otherwise any satisfied
     /// permit allows, naming the satisfied permits; otherwise the default deny.
     pub fn evaluate(&self, request: &Prepared) -> Evaluation {
+        match self.engine {
+            Engine::Indexed => self.evaluate_indexed(request),
+            Engine::Authorizer => self.evaluate_whole(request),
+        }
+    }
+
+    /// Cedar's `Authorizer` over the whole set; the effect of a satisfied permit comes from its policy.
+    fn evaluate_whole(&self, request: &Prepared) -> Evaluation {
+        let whole = self.whole.get_or_init(|| self.policy_set());
+        let answer = cedar_policy::Authorizer::new().is_authorized(&request.request, whole, &request.entities);
+        let effect_of = |id: &Uuid| self.indexed.iter().find(|ix| ix.policy_id == *id).map(|ix| ix.effect);
+        let mut determining: Vec<Uuid> =
+            answer.diagnostics().reason().filter_map(|r| Uuid::parse_str(r.as_ref()).ok()).collect();
+        determining.sort_unstable();
+        let errors = answer.diagnostics().errors().map(|e| e.to_string()).collect();
+        let effect = match answer.decision() {
+            cedar_policy::Decision::Deny => Effect::Deny,
+            cedar_policy::Decision::Allow
+                if determining.iter().any(|id| effect_of(id) == Some(Effect::RequiresApproval)) =>
+            {
+                Effect::RequiresApproval
+            }
+            cedar_policy::Decision::Allow => Effect::Allow,
+        };
+        Evaluation { effect, determining, errors }
+    }
+
+    fn evaluate_indexed(&self, request: &Prepared) -> Evaluation {
         let candidates = self.candidates(request);
         let mut forbids: Vec<(Uuid, Effect)> = Vec::new();
         let mut permits: Vec<(Uuid, Effect)> = Vec::new();
@@ -575,6 +627,33 @@ mod tests {
     }
 
     #[test]
+    fn both_engines_name_a_satisfied_requires_approval_permit_and_its_effect() {
+        let policies = [
+            published("permit(principal, action == Action::\"deploy\", resource);", Effect::RequiresApproval),
+            published(
+                "permit(principal, action == Action::\"deploy\", resource) when { context has mfa };",
+                Effect::Allow,
+            ),
+            published("forbid(principal, action == Action::\"write\", resource);", Effect::Deny),
+        ];
+        let deploy =
+            prepare(&principal("u", &[]), &Value::Null, "deploy", &env("prod"), &Value::Null, &json!({})).unwrap();
+        let delete =
+            prepare(&principal("u", &[]), &Value::Null, "write", &env("prod"), &Value::Null, &json!({})).unwrap();
+        for engine in [Engine::Indexed, Engine::Authorizer] {
+            let set = CompiledSet::compile_for(&policies, 1, engine).unwrap();
+            let e = set.evaluate(&deploy);
+            assert_eq!(
+                (e.effect, e.determining.clone()),
+                (Effect::RequiresApproval, vec![policies[0].policy_id]),
+                "{engine:?}"
+            );
+            let e = set.evaluate(&delete);
+            assert_eq!((e.effect, e.determining), (Effect::Deny, vec![policies[2].policy_id]), "{engine:?}");
+        }
+    }
+
+    #[test]
     fn the_schema_parses_and_declares_every_action() {
         let s = schema();
         for a in ACTIONS {
@@ -654,6 +733,7 @@ mod tests {
         }
         assert!(policies.len() > 150, "most generated policies validate: {}", policies.len());
         let set = CompiledSet::compile(&policies, 1).unwrap();
+        let plain_set = CompiledSet::compile_for(&policies, 1, Engine::Authorizer).unwrap();
         let whole_set = set.policy_set();
         for _ in 0..2000 {
             let principal = if rng.gen_range(0..4) == 0 {
@@ -686,6 +766,12 @@ mod tests {
             };
             let whole = Authorizer::new().is_authorized(&req.request, &whole_set, &req.entities);
             let ours = set.evaluate(&req);
+            // The plain engine (POLICY_ENGINE=authorizer) decides exactly as the indexed one.
+            let mut plain = plain_set.evaluate(&req);
+            let mut indexed = ours.clone();
+            plain.errors.sort();
+            indexed.errors.sort();
+            assert_eq!(plain, indexed, "{action} {principal:?} {resource:?} {context}");
             let mut reasons: Vec<String> = whole.diagnostics().reason().map(|r| r.to_string()).collect();
             reasons.sort();
             let mine: Vec<String> = ours.determining.iter().map(|u| u.to_string()).collect();
