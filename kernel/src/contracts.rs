@@ -39,6 +39,28 @@ pub mod tenancy {
         /// The tenant's legal hold was set or lifted: while on hold, no retention deletes its rows anywhere.
         TenantLegalHoldChanged { tenant_id: String, legal_hold: bool }
     }
+
+    /// Projects a `TenantLegalHoldChanged` into the domain's `legal_holds` table (`tenant_id` key,
+    /// `on_hold`, `changed_at`), as every domain with retention keeps one: the newest event (by
+    /// `occurredAt`) wins, so redelivered or reordered events leave the newest state.
+    pub async fn record_legal_hold(
+        tx: &mut crate::db::Tx,
+        tenant: &crate::TenantId,
+        on_hold: bool,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> crate::Result<()> {
+        sqlx::query(
+            "INSERT INTO legal_holds (tenant_id, on_hold, changed_at) VALUES ($1, $2, $3)
+             ON CONFLICT (tenant_id) DO UPDATE SET on_hold = EXCLUDED.on_hold, changed_at = EXCLUDED.changed_at
+             WHERE legal_holds.changed_at <= EXCLUDED.changed_at",
+        )
+        .bind(tenant.as_str())
+        .bind(on_hold)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
 }
 
 /// Approvals: any domain asks governance for one with a `RequestApproval` command (published under its own

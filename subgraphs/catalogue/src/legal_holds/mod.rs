@@ -3,13 +3,11 @@
 //! hold, the validation-result retention (`blueprints/retention.rs`) keeps every partition holding its rows.
 
 use kernel::consumer::{ConsumerSpec, Failure, Handler, RetryPolicy};
-use kernel::contracts::tenancy::TenantLegalHoldChanged;
+use kernel::contracts::tenancy::{record_legal_hold, TenantLegalHoldChanged};
 use kernel::envelope::Envelope;
 use kernel::Work;
 
 use crate::events::DOMAIN;
-
-mod store;
 
 kernel::inbound! {
     /// What the legal-hold projection takes.
@@ -32,7 +30,7 @@ impl Handler for LegalHolds {
 
     async fn handle(&self, work: &mut Work, envelope: &Envelope) -> Result<(), Failure> {
         let Hold::Changed(e) = Hold::decode(envelope).into_result("catalogue.legal-holds")?;
-        store::set(work, &envelope.tenant_id, e.legal_hold, envelope.occurred_at).await?;
+        record_legal_hold(work, &envelope.tenant_id, e.legal_hold, envelope.occurred_at).await?;
         Ok(())
     }
 }

@@ -6,7 +6,7 @@
 
 use kernel::consumer::{ConsumerSpec, Failure, Handler, RetryPolicy};
 use kernel::contracts::identity::{RoleBound, RoleUnbound};
-use kernel::contracts::tenancy::TenantLegalHoldChanged;
+use kernel::contracts::tenancy::{self, TenantLegalHoldChanged};
 use kernel::envelope::Envelope;
 use kernel::Work;
 
@@ -40,7 +40,7 @@ impl Handler for Directory {
         match Fact::decode(envelope).into_result("governance.directory")? {
             Fact::RoleBound(e) => store::set_role(work, tenant, &e.principal_id, &e.role_key, true, at).await?,
             Fact::RoleUnbound(e) => store::set_role(work, tenant, &e.principal_id, &e.role_key, false, at).await?,
-            Fact::LegalHold(e) => store::set_legal_hold(work, tenant, e.legal_hold, at).await?,
+            Fact::LegalHold(e) => tenancy::record_legal_hold(work, tenant, e.legal_hold, at).await?,
         }
         Ok(())
     }

@@ -1,4 +1,4 @@
-//! The directory's SQL: the latest role binding and legal hold per tenant (the newest `occurredAt` wins).
+//! The directory's SQL: the latest role binding per principal and role (the newest `occurredAt` wins).
 
 use chrono::{DateTime, Utc};
 use kernel::db::Tx;
@@ -23,21 +23,6 @@ pub async fn set_role(
         principal,
         role,
         bound,
-        at,
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Records whether `tenant` is on legal hold as of `at`, unless a newer fact is kept.
-pub async fn set_legal_hold(tx: &mut Tx, tenant: &TenantId, on_hold: bool, at: DateTime<Utc>) -> Result<()> {
-    sqlx::query!(
-        "INSERT INTO legal_holds (tenant_id, on_hold, changed_at) VALUES ($1, $2, $3)
-         ON CONFLICT (tenant_id) DO UPDATE SET on_hold = EXCLUDED.on_hold, changed_at = EXCLUDED.changed_at
-         WHERE legal_holds.changed_at <= EXCLUDED.changed_at",
-        tenant.as_str(),
-        on_hold,
         at,
     )
     .execute(&mut **tx)
