@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use tenancy::quota::{Gate, QuotaGate};
+use tenancy::quotas::{Gate, QuotaGate};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

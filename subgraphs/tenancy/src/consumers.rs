@@ -9,7 +9,7 @@ use kernel::TenantId;
 use kernel::Work;
 
 use crate::events::{self, DOMAIN};
-use crate::{ops, store, State};
+use crate::State;
 
 /// The durable queue for commands addressed to tenancy.
 pub fn command_spec(retry: RetryPolicy) -> ConsumerSpec {
@@ -34,7 +34,7 @@ impl Handler for ProvisionTenantHandler {
         let command: events::ProvisionTenant = envelope
             .payload_as()
             .map_err(|e| Failure::Permanent(anyhow::anyhow!("malformed ProvisionTenant payload: {e}")))?;
-        let p = ops::Provision::parse(
+        let p = crate::tenants::Provision::parse(
             envelope.tenant_id.as_str(),
             &command.display_name,
             &command.region,
@@ -42,8 +42,8 @@ impl Handler for ProvisionTenantHandler {
             command.isolation_model,
         )?;
         // Commands come from platform automation: they act as an operator would.
-        store::elevate_to_platform(work).await?;
-        ops::provision(work, &p).await?;
+        crate::tenants::store::elevate_to_platform(work).await?;
+        crate::tenants::provision(work, &p).await?;
         Ok(())
     }
 }

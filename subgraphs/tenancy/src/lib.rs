@@ -18,14 +18,14 @@
 
 pub mod consumers;
 pub mod domain;
+pub mod editions;
 pub mod events;
 pub mod flags;
 pub mod loaders;
 pub mod model;
-pub mod ops;
-pub mod quota;
+pub mod quotas;
 pub mod schema;
-pub mod store;
+pub mod tenants;
 
 use std::sync::Arc;
 
@@ -38,8 +38,13 @@ use sqlx::migrate::Migrator;
 
 use crate::flags::FlagCache;
 use crate::loaders::TenancyLoader;
-use crate::quota::QuotaGate;
+use crate::quotas::QuotaGate;
 use crate::schema::{MutationRoot, QueryRoot, SubscriptionRoot};
+
+/// This subgraph's state, in a resolver.
+pub fn state<'a>(ctx: &'a async_graphql::Context<'_>) -> &'a State {
+    kernel::context::state(ctx)
+}
 
 pub static MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/tenancy");
 
@@ -66,7 +71,9 @@ impl Subgraph for State {
     }
 
     fn schema() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
-        Schema::build(QueryRoot, MutationRoot, SubscriptionRoot).enable_federation().enable_subscription_in_federation()
+        Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot)
+            .enable_federation()
+            .enable_subscription_in_federation()
     }
 
     async fn build(conns: Connections, _: &NoConfig) -> anyhow::Result<Self> {

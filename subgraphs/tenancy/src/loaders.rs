@@ -12,7 +12,6 @@ use kernel::error::LoadError;
 use kernel::{Error, TenantId};
 
 use crate::model::{Edition, Quota, Tenant, TenantSubscription};
-use crate::store;
 
 pub struct TenancyLoader {
     pub db: Db,
@@ -42,7 +41,7 @@ impl Loader<TenantId> for TenancyLoader {
 
     async fn load(&self, keys: &[TenantId]) -> Result<HashMap<TenantId, Tenant>, LoadError> {
         let mut tx = self.access.begin(&self.db).await?;
-        let rows = store::tenants_by_id(&mut tx, &keys_as_strings(keys)).await?;
+        let rows = crate::tenants::store::tenants_by_id(&mut tx, &keys_as_strings(keys)).await?;
         tx.commit().await?;
         Ok(rows.into_iter().map(|t| (t.id.clone(), t)).collect())
     }
@@ -59,7 +58,7 @@ impl Loader<EditionKey> for TenancyLoader {
     async fn load(&self, keys: &[EditionKey]) -> Result<HashMap<EditionKey, Edition>, LoadError> {
         let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
         let versions: Vec<i32> = keys.iter().map(|k| k.1).collect();
-        let rows = store::editions_by_key(self.db.shared(), &ids, &versions).await?;
+        let rows = crate::editions::store::editions_by_key(self.db.shared(), &ids, &versions).await?;
         Ok(rows.into_iter().map(|e| (EditionKey(e.id.clone(), e.version), e)).collect())
     }
 }
@@ -78,7 +77,7 @@ impl Loader<SubscriptionsOf> for TenancyLoader {
     ) -> Result<HashMap<SubscriptionsOf, Vec<TenantSubscription>>, LoadError> {
         let tenants: Vec<String> = keys.iter().map(|k| k.0.as_str().to_owned()).collect();
         let mut tx = self.access.begin(&self.db).await?;
-        let rows = store::subscriptions_of(&mut tx, &tenants).await?;
+        let rows = crate::editions::store::subscriptions_of(&mut tx, &tenants).await?;
         tx.commit().await?;
         let mut out: HashMap<SubscriptionsOf, Vec<TenantSubscription>> = HashMap::new();
         for row in rows {
@@ -100,13 +99,16 @@ impl Loader<QuotasOf> for TenancyLoader {
         let tenants: Vec<String> = keys.iter().map(|k| k.0.as_str().to_owned()).collect();
         let now = Utc::now();
         let mut tx = self.access.begin(&self.db).await?;
-        let defs = store::quotas_of(&mut tx, &tenants).await?;
+        let defs = crate::quotas::store::quotas_of(&mut tx, &tenants).await?;
         let (t, (q, s)): (Vec<String>, (Vec<String>, Vec<_>)) = defs
             .iter()
             .map(|d| (d.tenant_id.as_str().to_owned(), (d.def.key.clone(), d.def.period.start(now))))
             .unzip();
-        let usage: HashMap<(String, String), i64> =
-            store::usage_of(&mut tx, &t, &q, &s).await?.into_iter().map(|(t, q, _, used)| ((t, q), used)).collect();
+        let usage: HashMap<(String, String), i64> = crate::quotas::store::usage_of(&mut tx, &t, &q, &s)
+            .await?
+            .into_iter()
+            .map(|(t, q, _, used)| ((t, q), used))
+            .collect();
         tx.commit().await?;
         let mut out: HashMap<QuotasOf, Vec<Quota>> = HashMap::new();
         for d in defs {

@@ -10,7 +10,7 @@ const CONSUME: &str = "mutation($n: Int!) { consumeQuota(key: \"api-calls\", amo
 async fn counter(app: &TestApp, tenant: &str) -> Option<i64> {
     let t = kernel::TenantId::parse(tenant).unwrap();
     let start = tenancy::domain::Period::Month.start(chrono::Utc::now());
-    let key = tenancy::quota::QuotaGate::counter_key(&app.state.kernel.cache, &t, "api-calls", start);
+    let key = tenancy::quotas::QuotaGate::counter_key(&app.state.kernel.cache, &t, "api-calls", start);
     app.state.kernel.cache.connection().get(key).await.unwrap()
 }
 

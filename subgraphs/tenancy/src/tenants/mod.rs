@@ -1,12 +1,14 @@
 //! Operations more than one entry point runs (the GraphQL API and the command consumer), each inside the
 //! caller's unit of work, each emitting its event into it.
 
+pub mod schema;
+pub mod store;
+
 use kernel::{Error, Result, TenantId, Work};
 
 use crate::domain::{self, IsolationModel, TenantStatus};
 use crate::events;
 use crate::model::{QuotaDefinition, Tenant};
-use crate::store;
 
 /// A validated request to provision a tenant.
 pub struct Provision {
@@ -38,10 +40,10 @@ impl Provision {
 /// Creates the tenant (status `Provisioning`), subscribes it to the edition's newest published version and
 /// gives it that version's quotas. The transaction must be allowed to write platform rows.
 pub async fn provision(tx: &mut Work, p: &Provision) -> Result<Tenant> {
-    let edition = store::share_latest_published(tx, &p.edition_id).await?;
-    let tenant = store::insert_tenant(
+    let edition = crate::editions::store::share_latest_published(tx, &p.edition_id).await?;
+    let tenant = crate::tenants::store::insert_tenant(
         tx,
-        &store::NewTenant {
+        &crate::tenants::store::NewTenant {
             id: &p.id,
             display_name: &p.display_name,
             region: &p.region,
@@ -50,10 +52,14 @@ pub async fn provision(tx: &mut Work, p: &Provision) -> Result<Tenant> {
         },
     )
     .await?;
-    store::switch_subscription(tx, &p.id, &edition).await?;
+    crate::editions::store::switch_subscription(tx, &p.id, &edition).await?;
     for (key, spec) in &edition.quota_template.0 {
-        store::upsert_quota(tx, &p.id, &QuotaDefinition { key: key.clone(), limit: spec.limit, period: spec.period })
-            .await?;
+        crate::quotas::store::upsert_quota(
+            tx,
+            &p.id,
+            &QuotaDefinition { key: key.clone(), limit: spec.limit, period: spec.period },
+        )
+        .await?;
     }
     let event = events::TenantProvisioned {
         tenant_id: p.id.to_string(),
@@ -69,17 +75,17 @@ pub async fn provision(tx: &mut Work, p: &Provision) -> Result<Tenant> {
 
 /// Moves a tenant through its lifecycle, refusing illegal transitions and retiring a tenant on legal hold.
 pub async fn transition(tx: &mut Work, id: &TenantId, to: TenantStatus, reason: Option<String>) -> Result<Tenant> {
-    let mut tenant = store::lock_tenant(tx, id).await?;
+    let mut tenant = crate::tenants::store::lock_tenant(tx, id).await?;
     let from = tenant.status;
     tenant.status = from.transition(to)?;
     if to == TenantStatus::Retired {
         if tenant.legal_hold {
             return Err(Error::conflict(format!("tenant `{id}` is on legal hold and cannot be retired")));
         }
-        store::end_subscription(tx, id).await?;
+        crate::editions::store::end_subscription(tx, id).await?;
     }
     tenant.status_reason = reason.clone();
-    let tenant = store::update_tenant(tx, &tenant).await?;
+    let tenant = crate::tenants::store::update_tenant(tx, &tenant).await?;
     let tenant_id = id.to_string();
     match (from, to) {
         (TenantStatus::Suspended, TenantStatus::Active) => {

@@ -11,6 +11,9 @@
 //! `source: quota`) in the transaction that adds to the balance: governance meters it, and the quota's
 //! `used` for a period equals the usage recorded for that meter over the period.
 
+pub mod schema;
+pub mod store;
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -23,7 +26,6 @@ use redis::aio::ConnectionManager;
 use crate::domain::Period;
 use crate::events::{UsageRecord, UsageRecorded};
 use crate::model::{Quota, QuotaDefinition};
-use crate::store;
 
 /// KEYS[1] counter; ARGV[1] amount; ARGV[2] limit. Returns the new count, -1 if the counter is missing,
 /// -2 if the amount would pass the limit.
@@ -130,7 +132,7 @@ pub async fn consume(
             Ok(Gate::Exceeded) => return Err(exceeded()),
             Ok(Gate::Missing) => {
                 let mut tx = db.tenant_tx(tenant).await?;
-                let used = store::quota_used(&mut tx, tenant, &def.key, period_start).await?;
+                let used = crate::quotas::store::quota_used(&mut tx, tenant, &def.key, period_start).await?;
                 tx.commit().await?;
                 if let Err(e) = gate.seed(&mut conn, &key, used, counter_ttl(def.period, now)).await {
                     tracing::warn!(error = %e, "could not seed quota counter; PostgreSQL enforces alone");
@@ -146,7 +148,7 @@ pub async fn consume(
 
     let recorded = async {
         let mut work = Work::tenant(db, tenant, meta).await?;
-        let used = store::add_usage(&mut work, tenant, &def.key, period_start, amount).await?;
+        let used = crate::quotas::store::add_usage(&mut work, tenant, &def.key, period_start, amount).await?;
         if used.is_some() {
             let record = UsageRecord {
                 meter: def.key.clone(),

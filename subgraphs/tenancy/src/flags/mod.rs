@@ -6,6 +6,9 @@
 //! (a backstop for a missed event), and a listener that reconnects drops its copy, since it may have missed
 //! events while away.
 
+pub mod schema;
+pub mod store;
+
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -17,7 +20,6 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::model::FeatureFlag;
-use crate::store;
 
 /// Why a flag evaluated the way it did.
 #[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,7 +132,7 @@ impl FlagCache {
         let set = match self.cache.get_json::<FlagSet>(&self.redis_key()).await {
             Some(set) => Arc::new(set),
             None => {
-                let flags = store::all_flags(db.shared()).await?;
+                let flags = crate::flags::store::all_flags(db.shared()).await?;
                 let set = FlagSet { flags: flags.into_iter().map(|f| (f.key.clone(), f)).collect() };
                 self.cache.put_json(&self.redis_key(), &set, self.redis_ttl).await;
                 Arc::new(set)
