@@ -1,19 +1,16 @@
 //! Editions' share of the roots: versioned editions, their quota templates and feature sets, publishing
 //! and retiring them (platform operators).
 
-use std::collections::{BTreeMap, HashSet};
-
 use async_graphql::connection::Connection;
 use async_graphql::{Context, InputObject, Object};
 use kernel::context::ContextExt;
 use kernel::db::Access;
 use kernel::pagination::Page;
 use kernel::{Authorize, Error, Result, TenantId, Work};
-use sqlx::types::Json;
 
 use crate::domain::{self, EditionStatus};
 use crate::events;
-use crate::model::{Edition, QuotaLimit, QuotaSpec, QuotaTemplate};
+use crate::model::{Edition, QuotaLimit};
 
 pub use kernel::permissions::tenancy::{QUOTA_CONSUME as CONSUME, READ, WRITE};
 
@@ -22,33 +19,6 @@ use crate::tenants::schema::reader;
 
 fn edition_cursor(e: &Edition) -> String {
     format!("{}/{}", e.id, e.version)
-}
-
-fn quota_template(items: Vec<QuotaLimit>) -> Result<Json<QuotaTemplate>> {
-    let mut out = BTreeMap::new();
-    for item in items {
-        let key = domain::key("quotaTemplate.key", &item.key, 64)?;
-        let limit = domain::non_negative("quotaTemplate.limit", item.limit)?;
-        if out.insert(key.clone(), QuotaSpec { limit, period: item.period }).is_some() {
-            return Err(Error::bad_input("quotaTemplate", format!("quota `{key}` appears twice")));
-        }
-    }
-    Ok(Json(out))
-}
-
-fn feature_set(items: Vec<String>) -> Result<Vec<String>> {
-    let mut seen = HashSet::new();
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let key = domain::key("featureSet", &item, 64)?;
-        if seen.insert(key.clone()) {
-            out.push(key);
-        }
-    }
-    if out.len() > 200 {
-        return Err(Error::bad_input("featureSet", "at most 200 features"));
-    }
-    Ok(out)
 }
 
 #[derive(InputObject)]
@@ -175,8 +145,8 @@ impl EditionMutation {
         let operator = req.authorize_operator()?;
         let id = domain::key("id", &input.id, 64)?;
         let name = domain::edition_name(&input.name)?;
-        let features = feature_set(input.feature_set)?;
-        let template = quota_template(input.quota_template)?;
+        let features = super::feature_set(input.feature_set)?;
+        let template = super::quota_template(input.quota_template)?;
         let mut work = Work::platform(&state(ctx).kernel.db, &operator, req.event_meta()).await?;
         let version = match crate::editions::store::lock_latest_edition(&mut work, &id).await? {
             Some(latest) if latest.status == EditionStatus::Draft => {
@@ -218,10 +188,10 @@ impl EditionMutation {
             edition.name = domain::edition_name(&name)?;
         }
         if let Some(features) = input.feature_set {
-            edition.feature_set = feature_set(features)?;
+            edition.feature_set = super::feature_set(features)?;
         }
         if let Some(template) = input.quota_template {
-            edition.quota_template = quota_template(template)?;
+            edition.quota_template = super::quota_template(template)?;
         }
         let edition = crate::editions::store::update_edition(&mut work, &edition).await?;
         let event = events::EditionUpdated { edition_id: id, version, name: edition.name.clone() };

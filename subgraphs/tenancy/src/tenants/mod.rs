@@ -1,5 +1,6 @@
-//! Operations more than one entry point runs (the GraphQL API and the command consumer), each inside the
-//! caller's unit of work, each emitting its event into it.
+//! Tenants: provisioning and the lifecycle (Provisioning → Active ⇄ Suspended, any → Retired). These run
+//! from more than one entry point (the GraphQL API and the command consumer), each inside the caller's
+//! unit of work, each emitting its event into it.
 
 pub mod schema;
 pub mod store;
