@@ -214,9 +214,19 @@ pub trait Authorize {
         self.request_context().event_meta()
     }
 
-    /// The principal making the request (the token's subject).
+    /// The principal making the request (the token's subject), as text: for messages and logs.
     fn principal(&self) -> &str {
         &self.request_context().caller.subject
+    }
+
+    /// The token's subject as a principal reference.
+    fn principal_ref(&self) -> crate::PrincipalRef {
+        crate::PrincipalRef::of_subject(&self.request_context().caller.subject)
+    }
+
+    /// The calling principal's id; `FORBIDDEN` when the token's subject is not a principal of identity.
+    fn principal_id(&self) -> Result<crate::PrincipalId> {
+        self.principal_ref().principal()
     }
 }
 

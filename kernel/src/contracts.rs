@@ -7,18 +7,39 @@ pub const DOMAINS: [&str; 6] = ["identity", "tenancy", "catalogue", "workflow", 
 
 /// What identity publishes and every subgraph's kernel consumes (revocation reaches all of them).
 pub mod identity {
+    use crate::ids::PrincipalId;
+
+    crate::id! {
+        /// An API token's id (identity's). Shown as the `UUID` scalar.
+        pub struct ApiTokenId("API token") as UUID;
+    }
+
     crate::events! {
         domain = "identity";
         /// Every subgraph drops its cached validation of the API token with this hash.
-        ApiTokenRevoked { token_id: String, token_hash: String }
+        ApiTokenRevoked { token_id: ApiTokenId, token_hash: String }
         /// Every subgraph refuses the access token with this `jti` until it expires (Unix seconds).
         AccessTokenRevoked { jti: String, expires_at: i64 }
         /// The principal's tokens stop carrying permissions; every subgraph closes its live subscriptions.
-        PrincipalDisabled { principal_id: String }
+        PrincipalDisabled { principal_id: PrincipalId }
         /// The principal now holds the role (governance projects bindings: approvers need a role).
-        RoleBound { principal_id: String, role_key: String }
+        RoleBound { principal_id: PrincipalId, role_key: String }
         /// The principal no longer holds the role.
-        RoleUnbound { principal_id: String, role_key: String }
+        RoleUnbound { principal_id: PrincipalId, role_key: String }
+    }
+}
+
+/// Catalogue's ids other domains carry: workflows and artifacts belong to projects and modules, and
+/// envelopes name them (`projectId`, `moduleId`).
+pub mod catalogue {
+    crate::id! {
+        /// A project's id (catalogue's).
+        pub struct ProjectId("project");
+    }
+
+    crate::id! {
+        /// A module's id (catalogue's): a node of a project's dependency graph.
+        pub struct ModuleId("module");
     }
 }
 
@@ -68,12 +89,20 @@ pub mod tenancy {
 /// under its own prefix, so governance binds `*.RequestApproval`), and governance answers with one of these
 /// events, carrying the request's subject back, the request's correlation id in the envelope, and as its
 /// causation the id of the command that asked (none for a request opened through the API): the requesting
-/// domain acts only on the answer to the command it sent.
+/// domain acts only on the answer to the command it sent. The outcomes are addressed to the domain the
+/// subject's kind names (`governance.ApprovalGranted.catalogue`): a domain binds
+/// `routing_keys_to(itself)` and never receives, nor stores, another domain's outcomes.
 pub mod governance {
     use chrono::{DateTime, Utc};
     use serde::{Deserialize, Serialize};
 
     pub const DOMAIN: &str = "governance";
+
+    crate::id! {
+        /// An approval request's id (governance's).
+        pub struct ApprovalId("approval");
+    }
+
     /// The command's event type (under the requesting domain's prefix).
     pub const REQUEST_APPROVAL: &str = "RequestApproval";
 
@@ -113,14 +142,18 @@ pub mod governance {
     crate::events! {
         domain = "governance";
         /// The request reached its quorum of approvals.
-        ApprovalGranted { approval_id: String, subject: ApprovalSubject, decided_by: Vec<String>, note: Option<String> }
+        #[audience = subject.kind]
+        ApprovalGranted { approval_id: ApprovalId, subject: ApprovalSubject, decided_by: Vec<String>, note: Option<String> }
         /// An approver rejected the request.
-        ApprovalRejected { approval_id: String, subject: ApprovalSubject, decided_by: Vec<String>, note: Option<String> }
+        #[audience = subject.kind]
+        ApprovalRejected { approval_id: ApprovalId, subject: ApprovalSubject, decided_by: Vec<String>, note: Option<String> }
         /// Nobody decided before `expiresAt`.
-        ApprovalExpired { approval_id: String, subject: ApprovalSubject }
+        #[audience = subject.kind]
+        ApprovalExpired { approval_id: ApprovalId, subject: ApprovalSubject }
         /// The requester withdrew the request before anyone decided it (the requesting domain drops what
         /// waited for it).
-        ApprovalCancelled { approval_id: String, subject_kind: String, subject_id: String, cancelled_by: String }
+        #[audience = subject_kind]
+        ApprovalCancelled { approval_id: ApprovalId, subject_kind: String, subject_id: String, cancelled_by: String }
     }
 }
 

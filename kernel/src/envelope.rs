@@ -28,16 +28,47 @@ pub trait Event: Serialize {
         None
     }
 
-    /// The routing key this event travels under.
+    /// Whom this one event is addressed to, when it is an answer rather than news: a domain (or a partner's
+    /// prefix) that asked. It then travels under `<DOMAIN>.<TYPE>.<audience>`, so only the asker's queue
+    /// (bound with [`Event::routing_key_to`]) receives it, and `#` bindings (the audit) still see it.
+    fn audience(&self) -> Option<&str> {
+        None
+    }
+
+    /// The routing key of this type's broadcast events: what a consumer binds.
     fn routing_key() -> String {
         crate::broker::routing_key(Self::DOMAIN, Self::TYPE)
     }
+
+    /// The routing key of this type's events addressed to `audience` ([`Event::audience`]).
+    fn routing_key_to(audience: &str) -> String {
+        format!("{}.{audience}", Self::routing_key())
+    }
+
+    /// The routing key this event travels under.
+    fn routing_key_of(&self) -> String {
+        match self.audience() {
+            Some(a) => Self::routing_key_to(a),
+            None => Self::routing_key(),
+        }
+    }
+}
+
+/// The audience a `<domain>.<Thing>` kind names: its first segment, when it is a routing-key word (lower-case
+/// letters, digits and hyphens, 1 to 63) — anything else is addressed to nobody in particular.
+pub fn audience_of(kind: &str) -> Option<&str> {
+    let (first, _) = kind.split_once('.')?;
+    let word = (1..=63).contains(&first.len())
+        && first.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    word.then_some(first)
 }
 
 /// Declares a domain's event (and command) payloads: each becomes a camelCase serde struct implementing
 /// [`Event`] with the domain, its own name as the type, and version 1 unless `#[version = N]` (after its
 /// doc comment) says otherwise. `#[project = field]` and `#[module = field]` (after the version) copy a
-/// field into the envelope's `projectId` / `moduleId` (a `String`, `Uuid` or an `Option` of either).
+/// field into the envelope's `projectId` / `moduleId` (a `String`, `Uuid`, an id or an `Option` of one).
+/// `#[audience = field.kind]` (last) addresses the event to the domain a `<domain>.<Thing>` field names
+/// ([`Event::audience`]).
 ///
 /// ```ignore
 /// kernel::events! {
@@ -60,7 +91,7 @@ macro_rules! events {
 macro_rules! __events_inner {
     ($domain:literal;) => {};
     ($domain:literal; $(#[doc = $doc:literal])* $(#[version = $ver:literal])?
-        $(#[project = $pf:ident])? $(#[module = $mf:ident])?
+        $(#[project = $pf:ident])? $(#[module = $mf:ident])? $(#[audience = $($af:ident).+])?
         $name:ident { $($(#[$fattr:meta])* $field:ident : $ty:ty),* $(,)? } $($rest:tt)*) => {
         $(#[doc = $doc])*
         #[derive(Clone, Debug, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
@@ -75,6 +106,9 @@ macro_rules! __events_inner {
             })?
             $(fn module_id(&self) -> Option<String> {
                 $crate::envelope::EnvelopeId::envelope_id(&self.$mf)
+            })?
+            $(fn audience(&self) -> Option<&str> {
+                $crate::envelope::audience_of(&self.$($af).+)
             })?
         }
         $crate::__events_inner!($domain; $($rest)*);
@@ -244,6 +278,13 @@ macro_rules! inbound {
             /// The routing keys of every event this enum takes: a consumer's bindings.
             pub fn routing_keys() -> ::std::vec::Vec<::std::string::String> {
                 ::std::vec![$(<$payload as $crate::envelope::Event>::routing_key()),+]
+            }
+
+            /// The routing keys of these events when addressed to `audience` ([`Event::audience`]): the
+            /// bindings of a consumer of answers to what it asked.
+            #[allow(dead_code)]
+            pub fn routing_keys_to(audience: &str) -> ::std::vec::Vec<::std::string::String> {
+                ::std::vec![$(<$payload as $crate::envelope::Event>::routing_key_to(audience)),+]
             }
 
             /// The envelope's payload as the contract its event type names.

@@ -57,6 +57,12 @@ pub mod work;
 pub use access::{Authorize, Authorized};
 pub use context::RequestContext;
 pub use error::{Code, Error, Result};
-pub use ids::TenantId;
+pub use ids::{PrincipalId, PrincipalRef, TenantId};
+
+#[doc(hidden)]
+pub mod __private {
+    pub use async_graphql;
+    pub use uuid;
+}
 pub use service::{Kernel, Subgraph};
 pub use work::Work;

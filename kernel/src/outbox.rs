@@ -27,7 +27,7 @@ use crate::metrics;
 /// version come from its [`Event`] impl). Resolvers use [`crate::work::Work::emit`], which calls this.
 pub async fn enqueue<E: Event>(tx: &mut Tx, tenant: &TenantId, meta: &EventMeta, payload: &E) -> Result<Envelope> {
     let envelope = Envelope::new(tenant, meta, payload);
-    write(tx, E::DOMAIN, &envelope, E::VERSION).await?;
+    write(tx, &payload.routing_key_of(), &envelope, E::VERSION).await?;
     Ok(envelope)
 }
 
@@ -38,7 +38,8 @@ pub async fn enqueue_batch<'a, E: Event + 'a>(
     tx: &mut Tx,
     events: impl IntoIterator<Item = (&'a TenantId, &'a EventMeta, &'a E)>,
 ) -> Result<Vec<Envelope>> {
-    let envelopes: Vec<Envelope> = events.into_iter().map(|(tenant, meta, e)| Envelope::new(tenant, meta, e)).collect();
+    let (envelopes, keys): (Vec<Envelope>, Vec<String>) =
+        events.into_iter().map(|(tenant, meta, e)| (Envelope::new(tenant, meta, e), e.routing_key_of())).unzip();
     if envelopes.is_empty() {
         return Ok(envelopes);
     }
@@ -46,8 +47,6 @@ pub async fn enqueue_batch<'a, E: Event + 'a>(
     let tenants: Vec<&str> = envelopes.iter().map(|e| e.tenant_id.as_str()).collect();
     let ids: Vec<&str> = envelopes.iter().map(|e| e.event_id.as_str()).collect();
     let types: Vec<&str> = envelopes.iter().map(|e| e.event_type.as_str()).collect();
-    let key = broker::routing_key(E::DOMAIN, E::TYPE);
-    let keys: Vec<&str> = vec![key.as_str(); n];
     let versions: Vec<i32> = vec![E::VERSION as i32; n];
     let bodies =
         envelopes.iter().map(serde_json::to_value).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::from)?;
@@ -65,8 +64,8 @@ pub async fn enqueue_batch<'a, E: Event + 'a>(
     Ok(envelopes)
 }
 
-/// Writes a built envelope under its domain's routing key.
-async fn write(tx: &mut Tx, domain: &str, envelope: &Envelope, schema_version: u32) -> Result<()> {
+/// Writes a built envelope under `routing_key`.
+async fn write(tx: &mut Tx, routing_key: &str, envelope: &Envelope, schema_version: u32) -> Result<()> {
     sqlx::query(
         "INSERT INTO outbox (tenant_id, event_id, event_type, routing_key, schema_version, envelope, actor) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -74,7 +73,7 @@ async fn write(tx: &mut Tx, domain: &str, envelope: &Envelope, schema_version: u
     .bind(envelope.tenant_id.as_str())
     .bind(&envelope.event_id)
     .bind(&envelope.event_type)
-    .bind(broker::routing_key(domain, &envelope.event_type))
+    .bind(routing_key)
     .bind(schema_version as i32)
     .bind(serde_json::to_value(envelope).map_err(anyhow::Error::from)?)
     .bind(&envelope.actor)

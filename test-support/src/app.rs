@@ -143,8 +143,9 @@ impl<S: Subgraph> TestApp<S> {
         )
     }
 
+    /// A token of [`tenant_subject`]`(tenant)`, a principal of `tenant`, with `scopes`.
     pub fn tenant_token(&self, tenant: &str, scopes: &[&str]) -> String {
-        self.signer.mint(ISSUER, AUDIENCE, &format!("user@{tenant}"), Some(tenant), scopes, Duration::from_secs(600))
+        self.signer.mint(ISSUER, AUDIENCE, &tenant_subject(tenant), Some(tenant), scopes, Duration::from_secs(600))
     }
 
     /// Sends `req` to the app; returns the status and the body as JSON (`Null` when it is not JSON).
@@ -223,4 +224,18 @@ impl<S: Subgraph> Drop for TestApp<S> {
         self.shutdown.cancel();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The subject of [`TestApp::tenant_token`]'s tokens: a principal id (tokens from identity carry one), the
+/// same for every token of one tenant, so a test can name the caller it acted as.
+pub fn tenant_subject(tenant: &str) -> String {
+    principal(&format!("user@{tenant}"))
+}
+
+/// The principal id a test calls `name` (`"alice"`): a UUID derived from the name, stable across runs, as
+/// identity would have given it. Tests that speak of people by name mint their tokens with it.
+pub fn principal(name: &str) -> String {
+    // FNV-1a, spread over 128 bits.
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    uuid::Uuid::from_u64_pair(h, h.rotate_left(29) ^ 0x5bd1_e995).to_string()
 }

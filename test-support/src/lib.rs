@@ -29,7 +29,7 @@ mod ws;
 use std::future::Future;
 use std::time::Duration;
 
-pub use app::{fast_retry, Builder, Signer, TestApp, AUDIENCE, ISSUER};
+pub use app::{fast_retry, principal, tenant_subject, Builder, Signer, TestApp, AUDIENCE, ISSUER};
 pub use azurite::Azurite;
 pub use broker::{consumers_on, consuming, Proxy, Tap};
 use kernel::config::KernelConfig;

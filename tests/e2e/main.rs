@@ -684,7 +684,7 @@ async fn pending_prod_change(stack: &Stack, router: &Router, tenant: &str) -> (S
     let admin = stack.token(tenant, "admin", &["identity:read", "identity:write"]);
     let requester = stack.token(
         tenant,
-        "u-requester",
+        &test_support::principal("u-requester"),
         &["catalogue:read", "catalogue:write", "governance:read", "governance:write", "approvals:decide"],
     );
 
@@ -755,7 +755,7 @@ async fn a_prod_change_is_applied_once_an_approver_approves_it_through_the_route
     // Governance opened the request (the inbox an approver reads, through the router).
     let approval = request_for(&stack, &hive, &approver, &change).await;
     assert_eq!(approval["subjectKind"], "catalogue.EnvironmentChange");
-    assert_eq!(approval["requestedBy"], "u-requester");
+    assert_eq!(approval["requestedBy"], test_support::principal("u-requester"));
     let id = approval["id"].as_str().unwrap().to_owned();
 
     let v = stack

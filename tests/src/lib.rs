@@ -122,10 +122,10 @@ impl Stack {
         bridge(
             &format!("{}.approval-outcomes", catalogue.command_prefix()),
             &[
-                ApprovalGranted::routing_key(),
-                ApprovalRejected::routing_key(),
-                ApprovalExpired::routing_key(),
-                ApprovalCancelled::routing_key(),
+                ApprovalGranted::routing_key_to(catalogue::events::DOMAIN),
+                ApprovalRejected::routing_key_to(catalogue::events::DOMAIN),
+                ApprovalExpired::routing_key_to(catalogue::events::DOMAIN),
+                ApprovalCancelled::routing_key_to(catalogue::events::DOMAIN),
             ],
         )
         .await;
@@ -218,7 +218,8 @@ impl Stack {
     pub fn member_token(&self, tenant: &str) -> String {
         let scopes =
             ["tenancy:read", "tenancy:write", "quota:consume", "catalogue:read", "catalogue:write", "governance:read"];
-        self.signer.mint(ISSUER, AUDIENCE, &format!("u@{tenant}"), Some(tenant), &scopes, Duration::from_secs(600))
+        let member = test_support::principal(&format!("u@{tenant}"));
+        self.signer.mint(ISSUER, AUDIENCE, &member, Some(tenant), &scopes, Duration::from_secs(600))
     }
 
     /// A tenant's service that reports usage: `usage:record` only.

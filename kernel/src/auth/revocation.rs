@@ -37,14 +37,15 @@ pub fn on_revocation(auth: Arc<Authenticator>) -> impl Fn(crate::consumer::Notic
         }
         crate::consumer::Notice::Event(env) => match Revocation::decode(&env) {
             Inbound::Known(Revocation::ApiToken(e)) => {
-                auth.terminate(Termination::Token(e.token_id.clone()));
+                auth.terminate(Termination::Token(e.token_id.to_string()));
                 let auth = auth.clone();
                 tokio::spawn(async move { auth.forget_api_token(&e.token_hash).await });
             }
             Inbound::Known(Revocation::AccessToken(e)) => auth.revoke_jti(&e.jti, e.expires_at),
-            Inbound::Known(Revocation::Principal(e)) => {
-                auth.terminate(Termination::Principal { tenant: env.tenant_id.clone(), subject: e.principal_id })
-            }
+            Inbound::Known(Revocation::Principal(e)) => auth.terminate(Termination::Principal {
+                tenant: env.tenant_id.clone(),
+                subject: e.principal_id.to_string(),
+            }),
             Inbound::Known(Revocation::TenantSuspended(_) | Revocation::TenantRetired(_)) => {
                 auth.terminate(Termination::Tenant(env.tenant_id.clone()))
             }

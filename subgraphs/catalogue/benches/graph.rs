@@ -382,15 +382,15 @@ async fn bare_add(
     let began = Instant::now();
     let mut tx: Tx = tenant_tx(pool, tenant).await?;
     let lock = graph_store::lock_graph(&mut tx, tenant).await?;
-    let f = modules_store::lock(&mut tx, tenant, from).await?.expect("from");
-    let _t = modules_store::lock(&mut tx, tenant, to).await?.expect("to");
+    let f = modules_store::lock(&mut tx, tenant, from.into()).await?.expect("from");
+    let _t = modules_store::lock(&mut tx, tenant, to.into()).await?.expect("to");
     catalogue::projects::store::lock(&mut tx, tenant, f.project_id).await?.expect("project");
-    let placement = catalogue::graph::place(&mut tx, &lock, tenant, from, to).await?;
+    let placement = catalogue::graph::place(&mut tx, &lock, tenant, from.into(), to.into()).await?;
     let outcome = if let Placement::Cycle(ids) = &placement {
         graph_store::names(&mut tx, tenant, ids).await?;
         Outcome::Cycle
     } else {
-        match graph_store::insert_edge(&mut tx, tenant, from, to, "^1").await {
+        match graph_store::insert_edge(&mut tx, tenant, from.into(), to.into(), "^1").await {
             Ok(_) => Outcome::Accepted,
             Err(e) if e.code() == kernel::Code::Conflict => Outcome::Duplicate,
             Err(e) => return Err(e),
@@ -509,7 +509,7 @@ async fn main() -> kernel::Result<()> {
             check(&app.gql(&token, q, json!({ "m": m })).await);
         }
         let mut tx = tenant_tx(&pool, &tenant).await?;
-        graph_store::transitive(&mut tx, &tenant, m, Direction::Dependents, 10, 10_001).await?;
+        graph_store::transitive(&mut tx, &tenant, m.into(), Direction::Dependents, 10, 10_001).await?;
         tx.commit().await?;
         let c = containment(&mut rng, k % SHAPES.len());
         check(&app.gql(&search_token, SEARCH, json!({ "c": c })).await);
@@ -571,7 +571,8 @@ async fn main() -> kernel::Result<()> {
             } else {
                 let s = Instant::now();
                 let mut tx = tenant_tx(&pool, &tenant).await?;
-                let rows = graph_store::transitive(&mut tx, &tenant, m, Direction::Dependents, 10, 10_001).await?;
+                let rows =
+                    graph_store::transitive(&mut tx, &tenant, m.into(), Direction::Dependents, 10, 10_001).await?;
                 tx.commit().await?;
                 bare2.push(s.elapsed());
                 bare_sizes += rows.len().min(10_000);
@@ -601,7 +602,7 @@ async fn main() -> kernel::Result<()> {
             } else {
                 let s = Instant::now();
                 let mut tx = tenant_tx(&pool, &tenant).await?;
-                let (rows, _edges) = graph_store::build_order(&mut tx, &tenant, p).await?;
+                let (rows, _edges) = graph_store::build_order(&mut tx, &tenant, p.into()).await?;
                 tx.commit().await?;
                 bare3.push(s.elapsed());
                 assert_eq!(rows.len(), 2000);

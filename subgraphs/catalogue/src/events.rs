@@ -4,9 +4,9 @@
 //! Events about something inside a project carry its id in the envelope's `projectId`, and events about a
 //! module its id in `moduleId`.
 
+use crate::ids::{BlueprintId, ChangeId, ModuleId, PrincipalId, ProjectId, ValidationRunId};
 use kernel::contracts::governance::ApprovalRequest;
 use serde_json::Value;
-use uuid::Uuid;
 
 /// The routing-key prefix of everything catalogue publishes.
 pub const DOMAIN: &str = "catalogue";
@@ -19,73 +19,73 @@ kernel::events! {
 
     /// A project was created (status `Active`).
     #[project = project_id]
-    ProjectCreated { project_id: Uuid, slug: String, name: String, owner_principal_id: Option<Uuid> }
+    ProjectCreated { project_id: ProjectId, slug: String, name: String, owner_principal_id: Option<PrincipalId> }
     /// A project's name, description or owner changed.
     #[project = project_id]
-    ProjectUpdated { project_id: Uuid, name: String, description: String, owner_principal_id: Option<Uuid> }
+    ProjectUpdated { project_id: ProjectId, name: String, description: String, owner_principal_id: Option<PrincipalId> }
     /// A project was archived: read-only from now on, and hidden from default lists.
     #[project = project_id]
-    ProjectArchived { project_id: Uuid, slug: String }
+    ProjectArchived { project_id: ProjectId, slug: String }
 
     /// A change to a `prod` environment is waiting for approval (a `RequestApproval` command went out with it).
     #[project = project_id]
     EnvironmentChangeRequested {
-        change_id: Uuid, project_id: Uuid, environment: String, base_version: i32, requested_by: String, reason: String,
+        change_id: ChangeId, project_id: ProjectId, environment: String, base_version: i32, requested_by: String, reason: String,
     }
     /// An environment's configuration changed (at once outside prod; in prod once the approval was granted).
     #[project = project_id]
-    EnvironmentChanged { change_id: Uuid, project_id: Uuid, environment: String, version: i32, config: Value }
+    EnvironmentChanged { change_id: ChangeId, project_id: ProjectId, environment: String, version: i32, config: Value }
     /// A pending prod change was dropped: `outcome` is `Rejected`, `Expired` or `Cancelled` (project archived).
     #[project = project_id]
     EnvironmentChangeDiscarded {
-        change_id: Uuid, project_id: Uuid, environment: String, outcome: String, note: Option<String>,
+        change_id: ChangeId, project_id: ProjectId, environment: String, outcome: String, note: Option<String>,
     }
     /// Command to governance (`catalogue.RequestApproval`): approve the prod change `subject.id`. The
     /// payload is an `ApprovalRequest` (kernel::contracts::governance) plus the project's id.
     #[project = project_id]
-    RequestApproval { project_id: Uuid, #[serde(flatten)] request: ApprovalRequest }
+    RequestApproval { project_id: ProjectId, #[serde(flatten)] request: ApprovalRequest }
 
     /// A module was added to the catalogue.
     #[project = project_id] #[module = module_id]
     ModuleRegistered {
-        module_id: Uuid, project_id: Uuid, name: String, version: String, kind: String, owner: String,
+        module_id: ModuleId, project_id: ProjectId, name: String, version: String, kind: String, owner: String,
         tags: Vec<String>,
     }
     /// A module's version, kind, owner, tags or metadata changed.
     #[project = project_id] #[module = module_id]
     ModuleUpdated {
-        module_id: Uuid, project_id: Uuid, name: String, version: String, kind: String, owner: String,
+        module_id: ModuleId, project_id: ProjectId, name: String, version: String, kind: String, owner: String,
         tags: Vec<String>,
     }
     /// A module without dependents was removed, with its own dependency edges.
     #[project = project_id] #[module = module_id]
-    ModuleRemoved { module_id: Uuid, project_id: Uuid, name: String }
+    ModuleRemoved { module_id: ModuleId, project_id: ProjectId, name: String }
     /// `from` now depends on `to` within `versionConstraint` (a semver range).
     #[project = project_id] #[module = from_module_id]
-    DependencyAdded { from_module_id: Uuid, to_module_id: Uuid, project_id: Uuid, version_constraint: String }
+    DependencyAdded { from_module_id: ModuleId, to_module_id: ModuleId, project_id: ProjectId, version_constraint: String }
     #[project = project_id] #[module = from_module_id]
-    DependencyRemoved { from_module_id: Uuid, to_module_id: Uuid, project_id: Uuid }
+    DependencyRemoved { from_module_id: ModuleId, to_module_id: ModuleId, project_id: ProjectId }
 
     /// A blueprint was created in a project.
     #[project = project_id]
-    BlueprintCreated { blueprint_id: Uuid, project_id: Uuid, name: String }
+    BlueprintCreated { blueprint_id: BlueprintId, project_id: ProjectId, name: String }
     /// A draft version was created or its definition replaced.
     #[project = project_id]
-    BlueprintVersionDrafted { blueprint_id: Uuid, project_id: Uuid, version: i32 }
+    BlueprintVersionDrafted { blueprint_id: BlueprintId, project_id: ProjectId, version: i32 }
     /// A validation run finished (whatever its outcome); its results are queryable by `runId`.
     #[project = project_id]
     BlueprintValidationCompleted {
-        run_id: Uuid, blueprint_id: Uuid, project_id: Uuid, version: i32, valid: bool, errors: i32, warnings: i32,
+        run_id: ValidationRunId, blueprint_id: BlueprintId, project_id: ProjectId, version: i32, valid: bool, errors: i32, warnings: i32,
     }
     /// A version passed validation: immutable from now on, and the project's context map and domain models
     /// are rebuilt from it. The previously validated version is superseded.
     #[project = project_id]
     BlueprintVersionValidated {
-        blueprint_id: Uuid, project_id: Uuid, version: i32, run_id: Uuid, superseded_version: Option<i32>,
+        blueprint_id: BlueprintId, project_id: ProjectId, version: i32, run_id: ValidationRunId, superseded_version: Option<i32>,
     }
     /// A blueprint's context map and domain models were rebuilt from `version` (`contexts` bounded contexts).
     #[project = project_id]
-    ContextMapProjected { blueprint_id: Uuid, project_id: Uuid, version: i32, contexts: i32 }
+    ContextMapProjected { blueprint_id: BlueprintId, project_id: ProjectId, version: i32, contexts: i32 }
 
     /// A draft skill definition version was created or changed. `platform`: a platform definition (the
     /// envelope's tenant is then `platform`).
@@ -111,10 +111,10 @@ kernel::events! {
     /// Command: create a project. Idempotent: a project with this slug already there is left as it is.
     CreateProject {
         slug: String, name: String, #[serde(default)] description: String,
-        #[serde(default)] owner_principal_id: Option<Uuid>,
+        #[serde(default)] owner_principal_id: Option<PrincipalId>,
     }
     /// Command: validate a blueprint version (as the `validateBlueprint` mutation does).
-    ValidateBlueprint { blueprint_id: Uuid, version: i32 }
+    ValidateBlueprint { blueprint_id: BlueprintId, version: i32 }
 }
 
 /// A skill an agent has, as published.

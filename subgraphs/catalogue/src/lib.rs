@@ -27,6 +27,7 @@ pub mod commands;
 pub mod environments;
 pub mod events;
 pub mod graph;
+pub mod ids;
 pub mod legal_holds;
 pub mod loaders;
 pub mod modules;

@@ -114,7 +114,7 @@ fn policy(rng: &mut StdRng, i: usize) -> Published {
         _ => String::new(),
     };
     Published {
-        policy_id: Uuid::now_v7(),
+        policy_id: governance::ids::PolicyId::new_v7(),
         name: format!("policy-{i}"),
         version: 1,
         effect,

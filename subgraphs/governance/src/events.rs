@@ -5,8 +5,8 @@
 //! declared in `kernel::contracts::governance`, because the requesting domains read them.
 
 use serde_json::Value;
-use uuid::Uuid;
 
+use crate::ids::{ApprovalId, ConnectionId, DecisionId, ModelPolicyId, PolicyId, ProjectRef};
 pub use kernel::contracts::governance::{
     ApprovalCancelled, ApprovalExpired, ApprovalGranted, ApprovalRejected, DOMAIN,
 };
@@ -16,48 +16,48 @@ kernel::events! {
 
     /// A draft policy version was created or its text changed. `platform`: an operator's policy, which every
     /// tenant's set includes (the envelope's tenant is then `platform`).
-    PolicyDrafted { policy_id: Uuid, name: String, version: i32, effect: String, platform: bool }
+    PolicyDrafted { policy_id: PolicyId, name: String, version: i32, effect: String, platform: bool }
     /// A policy version was published (immutable from now on): the tenant's policy set changed.
     PolicyPublished {
-        policy_id: Uuid, name: String, version: i32, effect: String, cedar: String, policy_set_version: i64,
+        policy_id: PolicyId, name: String, version: i32, effect: String, cedar: String, policy_set_version: i64,
         platform: bool,
     }
     /// A published policy version was deprecated (final): it no longer takes part in decisions.
-    PolicyDeprecated { policy_id: Uuid, name: String, version: i32, policy_set_version: i64, platform: bool }
+    PolicyDeprecated { policy_id: PolicyId, name: String, version: i32, policy_set_version: i64, platform: bool }
     /// A policy was evaluated and its decision appended. `effect`: `Allow`, `Deny` or `RequiresApproval`.
     PolicyDecided {
-        decision_id: Uuid, principal: String, action: String, resource: String, effect: String,
-        determining_policies: Vec<Uuid>, policy_set_version: i64, policy_set_hash: String,
+        decision_id: DecisionId, principal: String, action: String, resource: String, effect: String,
+        determining_policies: Vec<PolicyId>, policy_set_version: i64, policy_set_hash: String,
     }
 
     /// An approval was requested (by a domain's `RequestApproval` command or the `requestApproval` mutation).
     #[project = project_id]
     ApprovalRequested {
-        approval_id: Uuid, subject_kind: String, subject_id: String, project_id: Option<String>,
+        approval_id: ApprovalId, subject_kind: String, subject_id: String, project_id: Option<String>,
         approver_roles: Vec<String>, quorum: i32, requested_by: String, expires_at: chrono::DateTime<chrono::Utc>,
     }
     /// An approver voted (`vote`: `Approve` or `Reject`); the outcome event follows when the vote decides.
-    ApprovalVoted { approval_id: Uuid, principal: String, vote: String, approvals: i32, quorum: i32 }
+    ApprovalVoted { approval_id: ApprovalId, principal: String, vote: String, approvals: i32, quorum: i32 }
 
     /// An integration connection was created. `secretRefs` are references (`configRef`s), never values.
     IntegrationConnectionCreated {
-        connection_id: Uuid, name: String, kind: String, provider: String, settings: Value,
+        connection_id: ConnectionId, name: String, kind: String, provider: String, settings: Value,
         secret_refs: Value,
     }
     /// A connection's settings or status changed.
-    IntegrationConnectionUpdated { connection_id: Uuid, name: String, settings: Value, status: String }
+    IntegrationConnectionUpdated { connection_id: ConnectionId, name: String, settings: Value, status: String }
     /// A connection's secret now lives at another reference (the value itself is never seen here).
-    IntegrationSecretRotated { connection_id: Uuid, name: String, secret: String, config_ref: String, previous_ref: Option<String> }
+    IntegrationSecretRotated { connection_id: ConnectionId, name: String, secret: String, config_ref: String, previous_ref: Option<String> }
     /// `testIntegrationConnection` ran: `ok`, or the code of what failed (never a secret value).
-    IntegrationConnectionTested { connection_id: Uuid, name: String, ok: bool, failures: Vec<String> }
+    IntegrationConnectionTested { connection_id: ConnectionId, name: String, ok: bool, failures: Vec<String> }
 
     /// A model policy version was published: the full policy, so consumers can evaluate it themselves.
     ModelPolicyPublished {
-        model_policy_id: Uuid, name: String, version: i32, project_id: Option<Uuid>, skill_key: Option<String>,
+        model_policy_id: ModelPolicyId, name: String, version: i32, project_id: Option<ProjectRef>, skill_key: Option<String>,
         allowed: Value, max_tokens_per_task: Option<i32>, max_cost_per_day_cents: Option<i64>,
     }
     /// A published model policy version was deprecated (final).
-    ModelPolicyDeprecated { model_policy_id: Uuid, name: String, version: i32 }
+    ModelPolicyDeprecated { model_policy_id: ModelPolicyId, name: String, version: i32 }
 
     /// Command (`governance.EvaluatePolicy`): evaluate and append a decision, answered by `PolicyDecided`
     /// with the command's correlation id.

@@ -26,6 +26,7 @@ pub mod commands;
 pub mod decisions;
 pub mod directory;
 pub mod events;
+pub mod ids;
 pub mod integrations;
 pub mod models;
 pub mod policies;

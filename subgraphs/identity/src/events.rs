@@ -4,15 +4,18 @@
 
 pub use kernel::contracts::identity::{AccessTokenRevoked, ApiTokenRevoked, PrincipalDisabled, RoleBound, RoleUnbound};
 
+use crate::ids::{ApiTokenId, PrincipalId};
+use crate::principals::PrincipalKind;
+
 /// The routing-key prefix of everything identity publishes.
 pub const DOMAIN: &str = "identity";
 
 kernel::events! {
     domain = "identity";
-    PrincipalCreated { principal_id: String, kind: String, display_name: String }
+    PrincipalCreated { principal_id: PrincipalId, kind: PrincipalKind, display_name: String }
     RoleDefined { role_key: String, permissions: Vec<String> }
-    OAuthClientCreated { client_id: String, principal_id: String, scopes: Vec<String> }
+    OAuthClientCreated { client_id: String, principal_id: PrincipalId, scopes: Vec<String> }
     OAuthClientSecretRotated { client_id: String }
     OAuthClientRevoked { client_id: String }
-    ApiTokenCreated { token_id: String, principal_id: String, scopes: Vec<String>, expires_at: i64 }
+    ApiTokenCreated { token_id: ApiTokenId, principal_id: PrincipalId, scopes: Vec<String>, expires_at: i64 }
 }

@@ -1,24 +1,28 @@
 //! Identity subgraph: who is calling and what they may do, and the issuer every subgraph trusts.
 //!
-//! | file | owns |
+//! Each area is a folder: `mod.rs` its types and rules (functions taking `&mut Work`), `schema.rs` its share
+//! of the roots (resolvers only), `store.rs` its SQL.
+//!
+//! | area | owns |
 //! |---|---|
-//! | `schema.rs` | query and mutation roots, the `Principal` entity, who may manage what |
-//! | `oauth.rs` | token service: client credentials, JWKS, introspection, revocation |
-//! | `tokens.rs` | client secrets, API-token validation against the database, last-used tracking |
-//! | `keys.rs` | signing keys by `configRef` (current signs, older ones still verify) |
-//! | `loaders.rs` | per-request DataLoaders (principals, their roles) |
-//! | `ids.rs`, `domain.rs` | `PrincipalId`; principal kinds and states (enums stored as text) |
-//! | `model.rs`, `store.rs`, `events.rs` | GraphQL types, all SQL, event payloads |
+//! | `principals/` | people and integrations, the `Principal` entity, the caller (`me`) |
+//! | `roles/` | roles, role bindings, the permission names roles and scopes may carry |
+//! | `clients/` | OAuth clients of service principals, their ids and secrets |
+//! | `tokens/` | API tokens: creation, revocation, validation for the kernel, last-used tracking |
+//! | `oauth/` | the token service (client credentials, JWKS, introspection, revocation) and signing keys |
+//! | `bootstrap.rs` | the first platform operator, once |
+//! | `schema.rs`, `loaders.rs`, `events.rs`, `ids.rs` | merged roots, DataLoaders, event payloads, ids |
 
-pub mod domain;
+pub mod bootstrap;
+pub use bootstrap::bootstrap;
+pub mod clients;
 pub mod events;
 pub mod ids;
-pub mod keys;
 pub mod loaders;
-pub mod model;
 pub mod oauth;
+pub mod principals;
+pub mod roles;
 pub mod schema;
-pub mod store;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -29,13 +33,12 @@ use kernel::auth::{Authenticator, JwksSource, JwtVerifier};
 use kernel::context::RequestContext;
 use kernel::secrets::Secrets;
 use kernel::service::{Background, Connections, ServeArgs};
-use kernel::{api_token, Kernel, Subgraph, TenantId, Work};
+use kernel::{Kernel, Subgraph};
 use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::PrincipalKind;
-use crate::keys::SigningKeys;
 use crate::loaders::IdentityLoader;
+use crate::oauth::keys::SigningKeys;
 use crate::schema::{MutationRoot, QueryRoot};
 
 pub static MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/identity");
@@ -78,7 +81,7 @@ impl Subgraph for State {
     }
 
     fn schema() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
-        Schema::build(QueryRoot, MutationRoot, EmptySubscription).enable_federation()
+        Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription).enable_federation()
     }
 
     /// Identity is the issuer: it verifies JWTs with its own keys and API tokens against its own database.
@@ -141,54 +144,4 @@ impl Subgraph for State {
             }
         }
     }
-}
-
-/// Creates the first platform operator on an empty system and returns its API token (shown once).
-pub async fn bootstrap(state: &State) -> anyhow::Result<String> {
-    let platform = TenantId::platform();
-    let meta = kernel::envelope::EventMeta {
-        trace_id: uuid::Uuid::new_v4().simple().to_string(),
-        correlation_id: "bootstrap".into(),
-        causation_id: None,
-        actor: Some("bootstrap".into()),
-    };
-    let mut tx = Work::tenant(&state.kernel.db, &kernel::Authorized::platform_system("bootstrap"), meta).await?;
-    store::bootstrap_lock(&mut tx).await?;
-    anyhow::ensure!(
-        !store::any_principal(&mut tx).await?,
-        "the platform already has principals: bootstrap runs once, on an empty system"
-    );
-    use kernel::permissions::{identity, PLATFORM_ADMIN};
-    let perms: Vec<String> = [PLATFORM_ADMIN, identity::READ, identity::WRITE].map(String::from).to_vec();
-    store::upsert_role(&mut tx, &platform, "platform-admin", "Platform operators", &perms).await?;
-    let p = store::insert_principal(&mut tx, &platform, PrincipalKind::User, "Platform operator", None).await?;
-    store::bind_role(&mut tx, &platform, p.id, "platform-admin").await?;
-    let token = api_token::generate();
-    let expires_at = chrono::Utc::now() + chrono::Duration::days(30);
-    let t =
-        store::insert_api_token(&mut tx, &platform, p.id, "bootstrap", &api_token::hash(&token), &perms, expires_at)
-            .await?;
-    tx.emit(
-        &platform,
-        &events::PrincipalCreated {
-            principal_id: p.id.to_string(),
-            kind: p.kind.as_str().into(),
-            display_name: p.display_name.clone(),
-        },
-    )
-    .await?;
-    tx.emit(&platform, &events::RoleBound { principal_id: p.id.to_string(), role_key: "platform-admin".into() })
-        .await?;
-    tx.emit(
-        &platform,
-        &events::ApiTokenCreated {
-            token_id: t.id.to_string(),
-            principal_id: p.id.to_string(),
-            scopes: perms,
-            expires_at: expires_at.timestamp(),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(token)
 }

@@ -17,8 +17,8 @@ use kernel::error::LoadError;
 use kernel::{Error, RequestContext, TenantId};
 
 use crate::ids::PrincipalId;
-use crate::model::{Principal, Role};
-use crate::store;
+use crate::principals::{self, Principal};
+use crate::roles::{self, Role};
 
 pub struct IdentityLoader {
     db: Db,
@@ -72,7 +72,7 @@ impl Loader<PrincipalKey> for IdentityLoader {
         let mut out = HashMap::with_capacity(keys.len());
         for (tenant, ids) in self.by_tenant(keys.iter().map(|k| (&k.tenant, k.id))) {
             let mut tx = self.db.tenant_tx(&tenant).await?;
-            let rows = store::principals_by_id(&mut tx, &tenant, &ids).await?;
+            let rows = principals::store::principals_by_id(&mut tx, &tenant, &ids).await?;
             tx.commit().await?;
             out.extend(rows.into_iter().map(|p| (PrincipalKey { tenant: p.tenant_id.clone(), id: p.id }, p)));
         }
@@ -95,7 +95,7 @@ impl Loader<RolesOf> for IdentityLoader {
         let mut out: HashMap<RolesOf, Vec<Role>> = HashMap::with_capacity(keys.len());
         for (tenant, principals) in self.by_tenant(keys.iter().map(|k| (&k.tenant, k.principal))) {
             let mut tx = self.db.tenant_tx(&tenant).await?;
-            let rows = store::roles_of(&mut tx, &tenant, &principals).await?;
+            let rows = roles::store::roles_of(&mut tx, &tenant, &principals).await?;
             tx.commit().await?;
             for row in rows {
                 out.entry(RolesOf { tenant: tenant.clone(), principal: row.principal_id }).or_default().push(row.role);

@@ -125,7 +125,7 @@ kernel::text_enum! {
 pub struct TenantSubscription {
     #[graphql(skip)]
     pub tenant_id: TenantId,
-    pub id: uuid::Uuid,
+    pub id: SubscriptionId,
     pub edition_id: String,
     pub edition_version: i32,
     pub status: SubscriptionStatus,
@@ -223,4 +223,9 @@ impl From<&kernel::envelope::Envelope> for DomainEvent {
             payload: async_graphql::Json(e.payload.clone()),
         }
     }
+}
+
+kernel::id! {
+    /// A tenant's subscription to an edition version. Shown as the `UUID` scalar.
+    pub struct SubscriptionId("subscription") as UUID;
 }

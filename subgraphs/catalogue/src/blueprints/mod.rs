@@ -55,9 +55,9 @@ use async_graphql::{ComplexObject, Context, Enum, Json, SimpleObject, ID};
 use chrono::{DateTime, SubsecRound, Utc};
 use kernel::{Error, Result, TenantId, Work};
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::events;
+use crate::ids::{BlueprintId, ModuleId, ProjectId, ValidationRunId};
 use rules::Finding;
 
 /// Largest definition accepted, as JSON text (the table's check holds the same cap).
@@ -131,9 +131,9 @@ pub struct Blueprint {
     #[graphql(skip)]
     pub tenant_id: TenantId,
     #[graphql(skip)]
-    pub blueprint_id: Uuid,
+    pub blueprint_id: BlueprintId,
     #[graphql(skip)]
-    pub project_id: Uuid,
+    pub project_id: ProjectId,
     /// Unique within its project.
     pub name: String,
     pub description: String,
@@ -189,9 +189,9 @@ pub struct BlueprintVersion {
     #[graphql(skip)]
     pub tenant_id: TenantId,
     #[graphql(skip)]
-    pub blueprint_id: Uuid,
+    pub blueprint_id: BlueprintId,
     #[graphql(skip)]
-    pub project_id: Uuid,
+    pub project_id: ProjectId,
     /// 1, 2, … within the blueprint.
     pub version: i32,
     pub status: VersionStatus,
@@ -202,7 +202,7 @@ pub struct BlueprintVersion {
     pub updated_at: DateTime<Utc>,
     pub validated_at: Option<DateTime<Utc>>,
     #[graphql(skip)]
-    pub validated_run_id: Option<Uuid>,
+    pub validated_run_id: Option<ValidationRunId>,
     pub superseded_at: Option<DateTime<Utc>>,
 }
 
@@ -248,11 +248,11 @@ pub struct ValidationRun {
     #[graphql(skip)]
     pub tenant_id: TenantId,
     #[graphql(skip)]
-    pub run_id: Uuid,
+    pub run_id: ValidationRunId,
     #[graphql(skip)]
-    pub blueprint_id: Uuid,
+    pub blueprint_id: BlueprintId,
     #[graphql(skip)]
-    pub project_id: Uuid,
+    pub project_id: ProjectId,
     /// The version validated.
     pub version: i32,
     /// No `ERROR` finding: the run validated the version.
@@ -351,8 +351,8 @@ pub struct ContextRelationship {
 }
 
 /// A blueprint id from the API: `BAD_USER_INPUT` unless it is a UUID.
-pub fn parse_id(field: &str, raw: &str) -> Result<Uuid> {
-    kernel::ids::uuid(field, raw, "blueprint")
+pub fn parse_id(field: &str, raw: &str) -> Result<BlueprintId> {
+    BlueprintId::parse(field, raw)
 }
 
 /// A definition from the API: a JSON object of at most [`MAX_DEFINITION_BYTES`]. Everything else about it
@@ -374,13 +374,13 @@ pub fn definition(raw: Value) -> Result<Value> {
 /// A blueprint to create, validated.
 #[derive(Clone, Debug)]
 pub struct NewBlueprint {
-    pub project_id: Uuid,
+    pub project_id: ProjectId,
     pub name: String,
     pub description: String,
 }
 
 impl NewBlueprint {
-    pub fn parse(project_id: Uuid, name: &str, description: &str) -> Result<Self> {
+    pub fn parse(project_id: ProjectId, name: &str, description: &str) -> Result<Self> {
         Ok(Self {
             project_id,
             name: kernel::error::text("name", name, 200)?,
@@ -392,7 +392,7 @@ impl NewBlueprint {
 /// Creates a blueprint in a writable project. Emits `BlueprintCreated`.
 pub async fn create(work: &mut Work, tenant: &TenantId, b: &NewBlueprint) -> Result<Blueprint> {
     crate::projects::writable(work, tenant, b.project_id).await?;
-    let blueprint = store::insert(work, tenant, Uuid::now_v7(), b).await?;
+    let blueprint = store::insert(work, tenant, BlueprintId::new_v7(), b).await?;
     let event = events::BlueprintCreated {
         blueprint_id: blueprint.blueprint_id,
         project_id: blueprint.project_id,
@@ -403,7 +403,7 @@ pub async fn create(work: &mut Work, tenant: &TenantId, b: &NewBlueprint) -> Res
 }
 
 /// Locks a blueprint whose project accepts changes: `NOT_FOUND` (also another tenant's) or `CONFLICT`.
-pub async fn writable(work: &mut Work, tenant: &TenantId, id: Uuid) -> Result<Blueprint> {
+pub async fn writable(work: &mut Work, tenant: &TenantId, id: BlueprintId) -> Result<Blueprint> {
     let b = store::lock(work, tenant, id).await?.ok_or_else(|| Error::not_found(format!("no blueprint `{id}`")))?;
     crate::projects::writable(work, tenant, b.project_id).await?;
     Ok(b)
@@ -422,7 +422,7 @@ fn immutable(v: &BlueprintVersion) -> Error {
 pub async fn draft(
     work: &mut Work,
     tenant: &TenantId,
-    blueprint_id: Uuid,
+    blueprint_id: BlueprintId,
     expected: Option<i32>,
     definition: &Value,
 ) -> Result<BlueprintVersion> {
@@ -499,7 +499,7 @@ pub async fn check(work: &mut Work, tenant: &TenantId, b: &Blueprint, definition
     }
 
     // Planned dependencies: ranges against current versions, then cycles with the existing edges.
-    let planned: Vec<(&rules::PlannedDependency, Uuid, Uuid)> =
+    let planned: Vec<(&rules::PlannedDependency, ModuleId, ModuleId)> =
         parsed.dependencies.iter().filter_map(|d| Some((d, modules.get(&d.from)?.0, modules.get(&d.to)?.0))).collect();
     for (d, _, _) in &planned {
         let current = &modules[&d.to].1;
@@ -517,7 +517,7 @@ pub async fn check(work: &mut Work, tenant: &TenantId, b: &Blueprint, definition
         }
     }
     if !planned.is_empty() {
-        let mut targets: Vec<Uuid> = planned.iter().map(|(_, _, to)| *to).collect();
+        let mut targets: Vec<ModuleId> = planned.iter().map(|(_, _, to)| *to).collect();
         targets.sort();
         targets.dedup();
         let existing = store::reach_edges(work, tenant, &targets, MAX_REACH_EDGES + 1).await?;
@@ -531,17 +531,17 @@ pub async fn check(work: &mut Work, tenant: &TenantId, b: &Blueprint, definition
                 location: "$.dependencies".into(),
             });
         }
-        let mut edges: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        let mut edges: HashMap<ModuleId, Vec<ModuleId>> = HashMap::new();
         for (from, to) in existing.into_iter().take(MAX_REACH_EDGES as usize) {
             edges.entry(from).or_default().push(to);
         }
         for (_, from, to) in &planned {
             edges.entry(*from).or_default().push(*to);
         }
-        let mut names: HashMap<Uuid, String> = modules.iter().map(|(n, (id, _))| (*id, n.clone())).collect();
+        let mut names: HashMap<ModuleId, String> = modules.iter().map(|(n, (id, _))| (*id, n.clone())).collect();
         for (d, from, to) in &planned {
             let Some(cycle) = rules::cycle_through(*from, *to, &edges) else { continue };
-            let unnamed: Vec<Uuid> = cycle.iter().filter(|id| !names.contains_key(id)).copied().collect();
+            let unnamed: Vec<ModuleId> = cycle.iter().filter(|id| !names.contains_key(id)).copied().collect();
             if !unnamed.is_empty() {
                 names.extend(crate::graph::store::names(work, tenant, &unnamed).await?);
             }
@@ -562,7 +562,12 @@ pub async fn check(work: &mut Work, tenant: &TenantId, b: &Blueprint, definition
 /// is an `ERROR` (superseding the validated one), and emits `BlueprintValidationCompleted` (and
 /// `BlueprintVersionValidated`). `NOT_FOUND` for an unknown blueprint or version, `CONFLICT` unless the
 /// version is a draft in a writable project.
-pub async fn validate(work: &mut Work, tenant: &TenantId, blueprint_id: Uuid, version: i32) -> Result<ValidationRun> {
+pub async fn validate(
+    work: &mut Work,
+    tenant: &TenantId,
+    blueprint_id: BlueprintId,
+    version: i32,
+) -> Result<ValidationRun> {
     let b = writable(work, tenant, blueprint_id).await?;
     let v = store::lock_version(work, tenant, blueprint_id, version)
         .await?
@@ -575,7 +580,7 @@ pub async fn validate(work: &mut Work, tenant: &TenantId, blueprint_id: Uuid, ve
     let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count() as i32;
     let run = ValidationRun {
         tenant_id: tenant.clone(),
-        run_id: Uuid::now_v7(),
+        run_id: ValidationRunId::new_v7(),
         blueprint_id,
         project_id: b.project_id,
         version,
@@ -615,7 +620,7 @@ pub async fn validate(work: &mut Work, tenant: &TenantId, blueprint_id: Uuid, ve
 
 /// The `ValidateBlueprint` command: validates as the mutation does. A version that is no longer a draft
 /// (validated by an earlier copy of the command, or by the API) is left as it is.
-pub async fn validate_command(work: &mut Work, tenant: &TenantId, blueprint: Uuid, version: i32) -> Result<()> {
+pub async fn validate_command(work: &mut Work, tenant: &TenantId, blueprint: BlueprintId, version: i32) -> Result<()> {
     // `validate` takes its locks in the API's order (blueprint, project, version); checking the version
     // first here would take them the other way round and could deadlock with a concurrent mutation.
     let run = match validate(work, tenant, blueprint, version).await {

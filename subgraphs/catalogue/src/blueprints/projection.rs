@@ -8,10 +8,10 @@ use kernel::consumer::{ConsumerSpec, Failure, Handler, RetryPolicy};
 use kernel::envelope::{Envelope, Event};
 use kernel::{Result, TenantId, Work};
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 use super::{rules, store, VersionStatus};
 use crate::events;
+use crate::ids::BlueprintId;
 
 /// The durable queue of validated blueprint versions.
 pub fn spec(retry: RetryPolicy) -> ConsumerSpec {
@@ -76,7 +76,7 @@ pub fn rows(definition: &Value) -> store::MapRows {
 
 /// Rebuilds a blueprint's context map from `version` unless a newer version is projected already; returns
 /// whether it did. A version that is unknown or still a draft is skipped.
-pub async fn project(work: &mut Work, tenant: &TenantId, blueprint: Uuid, version: i32) -> Result<bool> {
+pub async fn project(work: &mut Work, tenant: &TenantId, blueprint: BlueprintId, version: i32) -> Result<bool> {
     store::lock_projection(work, tenant, blueprint).await?;
     if let Some(projected) = store::projected_version(work, tenant, blueprint).await? {
         if projected > version {

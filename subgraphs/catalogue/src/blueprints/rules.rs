@@ -8,9 +8,9 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use serde_json::{Map, Value};
-use uuid::Uuid;
 
 use super::{RelationshipKind, Severity};
+use crate::ids::ModuleId;
 
 /// The definition's shape (unknown keys, types, names, duplicates).
 pub const STRUCTURE: &str = "structure";
@@ -382,8 +382,8 @@ fn relationships(p: &mut Parsed, obj: &Map<String, Value>) {
 
 /// For a planned edge `from → to`, a path `to ⇝ from` over `edges` (planned and existing), if there is one:
 /// the cycle the edge would close, as `from, to, …, from`.
-pub fn cycle_through(from: Uuid, to: Uuid, edges: &HashMap<Uuid, Vec<Uuid>>) -> Option<Vec<Uuid>> {
-    let mut parent: HashMap<Uuid, Uuid> = HashMap::new();
+pub fn cycle_through(from: ModuleId, to: ModuleId, edges: &HashMap<ModuleId, Vec<ModuleId>>) -> Option<Vec<ModuleId>> {
+    let mut parent: HashMap<ModuleId, ModuleId> = HashMap::new();
     let mut queue = VecDeque::from([to]);
     let mut seen = HashSet::from([to]);
     while let Some(at) = queue.pop_front() {
@@ -478,7 +478,7 @@ mod tests {
 
     #[test]
     fn cycles_through_planned_edges_are_found() {
-        let [a, b, c, d] = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
+        let [a, b, c, d] = [ModuleId::new_v7(), ModuleId::new_v7(), ModuleId::new_v7(), ModuleId::new_v7()];
         // Existing b → c → a; planned a → b closes a → b → c → a.
         let edges = HashMap::from([(b, vec![c]), (c, vec![a, d]), (a, vec![b])]);
         assert_eq!(cycle_through(a, b, &edges), Some(vec![a, b, c, a]));

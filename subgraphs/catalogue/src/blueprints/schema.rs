@@ -11,25 +11,25 @@ use chrono::{DateTime, Utc};
 use kernel::error::LoadError;
 use kernel::{Error, Result, Work};
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::{
     store, Aggregate, Blueprint, BlueprintVersion, BoundedContext, ContextMap, ContextMapSource, ContextRelationship,
     NewBlueprint, RelationshipKind, ValidationResult, ValidationRun,
 };
+use crate::ids::{BlueprintId, ProjectId, ValidationRunId};
 use crate::loaders::{loader, CatalogueLoader};
 use crate::projects::{self, Project};
 
 /// A blueprint by id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct BlueprintById(pub Uuid);
+pub struct BlueprintById(pub BlueprintId);
 
 impl Loader<BlueprintById> for CatalogueLoader {
     type Value = Blueprint;
     type Error = LoadError;
 
     async fn load(&self, keys: &[BlueprintById]) -> Result<HashMap<BlueprintById, Blueprint>, LoadError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let ids: Vec<_> = keys.iter().map(|k| k.0).collect();
         let mut tx = self.begin().await?;
         let rows = store::by_ids(&mut tx, self.scope().as_deref(), &ids).await?;
         tx.commit().await?;
@@ -39,14 +39,14 @@ impl Loader<BlueprintById> for CatalogueLoader {
 
 /// The blueprints of a project.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct BlueprintsOf(pub Uuid);
+pub struct BlueprintsOf(pub ProjectId);
 
 impl Loader<BlueprintsOf> for CatalogueLoader {
     type Value = Vec<Blueprint>;
     type Error = LoadError;
 
     async fn load(&self, keys: &[BlueprintsOf]) -> Result<HashMap<BlueprintsOf, Vec<Blueprint>>, LoadError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let ids: Vec<_> = keys.iter().map(|k| k.0).collect();
         let mut tx = self.begin().await?;
         let rows = store::of_projects(&mut tx, self.scope().as_deref(), &ids).await?;
         tx.commit().await?;
@@ -60,14 +60,14 @@ impl Loader<BlueprintsOf> for CatalogueLoader {
 
 /// The versions of a blueprint, newest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct VersionsOf(pub Uuid);
+pub struct VersionsOf(pub BlueprintId);
 
 impl Loader<VersionsOf> for CatalogueLoader {
     type Value = Vec<BlueprintVersion>;
     type Error = LoadError;
 
     async fn load(&self, keys: &[VersionsOf]) -> Result<HashMap<VersionsOf, Vec<BlueprintVersion>>, LoadError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let ids: Vec<_> = keys.iter().map(|k| k.0).collect();
         let mut tx = self.begin().await?;
         let rows = store::versions_of(&mut tx, self.scope().as_deref(), &ids).await?;
         tx.commit().await?;
@@ -82,7 +82,7 @@ impl Loader<VersionsOf> for CatalogueLoader {
 /// Up to `limit` validation runs of one version, newest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RunsOf {
-    pub blueprint: Uuid,
+    pub blueprint: BlueprintId,
     pub version: i32,
     pub limit: i64,
 }
@@ -100,7 +100,7 @@ impl Loader<RunsOf> for CatalogueLoader {
         let mut tx = self.begin().await?;
         let mut out: HashMap<RunsOf, Vec<ValidationRun>> = HashMap::new();
         for (limit, ks) in by_limit {
-            let blueprints: Vec<Uuid> = ks.iter().map(|k| k.blueprint).collect();
+            let blueprints: Vec<BlueprintId> = ks.iter().map(|k| k.blueprint).collect();
             let versions: Vec<i32> = ks.iter().map(|k| k.version).collect();
             for r in store::runs_of(&mut tx, self.scope().as_deref(), &blueprints, &versions, limit).await? {
                 out.entry(RunsOf { blueprint: r.blueprint_id, version: r.version, limit }).or_default().push(r);
@@ -113,16 +113,16 @@ impl Loader<RunsOf> for CatalogueLoader {
 
 /// The findings of one run (its id and timestamp).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ResultsOf(pub Uuid, pub DateTime<Utc>);
+pub struct ResultsOf(pub ValidationRunId, pub DateTime<Utc>);
 
 impl Loader<ResultsOf> for CatalogueLoader {
     type Value = Vec<ValidationResult>;
     type Error = LoadError;
 
     async fn load(&self, keys: &[ResultsOf]) -> Result<HashMap<ResultsOf, Vec<ValidationResult>>, LoadError> {
-        let runs: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let runs: Vec<ValidationRunId> = keys.iter().map(|k| k.0).collect();
         let at: Vec<DateTime<Utc>> = keys.iter().map(|k| k.1).collect();
-        let when: HashMap<Uuid, DateTime<Utc>> = keys.iter().map(|k| (k.0, k.1)).collect();
+        let when: HashMap<ValidationRunId, DateTime<Utc>> = keys.iter().map(|k| (k.0, k.1)).collect();
         let mut tx = self.begin().await?;
         let rows = store::results_of(&mut tx, self.scope().as_deref(), &runs, &at).await?;
         tx.commit().await?;
@@ -142,7 +142,7 @@ impl Loader<ResultsOf> for CatalogueLoader {
 
 /// The projected context map of a project.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ContextMapOf(pub Uuid);
+pub struct ContextMapOf(pub ProjectId);
 
 impl Loader<ContextMapOf> for CatalogueLoader {
     type Value = ContextMap;
@@ -166,7 +166,7 @@ impl Loader<ContextMapOf> for CatalogueLoader {
             downstream: String,
             kind: String,
         }
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let ids: Vec<_> = keys.iter().map(|k| k.0).collect();
         let mut tx = self.begin().await?;
         let rows = store::context_maps_of(&mut tx, self.scope().as_deref(), &ids).await?;
         tx.commit().await?;
@@ -214,7 +214,7 @@ pub async fn context_map_of(ctx: &Context<'_>, project: &Project) -> Result<Cont
 }
 
 /// `Blueprint.versions` and the fields picking one of them.
-pub async fn versions_of(ctx: &Context<'_>, blueprint: Uuid) -> Result<Vec<BlueprintVersion>> {
+pub async fn versions_of(ctx: &Context<'_>, blueprint: BlueprintId) -> Result<Vec<BlueprintVersion>> {
     Ok(loader(ctx)?.load_one(VersionsOf(blueprint)).await?.unwrap_or_default())
 }
 

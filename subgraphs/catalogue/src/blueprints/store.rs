@@ -7,19 +7,19 @@ use kernel::db::Tx;
 use kernel::error::OnConstraint;
 use kernel::{Error, Result, TenantId};
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::{Blueprint, BlueprintVersion, NewBlueprint, Severity, ValidationRun, VersionStatus};
+use crate::ids::{BlueprintId, ModuleId, ProjectId, ValidationRunId};
 
-pub async fn insert(tx: &mut Tx, tenant: &TenantId, id: Uuid, b: &NewBlueprint) -> Result<Blueprint> {
+pub async fn insert(tx: &mut Tx, tenant: &TenantId, id: BlueprintId, b: &NewBlueprint) -> Result<Blueprint> {
     sqlx::query_as!(
         Blueprint,
         r#"INSERT INTO blueprints (tenant_id, blueprint_id, project_id, name, description) VALUES ($1, $2, $3, $4, $5)
            RETURNING tenant_id AS "tenant_id: TenantId", blueprint_id, project_id, name, description, created_at,
                      updated_at"#,
         tenant.as_str(),
-        id,
-        b.project_id,
+        id as BlueprintId,
+        b.project_id as ProjectId,
         b.name,
         b.description,
     )
@@ -30,40 +30,40 @@ pub async fn insert(tx: &mut Tx, tenant: &TenantId, id: Uuid, b: &NewBlueprint) 
     })
 }
 
-pub async fn lock(tx: &mut Tx, tenant: &TenantId, id: Uuid) -> Result<Option<Blueprint>> {
+pub async fn lock(tx: &mut Tx, tenant: &TenantId, id: BlueprintId) -> Result<Option<Blueprint>> {
     Ok(sqlx::query_as!(
         Blueprint,
         r#"SELECT tenant_id AS "tenant_id: TenantId", blueprint_id, project_id, name, description, created_at, updated_at
            FROM blueprints WHERE tenant_id = $1 AND blueprint_id = $2 FOR UPDATE"#,
         tenant.as_str(),
-        id,
+        id as BlueprintId,
     )
     .fetch_optional(&mut **tx)
     .await?)
 }
 
 /// Blueprints by id within `tenants` (`None`: every tenant the transaction may see, for operators).
-pub async fn by_ids(tx: &mut Tx, tenants: Option<&[String]>, ids: &[Uuid]) -> Result<Vec<Blueprint>> {
+pub async fn by_ids(tx: &mut Tx, tenants: Option<&[String]>, ids: &[BlueprintId]) -> Result<Vec<Blueprint>> {
     Ok(sqlx::query_as!(
         Blueprint,
         r#"SELECT tenant_id AS "tenant_id: TenantId", blueprint_id, project_id, name, description, created_at, updated_at
            FROM blueprints WHERE ($1::text[] IS NULL OR tenant_id = ANY($1)) AND blueprint_id = ANY($2)"#,
         tenants,
-        ids,
+        ids as &[BlueprintId],
     )
     .fetch_all(&mut **tx)
     .await?)
 }
 
 /// The blueprints of `projects`, by project and name.
-pub async fn of_projects(tx: &mut Tx, tenants: Option<&[String]>, projects: &[Uuid]) -> Result<Vec<Blueprint>> {
+pub async fn of_projects(tx: &mut Tx, tenants: Option<&[String]>, projects: &[ProjectId]) -> Result<Vec<Blueprint>> {
     Ok(sqlx::query_as!(
         Blueprint,
         r#"SELECT tenant_id AS "tenant_id: TenantId", blueprint_id, project_id, name, description, created_at, updated_at
            FROM blueprints WHERE ($1::text[] IS NULL OR tenant_id = ANY($1)) AND project_id = ANY($2)
            ORDER BY project_id, name"#,
         tenants,
-        projects,
+        projects as &[ProjectId],
     )
     .fetch_all(&mut **tx)
     .await?)
@@ -73,17 +73,17 @@ pub async fn of_projects(tx: &mut Tx, tenants: Option<&[String]>, projects: &[Uu
 pub async fn versions_of(
     tx: &mut Tx,
     tenants: Option<&[String]>,
-    blueprints: &[Uuid],
+    blueprints: &[BlueprintId],
 ) -> Result<Vec<BlueprintVersion>> {
     Ok(sqlx::query_as!(
         BlueprintVersion,
         r#"SELECT tenant_id AS "tenant_id: TenantId", blueprint_id, project_id, version,
                   status AS "status: VersionStatus", definition, created_at, updated_at, validated_at,
-                  validated_run_id, superseded_at
+                  validated_run_id AS "validated_run_id: ValidationRunId", superseded_at
            FROM blueprint_versions WHERE ($1::text[] IS NULL OR tenant_id = ANY($1)) AND blueprint_id = ANY($2)
            ORDER BY blueprint_id, version DESC"#,
         tenants,
-        blueprints,
+        blueprints as &[BlueprintId],
     )
     .fetch_all(&mut **tx)
     .await?)
@@ -92,32 +92,32 @@ pub async fn versions_of(
 pub async fn lock_version(
     tx: &mut Tx,
     tenant: &TenantId,
-    blueprint: Uuid,
+    blueprint: BlueprintId,
     version: i32,
 ) -> Result<Option<BlueprintVersion>> {
     Ok(sqlx::query_as!(
         BlueprintVersion,
         r#"SELECT tenant_id AS "tenant_id: TenantId", blueprint_id, project_id, version,
                   status AS "status: VersionStatus", definition, created_at, updated_at, validated_at,
-                  validated_run_id, superseded_at
+                  validated_run_id AS "validated_run_id: ValidationRunId", superseded_at
            FROM blueprint_versions WHERE tenant_id = $1 AND blueprint_id = $2 AND version = $3 FOR UPDATE"#,
         tenant.as_str(),
-        blueprint,
+        blueprint as BlueprintId,
         version,
     )
     .fetch_optional(&mut **tx)
     .await?)
 }
 
-pub async fn lock_draft(tx: &mut Tx, tenant: &TenantId, blueprint: Uuid) -> Result<Option<BlueprintVersion>> {
+pub async fn lock_draft(tx: &mut Tx, tenant: &TenantId, blueprint: BlueprintId) -> Result<Option<BlueprintVersion>> {
     Ok(sqlx::query_as!(
         BlueprintVersion,
         r#"SELECT tenant_id AS "tenant_id: TenantId", blueprint_id, project_id, version,
                   status AS "status: VersionStatus", definition, created_at, updated_at, validated_at,
-                  validated_run_id, superseded_at
+                  validated_run_id AS "validated_run_id: ValidationRunId", superseded_at
            FROM blueprint_versions WHERE tenant_id = $1 AND blueprint_id = $2 AND status = 'Draft' FOR UPDATE"#,
         tenant.as_str(),
-        blueprint,
+        blueprint as BlueprintId,
     )
     .fetch_optional(&mut **tx)
     .await?)
@@ -137,10 +137,10 @@ pub async fn insert_draft(
            FROM blueprint_versions WHERE tenant_id = $1 AND blueprint_id = $2
            RETURNING tenant_id AS "tenant_id: TenantId", blueprint_id, project_id, version,
                      status AS "status: VersionStatus", definition, created_at, updated_at, validated_at,
-                     validated_run_id, superseded_at"#,
+                     validated_run_id AS "validated_run_id: ValidationRunId", superseded_at"#,
         tenant.as_str(),
-        b.blueprint_id,
-        b.project_id,
+        b.blueprint_id as BlueprintId,
+        b.project_id as ProjectId,
         definition,
     )
     .fetch_one(&mut **tx)
@@ -151,7 +151,7 @@ pub async fn insert_draft(
 pub async fn replace_definition(
     tx: &mut Tx,
     tenant: &TenantId,
-    blueprint: Uuid,
+    blueprint: BlueprintId,
     version: i32,
     definition: &Value,
 ) -> Result<BlueprintVersion> {
@@ -161,9 +161,9 @@ pub async fn replace_definition(
            WHERE tenant_id = $1 AND blueprint_id = $2 AND version = $3
            RETURNING tenant_id AS "tenant_id: TenantId", blueprint_id, project_id, version,
                      status AS "status: VersionStatus", definition, created_at, updated_at, validated_at,
-                     validated_run_id, superseded_at"#,
+                     validated_run_id AS "validated_run_id: ValidationRunId", superseded_at"#,
         tenant.as_str(),
-        blueprint,
+        blueprint as BlueprintId,
         version,
         definition,
     )
@@ -173,25 +173,31 @@ pub async fn replace_definition(
 }
 
 /// Supersedes the blueprint's validated version, if any; returns its number.
-pub async fn supersede(tx: &mut Tx, tenant: &TenantId, blueprint: Uuid) -> Result<Option<i32>> {
+pub async fn supersede(tx: &mut Tx, tenant: &TenantId, blueprint: BlueprintId) -> Result<Option<i32>> {
     Ok(sqlx::query_scalar!(
         "UPDATE blueprint_versions SET status = 'Superseded', superseded_at = now()
          WHERE tenant_id = $1 AND blueprint_id = $2 AND status = 'Validated' RETURNING version",
         tenant.as_str(),
-        blueprint,
+        blueprint as BlueprintId,
     )
     .fetch_optional(&mut **tx)
     .await?)
 }
 
-pub async fn mark_validated(tx: &mut Tx, tenant: &TenantId, blueprint: Uuid, version: i32, run: Uuid) -> Result<()> {
+pub async fn mark_validated(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    blueprint: BlueprintId,
+    version: i32,
+    run: ValidationRunId,
+) -> Result<()> {
     sqlx::query!(
         "UPDATE blueprint_versions SET status = 'Validated', validated_at = now(), validated_run_id = $4
          WHERE tenant_id = $1 AND blueprint_id = $2 AND version = $3 AND status = 'Draft'",
         tenant.as_str(),
-        blueprint,
+        blueprint as BlueprintId,
         version,
-        run,
+        run as ValidationRunId,
     )
     .execute(&mut **tx)
     .await
@@ -203,23 +209,28 @@ pub async fn mark_validated(tx: &mut Tx, tenant: &TenantId, blueprint: Uuid, ver
 pub async fn modules_by_name(
     tx: &mut Tx,
     tenant: &TenantId,
-    project: Uuid,
+    project: ProjectId,
     names: &[String],
-) -> Result<HashMap<String, (Uuid, String)>> {
+) -> Result<HashMap<String, (ModuleId, String)>> {
     let rows = sqlx::query!(
         "SELECT name, module_id, version FROM modules WHERE tenant_id = $1 AND project_id = $2 AND name = ANY($3)",
         tenant.as_str(),
-        project,
+        project as ProjectId,
         names,
     )
     .fetch_all(&mut **tx)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.name, (r.module_id, r.version))).collect())
+    Ok(rows.into_iter().map(|r| (r.name, (r.module_id.into(), r.version))).collect())
 }
 
 /// The existing edges out of every module `starts` reach (the starts included), at most `limit`: all a
 /// cycle through a planned edge into one of `starts` can use. Each module is visited once.
-pub async fn reach_edges(tx: &mut Tx, tenant: &TenantId, starts: &[Uuid], limit: i64) -> Result<Vec<(Uuid, Uuid)>> {
+pub async fn reach_edges(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    starts: &[ModuleId],
+    limit: i64,
+) -> Result<Vec<(ModuleId, ModuleId)>> {
     let rows = sqlx::query!(
         r#"WITH RECURSIVE reach(node) AS (
                SELECT unnest($2::uuid[])
@@ -230,12 +241,12 @@ pub async fn reach_edges(tx: &mut Tx, tenant: &TenantId, starts: &[Uuid], limit:
            FROM reach r JOIN dependencies d ON d.tenant_id = $1 AND d.from_module = r.node
            LIMIT $3"#,
         tenant.as_str(),
-        starts,
+        starts as &[ModuleId],
         limit,
     )
     .fetch_all(&mut **tx)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.from_module, r.to_module)).collect())
+    Ok(rows.into_iter().map(|r| (r.from_module.into(), r.to_module.into())).collect())
 }
 
 /// Records a run and its findings (one statement each; the findings share the run's timestamp, so its month).
@@ -246,9 +257,9 @@ pub async fn insert_run(tx: &mut Tx, tenant: &TenantId, run: &ValidationRun) -> 
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         tenant.as_str(),
         run.recorded_at,
-        run.run_id,
-        run.blueprint_id,
-        run.project_id,
+        run.run_id as ValidationRunId,
+        run.blueprint_id as BlueprintId,
+        run.project_id as ProjectId,
         run.version,
         run.valid,
         run.errors,
@@ -273,8 +284,8 @@ pub async fn insert_run(tx: &mut Tx, tenant: &TenantId, run: &ValidationRun) -> 
               AS f(rule, severity, message, location, ordinal)",
         tenant.as_str(),
         run.recorded_at,
-        run.run_id,
-        run.blueprint_id,
+        run.run_id as ValidationRunId,
+        run.blueprint_id as BlueprintId,
         run.version,
         &rules as &[&str],
         &severities as &[&str],
@@ -290,7 +301,7 @@ pub async fn insert_run(tx: &mut Tx, tenant: &TenantId, run: &ValidationRun) -> 
 pub async fn runs_of(
     tx: &mut Tx,
     tenants: Option<&[String]>,
-    blueprints: &[Uuid],
+    blueprints: &[BlueprintId],
     versions: &[i32],
     limit: i64,
 ) -> Result<Vec<ValidationRun>> {
@@ -307,7 +318,7 @@ pub async fn runs_of(
            WHERE n <= $4
            ORDER BY blueprint_id, version, recorded_at DESC, run_id DESC"#,
         tenants,
-        blueprints,
+        blueprints as &[BlueprintId],
         versions,
         limit,
     )
@@ -317,9 +328,9 @@ pub async fn runs_of(
         .into_iter()
         .map(|r| ValidationRun {
             tenant_id: r.tenant_id,
-            run_id: r.run_id,
-            blueprint_id: r.blueprint_id,
-            project_id: r.project_id,
+            run_id: r.run_id.into(),
+            blueprint_id: r.blueprint_id.into(),
+            project_id: r.project_id.into(),
             version: r.version,
             valid: r.valid,
             errors: r.errors,
@@ -333,7 +344,7 @@ pub async fn runs_of(
 
 /// A stored finding with its run.
 pub struct ResultRow {
-    pub run_id: Uuid,
+    pub run_id: ValidationRunId,
     pub rule: String,
     pub severity: Severity,
     pub message: String,
@@ -344,7 +355,7 @@ pub struct ResultRow {
 pub async fn results_of(
     tx: &mut Tx,
     tenants: Option<&[String]>,
-    runs: &[Uuid],
+    runs: &[ValidationRunId],
     recorded: &[DateTime<Utc>],
 ) -> Result<Vec<ResultRow>> {
     Ok(sqlx::query_as!(
@@ -354,7 +365,7 @@ pub async fn results_of(
            WHERE ($1::text[] IS NULL OR tenant_id = ANY($1)) AND run_id = ANY($2) AND recorded_at = ANY($3)
            ORDER BY run_id, ordinal"#,
         tenants,
-        runs,
+        runs as &[ValidationRunId],
         recorded,
     )
     .fetch_all(&mut **tx)
@@ -364,16 +375,16 @@ pub async fn results_of(
 // ---- the context-map projection ----
 
 /// Serializes projections of one blueprint until the transaction ends.
-pub async fn lock_projection(tx: &mut Tx, tenant: &TenantId, blueprint: Uuid) -> Result<()> {
+pub async fn lock_projection(tx: &mut Tx, tenant: &TenantId, blueprint: BlueprintId) -> Result<()> {
     kernel::db::lock(tx, &format!("catalogue.context-map:{tenant}:{blueprint}"), kernel::db::Lock::Exclusive).await
 }
 
 /// The version the blueprint's context map was projected from.
-pub async fn projected_version(tx: &mut Tx, tenant: &TenantId, blueprint: Uuid) -> Result<Option<i32>> {
+pub async fn projected_version(tx: &mut Tx, tenant: &TenantId, blueprint: BlueprintId) -> Result<Option<i32>> {
     Ok(sqlx::query_scalar!(
         "SELECT version FROM context_map_sources WHERE tenant_id = $1 AND blueprint_id = $2",
         tenant.as_str(),
-        blueprint,
+        blueprint as BlueprintId,
     )
     .fetch_optional(&mut **tx)
     .await?)
@@ -392,8 +403,8 @@ pub struct MapRows {
 pub async fn replace_context_map(
     tx: &mut Tx,
     tenant: &TenantId,
-    project: Uuid,
-    blueprint: Uuid,
+    project: ProjectId,
+    blueprint: BlueprintId,
     version: i32,
     rows: &MapRows,
 ) -> Result<()> {
@@ -401,17 +412,17 @@ pub async fn replace_context_map(
         sqlx::query!(
             "DELETE FROM domain_aggregates WHERE tenant_id = $1 AND blueprint_id = $2",
             tenant.as_str(),
-            blueprint
+            blueprint as BlueprintId
         ),
         sqlx::query!(
             "DELETE FROM context_relationships WHERE tenant_id = $1 AND blueprint_id = $2",
             tenant.as_str(),
-            blueprint
+            blueprint as BlueprintId
         ),
         sqlx::query!(
             "DELETE FROM bounded_contexts WHERE tenant_id = $1 AND blueprint_id = $2",
             tenant.as_str(),
-            blueprint
+            blueprint as BlueprintId
         ),
     ] {
         stmt.execute(&mut **tx).await?;
@@ -421,8 +432,8 @@ pub async fn replace_context_map(
          SELECT $1, $2, c.name, $3, c.position, ARRAY(SELECT jsonb_array_elements_text(c.modules))
          FROM jsonb_to_recordset($4) AS c(name text, position int, modules jsonb)",
         tenant.as_str(),
-        blueprint,
-        project,
+        blueprint as BlueprintId,
+        project as ProjectId,
         rows.contexts,
     )
     .execute(&mut **tx)
@@ -432,8 +443,8 @@ pub async fn replace_context_map(
          SELECT $1, $2, a.context, a.name, $3, a.position, ARRAY(SELECT jsonb_array_elements_text(a.entities))
          FROM jsonb_to_recordset($4) AS a(context text, name text, position int, entities jsonb)",
         tenant.as_str(),
-        blueprint,
-        project,
+        blueprint as BlueprintId,
+        project as ProjectId,
         rows.aggregates,
     )
     .execute(&mut **tx)
@@ -444,8 +455,8 @@ pub async fn replace_context_map(
          FROM jsonb_to_recordset($4) AS r(upstream text, downstream text, kind text, position int)
          ON CONFLICT DO NOTHING",
         tenant.as_str(),
-        blueprint,
-        project,
+        blueprint as BlueprintId,
+        project as ProjectId,
         rows.relationships,
     )
     .execute(&mut **tx)
@@ -454,8 +465,8 @@ pub async fn replace_context_map(
         "INSERT INTO context_map_sources (tenant_id, blueprint_id, project_id, version) VALUES ($1, $2, $3, $4)
          ON CONFLICT (tenant_id, blueprint_id) DO UPDATE SET version = EXCLUDED.version, projected_at = now()",
         tenant.as_str(),
-        blueprint,
-        project,
+        blueprint as BlueprintId,
+        project as ProjectId,
         version,
     )
     .execute(&mut **tx)
@@ -466,8 +477,8 @@ pub async fn replace_context_map(
 /// One blueprint's projected context map, read in one statement (so from one snapshot: never half of a
 /// projection that was committing meanwhile).
 pub struct MapRow {
-    pub project_id: Uuid,
-    pub blueprint_id: Uuid,
+    pub project_id: ProjectId,
+    pub blueprint_id: BlueprintId,
     pub version: i32,
     pub projected_at: DateTime<Utc>,
     /// `[{name, modules, aggregates: [{name, entities}]}]` in definition order.
@@ -477,7 +488,7 @@ pub struct MapRow {
 }
 
 /// The projected context maps of `projects`, by project and blueprint.
-pub async fn context_maps_of(tx: &mut Tx, tenants: Option<&[String]>, projects: &[Uuid]) -> Result<Vec<MapRow>> {
+pub async fn context_maps_of(tx: &mut Tx, tenants: Option<&[String]>, projects: &[ProjectId]) -> Result<Vec<MapRow>> {
     Ok(sqlx::query_as!(
         MapRow,
         r#"SELECT s.project_id, s.blueprint_id, s.version, s.projected_at,
@@ -501,7 +512,7 @@ pub async fn context_maps_of(tx: &mut Tx, tenants: Option<&[String]>, projects: 
            WHERE ($1::text[] IS NULL OR s.tenant_id = ANY($1)) AND s.project_id = ANY($2)
            ORDER BY s.project_id, s.blueprint_id"#,
         tenants,
-        projects,
+        projects as &[ProjectId],
     )
     .fetch_all(&mut **tx)
     .await?)

@@ -15,16 +15,17 @@ use kernel::contracts::governance::{
 };
 use kernel::envelope::{Envelope, Event};
 use kernel::{TenantId, Work};
-use uuid::Uuid;
 
 use super::{store, ChangeStatus};
 use crate::events::ENVIRONMENT_CHANGE;
+use crate::ids::ChangeId;
 
-/// The durable queue of governance's approval outcomes.
+/// The durable queue of governance's answers to catalogue's approval requests: bound to the outcomes
+/// addressed to catalogue alone, so another domain's outcomes never reach it.
 pub fn spec(retry: RetryPolicy) -> ConsumerSpec {
     ConsumerSpec {
         queue: format!("{}.approval-outcomes", crate::events::DOMAIN),
-        bindings: Outcome::routing_keys(),
+        bindings: Outcome::routing_keys_to(crate::events::DOMAIN),
         retry,
         prefetch: 16,
     }
@@ -33,11 +34,12 @@ pub fn spec(retry: RetryPolicy) -> ConsumerSpec {
 pub struct ApprovalOutcomes;
 
 /// The change a subject names, if it is one of ours.
-fn change_of(subject: &ApprovalSubject) -> Result<Option<Uuid>, Failure> {
+fn change_of(subject: &ApprovalSubject) -> Result<Option<ChangeId>, Failure> {
     if subject.kind != ENVIRONMENT_CHANGE {
         return Ok(None);
     }
-    Uuid::parse_str(&subject.id)
+    uuid::Uuid::parse_str(&subject.id)
+        .map(ChangeId::from)
         .map(Some)
         .map_err(|_| Failure::Permanent(anyhow::anyhow!("approval subject id `{}` is not a change id", subject.id)))
 }
@@ -82,7 +84,7 @@ impl Handler for ApprovalOutcomes {
             )));
         }
         let Some(change_id) = change_of(&subject)? else {
-            // Another domain's approval: not ours to act on.
+            // Another domain's subject: never routed here (outcomes are addressed to the asker); a guard.
             return Ok(());
         };
         let Some(change) = store::lock_change(work, tenant, change_id).await? else {

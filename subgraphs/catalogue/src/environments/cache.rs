@@ -11,15 +11,15 @@ use std::time::Duration;
 use kernel::consumer::Notice;
 use kernel::envelope::{Envelope, Event};
 use kernel::{Result, TenantId};
-use uuid::Uuid;
 
 use super::{store, Environment, EnvironmentName};
 use crate::events;
+use crate::ids::ProjectId;
 use crate::State;
 
 pub const KIND: &str = kernel::cache::kind::ENVIRONMENT;
 
-fn key(state: &State, tenant: &TenantId, project_id: Uuid, name: EnvironmentName) -> String {
+fn key(state: &State, tenant: &TenantId, project_id: ProjectId, name: EnvironmentName) -> String {
     state.kernel.cache.key(tenant, KIND, &format!("{project_id}/{}", name.as_str()))
 }
 
@@ -27,7 +27,7 @@ fn key(state: &State, tenant: &TenantId, project_id: Uuid, name: EnvironmentName
 pub async fn get(
     state: &State,
     tenant: &TenantId,
-    project_id: Uuid,
+    project_id: ProjectId,
     name: EnvironmentName,
 ) -> Result<Option<Environment>> {
     let key = key(state, tenant, project_id, name);
@@ -48,7 +48,7 @@ pub async fn get(
 }
 
 /// Drops the cached copy (after the change committed).
-pub async fn forget(state: &State, tenant: &TenantId, project_id: Uuid, name: EnvironmentName) {
+pub async fn forget(state: &State, tenant: &TenantId, project_id: ProjectId, name: EnvironmentName) {
     state.kernel.cache.invalidate(&[key(state, tenant, project_id, name)]).await;
 }
 

@@ -20,9 +20,9 @@ use chrono::{DateTime, Utc};
 use kernel::contracts::governance::{ApprovalRequest, ApprovalSubject};
 use kernel::{Error, Result, TenantId, Work};
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::events::{self, ENVIRONMENT_CHANGE};
+use crate::ids::{ChangeId, ProjectId};
 use crate::Config;
 
 /// Largest configuration accepted, as JSON text.
@@ -67,7 +67,7 @@ pub struct Environment {
     #[graphql(skip)]
     pub tenant_id: TenantId,
     #[graphql(skip)]
-    pub project_id: Uuid,
+    pub project_id: ProjectId,
     pub name: EnvironmentName,
     #[graphql(skip)]
     pub config: Value,
@@ -95,9 +95,9 @@ pub struct EnvironmentChange {
     #[graphql(skip)]
     pub tenant_id: TenantId,
     #[graphql(skip)]
-    pub change_id: Uuid,
+    pub change_id: ChangeId,
     #[graphql(skip)]
-    pub project_id: Uuid,
+    pub project_id: ProjectId,
     pub environment: EnvironmentName,
     #[graphql(skip)]
     pub config: Value,
@@ -149,7 +149,7 @@ pub fn config(raw: Value) -> Result<Value> {
 
 /// A change someone asks for.
 pub struct ChangeRequest<'a> {
-    pub project_id: Uuid,
+    pub project_id: ProjectId,
     pub env: EnvironmentName,
     pub config: Value,
     pub reason: &'a str,
@@ -177,7 +177,7 @@ pub async fn request_change(
         store::lock(work, tenant, project_id, env).await?.ok_or_else(|| Error::not_found("no such environment"))?;
     // Recorded as pending either way; outside prod it is applied (decided) below in the same transaction.
     let status = ChangeStatus::Pending;
-    let change_id = Uuid::now_v7();
+    let change_id = ChangeId::new_v7();
     let mut new = store::NewChange {
         change_id,
         project_id,
@@ -277,7 +277,7 @@ pub async fn discard(
 }
 
 /// Cancels every pending change of a project (it is being archived).
-pub async fn cancel_pending(work: &mut Work, tenant: &TenantId, project_id: Uuid, why: &str) -> Result<()> {
+pub async fn cancel_pending(work: &mut Work, tenant: &TenantId, project_id: ProjectId, why: &str) -> Result<()> {
     for change in store::pending_of_project(work, tenant, project_id).await? {
         discard(work, tenant, &change, ChangeStatus::Cancelled, None, Some(why)).await?;
     }

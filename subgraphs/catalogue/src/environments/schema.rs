@@ -10,22 +10,22 @@ use async_graphql::{Context, Json, Object, SimpleObject, ID};
 use kernel::error::LoadError;
 use kernel::{Error, Result, Work};
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::{cache, store, Environment, EnvironmentChange, EnvironmentName, Requested};
+use crate::ids::ProjectId;
 use crate::loaders::{loader, CatalogueLoader};
 use crate::projects::{self, Project};
 
 /// The environments of a project, in dev, test, staging, prod order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct EnvironmentsOf(pub Uuid);
+pub struct EnvironmentsOf(pub ProjectId);
 
 impl Loader<EnvironmentsOf> for CatalogueLoader {
     type Value = Vec<Environment>;
     type Error = LoadError;
 
     async fn load(&self, keys: &[EnvironmentsOf]) -> Result<HashMap<EnvironmentsOf, Vec<Environment>>, LoadError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let ids: Vec<ProjectId> = keys.iter().map(|k| k.0).collect();
         let mut tx = self.begin().await?;
         let rows = store::of_projects(&mut tx, self.scope().as_deref(), &ids).await?;
         tx.commit().await?;

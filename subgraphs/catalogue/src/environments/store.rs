@@ -4,17 +4,17 @@ use kernel::db::Tx;
 use kernel::error::OnConstraint;
 use kernel::{Error, Result, TenantId};
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::{ChangeStatus, Environment, EnvironmentChange, EnvironmentName};
+use crate::ids::{ChangeId, ProjectId};
 
 /// The four environments of a new project, each with an empty configuration.
-pub async fn create_all(tx: &mut Tx, tenant: &TenantId, project_id: Uuid) -> Result<()> {
+pub async fn create_all(tx: &mut Tx, tenant: &TenantId, project_id: ProjectId) -> Result<()> {
     let names: Vec<&str> = EnvironmentName::ALL.iter().map(|e| e.as_str()).collect();
     sqlx::query!(
         "INSERT INTO environments (tenant_id, project_id, name) SELECT $1, $2, unnest($3::text[])",
         tenant.as_str(),
-        project_id,
+        project_id as ProjectId,
         &names as &[&str],
     )
     .execute(&mut **tx)
@@ -25,7 +25,7 @@ pub async fn create_all(tx: &mut Tx, tenant: &TenantId, project_id: Uuid) -> Res
 pub async fn get(
     tx: &mut Tx,
     tenant: &TenantId,
-    project_id: Uuid,
+    project_id: ProjectId,
     name: EnvironmentName,
 ) -> Result<Option<Environment>> {
     Ok(sqlx::query_as!(
@@ -34,7 +34,7 @@ pub async fn get(
                   updated_at
            FROM environments WHERE tenant_id = $1 AND project_id = $2 AND name = $3"#,
         tenant.as_str(),
-        project_id,
+        project_id as ProjectId,
         name.as_str(),
     )
     .fetch_optional(&mut **tx)
@@ -44,7 +44,7 @@ pub async fn get(
 pub async fn lock(
     tx: &mut Tx,
     tenant: &TenantId,
-    project_id: Uuid,
+    project_id: ProjectId,
     name: EnvironmentName,
 ) -> Result<Option<Environment>> {
     Ok(sqlx::query_as!(
@@ -53,7 +53,7 @@ pub async fn lock(
                   updated_at
            FROM environments WHERE tenant_id = $1 AND project_id = $2 AND name = $3 FOR UPDATE"#,
         tenant.as_str(),
-        project_id,
+        project_id as ProjectId,
         name.as_str(),
     )
     .fetch_optional(&mut **tx)
@@ -61,7 +61,7 @@ pub async fn lock(
 }
 
 /// Every environment of the given projects (within `tenants`; `None` for operators).
-pub async fn of_projects(tx: &mut Tx, tenants: Option<&[String]>, projects: &[Uuid]) -> Result<Vec<Environment>> {
+pub async fn of_projects(tx: &mut Tx, tenants: Option<&[String]>, projects: &[ProjectId]) -> Result<Vec<Environment>> {
     Ok(sqlx::query_as!(
         Environment,
         r#"SELECT tenant_id AS "tenant_id: TenantId", project_id, name AS "name: EnvironmentName", config, version,
@@ -70,7 +70,7 @@ pub async fn of_projects(tx: &mut Tx, tenants: Option<&[String]>, projects: &[Uu
            WHERE ($1::text[] IS NULL OR tenant_id = ANY($1)) AND project_id = ANY($2)
            ORDER BY project_id, array_position(ARRAY['dev', 'test', 'staging', 'prod'], name)"#,
         tenants,
-        projects,
+        projects as &[ProjectId],
     )
     .fetch_all(&mut **tx)
     .await?)
@@ -79,7 +79,7 @@ pub async fn of_projects(tx: &mut Tx, tenants: Option<&[String]>, projects: &[Uu
 pub async fn set_config(
     tx: &mut Tx,
     tenant: &TenantId,
-    project_id: Uuid,
+    project_id: ProjectId,
     name: EnvironmentName,
     config: &Value,
 ) -> Result<Environment> {
@@ -90,7 +90,7 @@ pub async fn set_config(
            RETURNING tenant_id AS "tenant_id: TenantId", project_id, name AS "name: EnvironmentName", config, version,
                      updated_at"#,
         tenant.as_str(),
-        project_id,
+        project_id as ProjectId,
         name.as_str(),
         config,
     )
@@ -100,8 +100,8 @@ pub async fn set_config(
 }
 
 pub struct NewChange<'a> {
-    pub change_id: Uuid,
-    pub project_id: Uuid,
+    pub change_id: ChangeId,
+    pub project_id: ProjectId,
     pub environment: EnvironmentName,
     pub config: &'a Value,
     pub reason: &'a str,
@@ -124,8 +124,8 @@ pub async fn insert_change(tx: &mut Tx, tenant: &TenantId, c: &NewChange<'_>) ->
                      status AS "status: ChangeStatus", base_version, applied_version, decided_by, decision_note,
                      requested_at, decided_at"#,
         tenant.as_str(),
-        c.change_id,
-        c.project_id,
+        c.change_id as ChangeId,
+        c.project_id as ProjectId,
         c.environment.as_str(),
         c.config,
         c.reason,
@@ -146,11 +146,11 @@ pub async fn insert_change(tx: &mut Tx, tenant: &TenantId, c: &NewChange<'_>) ->
 
 /// The event id of the `RequestApproval` command a change waits on (`None` for a change recorded before it
 /// was kept, or one that never waited).
-pub async fn approval_request_of(tx: &mut Tx, tenant: &TenantId, change_id: Uuid) -> Result<Option<String>> {
+pub async fn approval_request_of(tx: &mut Tx, tenant: &TenantId, change_id: ChangeId) -> Result<Option<String>> {
     Ok(sqlx::query_scalar!(
         "SELECT approval_request FROM environment_changes WHERE tenant_id = $1 AND change_id = $2",
         tenant.as_str(),
-        change_id,
+        change_id as ChangeId,
     )
     .fetch_optional(&mut **tx)
     .await?
@@ -158,7 +158,7 @@ pub async fn approval_request_of(tx: &mut Tx, tenant: &TenantId, change_id: Uuid
 }
 
 /// A change, locked, for deciding it.
-pub async fn lock_change(tx: &mut Tx, tenant: &TenantId, change_id: Uuid) -> Result<Option<EnvironmentChange>> {
+pub async fn lock_change(tx: &mut Tx, tenant: &TenantId, change_id: ChangeId) -> Result<Option<EnvironmentChange>> {
     Ok(sqlx::query_as!(
         EnvironmentChange,
         r#"SELECT tenant_id AS "tenant_id: TenantId", change_id, project_id,
@@ -167,7 +167,7 @@ pub async fn lock_change(tx: &mut Tx, tenant: &TenantId, change_id: Uuid) -> Res
                   requested_at, decided_at
            FROM environment_changes WHERE tenant_id = $1 AND change_id = $2 FOR UPDATE"#,
         tenant.as_str(),
-        change_id,
+        change_id as ChangeId,
     )
     .fetch_optional(&mut **tx)
     .await?)
@@ -176,7 +176,7 @@ pub async fn lock_change(tx: &mut Tx, tenant: &TenantId, change_id: Uuid) -> Res
 pub async fn decide(
     tx: &mut Tx,
     tenant: &TenantId,
-    change_id: Uuid,
+    change_id: ChangeId,
     status: ChangeStatus,
     applied_version: Option<i32>,
     decided_by: Option<&str>,
@@ -192,7 +192,7 @@ pub async fn decide(
                      status AS "status: ChangeStatus", base_version, applied_version, decided_by, decision_note,
                      requested_at, decided_at"#,
         tenant.as_str(),
-        change_id,
+        change_id as ChangeId,
         status.as_str(),
         applied_version,
         decided_by,
@@ -202,7 +202,11 @@ pub async fn decide(
     .await?)
 }
 
-pub async fn pending_of_project(tx: &mut Tx, tenant: &TenantId, project_id: Uuid) -> Result<Vec<EnvironmentChange>> {
+pub async fn pending_of_project(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    project_id: ProjectId,
+) -> Result<Vec<EnvironmentChange>> {
     Ok(sqlx::query_as!(
         EnvironmentChange,
         r#"SELECT tenant_id AS "tenant_id: TenantId", change_id, project_id,
@@ -212,7 +216,7 @@ pub async fn pending_of_project(tx: &mut Tx, tenant: &TenantId, project_id: Uuid
            FROM environment_changes WHERE tenant_id = $1 AND project_id = $2 AND status = 'Pending'
            FOR UPDATE"#,
         tenant.as_str(),
-        project_id,
+        project_id as ProjectId,
     )
     .fetch_all(&mut **tx)
     .await?)
@@ -222,7 +226,7 @@ pub async fn pending_of_project(tx: &mut Tx, tenant: &TenantId, project_id: Uuid
 pub async fn changes_of(
     tx: &mut Tx,
     tenant: &TenantId,
-    project_id: Uuid,
+    project_id: ProjectId,
     name: EnvironmentName,
     limit: i64,
 ) -> Result<Vec<EnvironmentChange>> {
@@ -235,7 +239,7 @@ pub async fn changes_of(
            FROM environment_changes WHERE tenant_id = $1 AND project_id = $2 AND environment = $3
            ORDER BY requested_at DESC, change_id DESC LIMIT $4"#,
         tenant.as_str(),
-        project_id,
+        project_id as ProjectId,
         name.as_str(),
         limit,
     )

@@ -36,9 +36,9 @@ use std::sync::Arc;
 
 use async_graphql::{ComplexObject, Context, Enum, SimpleObject};
 use kernel::{Error, Result, TenantId, Work};
-use uuid::Uuid;
 
 use crate::events;
+use crate::ids::ModuleId;
 use crate::modules::Module;
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -53,8 +53,8 @@ pub enum Direction {
 /// One edge as stored.
 #[derive(Clone, Debug)]
 pub struct Edge {
-    pub from: Uuid,
-    pub to: Uuid,
+    pub from: ModuleId,
+    pub to: ModuleId,
     pub version_constraint: String,
 }
 
@@ -63,7 +63,7 @@ pub struct Edge {
 #[graphql(complex)]
 pub struct Dependency {
     #[graphql(skip)]
-    pub other: Uuid,
+    pub other: ModuleId,
     /// The semver range the dependent accepts.
     pub version_constraint: String,
     #[graphql(skip)]
@@ -88,7 +88,7 @@ impl Dependency {
 #[graphql(complex)]
 pub struct Reached {
     #[graphql(skip)]
-    pub module_id: Uuid,
+    pub module_id: ModuleId,
     /// Edges from the start (1: direct).
     pub depth: i32,
     /// The search's tree (each module reached and the module it was first reached from), shared by every
@@ -100,8 +100,8 @@ pub struct Reached {
 /// Where a traversal started and, for each module it reached, the module it was first reached from.
 #[derive(Debug)]
 pub struct Tree {
-    pub start: Uuid,
-    pub parent: HashMap<Uuid, Uuid>,
+    pub start: ModuleId,
+    pub parent: HashMap<ModuleId, ModuleId>,
 }
 
 #[ComplexObject]
@@ -126,7 +126,7 @@ impl Reached {
 
 /// The modules a traversal from `start` reached, as its (node, parent, depth) rows (each along a shortest
 /// path), in (depth, id) order.
-pub fn reached(start: Uuid, rows: Vec<(Uuid, Uuid, i32)>) -> Vec<Reached> {
+pub fn reached(start: ModuleId, rows: Vec<(ModuleId, ModuleId, i32)>) -> Vec<Reached> {
     let tree = Arc::new(Tree { start, parent: rows.iter().map(|&(n, p, _)| (n, p)).collect() });
     let mut out: Vec<Reached> =
         rows.into_iter().map(|(module_id, _, depth)| Reached { module_id, depth, tree: tree.clone() }).collect();
@@ -135,7 +135,7 @@ pub fn reached(start: Uuid, rows: Vec<(Uuid, Uuid, i32)>) -> Vec<Reached> {
 }
 
 /// The path `start ⇝ target` (both included) through the parents a breadth-first search recorded.
-pub fn walk_back(parent: &HashMap<Uuid, Uuid>, start: Uuid, target: Uuid) -> Vec<Uuid> {
+pub fn walk_back(parent: &HashMap<ModuleId, ModuleId>, start: ModuleId, target: ModuleId) -> Vec<ModuleId> {
     let mut path = vec![target];
     let mut at = target;
     while at != start {
@@ -188,7 +188,7 @@ pub enum Placement {
     /// It did not: `searched` modules inside the window were reached, `moved` of them took new ranks.
     Reordered { searched: usize, moved: usize },
     /// It would close this cycle: module ids `from → to ⇝ from`. Nothing changed.
-    Cycle(Vec<Uuid>),
+    Cycle(Vec<ModuleId>),
 }
 
 /// Makes room in the order for a new edge `from → to`, or finds the cycle it would close, under the
@@ -197,8 +197,8 @@ pub async fn place(
     tx: &mut kernel::db::Tx,
     _lock: &store::GraphLock,
     tenant: &TenantId,
-    from: Uuid,
-    to: Uuid,
+    from: ModuleId,
+    to: ModuleId,
 ) -> Result<Placement> {
     let ranks = store::ranks(tx, tenant, &[from, to]).await?;
     let (Some(&rf), Some(&rt)) = (ranks.get(&from), ranks.get(&to)) else {
@@ -228,7 +228,7 @@ pub async fn place(
 /// inner order, and together they take exactly the ranks they held, so nothing outside moves. Returns the
 /// modules whose rank changes — or `None` if the ranks held are not distinct (the two sets overlap only if
 /// a cycle was missed): ranks stay unique only by this permutation, as no index checks them.
-pub fn reorder(mut backward: Vec<(Uuid, i64)>, mut forward: Vec<(Uuid, i64)>) -> Option<Vec<(Uuid, i64)>> {
+pub fn reorder(mut backward: Vec<(ModuleId, i64)>, mut forward: Vec<(ModuleId, i64)>) -> Option<Vec<(ModuleId, i64)>> {
     backward.sort_unstable_by_key(|&(_, rank)| rank);
     forward.sort_unstable_by_key(|&(_, rank)| rank);
     let mut pool: Vec<i64> = backward.iter().chain(&forward).map(|&(_, rank)| rank).collect();
@@ -251,12 +251,12 @@ pub fn reorder(mut backward: Vec<(Uuid, i64)>, mut forward: Vec<(Uuid, i64)>) ->
 /// one more than the highest stage of what it depends on inside the project (0 for none), so each stage
 /// builds in parallel once the earlier ones are built; dependencies on other projects' modules are those
 /// projects' builds. Stages are ordered by name within.
-pub fn stages(modules: Vec<Module>, edges: &[(Uuid, Uuid)]) -> Vec<Vec<Module>> {
-    let mut deps: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+pub fn stages(modules: Vec<Module>, edges: &[(ModuleId, ModuleId)]) -> Vec<Vec<Module>> {
+    let mut deps: HashMap<ModuleId, Vec<ModuleId>> = HashMap::new();
     for &(from, to) in edges {
         deps.entry(from).or_default().push(to);
     }
-    let mut stage_of: HashMap<Uuid, usize> = HashMap::with_capacity(modules.len());
+    let mut stage_of: HashMap<ModuleId, usize> = HashMap::with_capacity(modules.len());
     let mut stages: Vec<Vec<Module>> = Vec::new();
     for m in modules {
         // In rank order every dependency comes first, so its stage is known.
@@ -281,13 +281,13 @@ pub fn stages(modules: Vec<Module>, edges: &[(Uuid, Uuid)]) -> Vec<Vec<Module>> 
 }
 
 fn cycle_error(modules: Vec<Module>) -> Error {
-    let ids: Vec<Uuid> = modules.iter().map(|m| m.module_id).collect();
-    let named: HashMap<Uuid, String> = modules.into_iter().map(|m| (m.module_id, m.name)).collect();
+    let ids: Vec<ModuleId> = modules.iter().map(|m| m.module_id).collect();
+    let named: HashMap<ModuleId, String> = modules.into_iter().map(|m| (m.module_id, m.name)).collect();
     cycle_error_named(&ids, &named)
 }
 
-fn cycle_error_named(ids: &[Uuid], names: &HashMap<Uuid, String>) -> Error {
-    let name = |id: &Uuid| names.get(id).cloned();
+fn cycle_error_named(ids: &[ModuleId], names: &HashMap<ModuleId, String>) -> Error {
+    let name = |id: &ModuleId| names.get(id).cloned();
     let shown: Vec<String> = ids.iter().map(|id| name(id).unwrap_or_else(|| id.to_string())).collect();
     let path: Vec<serde_json::Value> =
         ids.iter().map(|id| serde_json::json!({ "id": id, "name": name(id).unwrap_or_default() })).collect();
@@ -316,16 +316,16 @@ mod tests {
 
     #[test]
     fn paths_are_walked_back_through_parents() {
-        let [a, b, c, d] = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
+        let [a, b, c, d] = [ModuleId::new_v7(), ModuleId::new_v7(), ModuleId::new_v7(), ModuleId::new_v7()];
         // A search from b found c and d (parent b), then a (parent c).
-        let parent: HashMap<Uuid, Uuid> = [(c, b), (d, b), (a, c)].into_iter().collect();
+        let parent: HashMap<ModuleId, ModuleId> = [(c, b), (d, b), (a, c)].into_iter().collect();
         assert_eq!(walk_back(&parent, b, a), vec![b, c, a]);
         assert_eq!(walk_back(&parent, b, b), vec![b]);
     }
 
     #[test]
     fn transitive_paths_follow_shortest_parents() {
-        let [s, x, y, z] = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
+        let [s, x, y, z] = [ModuleId::new_v7(), ModuleId::new_v7(), ModuleId::new_v7(), ModuleId::new_v7()];
         let out = reached(s, vec![(z, y, 2), (x, s, 1), (y, s, 1)]);
         let z = out.iter().find(|r| r.module_id == z).unwrap();
         assert_eq!(walk_back(&z.tree.parent, s, z.module_id), vec![s, y, z.module_id]);
@@ -334,10 +334,10 @@ mod tests {
 
     #[test]
     fn a_reorder_moves_the_backward_region_below_the_forward_one_within_their_own_ranks() {
-        let [a, x, b, y] = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
+        let [a, x, b, y] = [ModuleId::new_v7(), ModuleId::new_v7(), ModuleId::new_v7(), ModuleId::new_v7()];
         // a (3) depends on nothing yet, x (5) depends on a; b (7) depends on y (4). Adding a → b:
         let moved = reorder(vec![(b, 7), (y, 4)], vec![(a, 3), (x, 5)]).unwrap();
-        let ranks: HashMap<Uuid, i64> = [(a, 3), (x, 5), (b, 7), (y, 4)].into_iter().chain(moved).collect();
+        let ranks: HashMap<ModuleId, i64> = [(a, 3), (x, 5), (b, 7), (y, 4)].into_iter().chain(moved).collect();
         assert!(ranks[&y] < ranks[&b] && ranks[&b] < ranks[&a] && ranks[&a] < ranks[&x]);
         let mut used: Vec<i64> = ranks.values().copied().collect();
         used.sort_unstable();

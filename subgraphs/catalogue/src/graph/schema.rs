@@ -9,10 +9,10 @@ use async_graphql::dataloader::Loader;
 use async_graphql::{Context, Object, SimpleObject, ID};
 use kernel::error::LoadError;
 use kernel::{Error, Result, TenantId, Work};
-use uuid::Uuid;
 
 use super::{store, Dependency, Direction, Reached};
 use crate::events;
+use crate::ids::ModuleId;
 use crate::loaders::{loader, CatalogueLoader};
 use crate::modules::{self, Module};
 use crate::projects;
@@ -23,20 +23,20 @@ pub const MAX_DEPTH: i32 = 50;
 pub const MAX_REACHED: i64 = 10_000;
 
 /// The direct edges of (tenant, module) in one direction.
-impl Loader<(TenantId, Uuid, Direction)> for CatalogueLoader {
+impl Loader<(TenantId, ModuleId, Direction)> for CatalogueLoader {
     type Value = Vec<Dependency>;
     type Error = LoadError;
 
     async fn load(
         &self,
-        keys: &[(TenantId, Uuid, Direction)],
-    ) -> Result<HashMap<(TenantId, Uuid, Direction), Vec<Dependency>>, LoadError> {
-        let mut groups: HashMap<(TenantId, Direction), Vec<Uuid>> = HashMap::new();
+        keys: &[(TenantId, ModuleId, Direction)],
+    ) -> Result<HashMap<(TenantId, ModuleId, Direction), Vec<Dependency>>, LoadError> {
+        let mut groups: HashMap<(TenantId, Direction), Vec<ModuleId>> = HashMap::new();
         for (t, m, d) in keys {
             groups.entry((t.clone(), *d)).or_default().push(*m);
         }
         let mut tx = self.begin().await?;
-        let mut out: HashMap<(TenantId, Uuid, Direction), Vec<Dependency>> = HashMap::new();
+        let mut out: HashMap<(TenantId, ModuleId, Direction), Vec<Dependency>> = HashMap::new();
         for ((tenant, dir), ids) in groups {
             if self.visible(std::iter::once(&tenant)).is_empty() {
                 continue;
@@ -98,7 +98,7 @@ pub struct GraphQuery;
 async fn reach(
     ctx: &Context<'_>,
     tenant: &TenantId,
-    id: Uuid,
+    id: ModuleId,
     dir: Direction,
     max_depth: i32,
 ) -> Result<(Vec<Reached>, bool)> {

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use kernel::db::Tx;
 use kernel::error::OnConstraint;
 use kernel::{Error, Result, TenantId};
-use uuid::Uuid;
 
 use super::{Direction, Edge};
+use crate::ids::{ModuleId, ProjectId};
 
 /// Serializes changes to one tenant's graph until the transaction ends.
 pub async fn lock_graph(tx: &mut Tx, tenant: &TenantId) -> Result<GraphLock> {
@@ -21,34 +21,34 @@ pub async fn lock_graph(tx: &mut Tx, tenant: &TenantId) -> Result<GraphLock> {
 pub struct GraphLock(());
 
 /// The build ranks of `ids` (see `super` for what they are).
-pub async fn ranks(tx: &mut Tx, tenant: &TenantId, ids: &[Uuid]) -> Result<HashMap<Uuid, i64>> {
+pub async fn ranks(tx: &mut Tx, tenant: &TenantId, ids: &[ModuleId]) -> Result<HashMap<ModuleId, i64>> {
     let rows = sqlx::query!(
         "SELECT module_id, build_rank FROM module_ranks WHERE tenant_id = $1 AND module_id = ANY($2)",
         tenant.as_str(),
-        ids,
+        ids as &[ModuleId],
     )
     .fetch_all(&mut **tx)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.module_id, r.build_rank)).collect())
+    Ok(rows.into_iter().map(|r| (r.module_id.into(), r.build_rank)).collect())
 }
 
-pub async fn names(tx: &mut Tx, tenant: &TenantId, ids: &[Uuid]) -> Result<HashMap<Uuid, String>> {
+pub async fn names(tx: &mut Tx, tenant: &TenantId, ids: &[ModuleId]) -> Result<HashMap<ModuleId, String>> {
     let rows = sqlx::query!(
         "SELECT module_id, name FROM modules WHERE tenant_id = $1 AND module_id = ANY($2)",
         tenant.as_str(),
-        ids,
+        ids as &[ModuleId],
     )
     .fetch_all(&mut **tx)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.module_id, r.name)).collect())
+    Ok(rows.into_iter().map(|r| (r.module_id.into(), r.name)).collect())
 }
 
 /// What the search for a new edge's cycle found: each module with its rank, in the order reached, the
 /// parent it was first reached from, and whether the search stopped at its target.
 #[derive(Debug, Default)]
 pub struct Region {
-    pub modules: Vec<(Uuid, i64)>,
-    pub parent: HashMap<Uuid, Uuid>,
+    pub modules: Vec<(ModuleId, i64)>,
+    pub parent: HashMap<ModuleId, ModuleId>,
     pub reached_target: bool,
 }
 
@@ -60,9 +60,9 @@ pub struct Region {
 pub async fn dependents_until(
     tx: &mut Tx,
     tenant: &TenantId,
-    (start, from_rank): (Uuid, i64),
+    (start, from_rank): (ModuleId, i64),
     (lo, hi): (i64, i64),
-    target: Uuid,
+    target: ModuleId,
 ) -> Result<Region> {
     let mut region = Region { modules: vec![(start, from_rank)], ..Region::default() };
     let mut frontier = vec![start];
@@ -73,15 +73,16 @@ pub async fn dependents_until(
                JOIN module_ranks r ON r.tenant_id = d.tenant_id AND r.module_id = d.from_module
                WHERE d.tenant_id = $1 AND d.to_module = ANY($2) AND r.build_rank BETWEEN $3 AND $4"#,
             tenant.as_str(),
-            &frontier,
+            &frontier as &[ModuleId],
             lo,
             hi,
         )
         .fetch_all(&mut **tx)
         .await?;
-        let ranks: HashMap<Uuid, i64> = rows.iter().map(|r| (r.node, r.rank)).collect();
-        let found =
-            layer(rows.into_iter().map(|r| (r.node, r.parent)), |n| n == start || region.parent.contains_key(&n));
+        let ranks: HashMap<ModuleId, i64> = rows.iter().map(|r| (r.node.into(), r.rank)).collect();
+        let found = layer(rows.into_iter().map(|r| (r.node.into(), r.parent.into())), |n| {
+            n == start || region.parent.contains_key(&n)
+        });
         let mut next = Vec::with_capacity(found.len());
         for (node, parent) in found {
             region.parent.insert(node, parent);
@@ -104,9 +105,9 @@ pub async fn dependents_until(
 pub async fn dependencies_within(
     tx: &mut Tx,
     tenant: &TenantId,
-    (start, from_rank): (Uuid, i64),
+    (start, from_rank): (ModuleId, i64),
     (lo, hi): (i64, i64),
-) -> Result<Vec<(Uuid, i64)>> {
+) -> Result<Vec<(ModuleId, i64)>> {
     let rows = sqlx::query!(
         r#"WITH RECURSIVE reach(node, rank) AS (
                SELECT $2::uuid, $3::int8
@@ -117,40 +118,43 @@ pub async fn dependencies_within(
                WHERE r.build_rank BETWEEN $4 AND $5)
            SELECT node AS "node!", rank AS "rank!" FROM reach"#,
         tenant.as_str(),
-        start,
+        start as ModuleId,
         from_rank,
         lo,
         hi,
     )
     .fetch_all(&mut **tx)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.node, r.rank)).collect())
+    Ok(rows.into_iter().map(|r| (r.node.into(), r.rank)).collect())
 }
 
 /// One layer of a breadth-first search: the modules of `edges` (node, parent) not `known` yet, in id order,
 /// each with the least of its parents in the layer — so the tree, and every path reported from it, is the
 /// same however PostgreSQL returned the rows (sorting them there cost more than this).
-fn layer(edges: impl IntoIterator<Item = (Uuid, Uuid)>, known: impl Fn(Uuid) -> bool) -> Vec<(Uuid, Uuid)> {
-    let mut found: HashMap<Uuid, Uuid> = HashMap::new();
+fn layer(
+    edges: impl IntoIterator<Item = (ModuleId, ModuleId)>,
+    known: impl Fn(ModuleId) -> bool,
+) -> Vec<(ModuleId, ModuleId)> {
+    let mut found: HashMap<ModuleId, ModuleId> = HashMap::new();
     for (node, parent) in edges {
         if !known(node) {
             found.entry(node).and_modify(|p| *p = (*p).min(parent)).or_insert(parent);
         }
     }
-    let mut found: Vec<(Uuid, Uuid)> = found.into_iter().collect();
+    let mut found: Vec<(ModuleId, ModuleId)> = found.into_iter().collect();
     found.sort_unstable();
     found
 }
 
 /// Gives modules new ranks, in one statement (HOT updates: no index holds the rank). Ranks stay unique only
 /// if the caller permutes ranks its modules held, as `graph::place` does and checks.
-pub async fn set_ranks(tx: &mut Tx, tenant: &TenantId, ranks: &[(Uuid, i64)]) -> Result<()> {
-    let (ids, values): (Vec<Uuid>, Vec<i64>) = ranks.iter().copied().unzip();
+pub async fn set_ranks(tx: &mut Tx, tenant: &TenantId, ranks: &[(ModuleId, i64)]) -> Result<()> {
+    let (ids, values): (Vec<ModuleId>, Vec<i64>) = ranks.iter().copied().unzip();
     sqlx::query!(
         "UPDATE module_ranks r SET build_rank = u.rank FROM unnest($2::uuid[], $3::int8[]) AS u(id, rank)
          WHERE r.tenant_id = $1 AND r.module_id = u.id",
         tenant.as_str(),
-        &ids,
+        &ids as &[ModuleId],
         &values,
     )
     .execute(&mut **tx)
@@ -158,27 +162,33 @@ pub async fn set_ranks(tx: &mut Tx, tenant: &TenantId, ranks: &[(Uuid, i64)]) ->
     Ok(())
 }
 
-pub async fn insert_edge(tx: &mut Tx, tenant: &TenantId, from: Uuid, to: Uuid, constraint: &str) -> Result<Edge> {
+pub async fn insert_edge(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    from: ModuleId,
+    to: ModuleId,
+    constraint: &str,
+) -> Result<Edge> {
     let r = sqlx::query!(
         r#"INSERT INTO dependencies (tenant_id, from_module, to_module, version_constraint) VALUES ($1, $2, $3, $4)
            RETURNING from_module, to_module, version_constraint"#,
         tenant.as_str(),
-        from,
-        to,
+        from as ModuleId,
+        to as ModuleId,
         constraint,
     )
     .fetch_one(&mut **tx)
     .await
     .on_constraint("dependencies_pkey", || Error::conflict("this dependency exists already"))?;
-    Ok(Edge { from: r.from_module, to: r.to_module, version_constraint: r.version_constraint })
+    Ok(Edge { from: r.from_module.into(), to: r.to_module.into(), version_constraint: r.version_constraint })
 }
 
-pub async fn delete_edge(tx: &mut Tx, tenant: &TenantId, from: Uuid, to: Uuid) -> Result<bool> {
+pub async fn delete_edge(tx: &mut Tx, tenant: &TenantId, from: ModuleId, to: ModuleId) -> Result<bool> {
     let n = sqlx::query!(
         "DELETE FROM dependencies WHERE tenant_id = $1 AND from_module = $2 AND to_module = $3",
         tenant.as_str(),
-        from,
-        to,
+        from as ModuleId,
+        to as ModuleId,
     )
     .execute(&mut **tx)
     .await?
@@ -187,7 +197,7 @@ pub async fn delete_edge(tx: &mut Tx, tenant: &TenantId, from: Uuid, to: Uuid) -
 }
 
 /// The direct edges of `modules` in one direction, with the version of the module at the other end.
-pub async fn direct(tx: &mut Tx, tenant: &TenantId, modules: &[Uuid], dir: Direction) -> Result<Vec<DirectEdge>> {
+pub async fn direct(tx: &mut Tx, tenant: &TenantId, modules: &[ModuleId], dir: Direction) -> Result<Vec<DirectEdge>> {
     let rows = match dir {
         Direction::Dependencies => {
             sqlx::query_as!(
@@ -198,7 +208,7 @@ pub async fn direct(tx: &mut Tx, tenant: &TenantId, modules: &[Uuid], dir: Direc
                WHERE d.tenant_id = $1 AND d.from_module = ANY($2)
                ORDER BY d.from_module, m.name, m.module_id"#,
                 tenant.as_str(),
-                modules,
+                modules as &[ModuleId],
             )
             .fetch_all(&mut **tx)
             .await?
@@ -212,7 +222,7 @@ pub async fn direct(tx: &mut Tx, tenant: &TenantId, modules: &[Uuid], dir: Direc
                WHERE d.tenant_id = $1 AND d.to_module = ANY($2)
                ORDER BY d.to_module, m.name, m.module_id"#,
                 tenant.as_str(),
-                modules,
+                modules as &[ModuleId],
             )
             .fetch_all(&mut **tx)
             .await?
@@ -224,9 +234,9 @@ pub async fn direct(tx: &mut Tx, tenant: &TenantId, modules: &[Uuid], dir: Direc
 /// An edge seen from one of its ends (`of`).
 #[derive(Clone, Debug)]
 pub struct DirectEdge {
-    pub of: Uuid,
-    pub other: Uuid,
-    pub to: Uuid,
+    pub of: ModuleId,
+    pub other: ModuleId,
+    pub to: ModuleId,
     pub version_constraint: String,
     pub other_version: String,
 }
@@ -239,41 +249,41 @@ pub struct DirectEdge {
 pub async fn transitive(
     tx: &mut Tx,
     tenant: &TenantId,
-    start: Uuid,
+    start: ModuleId,
     dir: Direction,
     max_depth: i32,
     limit: i64,
-) -> Result<Vec<(Uuid, Uuid, i32)>> {
+) -> Result<Vec<(ModuleId, ModuleId, i32)>> {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let mut seen: std::collections::HashSet<Uuid> = std::iter::once(start).collect();
+    let mut seen: std::collections::HashSet<ModuleId> = std::iter::once(start).collect();
     let mut out = Vec::new();
     let mut frontier = vec![start];
     for depth in 1..=max_depth {
         if frontier.is_empty() {
             break;
         }
-        let rows: Vec<(Uuid, Uuid)> = match dir {
+        let rows: Vec<(ModuleId, ModuleId)> = match dir {
             Direction::Dependencies => sqlx::query!(
                 r#"SELECT to_module AS "node!", from_module AS "parent!" FROM dependencies
                    WHERE tenant_id = $1 AND from_module = ANY($2)"#,
                 tenant.as_str(),
-                &frontier,
+                &frontier as &[ModuleId],
             )
             .fetch_all(&mut **tx)
             .await?
             .into_iter()
-            .map(|r| (r.node, r.parent))
+            .map(|r| (r.node.into(), r.parent.into()))
             .collect(),
             Direction::Dependents => sqlx::query!(
                 r#"SELECT from_module AS "node!", to_module AS "parent!" FROM dependencies
                    WHERE tenant_id = $1 AND to_module = ANY($2)"#,
                 tenant.as_str(),
-                &frontier,
+                &frontier as &[ModuleId],
             )
             .fetch_all(&mut **tx)
             .await?
             .into_iter()
-            .map(|r| (r.node, r.parent))
+            .map(|r| (r.node.into(), r.parent.into()))
             .collect(),
         };
         let found = layer(rows, |n| seen.contains(&n));
@@ -295,8 +305,8 @@ pub async fn transitive(
 pub async fn build_order(
     tx: &mut Tx,
     tenant: &TenantId,
-    project: Uuid,
-) -> Result<(Vec<crate::modules::Module>, Vec<(Uuid, Uuid)>)> {
+    project: ProjectId,
+) -> Result<(Vec<crate::modules::Module>, Vec<(ModuleId, ModuleId)>)> {
     let modules = sqlx::query_as!(
         crate::modules::Module,
         r#"SELECT m.tenant_id AS "tenant_id: TenantId", m.module_id, m.project_id, m.name, m.version, m.kind,
@@ -304,7 +314,7 @@ pub async fn build_order(
            FROM modules m JOIN module_ranks r ON r.tenant_id = m.tenant_id AND r.module_id = m.module_id
            WHERE m.tenant_id = $1 AND m.project_id = $2 ORDER BY r.build_rank"#,
         tenant.as_str(),
-        project,
+        project as ProjectId,
     )
     .fetch_all(&mut **tx)
     .await?;
@@ -315,11 +325,11 @@ pub async fn build_order(
            JOIN modules t ON t.tenant_id = d.tenant_id AND t.module_id = d.to_module
            WHERE d.tenant_id = $1 AND f.project_id = $2 AND t.project_id = $2"#,
         tenant.as_str(),
-        project,
+        project as ProjectId,
     )
     .fetch_all(&mut **tx)
     .await?;
-    Ok((modules, edges.into_iter().map(|r| (r.from_module, r.to_module)).collect()))
+    Ok((modules, edges.into_iter().map(|r| (r.from_module.into(), r.to_module.into())).collect()))
 }
 
 #[cfg(test)]
@@ -328,7 +338,7 @@ mod tests {
 
     #[test]
     fn a_layer_keeps_each_new_module_once_with_its_least_parent() {
-        let [a, b, c, x, y] = [1u128, 2, 3, 10, 11].map(Uuid::from_u128);
+        let [a, b, c, x, y] = [1u128, 2, 3, 10, 11].map(|n| ModuleId::from_uuid(uuid::Uuid::from_u128(n)));
         let found = layer([(y, c), (x, b), (y, a), (a, c), (x, c)], |n| n == a);
         assert_eq!(found, vec![(x, b), (y, a)], "a is known; x and y in id order with their least parents");
     }

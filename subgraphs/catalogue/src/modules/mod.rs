@@ -5,11 +5,11 @@ pub mod filter;
 pub mod schema;
 pub mod store;
 
+use crate::ids::{ModuleId, ProjectId};
 use async_graphql::{ComplexObject, Context, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use kernel::{Error, Result, TenantId};
 use serde_json::Value;
-use uuid::Uuid;
 
 /// Largest metadata accepted, as JSON text (the table's check holds the same cap).
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
@@ -27,9 +27,9 @@ pub struct Module {
     #[graphql(skip)]
     pub tenant_id: TenantId,
     #[graphql(skip)]
-    pub module_id: Uuid,
+    pub module_id: ModuleId,
     #[graphql(skip)]
-    pub project_id: Uuid,
+    pub project_id: ProjectId,
     /// Unique within its project.
     pub name: String,
     /// A semantic version (`1.4.0`, `2.0.0-rc.1`).
@@ -85,7 +85,7 @@ impl Module {
 
 /// A module in a writable project: `NOT_FOUND` (also another tenant's) or `CONFLICT` (archived project).
 /// Locks in the crate's order — the project (shared), then, with `lock_row`, the module's row.
-pub async fn writable(work: &mut kernel::Work, tenant: &TenantId, id: Uuid, lock_row: bool) -> Result<Module> {
+pub async fn writable(work: &mut kernel::Work, tenant: &TenantId, id: ModuleId, lock_row: bool) -> Result<Module> {
     let missing = || Error::not_found(format!("no module `{id}`"));
     let m = store::get(work, tenant, id).await?.ok_or_else(missing)?;
     crate::projects::writable(work, tenant, m.project_id).await?;
@@ -97,8 +97,8 @@ pub async fn writable(work: &mut kernel::Work, tenant: &TenantId, id: Uuid, lock
 }
 
 /// A module id from the API: `BAD_USER_INPUT` unless it is a UUID.
-pub fn parse_id(field: &str, raw: &str) -> Result<Uuid> {
-    kernel::ids::uuid(field, raw, "module")
+pub fn parse_id(field: &str, raw: &str) -> Result<ModuleId> {
+    ModuleId::parse(field, raw)
 }
 
 /// A module name: 1–128 characters of letters, digits and `. _ - / @`, starting with a letter, digit or `@`.

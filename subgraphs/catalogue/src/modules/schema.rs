@@ -12,11 +12,11 @@ use kernel::error::LoadError;
 use kernel::pagination::Page;
 use kernel::{Error, Result, TenantId, Work};
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::filter::{Compiled, ModuleFilter};
 use super::{store, Module};
 use crate::events;
+use crate::ids::{ModuleId, ProjectId};
 use crate::loaders::{loader, CatalogueLoader};
 use crate::projects::{self, Project};
 
@@ -24,10 +24,10 @@ fn cursor(m: &Module) -> String {
     format!("{}:{}", m.module_id, m.name)
 }
 
-fn parse_cursor(after: Option<&str>) -> Result<Option<(String, Uuid)>> {
+fn parse_cursor(after: Option<&str>) -> Result<Option<(String, ModuleId)>> {
     let Some(c) = after else { return Ok(None) };
     let (id, name) = c.split_once(':').ok_or_else(|| Error::bad_input("after", "not a module cursor"))?;
-    let id = Uuid::parse_str(id).map_err(|_| Error::bad_input("after", "not a module cursor"))?;
+    let id = ModuleId::parse("after", id).map_err(|_| Error::bad_input("after", "not a module cursor"))?;
     Ok(Some((name.to_owned(), id)))
 }
 
@@ -78,14 +78,14 @@ impl Loader<KnownPath> for CatalogueLoader {
 
 /// A module by id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ModuleById(pub Uuid);
+pub struct ModuleById(pub ModuleId);
 
 impl Loader<ModuleById> for CatalogueLoader {
     type Value = Module;
     type Error = LoadError;
 
     async fn load(&self, keys: &[ModuleById]) -> Result<HashMap<ModuleById, Module>, LoadError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let ids: Vec<ModuleId> = keys.iter().map(|k| k.0).collect();
         let mut tx = self.begin().await?;
         let rows = store::by_ids(&mut tx, self.scope().as_deref(), &ids).await?;
         tx.commit().await?;
@@ -96,9 +96,9 @@ impl Loader<ModuleById> for CatalogueLoader {
 /// A page of one project's modules under one filter.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ModulesOf {
-    pub project: Uuid,
+    pub project: ProjectId,
     pub filter: Compiled,
-    pub after: Option<(String, Uuid)>,
+    pub after: Option<(String, ModuleId)>,
     pub limit: i64,
 }
 
@@ -108,7 +108,7 @@ impl Loader<ModulesOf> for CatalogueLoader {
 
     async fn load(&self, keys: &[ModulesOf]) -> Result<HashMap<ModulesOf, Vec<Module>>, LoadError> {
         // One statement per distinct page shape (normally one).
-        type Shape = (Compiled, Option<(String, Uuid)>, i64);
+        type Shape = (Compiled, Option<(String, ModuleId)>, i64);
         let mut shapes: HashMap<Shape, Vec<&ModulesOf>> = HashMap::new();
         for k in keys {
             shapes.entry((k.filter.clone(), k.after.clone(), k.limit)).or_default().push(k);
@@ -117,11 +117,11 @@ impl Loader<ModulesOf> for CatalogueLoader {
         store::custom_plans(&mut tx).await?;
         let mut out = HashMap::new();
         for ((filter, after, limit), ks) in shapes {
-            let projects: Vec<Uuid> = ks.iter().map(|k| k.project).collect();
+            let projects: Vec<ProjectId> = ks.iter().map(|k| k.project).collect();
             let after = after.as_ref().map(|(n, id)| (n.as_str(), *id));
             let rows =
                 store::page_of_projects(&mut tx, self.scope().as_deref(), &projects, &filter, after, limit).await?;
-            let mut by_project: HashMap<Uuid, Vec<Module>> = HashMap::new();
+            let mut by_project: HashMap<ProjectId, Vec<Module>> = HashMap::new();
             for m in rows {
                 by_project.entry(m.project_id).or_default().push(m);
             }
@@ -259,7 +259,7 @@ impl ModuleMutation {
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         projects::writable(&mut work, &tenant, project_id).await?;
         let new = store::NewModule {
-            module_id: Uuid::now_v7(),
+            module_id: ModuleId::new_v7(),
             project_id,
             name: &name,
             version: &version,

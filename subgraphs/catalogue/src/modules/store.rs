@@ -4,14 +4,14 @@ use kernel::db::Tx;
 use kernel::error::OnConstraint;
 use kernel::{Error, Result, TenantId};
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::filter::Compiled;
 use super::Module;
+use crate::ids::{ModuleId, ProjectId};
 
 pub struct NewModule<'a> {
-    pub module_id: Uuid,
-    pub project_id: Uuid,
+    pub module_id: ModuleId,
+    pub project_id: ProjectId,
     pub name: &'a str,
     pub version: &'a str,
     pub kind: &'a str,
@@ -29,8 +29,8 @@ pub async fn insert(tx: &mut Tx, tenant: &TenantId, m: &NewModule<'_>) -> Result
            RETURNING tenant_id AS "tenant_id: TenantId", module_id, project_id, name, version, kind, owner, tags,
                      metadata, created_at, updated_at"#,
         tenant.as_str(),
-        m.module_id,
-        m.project_id,
+        m.module_id as ModuleId,
+        m.project_id as ProjectId,
         m.name,
         m.version,
         m.kind,
@@ -51,7 +51,7 @@ pub async fn update(tx: &mut Tx, tenant: &TenantId, m: &Module) -> Result<Module
            RETURNING tenant_id AS "tenant_id: TenantId", module_id, project_id, name, version, kind, owner, tags,
                      metadata, created_at, updated_at"#,
         tenant.as_str(),
-        m.module_id,
+        m.module_id as ModuleId,
         m.version,
         m.kind,
         m.owner,
@@ -63,37 +63,37 @@ pub async fn update(tx: &mut Tx, tenant: &TenantId, m: &Module) -> Result<Module
 }
 
 /// The module as it is (no lock: under the tenant's graph lock, or before locking its project).
-pub async fn get(tx: &mut Tx, tenant: &TenantId, id: Uuid) -> Result<Option<Module>> {
+pub async fn get(tx: &mut Tx, tenant: &TenantId, id: ModuleId) -> Result<Option<Module>> {
     Ok(sqlx::query_as!(
         Module,
         r#"SELECT tenant_id AS "tenant_id: TenantId", module_id, project_id, name, version, kind, owner, tags,
                   metadata, created_at, updated_at
            FROM modules WHERE tenant_id = $1 AND module_id = $2"#,
         tenant.as_str(),
-        id,
+        id as ModuleId,
     )
     .fetch_optional(&mut **tx)
     .await?)
 }
 
-pub async fn lock(tx: &mut Tx, tenant: &TenantId, id: Uuid) -> Result<Option<Module>> {
+pub async fn lock(tx: &mut Tx, tenant: &TenantId, id: ModuleId) -> Result<Option<Module>> {
     Ok(sqlx::query_as!(
         Module,
         r#"SELECT tenant_id AS "tenant_id: TenantId", module_id, project_id, name, version, kind, owner, tags,
                   metadata, created_at, updated_at
            FROM modules WHERE tenant_id = $1 AND module_id = $2 FOR UPDATE"#,
         tenant.as_str(),
-        id,
+        id as ModuleId,
     )
     .fetch_optional(&mut **tx)
     .await?)
 }
 
-pub async fn delete(tx: &mut Tx, tenant: &TenantId, id: Uuid) -> Result<()> {
-    sqlx::query!("DELETE FROM dependencies WHERE tenant_id = $1 AND from_module = $2", tenant.as_str(), id)
+pub async fn delete(tx: &mut Tx, tenant: &TenantId, id: ModuleId) -> Result<()> {
+    sqlx::query!("DELETE FROM dependencies WHERE tenant_id = $1 AND from_module = $2", tenant.as_str(), id as ModuleId)
         .execute(&mut **tx)
         .await?;
-    sqlx::query!("DELETE FROM modules WHERE tenant_id = $1 AND module_id = $2", tenant.as_str(), id)
+    sqlx::query!("DELETE FROM modules WHERE tenant_id = $1 AND module_id = $2", tenant.as_str(), id as ModuleId)
         .execute(&mut **tx)
         .await
         .on_constraint("dependencies_to_fkey", || Error::conflict("other modules depend on this module"))?;
@@ -101,14 +101,14 @@ pub async fn delete(tx: &mut Tx, tenant: &TenantId, id: Uuid) -> Result<()> {
 }
 
 /// Modules by id within `tenants` (`None`: every tenant the transaction may see).
-pub async fn by_ids(tx: &mut Tx, tenants: Option<&[String]>, ids: &[Uuid]) -> Result<Vec<Module>> {
+pub async fn by_ids(tx: &mut Tx, tenants: Option<&[String]>, ids: &[ModuleId]) -> Result<Vec<Module>> {
     Ok(sqlx::query_as!(
         Module,
         r#"SELECT tenant_id AS "tenant_id: TenantId", module_id, project_id, name, version, kind, owner, tags,
                   metadata, created_at, updated_at
            FROM modules WHERE ($1::text[] IS NULL OR tenant_id = ANY($1)) AND module_id = ANY($2)"#,
         tenants,
-        ids,
+        ids as &[ModuleId],
     )
     .fetch_all(&mut **tx)
     .await?)
@@ -154,9 +154,9 @@ pub async fn custom_plans(tx: &mut Tx) -> Result<()> {
 pub async fn search(
     tx: &mut Tx,
     tenant: &TenantId,
-    project: Option<Uuid>,
+    project: Option<ProjectId>,
     f: &Compiled,
-    after: Option<(&str, Uuid)>,
+    after: Option<(&str, ModuleId)>,
     limit: i64,
 ) -> Result<Vec<Module>> {
     Ok(sqlx::query_as!(
@@ -177,14 +177,14 @@ pub async fn search(
            ORDER BY m.name, m.module_id
            LIMIT $10"#,
         tenant.as_str(),
-        project,
+        project as Option<ProjectId>,
         f.kind,
         f.tags.as_deref(),
         f.contains.as_ref().map(|c| serde_json::from_str::<Value>(c).unwrap_or(Value::Null)),
         f.equals.as_ref().map(|c| serde_json::from_str::<Value>(c).unwrap_or(Value::Null)),
         f.search,
         after.map(|a| a.0),
-        after.map(|a| a.1),
+        after.map(|a| a.1) as Option<ModuleId>,
         limit,
     )
     .fetch_all(&mut **tx)
@@ -195,9 +195,9 @@ pub async fn search(
 pub async fn page_of_projects(
     tx: &mut Tx,
     tenants: Option<&[String]>,
-    projects: &[Uuid],
+    projects: &[ProjectId],
     f: &Compiled,
-    after: Option<(&str, Uuid)>,
+    after: Option<(&str, ModuleId)>,
     limit: i64,
 ) -> Result<Vec<Module>> {
     Ok(sqlx::query_as!(
@@ -220,14 +220,14 @@ pub async fn page_of_projects(
            WHERE n <= $10
            ORDER BY project_id, name, module_id"#,
         tenants,
-        projects,
+        projects as &[ProjectId],
         f.kind,
         f.tags.as_deref(),
         f.contains.as_ref().map(|c| serde_json::from_str::<Value>(c).unwrap_or(Value::Null)),
         f.equals.as_ref().map(|c| serde_json::from_str::<Value>(c).unwrap_or(Value::Null)),
         f.search,
         after.map(|a| a.0),
-        after.map(|a| a.1),
+        after.map(|a| a.1) as Option<ModuleId>,
         limit,
     )
     .fetch_all(&mut **tx)

@@ -8,9 +8,9 @@ use async_graphql::{ComplexObject, Context, Enum, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use kernel::error::text;
 use kernel::{Error, Result, TenantId, Work};
-use uuid::Uuid;
 
 use crate::events;
+use crate::ids::{PrincipalId, ProjectId};
 
 kernel::text_enum! {
     #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -25,7 +25,7 @@ kernel::text_enum! {
 #[derive(SimpleObject, Clone, Debug)]
 #[graphql(unresolvable = "id")]
 pub struct Principal {
-    pub id: Uuid,
+    pub id: PrincipalId,
 }
 
 /// A project: modules, environments and blueprints belong to one.
@@ -35,13 +35,13 @@ pub struct Project {
     #[graphql(skip)]
     pub tenant_id: TenantId,
     #[graphql(skip)]
-    pub project_id: Uuid,
+    pub project_id: ProjectId,
     /// Unique within the tenant: 3–63 lower-case letters, digits and hyphens. Immutable.
     pub slug: String,
     pub name: String,
     pub description: String,
     #[graphql(skip)]
-    pub owner_principal_id: Option<Uuid>,
+    pub owner_principal_id: Option<PrincipalId>,
     pub status: ProjectStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -115,8 +115,8 @@ impl Project {
 }
 
 /// A project id from the API: `BAD_USER_INPUT` unless it is a UUID.
-pub fn parse_id(field: &str, raw: &str) -> Result<Uuid> {
-    kernel::ids::uuid(field, raw, "project")
+pub fn parse_id(field: &str, raw: &str) -> Result<ProjectId> {
+    ProjectId::parse(field, raw)
 }
 
 /// A validated project slug.
@@ -142,11 +142,11 @@ pub struct NewProject {
     pub slug: String,
     pub name: String,
     pub description: String,
-    pub owner_principal_id: Option<Uuid>,
+    pub owner_principal_id: Option<PrincipalId>,
 }
 
 impl NewProject {
-    pub fn parse(slug_raw: &str, name: &str, description: &str, owner: Option<Uuid>) -> Result<Self> {
+    pub fn parse(slug_raw: &str, name: &str, description: &str, owner: Option<PrincipalId>) -> Result<Self> {
         Ok(Self {
             slug: slug(slug_raw)?,
             name: text("name", name, 200)?,
@@ -169,7 +169,7 @@ pub fn description_text(raw: &str) -> Result<String> {
 
 /// Creates the project with its four environments (empty configuration) and emits `ProjectCreated`.
 pub async fn create(work: &mut Work, tenant: &TenantId, p: &NewProject) -> Result<Project> {
-    let id = Uuid::now_v7();
+    let id = ProjectId::new_v7();
     let project = store::insert(work, tenant, id, p).await?;
     created(work, tenant, project).await
 }
@@ -177,7 +177,7 @@ pub async fn create(work: &mut Work, tenant: &TenantId, p: &NewProject) -> Resul
 /// Like [`create`], but a project with the slug already there is left as it is (`None`): the
 /// `CreateProject` command, whose copies may race.
 pub async fn create_if_absent(work: &mut Work, tenant: &TenantId, p: &NewProject) -> Result<Option<Project>> {
-    match store::insert_if_absent(work, tenant, Uuid::now_v7(), p).await? {
+    match store::insert_if_absent(work, tenant, ProjectId::new_v7(), p).await? {
         Some(project) => Ok(Some(created(work, tenant, project).await?)),
         None => Ok(None),
     }
@@ -199,7 +199,7 @@ async fn created(work: &mut Work, tenant: &TenantId, project: Project) -> Result
 /// Share-locks a project for a change inside it (changes inside one project go on side by side; archiving
 /// waits for them): `NOT_FOUND` (also for another tenant's) or `CONFLICT` if archived. Lock order, everywhere:
 /// the tenant's graph lock, then the project, then rows inside it.
-pub async fn writable(work: &mut Work, tenant: &TenantId, id: Uuid) -> Result<Project> {
+pub async fn writable(work: &mut Work, tenant: &TenantId, id: ProjectId) -> Result<Project> {
     let project =
         store::share(work, tenant, id).await?.ok_or_else(|| Error::not_found(format!("no project `{id}`")))?;
     project.ensure_writable()?;
@@ -207,7 +207,7 @@ pub async fn writable(work: &mut Work, tenant: &TenantId, id: Uuid) -> Result<Pr
 }
 
 /// Locks a project for a change to the project itself (rename, archive).
-pub async fn lock_writable(work: &mut Work, tenant: &TenantId, id: Uuid) -> Result<Project> {
+pub async fn lock_writable(work: &mut Work, tenant: &TenantId, id: ProjectId) -> Result<Project> {
     let project = store::lock(work, tenant, id).await?.ok_or_else(|| Error::not_found(format!("no project `{id}`")))?;
     project.ensure_writable()?;
     Ok(project)

@@ -12,10 +12,10 @@ use async_graphql::{ComplexObject, Context, InputObject, Object, SimpleObject, I
 use kernel::error::LoadError;
 use kernel::pagination::Page;
 use kernel::{Error, Result, TenantId, Work};
-use uuid::Uuid;
 
 use super::{parse_id, store, NewProject, Project, ProjectStatus};
 use crate::events;
+use crate::ids::{PrincipalId, ProjectId};
 use crate::loaders::{loader, CatalogueLoader};
 
 /// A tenant, as catalogue contributes to it (tenancy owns its other fields).
@@ -88,14 +88,14 @@ impl Loader<ProjectsOf> for CatalogueLoader {
 
 /// A project by id (the caller's own tenant's; any tenant's for operators).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ProjectById(pub Uuid);
+pub struct ProjectById(pub ProjectId);
 
 impl Loader<ProjectById> for CatalogueLoader {
     type Value = Project;
     type Error = LoadError;
 
     async fn load(&self, keys: &[ProjectById]) -> Result<HashMap<ProjectById, Project>, LoadError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let ids: Vec<ProjectId> = keys.iter().map(|k| k.0).collect();
         let mut tx = self.begin().await?;
         let rows = store::by_ids(&mut tx, self.scope().as_deref(), &ids).await?;
         tx.commit().await?;
@@ -175,7 +175,7 @@ pub struct CreateProjectInput {
     #[graphql(default)]
     pub description: String,
     /// The owning principal's id (identity's); the caller when omitted (if the caller is a principal).
-    pub owner_principal_id: Option<Uuid>,
+    pub owner_principal_id: Option<PrincipalId>,
 }
 
 /// Fields to change; omitted fields stay as they are.
@@ -183,7 +183,7 @@ pub struct CreateProjectInput {
 pub struct UpdateProjectInput {
     pub name: Option<String>,
     pub description: Option<String>,
-    pub owner_principal_id: Option<Uuid>,
+    pub owner_principal_id: Option<PrincipalId>,
 }
 
 #[derive(Default)]
@@ -195,7 +195,14 @@ impl ProjectMutation {
     /// configuration). Emits `ProjectCreated`.
     async fn create_project(&self, ctx: &Context<'_>, input: CreateProjectInput) -> Result<Project> {
         let tenant = ctx.authorize(WRITE)?;
-        let owner = input.owner_principal_id.or_else(|| Uuid::parse_str(ctx.principal()).ok());
+        // The caller owns it unless another owner is named; a caller that is no principal must name one.
+        let owner = match input.owner_principal_id {
+            Some(owner) => owner,
+            None => ctx.principal_id().map_err(|e| {
+                Error::bad_input("ownerPrincipalId", format!("{}: name the owner in ownerPrincipalId", e.message()))
+            })?,
+        };
+        let owner = Some(owner);
         let p = NewProject::parse(&input.slug, &input.name, &input.description, owner)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let project = super::create(&mut work, &tenant, &p).await?;

@@ -3,43 +3,50 @@
 use kernel::db::Tx;
 use kernel::error::OnConstraint;
 use kernel::{Error, Result, TenantId};
-use uuid::Uuid;
 
 use super::{NewProject, Project, ProjectStatus};
+use crate::ids::{PrincipalId, ProjectId};
 
 /// Inserts the project unless the tenant has one with its slug already (then `None`).
-pub async fn insert_if_absent(tx: &mut Tx, tenant: &TenantId, id: Uuid, p: &NewProject) -> Result<Option<Project>> {
+pub async fn insert_if_absent(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    id: ProjectId,
+    p: &NewProject,
+) -> Result<Option<Project>> {
     Ok(sqlx::query_as!(
         Project,
         r#"INSERT INTO projects (tenant_id, project_id, slug, name, description, owner_principal_id)
            VALUES ($1, $2, $3, $4, $5, $6)
            ON CONFLICT (tenant_id, slug) DO NOTHING
-           RETURNING tenant_id AS "tenant_id: TenantId", project_id, slug, name, description, owner_principal_id,
+           RETURNING tenant_id AS "tenant_id: TenantId", project_id, slug, name, description,
+                  owner_principal_id AS "owner_principal_id: PrincipalId",
                      status AS "status: ProjectStatus", created_at, updated_at, archived_at"#,
         tenant.as_str(),
-        id,
+        id as ProjectId,
         p.slug,
         p.name,
         p.description,
-        p.owner_principal_id,
+        p.owner_principal_id as Option<PrincipalId>,
     )
     .fetch_optional(&mut **tx)
     .await?)
 }
 
-pub async fn insert(tx: &mut Tx, tenant: &TenantId, id: Uuid, p: &NewProject) -> Result<Project> {
+pub async fn insert(tx: &mut Tx, tenant: &TenantId, id: ProjectId, p: &NewProject) -> Result<Project> {
     sqlx::query_as!(
         Project,
         r#"INSERT INTO projects (tenant_id, project_id, slug, name, description, owner_principal_id)
            VALUES ($1, $2, $3, $4, $5, $6)
-           RETURNING tenant_id AS "tenant_id: TenantId", project_id, slug, name, description, owner_principal_id,
+           RETURNING tenant_id AS "tenant_id: TenantId", project_id, slug, name, description,
+                  owner_principal_id AS "owner_principal_id: PrincipalId",
                      status AS "status: ProjectStatus", created_at, updated_at, archived_at"#,
         tenant.as_str(),
-        id,
+        id as ProjectId,
         p.slug,
         p.name,
         p.description,
-        p.owner_principal_id,
+        p.owner_principal_id as Option<PrincipalId>,
     )
     .fetch_one(&mut **tx)
     .await
@@ -49,7 +56,8 @@ pub async fn insert(tx: &mut Tx, tenant: &TenantId, id: Uuid, p: &NewProject) ->
 pub async fn by_slug(tx: &mut Tx, tenant: &TenantId, slug: &str) -> Result<Option<Project>> {
     Ok(sqlx::query_as!(
         Project,
-        r#"SELECT tenant_id AS "tenant_id: TenantId", project_id, slug, name, description, owner_principal_id,
+        r#"SELECT tenant_id AS "tenant_id: TenantId", project_id, slug, name, description,
+                  owner_principal_id AS "owner_principal_id: PrincipalId",
                   status AS "status: ProjectStatus", created_at, updated_at, archived_at
            FROM projects WHERE tenant_id = $1 AND slug = $2"#,
         tenant.as_str(),
@@ -60,42 +68,45 @@ pub async fn by_slug(tx: &mut Tx, tenant: &TenantId, slug: &str) -> Result<Optio
 }
 
 /// Projects by id within `tenants` (`None`: every tenant the transaction may see, for operators).
-pub async fn by_ids(tx: &mut Tx, tenants: Option<&[String]>, ids: &[Uuid]) -> Result<Vec<Project>> {
+pub async fn by_ids(tx: &mut Tx, tenants: Option<&[String]>, ids: &[ProjectId]) -> Result<Vec<Project>> {
     Ok(sqlx::query_as!(
         Project,
-        r#"SELECT tenant_id AS "tenant_id: TenantId", project_id, slug, name, description, owner_principal_id,
+        r#"SELECT tenant_id AS "tenant_id: TenantId", project_id, slug, name, description,
+                  owner_principal_id AS "owner_principal_id: PrincipalId",
                   status AS "status: ProjectStatus", created_at, updated_at, archived_at
            FROM projects WHERE ($1::text[] IS NULL OR tenant_id = ANY($1)) AND project_id = ANY($2)"#,
         tenants,
-        ids,
+        ids as &[ProjectId],
     )
     .fetch_all(&mut **tx)
     .await?)
 }
 
 /// The project, share-locked: changes inside it may go on side by side, while archiving waits for them.
-pub async fn share(tx: &mut Tx, tenant: &TenantId, id: Uuid) -> Result<Option<Project>> {
+pub async fn share(tx: &mut Tx, tenant: &TenantId, id: ProjectId) -> Result<Option<Project>> {
     Ok(sqlx::query_as!(
         Project,
-        r#"SELECT tenant_id AS "tenant_id: TenantId", project_id, slug, name, description, owner_principal_id,
+        r#"SELECT tenant_id AS "tenant_id: TenantId", project_id, slug, name, description,
+                  owner_principal_id AS "owner_principal_id: PrincipalId",
                   status AS "status: ProjectStatus", created_at, updated_at, archived_at
            FROM projects WHERE tenant_id = $1 AND project_id = $2 FOR SHARE"#,
         tenant.as_str(),
-        id,
+        id as ProjectId,
     )
     .fetch_optional(&mut **tx)
     .await?)
 }
 
 /// The project, locked for a change to the project itself.
-pub async fn lock(tx: &mut Tx, tenant: &TenantId, id: Uuid) -> Result<Option<Project>> {
+pub async fn lock(tx: &mut Tx, tenant: &TenantId, id: ProjectId) -> Result<Option<Project>> {
     Ok(sqlx::query_as!(
         Project,
-        r#"SELECT tenant_id AS "tenant_id: TenantId", project_id, slug, name, description, owner_principal_id,
+        r#"SELECT tenant_id AS "tenant_id: TenantId", project_id, slug, name, description,
+                  owner_principal_id AS "owner_principal_id: PrincipalId",
                   status AS "status: ProjectStatus", created_at, updated_at, archived_at
            FROM projects WHERE tenant_id = $1 AND project_id = $2 FOR UPDATE"#,
         tenant.as_str(),
-        id,
+        id as ProjectId,
     )
     .fetch_optional(&mut **tx)
     .await?)
@@ -112,7 +123,7 @@ pub async fn page_of_tenants(
     Ok(sqlx::query_as!(
         Project,
         r#"SELECT tenant_id AS "tenant_id!: TenantId", project_id AS "project_id!", slug AS "slug!", name AS "name!",
-                  description AS "description!", owner_principal_id, status AS "status!: ProjectStatus",
+                  description AS "description!", owner_principal_id AS "owner_principal_id: PrincipalId", status AS "status!: ProjectStatus",
                   created_at AS "created_at!", updated_at AS "updated_at!", archived_at
            FROM (SELECT p.*, row_number() OVER (PARTITION BY p.tenant_id ORDER BY p.slug) AS n
                  FROM projects p
@@ -135,13 +146,14 @@ pub async fn update(tx: &mut Tx, tenant: &TenantId, p: &Project) -> Result<Proje
         r#"UPDATE projects SET name = $3, description = $4, owner_principal_id = $5, status = $6,
                   archived_at = $7, updated_at = now()
            WHERE tenant_id = $1 AND project_id = $2
-           RETURNING tenant_id AS "tenant_id: TenantId", project_id, slug, name, description, owner_principal_id,
+           RETURNING tenant_id AS "tenant_id: TenantId", project_id, slug, name, description,
+                  owner_principal_id AS "owner_principal_id: PrincipalId",
                      status AS "status: ProjectStatus", created_at, updated_at, archived_at"#,
         tenant.as_str(),
-        p.project_id,
+        p.project_id as ProjectId,
         p.name,
         p.description,
-        p.owner_principal_id,
+        p.owner_principal_id as Option<PrincipalId>,
         p.status.as_str(),
         p.archived_at,
     )

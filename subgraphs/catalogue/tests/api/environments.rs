@@ -102,19 +102,23 @@ async fn a_prod_change_is_applied_once_after_approval_granted() {
     assert_eq!(code(&v), "CONFLICT");
 
     let granted = ApprovalGranted {
-        approval_id: "apr-1".into(),
+        approval_id: uuid::Uuid::from_u128(1).into(),
         subject: subject(&change, &p),
         decided_by: vec!["alice".into()],
         note: Some("ok".into()),
     };
-    let rest = format!("governance.{}", ApprovalGranted::TYPE);
+    let rest = ApprovalGranted::routing_key_to("catalogue");
     let env = app.answer(&tenant, &change, &rest, &granted).await;
     app.publish_envelope(&rest, &env).await; // delivered twice
     wait_status(&app, &change, "Applied").await;
     // A late rejection of the same change changes nothing.
-    let rejected =
-        ApprovalRejected { approval_id: "apr-1".into(), subject: subject(&change, &p), decided_by: vec![], note: None };
-    app.answer(&tenant, &change, &format!("governance.{}", ApprovalRejected::TYPE), &rejected).await;
+    let rejected = ApprovalRejected {
+        approval_id: uuid::Uuid::from_u128(1).into(),
+        subject: subject(&change, &p),
+        decided_by: vec![],
+        note: None,
+    };
+    app.answer(&tenant, &change, &ApprovalRejected::routing_key_to("catalogue"), &rejected).await;
 
     test_support::eventually("the cached prod read to show the change", Duration::from_secs(10), || async {
         read(&app, &t, &p, "prod").await == json!({ "version": 2, "config": { "replicas": 9 } })
@@ -144,25 +148,29 @@ async fn a_prod_change_is_discarded_when_rejected_or_expired() {
     let first = app.ok(&t, CHANGE, json!({ "p": p, "n": "prod", "c": { "a": 1 } })).await;
     let first = first["changeEnvironment"]["change"]["id"].as_str().unwrap().to_owned();
     let rejected = ApprovalRejected {
-        approval_id: "apr-1".into(),
+        approval_id: uuid::Uuid::from_u128(1).into(),
         subject: subject(&first, &p),
         decided_by: vec!["bob".into()],
         note: Some("not now".into()),
     };
-    app.answer("acme", &first, &format!("governance.{}", ApprovalRejected::TYPE), &rejected).await;
+    app.answer("acme", &first, &ApprovalRejected::routing_key_to("catalogue"), &rejected).await;
     wait_status(&app, &first, "Rejected").await;
 
     // Once decided, the environment takes a new request.
     let second = app.ok(&t, CHANGE, json!({ "p": p, "n": "prod", "c": { "a": 2 } })).await;
     let second = second["changeEnvironment"]["change"]["id"].as_str().unwrap().to_owned();
-    let expired = ApprovalExpired { approval_id: "apr-2".into(), subject: subject(&second, &p) };
-    app.answer("acme", &second, &format!("governance.{}", ApprovalExpired::TYPE), &expired).await;
+    let expired = ApprovalExpired { approval_id: uuid::Uuid::from_u128(2).into(), subject: subject(&second, &p) };
+    app.answer("acme", &second, &ApprovalExpired::routing_key_to("catalogue"), &expired).await;
     wait_status(&app, &second, "Expired").await;
 
     // A grant arriving after the rejection changes nothing.
-    let granted =
-        ApprovalGranted { approval_id: "apr-1".into(), subject: subject(&first, &p), decided_by: vec![], note: None };
-    let env = app.answer("acme", &first, &format!("governance.{}", ApprovalGranted::TYPE), &granted).await;
+    let granted = ApprovalGranted {
+        approval_id: uuid::Uuid::from_u128(1).into(),
+        subject: subject(&first, &p),
+        decided_by: vec![],
+        note: None,
+    };
+    let env = app.answer("acme", &first, &ApprovalGranted::routing_key_to("catalogue"), &granted).await;
     let admin = app.admin_pool().await;
     test_support::eventually("the late grant to be consumed", Duration::from_secs(10), || async {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM inbox WHERE event_id = $1")
@@ -205,14 +213,14 @@ async fn only_the_answer_to_catalogues_own_request_applies_a_prod_change() {
     let p = app.project(&t, "shop").await;
     let v = app.ok(&t, CHANGE, json!({ "p": p, "n": "prod", "c": { "replicas": 9 } })).await;
     let change = v["changeEnvironment"]["change"]["id"].as_str().unwrap().to_owned();
-    let requester = format!("user@{tenant}");
+    let requester = test_support::tenant_subject(&tenant);
     let granted = |by: &str| ApprovalGranted {
-        approval_id: "apr-x".into(),
+        approval_id: uuid::Uuid::from_u128(10).into(),
         subject: subject(&change, &p),
         decided_by: vec![by.to_owned()],
         note: None,
     };
-    let rest = format!("governance.{}", ApprovalGranted::TYPE);
+    let rest = ApprovalGranted::routing_key_to("catalogue");
     let admin = app.admin_pool().await;
     let consumed = |event_id: String| {
         let admin = admin.clone();
@@ -252,6 +260,49 @@ async fn only_the_answer_to_catalogues_own_request_applies_a_prod_change() {
     app.cleanup().await;
 }
 
+/// Approval outcomes are addressed to the domain that asked: one about another domain's subject travels
+/// under that domain's routing key and never reaches catalogue's queue, so catalogue stores no inbox row
+/// for it.
+#[tokio::test]
+async fn another_domains_approval_outcomes_never_reach_catalogue() {
+    let app = spawn_app().await;
+    test_support::consuming(&format!("{}.approval-outcomes", app.command_prefix())).await;
+    let tenant = format!("t-{}", app.id);
+    let theirs = ApprovalGranted {
+        approval_id: uuid::Uuid::from_u128(20).into(),
+        subject: ApprovalSubject { kind: "workflow.Gate".into(), id: "gate-1".into(), project_id: None },
+        decided_by: vec![test_support::principal("bob")],
+        note: None,
+    };
+    assert_eq!(theirs.routing_key_of(), "governance.ApprovalGranted.workflow");
+    let theirs = app.publish(&tenant, &theirs.routing_key_of(), &theirs).await;
+    // One addressed to catalogue, published after it, is consumed: the queue has nothing before it.
+    let ours = ApprovalGranted {
+        approval_id: uuid::Uuid::from_u128(21).into(),
+        subject: subject(&uuid::Uuid::from_u128(22).to_string(), "p"),
+        decided_by: vec![test_support::principal("bob")],
+        note: None,
+    };
+    let ours = app.publish(&tenant, &ours.routing_key_of(), &ours).await;
+    let admin = app.admin_pool().await;
+    let inbox = |id: String| {
+        let admin = admin.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM inbox WHERE event_id = $1")
+                .bind(id)
+                .fetch_one(&admin)
+                .await
+                .unwrap()
+        }
+    };
+    test_support::eventually("catalogue's own outcome to be consumed", Duration::from_secs(10), || async {
+        inbox(ours.event_id.clone()).await == 1
+    })
+    .await;
+    assert_eq!(inbox(theirs.event_id).await, 0, "workflow's outcome never reached catalogue");
+    app.cleanup().await;
+}
+
 /// Finding (Medium): a cancelled approval left its prod change pending for good, and the environment
 /// refused every later change. Governance's `ApprovalCancelled` now discards it.
 #[tokio::test]
@@ -265,12 +316,12 @@ async fn a_cancelled_approval_frees_the_prod_environment() {
     let change = v["changeEnvironment"]["change"]["id"].as_str().unwrap().to_owned();
     assert_eq!(code(&app.gql(&t, CHANGE, json!({ "p": p, "n": "prod", "c": { "a": 2 } })).await), "CONFLICT");
     let cancelled = ApprovalCancelled {
-        approval_id: "apr-1".into(),
+        approval_id: uuid::Uuid::from_u128(1).into(),
         subject_kind: catalogue::events::ENVIRONMENT_CHANGE.into(),
         subject_id: change.clone(),
-        cancelled_by: format!("user@{tenant}"),
+        cancelled_by: test_support::tenant_subject(&tenant),
     };
-    app.answer(&tenant, &change, &format!("governance.{}", ApprovalCancelled::TYPE), &cancelled).await;
+    app.answer(&tenant, &change, &ApprovalCancelled::routing_key_to("catalogue"), &cancelled).await;
     wait_status(&app, &change, "Cancelled").await;
     let v = app.ok(&t, CHANGE, json!({ "p": p, "n": "prod", "c": { "a": 2 } })).await;
     assert_eq!(v["changeEnvironment"]["change"]["status"], "PENDING", "the environment takes a new change");

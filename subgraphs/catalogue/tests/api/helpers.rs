@@ -74,7 +74,7 @@ impl TestApp {
     }
 
     /// Publishes `payload` as an envelope for `tenant` under `<namespace>.<rest>` — the routing key this
-    /// app's durable consumers bind (`rest` = `governance.ApprovalGranted`, `CreateProject`, …).
+    /// app's durable consumers bind (`rest` = `governance.ApprovalGranted.catalogue`, `CreateProject`, …).
     pub async fn publish<E: Event>(&self, tenant: &str, rest: &str, payload: &E) -> Envelope {
         let meta = EventMeta { trace_id: "t".into(), correlation_id: "c".into(), causation_id: None, actor: None };
         let env = Envelope::new(&TenantId::parse(tenant).unwrap(), &meta, payload);

@@ -23,9 +23,9 @@ use kernel::db::Db;
 use kernel::envelope::EventMeta;
 use kernel::{Error, Result, TenantId, Work};
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::events;
+use crate::ids::ApprovalId;
 
 kernel::text_enum! {
     #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,7 +72,7 @@ pub struct Approval {
     #[graphql(skip)]
     pub tenant_id: TenantId,
     #[graphql(skip)]
-    pub approval_id: Uuid,
+    pub approval_id: ApprovalId,
     /// `<domain>.<Thing>`, e.g. `catalogue.EnvironmentChange`.
     pub subject_kind: String,
     /// The thing's id in the requesting domain.
@@ -146,8 +146,8 @@ impl Approval {
     }
 }
 
-pub fn parse_id(field: &str, raw: &str) -> Result<Uuid> {
-    kernel::ids::uuid(field, raw, "approval")
+pub fn parse_id(field: &str, raw: &str) -> Result<ApprovalId> {
+    ApprovalId::parse(field, raw)
 }
 
 /// The longest a request may stay open.
@@ -271,7 +271,7 @@ pub fn may_ask(requester: Requester<'_>, kind: &str) -> Result<()> {
 /// keeps `work`'s trace and correlation ids and causation (the command's event id).
 pub async fn request(work: &mut Work, tenant: &TenantId, new: &NewApproval) -> Result<(Approval, bool)> {
     let meta = work.meta().clone();
-    if let Some(a) = store::insert_if_no_pending(work, tenant, Uuid::now_v7(), new, &meta).await? {
+    if let Some(a) = store::insert_if_no_pending(work, tenant, ApprovalId::new_v7(), new, &meta).await? {
         let event = events::ApprovalRequested {
             approval_id: a.approval_id,
             subject_kind: a.subject_kind.clone(),
@@ -298,7 +298,7 @@ pub async fn request(work: &mut Work, tenant: &TenantId, new: &NewApproval) -> R
 pub async fn vote(
     db: &Db,
     tenant: &TenantId,
-    id: Uuid,
+    id: ApprovalId,
     voter: &str,
     vote: Vote,
     note: Option<String>,
@@ -345,7 +345,7 @@ pub async fn vote(
         Vote::Reject => {
             let a = store::finish(&mut work, tenant, id, ApprovalStatus::Rejected, note.as_deref()).await?;
             let event = ApprovalRejected {
-                approval_id: id.to_string(),
+                approval_id: id,
                 subject: a.subject(),
                 decided_by: vec![voter.to_owned()],
                 note: note.clone(),
@@ -357,8 +357,7 @@ pub async fn vote(
             let a = store::finish(&mut work, tenant, id, ApprovalStatus::Approved, note.as_deref()).await?;
             let decided_by =
                 a.votes.0.iter().filter(|v| v.vote == Vote::Approve).map(|v| v.principal.clone()).collect();
-            let event =
-                ApprovalGranted { approval_id: id.to_string(), subject: a.subject(), decided_by, note: note.clone() };
+            let event = ApprovalGranted { approval_id: id, subject: a.subject(), decided_by, note: note.clone() };
             work.emit(tenant, &event).await?;
             a
         }
@@ -370,7 +369,7 @@ pub async fn vote(
 
 /// The requester withdraws a pending request. Emits `ApprovalCancelled`, an outcome the requesting domain
 /// hears like the others (catalogue discards the pending change, so the environment takes a new one).
-pub async fn cancel(db: &Db, tenant: &TenantId, id: Uuid, by: &str, trace: &str) -> Result<Approval> {
+pub async fn cancel(db: &Db, tenant: &TenantId, id: ApprovalId, by: &str, trace: &str) -> Result<Approval> {
     let mut tx = db.tenant_tx(tenant).await?;
     let a = store::lock(&mut tx, tenant, id).await?.ok_or_else(|| Error::not_found(format!("no approval `{id}`")))?;
     let mut work = Work::from_tx(tx, a.answer_meta(trace, Some(by)));
@@ -382,7 +381,7 @@ pub async fn cancel(db: &Db, tenant: &TenantId, id: Uuid, by: &str, trace: &str)
     }
     let a = store::finish(&mut work, tenant, id, ApprovalStatus::Cancelled, None).await?;
     let event = events::ApprovalCancelled {
-        approval_id: id.to_string(),
+        approval_id: id,
         subject_kind: a.subject_kind.clone(),
         subject_id: a.subject_id.clone(),
         cancelled_by: by.to_owned(),
@@ -393,7 +392,7 @@ pub async fn cancel(db: &Db, tenant: &TenantId, id: Uuid, by: &str, trace: &str)
 }
 
 /// Expires request `id` if it is still pending past its expiry (else leaves it): emits `ApprovalExpired`.
-pub async fn expire(db: &Db, tenant: &TenantId, id: Uuid) -> Result<bool> {
+pub async fn expire(db: &Db, tenant: &TenantId, id: ApprovalId) -> Result<bool> {
     let mut tx = db.tenant_tx(tenant).await?;
     let Some(a) = store::lock(&mut tx, tenant, id).await? else { return Ok(false) };
     if a.status != ApprovalStatus::Pending || a.expires_at > Utc::now() {
@@ -401,7 +400,7 @@ pub async fn expire(db: &Db, tenant: &TenantId, id: Uuid) -> Result<bool> {
     }
     let mut work = Work::from_tx(tx, a.answer_meta(&a.trace_id, None));
     let a = store::finish(&mut work, tenant, id, ApprovalStatus::Expired, None).await?;
-    work.emit(tenant, &ApprovalExpired { approval_id: id.to_string(), subject: a.subject() }).await?;
+    work.emit(tenant, &ApprovalExpired { approval_id: id, subject: a.subject() }).await?;
     work.commit().await?;
     Ok(true)
 }

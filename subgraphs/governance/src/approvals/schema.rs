@@ -13,6 +13,7 @@ use kernel::{Error, Result, Work};
 use serde_json::Value;
 
 use super::{parse_id, store, Approval, ApprovalStatus, NewApproval, Vote};
+use crate::ids::ApprovalId;
 
 #[derive(Default)]
 pub struct ApprovalQuery;
@@ -40,7 +41,7 @@ impl ApprovalQuery {
     ) -> Result<Connection<String, Approval>> {
         let tenant = ctx.authorize(READ)?;
         let page = Page::forward(after, first, 20)?;
-        let before = page.after.as_deref().map(|c| kernel::ids::uuid("after", c, "cursor")).transpose()?;
+        let before = page.after.as_deref().map(|c| ApprovalId::parse("after", c)).transpose()?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let rows = store::page(&mut tx, &tenant, status, before, page.fetch_limit()).await?;
         tx.commit().await?;

@@ -5,15 +5,15 @@ use kernel::db::Tx;
 use kernel::envelope::EventMeta;
 use kernel::error::OnConstraint;
 use kernel::{Error, Result, TenantId};
-use uuid::Uuid;
 
 use super::{Approval, ApprovalStatus, NewApproval, Vote};
+use crate::ids::ApprovalId;
 
 /// Inserts the request unless the subject has an open one (then `None`).
 pub async fn insert_if_no_pending(
     tx: &mut Tx,
     tenant: &TenantId,
-    id: Uuid,
+    id: ApprovalId,
     a: &NewApproval,
     meta: &EventMeta,
 ) -> Result<Option<Approval>> {
@@ -25,7 +25,7 @@ pub async fn insert_if_no_pending(
            ON CONFLICT (tenant_id, subject_kind, subject_id) WHERE status = 'Pending' DO NOTHING
            RETURNING approval_id"#,
         tenant.as_str(),
-        id,
+        id as ApprovalId,
         a.subject.kind,
         a.subject.id,
         a.subject.project_id,
@@ -42,12 +42,12 @@ pub async fn insert_if_no_pending(
     .fetch_optional(&mut **tx)
     .await?;
     match inserted {
-        Some(id) => Ok(Some(by_id(tx, tenant, id).await?.expect("inserted above"))),
+        Some(id) => Ok(Some(by_id(tx, tenant, id.into()).await?.expect("inserted above"))),
         None => Ok(None),
     }
 }
 
-pub async fn by_id(tx: &mut Tx, tenant: &TenantId, id: Uuid) -> Result<Option<Approval>> {
+pub async fn by_id(tx: &mut Tx, tenant: &TenantId, id: ApprovalId) -> Result<Option<Approval>> {
     Ok(sqlx::query_as!(
         Approval,
         r#"SELECT a.tenant_id AS "tenant_id: TenantId", a.approval_id, a.subject_kind, a.subject_id, a.project_id,
@@ -60,18 +60,18 @@ pub async fn by_id(tx: &mut Tx, tenant: &TenantId, id: Uuid) -> Result<Option<Ap
                            '[]') AS "votes!: sqlx::types::Json<Vec<super::ApprovalVote>>"
            FROM approvals a WHERE a.tenant_id = $1 AND a.approval_id = $2"#,
         tenant.as_str(),
-        id,
+        id as ApprovalId,
     )
     .fetch_optional(&mut **tx)
     .await?)
 }
 
 /// The request, locked for a decision, with its votes.
-pub async fn lock(tx: &mut Tx, tenant: &TenantId, id: Uuid) -> Result<Option<Approval>> {
+pub async fn lock(tx: &mut Tx, tenant: &TenantId, id: ApprovalId) -> Result<Option<Approval>> {
     let found = sqlx::query_scalar!(
         "SELECT approval_id FROM approvals WHERE tenant_id = $1 AND approval_id = $2 FOR UPDATE",
         tenant.as_str(),
-        id,
+        id as ApprovalId,
     )
     .fetch_optional(&mut **tx)
     .await?;
@@ -93,7 +93,7 @@ pub async fn pending_for(tx: &mut Tx, tenant: &TenantId, kind: &str, subject: &s
     .fetch_optional(&mut **tx)
     .await?;
     match id {
-        Some(id) => by_id(tx, tenant, id).await,
+        Some(id) => by_id(tx, tenant, id.into()).await,
         None => Ok(None),
     }
 }
@@ -103,7 +103,7 @@ pub async fn pending_for(tx: &mut Tx, tenant: &TenantId, kind: &str, subject: &s
 pub async fn insert_vote(
     tx: &mut Tx,
     tenant: &TenantId,
-    id: Uuid,
+    id: ApprovalId,
     voter: &str,
     vote: Vote,
     as_roles: &[String],
@@ -113,7 +113,7 @@ pub async fn insert_vote(
         "INSERT INTO approval_votes (tenant_id, approval_id, principal, vote, as_roles, note)
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         tenant.as_str(),
-        id,
+        id as ApprovalId,
         voter,
         vote.as_str(),
         as_roles,
@@ -128,7 +128,7 @@ pub async fn insert_vote(
 pub async fn finish(
     tx: &mut Tx,
     tenant: &TenantId,
-    id: Uuid,
+    id: ApprovalId,
     status: ApprovalStatus,
     note: Option<&str>,
 ) -> Result<Approval> {
@@ -136,7 +136,7 @@ pub async fn finish(
         "UPDATE approvals SET status = $3, decided_at = now(), decision_note = $4
          WHERE tenant_id = $1 AND approval_id = $2",
         tenant.as_str(),
-        id,
+        id as ApprovalId,
         status.as_str(),
         note,
     )
@@ -151,7 +151,7 @@ pub async fn page(
     tx: &mut Tx,
     tenant: &TenantId,
     status: Option<ApprovalStatus>,
-    before: Option<Uuid>,
+    before: Option<ApprovalId>,
     limit: i64,
 ) -> Result<Vec<Approval>> {
     Ok(sqlx::query_as!(
@@ -170,7 +170,7 @@ pub async fn page(
            LIMIT $4"#,
         tenant.as_str(),
         status.map(|s| s.as_str()),
-        before,
+        before as Option<ApprovalId>,
         limit,
     )
     .fetch_all(&mut **tx)
@@ -189,12 +189,12 @@ pub async fn roles_of(tx: &mut Tx, tenant: &TenantId, principal: &str) -> Result
 }
 
 /// Pending requests past their expiry, across tenants (the owner's function), oldest first.
-pub async fn expired(tx: &mut Tx, batch: i32) -> Result<Vec<(TenantId, Uuid)>> {
+pub async fn expired(tx: &mut Tx, batch: i32) -> Result<Vec<(TenantId, ApprovalId)>> {
     let rows = sqlx::query!(
         r#"SELECT tenant_id AS "tenant_id!: TenantId", approval_id AS "approval_id!" FROM governance_expired_approvals($1)"#,
         batch,
     )
     .fetch_all(&mut **tx)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.tenant_id, r.approval_id)).collect())
+    Ok(rows.into_iter().map(|r| (r.tenant_id, r.approval_id.into())).collect())
 }

@@ -14,9 +14,9 @@ use chrono::{DateTime, Utc};
 use kernel::envelope::EventMeta;
 use kernel::{Result, TenantId, Work};
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::events::{self, EntityRef};
+use crate::ids::{DecisionId, PolicyId};
 use crate::policies::cedar::{self, CompiledSet};
 use crate::policies::Effect;
 
@@ -27,7 +27,7 @@ pub struct Decision {
     #[graphql(skip)]
     pub tenant_id: TenantId,
     #[graphql(skip)]
-    pub decision_id: Uuid,
+    pub decision_id: DecisionId,
     pub decided_at: DateTime<Utc>,
     /// `Type::"id"`, as Cedar writes entity ids.
     pub principal: String,
@@ -39,7 +39,7 @@ pub struct Decision {
     pub policy_set_hash: String,
     /// The ids of the policies that decided (none for a default deny).
     #[graphql(skip)]
-    pub determining_policies: Vec<Uuid>,
+    pub determining_policies: Vec<PolicyId>,
     /// Evaluation errors (a policy that erred is skipped, as Cedar does).
     pub errors: Vec<String>,
     pub effect: Effect,
@@ -116,7 +116,7 @@ pub fn evaluate(tenant: &TenantId, set: &CompiledSet, req: &EvaluationRequest, m
     let evaluation = set.evaluate(&prepared);
     Ok(Decision {
         tenant_id: tenant.clone(),
-        decision_id: Uuid::now_v7(),
+        decision_id: DecisionId::new_v7(),
         decided_at: Utc::now(),
         principal: entity_string(&req.principal),
         action: req.action.clone(),

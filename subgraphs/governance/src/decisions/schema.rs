@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::{store, Decision, EvaluationRequest};
 use crate::events::{EntityRef, ParentRef};
+use crate::ids::DecisionId;
 use crate::policies::Effect;
 
 /// A Cedar entity in a request.
@@ -114,7 +115,7 @@ impl DecisionQuery {
     /// A decision by id.
     async fn decision(&self, ctx: &Context<'_>, id: ID) -> Result<Decision> {
         let tenant = ctx.authorize(READ)?;
-        let id = kernel::ids::uuid("id", &id, "decision")?;
+        let id = DecisionId::from_id("id", &id)?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let d = store::by_id(&mut tx, &tenant, id).await?;
         tx.commit().await?;
@@ -134,7 +135,7 @@ impl DecisionQuery {
     ) -> Result<Connection<String, Decision>> {
         let tenant = ctx.authorize(READ)?;
         let page = Page::forward(after, first, 20)?;
-        let before = page.after.as_deref().map(|c| kernel::ids::uuid("after", c, "cursor")).transpose()?;
+        let before = page.after.as_deref().map(|c| DecisionId::parse("after", c)).transpose()?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let rows = store::page(&mut tx, &tenant, from, to, effect, before, page.fetch_limit()).await?;
         tx.commit().await?;

@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use kernel::db::Tx;
 use kernel::{Result, TenantId};
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::Decision;
+use crate::ids::{DecisionId, PolicyId};
 use crate::policies::Effect;
 
 /// Appends `rows` — of any tenants — in one statement (`governance_append_decisions`, which inserts each
@@ -18,7 +18,7 @@ pub async fn append(tx: &mut Tx, rows: &[&Decision]) -> Result<()> {
         return Ok(());
     }
     let tenants: Vec<&str> = rows.iter().map(|d| d.tenant_id.as_str()).collect();
-    let ids: Vec<Uuid> = rows.iter().map(|d| d.decision_id).collect();
+    let ids: Vec<DecisionId> = rows.iter().map(|d| d.decision_id).collect();
     let at: Vec<DateTime<Utc>> = rows.iter().map(|d| d.decided_at).collect();
     let principals: Vec<&str> = rows.iter().map(|d| d.principal.as_str()).collect();
     let actions: Vec<&str> = rows.iter().map(|d| d.action.as_str()).collect();
@@ -35,7 +35,7 @@ pub async fn append(tx: &mut Tx, rows: &[&Decision]) -> Result<()> {
     sqlx::query!(
         "SELECT governance_append_decisions($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         &tenants as &[&str],
-        &ids,
+        &ids as &[DecisionId],
         &at,
         &principals as &[&str],
         &actions as &[&str],
@@ -54,15 +54,15 @@ pub async fn append(tx: &mut Tx, rows: &[&Decision]) -> Result<()> {
     Ok(())
 }
 
-pub async fn by_id(tx: &mut Tx, tenant: &TenantId, id: Uuid) -> Result<Option<Decision>> {
+pub async fn by_id(tx: &mut Tx, tenant: &TenantId, id: DecisionId) -> Result<Option<Decision>> {
     Ok(sqlx::query_as!(
         Decision,
         r#"SELECT tenant_id AS "tenant_id: TenantId", decision_id, decided_at, principal, action, resource, context,
-                  policy_set_version, policy_set_hash, determining_policies, errors, effect AS "effect: Effect",
+                  policy_set_version, policy_set_hash, determining_policies AS "determining_policies: Vec<PolicyId>", errors, effect AS "effect: Effect",
                   trace_id, correlation_id
            FROM decisions WHERE tenant_id = $1 AND decision_id = $2"#,
         tenant.as_str(),
-        id,
+        id as DecisionId,
     )
     .fetch_optional(&mut **tx)
     .await?)
@@ -75,13 +75,13 @@ pub async fn page(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     effect: Option<Effect>,
-    before: Option<Uuid>,
+    before: Option<DecisionId>,
     limit: i64,
 ) -> Result<Vec<Decision>> {
     Ok(sqlx::query_as!(
         Decision,
         r#"SELECT tenant_id AS "tenant_id: TenantId", decision_id, decided_at, principal, action, resource, context,
-                  policy_set_version, policy_set_hash, determining_policies, errors, effect AS "effect: Effect",
+                  policy_set_version, policy_set_hash, determining_policies AS "determining_policies: Vec<PolicyId>", errors, effect AS "effect: Effect",
                   trace_id, correlation_id
            FROM decisions
            WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR decided_at >= $2)
@@ -93,7 +93,7 @@ pub async fn page(
         from,
         to,
         effect.map(|e| e.as_str()),
-        before,
+        before as Option<DecisionId>,
         limit,
     )
     .fetch_all(&mut **tx)

@@ -38,8 +38,12 @@ impl Handler for Directory {
     async fn handle(&self, work: &mut Work, envelope: &Envelope) -> Result<(), Failure> {
         let (tenant, at) = (&envelope.tenant_id, envelope.occurred_at);
         match Fact::decode(envelope).into_result("governance.directory")? {
-            Fact::RoleBound(e) => store::set_role(work, tenant, &e.principal_id, &e.role_key, true, at).await?,
-            Fact::RoleUnbound(e) => store::set_role(work, tenant, &e.principal_id, &e.role_key, false, at).await?,
+            Fact::RoleBound(e) => {
+                store::set_role(work, tenant, &e.principal_id.to_string(), &e.role_key, true, at).await?
+            }
+            Fact::RoleUnbound(e) => {
+                store::set_role(work, tenant, &e.principal_id.to_string(), &e.role_key, false, at).await?
+            }
             Fact::LegalHold(e) => tenancy::record_legal_hold(work, tenant, e.legal_hold, at).await?,
         }
         Ok(())

@@ -12,12 +12,12 @@ pub mod store;
 
 use std::collections::BTreeMap;
 
+use crate::ids::ConnectionId;
 use async_graphql::{ComplexObject, Enum, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use kernel::secrets::{ConfigRef, Secrets};
 use kernel::{Error, Result, TenantId};
 use serde_json::Value;
-use uuid::Uuid;
 
 kernel::text_enum! {
     #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,7 +51,7 @@ pub struct IntegrationConnection {
     #[graphql(skip)]
     pub tenant_id: TenantId,
     #[graphql(skip)]
-    pub connection_id: Uuid,
+    pub connection_id: ConnectionId,
     /// Unique per tenant: 2–63 lower-case letters, digits and hyphens.
     pub name: String,
     pub kind: IntegrationKind,
@@ -97,8 +97,8 @@ pub fn refs_of(v: &Value) -> Vec<SecretRef> {
     out
 }
 
-pub fn parse_id(field: &str, raw: &str) -> Result<Uuid> {
-    kernel::ids::uuid(field, raw, "connection")
+pub fn parse_id(field: &str, raw: &str) -> Result<ConnectionId> {
+    ConnectionId::parse(field, raw)
 }
 
 pub fn name(raw: &str) -> Result<String> {

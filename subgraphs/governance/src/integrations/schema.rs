@@ -8,10 +8,10 @@ use kernel::permissions::governance::{READ, WRITE};
 use kernel::Authorize;
 use kernel::{Error, Result, TenantId, Work};
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::{parse_id, store, IntegrationConnection, IntegrationKind, IntegrationStatus, SecretCheck};
 use crate::events;
+use crate::ids::ConnectionId;
 
 #[derive(InputObject)]
 pub struct SecretRefInput {
@@ -48,7 +48,7 @@ pub struct IntegrationConnectionTest {
 }
 
 /// The connection, locked for a change: `NOT_FOUND` also for another tenant's.
-async fn load(work: &mut Work, tenant: &TenantId, id: Uuid) -> Result<IntegrationConnection> {
+async fn load(work: &mut Work, tenant: &TenantId, id: ConnectionId) -> Result<IntegrationConnection> {
     store::by_id(work, tenant, id, true).await?.ok_or_else(|| Error::not_found(format!("no connection `{id}`")))
 }
 
@@ -104,7 +104,7 @@ impl IntegrationMutation {
         let c = store::insert(
             &mut work,
             &tenant,
-            Uuid::now_v7(),
+            ConnectionId::new_v7(),
             &name,
             input.kind,
             &provider,

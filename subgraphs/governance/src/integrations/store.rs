@@ -4,15 +4,15 @@ use kernel::db::Tx;
 use kernel::error::OnConstraint;
 use kernel::{Error, Result, TenantId};
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::{IntegrationConnection, IntegrationKind, IntegrationStatus};
+use crate::ids::ConnectionId;
 
 #[allow(clippy::too_many_arguments)]
 pub async fn insert(
     tx: &mut Tx,
     tenant: &TenantId,
-    id: Uuid,
+    id: ConnectionId,
     name: &str,
     kind: IntegrationKind,
     provider: &str,
@@ -28,7 +28,7 @@ pub async fn insert(
                      settings, secret_refs, status AS "status: IntegrationStatus", created_by, created_at, updated_at,
                      last_tested_at, last_test_ok"#,
         tenant.as_str(),
-        id,
+        id as ConnectionId,
         name,
         kind.as_str(),
         provider,
@@ -41,7 +41,12 @@ pub async fn insert(
     .on_constraint("integration_connections_name_key", || Error::conflict(format!("connection name `{name}` is taken")))
 }
 
-pub async fn by_id(tx: &mut Tx, tenant: &TenantId, id: Uuid, lock: bool) -> Result<Option<IntegrationConnection>> {
+pub async fn by_id(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    id: ConnectionId,
+    lock: bool,
+) -> Result<Option<IntegrationConnection>> {
     let row = if lock {
         sqlx::query_as!(
             IntegrationConnection,
@@ -50,7 +55,7 @@ pub async fn by_id(tx: &mut Tx, tenant: &TenantId, id: Uuid, lock: bool) -> Resu
                       last_tested_at, last_test_ok
                FROM integration_connections WHERE tenant_id = $1 AND connection_id = $2 FOR UPDATE"#,
             tenant.as_str(),
-            id,
+            id as ConnectionId,
         )
         .fetch_optional(&mut **tx)
         .await?
@@ -62,7 +67,7 @@ pub async fn by_id(tx: &mut Tx, tenant: &TenantId, id: Uuid, lock: bool) -> Resu
                       last_tested_at, last_test_ok
                FROM integration_connections WHERE tenant_id = $1 AND connection_id = $2"#,
             tenant.as_str(),
-            id,
+            id as ConnectionId,
         )
         .fetch_optional(&mut **tx)
         .await?
@@ -102,7 +107,7 @@ pub async fn update(tx: &mut Tx, c: &IntegrationConnection) -> Result<Integratio
                      settings, secret_refs, status AS "status: IntegrationStatus", created_by, created_at, updated_at,
                      last_tested_at, last_test_ok"#,
         c.tenant_id.as_str(),
-        c.connection_id,
+        c.connection_id as ConnectionId,
         c.settings,
         c.secret_refs,
         c.status.as_str(),

@@ -14,8 +14,8 @@ pub mod store;
 use async_graphql::{ComplexObject, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use kernel::{Error, Result, TenantId};
-use uuid::Uuid;
 
+use crate::ids::{ModelPolicyId, ProjectRef};
 use crate::policies::PolicyStatus;
 
 /// Models of one provider a policy allows.
@@ -32,11 +32,11 @@ pub struct ModelPolicy {
     #[graphql(skip)]
     pub tenant_id: TenantId,
     #[graphql(skip)]
-    pub model_policy_id: Uuid,
+    pub model_policy_id: ModelPolicyId,
     pub name: String,
     pub version: i32,
     /// The project it is narrowed to (any when null).
-    pub project_id: Option<Uuid>,
+    pub project_id: Option<ProjectRef>,
     /// The skill it is narrowed to (any when null).
     pub skill_key: Option<String>,
     #[graphql(skip)]
@@ -77,8 +77,8 @@ impl ModelPolicy {
     }
 }
 
-pub fn parse_id(field: &str, raw: &str) -> Result<Uuid> {
-    kernel::ids::uuid(field, raw, "model policy")
+pub fn parse_id(field: &str, raw: &str) -> Result<ModelPolicyId> {
+    ModelPolicyId::parse(field, raw)
 }
 
 /// Locks a model policy for a status change: `NOT_FOUND` (also for another tenant's), or `CONFLICT` unless
@@ -86,7 +86,7 @@ pub fn parse_id(field: &str, raw: &str) -> Result<Uuid> {
 pub async fn lock_in(
     work: &mut kernel::Work,
     tenant: &TenantId,
-    id: Uuid,
+    id: ModelPolicyId,
     expected: PolicyStatus,
     why: &str,
 ) -> Result<ModelPolicy> {
@@ -118,7 +118,7 @@ pub fn allowances(raw: Vec<ModelAllowance>) -> Result<Vec<ModelAllowance>> {
 /// A task about to be assigned.
 #[derive(Clone, Debug, Default)]
 pub struct Task {
-    pub project_id: Option<Uuid>,
+    pub project_id: Option<ProjectRef>,
     pub skill_key: Option<String>,
     pub provider: String,
     pub model: String,
@@ -186,14 +186,14 @@ mod tests {
 
     fn policy(
         name: &str,
-        project: Option<Uuid>,
+        project: Option<ProjectRef>,
         skill: Option<&str>,
         allowed: &[(&str, &[&str])],
         max_tokens: Option<i32>,
     ) -> ModelPolicy {
         ModelPolicy {
             tenant_id: TenantId::try_from("acme".to_owned()).unwrap(),
-            model_policy_id: Uuid::now_v7(),
+            model_policy_id: ModelPolicyId::new_v7(),
             name: name.into(),
             version: 1,
             project_id: project,
@@ -220,13 +220,13 @@ mod tests {
 
     #[test]
     fn the_most_specific_policy_decides_and_limits_apply() {
-        let shop = Uuid::now_v7();
+        let shop = ProjectRef::new_v7();
         let policies = vec![
             policy("base", None, None, &[("openai", &["*"])], Some(8000)),
             policy("shop", Some(shop), None, &[("azure-openai", &["gpt-4o"])], Some(4000)),
             policy("review", Some(shop), Some("code-review"), &[("anthropic", &["claude"])], None),
         ];
-        let task = |project: Option<Uuid>, skill: Option<&str>, provider: &str, model: &str, tokens: i64| Task {
+        let task = |project: Option<ProjectRef>, skill: Option<&str>, provider: &str, model: &str, tokens: i64| Task {
             project_id: project,
             skill_key: skill.map(Into::into),
             provider: provider.into(),

@@ -7,10 +7,10 @@ use kernel::pagination::Page;
 use kernel::permissions::governance::{READ, WRITE};
 use kernel::Authorize;
 use kernel::{Error, Result, Work};
-use uuid::Uuid;
 
 use super::{parse_id, store, ModelAllowance, ModelDecision, ModelPolicy, Task};
 use crate::events;
+use crate::ids::{ModelPolicyId, ProjectRef};
 use crate::policies::PolicyStatus;
 
 #[derive(InputObject)]
@@ -25,7 +25,7 @@ pub struct DraftModelPolicyInput {
     /// A new name starts at version 1; an existing one gets its next version.
     pub name: String,
     /// Narrows the policy to one project (catalogue's id).
-    pub project_id: Option<Uuid>,
+    pub project_id: Option<ProjectRef>,
     /// Narrows the policy to one skill (catalogue's skill key).
     pub skill_key: Option<String>,
     pub allowed: Vec<ModelAllowanceInput>,
@@ -35,7 +35,7 @@ pub struct DraftModelPolicyInput {
 
 #[derive(InputObject)]
 pub struct ModelTaskInput {
-    pub project_id: Option<Uuid>,
+    pub project_id: Option<ProjectRef>,
     pub skill_key: Option<String>,
     pub provider: String,
     pub model: String,
@@ -137,7 +137,7 @@ impl ModelMutation {
             max_cost_per_day_cents: input.max_cost_per_day_cents,
             by: &by,
         };
-        let p = store::insert_next(&mut work, &tenant, Uuid::now_v7(), &draft).await?;
+        let p = store::insert_next(&mut work, &tenant, ModelPolicyId::new_v7(), &draft).await?;
         work.commit().await?;
         Ok(p)
     }

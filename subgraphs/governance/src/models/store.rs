@@ -3,15 +3,15 @@
 use kernel::db::Tx;
 use kernel::error::OnConstraint;
 use kernel::{Error, Result, TenantId};
-use uuid::Uuid;
 
 use super::{ModelAllowance, ModelPolicy};
+use crate::ids::{ModelPolicyId, ProjectRef};
 use crate::policies::PolicyStatus;
 
 /// A draft to insert.
 pub struct Draft<'a> {
     pub name: &'a str,
-    pub project_id: Option<Uuid>,
+    pub project_id: Option<ProjectRef>,
     pub skill_key: Option<&'a str>,
     pub allowed: &'a [ModelAllowance],
     pub max_tokens_per_task: Option<i32>,
@@ -19,21 +19,21 @@ pub struct Draft<'a> {
     pub by: &'a str,
 }
 
-pub async fn insert_next(tx: &mut Tx, tenant: &TenantId, id: Uuid, d: &Draft<'_>) -> Result<ModelPolicy> {
+pub async fn insert_next(tx: &mut Tx, tenant: &TenantId, id: ModelPolicyId, d: &Draft<'_>) -> Result<ModelPolicy> {
     sqlx::query_as!(
         ModelPolicy,
         r#"INSERT INTO model_policies (tenant_id, model_policy_id, name, version, project_id, skill_key, allowed,
                                        max_tokens_per_task, max_cost_per_day_cents, created_by)
            SELECT $1, $2, $3, COALESCE(max(version), 0) + 1, $4, $5, $6, $7, $8, $9
            FROM model_policies WHERE tenant_id = $1 AND name = $3
-           RETURNING tenant_id AS "tenant_id: TenantId", model_policy_id, name, version, project_id, skill_key,
+           RETURNING tenant_id AS "tenant_id: TenantId", model_policy_id, name, version, project_id AS "project_id: ProjectRef", skill_key,
                      allowed AS "allowed: sqlx::types::Json<Vec<ModelAllowance>>", max_tokens_per_task,
                      max_cost_per_day_cents, status AS "status: PolicyStatus", created_by, created_at, updated_at,
                      published_at, deprecated_at"#,
         tenant.as_str(),
-        id,
+        id as ModelPolicyId,
         d.name,
-        d.project_id,
+        d.project_id as Option<ProjectRef>,
         d.skill_key,
         serde_json::to_value(d.allowed).map_err(|e| Error::internal(e))?,
         d.max_tokens_per_task,
@@ -47,34 +47,34 @@ pub async fn insert_next(tx: &mut Tx, tenant: &TenantId, id: Uuid, d: &Draft<'_>
     })
 }
 
-pub async fn lock(tx: &mut Tx, tenant: &TenantId, id: Uuid) -> Result<Option<ModelPolicy>> {
+pub async fn lock(tx: &mut Tx, tenant: &TenantId, id: ModelPolicyId) -> Result<Option<ModelPolicy>> {
     Ok(sqlx::query_as!(
         ModelPolicy,
-        r#"SELECT tenant_id AS "tenant_id: TenantId", model_policy_id, name, version, project_id, skill_key,
+        r#"SELECT tenant_id AS "tenant_id: TenantId", model_policy_id, name, version, project_id AS "project_id: ProjectRef", skill_key,
                   allowed AS "allowed: sqlx::types::Json<Vec<ModelAllowance>>", max_tokens_per_task,
                   max_cost_per_day_cents, status AS "status: PolicyStatus", created_by, created_at, updated_at,
                   published_at, deprecated_at
            FROM model_policies WHERE tenant_id = $1 AND model_policy_id = $2 FOR UPDATE"#,
         tenant.as_str(),
-        id,
+        id as ModelPolicyId,
     )
     .fetch_optional(&mut **tx)
     .await?)
 }
 
-pub async fn set_status(tx: &mut Tx, tenant: &TenantId, id: Uuid, to: PolicyStatus) -> Result<ModelPolicy> {
+pub async fn set_status(tx: &mut Tx, tenant: &TenantId, id: ModelPolicyId, to: PolicyStatus) -> Result<ModelPolicy> {
     sqlx::query_as!(
         ModelPolicy,
         r#"UPDATE model_policies SET status = $3, updated_at = now(),
                   published_at = CASE WHEN $3 = 'Published' THEN now() ELSE published_at END,
                   deprecated_at = CASE WHEN $3 = 'Deprecated' THEN now() ELSE deprecated_at END
            WHERE tenant_id = $1 AND model_policy_id = $2
-           RETURNING tenant_id AS "tenant_id: TenantId", model_policy_id, name, version, project_id, skill_key,
+           RETURNING tenant_id AS "tenant_id: TenantId", model_policy_id, name, version, project_id AS "project_id: ProjectRef", skill_key,
                      allowed AS "allowed: sqlx::types::Json<Vec<ModelAllowance>>", max_tokens_per_task,
                      max_cost_per_day_cents, status AS "status: PolicyStatus", created_by, created_at, updated_at,
                      published_at, deprecated_at"#,
         tenant.as_str(),
-        id,
+        id as ModelPolicyId,
         to.as_str(),
     )
     .fetch_one(&mut **tx)
@@ -86,12 +86,12 @@ pub async fn set_status(tx: &mut Tx, tenant: &TenantId, id: Uuid, to: PolicyStat
 pub async fn in_force(
     tx: &mut Tx,
     tenant: &TenantId,
-    project: Option<Uuid>,
+    project: Option<ProjectRef>,
     skill: Option<&str>,
 ) -> Result<Vec<ModelPolicy>> {
     Ok(sqlx::query_as!(
         ModelPolicy,
-        r#"SELECT tenant_id AS "tenant_id: TenantId", model_policy_id, name, version, project_id, skill_key,
+        r#"SELECT tenant_id AS "tenant_id: TenantId", model_policy_id, name, version, project_id AS "project_id: ProjectRef", skill_key,
                   allowed AS "allowed: sqlx::types::Json<Vec<ModelAllowance>>", max_tokens_per_task,
                   max_cost_per_day_cents, status AS "status: PolicyStatus", created_by, created_at, updated_at,
                   published_at, deprecated_at
@@ -99,7 +99,7 @@ pub async fn in_force(
            WHERE tenant_id = $1 AND status = 'Published'
              AND (project_id IS NULL OR project_id = $2) AND (skill_key IS NULL OR skill_key = $3)"#,
         tenant.as_str(),
-        project,
+        project as Option<ProjectRef>,
         skill,
     )
     .fetch_all(&mut **tx)
@@ -116,7 +116,7 @@ pub async fn page(
 ) -> Result<Vec<ModelPolicy>> {
     Ok(sqlx::query_as!(
         ModelPolicy,
-        r#"SELECT tenant_id AS "tenant_id: TenantId", model_policy_id, name, version, project_id, skill_key,
+        r#"SELECT tenant_id AS "tenant_id: TenantId", model_policy_id, name, version, project_id AS "project_id: ProjectRef", skill_key,
                   allowed AS "allowed: sqlx::types::Json<Vec<ModelAllowance>>", max_tokens_per_task,
                   max_cost_per_day_cents, status AS "status: PolicyStatus", created_by, created_at, updated_at,
                   published_at, deprecated_at

@@ -23,10 +23,10 @@ use cedar_policy_core::ast::{Literal, Value as CedarValue, ValueKind};
 use kernel::{Error, Result};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 use super::Effect;
 use crate::events::EntityRef;
+use crate::ids::PolicyId as VersionId;
 
 /// The entity types and actions policies are written against. Every attribute is optional, so a request
 /// names only what it knows; a policy reads one after `has` (the validator insists).
@@ -201,7 +201,7 @@ pub fn check(text: &str, effect: Effect) -> std::result::Result<Policy, Refusal>
 /// A published policy as the set is compiled from it.
 #[derive(Clone, Debug)]
 pub struct Published {
-    pub policy_id: Uuid,
+    pub policy_id: VersionId,
     pub name: String,
     pub version: i32,
     pub effect: Effect,
@@ -212,7 +212,7 @@ pub struct Published {
 /// A policy's scope as the index checks it (the same three constraints Cedar checks first).
 struct Indexed {
     policy: Policy,
-    policy_id: Uuid,
+    policy_id: VersionId,
     effect: Effect,
     /// Its `when` and `unless` clauses as one expression, as Cedar builds it (`None`: a matching scope alone
     /// satisfies it).
@@ -402,9 +402,12 @@ impl CompiledSet {
     fn evaluate_whole(&self, request: &Prepared) -> Evaluation {
         let whole = self.whole.get_or_init(|| self.policy_set());
         let answer = cedar_policy::Authorizer::new().is_authorized(&request.request, whole, &request.entities);
-        let effect_of = |id: &Uuid| self.indexed.iter().find(|ix| ix.policy_id == *id).map(|ix| ix.effect);
-        let mut determining: Vec<Uuid> =
-            answer.diagnostics().reason().filter_map(|r| Uuid::parse_str(r.as_ref()).ok()).collect();
+        let effect_of = |id: &VersionId| self.indexed.iter().find(|ix| ix.policy_id == *id).map(|ix| ix.effect);
+        let mut determining: Vec<VersionId> = answer
+            .diagnostics()
+            .reason()
+            .filter_map(|r| uuid::Uuid::parse_str(r.as_ref()).ok().map(VersionId::from))
+            .collect();
         determining.sort_unstable();
         let errors = answer.diagnostics().errors().map(|e| e.to_string()).collect();
         let effect = match answer.decision() {
@@ -421,8 +424,8 @@ impl CompiledSet {
 
     fn evaluate_indexed(&self, request: &Prepared) -> Evaluation {
         let candidates = self.candidates(request);
-        let mut forbids: Vec<(Uuid, Effect)> = Vec::new();
-        let mut permits: Vec<(Uuid, Effect)> = Vec::new();
+        let mut forbids: Vec<(VersionId, Effect)> = Vec::new();
+        let mut permits: Vec<(VersionId, Effect)> = Vec::new();
         let mut errors = Vec::new();
         // Cedar's evaluator for this request, built once. A policy's condition is its scope `&&` its body, and
         // the scope is known to hold: the condition's value is the body's.
@@ -490,7 +493,7 @@ pub struct Evaluation {
     pub effect: Effect,
     /// The policies that decided: the satisfied permits for an allow, the satisfied forbids for an explicit
     /// deny, none for a default deny.
-    pub determining: Vec<Uuid>,
+    pub determining: Vec<VersionId>,
     pub errors: Vec<String>,
 }
 
@@ -602,7 +605,7 @@ mod tests {
 
     fn published(cedar: &str, effect: Effect) -> Published {
         Published {
-            policy_id: Uuid::now_v7(),
+            policy_id: VersionId::new_v7(),
             name: "p".into(),
             version: 1,
             effect,

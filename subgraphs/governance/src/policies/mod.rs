@@ -14,9 +14,9 @@ pub mod store;
 use async_graphql::{ComplexObject, Enum, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use kernel::{Error, Result, TenantId, Work};
-use uuid::Uuid;
 
 use crate::events;
+use crate::ids::PolicyId;
 
 kernel::text_enum! {
     #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -45,7 +45,7 @@ pub struct Policy {
     #[graphql(skip)]
     pub tenant_id: TenantId,
     #[graphql(skip)]
-    pub policy_id: Uuid,
+    pub policy_id: PolicyId,
     /// Unique with `version` per tenant: 1–100 lower-case letters, digits, `.`, `_` and `-`.
     pub name: String,
     pub version: i32,
@@ -74,8 +74,8 @@ impl Policy {
 }
 
 /// A policy id from the API.
-pub fn parse_id(field: &str, raw: &str) -> Result<Uuid> {
-    kernel::ids::uuid(field, raw, "policy")
+pub fn parse_id(field: &str, raw: &str) -> Result<PolicyId> {
+    PolicyId::parse(field, raw)
 }
 
 /// A validated policy name.
@@ -129,7 +129,7 @@ pub async fn draft(
     cedar: &str,
     by: &str,
 ) -> Result<Policy> {
-    let p = store::insert_next(work, owner, Uuid::now_v7(), name, effect, description, cedar, by).await?;
+    let p = store::insert_next(work, owner, PolicyId::new_v7(), name, effect, description, cedar, by).await?;
     let event = events::PolicyDrafted {
         policy_id: p.policy_id,
         name: p.name.clone(),
@@ -142,7 +142,7 @@ pub async fn draft(
 }
 
 /// Locks a policy of `owner` for a change: `NOT_FOUND` also for another tenant's.
-pub async fn lock(work: &mut Work, owner: &TenantId, id: Uuid) -> Result<Policy> {
+pub async fn lock(work: &mut Work, owner: &TenantId, id: PolicyId) -> Result<Policy> {
     store::lock(work, owner, id).await?.ok_or_else(|| Error::not_found(format!("no policy `{id}`")))
 }
 
@@ -162,7 +162,7 @@ pub fn ensure_draft(p: &Policy) -> Result<()> {
 
 /// Publishes a draft after the engine accepts it; emits `PolicyPublished`. The engine's refusal is
 /// `BAD_USER_INPUT` with its location in `extensions.location`.
-pub async fn publish(work: &mut Work, owner: &TenantId, id: Uuid) -> Result<Policy> {
+pub async fn publish(work: &mut Work, owner: &TenantId, id: PolicyId) -> Result<Policy> {
     let p = lock(work, owner, id).await?;
     ensure_draft(&p)?;
     cedar::check(&p.cedar, p.effect).map_err(cedar::Refusal::into_error)?;
@@ -182,7 +182,7 @@ pub async fn publish(work: &mut Work, owner: &TenantId, id: Uuid) -> Result<Poli
 }
 
 /// Deprecates a published version (final); emits `PolicyDeprecated`.
-pub async fn deprecate(work: &mut Work, owner: &TenantId, id: Uuid) -> Result<Policy> {
+pub async fn deprecate(work: &mut Work, owner: &TenantId, id: PolicyId) -> Result<Policy> {
     let p = lock(work, owner, id).await?;
     if p.status != PolicyStatus::Published {
         return Err(Error::conflict(format!(

@@ -4,10 +4,10 @@
 use kernel::db::Tx;
 use kernel::error::OnConstraint;
 use kernel::{Error, Result, TenantId};
-use uuid::Uuid;
 
 use super::cedar::Published;
 use super::{Effect, Policy, PolicyStatus};
+use crate::ids::PolicyId;
 
 /// Inserts version max+1 of `name` (1 for a new name) as a draft. Two drafts of one name at once: the
 /// unique key refuses the second, reported as `CONFLICT`.
@@ -15,7 +15,7 @@ use super::{Effect, Policy, PolicyStatus};
 pub async fn insert_next(
     tx: &mut Tx,
     tenant: &TenantId,
-    id: Uuid,
+    id: PolicyId,
     name: &str,
     effect: Effect,
     description: &str,
@@ -31,7 +31,7 @@ pub async fn insert_next(
                      description, cedar, status AS "status: PolicyStatus", created_by, created_at, updated_at,
                      published_at, deprecated_at"#,
         tenant.as_str(),
-        id,
+        id as PolicyId,
         name,
         effect.as_str(),
         description,
@@ -45,7 +45,7 @@ pub async fn insert_next(
     })
 }
 
-pub async fn lock(tx: &mut Tx, tenant: &TenantId, id: Uuid) -> Result<Option<Policy>> {
+pub async fn lock(tx: &mut Tx, tenant: &TenantId, id: PolicyId) -> Result<Option<Policy>> {
     Ok(sqlx::query_as!(
         Policy,
         r#"SELECT tenant_id AS "tenant_id: TenantId", policy_id, name, version, effect AS "effect: Effect",
@@ -53,14 +53,14 @@ pub async fn lock(tx: &mut Tx, tenant: &TenantId, id: Uuid) -> Result<Option<Pol
                   published_at, deprecated_at
            FROM policies WHERE tenant_id = $1 AND policy_id = $2 FOR UPDATE"#,
         tenant.as_str(),
-        id,
+        id as PolicyId,
     )
     .fetch_optional(&mut **tx)
     .await?)
 }
 
 /// Policies by id: the tenant's own and the platform's.
-pub async fn by_ids(tx: &mut Tx, tenant: &TenantId, ids: &[Uuid]) -> Result<Vec<Policy>> {
+pub async fn by_ids(tx: &mut Tx, tenant: &TenantId, ids: &[PolicyId]) -> Result<Vec<Policy>> {
     Ok(sqlx::query_as!(
         Policy,
         r#"SELECT tenant_id AS "tenant_id: TenantId", policy_id, name, version, effect AS "effect: Effect",
@@ -68,7 +68,7 @@ pub async fn by_ids(tx: &mut Tx, tenant: &TenantId, ids: &[Uuid]) -> Result<Vec<
                   published_at, deprecated_at
            FROM policies WHERE tenant_id IN ($1, 'platform') AND policy_id = ANY($2)"#,
         tenant.as_str(),
-        ids,
+        ids as &[PolicyId],
     )
     .fetch_all(&mut **tx)
     .await?)
@@ -77,7 +77,7 @@ pub async fn by_ids(tx: &mut Tx, tenant: &TenantId, ids: &[Uuid]) -> Result<Vec<
 pub async fn update_draft(
     tx: &mut Tx,
     tenant: &TenantId,
-    id: Uuid,
+    id: PolicyId,
     effect: Effect,
     description: &str,
     cedar: &str,
@@ -90,7 +90,7 @@ pub async fn update_draft(
                      description, cedar, status AS "status: PolicyStatus", created_by, created_at, updated_at,
                      published_at, deprecated_at"#,
         tenant.as_str(),
-        id,
+        id as PolicyId,
         effect.as_str(),
         description,
         cedar,
@@ -100,8 +100,8 @@ pub async fn update_draft(
     .on_constraint("policies_immutable", || Error::conflict("a published policy is immutable"))
 }
 
-pub async fn delete_draft(tx: &mut Tx, tenant: &TenantId, id: Uuid) -> Result<()> {
-    sqlx::query!("DELETE FROM policies WHERE tenant_id = $1 AND policy_id = $2", tenant.as_str(), id)
+pub async fn delete_draft(tx: &mut Tx, tenant: &TenantId, id: PolicyId) -> Result<()> {
+    sqlx::query!("DELETE FROM policies WHERE tenant_id = $1 AND policy_id = $2", tenant.as_str(), id as PolicyId)
         .execute(&mut **tx)
         .await
         .on_constraint("policies_immutable", || Error::conflict("only a draft can be deleted"))?;
@@ -109,7 +109,7 @@ pub async fn delete_draft(tx: &mut Tx, tenant: &TenantId, id: Uuid) -> Result<()
 }
 
 /// Moves a policy to Published or Deprecated, stamping it with the next policy-set change.
-pub async fn set_status(tx: &mut Tx, tenant: &TenantId, id: Uuid, to: PolicyStatus) -> Result<Policy> {
+pub async fn set_status(tx: &mut Tx, tenant: &TenantId, id: PolicyId, to: PolicyStatus) -> Result<Policy> {
     sqlx::query_as!(
         Policy,
         r#"UPDATE policies SET status = $3, updated_at = now(), set_change = nextval('policy_set_changes'),
@@ -120,7 +120,7 @@ pub async fn set_status(tx: &mut Tx, tenant: &TenantId, id: Uuid, to: PolicyStat
                      description, cedar, status AS "status: PolicyStatus", created_by, created_at, updated_at,
                      published_at, deprecated_at"#,
         tenant.as_str(),
-        id,
+        id as PolicyId,
         to.as_str(),
     )
     .fetch_one(&mut **tx)
@@ -153,7 +153,7 @@ pub async fn published_for(tx: &mut Tx, tenant: &TenantId) -> Result<(Vec<Publis
     let policies = rows
         .into_iter()
         .map(|r| Published {
-            policy_id: r.policy_id,
+            policy_id: r.policy_id.into(),
             name: r.name,
             version: r.version,
             effect: r.effect,

@@ -23,7 +23,7 @@ fn request(change: &str, quorum: u32, ttl: chrono::Duration) -> ApprovalRequest 
         summary: "prod: replicas 3 → 9".into(),
         approver_roles: vec!["release-approver".into(), "sre".into()],
         quorum,
-        requested_by: "alice".into(),
+        requested_by: test_support::principal("alice"),
         expires_at: Utc::now() + ttl,
         details: json!({ "environment": "prod", "config": { "replicas": 9 } }),
     }
@@ -92,7 +92,7 @@ async fn a_request_by_command_is_granted_by_a_quorum_of_approvers_but_never_by_i
     assert_eq!(v["approve"]["status"], "PENDING", "1 of 2");
     assert_eq!(
         v["approve"]["votes"],
-        json!([{ "principal": "bob", "vote": "APPROVE", "asRoles": ["release-approver"] }])
+        json!([{ "principal": test_support::principal("bob"), "vote": "APPROVE", "asRoles": ["release-approver"] }])
     );
     let v = app.gql(&bob, APPROVE, json!({ "id": id })).await;
     assert_eq!(code(&v), "CONFLICT", "one vote per approver");
@@ -109,7 +109,10 @@ async fn a_request_by_command_is_granted_by_a_quorum_of_approvers_but_never_by_i
         granted["payload"]["subject"],
         json!({ "kind": "catalogue.EnvironmentChange", "id": "chg-1", "projectId": "p-1" })
     );
-    assert_eq!(granted["payload"]["decidedBy"], json!(["bob", "carol"]));
+    assert_eq!(
+        granted["payload"]["decidedBy"],
+        json!([test_support::principal("bob"), test_support::principal("carol")])
+    );
     assert_eq!(granted["payload"]["note"], "ship it");
     let v = app.gql(&dave, REJECT, json!({ "id": id })).await;
     assert!(matches!(code(&v), "CONFLICT" | "FORBIDDEN"), "{v}");
@@ -123,7 +126,8 @@ async fn one_rejection_rejects_and_a_role_unbound_no_longer_counts() {
     let app = spawn_app().await;
     test_support::consuming(&format!("{}.directory", app.command_prefix())).await;
     let tenant = format!("t-{}", app.id);
-    let mut outcomes = Tap::new("governance.ApprovalRejected").await;
+    // Addressed to whoever asked about `release.*` subjects: only their binding receives it.
+    let mut outcomes = Tap::new("governance.ApprovalRejected.release").await;
     let requester = app.as_principal(&tenant, "alice", &["governance:read", "governance:write"]);
     let v = app
         .ok(
@@ -133,11 +137,14 @@ async fn one_rejection_rejects_and_a_role_unbound_no_longer_counts() {
             json!({ "e": (Utc::now() + chrono::Duration::hours(1)).to_rfc3339() }),
         )
         .await;
-    assert_eq!(v["requestApproval"]["requestedBy"], "alice");
+    assert_eq!(v["requestApproval"]["requestedBy"], test_support::principal("alice"));
     let id = v["requestApproval"]["id"].as_str().unwrap().to_owned();
 
     app.bind_role(&tenant, "erin", "sre").await;
-    let unbound = kernel::contracts::identity::RoleUnbound { principal_id: "erin".into(), role_key: "sre".into() };
+    let unbound = kernel::contracts::identity::RoleUnbound {
+        principal_id: test_support::principal("erin").parse().unwrap(),
+        role_key: "sre".into(),
+    };
     app.publish(&tenant, "identity.RoleUnbound", &unbound).await;
     let erin = app.as_principal(&tenant, "erin", DECIDE);
     test_support::eventually("erin's role to be gone", Duration::from_secs(10), || async {
@@ -152,7 +159,7 @@ async fn one_rejection_rejects_and_a_role_unbound_no_longer_counts() {
     assert_eq!(v["reject"], json!({ "status": "REJECTED", "decisionNote": "not today" }));
     let rejected = outcomes.event("ApprovalRejected", &tenant, Duration::from_secs(10)).await;
     assert_eq!(rejected["payload"]["subject"]["kind"], "release.Gate");
-    assert_eq!(rejected["payload"]["decidedBy"], json!(["frank"]));
+    assert_eq!(rejected["payload"]["decidedBy"], json!([test_support::principal("frank")]));
     app.cleanup().await;
 }
 
@@ -161,7 +168,7 @@ async fn a_request_nobody_decides_expires() {
     let app = spawn_app_expiring_fast().await;
     test_support::consuming(&format!("{}.approval-requests", app.command_prefix())).await;
     let tenant = format!("t-{}", app.id);
-    let mut outcomes = Tap::new("governance.ApprovalExpired").await;
+    let mut outcomes = Tap::new("governance.ApprovalExpired.catalogue").await;
     let cmd = CatalogueRequest { project_id: "p-1".into(), request: request("chg-9", 1, chrono::Duration::seconds(2)) };
     let env = app.publish(&tenant, "catalogue.RequestApproval", &cmd).await;
     let expired = outcomes.event("ApprovalExpired", &tenant, Duration::from_secs(15)).await;

@@ -196,7 +196,7 @@ async fn concurrent_evaluations_of_several_tenants_share_commits_and_each_keeps_
         .await
         .unwrap();
         assert_eq!((owner.as_str(), events), (*tenant, 1), "decision {id}");
-        assert_eq!(actors, vec![Some(format!("user@{tenant}"))], "decision {id}");
+        assert_eq!(actors, vec![Some(test_support::tenant_subject(tenant))], "decision {id}");
     }
     let commits: i64 =
         sqlx::query_scalar("SELECT count(DISTINCT xmin::text) FROM decisions").fetch_one(&admin).await.unwrap();

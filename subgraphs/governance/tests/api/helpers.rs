@@ -88,12 +88,12 @@ impl TestApp {
         self.tenant_token(tenant, MEMBER)
     }
 
-    /// A token for principal `subject` of `tenant` with `scopes`.
-    pub fn as_principal(&self, tenant: &str, subject: &str, scopes: &[&str]) -> String {
+    /// A token for the principal a test calls `name` ([`test_support::principal`]) of `tenant` with `scopes`.
+    pub fn as_principal(&self, tenant: &str, name: &str, scopes: &[&str]) -> String {
         self.signer.mint(
             test_support::ISSUER,
             test_support::AUDIENCE,
-            subject,
+            &test_support::principal(name),
             Some(tenant),
             scopes,
             Duration::from_secs(600),
@@ -137,13 +137,17 @@ impl TestApp {
         ch.basic_publish(EXCHANGE, &key, BasicPublishOptions::default(), &body, props).await.unwrap().await.unwrap();
     }
 
-    /// Binds `principal` to `role` in `tenant`, as identity's `RoleBound` does, and waits until it applies.
-    pub async fn bind_role(&self, tenant: &str, principal: &str, role: &str) {
+    /// Binds the principal a test calls `name` to `role` in `tenant`, as identity's `RoleBound` does, and
+    /// waits until it applies.
+    pub async fn bind_role(&self, tenant: &str, name: &str, role: &str) {
         test_support::consuming(&format!("{}.directory", self.command_prefix())).await;
-        let e = kernel::contracts::identity::RoleBound { principal_id: principal.into(), role_key: role.into() };
+        let principal = test_support::principal(name);
+        let principal = principal.as_str();
+        let e =
+            kernel::contracts::identity::RoleBound { principal_id: principal.parse().unwrap(), role_key: role.into() };
         self.publish(tenant, "identity.RoleBound", &e).await;
         let admin = self.admin_pool().await;
-        test_support::eventually(&format!("{principal} to hold {role}"), Duration::from_secs(10), || async {
+        test_support::eventually(&format!("{name} to hold {role}"), Duration::from_secs(10), || async {
             sqlx::query_scalar::<_, bool>(
                 "SELECT bound FROM principal_roles WHERE tenant_id = $1 AND principal = $2 AND role_key = $3",
             )

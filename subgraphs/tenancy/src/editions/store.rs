@@ -172,7 +172,7 @@ pub async fn switch_subscription(tx: &mut Tx, tenant: &TenantId, edition: &Editi
     sqlx::query!(
         "INSERT INTO subscriptions (tenant_id, subscription_id, edition_id, edition_version) VALUES ($1, $2, $3, $4)",
         tenant.as_str(),
-        uuid::Uuid::now_v7(),
+        crate::model::SubscriptionId::new_v7() as crate::model::SubscriptionId,
         edition.id,
         edition.version,
     )

@@ -131,7 +131,7 @@ async fn a_live_subscription_ends_when_its_token_is_revoked_or_its_principal_dis
     assert!(!matches!(other.next(Duration::from_millis(300)).await, Next::Closed(..)), "another token's session stays");
 
     // Disabled: every session of that principal ends.
-    let principal = format!("user@{tenant}");
+    let principal = test_support::tenant_subject(&tenant).parse().unwrap();
     publish_identity_event(&tenant, &PrincipalDisabled { principal_id: principal }).await;
     assert_eq!(other.closed_within(Duration::from_secs(2)).await, Some(4403));
     app.cleanup().await;
