@@ -4,9 +4,10 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
 ENV SQLX_OFFLINE=true
-RUN cargo build --release --locked -p identity -p tenancy -p catalogue -p governance -p edge -p xtask \
+# Every binary of the workspace (each subgraph, the edge, xtask, audit-verify): no list to keep in step.
+RUN cargo build --release --locked --workspace --bins \
  && mkdir -p /out \
- && cp target/release/identity target/release/tenancy target/release/catalogue target/release/governance target/release/edge target/release/xtask /out/
+ && find target/release -maxdepth 1 -type f -perm -u+x -exec cp {} /out/ \;
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*

@@ -3,7 +3,50 @@
 
 /// The platform's domains: each publishes under its own routing-key prefix (`<domain>.…`), enforced by its
 /// broker user's topic permissions, and owns the subject kinds `<domain>.<Thing>`.
-pub const DOMAINS: [&str; 6] = ["identity", "tenancy", "catalogue", "workflow", "governance", "lineage"];
+pub const DOMAINS: [&str; 6] = {
+    let mut names = [""; 6];
+    let mut i = 0;
+    while i < SUBGRAPHS.len() {
+        names[i] = SUBGRAPHS[i].name;
+        i += 1;
+    }
+    names
+};
+
+/// A domain subgraph as the platform deploys it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubgraphEntry {
+    pub name: &'static str,
+    /// Its port on a developer's machine and in containers (`LISTEN_ADDR`, routing URLs).
+    pub port: u16,
+    /// Whether it exists yet: `xtask` provisions every domain but builds, serves, composes and prepares only
+    /// the built ones, and the supergraph and router configuration list only them.
+    pub built: bool,
+}
+
+/// Every domain subgraph: the one place a name, a port and a domain's existence are written. `Subgraph::PORT`
+/// ([`port`]), `xtask` (provision, up, schema, sqlx-prepare), `supergraph.yaml` and the routers' container
+/// URLs (written by `cargo xtask schema`, checked by `--check`) and the e2e stack read it.
+pub const SUBGRAPHS: [SubgraphEntry; 6] = [
+    SubgraphEntry { name: "identity", port: 4001, built: true },
+    SubgraphEntry { name: "tenancy", port: 4002, built: true },
+    SubgraphEntry { name: "catalogue", port: 4003, built: true },
+    SubgraphEntry { name: "workflow", port: 4004, built: false },
+    SubgraphEntry { name: "governance", port: 4005, built: true },
+    SubgraphEntry { name: "lineage", port: 4006, built: false },
+];
+
+/// A domain's port ([`SUBGRAPHS`]); a name that is not there fails to compile where it is a constant.
+pub const fn port(name: &str) -> u16 {
+    let mut i = 0;
+    while i < SUBGRAPHS.len() {
+        if same(SUBGRAPHS[i].name, name) {
+            return SUBGRAPHS[i].port;
+        }
+        i += 1;
+    }
+    panic!("not a domain in kernel::contracts::SUBGRAPHS")
+}
 
 /// What identity publishes and every subgraph's kernel consumes (revocation reaches all of them).
 pub mod identity {

@@ -84,8 +84,9 @@ pub struct Listener {
 pub trait Subgraph: Send + Sync + Sized + 'static {
     /// `tenancy`: the database is `cp_<NAME>`, the routing-key prefix `<NAME>.`, the binary `<NAME>`.
     const NAME: &'static str;
-    /// The port `serve` listens on by default (and `supergraph.yaml` routes to).
-    const PORT: u16;
+    /// The port `serve` listens on by default (and `supergraph.yaml` routes to): the domain's entry in
+    /// [`crate::contracts::SUBGRAPHS`], where every domain's name and port are written once.
+    const PORT: u16 = crate::contracts::port(Self::NAME);
 
     type Query: ObjectType + 'static;
     type Mutation: ObjectType + 'static;

@@ -21,11 +21,11 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 pub use test_support::{AUDIENCE, ISSUER};
-/// The routing URLs `supergraph.yaml` gives the subgraphs; tests point them at their own ports.
-const TENANCY_ROUTING_URL: &str = "http://127.0.0.1:4002/graphql";
-const IDENTITY_ROUTING_URL: &str = "http://127.0.0.1:4001/graphql";
-const CATALOGUE_ROUTING_URL: &str = "http://127.0.0.1:4003/graphql";
-const GOVERNANCE_ROUTING_URL: &str = "http://127.0.0.1:4005/graphql";
+/// The routing URL `supergraph.yaml` gives a subgraph (from `kernel::contracts::SUBGRAPHS`); the stack points
+/// each at its own port.
+fn routing_url(domain: &str) -> String {
+    format!("http://127.0.0.1:{}/graphql", kernel::contracts::port(domain))
+}
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -151,24 +151,24 @@ impl Stack {
         let dir = std::env::temp_dir().join(format!("cp-e2e-{id}"));
         std::fs::create_dir_all(&dir).unwrap();
         let supergraph = std::fs::read_to_string(repo().join("schema/supergraph.graphql")).unwrap();
-        assert!(supergraph.contains(TENANCY_ROUTING_URL), "supergraph.yaml's tenancy routing_url changed");
-        assert!(supergraph.contains(IDENTITY_ROUTING_URL), "supergraph.yaml's identity routing_url changed");
-        assert!(supergraph.contains(CATALOGUE_ROUTING_URL), "supergraph.yaml's catalogue routing_url changed");
-        assert!(supergraph.contains(GOVERNANCE_ROUTING_URL), "supergraph.yaml's governance routing_url changed");
         let identity_url = format!("{identity_base}/graphql");
-        let supergraph = supergraph
-            .replace(TENANCY_ROUTING_URL, &subgraph_url)
-            .replace(IDENTITY_ROUTING_URL, &identity_url)
-            .replace(CATALOGUE_ROUTING_URL, &catalogue_url)
-            .replace(GOVERNANCE_ROUTING_URL, &governance_url);
-        std::fs::write(dir.join("supergraph.graphql"), supergraph).unwrap();
-
         let subgraph_urls = vec![
-            ("identity", format!("{identity_base}/graphql")),
+            ("identity", identity_url.clone()),
             ("tenancy", subgraph_url.clone()),
             ("catalogue", catalogue_url.clone()),
             ("governance", governance_url.clone()),
         ];
+        let built: Vec<&str> = kernel::contracts::SUBGRAPHS.iter().filter(|d| d.built).map(|d| d.name).collect();
+        let started: Vec<&str> = subgraph_urls.iter().map(|(d, _)| *d).collect();
+        assert_eq!(started, built, "the stack starts every built subgraph of kernel::contracts::SUBGRAPHS");
+        let mut supergraph = supergraph;
+        for (domain, url) in &subgraph_urls {
+            let routing = routing_url(domain);
+            assert!(supergraph.contains(&routing), "the supergraph does not route {domain} to {routing}");
+            supergraph = supergraph.replace(&routing, url);
+        }
+        std::fs::write(dir.join("supergraph.graphql"), supergraph).unwrap();
+
         Stack {
             id,
             subgraph_urls,

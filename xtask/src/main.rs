@@ -13,15 +13,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kernel::auth::LocalSigner;
 
-/// Every domain subgraph, its port, and whether it is built yet.
-const DOMAINS: &[(&str, u16, bool)] = &[
-    ("identity", 4001, true),
-    ("tenancy", 4002, true),
-    ("catalogue", 4003, true),
-    ("workflow", 4004, false),
-    ("governance", 4005, true),
-    ("lineage", 4006, false),
-];
+/// Every domain subgraph, its port, and whether it is built yet: `kernel::contracts::SUBGRAPHS`, the one
+/// place they are written.
+fn domains() -> Vec<(&'static str, u16, bool)> {
+    kernel::contracts::SUBGRAPHS.iter().map(|d| (d.name, d.port, d.built)).collect()
+}
 /// Identity's base URL: the issuer of every token, and the JWKS and introspection endpoints.
 const IDENTITY: &str = "http://127.0.0.1:4001";
 const ISSUER: &str = "http://127.0.0.1:4001/";
@@ -145,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn provision(admin_url: &str) -> anyhow::Result<()> {
-    for (domain, _, _) in DOMAINS {
+    for (domain, _, _) in domains() {
         let database = format!("cp_{domain}");
         let roles = kernel::db::provision(admin_url, domain, &database)
             .await
@@ -318,7 +314,7 @@ async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Resul
     provision(admin_url).await?;
     let jwt_dir = root().join(".dev/jwt");
     let signer = LocalSigner::load_or_create(&jwt_dir)?;
-    let built: Vec<_> = DOMAINS.iter().filter(|d| d.2).collect();
+    let built: Vec<_> = domains().into_iter().filter(|d| d.2).collect();
     eprintln!("building subgraphs…");
     let mut build = tokio::process::Command::new(env!("CARGO"));
     build.current_dir(root()).args(["build", "--quiet"]);
@@ -461,11 +457,77 @@ pub async fn node_tools() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `supergraph.yaml` as the domain table gives it: every built subgraph at its port on this machine.
+fn supergraph_config() -> String {
+    let mut out = String::from(
+        "# The supergraph, in rover's config format. Composed offline (no rover, no network) by\n\
+         # `cargo xtask schema`, which exports each subgraph's SDL to schema/<name>.graphql and composes\n\
+         # schema/supergraph.graphql. routing_url is where the routers reach each subgraph on this machine;\n\
+         # compose.yaml overrides them for containers. Written by `cargo xtask schema` from\n\
+         # kernel::contracts::SUBGRAPHS: change the table, not this file.\n\
+         federation_version: =2.5.0\nsubgraphs:\n",
+    );
+    for (domain, port, _) in domains().into_iter().filter(|d| d.2) {
+        out.push_str(&format!(
+            "  {domain}:\n    routing_url: http://127.0.0.1:{port}/graphql\n    schema:\n      file: ./schema/{domain}.graphql\n"
+        ));
+    }
+    out
+}
+
+/// `router/hive.compose.yaml` with its container routing URLs (`override_subgraph_urls`) from the domain
+/// table; the rest of the file is kept as written.
+fn hive_compose_config(current: &str) -> anyhow::Result<String> {
+    const START: &str = "override_subgraph_urls:\n  subgraphs:\n";
+    let at = current.find(START).context("router/hive.compose.yaml has no override_subgraph_urls block")?;
+    let body = at + START.len();
+    // The block is the indented lines after its head.
+    let end =
+        body + current[body..].split_inclusive('\n').take_while(|l| l.starts_with("    ")).map(str::len).sum::<usize>();
+    let mut urls = String::new();
+    for (domain, port, _) in domains().into_iter().filter(|d| d.2) {
+        urls.push_str(&format!("    {domain}:\n      url: http://{domain}:{port}/graphql\n"));
+    }
+    Ok(format!("{}{urls}{}", &current[..body], &current[end..]))
+}
+
+/// Writes (or with `check`, compares) the files the domain table generates; returns the stale ones.
+fn routing_files(check: bool) -> anyhow::Result<Vec<String>> {
+    let hive = root().join("router/hive.compose.yaml");
+    let current_hive = std::fs::read_to_string(&hive)?;
+    let files = [
+        ("supergraph.yaml", root().join("supergraph.yaml"), supergraph_config()),
+        ("router/hive.compose.yaml", hive, hive_compose_config(&current_hive)?),
+    ];
+    let mut stale = Vec::new();
+    for (name, path, wanted) in files {
+        if std::fs::read_to_string(&path).unwrap_or_default() == wanted {
+            continue;
+        }
+        if check {
+            stale.push(name.to_owned());
+        } else {
+            std::fs::write(&path, wanted)?;
+            eprintln!("  wrote {name}");
+        }
+    }
+    // compose.yaml is written by hand (each service has more than a port); it must agree with the table.
+    let compose = std::fs::read_to_string(root().join("compose.yaml"))?;
+    for (domain, port, _) in domains().into_iter().filter(|d| d.2) {
+        let listen = format!("LISTEN_ADDR: 0.0.0.0:{port}");
+        anyhow::ensure!(
+            compose.contains(&format!("\n  {domain}:\n")) && compose.contains(&listen),
+            "compose.yaml has no `{domain}` service listening on {port} (kernel::contracts::SUBGRAPHS)"
+        );
+    }
+    Ok(stale)
+}
+
 async fn schema(check: bool) -> anyhow::Result<()> {
     node_tools().await?;
-    let mut stale = Vec::new();
+    let mut stale = routing_files(check)?;
     build_workspace(&[]).await?;
-    for (domain, _, built) in DOMAINS {
+    for (domain, _, built) in domains() {
         if !built {
             continue;
         }
@@ -485,7 +547,7 @@ async fn schema(check: bool) -> anyhow::Result<()> {
     }
     anyhow::ensure!(
         stale.is_empty(),
-        "{} differ from what the subgraphs export: run `cargo xtask schema` and commit",
+        "{} differ from what the subgraphs and the domain table give: run `cargo xtask schema` and commit",
         stale.join(", ")
     );
     let tools = root().join("router/schema-tools.mjs");
@@ -510,7 +572,7 @@ async fn wait_ready(what: &str, url: &str, request: impl Fn() -> reqwest::Reques
 
 async fn sqlx_prepare(admin_url: &str, check: bool) -> anyhow::Result<()> {
     provision(admin_url).await?;
-    for (domain, _, built) in DOMAINS {
+    for (domain, _, built) in domains() {
         if !built {
             continue;
         }

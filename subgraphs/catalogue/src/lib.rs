@@ -112,7 +112,6 @@ pub struct State {
 
 impl Subgraph for State {
     const NAME: &'static str = "catalogue";
-    const PORT: u16 = 4003;
     type Query = QueryRoot;
     type Mutation = MutationRoot;
     type Subscription = EmptySubscription;

@@ -252,7 +252,6 @@ pub struct State {
 
 impl Subgraph for State {
     const NAME: &'static str = "governance";
-    const PORT: u16 = 4005;
     type Query = QueryRoot;
     type Mutation = MutationRoot;
     type Subscription = EmptySubscription;

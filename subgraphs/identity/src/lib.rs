@@ -69,7 +69,6 @@ pub enum Command {
 
 impl Subgraph for State {
     const NAME: &'static str = "identity";
-    const PORT: u16 = 4001;
     type Query = QueryRoot;
     type Mutation = MutationRoot;
     type Subscription = EmptySubscription;

@@ -59,7 +59,6 @@ pub struct State {
 
 impl Subgraph for State {
     const NAME: &'static str = "tenancy";
-    const PORT: u16 = 4002;
     type Query = QueryRoot;
     type Mutation = MutationRoot;
     type Subscription = SubscriptionRoot;
