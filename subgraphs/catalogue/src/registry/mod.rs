@@ -17,11 +17,16 @@ pub mod store;
 
 use async_graphql::{ComplexObject, Enum, Json, SimpleObject};
 use chrono::{DateTime, Utc};
+use std::future::Future;
+
 use kernel::db::Tx;
-use kernel::{Error, Result, TenantId};
+use kernel::envelope::Event;
+use kernel::{Error, Result, TenantId, Work};
 use semver::{Version, VersionReq};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::events;
 
 /// Largest JSON Schema accepted for a skill's input or output, as JSON text (the table checks it too).
 pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
@@ -376,6 +381,209 @@ pub fn ensure_draft(what: &str, key: &str, version: &str, status: DefinitionStat
             "{what} `{key}@{version}` is {} and immutable; create a new version instead",
             s.as_str().to_lowercase()
         ))),
+    }
+}
+
+/// `CONFLICT` unless `status` may become `Deprecated` (only a published version may).
+pub fn ensure_deprecatable(what: &str, key: &str, version: &str, status: DefinitionStatus) -> Result<()> {
+    match status {
+        DefinitionStatus::Published => Ok(()),
+        DefinitionStatus::Draft => Err(Error::conflict(format!(
+            "{what} `{key}@{version}` is a draft; only a published version can be deprecated"
+        ))),
+        DefinitionStatus::Deprecated => Err(Error::conflict(format!("{what} `{key}@{version}` is already deprecated"))),
+    }
+}
+
+/// A kind of registry definition (skills, agents): what the one lifecycle below needs of it. Both kinds move
+/// `Draft → Published → Deprecated` through [`create`], [`update_draft`], [`publish`] and [`deprecate`]; a
+/// kind says only how it is stored, what it does before it is published, and which events it emits.
+pub trait Definition: Versioned + Send + Sync + Sized {
+    /// `skill`, `agent`: in messages.
+    const WHAT: &'static str;
+    /// A new draft, validated.
+    type New: Send + Sync;
+    type Drafted: Event + Send + Sync;
+    type Published: Event + Send + Sync;
+    type Deprecated: Event + Send + Sync;
+
+    fn insert(tx: &mut Tx, owner: &TenantId, new: &Self::New) -> impl Future<Output = Result<Self>> + Send;
+    fn lock(
+        tx: &mut Tx,
+        owner: &TenantId,
+        key: &str,
+        version: &str,
+    ) -> impl Future<Output = Result<Option<Self>>> + Send;
+    fn update(tx: &mut Tx, owner: &TenantId, d: &Self) -> impl Future<Output = Result<Self>> + Send;
+    fn set_status(&mut self, to: DefinitionStatus, at: DateTime<Utc>);
+    /// What publishing fixes beyond the status (an agent resolves its skills).
+    fn prepare_publish(&mut self, _tx: &mut Tx, _owner: &TenantId) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
+    fn drafted(&self, platform: bool) -> Self::Drafted;
+    fn published(&self, platform: bool) -> Self::Published;
+    fn deprecated(&self, platform: bool) -> Self::Deprecated;
+}
+
+/// `NOT_FOUND` naming the definition (`version`: one version; none: any published one).
+pub fn not_found(what: &str, key: &str, version: Option<&str>) -> Error {
+    match version {
+        Some(v) => Error::not_found(format!("no {what} `{key}@{v}`")),
+        None => Error::not_found(format!("no published {what} `{key}`")),
+    }
+}
+
+/// The (key, version) a mutation names, validated.
+pub fn target(key_raw: &str, version_raw: &str) -> Result<(String, String)> {
+    Ok((key("key", key_raw)?, version(version_raw)?.to_string()))
+}
+
+async fn locked<D: Definition>(work: &mut Work, owner: &TenantId, key: &str, version: &str) -> Result<D> {
+    D::lock(work, owner, key, version).await?.ok_or_else(|| not_found(D::WHAT, key, Some(version)))
+}
+
+/// Creates a draft version. Emits the kind's `…Drafted`.
+pub async fn create<D: Definition>(work: &mut Work, owner: &TenantId, new: &D::New) -> Result<D> {
+    let d = D::insert(work, owner, new).await?;
+    work.emit(owner, &d.drafted(owner.is_platform())).await?;
+    Ok(d)
+}
+
+/// Changes a draft (`change` applies what the caller gave); `CONFLICT` once it is published. Emits the
+/// kind's `…Drafted`.
+pub async fn update_draft<D: Definition>(
+    work: &mut Work,
+    owner: &TenantId,
+    (key, version): (&str, &str),
+    change: impl FnOnce(&mut D) + Send,
+) -> Result<D> {
+    let mut d = locked::<D>(work, owner, key, version).await?;
+    ensure_draft(D::WHAT, key, version, d.status())?;
+    change(&mut d);
+    let d = D::update(work, owner, &d).await?;
+    work.emit(owner, &d.drafted(owner.is_platform())).await?;
+    Ok(d)
+}
+
+/// Publishes a draft: immutable from now on. Emits the kind's `…Published` with the full definition.
+pub async fn publish<D: Definition>(work: &mut Work, owner: &TenantId, key: &str, version: &str) -> Result<D> {
+    let mut d = locked::<D>(work, owner, key, version).await?;
+    ensure_draft(D::WHAT, key, version, d.status())?;
+    d.prepare_publish(work, owner).await?;
+    d.set_status(DefinitionStatus::Published, Utc::now());
+    let d = D::update(work, owner, &d).await?;
+    work.emit(owner, &d.published(owner.is_platform())).await?;
+    Ok(d)
+}
+
+/// Deprecates a published version. Final. Emits the kind's `…Deprecated`.
+pub async fn deprecate<D: Definition>(work: &mut Work, owner: &TenantId, key: &str, version: &str) -> Result<D> {
+    let mut d = locked::<D>(work, owner, key, version).await?;
+    ensure_deprecatable(D::WHAT, key, version, d.status())?;
+    d.set_status(DefinitionStatus::Deprecated, Utc::now());
+    let d = D::update(work, owner, &d).await?;
+    work.emit(owner, &d.deprecated(owner.is_platform())).await?;
+    Ok(d)
+}
+
+impl Definition for SkillDefinition {
+    const WHAT: &'static str = "skill";
+    type New = store::NewSkill;
+    type Drafted = events::SkillDefinitionDrafted;
+    type Published = events::SkillDefinitionPublished;
+    type Deprecated = events::SkillDefinitionDeprecated;
+
+    async fn insert(tx: &mut Tx, owner: &TenantId, new: &store::NewSkill) -> Result<Self> {
+        store::insert_skill(tx, owner, new).await
+    }
+    async fn lock(tx: &mut Tx, owner: &TenantId, key: &str, version: &str) -> Result<Option<Self>> {
+        store::lock_skill(tx, owner, key, version).await
+    }
+    async fn update(tx: &mut Tx, owner: &TenantId, d: &Self) -> Result<Self> {
+        store::update_skill(tx, owner, d).await
+    }
+    fn set_status(&mut self, to: DefinitionStatus, at: DateTime<Utc>) {
+        self.status = to;
+        match to {
+            DefinitionStatus::Published => self.published_at = Some(at),
+            DefinitionStatus::Deprecated => self.deprecated_at = Some(at),
+            DefinitionStatus::Draft => {}
+        }
+    }
+    fn drafted(&self, platform: bool) -> Self::Drafted {
+        events::SkillDefinitionDrafted { skill_key: self.key.clone(), version: self.version.clone(), platform }
+    }
+    fn published(&self, platform: bool) -> Self::Published {
+        events::SkillDefinitionPublished {
+            skill_key: self.key.clone(),
+            version: self.version.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            input_schema: self.input_schema.clone(),
+            output_schema: self.output_schema.clone(),
+            platform,
+        }
+    }
+    fn deprecated(&self, platform: bool) -> Self::Deprecated {
+        events::SkillDefinitionDeprecated { skill_key: self.key.clone(), version: self.version.clone(), platform }
+    }
+}
+
+impl Definition for AgentDefinition {
+    const WHAT: &'static str = "agent";
+    type New = store::NewAgent;
+    type Drafted = events::AgentDefinitionDrafted;
+    type Published = events::AgentDefinitionPublished;
+    type Deprecated = events::AgentDefinitionDeprecated;
+
+    async fn insert(tx: &mut Tx, owner: &TenantId, new: &store::NewAgent) -> Result<Self> {
+        store::insert_agent(tx, owner, new).await
+    }
+    async fn lock(tx: &mut Tx, owner: &TenantId, key: &str, version: &str) -> Result<Option<Self>> {
+        store::lock_agent(tx, owner, key, version).await
+    }
+    async fn update(tx: &mut Tx, owner: &TenantId, d: &Self) -> Result<Self> {
+        store::update_agent(tx, owner, d).await
+    }
+    fn set_status(&mut self, to: DefinitionStatus, at: DateTime<Utc>) {
+        self.status = to;
+        match to {
+            DefinitionStatus::Published => self.published_at = Some(at),
+            DefinitionStatus::Deprecated => self.deprecated_at = Some(at),
+            DefinitionStatus::Draft => {}
+        }
+    }
+    /// Each skill's range is resolved to the newest published version the owner can use and recorded.
+    async fn prepare_publish(&mut self, tx: &mut Tx, owner: &TenantId) -> Result<()> {
+        self.skills = resolve_skills(tx, owner, &self.skills).await?;
+        Ok(())
+    }
+    fn drafted(&self, platform: bool) -> Self::Drafted {
+        events::AgentDefinitionDrafted { agent_key: self.key.clone(), version: self.version.clone(), platform }
+    }
+    fn published(&self, platform: bool) -> Self::Published {
+        events::AgentDefinitionPublished {
+            agent_key: self.key.clone(),
+            version: self.version.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            capabilities: self.capabilities.clone(),
+            skills: self
+                .skills
+                .iter()
+                .map(|s| events::AgentSkillRef {
+                    skill_key: s.skill_key.clone(),
+                    version_req: s.version_req.clone(),
+                    resolved_version: s.resolved_version.clone().unwrap_or_default(),
+                    platform: s.platform.unwrap_or(false),
+                })
+                .collect(),
+            model_requirements: self.model_requirements.to_value(),
+            platform,
+        }
+    }
+    fn deprecated(&self, platform: bool) -> Self::Deprecated {
+        events::AgentDefinitionDeprecated { agent_key: self.key.clone(), version: self.version.clone(), platform }
     }
 }
 

@@ -12,14 +12,14 @@ use std::collections::HashMap;
 use async_graphql::connection::Connection;
 use async_graphql::dataloader::Loader;
 use async_graphql::{Context, InputObject, Json, Object};
-use chrono::Utc;
 use kernel::error::LoadError;
 use kernel::pagination::Page;
 use kernel::{Error, Result, TenantId, Work};
 use serde_json::Value;
 
-use super::{exact, resolve, store, AgentDefinition, DefinitionStatus, ModelRequirements, SkillDefinition, SkillRef};
-use crate::events;
+use super::{
+    exact, not_found, resolve, store, AgentDefinition, DefinitionStatus, ModelRequirements, SkillDefinition, SkillRef,
+};
 use crate::loaders::{loader, CatalogueLoader};
 
 /// A listing cursor: key, version order and owner (none of which holds a space).
@@ -33,13 +33,6 @@ fn parse_cursor(after: Option<&str>) -> Result<Option<(String, String, String)>>
     match (parts.next(), parts.next(), parts.next()) {
         (Some(k), Some(o), Some(t)) => Ok(Some((k.to_owned(), o.to_owned(), t.to_owned()))),
         _ => Err(Error::bad_input("after", "not a registry cursor")),
-    }
-}
-
-fn not_found(what: &str, key: &str, version: Option<&str>) -> Error {
-    match version {
-        Some(v) => Error::not_found(format!("no {what} `{key}@{v}`")),
-        None => Error::not_found(format!("no published {what} `{key}`")),
     }
 }
 
@@ -319,30 +312,6 @@ fn skill_refs(input: Vec<AgentSkillInput>) -> Result<Vec<SkillRef>> {
     super::skill_refs(input.into_iter().map(|s| (s.skill_key, s.version_req)).collect())
 }
 
-/// The (key, version) a mutation names, validated.
-fn target(key: &str, version: &str) -> Result<(String, String)> {
-    Ok((super::key("key", key)?, super::version(version)?.to_string()))
-}
-
-async fn locked_skill(work: &mut Work, owner: &TenantId, key: &str, version: &str) -> Result<SkillDefinition> {
-    store::lock_skill(work, owner, key, version).await?.ok_or_else(|| not_found("skill", key, Some(version)))
-}
-
-async fn locked_agent(work: &mut Work, owner: &TenantId, key: &str, version: &str) -> Result<AgentDefinition> {
-    store::lock_agent(work, owner, key, version).await?.ok_or_else(|| not_found("agent", key, Some(version)))
-}
-
-/// `CONFLICT` unless `status` may become `Deprecated` (only a published version may).
-fn ensure_deprecatable(what: &str, key: &str, version: &str, status: DefinitionStatus) -> Result<()> {
-    match status {
-        DefinitionStatus::Published => Ok(()),
-        DefinitionStatus::Draft => Err(Error::conflict(format!(
-            "{what} `{key}@{version}` is a draft; only a published version can be deprecated"
-        ))),
-        DefinitionStatus::Deprecated => Err(Error::conflict(format!("{what} `{key}@{version}` is already deprecated"))),
-    }
-}
-
 #[derive(Default)]
 pub struct RegistryMutation;
 
@@ -355,29 +324,18 @@ impl RegistryMutation {
         input: CreateSkillDefinitionInput,
     ) -> Result<SkillDefinition> {
         let owner = ctx.authorize_owner(WRITE, input.platform)?;
-        let key = super::key("key", &input.key)?;
         let version = super::version(&input.version)?;
-        let name = kernel::error::text("name", &input.name, 200)?;
-        let description = crate::projects::description_text(&input.description)?;
-        let input_schema = super::json_schema("inputSchema", input.input_schema.0)?;
-        let output_schema = super::json_schema("outputSchema", input.output_schema.0)?;
-        let mut work = Work::tenant(&state(ctx).kernel.db, &owner, ctx.event_meta()).await?;
         let new = store::NewSkill {
-            key: &key,
-            version: &version.to_string(),
-            version_order: &super::version_order(&version),
-            name: &name,
-            description: &description,
-            input_schema: &input_schema,
-            output_schema: &output_schema,
+            key: super::key("key", &input.key)?,
+            version: version.to_string(),
+            version_order: super::version_order(&version),
+            name: kernel::error::text("name", &input.name, 200)?,
+            description: crate::projects::description_text(&input.description)?,
+            input_schema: super::json_schema("inputSchema", input.input_schema.0)?,
+            output_schema: super::json_schema("outputSchema", input.output_schema.0)?,
         };
-        let s = store::insert_skill(&mut work, &owner, &new).await?;
-        let event = events::SkillDefinitionDrafted {
-            skill_key: s.key.clone(),
-            version: s.version.clone(),
-            platform: owner.is_platform(),
-        };
-        work.emit(&owner, &event).await?;
+        let mut work = Work::tenant(&state(ctx).kernel.db, &owner, ctx.event_meta()).await?;
+        let s = super::create::<SkillDefinition>(&mut work, &owner, &new).await?;
         work.commit().await?;
         Ok(s)
     }
@@ -385,21 +343,19 @@ impl RegistryMutation {
     /// Changes a draft skill definition; `CONFLICT` once it is published. Emits `SkillDefinitionDrafted`.
     async fn update_skill_draft(&self, ctx: &Context<'_>, input: UpdateSkillDraftInput) -> Result<SkillDefinition> {
         let owner = ctx.authorize_owner(WRITE, input.platform)?;
-        let (key, version) = target(&input.key, &input.version)?;
+        let (key, version) = super::target(&input.key, &input.version)?;
         let name = input.name.map(|n| kernel::error::text("name", &n, 200)).transpose()?;
         let description = input.description.map(|d| crate::projects::description_text(&d)).transpose()?;
         let input_schema = input.input_schema.map(|j| super::json_schema("inputSchema", j.0)).transpose()?;
         let output_schema = input.output_schema.map(|j| super::json_schema("outputSchema", j.0)).transpose()?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &owner, ctx.event_meta()).await?;
-        let mut s = locked_skill(&mut work, &owner, &key, &version).await?;
-        super::ensure_draft("skill", &key, &version, s.status)?;
-        s.name = name.unwrap_or(s.name);
-        s.description = description.unwrap_or(s.description);
-        s.input_schema = input_schema.unwrap_or(s.input_schema);
-        s.output_schema = output_schema.unwrap_or(s.output_schema);
-        let s = store::update_skill(&mut work, &owner, &s).await?;
-        let event = events::SkillDefinitionDrafted { skill_key: key, version, platform: owner.is_platform() };
-        work.emit(&owner, &event).await?;
+        let s = super::update_draft(&mut work, &owner, (&key, &version), |s: &mut SkillDefinition| {
+            s.name = name.unwrap_or_else(|| s.name.clone());
+            s.description = description.unwrap_or_else(|| s.description.clone());
+            s.input_schema = input_schema.unwrap_or_else(|| s.input_schema.clone());
+            s.output_schema = output_schema.unwrap_or_else(|| s.output_schema.clone());
+        })
+        .await?;
         work.commit().await?;
         Ok(s)
     }
@@ -414,23 +370,9 @@ impl RegistryMutation {
         #[graphql(default)] platform: bool,
     ) -> Result<SkillDefinition> {
         let owner = ctx.authorize_owner(WRITE, platform)?;
-        let (key, version) = target(&key, &version)?;
+        let (key, version) = super::target(&key, &version)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &owner, ctx.event_meta()).await?;
-        let mut s = locked_skill(&mut work, &owner, &key, &version).await?;
-        super::ensure_draft("skill", &key, &version, s.status)?;
-        s.status = DefinitionStatus::Published;
-        s.published_at = Some(Utc::now());
-        let s = store::update_skill(&mut work, &owner, &s).await?;
-        let event = events::SkillDefinitionPublished {
-            skill_key: s.key.clone(),
-            version: s.version.clone(),
-            name: s.name.clone(),
-            description: s.description.clone(),
-            input_schema: s.input_schema.clone(),
-            output_schema: s.output_schema.clone(),
-            platform: owner.is_platform(),
-        };
-        work.emit(&owner, &event).await?;
+        let s = super::publish::<SkillDefinition>(&mut work, &owner, &key, &version).await?;
         work.commit().await?;
         Ok(s)
     }
@@ -445,15 +387,9 @@ impl RegistryMutation {
         #[graphql(default)] platform: bool,
     ) -> Result<SkillDefinition> {
         let owner = ctx.authorize_owner(WRITE, platform)?;
-        let (key, version) = target(&key, &version)?;
+        let (key, version) = super::target(&key, &version)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &owner, ctx.event_meta()).await?;
-        let mut s = locked_skill(&mut work, &owner, &key, &version).await?;
-        ensure_deprecatable("skill", &key, &version, s.status)?;
-        s.status = DefinitionStatus::Deprecated;
-        s.deprecated_at = Some(Utc::now());
-        let s = store::update_skill(&mut work, &owner, &s).await?;
-        let event = events::SkillDefinitionDeprecated { skill_key: key, version, platform: owner.is_platform() };
-        work.emit(&owner, &event).await?;
+        let s = super::deprecate::<SkillDefinition>(&mut work, &owner, &key, &version).await?;
         work.commit().await?;
         Ok(s)
     }
@@ -466,34 +402,22 @@ impl RegistryMutation {
         input: CreateAgentDefinitionInput,
     ) -> Result<AgentDefinition> {
         let owner = ctx.authorize_owner(WRITE, input.platform)?;
-        let key = super::key("key", &input.key)?;
         let version = super::version(&input.version)?;
-        let name = kernel::error::text("name", &input.name, 200)?;
-        let description = crate::projects::description_text(&input.description)?;
-        let capabilities = super::names("capabilities", input.capabilities, super::MAX_CAPABILITIES)?;
-        let skills = skill_refs(input.skills)?;
-        let model_requirements = match input.model_requirements {
-            Some(j) => ModelRequirements::parse(j.0)?,
-            None => ModelRequirements::default(),
+        let new = store::NewAgent {
+            key: super::key("key", &input.key)?,
+            version: version.to_string(),
+            version_order: super::version_order(&version),
+            name: kernel::error::text("name", &input.name, 200)?,
+            description: crate::projects::description_text(&input.description)?,
+            capabilities: super::names("capabilities", input.capabilities, super::MAX_CAPABILITIES)?,
+            skills: skill_refs(input.skills)?,
+            model_requirements: match input.model_requirements {
+                Some(j) => ModelRequirements::parse(j.0)?,
+                None => ModelRequirements::default(),
+            },
         };
         let mut work = Work::tenant(&state(ctx).kernel.db, &owner, ctx.event_meta()).await?;
-        let new = store::NewAgent {
-            key: &key,
-            version: &version.to_string(),
-            version_order: &super::version_order(&version),
-            name: &name,
-            description: &description,
-            capabilities: &capabilities,
-            skills: &skills,
-            model_requirements: &model_requirements,
-        };
-        let a = store::insert_agent(&mut work, &owner, &new).await?;
-        let event = events::AgentDefinitionDrafted {
-            agent_key: a.key.clone(),
-            version: a.version.clone(),
-            platform: owner.is_platform(),
-        };
-        work.emit(&owner, &event).await?;
+        let a = super::create::<AgentDefinition>(&mut work, &owner, &new).await?;
         work.commit().await?;
         Ok(a)
     }
@@ -501,7 +425,7 @@ impl RegistryMutation {
     /// Changes a draft agent definition; `CONFLICT` once it is published. Emits `AgentDefinitionDrafted`.
     async fn update_agent_draft(&self, ctx: &Context<'_>, input: UpdateAgentDraftInput) -> Result<AgentDefinition> {
         let owner = ctx.authorize_owner(WRITE, input.platform)?;
-        let (key, version) = target(&input.key, &input.version)?;
+        let (key, version) = super::target(&input.key, &input.version)?;
         let name = input.name.map(|n| kernel::error::text("name", &n, 200)).transpose()?;
         let description = input.description.map(|d| crate::projects::description_text(&d)).transpose()?;
         let capabilities =
@@ -509,16 +433,14 @@ impl RegistryMutation {
         let skills = input.skills.map(skill_refs).transpose()?;
         let model_requirements = input.model_requirements.map(|j| ModelRequirements::parse(j.0)).transpose()?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &owner, ctx.event_meta()).await?;
-        let mut a = locked_agent(&mut work, &owner, &key, &version).await?;
-        super::ensure_draft("agent", &key, &version, a.status)?;
-        a.name = name.unwrap_or(a.name);
-        a.description = description.unwrap_or(a.description);
-        a.capabilities = capabilities.unwrap_or(a.capabilities);
-        a.skills = skills.unwrap_or(a.skills);
-        a.model_requirements = model_requirements.unwrap_or(a.model_requirements);
-        let a = store::update_agent(&mut work, &owner, &a).await?;
-        let event = events::AgentDefinitionDrafted { agent_key: key, version, platform: owner.is_platform() };
-        work.emit(&owner, &event).await?;
+        let a = super::update_draft(&mut work, &owner, (&key, &version), |a: &mut AgentDefinition| {
+            a.name = name.unwrap_or_else(|| a.name.clone());
+            a.description = description.unwrap_or_else(|| a.description.clone());
+            a.capabilities = capabilities.unwrap_or_else(|| a.capabilities.clone());
+            a.skills = skills.unwrap_or_else(|| a.skills.clone());
+            a.model_requirements = model_requirements.unwrap_or_else(|| a.model_requirements.clone());
+        })
+        .await?;
         work.commit().await?;
         Ok(a)
     }
@@ -535,34 +457,9 @@ impl RegistryMutation {
         #[graphql(default)] platform: bool,
     ) -> Result<AgentDefinition> {
         let owner = ctx.authorize_owner(WRITE, platform)?;
-        let (key, version) = target(&key, &version)?;
+        let (key, version) = super::target(&key, &version)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &owner, ctx.event_meta()).await?;
-        let mut a = locked_agent(&mut work, &owner, &key, &version).await?;
-        super::ensure_draft("agent", &key, &version, a.status)?;
-        a.skills = super::resolve_skills(&mut work, &owner, &a.skills).await?;
-        a.status = DefinitionStatus::Published;
-        a.published_at = Some(Utc::now());
-        let a = store::update_agent(&mut work, &owner, &a).await?;
-        let event = events::AgentDefinitionPublished {
-            agent_key: a.key.clone(),
-            version: a.version.clone(),
-            name: a.name.clone(),
-            description: a.description.clone(),
-            capabilities: a.capabilities.clone(),
-            skills: a
-                .skills
-                .iter()
-                .map(|s| events::AgentSkillRef {
-                    skill_key: s.skill_key.clone(),
-                    version_req: s.version_req.clone(),
-                    resolved_version: s.resolved_version.clone().unwrap_or_default(),
-                    platform: s.platform.unwrap_or(false),
-                })
-                .collect(),
-            model_requirements: a.model_requirements.to_value(),
-            platform: owner.is_platform(),
-        };
-        work.emit(&owner, &event).await?;
+        let a = super::publish::<AgentDefinition>(&mut work, &owner, &key, &version).await?;
         work.commit().await?;
         Ok(a)
     }
@@ -576,15 +473,9 @@ impl RegistryMutation {
         #[graphql(default)] platform: bool,
     ) -> Result<AgentDefinition> {
         let owner = ctx.authorize_owner(WRITE, platform)?;
-        let (key, version) = target(&key, &version)?;
+        let (key, version) = super::target(&key, &version)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &owner, ctx.event_meta()).await?;
-        let mut a = locked_agent(&mut work, &owner, &key, &version).await?;
-        ensure_deprecatable("agent", &key, &version, a.status)?;
-        a.status = DefinitionStatus::Deprecated;
-        a.deprecated_at = Some(Utc::now());
-        let a = store::update_agent(&mut work, &owner, &a).await?;
-        let event = events::AgentDefinitionDeprecated { agent_key: key, version, platform: owner.is_platform() };
-        work.emit(&owner, &event).await?;
+        let a = super::deprecate::<AgentDefinition>(&mut work, &owner, &key, &version).await?;
         work.commit().await?;
         Ok(a)
     }

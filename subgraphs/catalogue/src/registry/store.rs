@@ -21,17 +21,18 @@ pub type After<'a> = Option<(&'a str, &'a str, &'a str)>;
 
 // ---- skills ----
 
-pub struct NewSkill<'a> {
-    pub key: &'a str,
-    pub version: &'a str,
-    pub version_order: &'a str,
-    pub name: &'a str,
-    pub description: &'a str,
-    pub input_schema: &'a Value,
-    pub output_schema: &'a Value,
+/// A new skill draft, validated (`registry::NewSkill::parse`).
+pub struct NewSkill {
+    pub key: String,
+    pub version: String,
+    pub version_order: String,
+    pub name: String,
+    pub description: String,
+    pub input_schema: Value,
+    pub output_schema: Value,
 }
 
-pub async fn insert_skill(tx: &mut Tx, tenant: &TenantId, s: &NewSkill<'_>) -> Result<SkillDefinition> {
+pub async fn insert_skill(tx: &mut Tx, tenant: &TenantId, s: &NewSkill) -> Result<SkillDefinition> {
     sqlx::query_as!(
         SkillDefinition,
         r#"INSERT INTO skill_definitions (tenant_id, skill_key, version, version_order, name, description,
@@ -46,8 +47,8 @@ pub async fn insert_skill(tx: &mut Tx, tenant: &TenantId, s: &NewSkill<'_>) -> R
         s.version_order,
         s.name,
         s.description,
-        s.input_schema,
-        s.output_schema,
+        &s.input_schema,
+        &s.output_schema,
     )
     .fetch_one(&mut **tx)
     .await
@@ -206,18 +207,19 @@ impl From<AgentRow> for AgentDefinition {
     }
 }
 
-pub struct NewAgent<'a> {
-    pub key: &'a str,
-    pub version: &'a str,
-    pub version_order: &'a str,
-    pub name: &'a str,
-    pub description: &'a str,
-    pub capabilities: &'a [String],
-    pub skills: &'a [SkillRef],
-    pub model_requirements: &'a ModelRequirements,
+/// A new agent draft, validated.
+pub struct NewAgent {
+    pub key: String,
+    pub version: String,
+    pub version_order: String,
+    pub name: String,
+    pub description: String,
+    pub capabilities: Vec<String>,
+    pub skills: Vec<SkillRef>,
+    pub model_requirements: ModelRequirements,
 }
 
-pub async fn insert_agent(tx: &mut Tx, tenant: &TenantId, a: &NewAgent<'_>) -> Result<AgentDefinition> {
+pub async fn insert_agent(tx: &mut Tx, tenant: &TenantId, a: &NewAgent) -> Result<AgentDefinition> {
     sqlx::query_as!(
         AgentRow,
         r#"INSERT INTO agent_definitions (tenant_id, agent_key, version, version_order, name, description,
@@ -233,9 +235,9 @@ pub async fn insert_agent(tx: &mut Tx, tenant: &TenantId, a: &NewAgent<'_>) -> R
         a.version_order,
         a.name,
         a.description,
-        a.capabilities,
-        Json(a.skills) as _,
-        Json(a.model_requirements) as _,
+        &a.capabilities,
+        Json(&a.skills) as _,
+        Json(&a.model_requirements) as _,
     )
     .fetch_one(&mut **tx)
     .await
