@@ -119,8 +119,14 @@ pub trait Subgraph: Send + Sync + Sized + 'static {
         Vec::new()
     }
 
-    /// Background work of the subgraph's own: spawn it on `background`, which tells it when to stop
-    /// ([`Background::shutdown`]) and which graceful shutdown waits for.
+    /// The subgraph's periodic workers ([`Worker`]): the kernel runs them (unless
+    /// [`Options::manual_workers`]), and tests step them by name ([`step`]).
+    fn workers(_state: &Arc<Self>) -> Vec<Worker<Self>> {
+        Vec::new()
+    }
+
+    /// Background work of the subgraph's own that is not a periodic pass: spawn it on `background`, which
+    /// tells it when to stop ([`Background::shutdown`]) and which graceful shutdown waits for.
     fn tasks(_state: &Arc<Self>, _background: &Background) {}
 
     /// Public HTTP routes beside `/graphql`, health and metrics, which authenticate on their own terms
@@ -236,6 +242,32 @@ pub struct Options {
     /// consumers never take messages meant for a running stack or another test; the relay's unrouted queue
     /// becomes `<namespace>.unrouted`.
     pub namespace: Option<String>,
+    /// The subgraph's workers ([`Subgraph::workers`]) do not run on their own: a test steps them with
+    /// [`step`], so no pass races what it is checking.
+    pub manual_workers: bool,
+}
+
+/// A periodic worker a subgraph declares ([`Subgraph::workers`]): partition upkeep, retention, expiry,
+/// rollups, exports. The kernel runs its pass at start and then every `every` until shutdown
+/// ([`crate::periodic::every`]: a failed pass is logged and retried at the next), and shutdown waits for a
+/// pass under way. A pass reads the time it needs from the database (`now()`), never from the caller, so a
+/// test moves time by writing rows in the past and steps the pass when it wants ([`step`]).
+pub struct Worker<S> {
+    /// What the logs call it, and what [`step`] takes.
+    pub name: &'static str,
+    pub every: Duration,
+    pub pass: fn(Arc<S>) -> futures::future::BoxFuture<'static, crate::Result<()>>,
+}
+
+/// Runs one pass of `state`'s worker `name` now (a test's step); `NOT_FOUND` naming the workers there are
+/// when the subgraph declares none by that name.
+pub async fn step<S: Subgraph>(state: &Arc<S>, name: &str) -> crate::Result<()> {
+    let workers = S::workers(state);
+    let Some(worker) = workers.iter().find(|w| w.name == name) else {
+        let names: Vec<&str> = workers.iter().map(|w| w.name).collect();
+        return Err(crate::Error::not_found(format!("{} has no worker `{name}` (it has: {names:?})", S::NAME)));
+    };
+    (worker.pass)(state.clone()).await
 }
 
 /// A subgraph's background work — the relay, consumers, listeners and its own tasks: everything is spawned
@@ -378,6 +410,14 @@ fn spawn_background<S: Subgraph>(state: &Arc<S>, options: &Options, background: 
             move |notice| on_notice(notice),
             shutdown.clone(),
         ));
+    }
+    if !options.manual_workers {
+        for worker in S::workers(state) {
+            let (state, pass) = (state.clone(), worker.pass);
+            background.spawn(crate::periodic::every(worker.name, worker.every, shutdown.clone(), move || {
+                pass(state.clone())
+            }));
+        }
     }
     S::tasks(state, background);
     specs

@@ -61,6 +61,12 @@ pub fn fast_retry() -> RetryPolicy {
 }
 
 impl Builder {
+    /// The subgraph's workers do not run on their own: the test steps them ([`TestApp::step`]).
+    pub fn manual_workers(mut self) -> Self {
+        self.options.manual_workers = true;
+        self
+    }
+
     /// Starts `S` with its own configuration `own`.
     pub async fn start<S: Subgraph>(mut self, own: &S::Config) -> TestApp<S> {
         let db = TestDb::create(S::NAME, &self.id, S::migrations()).await;
@@ -109,13 +115,18 @@ impl<S: Subgraph> TestApp<S> {
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let dir = std::env::temp_dir().join(format!("cp-test-{id}"));
         std::fs::create_dir_all(&dir).unwrap();
-        let options = Options { retry: fast_retry(), namespace: Some(format!("t-{id}")) };
+        let options = Options { retry: fast_retry(), namespace: Some(format!("t-{id}")), manual_workers: false };
         Builder { id, config: crate::config(), options, dir, signer: LocalSigner::generate("test-key") }
     }
 
     /// Starts `S` with the defaults of [`TestApp::builder`].
     pub async fn start(own: &S::Config) -> Self {
         Self::builder().start(own).await
+    }
+
+    /// Runs one pass of the subgraph's worker `name` now ([`kernel::service::step`]).
+    pub async fn step(&self, worker: &str) {
+        kernel::service::step(&self.state, worker).await.unwrap_or_else(|e| panic!("{worker}: {}", e.describe()));
     }
 
     /// The routing-key prefix this app's durable consumers bind (commands go to `<prefix>.<Command>`).

@@ -39,7 +39,7 @@ use std::sync::Arc;
 use async_graphql::{Data, EmptySubscription, MergedObject, Schema, SchemaBuilder};
 use kernel::consumer::RetryPolicy;
 use kernel::context::RequestContext;
-use kernel::service::{Background, Connections, Consumer, Listener, NoCommand};
+use kernel::service::{Connections, Consumer, Listener, NoCommand, Worker};
 use kernel::{Kernel, Subgraph};
 use sqlx::migrate::Migrator;
 
@@ -171,7 +171,11 @@ impl Subgraph for State {
         }]
     }
 
-    fn tasks(state: &Arc<Self>, background: &Background) {
-        background.spawn(blueprints::retention::run(state.clone(), background.shutdown()));
+    fn workers(_state: &Arc<Self>) -> Vec<Worker<Self>> {
+        vec![Worker {
+            name: "validation retention",
+            every: blueprints::retention::INTERVAL,
+            pass: |s| Box::pin(blueprints::retention::pass(s)),
+        }]
     }
 }

@@ -39,7 +39,7 @@ use std::time::Duration;
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 use kernel::consumer::{Notice, RetryPolicy};
 use kernel::secrets::Secrets;
-use kernel::service::{Background, Connections, Consumer, Listener};
+use kernel::service::{Connections, Consumer, Listener, Worker};
 use kernel::{Kernel, Subgraph};
 use sqlx::migrate::Migrator;
 
@@ -337,16 +337,39 @@ impl Subgraph for State {
         }
     }
 
-    fn tasks(state: &Arc<Self>, background: &Background) {
-        background.spawn(approvals::expiry::run(state.clone(), background.shutdown()));
-        background.spawn(decisions::retention::run(state.clone(), background.shutdown()));
-        background.spawn(audit::partitions::run(state.clone(), background.shutdown()));
-        background.spawn(usage::partitions::run(state.clone(), background.shutdown()));
-        if state.config.usage_rollup_interval_secs > 0 {
-            background.spawn(usage::rollup::run(state.clone(), background.shutdown()));
+    fn workers(state: &Arc<Self>) -> Vec<Worker<Self>> {
+        let secs = |s: u64| Duration::from_secs(s.max(1));
+        let c = &state.config;
+        let mut workers = vec![
+            Worker {
+                name: "approval expiry",
+                every: secs(c.approval_expiry_interval_secs),
+                pass: |s| Box::pin(approvals::expiry::pass(s)),
+            },
+            Worker {
+                name: "decision retention",
+                every: decisions::retention::INTERVAL,
+                pass: |s| Box::pin(decisions::retention::pass(s)),
+            },
+            Worker {
+                name: "audit partitions",
+                every: audit::partitions::INTERVAL,
+                pass: |s| Box::pin(audit::partitions::pass(s)),
+            },
+            Worker {
+                name: "usage partitions",
+                every: usage::partitions::INTERVAL,
+                pass: |s| Box::pin(usage::partitions::pass(s)),
+            },
+        ];
+        if c.usage_rollup_interval_secs > 0 {
+            let every = secs(c.usage_rollup_interval_secs);
+            workers.push(Worker { name: "usage rollup", every, pass: |s| Box::pin(usage::rollup::pass(s)) });
         }
-        if state.config.audit_export_interval_secs > 0 {
-            background.spawn(audit::export::run(state.clone(), background.shutdown()));
+        if c.audit_export_interval_secs > 0 {
+            let every = secs(c.audit_export_interval_secs);
+            workers.push(Worker { name: "audit export", every, pass: |s| Box::pin(audit::export::worker_pass(s)) });
         }
+        workers
     }
 }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kernel::Result;
-use tokio_util::sync::CancellationToken;
 
 use super::store;
 use crate::State;
@@ -38,14 +37,11 @@ pub async fn run_once(state: &State) -> Result<Report> {
     Ok(Report { created, dropped })
 }
 
-/// The worker: a pass at start and every [`INTERVAL`] until `shutdown`.
-pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
-    kernel::periodic::every("validation retention pass", INTERVAL, shutdown, || async {
-        let r = run_once(&state).await?;
-        if !r.created.is_empty() || !r.dropped.is_empty() {
-            tracing::info!(created = ?r.created, dropped = ?r.dropped, "validation result partitions maintained");
-        }
-        Ok(())
-    })
-    .await
+/// The worker's pass (every [`INTERVAL`]).
+pub async fn pass(state: Arc<State>) -> Result<()> {
+    let r = run_once(&state).await?;
+    if !r.created.is_empty() || !r.dropped.is_empty() {
+        tracing::info!(created = ?r.created, dropped = ?r.dropped, "validation result partitions maintained");
+    }
+    Ok(())
 }

@@ -4,10 +4,8 @@
 //! (and the worker leaves the request alone) or finds it expired; replicas may run the worker side by side.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use kernel::Result;
-use tokio_util::sync::CancellationToken;
 
 use super::store;
 use crate::State;
@@ -34,14 +32,11 @@ pub async fn run_once(state: &State) -> Result<usize> {
     }
 }
 
-pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
-    let every = Duration::from_secs(state.config.approval_expiry_interval_secs.max(1));
-    kernel::periodic::every("approval expiry pass", every, shutdown, || async {
-        let n = run_once(&state).await?;
-        if n > 0 {
-            tracing::info!(expired = n, "approval requests expired");
-        }
-        Ok(())
-    })
-    .await
+/// The worker's pass (every `APPROVAL_EXPIRY_INTERVAL_SECS`).
+pub async fn pass(state: Arc<State>) -> Result<()> {
+    let n = run_once(&state).await?;
+    if n > 0 {
+        tracing::info!(expired = n, "approval requests expired");
+    }
+    Ok(())
 }

@@ -243,18 +243,15 @@ pub async fn pass(db: &kernel::db::Db, signer: &CheckpointSigner, exporter: &Exp
     Ok(written)
 }
 
-/// The export worker: a pass every `interval` until shutdown.
-pub async fn run(state: Arc<crate::State>, shutdown: tokio_util::sync::CancellationToken) {
-    let (Some(signer), Some(exporter)) = (state.checkpoints.clone(), state.exports.clone()) else { return };
-    let interval = std::time::Duration::from_secs(state.config.audit_export_interval_secs.max(1));
-    kernel::periodic::every("exporting audit ranges", interval, shutdown, || async {
-        let n = pass(&state.kernel.db, &signer, &exporter).await?;
-        if n > 0 {
-            tracing::info!(objects = n, location = %exporter.location, "audit ranges exported");
-        }
-        Ok(())
-    })
-    .await
+/// The export worker's pass (every `AUDIT_EXPORT_INTERVAL_SECS`); nothing without a checkpoint signer and
+/// an export destination.
+pub async fn worker_pass(state: Arc<crate::State>) -> kernel::Result<()> {
+    let (Some(signer), Some(exporter)) = (state.checkpoints.clone(), state.exports.clone()) else { return Ok(()) };
+    let n = pass(&state.kernel.db, &signer, &exporter).await?;
+    if n > 0 {
+        tracing::info!(objects = n, location = %exporter.location, "audit ranges exported");
+    }
+    Ok(())
 }
 
 /// What [`verify`] found in a sound export.

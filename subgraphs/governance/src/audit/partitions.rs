@@ -8,14 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kernel::Result;
-use tokio_util::sync::CancellationToken;
 
 use super::store;
 use crate::retention::Pass;
 use crate::State;
 
 pub const MONTHS_AHEAD: i32 = 3;
-const INTERVAL: Duration = Duration::from_secs(24 * 3600);
+pub const INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 /// Creates the missing partitions and drops those past `keep_months` that may go.
 pub async fn run_once(db: &kernel::db::Db, keep_months: i32) -> Result<Pass> {
@@ -26,11 +25,9 @@ pub async fn run_once(db: &kernel::db::Db, keep_months: i32) -> Result<Pass> {
     Ok(pass)
 }
 
-pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
-    kernel::periodic::every("audit partition maintenance", INTERVAL, shutdown, || async {
-        let pass = run_once(&state.kernel.db, state.config.audit_retention_months).await?;
-        pass.log("audit");
-        Ok(())
-    })
-    .await
+/// The worker's pass (every [`INTERVAL`]).
+pub async fn pass(state: Arc<State>) -> Result<()> {
+    let pass = run_once(&state.kernel.db, state.config.audit_retention_months).await?;
+    pass.log("audit");
+    Ok(())
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kernel::Result;
-use tokio_util::sync::CancellationToken;
 
 use super::store;
 use crate::State;
@@ -32,13 +31,11 @@ pub async fn run_once(state: &State) -> Result<i64> {
 }
 
 /// The worker: a pass at start and every [`INTERVAL`] until `shutdown`.
-pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
-    kernel::periodic::every("decision retention pass", INTERVAL, shutdown, || async {
-        let n = run_once(&state).await?;
-        if n > 0 {
-            tracing::info!(deleted = n, "decisions past retention deleted");
-        }
-        Ok(())
-    })
-    .await
+/// The worker's pass (every [`INTERVAL`]).
+pub async fn pass(state: Arc<State>) -> Result<()> {
+    let n = run_once(&state).await?;
+    if n > 0 {
+        tracing::info!(deleted = n, "decisions past retention deleted");
+    }
+    Ok(())
 }

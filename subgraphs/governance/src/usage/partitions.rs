@@ -9,14 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kernel::Result;
-use tokio_util::sync::CancellationToken;
 
 use super::store;
 use crate::retention::Pass;
 use crate::State;
 
 pub const DAYS_AHEAD: i32 = 7;
-const INTERVAL: Duration = Duration::from_secs(24 * 3600);
+pub const INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 /// Creates the missing partitions and drops those past `raw_days` that may go; deletes rollups past
 /// `rollup_years`.
@@ -28,12 +27,10 @@ pub async fn run_once(db: &kernel::db::Db, raw_days: i32, rollup_years: i32) -> 
     Ok(pass)
 }
 
-pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
+/// The worker's pass (every [`INTERVAL`]).
+pub async fn pass(state: Arc<State>) -> Result<()> {
     let c = &state.config;
-    kernel::periodic::every("usage partition maintenance", INTERVAL, shutdown, || async {
-        let pass = run_once(&state.kernel.db, c.usage_raw_retention_days, c.usage_rollup_retention_years).await?;
-        pass.log("usage");
-        Ok(())
-    })
-    .await
+    let pass = run_once(&state.kernel.db, c.usage_raw_retention_days, c.usage_rollup_retention_years).await?;
+    pass.log("usage");
+    Ok(())
 }

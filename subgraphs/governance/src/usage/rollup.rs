@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kernel::Result;
-use tokio_util::sync::CancellationToken;
 
 use super::store::{self, Rolled};
 use crate::State;
@@ -20,14 +19,11 @@ pub async fn run_once(db: &kernel::db::Db, late_window: Duration) -> Result<Vec<
     Ok(rolled)
 }
 
-pub async fn run(state: Arc<State>, shutdown: CancellationToken) {
+/// The worker's pass (every `USAGE_ROLLUP_INTERVAL_SECS`).
+pub async fn pass(state: Arc<State>) -> Result<()> {
     let window = Duration::from_secs(state.config.usage_late_window_secs);
-    let every = Duration::from_secs(state.config.usage_rollup_interval_secs);
-    kernel::periodic::every("usage rollup", every, shutdown, || async {
-        for r in run_once(&state.kernel.db, window).await?.iter().filter(|r| r.rows > 0) {
-            tracing::info!(grain = r.grain, rolled_to = %r.rolled_to, rows = r.rows, "usage rolled up");
-        }
-        Ok(())
-    })
-    .await
+    for r in run_once(&state.kernel.db, window).await?.iter().filter(|r| r.rows > 0) {
+        tracing::info!(grain = r.grain, rolled_to = %r.rolled_to, rows = r.rows, "usage rolled up");
+    }
+    Ok(())
 }

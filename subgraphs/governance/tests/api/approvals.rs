@@ -9,7 +9,7 @@ use kernel::contracts::governance::{ApprovalRequest, ApprovalSubject};
 use serde_json::{json, Value};
 use test_support::Tap;
 
-use crate::helpers::{code, spawn_app, spawn_app_expiring_fast, TestApp};
+use crate::helpers::{code, spawn_app, spawn_app_expiring_fast, spawn_app_with_manual_workers, TestApp};
 
 const DECIDE: &[&str] = &["governance:read", "approvals:decide"];
 
@@ -160,6 +160,39 @@ async fn one_rejection_rejects_and_a_role_unbound_no_longer_counts() {
     let rejected = outcomes.event("ApprovalRejected", &tenant, Duration::from_secs(10)).await;
     assert_eq!(rejected["payload"]["subject"]["kind"], "release.Gate");
     assert_eq!(rejected["payload"]["decidedBy"], json!([test_support::principal("frank")]));
+    app.cleanup().await;
+}
+
+/// The workers a subgraph declares run on their own; a test switches them off and steps one by name.
+#[tokio::test]
+async fn a_worker_switched_off_runs_only_when_the_test_steps_it() {
+    let app = spawn_app_with_manual_workers().await;
+    test_support::consuming(&format!("{}.approval-requests", app.command_prefix())).await;
+    let tenant = format!("t-{}", app.id);
+    let mut outcomes = Tap::new("governance.ApprovalExpired.catalogue").await;
+    let cmd = CatalogueRequest { project_id: "p-1".into(), request: request("chg-7", 1, chrono::Duration::seconds(1)) };
+    app.publish(&tenant, "catalogue.RequestApproval", &cmd).await;
+    let admin = app.admin_pool().await;
+    let status = || async {
+        sqlx::query_as::<_, (String, bool)>(
+            "SELECT status, expires_at < now() FROM approvals WHERE tenant_id = $1 AND subject_id = 'chg-7'",
+        )
+        .bind(&tenant)
+        .fetch_optional(&admin)
+        .await
+        .unwrap()
+    };
+    test_support::eventually("the request to be past its expiry", Duration::from_secs(10), || async {
+        status().await.is_some_and(|(_, past)| past)
+    })
+    .await;
+    assert_eq!(status().await.unwrap().0, "Pending", "no worker ran on its own");
+    app.step("approval expiry").await;
+    assert_eq!(status().await.unwrap().0, "Expired", "the step expired it");
+    let expired = outcomes.event("ApprovalExpired", &tenant, Duration::from_secs(10)).await;
+    assert_eq!(expired["payload"]["subject"]["id"], "chg-7");
+    let unknown = kernel::service::step(&app.state, "no such worker").await.unwrap_err();
+    assert_eq!(unknown.code(), kernel::Code::NotFound);
     app.cleanup().await;
 }
 

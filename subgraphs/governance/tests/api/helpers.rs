@@ -32,6 +32,13 @@ pub async fn spawn_app_expiring_fast() -> TestApp {
     spawn_app_with(governance::Config { approval_expiry_interval_secs: 1, ..config() }).await
 }
 
+/// An app whose workers run only when the test steps them (the expiry worker declared every second).
+pub async fn spawn_app_with_manual_workers() -> TestApp {
+    capture_logs();
+    let config = governance::Config { approval_expiry_interval_secs: 1, ..config() };
+    TestApp(test_support::TestApp::<governance::State>::builder().manual_workers().start(&config).await)
+}
+
 pub async fn spawn_app_with(config: governance::Config) -> TestApp {
     capture_logs();
     TestApp(test_support::TestApp::start(&config).await)
