@@ -396,6 +396,55 @@ async fn without_a_checkpoint_key_checkpoints_are_unavailable_but_proofs_are_not
     app.cleanup().await;
 }
 
+/// Finding (Low): `(tenant, seq)` was unique within a partition only (a partitioned table's key must hold the
+/// partition key), so the same sequence number could be written again in another month. Entries are now
+/// admitted only as the next numbers of their tenant's sequence, whatever partition they land in.
+#[tokio::test]
+async fn a_sequence_number_is_written_once_across_partitions() {
+    let app = crate::helpers::spawn_app().await;
+    let admin = app.admin_pool().await;
+    let tenant = format!("t-{}", app.id);
+    sqlx::query("INSERT INTO audit_heads (tenant_id, size, head) VALUES ($1, 0, $2)")
+        .bind(&tenant)
+        .bind(vec![0u8; 32])
+        .execute(&admin)
+        .await
+        .unwrap();
+    // This month's partition and next month's (the partition worker keeps months ahead).
+    let insert = |seq: i64, months_ahead: i32| {
+        let (admin, tenant) = (admin.clone(), tenant.clone());
+        async move {
+            sqlx::query(
+                "INSERT INTO audit_entries (tenant_id, seq, recorded_at, event_id, event_type, occurred_at, trace_id,
+                                            correlation_id, entry, hash)
+                 VALUES ($1, $2, now() + make_interval(months => $3), 'evt', 'T', now(), 't', 'c', '\\x7b7d', $4)",
+            )
+            .bind(&tenant)
+            .bind(seq)
+            .bind(months_ahead)
+            .bind(vec![0u8; 32])
+            .execute(&admin)
+            .await
+        }
+    };
+    insert(1, 0).await.unwrap();
+    let refused = |r: Result<sqlx::postgres::PgQueryResult, sqlx::Error>| {
+        let e = r.expect_err("refused");
+        e.as_database_error().and_then(|d| d.constraint().map(str::to_owned))
+    };
+    assert_eq!(refused(insert(1, 1).await).as_deref(), Some("audit_entries_tenant_seq"), "a duplicate, next month");
+    assert_eq!(refused(insert(1, 0).await).as_deref(), Some("audit_entries_tenant_seq"), "a duplicate, same month");
+    assert_eq!(refused(insert(3, 1).await).as_deref(), Some("audit_entries_tenant_seq"), "a gap");
+    insert(2, 1).await.expect("the next number, in another partition");
+    let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM audit_entries WHERE tenant_id = $1 ORDER BY seq")
+        .bind(&tenant)
+        .fetch_all(&admin)
+        .await
+        .unwrap();
+    assert_eq!(seqs, vec![1, 2]);
+    app.cleanup().await;
+}
+
 #[tokio::test]
 async fn expired_partitions_are_dropped_unless_a_tenant_in_them_is_on_hold_or_not_exported() {
     // The app's own worker keeps a century (it must not race the passes below, which keep seven years).
@@ -404,7 +453,12 @@ async fn expired_partitions_are_dropped_unless_a_tenant_in_them_is_on_hold_or_no
             .await;
     let admin = app.admin_pool().await;
     // Two months of entries from long ago, as if written then: acme's (exported) in both, globex's (on hold)
-    // in the first.
+    // in the first. Their heads first: an entry is admitted only as the next of its tenant's sequence.
+    sqlx::query("INSERT INTO audit_heads (tenant_id, size, head) VALUES ('acme', 2, $1), ('globex', 1, $1)")
+        .bind(vec![0u8; 32])
+        .execute(&admin)
+        .await
+        .unwrap();
     for (month, tenants) in [("2017-01", vec!["acme", "globex"]), ("2017-02", vec!["acme"])] {
         // Created by the database owner, as governance_audit_partitions creates them.
         let part = format!("audit_entries_{}", month.replace('-', ""));
