@@ -415,7 +415,8 @@ pub trait Definition: Versioned + Send + Sync + Sized {
         version: &str,
     ) -> impl Future<Output = Result<Option<Self>>> + Send;
     fn update(tx: &mut Tx, owner: &TenantId, d: &Self) -> impl Future<Output = Result<Self>> + Send;
-    fn set_status(&mut self, to: DefinitionStatus, at: DateTime<Utc>);
+    /// Its status and when it was published and deprecated, which the lifecycle moves.
+    fn lifecycle(&mut self) -> Lifecycle<'_>;
     /// What publishing fixes beyond the status (an agent resolves its skills).
     fn prepare_publish(&mut self, _tx: &mut Tx, _owner: &TenantId) -> impl Future<Output = Result<()>> + Send {
         async { Ok(()) }
@@ -430,6 +431,24 @@ pub fn not_found(what: &str, key: &str, version: Option<&str>) -> Error {
     match version {
         Some(v) => Error::not_found(format!("no {what} `{key}@{v}`")),
         None => Error::not_found(format!("no published {what} `{key}`")),
+    }
+}
+
+/// A definition's lifecycle fields, as [`publish`] and [`deprecate`] move them.
+pub struct Lifecycle<'a> {
+    pub status: &'a mut DefinitionStatus,
+    pub published_at: &'a mut Option<DateTime<Utc>>,
+    pub deprecated_at: &'a mut Option<DateTime<Utc>>,
+}
+
+impl Lifecycle<'_> {
+    fn move_to(self, to: DefinitionStatus, at: DateTime<Utc>) {
+        *self.status = to;
+        match to {
+            DefinitionStatus::Published => *self.published_at = Some(at),
+            DefinitionStatus::Deprecated => *self.deprecated_at = Some(at),
+            DefinitionStatus::Draft => {}
+        }
     }
 }
 
@@ -470,7 +489,7 @@ pub async fn publish<D: Definition>(work: &mut Work, owner: &TenantId, key: &str
     let mut d = locked::<D>(work, owner, key, version).await?;
     ensure_draft(D::WHAT, key, version, d.status())?;
     d.prepare_publish(work, owner).await?;
-    d.set_status(DefinitionStatus::Published, Utc::now());
+    d.lifecycle().move_to(DefinitionStatus::Published, Utc::now());
     let d = D::update(work, owner, &d).await?;
     work.emit(owner, &d.published(owner.is_platform())).await?;
     Ok(d)
@@ -480,7 +499,7 @@ pub async fn publish<D: Definition>(work: &mut Work, owner: &TenantId, key: &str
 pub async fn deprecate<D: Definition>(work: &mut Work, owner: &TenantId, key: &str, version: &str) -> Result<D> {
     let mut d = locked::<D>(work, owner, key, version).await?;
     ensure_deprecatable(D::WHAT, key, version, d.status())?;
-    d.set_status(DefinitionStatus::Deprecated, Utc::now());
+    d.lifecycle().move_to(DefinitionStatus::Deprecated, Utc::now());
     let d = D::update(work, owner, &d).await?;
     work.emit(owner, &d.deprecated(owner.is_platform())).await?;
     Ok(d)
@@ -502,12 +521,11 @@ impl Definition for SkillDefinition {
     async fn update(tx: &mut Tx, owner: &TenantId, d: &Self) -> Result<Self> {
         store::update_skill(tx, owner, d).await
     }
-    fn set_status(&mut self, to: DefinitionStatus, at: DateTime<Utc>) {
-        self.status = to;
-        match to {
-            DefinitionStatus::Published => self.published_at = Some(at),
-            DefinitionStatus::Deprecated => self.deprecated_at = Some(at),
-            DefinitionStatus::Draft => {}
+    fn lifecycle(&mut self) -> Lifecycle<'_> {
+        Lifecycle {
+            status: &mut self.status,
+            published_at: &mut self.published_at,
+            deprecated_at: &mut self.deprecated_at,
         }
     }
     fn drafted(&self, platform: bool) -> Self::Drafted {
@@ -545,12 +563,11 @@ impl Definition for AgentDefinition {
     async fn update(tx: &mut Tx, owner: &TenantId, d: &Self) -> Result<Self> {
         store::update_agent(tx, owner, d).await
     }
-    fn set_status(&mut self, to: DefinitionStatus, at: DateTime<Utc>) {
-        self.status = to;
-        match to {
-            DefinitionStatus::Published => self.published_at = Some(at),
-            DefinitionStatus::Deprecated => self.deprecated_at = Some(at),
-            DefinitionStatus::Draft => {}
+    fn lifecycle(&mut self) -> Lifecycle<'_> {
+        Lifecycle {
+            status: &mut self.status,
+            published_at: &mut self.published_at,
+            deprecated_at: &mut self.deprecated_at,
         }
     }
     /// Each skill's range is resolved to the newest published version the owner can use and recorded.
