@@ -263,14 +263,13 @@ async fn any_exit(procs: &mut [Supervised]) -> (usize, std::io::Result<std::proc
     (idx, res)
 }
 
-/// Keeps every process running until Ctrl-C or SIGTERM: one that exits (a crash, a kill) is said on the
-/// terminal and restarted with backoff, while the others go on serving.
-async fn supervise(mut procs: Vec<Supervised>) -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+/// Keeps every process running until `stop` (Ctrl-C or SIGTERM for `up`): one that exits (a crash, a kill)
+/// is said on the terminal and restarted with backoff, while the others go on serving.
+async fn supervise(mut procs: Vec<Supervised>, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    tokio::pin!(stop);
     loop {
         let (i, res) = tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
+            _ = &mut stop => break,
             exited = any_exit(&mut procs) => exited,
         };
         let p = &mut procs[i];
@@ -283,8 +282,7 @@ async fn supervise(mut procs: Vec<Supervised>) -> anyhow::Result<()> {
         };
         eprintln!("!! {} exited ({how}); restarting it in {} s", p.name, p.backoff.as_secs());
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
+            _ = &mut stop => break,
             _ = tokio::time::sleep(p.backoff) => {}
         }
         match (p.command)().spawn() {
@@ -303,6 +301,18 @@ async fn supervise(mut procs: Vec<Supervised>) -> anyhow::Result<()> {
     }
     eprintln!("stopping…");
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn interrupted() {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }
 
 async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Result<()> {
@@ -432,7 +442,7 @@ async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Resul
     println!(
         "Tenant tokens: cargo xtask token --tenant <slug>\nCtrl-C stops everything; a process that exits is restarted."
     );
-    supervise(procs).await
+    supervise(procs, interrupted()).await
 }
 
 /// Installs the pinned Node tools (composer, schema diff, graphql-ws client) unless already installed.
@@ -609,4 +619,48 @@ async fn sqlx_prepare(admin_url: &str, check: bool) -> anyhow::Result<()> {
         eprintln!("  {domain}: .sqlx {}", if check { "is current" } else { "written" });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A process that dies is restarted (with backoff), and the others keep running untouched.
+    #[tokio::test]
+    async fn a_process_that_exits_is_restarted_and_the_others_keep_serving() {
+        let dir = std::env::temp_dir().join(format!("cp-supervise-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Each start appends a line to its file: the crasher exits at once, the server stays up.
+        let starts = |name: &str, script: &'static str| {
+            let file = dir.join(name);
+            let command: Box<dyn Fn() -> tokio::process::Command> = Box::new(move || {
+                let mut cmd = tokio::process::Command::new("sh");
+                cmd.args(["-c", script]).env("STARTS", &file).kill_on_drop(true);
+                cmd
+            });
+            command
+        };
+        let procs = vec![
+            Supervised::start("crasher", starts("crasher", "echo start >> \"$STARTS\"; exit 3")).unwrap(),
+            Supervised::start("server", starts("server", "echo start >> \"$STARTS\"; exec sleep 600")).unwrap(),
+        ];
+        let count = |name: &str| std::fs::read_to_string(dir.join(name)).map_or(0, |s| s.lines().count());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let watch = async {
+            // Backoff: 1 s before the first restart, 2 s before the second.
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while count("crasher") < 3 {
+                assert!(std::time::Instant::now() < deadline, "the crasher was started {} times", count("crasher"));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert_eq!(count("server"), 1, "the server was never restarted");
+            stop.send(()).unwrap();
+        };
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        let (supervised, ()) = tokio::join!(supervise(procs, stopped), watch);
+        supervised.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
