@@ -4,6 +4,7 @@
 //! Events about something inside a project carry its id in the envelope's `projectId`, and events about a
 //! module its id in `moduleId`.
 
+use crate::environments::ChangeStatus;
 use crate::ids::{BlueprintId, ChangeId, ModuleId, PrincipalId, ProjectId, ValidationRunId};
 use kernel::contracts::governance::ApprovalRequest;
 use serde_json::Value;
@@ -38,7 +39,7 @@ kernel::events! {
     /// A pending prod change was dropped: `outcome` is `Rejected`, `Expired` or `Cancelled` (project archived).
     #[project = project_id]
     EnvironmentChangeDiscarded {
-        change_id: ChangeId, project_id: ProjectId, environment: String, outcome: String, note: Option<String>,
+        change_id: ChangeId, project_id: ProjectId, environment: String, outcome: ChangeStatus, note: Option<String>,
     }
     /// Command to governance (`catalogue.RequestApproval`): approve the prod change `subject.id`. The
     /// payload is an `ApprovalRequest` (kernel::contracts::governance) plus the project's id.

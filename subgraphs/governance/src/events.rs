@@ -6,7 +6,10 @@
 
 use serde_json::Value;
 
+use crate::approvals::Vote;
 use crate::ids::{ApprovalId, ConnectionId, DecisionId, ModelPolicyId, PolicyId, ProjectRef};
+use crate::integrations::{IntegrationKind, IntegrationStatus};
+use crate::policies::Effect;
 pub use kernel::contracts::governance::{
     ApprovalCancelled, ApprovalExpired, ApprovalGranted, ApprovalRejected, DOMAIN,
 };
@@ -16,17 +19,17 @@ kernel::events! {
 
     /// A draft policy version was created or its text changed. `platform`: an operator's policy, which every
     /// tenant's set includes (the envelope's tenant is then `platform`).
-    PolicyDrafted { policy_id: PolicyId, name: String, version: i32, effect: String, platform: bool }
+    PolicyDrafted { policy_id: PolicyId, name: String, version: i32, effect: Effect, platform: bool }
     /// A policy version was published (immutable from now on): the tenant's policy set changed.
     PolicyPublished {
-        policy_id: PolicyId, name: String, version: i32, effect: String, cedar: String, policy_set_version: i64,
+        policy_id: PolicyId, name: String, version: i32, effect: Effect, cedar: String, policy_set_version: i64,
         platform: bool,
     }
     /// A published policy version was deprecated (final): it no longer takes part in decisions.
     PolicyDeprecated { policy_id: PolicyId, name: String, version: i32, policy_set_version: i64, platform: bool }
     /// A policy was evaluated and its decision appended. `effect`: `Allow`, `Deny` or `RequiresApproval`.
     PolicyDecided {
-        decision_id: DecisionId, principal: String, action: String, resource: String, effect: String,
+        decision_id: DecisionId, principal: String, action: String, resource: String, effect: Effect,
         determining_policies: Vec<PolicyId>, policy_set_version: i64, policy_set_hash: String,
     }
 
@@ -37,15 +40,15 @@ kernel::events! {
         approver_roles: Vec<String>, quorum: i32, requested_by: String, expires_at: chrono::DateTime<chrono::Utc>,
     }
     /// An approver voted (`vote`: `Approve` or `Reject`); the outcome event follows when the vote decides.
-    ApprovalVoted { approval_id: ApprovalId, principal: String, vote: String, approvals: i32, quorum: i32 }
+    ApprovalVoted { approval_id: ApprovalId, principal: String, vote: Vote, approvals: i32, quorum: i32 }
 
     /// An integration connection was created. `secretRefs` are references (`configRef`s), never values.
     IntegrationConnectionCreated {
-        connection_id: ConnectionId, name: String, kind: String, provider: String, settings: Value,
+        connection_id: ConnectionId, name: String, kind: IntegrationKind, provider: String, settings: Value,
         secret_refs: Value,
     }
     /// A connection's settings or status changed.
-    IntegrationConnectionUpdated { connection_id: ConnectionId, name: String, settings: Value, status: String }
+    IntegrationConnectionUpdated { connection_id: ConnectionId, name: String, settings: Value, status: IntegrationStatus }
     /// A connection's secret now lives at another reference (the value itself is never seen here).
     IntegrationSecretRotated { connection_id: ConnectionId, name: String, secret: String, config_ref: String, previous_ref: Option<String> }
     /// `testIntegrationConnection` ran: `ok`, or the code of what failed (never a secret value).

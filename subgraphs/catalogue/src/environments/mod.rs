@@ -269,7 +269,7 @@ pub async fn discard(
         change_id: change.change_id,
         project_id: change.project_id,
         environment: change.environment.as_str().to_owned(),
-        outcome: outcome.as_str().to_owned(),
+        outcome,
         note: note.map(str::to_owned),
     };
     work.emit(tenant, &event).await?;

@@ -39,7 +39,7 @@ kernel::text_enum! {
 }
 
 kernel::text_enum! {
-    #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+    #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
     #[graphql(name = "ApprovalVoteChoice")]
     pub enum Vote {
         Approve = "Approve",
@@ -332,13 +332,7 @@ pub async fn vote(
     let approvals = a.approve_count();
     work.emit(
         tenant,
-        &events::ApprovalVoted {
-            approval_id: id,
-            principal: voter.to_owned(),
-            vote: vote.as_str().into(),
-            approvals,
-            quorum: a.quorum,
-        },
+        &events::ApprovalVoted { approval_id: id, principal: voter.to_owned(), vote, approvals, quorum: a.quorum },
     )
     .await?;
     let a = match vote {

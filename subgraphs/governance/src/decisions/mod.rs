@@ -147,7 +147,7 @@ pub fn decided(d: &Decision) -> events::PolicyDecided {
         principal: d.principal.clone(),
         action: d.action.clone(),
         resource: d.resource.clone(),
-        effect: d.effect.as_str().into(),
+        effect: d.effect,
         determining_policies: d.determining_policies.clone(),
         policy_set_version: d.policy_set_version,
         policy_set_hash: d.policy_set_hash.clone(),

@@ -20,7 +20,7 @@ use kernel::{Error, Result, TenantId};
 use serde_json::Value;
 
 kernel::text_enum! {
-    #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+    #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
     pub enum IntegrationKind {
         GitHosting = "GitHosting",
         Ci = "Ci",
@@ -31,7 +31,7 @@ kernel::text_enum! {
 }
 
 kernel::text_enum! {
-    #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+    #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
     pub enum IntegrationStatus {
         Active = "Active",
         Disabled = "Disabled",

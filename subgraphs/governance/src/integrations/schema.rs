@@ -116,7 +116,7 @@ impl IntegrationMutation {
         let event = events::IntegrationConnectionCreated {
             connection_id: c.connection_id,
             name: c.name.clone(),
-            kind: c.kind.as_str().into(),
+            kind: c.kind,
             provider: c.provider.clone(),
             settings: c.settings.clone(),
             secret_refs: c.secret_refs.clone(),
@@ -149,7 +149,7 @@ impl IntegrationMutation {
             connection_id: id,
             name: c.name.clone(),
             settings: c.settings.clone(),
-            status: c.status.as_str().into(),
+            status: c.status,
         };
         work.emit(&tenant, &event).await?;
         work.commit().await?;

@@ -134,7 +134,7 @@ pub async fn draft(
         policy_id: p.policy_id,
         name: p.name.clone(),
         version: p.version,
-        effect: effect.as_str().into(),
+        effect,
         platform: owner.is_platform(),
     };
     work.emit(owner, &event).await?;
@@ -172,7 +172,7 @@ pub async fn publish(work: &mut Work, owner: &TenantId, id: PolicyId) -> Result<
         policy_id: p.policy_id,
         name: p.name.clone(),
         version: p.version,
-        effect: p.effect.as_str().into(),
+        effect: p.effect,
         cedar: p.cedar.clone(),
         policy_set_version: set_version,
         platform: owner.is_platform(),

@@ -164,7 +164,7 @@ impl PolicyMutation {
             policy_id: p.policy_id,
             name: p.name.clone(),
             version: p.version,
-            effect: p.effect.as_str().into(),
+            effect: p.effect,
             platform: owner.is_platform(),
         };
         work.emit(&owner, &event).await?;
