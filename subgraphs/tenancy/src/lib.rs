@@ -1,17 +1,16 @@
 //! Tenancy subgraph: tenants, editions, subscriptions, feature flags and quotas.
 //!
-//! | file | owns |
+//! Each area is a folder: `mod.rs` its rules (functions taking `&mut Work`), `schema.rs` its share of the
+//! roots (resolvers only), `store.rs` its SQL.
+//!
+//! | area | owns |
 //! |---|---|
-//! | `schema.rs` | query and mutation roots, the `Tenant` entity resolver, who may do what |
-//! | `model.rs` | GraphQL types |
-//! | `domain.rs` | lifecycle rules and input validation (pure) |
-//! | `ops.rs` | provisioning and lifecycle transitions, shared by the API and the command consumer |
-//! | `store.rs` | all SQL (compile-time checked) |
-//! | `loaders.rs` | per-request DataLoaders |
-//! | `flags.rs` | flag evaluation and its caches |
-//! | `quota.rs` | quota check-and-increment (Redis in front of PostgreSQL) |
-//! | `events.rs` | event payloads and commands |
-//! | `consumers.rs` | the `ProvisionTenant` command consumer and cache invalidation |
+//! | `tenants/` | provisioning, the lifecycle (suspend, retire, legal hold), the `Tenant` entity, live events |
+//! | `editions/` | editions (quota templates, feature sets) and tenants' subscriptions to them |
+//! | `flags/` | feature-flag definitions and their evaluation (in process, cached in Redis) |
+//! | `quotas/` | quota check-and-increment (Redis in front of PostgreSQL) |
+//! | `schema.rs`, `model.rs`, `domain.rs` | merged roots, GraphQL types, lifecycle states and input rules |
+//! | `loaders.rs`, `events.rs`, `consumers.rs` | DataLoaders, event payloads, the command and cache consumers |
 //!
 //! Everything else (serving, configuration, the relay, consumers' plumbing) is the kernel's: this file only
 //! declares what is tenancy's own, through [`kernel::Subgraph`].
