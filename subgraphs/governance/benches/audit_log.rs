@@ -171,9 +171,18 @@ where
     events.len() as f64 / started.elapsed().as_secs_f64()
 }
 
-async fn direct(events: &[Envelope]) -> (f64, f64) {
+/// `audit::append` by 8 writers into a fresh database: appends/s. `sequence_trigger: false` switches off
+/// the trigger that keeps `(tenant, seq)` unique across partitions (migration 1016), to show its cost.
+async fn append_direct(events: &[Envelope], sequence_trigger: bool) -> (f64, test_support::TestDb, sqlx::PgPool) {
     let id = Uuid::new_v4().simple().to_string()[..8].to_owned();
     let db = test_support::TestDb::create("governance", &format!("bench{id}"), &governance::MIGRATIONS).await;
+    if !sequence_trigger {
+        let admin = db.admin_pool().await;
+        sqlx::query("ALTER TABLE audit_entries DISABLE TRIGGER audit_entries_in_sequence")
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
     let pool = kernel::db::connect(&db.app_url.clone().into(), 16).await.expect("pool");
     let kdb = Db::new(pool.clone());
     let appended = writers(events, move |batch: Vec<Envelope>| {
@@ -186,7 +195,13 @@ async fn direct(events: &[Envelope]) -> (f64, f64) {
         }
     })
     .await;
-    // Bare: the same rows (hashes precomputed off the clock) into a second tenant namespace, no chain work.
+    (appended, db, pool)
+}
+
+async fn direct(events: &[Envelope]) -> (f64, f64, f64) {
+    let (unsequenced, _, _) = append_direct(events, false).await;
+    let (appended, _db, pool) = append_direct(events, true).await;
+    // Bare: the same rows (hashes precomputed off the clock), numbered after the append's, no chain work.
     let rows: Arc<std::collections::HashMap<String, Vec<audit::NewEntry>>> = Arc::new({
         let mut by_tenant: std::collections::HashMap<String, Vec<Envelope>> = Default::default();
         for e in events {
@@ -194,7 +209,8 @@ async fn direct(events: &[Envelope]) -> (f64, f64) {
         }
         by_tenant
             .into_iter()
-            .map(|(t, envs)| (t, audit::chain_after(1_000_000, audit::GENESIS, envs).unwrap()))
+            // After the entries the append wrote: the sequence trigger admits only the next numbers.
+            .map(|(t, envs)| (t, audit::chain_after(envs.len() as i64, audit::GENESIS, envs).unwrap()))
             .collect()
     });
     let cursor = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<String, usize>::new()));
@@ -216,7 +232,7 @@ async fn direct(events: &[Envelope]) -> (f64, f64) {
         }
     })
     .await;
-    (appended, bare)
+    (appended, bare, unsequenced)
 }
 
 /// `audit::verify` over `n` in-memory entries, and bare sha256 over the same bytes: entries/s each.
@@ -258,7 +274,7 @@ async fn main() {
 
     let consumer = through_consumer("the consumer", Audit, &events).await;
     let unbatched = through_consumer("the consumer, one per transaction", Unbatched, &events[..EVENTS / 4]).await;
-    let (direct, bare) = direct(&events).await;
+    let (direct, bare, unsequenced) = direct(&events).await;
     let (verify, sha) = tokio::task::block_in_place(|| verification(1_000_000));
 
     println!("\n### Audit appends, {EVENTS} events over {TENANTS} tenants (appends/s)\n");
@@ -267,6 +283,7 @@ async fn main() {
     println!("| the audit consumer (batches of up to 256 waiting messages per transaction) | {consumer:.0} |");
     println!("| the audit consumer, one message per transaction ({} events) | {unbatched:.0} |", EVENTS / 4);
     println!("| `audit::append` direct, 8 writers × 256 events per call | {direct:.0} |");
+    println!("| the same, without the `(tenant, seq)` sequence trigger (migration 1016) | {unsequenced:.0} |");
     println!(
         "| bare: the same rows `INSERT`ed 256 per statement by 8 writers, no chain, tree, lock or inbox | {bare:.0} |"
     );
