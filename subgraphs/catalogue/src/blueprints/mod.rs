@@ -350,11 +350,6 @@ pub struct ContextRelationship {
     pub kind: RelationshipKind,
 }
 
-/// A blueprint id from the API: `BAD_USER_INPUT` unless it is a UUID.
-pub fn parse_id(field: &str, raw: &str) -> Result<BlueprintId> {
-    BlueprintId::parse(field, raw)
-}
-
 /// A definition from the API: a JSON object of at most [`MAX_DEFINITION_BYTES`]. Everything else about it
 /// is for validation to find.
 pub fn definition(raw: Value) -> Result<Value> {

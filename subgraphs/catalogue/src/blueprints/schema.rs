@@ -18,7 +18,7 @@ use super::{
 };
 use crate::ids::{BlueprintId, ProjectId, ValidationRunId};
 use crate::loaders::{loader, CatalogueLoader};
-use crate::projects::{self, Project};
+use crate::projects::Project;
 
 /// A blueprint by id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -235,7 +235,7 @@ pub async fn results_of(ctx: &Context<'_>, run: &ValidationRun) -> Result<Vec<Va
 
 /// A blueprint the caller may see, or `NOT_FOUND` — also for another tenant's id.
 pub async fn visible(ctx: &Context<'_>, id: &str) -> Result<Blueprint> {
-    let id = super::parse_id("id", id)?;
+    let id = BlueprintId::parse("id", id)?;
     loader(ctx)?.load_one(BlueprintById(id)).await?.ok_or_else(|| Error::not_found(format!("no blueprint `{id}`")))
 }
 
@@ -266,7 +266,7 @@ impl BlueprintMutation {
         #[graphql(default)] description: String,
     ) -> Result<Blueprint> {
         let tenant = ctx.authorize(WRITE)?;
-        let project_id = projects::parse_id("projectId", &project_id)?;
+        let project_id = ProjectId::parse("projectId", &project_id)?;
         let b = NewBlueprint::parse(project_id, &name, &description)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let blueprint = super::create(&mut work, &tenant, &b).await?;
@@ -289,7 +289,7 @@ impl BlueprintMutation {
         version: Option<i32>,
     ) -> Result<BlueprintVersion> {
         let tenant = ctx.authorize(WRITE)?;
-        let id = super::parse_id("blueprintId", &blueprint_id)?;
+        let id = BlueprintId::parse("blueprintId", &blueprint_id)?;
         let definition = super::definition(definition.0)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let v = super::draft(&mut work, &tenant, id, version, &definition).await?;
@@ -303,7 +303,7 @@ impl BlueprintMutation {
     /// `BlueprintValidationCompleted`, and `BlueprintVersionValidated` when the run validated it.
     async fn validate_blueprint(&self, ctx: &Context<'_>, blueprint_id: ID, version: i32) -> Result<ValidationRun> {
         let tenant = ctx.authorize(WRITE)?;
-        let id = super::parse_id("blueprintId", &blueprint_id)?;
+        let id = BlueprintId::parse("blueprintId", &blueprint_id)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let run = super::validate(&mut work, &tenant, id, version).await?;
         work.commit().await?;

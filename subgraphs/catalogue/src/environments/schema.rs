@@ -59,7 +59,7 @@ impl EnvironmentQuery {
     /// One environment of a project (served from the cache when it can be).
     async fn environment(&self, ctx: &Context<'_>, project_id: ID, name: EnvironmentName) -> Result<Environment> {
         let tenant = ctx.authorize(READ)?;
-        let project_id = projects::parse_id("projectId", &project_id)?;
+        let project_id = ProjectId::parse("projectId", &project_id)?;
         cache::get(state(ctx), &tenant, project_id, name)
             .await?
             .ok_or_else(|| Error::not_found(format!("no project `{project_id}`")))
@@ -103,7 +103,7 @@ impl EnvironmentMutation {
         #[graphql(default)] reason: String,
     ) -> Result<EnvironmentChangeResult> {
         let tenant = ctx.authorize(WRITE)?;
-        let project_id = projects::parse_id("projectId", &project_id)?;
+        let project_id = ProjectId::parse("projectId", &project_id)?;
         let config = super::config(config.0)?;
         let reason = reason.trim();
         if reason.chars().count() > 1000 {

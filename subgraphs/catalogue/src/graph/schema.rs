@@ -194,8 +194,8 @@ impl GraphMutation {
         version_constraint: String,
     ) -> Result<Dependency> {
         let tenant = ctx.authorize(WRITE)?;
-        let from = modules::parse_id("fromModuleId", &from_module_id)?;
-        let to = modules::parse_id("toModuleId", &to_module_id)?;
+        let from = ModuleId::parse("fromModuleId", &from_module_id)?;
+        let to = ModuleId::parse("toModuleId", &to_module_id)?;
         let constraint = super::constraint(&version_constraint)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         // The graph lock first, then the rows: two inserts never hold row locks the other waits for.
@@ -216,8 +216,8 @@ impl GraphMutation {
     /// Removes a dependency. Emits `DependencyRemoved`.
     async fn remove_dependency(&self, ctx: &Context<'_>, from_module_id: ID, to_module_id: ID) -> Result<bool> {
         let tenant = ctx.authorize(WRITE)?;
-        let from = modules::parse_id("fromModuleId", &from_module_id)?;
-        let to = modules::parse_id("toModuleId", &to_module_id)?;
+        let from = ModuleId::parse("fromModuleId", &from_module_id)?;
+        let to = ModuleId::parse("toModuleId", &to_module_id)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         store::lock_graph(&mut work, &tenant).await?;
         let from_m = modules::writable(&mut work, &tenant, from, false).await?;

@@ -96,11 +96,6 @@ pub async fn writable(work: &mut kernel::Work, tenant: &TenantId, id: ModuleId, 
     store::lock(work, tenant, id).await?.ok_or_else(missing)
 }
 
-/// A module id from the API: `BAD_USER_INPUT` unless it is a UUID.
-pub fn parse_id(field: &str, raw: &str) -> Result<ModuleId> {
-    ModuleId::parse(field, raw)
-}
-
 /// A module name: 1–128 characters of letters, digits and `. _ - / @`, starting with a letter, digit or `@`.
 pub fn name(raw: &str) -> Result<String> {
     let s = raw.trim();

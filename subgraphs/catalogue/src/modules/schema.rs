@@ -156,7 +156,7 @@ pub async fn of_project(
 
 /// A module the caller may see, or `NOT_FOUND`.
 pub async fn visible(ctx: &Context<'_>, id: &str) -> Result<Module> {
-    let id = super::parse_id("id", id)?;
+    let id = ModuleId::parse("id", id)?;
     loader(ctx)?.load_one(ModuleById(id)).await?.ok_or_else(|| Error::not_found(format!("no module `{id}`")))
 }
 
@@ -181,7 +181,7 @@ impl ModuleQuery {
         after: Option<String>,
     ) -> Result<Connection<String, Module>> {
         let tenant = ctx.authorize(READ)?;
-        let project = project_id.as_ref().map(|p| projects::parse_id("projectId", p)).transpose()?;
+        let project = project_id.as_ref().map(|p| ProjectId::parse("projectId", p)).transpose()?;
         let page = Page::forward(after, first, 20)?;
         let after = parse_cursor(page.after.as_deref())?;
         if let Some(p) = &project_id {
@@ -248,7 +248,7 @@ impl ModuleMutation {
     /// Adds a module to a project's catalogue. Emits `ModuleRegistered`.
     async fn register_module(&self, ctx: &Context<'_>, input: RegisterModuleInput) -> Result<Module> {
         let tenant = ctx.authorize(WRITE)?;
-        let project_id = projects::parse_id("projectId", &input.project_id)?;
+        let project_id = ProjectId::parse("projectId", &input.project_id)?;
         let name = super::name(&input.name)?;
         let version = super::version(&input.version)?;
         let kind = super::kind(&input.kind)?;
@@ -287,7 +287,7 @@ impl ModuleMutation {
     /// Changes a module's version, kind, owner, tags or metadata. Emits `ModuleUpdated`.
     async fn update_module(&self, ctx: &Context<'_>, id: ID, input: UpdateModuleInput) -> Result<Module> {
         let tenant = ctx.authorize(WRITE)?;
-        let id = super::parse_id("id", &id)?;
+        let id = ModuleId::parse("id", &id)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let mut m = super::writable(&mut work, &tenant, id, true).await?;
         if let Some(v) = input.version {
@@ -325,7 +325,7 @@ impl ModuleMutation {
     /// `DependencyRemoved` for each edge).
     async fn remove_module(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let tenant = ctx.authorize(WRITE)?;
-        let id = super::parse_id("id", &id)?;
+        let id = ModuleId::parse("id", &id)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         crate::graph::store::lock_graph(&mut work, &tenant).await?;
         let m = super::writable(&mut work, &tenant, id, false).await?;

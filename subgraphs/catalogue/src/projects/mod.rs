@@ -114,11 +114,6 @@ impl Project {
     }
 }
 
-/// A project id from the API: `BAD_USER_INPUT` unless it is a UUID.
-pub fn parse_id(field: &str, raw: &str) -> Result<ProjectId> {
-    ProjectId::parse(field, raw)
-}
-
 /// A validated project slug.
 pub fn slug(raw: &str) -> Result<String> {
     let s = raw.trim();

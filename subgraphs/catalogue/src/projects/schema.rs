@@ -13,7 +13,7 @@ use kernel::error::LoadError;
 use kernel::pagination::Page;
 use kernel::{Error, Result, TenantId, Work};
 
-use super::{parse_id, store, NewProject, Project, ProjectStatus};
+use super::{store, NewProject, Project, ProjectStatus};
 use crate::events;
 use crate::ids::{PrincipalId, ProjectId};
 use crate::loaders::{loader, CatalogueLoader};
@@ -106,7 +106,7 @@ impl Loader<ProjectById> for CatalogueLoader {
 /// A project the caller may see, or `NOT_FOUND` — also for another tenant's id, so ids cannot be probed.
 pub async fn visible(ctx: &Context<'_>, id: &str) -> Result<Project> {
     ctx.authorize_read(READ)?;
-    let id = parse_id("id", id)?;
+    let id = ProjectId::parse("id", id)?;
     loader(ctx)?.load_one(ProjectById(id)).await?.ok_or_else(|| Error::not_found(format!("no project `{id}`")))
 }
 
@@ -213,7 +213,7 @@ impl ProjectMutation {
     /// Changes a project's name, description or owner. Emits `ProjectUpdated`.
     async fn update_project(&self, ctx: &Context<'_>, id: ID, input: UpdateProjectInput) -> Result<Project> {
         let tenant = ctx.authorize(WRITE)?;
-        let id = parse_id("id", &id)?;
+        let id = ProjectId::parse("id", &id)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let mut p = super::lock_writable(&mut work, &tenant, id).await?;
         if let Some(name) = input.name {
@@ -241,7 +241,7 @@ impl ProjectMutation {
     /// are cancelled. Emits `ProjectArchived` (and `EnvironmentChangeDiscarded` for each cancelled change).
     async fn archive_project(&self, ctx: &Context<'_>, id: ID) -> Result<Project> {
         let tenant = ctx.authorize(WRITE)?;
-        let id = parse_id("id", &id)?;
+        let id = ProjectId::parse("id", &id)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let mut p = super::lock_writable(&mut work, &tenant, id).await?;
         crate::environments::cancel_pending(&mut work, &tenant, id, "the project was archived").await?;

@@ -146,10 +146,6 @@ impl Approval {
     }
 }
 
-pub fn parse_id(field: &str, raw: &str) -> Result<ApprovalId> {
-    ApprovalId::parse(field, raw)
-}
-
 /// The longest a request may stay open.
 pub const MAX_TTL_DAYS: i64 = 90;
 pub const MAX_DETAILS_BYTES: usize = 16 * 1024;

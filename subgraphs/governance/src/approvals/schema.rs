@@ -12,7 +12,7 @@ use kernel::Authorize;
 use kernel::{Error, Result, Work};
 use serde_json::Value;
 
-use super::{parse_id, store, Approval, ApprovalStatus, NewApproval, Vote};
+use super::{store, Approval, ApprovalStatus, NewApproval, Vote};
 use crate::ids::ApprovalId;
 
 #[derive(Default)]
@@ -23,7 +23,7 @@ impl ApprovalQuery {
     /// An approval request by id, with its votes.
     async fn approval(&self, ctx: &Context<'_>, id: ID) -> Result<Approval> {
         let tenant = ctx.authorize(READ)?;
-        let id = parse_id("id", &id)?;
+        let id = ApprovalId::parse("id", &id)?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let a = store::by_id(&mut tx, &tenant, id).await?;
         tx.commit().await?;
@@ -108,13 +108,13 @@ impl ApprovalMutation {
     /// The requester withdraws its pending request: `ApprovalCancelled`.
     async fn cancel_approval(&self, ctx: &Context<'_>, id: ID) -> Result<Approval> {
         let tenant = ctx.authorize(WRITE)?;
-        let id = parse_id("id", &id)?;
+        let id = ApprovalId::parse("id", &id)?;
         super::cancel(&state(ctx).kernel.db, &tenant, id, ctx.principal(), &ctx.request().trace_id).await
     }
 }
 
 async fn decide(ctx: &Context<'_>, id: ID, vote: Vote, note: Option<String>) -> Result<Approval> {
     let tenant = ctx.authorize(APPROVALS_DECIDE)?;
-    let id = parse_id("id", &id)?;
+    let id = ApprovalId::parse("id", &id)?;
     super::vote(&state(ctx).kernel.db, &tenant, id, ctx.principal(), vote, note, &ctx.request().trace_id).await
 }

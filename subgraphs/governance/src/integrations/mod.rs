@@ -97,10 +97,6 @@ pub fn refs_of(v: &Value) -> Vec<SecretRef> {
     out
 }
 
-pub fn parse_id(field: &str, raw: &str) -> Result<ConnectionId> {
-    ConnectionId::parse(field, raw)
-}
-
 pub fn name(raw: &str) -> Result<String> {
     let s = raw.trim();
     let ok = (2..=63).contains(&s.len())

@@ -9,7 +9,7 @@ use kernel::Authorize;
 use kernel::{Error, Result, TenantId, Work};
 use serde_json::Value;
 
-use super::{parse_id, store, IntegrationConnection, IntegrationKind, IntegrationStatus, SecretCheck};
+use super::{store, IntegrationConnection, IntegrationKind, IntegrationStatus, SecretCheck};
 use crate::events;
 use crate::ids::ConnectionId;
 
@@ -59,7 +59,7 @@ pub struct IntegrationQuery;
 impl IntegrationQuery {
     async fn integration_connection(&self, ctx: &Context<'_>, id: ID) -> Result<IntegrationConnection> {
         let tenant = ctx.authorize(READ)?;
-        let id = parse_id("id", &id)?;
+        let id = ConnectionId::parse("id", &id)?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let c = store::by_id(&mut tx, &tenant, id, false).await?;
         tx.commit().await?;
@@ -134,7 +134,7 @@ impl IntegrationMutation {
         input: UpdateIntegrationConnectionInput,
     ) -> Result<IntegrationConnection> {
         let tenant = ctx.authorize(WRITE)?;
-        let id = parse_id("id", &id)?;
+        let id = ConnectionId::parse("id", &id)?;
         let settings = input.settings.map(|j| super::settings(j.0)).transpose()?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let mut c = load(&mut work, &tenant, id).await?;
@@ -164,7 +164,7 @@ impl IntegrationMutation {
         secret: SecretRefInput,
     ) -> Result<IntegrationConnection> {
         let tenant = ctx.authorize(WRITE)?;
-        let id = parse_id("id", &id)?;
+        let id = ConnectionId::parse("id", &id)?;
         let name = super::secret_name(&secret.name)?;
         let r = super::config_ref(&state(ctx).config.secret_scope(), &tenant, &name, &secret.config_ref)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
@@ -195,7 +195,7 @@ impl IntegrationMutation {
     /// emits `IntegrationConnectionTested`.
     async fn test_integration_connection(&self, ctx: &Context<'_>, id: ID) -> Result<IntegrationConnectionTest> {
         let tenant = ctx.authorize(WRITE)?;
-        let id = parse_id("id", &id)?;
+        let id = ConnectionId::parse("id", &id)?;
         let s = state(ctx);
         let mut work = Work::tenant(&s.kernel.db, &tenant, ctx.event_meta()).await?;
         let mut c = load(&mut work, &tenant, id).await?;

@@ -77,10 +77,6 @@ impl ModelPolicy {
     }
 }
 
-pub fn parse_id(field: &str, raw: &str) -> Result<ModelPolicyId> {
-    ModelPolicyId::parse(field, raw)
-}
-
 /// Locks a model policy for a status change: `NOT_FOUND` (also for another tenant's), or `CONFLICT` unless
 /// it is in `expected` (`why` says what the change needs).
 pub async fn lock_in(

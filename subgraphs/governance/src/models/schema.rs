@@ -8,7 +8,7 @@ use kernel::permissions::governance::{READ, WRITE};
 use kernel::Authorize;
 use kernel::{Error, Result, Work};
 
-use super::{parse_id, store, ModelAllowance, ModelDecision, ModelPolicy, Task};
+use super::{store, ModelAllowance, ModelDecision, ModelPolicy, Task};
 use crate::events;
 use crate::ids::{ModelPolicyId, ProjectRef};
 use crate::policies::PolicyStatus;
@@ -145,7 +145,7 @@ impl ModelMutation {
     /// Publishes a draft (immutable from then on). Emits `ModelPolicyPublished` with the whole policy.
     async fn publish_model_policy(&self, ctx: &Context<'_>, id: ID) -> Result<ModelPolicy> {
         let tenant = ctx.authorize(WRITE)?;
-        let id = parse_id("id", &id)?;
+        let id = ModelPolicyId::parse("id", &id)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         super::lock_in(&mut work, &tenant, id, PolicyStatus::Draft, " and immutable").await?;
         let p = store::set_status(&mut work, &tenant, id, PolicyStatus::Published).await?;
@@ -167,7 +167,7 @@ impl ModelMutation {
     /// Deprecates a published version (final). Emits `ModelPolicyDeprecated`.
     async fn deprecate_model_policy(&self, ctx: &Context<'_>, id: ID) -> Result<ModelPolicy> {
         let tenant = ctx.authorize(WRITE)?;
-        let id = parse_id("id", &id)?;
+        let id = ModelPolicyId::parse("id", &id)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let why = "; only a published version can be deprecated";
         super::lock_in(&mut work, &tenant, id, PolicyStatus::Published, why).await?;

@@ -73,11 +73,6 @@ impl Policy {
     }
 }
 
-/// A policy id from the API.
-pub fn parse_id(field: &str, raw: &str) -> Result<PolicyId> {
-    PolicyId::parse(field, raw)
-}
-
 /// A validated policy name.
 pub fn name(field: &str, raw: &str) -> Result<String> {
     let s = raw.trim();

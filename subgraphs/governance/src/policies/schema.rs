@@ -8,7 +8,8 @@ use kernel::permissions::governance::{READ, WRITE};
 use kernel::Authorize;
 use kernel::{Error, Result, Work};
 
-use super::{cedar, parse_id, store, Effect, Policy, PolicyStatus};
+use super::{cedar, store, Effect, Policy, PolicyStatus};
+use crate::ids::PolicyId;
 
 /// The set a tenant's evaluations use right now.
 #[derive(SimpleObject)]
@@ -44,7 +45,7 @@ impl PolicyQuery {
     /// A policy version by id: the caller's own or a platform policy.
     async fn policy(&self, ctx: &Context<'_>, id: ID) -> Result<Policy> {
         let tenant = ctx.authorize_or_operator(READ)?;
-        let id = parse_id("id", &id)?;
+        let id = PolicyId::parse("id", &id)?;
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let p = store::by_ids(&mut tx, &tenant, &[id]).await?.pop();
         tx.commit().await?;
@@ -144,7 +145,7 @@ impl PolicyMutation {
         #[graphql(default)] platform: bool,
     ) -> Result<Policy> {
         let owner = ctx.authorize_owner(WRITE, platform)?;
-        let id = parse_id("id", &id)?;
+        let id = PolicyId::parse("id", &id)?;
         let text = input.cedar.as_deref().map(super::cedar_text).transpose()?;
         let description = input.description.as_deref().map(super::description_text).transpose()?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &owner, ctx.event_meta()).await?;
@@ -175,7 +176,7 @@ impl PolicyMutation {
     /// Deletes a draft (published versions stay forever).
     async fn delete_policy_draft(&self, ctx: &Context<'_>, id: ID, #[graphql(default)] platform: bool) -> Result<ID> {
         let owner = ctx.authorize_owner(WRITE, platform)?;
-        let pid = parse_id("id", &id)?;
+        let pid = PolicyId::parse("id", &id)?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &owner, ctx.event_meta()).await?;
         let p = super::lock(&mut work, &owner, pid).await?;
         super::ensure_draft(&p)?;
@@ -189,7 +190,7 @@ impl PolicyMutation {
     /// `PolicyPublished`.
     async fn publish_policy(&self, ctx: &Context<'_>, id: ID, #[graphql(default)] platform: bool) -> Result<Policy> {
         let owner = ctx.authorize_owner(WRITE, platform)?;
-        let id = parse_id("id", &id)?;
+        let id = PolicyId::parse("id", &id)?;
         let s = state(ctx);
         let mut work = Work::tenant(&s.kernel.db, &owner, ctx.event_meta()).await?;
         let p = super::publish(&mut work, &owner, id).await?;
@@ -201,7 +202,7 @@ impl PolicyMutation {
     /// Deprecates a published version: it leaves the set at once. Emits `PolicyDeprecated`.
     async fn deprecate_policy(&self, ctx: &Context<'_>, id: ID, #[graphql(default)] platform: bool) -> Result<Policy> {
         let owner = ctx.authorize_owner(WRITE, platform)?;
-        let id = parse_id("id", &id)?;
+        let id = PolicyId::parse("id", &id)?;
         let s = state(ctx);
         let mut work = Work::tenant(&s.kernel.db, &owner, ctx.event_meta()).await?;
         let p = super::deprecate(&mut work, &owner, id).await?;
