@@ -350,10 +350,18 @@ impl RegistryMutation {
         let output_schema = input.output_schema.map(|j| super::json_schema("outputSchema", j.0)).transpose()?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &owner, ctx.event_meta()).await?;
         let s = super::update_draft(&mut work, &owner, (&key, &version), |s: &mut SkillDefinition| {
-            s.name = name.unwrap_or_else(|| s.name.clone());
-            s.description = description.unwrap_or_else(|| s.description.clone());
-            s.input_schema = input_schema.unwrap_or_else(|| s.input_schema.clone());
-            s.output_schema = output_schema.unwrap_or_else(|| s.output_schema.clone());
+            if let Some(v) = name {
+                s.name = v;
+            }
+            if let Some(v) = description {
+                s.description = v;
+            }
+            if let Some(v) = input_schema {
+                s.input_schema = v;
+            }
+            if let Some(v) = output_schema {
+                s.output_schema = v;
+            }
         })
         .await?;
         work.commit().await?;
@@ -434,11 +442,21 @@ impl RegistryMutation {
         let model_requirements = input.model_requirements.map(|j| ModelRequirements::parse(j.0)).transpose()?;
         let mut work = Work::tenant(&state(ctx).kernel.db, &owner, ctx.event_meta()).await?;
         let a = super::update_draft(&mut work, &owner, (&key, &version), |a: &mut AgentDefinition| {
-            a.name = name.unwrap_or_else(|| a.name.clone());
-            a.description = description.unwrap_or_else(|| a.description.clone());
-            a.capabilities = capabilities.unwrap_or_else(|| a.capabilities.clone());
-            a.skills = skills.unwrap_or_else(|| a.skills.clone());
-            a.model_requirements = model_requirements.unwrap_or_else(|| a.model_requirements.clone());
+            if let Some(v) = name {
+                a.name = v;
+            }
+            if let Some(v) = description {
+                a.description = v;
+            }
+            if let Some(v) = capabilities {
+                a.capabilities = v;
+            }
+            if let Some(v) = skills {
+                a.skills = v;
+            }
+            if let Some(v) = model_requirements {
+                a.model_requirements = v;
+            }
         })
         .await?;
         work.commit().await?;
