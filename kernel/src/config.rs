@@ -96,8 +96,10 @@ pub struct KernelConfig {
     #[arg(long, env = "OUTBOX_PUBLISH_TIMEOUT_MS", default_value_t = 10_000)]
     pub outbox_publish_timeout_ms: u64,
 
-    /// Most concurrent subscriptions on one WebSocket connection.
-    #[arg(long, env = "WS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
+    /// Most concurrent subscriptions on one WebSocket connection. The router carries all of one
+    /// credential's subscriptions to a subgraph on one connection, so this is above what the edge lets one
+    /// token hold (`EDGE_MAX_SUBSCRIPTIONS_PER_TOKEN`, 500), with room for a second edge replica.
+    #[arg(long, env = "WS_MAX_SUBSCRIPTIONS", default_value_t = 1_000)]
     pub ws_max_subscriptions: usize,
 
     /// Deepest selection a query may have.

@@ -2,6 +2,7 @@
 //! Needs the routers (router/install.sh) and the same services as the subgraph tests.
 
 mod indexes;
+mod subscribers;
 
 use std::time::Duration;
 

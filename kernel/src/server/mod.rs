@@ -41,6 +41,7 @@ pub use limits::{
 pub use routes::{error_response, protect, Authenticated};
 pub use sdl::federation_sdl;
 pub use signals::cancel_on_signal;
+pub use websocket::payload_header;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,6 +127,8 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Router, shutdown: Can
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
+    // The peer's address is there for a handler that wants it (`ConnectInfo<SocketAddr>`).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
     Ok(())
 }

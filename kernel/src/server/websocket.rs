@@ -21,7 +21,7 @@ use super::{secret_matches, AppState, ROUTER_SECRET_HEADER};
 
 /// A header from a graphql-transport-ws `connection_init` payload: top-level fields or a nested `headers`
 /// object, names matched case-insensitively.
-fn payload_header(payload: &serde_json::Value, name: &str) -> Option<String> {
+pub fn payload_header(payload: &serde_json::Value, name: &str) -> Option<String> {
     let find = |obj: &serde_json::Map<String, serde_json::Value>| {
         obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.as_str().map(str::to_owned))
     };
@@ -216,7 +216,7 @@ fn guarded_socket(
                         }
                         let error = serde_json::json!({ "id": id, "type": "error", "payload": [{
                             "message": format!("at most {} subscriptions per connection", limits.max_subscriptions),
-                            "extensions": { "code": Code::BadUserInput.as_str() },
+                            "extensions": { "code": Code::QuotaExceeded.as_str() },
                         }] });
                         let _ = replies.send(Message::Text(error.to_string().into())).await;
                     }

@@ -7,19 +7,23 @@
 //! that do not parse or whose selections, once fragments are expanded, exceed `MAX_SELECTIONS` (400 with
 //! a coded GraphQL error) — counting each fragment once, so the check is linear in the document. Everything
 //! else is proxied unchanged: HTTP (responses streamed, so `@defer` multipart works) and WebSocket
-//! subscriptions (each `subscribe` message checked the same way).
+//! subscriptions (each `subscribe` message checked the same way, and counted against the caps of
+//! [`subscriptions`]).
 //!
 //! ```text
 //! edge --listen 127.0.0.1:4000 --upstream http://127.0.0.1:4100
 //! ```
 
+pub mod subscriptions;
+
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -42,18 +46,76 @@ pub struct Config {
     /// Most field selections an operation may have once its fragments are expanded.
     #[arg(long, env = "MAX_SELECTIONS", default_value_t = 10_000)]
     pub max_selections: usize,
+    /// Most subscriptions one WebSocket connection may hold at once.
+    #[arg(long, env = "EDGE_MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = DEFAULT_CAPS.per_connection)]
+    pub max_subscriptions_per_connection: usize,
+    /// Most subscriptions one credential (bearer token) may hold at once, over all its connections. Keep
+    /// it at most the subgraphs' `WS_MAX_SUBSCRIPTIONS` divided by the number of edge replicas: the router
+    /// carries a credential's subscriptions on one connection to each subgraph.
+    #[arg(long, env = "EDGE_MAX_SUBSCRIPTIONS_PER_TOKEN", default_value_t = DEFAULT_CAPS.per_credential)]
+    pub max_subscriptions_per_token: usize,
+    /// Most subscriptions one client address may hold at once, whatever its credentials.
+    #[arg(long, env = "EDGE_MAX_SUBSCRIPTIONS_PER_CLIENT", default_value_t = DEFAULT_CAPS.per_client)]
+    pub max_subscriptions_per_client: usize,
+    /// Most subscriptions this edge relays at once, in all.
+    #[arg(long, env = "EDGE_MAX_SUBSCRIPTIONS", default_value_t = DEFAULT_CAPS.total)]
+    pub max_subscriptions: usize,
 }
+
+/// The subscription caps an edge has unless configured otherwise.
+pub const DEFAULT_CAPS: subscriptions::Caps =
+    subscriptions::Caps { per_connection: 100, per_credential: 500, per_client: 2_000, total: 20_000 };
 
 impl Config {
     /// The defaults, in front of `upstream`, listening on `listen`.
     pub fn new(listen: SocketAddr, upstream: impl Into<String>) -> Self {
-        Self { listen, upstream: upstream.into(), max_body_bytes: 256 * 1024, max_selections: 10_000 }
+        Self {
+            listen,
+            upstream: upstream.into(),
+            max_body_bytes: 256 * 1024,
+            max_selections: 10_000,
+            max_subscriptions_per_connection: DEFAULT_CAPS.per_connection,
+            max_subscriptions_per_token: DEFAULT_CAPS.per_credential,
+            max_subscriptions_per_client: DEFAULT_CAPS.per_client,
+            max_subscriptions: DEFAULT_CAPS.total,
+        }
+    }
+
+    fn caps(&self) -> subscriptions::Caps {
+        subscriptions::Caps {
+            per_connection: self.max_subscriptions_per_connection,
+            per_credential: self.max_subscriptions_per_token,
+            per_client: self.max_subscriptions_per_client,
+            total: self.max_subscriptions,
+        }
     }
 }
 
 struct Edge {
     cfg: Config,
     http: reqwest::Client,
+    subscriptions: Arc<subscriptions::Ledger>,
+    /// Documents that passed [`check_document`], by their text: clients send the same few operations
+    /// over and over, and the verdict depends on the text alone, so each is parsed once (refusals are not
+    /// kept). Bounded by the bytes of the documents it holds.
+    passed: moka::sync::Cache<String, ()>,
+}
+
+/// Most bytes of documents the edge remembers as checked.
+const PASSED_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
+impl Edge {
+    /// Why `query` is refused, if it is; a document that passed before is not parsed again.
+    fn check(&self, query: &str) -> Option<String> {
+        if self.passed.contains_key(query) {
+            return None;
+        }
+        let why = check_document(query, self.cfg.max_selections);
+        if why.is_none() {
+            self.passed.insert(query.to_owned(), ());
+        }
+        why
+    }
 }
 
 /// Serves the edge on `listener` until `shutdown`.
@@ -68,12 +130,24 @@ pub async fn serve(
         // Between chunks of an answer (a long `@defer` stream keeps sending), not for the whole of it.
         .read_timeout(Duration::from_secs(60))
         .build()?;
-    let edge = Arc::new(Edge { cfg, http });
+    let subscriptions = subscriptions::Ledger::new(cfg.caps());
+    let passed = moka::sync::Cache::builder()
+        .weigher(|query: &String, _: &()| u32::try_from(query.len()).unwrap_or(u32::MAX))
+        .max_capacity(PASSED_CACHE_BYTES)
+        .build();
+    let edge = Arc::new(Edge { cfg, http, subscriptions, passed });
     let app = Router::new()
         .route("/graphql", get(websocket_or_get).post(post))
         .route("/health", get(|| async { "ok" }))
         .with_state(edge);
     kernel::server::serve(listener, app, shutdown).await
+}
+
+/// A graphql-transport-ws `error` message for subscription `id`.
+fn error_message(id: &str, code: Code, why: &str) -> Message {
+    let error = serde_json::json!({ "id": id, "type": "error", "payload": [{
+        "message": why, "extensions": { "code": code.as_str() } }] });
+    Message::Text(error.to_string().into())
 }
 
 fn refuse(status: StatusCode, message: &str) -> Response {
@@ -141,7 +215,7 @@ async fn post(State(edge): State<Arc<Edge>>, request: Request) -> Response {
         Ok(r) => r,
         Err(why) => return refuse(StatusCode::BAD_REQUEST, &why),
     };
-    if let Some(why) = check_document(&request.query, edge.cfg.max_selections) {
+    if let Some(why) = edge.check(&request.query) {
         return refuse(StatusCode::BAD_REQUEST, &why);
     }
     // What goes on is what was checked, re-encoded: never the client's bytes, which another JSON reader
@@ -245,8 +319,13 @@ async fn forward(edge: &Edge, headers: &HeaderMap, body: Bytes) -> Response {
 }
 
 /// WebSocket upgrades are proxied to the router; plain GETs (GraphQL over GET) are refused.
-async fn websocket_or_get(State(edge): State<Arc<Edge>>, request: Request) -> Response {
+async fn websocket_or_get(
+    State(edge): State<Arc<Edge>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
     let (mut parts, _) = request.into_parts();
+    let credential = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let protocol = parts.headers.get(header::SEC_WEBSOCKET_PROTOCOL).cloned();
     let forwarded: Vec<(HeaderName, axum::http::HeaderValue)> = parts
         .headers
@@ -260,10 +339,17 @@ async fn websocket_or_get(State(edge): State<Arc<Edge>>, request: Request) -> Re
     let max = edge.cfg.max_body_bytes;
     let upgrade = upgrade.protocols(["graphql-transport-ws", "graphql-ws"]).max_message_size(max).max_frame_size(max);
     upgrade.on_upgrade(move |client| async move {
-        if let Err(e) = relay(edge, client, protocol, forwarded).await {
+        let who = Who { credential: credential.unwrap_or_default(), client: peer.ip() };
+        if let Err(e) = relay(edge, client, protocol, forwarded, who).await {
             tracing::debug!(error = %e, "WebSocket relay ended");
         }
     })
+}
+
+/// Whose subscriptions a connection holds: its credential (empty until one is given) and its address.
+struct Who {
+    credential: String,
+    client: std::net::IpAddr,
 }
 
 async fn relay(
@@ -271,6 +357,7 @@ async fn relay(
     client: WebSocket,
     protocol: Option<axum::http::HeaderValue>,
     headers: Vec<(HeaderName, axum::http::HeaderValue)>,
+    mut who: Who,
 ) -> anyhow::Result<()> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Message as Up;
@@ -288,16 +375,46 @@ async fn relay(
     let (mut up_tx, mut up_rx) = upstream.split();
     let (mut client_tx, mut client_rx) = client.split();
     let (reply_tx, mut reply_rx) = tokio::sync::mpsc::channel::<Message>(16);
-    let max = edge.cfg.max_selections;
+    // The connection's live subscriptions, each holding its place in the edge's counts until the client
+    // or the server ends it, or the connection ends (the map is dropped with the relay).
+    let leases = std::sync::Mutex::new(HashMap::<String, subscriptions::Lease>::new());
     let to_router = async {
         while let Some(Ok(msg)) = client_rx.next().await {
             let up = match msg {
-                Message::Text(t) => match Frame::check(t.as_str(), max) {
-                    Checked::Forward(text) => Up::Text(text.into()),
+                Message::Text(t) => match Frame::check(t.as_str(), |q| edge.check(q)) {
+                    Checked::Forward { text, kind } => {
+                        match kind {
+                            Kind::Init { credential } if who.credential.is_empty() => {
+                                who.credential = credential.unwrap_or_default();
+                            }
+                            Kind::Subscribe(id) => {
+                                // A second subscribe for a live id goes on: the router closes the
+                                // connection for it (4409), as the protocol says.
+                                let refused = {
+                                    let mut held = leases.lock().expect("leases lock");
+                                    if held.contains_key(&id) {
+                                        None
+                                    } else {
+                                        match edge.subscriptions.admit(&who.credential, who.client, held.len()) {
+                                            Ok(lease) => held.insert(id.clone(), lease).and(None),
+                                            Err(why) => Some(why),
+                                        }
+                                    }
+                                };
+                                if let Some(why) = refused {
+                                    let _ = reply_tx.send(error_message(&id, Code::QuotaExceeded, &why)).await;
+                                    continue;
+                                }
+                            }
+                            Kind::Complete(id) => {
+                                leases.lock().expect("leases lock").remove(&id);
+                            }
+                            Kind::Init { .. } | Kind::Other => {}
+                        }
+                        Up::Text(text.into())
+                    }
                     Checked::Refuse { id, why } => {
-                        let error = serde_json::json!({ "id": id, "type": "error", "payload": [{
-                            "message": why, "extensions": { "code": Code::BadUserInput.as_str() } }] });
-                        let _ = reply_tx.send(Message::Text(error.to_string().into())).await;
+                        let _ = reply_tx.send(error_message(&id, Code::BadUserInput, &why)).await;
                         continue;
                     }
                     Checked::Invalid => {
@@ -327,7 +444,12 @@ async fn relay(
         loop {
             let msg = tokio::select! {
                 m = up_rx.next() => match m {
-                    Some(Ok(Up::Text(t))) => Message::Text(t.as_str().into()),
+                    Some(Ok(Up::Text(t))) => {
+                        if let Some(id) = ended_subscription(t.as_str()) {
+                            leases.lock().expect("leases lock").remove(&id);
+                        }
+                        Message::Text(t.as_str().into())
+                    }
                     Some(Ok(Up::Binary(b))) => Message::Binary(b),
                     Some(Ok(Up::Ping(p))) => Message::Ping(p),
                     Some(Ok(Up::Pong(p))) => Message::Pong(p),
@@ -354,6 +476,22 @@ async fn relay(
     Ok(())
 }
 
+/// The id of the subscription a message from the router ends (`complete` or `error`), if it ends one.
+/// Data messages, the bulk of the traffic, are not parsed.
+fn ended_subscription(text: &str) -> Option<String> {
+    if !(text.contains("\"complete\"") || text.contains("\"error\"")) {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Ending {
+        id: Option<String>,
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    let m: Ending = serde_json::from_str(text).ok()?;
+    matches!(m.kind.as_str(), "complete" | "error").then_some(m.id).flatten()
+}
+
 /// A graphql-transport-ws (or legacy graphql-ws) message, read as strictly as a POST body.
 #[derive(serde::Deserialize, serde::Serialize)]
 struct Frame {
@@ -366,23 +504,38 @@ struct Frame {
 }
 
 enum Checked {
-    /// The message, re-encoded from what was read.
-    Forward(String),
+    /// The message, re-encoded from what was read, and what it does.
+    Forward { text: String, kind: Kind },
     /// A subscription the edge refuses: answered with an `error` for its id, the connection kept.
     Refuse { id: String, why: String },
     /// Not a message at all: the connection is closed.
     Invalid,
 }
 
+/// What a forwarded message does, as far as the edge's counts go.
+#[derive(Debug, PartialEq)]
+enum Kind {
+    /// `connection_init`, with the credential in its payload if it has one.
+    Init {
+        credential: Option<String>,
+    },
+    /// Starts the subscription with this id.
+    Subscribe(String),
+    /// Ends the subscription with this id.
+    Complete(String),
+    Other,
+}
+
 impl Frame {
-    fn check(text: &str, max_selections: usize) -> Checked {
+    /// Reads `text`; `check_document` says why a subscription's document is refused, if it is.
+    fn check(text: &str, check_document: impl Fn(&str) -> Option<String>) -> Checked {
         let Ok(frame) = serde_json::from_str::<Frame>(text) else { return Checked::Invalid };
         let payload = match (frame.kind.as_str(), &frame.payload) {
             ("subscribe" | "start", Some(raw)) => {
                 let Some(id) = frame.id.clone() else { return Checked::Invalid };
                 match GraphQLRequest::read(raw.get().as_bytes()) {
                     Ok(request) => {
-                        if let Some(why) = check_document(&request.query, max_selections) {
+                        if let Some(why) = check_document(&request.query) {
                             return Checked::Refuse { id, why };
                         }
                         serde_json::to_string(&request).ok()
@@ -398,9 +551,20 @@ impl Frame {
         if frame.payload.is_some() && payload.is_none() {
             return Checked::Invalid;
         }
+        let kind = match (frame.kind.as_str(), &frame.id) {
+            ("connection_init", _) => Kind::Init {
+                credential: payload
+                    .as_deref()
+                    .and_then(|p| serde_json::from_str(p).ok())
+                    .and_then(|p| kernel::server::payload_header(&p, "authorization")),
+            },
+            ("subscribe" | "start", Some(id)) => Kind::Subscribe(id.clone()),
+            ("complete" | "stop", Some(id)) => Kind::Complete(id.clone()),
+            _ => Kind::Other,
+        };
         let payload = payload.and_then(|p| serde_json::value::RawValue::from_string(p).ok());
         match serde_json::to_string(&Frame { payload, ..frame }) {
-            Ok(text) => Checked::Forward(text),
+            Ok(text) => Checked::Forward { text, kind },
             Err(_) => Checked::Invalid,
         }
     }
@@ -444,8 +608,9 @@ mod tests {
     #[test]
     fn websocket_frames_are_read_strictly_and_forwarded_as_read() {
         let bomb = "{ ...A } fragment A on Query { ...B ...B } fragment B on Query { ...A ...A }";
-        let refused = |text: &str| matches!(Frame::check(text, 10_000), Checked::Refuse { .. });
-        let invalid = |text: &str| matches!(Frame::check(text, 10_000), Checked::Invalid);
+        const CHECK: fn(&str) -> Option<String> = |q| check_document(q, 10_000);
+        let refused = |text: &str| matches!(Frame::check(text, CHECK), Checked::Refuse { .. });
+        let invalid = |text: &str| matches!(Frame::check(text, CHECK), Checked::Invalid);
         // A frame this reader cannot read (a lone surrogate in its id) is not relayed unread.
         assert!(invalid(&format!(r#"{{"id":"\ud800","type":"subscribe","payload":{{"query":"{bomb}"}}}}"#)));
         assert!(invalid("not json"));
@@ -460,13 +625,31 @@ mod tests {
             r#"{{"id":"1","type":"subscribe","payload":{{"query":"{bomb}","query":"{{ a }}"}}}}"#
         )));
         assert!(refused(&format!(r#"{{"id":"1","type":"subscribe","payload":{{"query":"{bomb}"}}}}"#)));
-        match Frame::check(r#"{"id":"1","type":"subscribe","payload":{"query":"{ a }","x":1},"y":2}"#, 10_000) {
-            Checked::Forward(text) => assert_eq!(text, r#"{"id":"1","type":"subscribe","payload":{"query":"{ a }"}}"#),
+        match Frame::check(r#"{"id":"1","type":"subscribe","payload":{"query":"{ a }","x":1},"y":2}"#, CHECK) {
+            Checked::Forward { text, kind } => {
+                assert_eq!(text, r#"{"id":"1","type":"subscribe","payload":{"query":"{ a }"}}"#);
+                assert_eq!(kind, Kind::Subscribe("1".into()));
+            }
             _ => panic!("a plain subscription is forwarded"),
         }
-        match Frame::check(r#"{"type":"connection_init","payload":{"Authorization":"Bearer t"}}"#, 10_000) {
-            Checked::Forward(text) => assert!(text.contains("Bearer t")),
+        match Frame::check(r#"{"type":"connection_init","payload":{"headers":{"authorization":"Bearer t"}}}"#, CHECK) {
+            Checked::Forward { text, kind } => {
+                assert!(text.contains("Bearer t"));
+                assert_eq!(kind, Kind::Init { credential: Some("Bearer t".into()) });
+            }
             _ => panic!("connection_init is forwarded"),
         }
+        match Frame::check(r#"{"id":"7","type":"complete"}"#, CHECK) {
+            Checked::Forward { kind, .. } => assert_eq!(kind, Kind::Complete("7".into())),
+            _ => panic!("complete is forwarded"),
+        }
+    }
+
+    #[test]
+    fn the_routers_complete_and_error_end_a_subscription_and_its_data_does_not() {
+        assert_eq!(ended_subscription(r#"{"id":"3","type":"complete"}"#).as_deref(), Some("3"));
+        assert_eq!(ended_subscription(r#"{"id":"4","type":"error","payload":[]}"#).as_deref(), Some("4"));
+        assert_eq!(ended_subscription(r#"{"id":"5","type":"next","payload":{"data":{"x":"complete"}}}"#), None);
+        assert_eq!(ended_subscription(r#"{"id":"5","type":"next","payload":{"data":{"x":1}}}"#), None);
     }
 }

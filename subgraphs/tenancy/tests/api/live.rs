@@ -45,7 +45,7 @@ async fn a_connection_holds_a_bounded_number_of_subscriptions() {
     match ws.next_control(Duration::from_secs(5)).await {
         Next::Message(m) => {
             assert_eq!((m["id"].as_str(), m["type"].as_str()), (Some("3"), Some("error")), "{m}");
-            assert_eq!(m["payload"][0]["extensions"]["code"], "BAD_USER_INPUT");
+            assert_eq!(m["payload"][0]["extensions"]["code"], "QUOTA_EXCEEDED");
         }
         other => panic!("the third subscription was not refused: {other:?}"),
     }
