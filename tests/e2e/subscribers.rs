@@ -172,3 +172,72 @@ async fn a_thousand_subscribers_of_one_token_each_get_every_event_or_a_coded_ref
     hive.stop().await;
     stack.stop().await;
 }
+
+/// A token's subscriptions count the same over WebSocket and over HTTP (SSE): past the cap, a WebSocket
+/// subscription gets a coded `error` and an SSE one a 429 coded `QUOTA_EXCEEDED`; a subscription that ends
+/// — a WebSocket `complete`, an SSE client going away — frees its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_and_sse_subscriptions_share_a_tokens_cap_and_ending_one_frees_its_place() {
+    let stack = Stack::start().await;
+    let hive = stack.hive().await;
+    let tenant = format!("cap-{}", stack.id);
+    super::tenants_on_new_edition(&stack, &hive, &[&tenant], "T").await;
+    let token = stack.member_token(&tenant);
+    // An edge of its own in front of the same router, allowing a token two subscriptions.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let upstream = hive.router_url.trim_end_matches("/graphql").to_owned();
+    let cfg = edge::Config { max_subscriptions_per_token: 2, ..edge::Config::new(addr, upstream) };
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(edge::serve(cfg, listener, stop.clone()));
+    let (http_url, ws_url) = (format!("http://{addr}/graphql"), format!("ws://{addr}/graphql"));
+    let sse = || {
+        stack
+            .http
+            .post(&http_url)
+            .bearer_auth(&token)
+            .header("accept", "text/event-stream")
+            .json(&json!({ "query": SUBSCRIPTION }))
+            .send()
+    };
+
+    let mut ws = WsClient::init(&ws_url, "", &token).await;
+    ws.subscribe("1", SUBSCRIPTION).await;
+    let streaming = sse().await.unwrap();
+    assert_eq!(streaming.status(), 200, "the second subscription, over SSE, is admitted");
+    assert!(streaming.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+
+    let refused = sse().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "QUOTA_EXCEEDED", "{body}");
+    ws.subscribe("2", SUBSCRIPTION).await;
+    match ws.next_control(Duration::from_secs(5)).await {
+        Next::Message(m) => {
+            assert_eq!((m["id"].as_str(), m["type"].as_str()), (Some("2"), Some("error")), "{m}");
+            assert_eq!(m["payload"][0]["extensions"]["code"], "QUOTA_EXCEEDED", "{m}");
+            assert!(m["payload"][0]["message"].as_str().unwrap().contains("per token"), "{m}");
+        }
+        other => panic!("the third subscription was not refused: {other:?}"),
+    }
+
+    // The SSE client goes away: its place is free once the edge notices (at the latest when the router's
+    // next keep-alive, every 10 s, finds the connection gone).
+    drop(streaming);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let again = sse().await.unwrap();
+        if again.status() == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the SSE subscription's place was never freed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Ending the WebSocket subscription frees its place too.
+    ws.send(json!({ "id": "1", "type": "complete" })).await;
+    ws.subscribe("3", SUBSCRIPTION).await;
+    assert_eq!(ws.next_control(Duration::from_millis(500)).await, Next::Silence, "the third was admitted");
+    stop.cancel();
+    hive.stop().await;
+    stack.stop().await;
+}

@@ -95,26 +95,28 @@ struct Edge {
     cfg: Config,
     http: reqwest::Client,
     subscriptions: Arc<subscriptions::Ledger>,
-    /// Documents that passed [`check_document`], by their text: clients send the same few operations
-    /// over and over, and the verdict depends on the text alone, so each is parsed once (refusals are not
-    /// kept). Bounded by the bytes of the documents it holds.
-    passed: moka::sync::Cache<String, ()>,
+    /// Documents that passed [`check_document`], by their text, with whether they hold a subscription:
+    /// clients send the same few operations over and over, and the verdict depends on the text alone, so
+    /// each is parsed once (refusals are not kept). Bounded by the bytes of the documents it holds.
+    passed: moka::sync::Cache<String, Subscribes>,
 }
+
+/// Whether a document that passed holds a subscription operation.
+type Subscribes = bool;
 
 /// Most bytes of documents the edge remembers as checked.
 const PASSED_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 impl Edge {
-    /// Why `query` is refused, if it is; a document that passed before is not parsed again.
-    fn check(&self, query: &str) -> Option<String> {
-        if self.passed.contains_key(query) {
-            return None;
+    /// Whether `query` holds a subscription, or why it is refused; a document that passed before is not
+    /// parsed again.
+    fn check(&self, query: &str) -> Result<Subscribes, String> {
+        if let Some(subscribes) = self.passed.get(query) {
+            return Ok(subscribes);
         }
-        let why = check_document(query, self.cfg.max_selections);
-        if why.is_none() {
-            self.passed.insert(query.to_owned(), ());
-        }
-        why
+        let subscribes = check_document(query, self.cfg.max_selections)?;
+        self.passed.insert(query.to_owned(), subscribes);
+        Ok(subscribes)
     }
 }
 
@@ -132,7 +134,7 @@ pub async fn serve(
         .build()?;
     let subscriptions = subscriptions::Ledger::new(cfg.caps());
     let passed = moka::sync::Cache::builder()
-        .weigher(|query: &String, _: &()| u32::try_from(query.len()).unwrap_or(u32::MAX))
+        .weigher(|query: &String, _: &Subscribes| u32::try_from(query.len()).unwrap_or(u32::MAX))
         .max_capacity(PASSED_CACHE_BYTES)
         .build();
     let edge = Arc::new(Edge { cfg, http, subscriptions, passed });
@@ -155,22 +157,25 @@ fn refuse(status: StatusCode, message: &str) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// Why a document is refused, if it is.
-fn check_document(query: &str, max_selections: usize) -> Option<String> {
+/// Whether a document holds a subscription operation, or why it is refused.
+fn check_document(query: &str, max_selections: usize) -> Result<Subscribes, String> {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
     // Parsing recurses per level of nesting: a deeper document would overflow the stack (and abort the
     // process for every client), so it is measured first, without parsing.
-    if let Err(why) = kernel::server::within_nesting(query) {
-        return Some(why);
-    }
-    let doc = match async_graphql::parser::parse_query(query) {
-        Ok(doc) => doc,
-        Err(e) => return Some(format!("the query does not parse: {e}")),
-    };
-    (kernel::server::expanded_selections(&doc, max_selections) > max_selections).then(|| {
-        format!(
+    kernel::server::within_nesting(query)?;
+    let doc = async_graphql::parser::parse_query(query).map_err(|e| format!("the query does not parse: {e}"))?;
+    if kernel::server::expanded_selections(&doc, max_selections) > max_selections {
+        return Err(format!(
             "the operation selects more than {max_selections} fields once its fragments are expanded (or its \
              fragments spread each other in a cycle)"
-        )
+        ));
+    }
+    let subscription = |op: &async_graphql::Positioned<async_graphql::parser::types::OperationDefinition>| {
+        op.node.ty == OperationType::Subscription
+    };
+    Ok(match &doc.operations {
+        DocumentOperations::Single(op) => subscription(op),
+        DocumentOperations::Multiple(ops) => ops.values().any(subscription),
     })
 }
 
@@ -191,7 +196,7 @@ fn hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
-async fn post(State(edge): State<Arc<Edge>>, request: Request) -> Response {
+async fn post(State(edge): State<Arc<Edge>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let essence = parts
         .headers
@@ -215,15 +220,30 @@ async fn post(State(edge): State<Arc<Edge>>, request: Request) -> Response {
         Ok(r) => r,
         Err(why) => return refuse(StatusCode::BAD_REQUEST, &why),
     };
-    if let Some(why) = edge.check(&request.query) {
-        return refuse(StatusCode::BAD_REQUEST, &why);
-    }
+    let subscribes = match edge.check(&request.query) {
+        Ok(subscribes) => subscribes,
+        Err(why) => return refuse(StatusCode::BAD_REQUEST, &why),
+    };
+    // A subscription over HTTP (SSE, multipart) counts like one over WebSocket, for as long as its answer
+    // streams. A document holding a subscription is counted whichever of its operations is picked.
+    let lease = if subscribes {
+        let credential = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+        match edge.subscriptions.admit(credential, peer.ip(), 0) {
+            Ok(lease) => Some(lease),
+            Err(why) => {
+                let body = serde_json::json!({ "errors": [{ "message": why, "extensions": { "code": Code::QuotaExceeded.as_str() } }] });
+                return (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+            }
+        }
+    } else {
+        None
+    };
     // What goes on is what was checked, re-encoded: never the client's bytes, which another JSON reader
     // could read differently (a second `query` key, an escape this reader refused).
     let Ok(checked) = serde_json::to_vec(&request) else {
         return refuse(StatusCode::BAD_REQUEST, "the body is not a GraphQL request");
     };
-    forward(&edge, &parts.headers, Bytes::from(checked)).await
+    forward(&edge, &parts.headers, Bytes::from(checked), lease).await
 }
 
 /// One GraphQL request as the edge reads it — strictly: a key twice, a string that is not valid Unicode
@@ -294,7 +314,9 @@ async fn read_body(body: Body, max: usize) -> BodyRead {
     }
 }
 
-async fn forward(edge: &Edge, headers: &HeaderMap, body: Bytes) -> Response {
+/// Sends `body` to the router and streams its answer back; `lease`, a subscription's place in the counts,
+/// is held until the answer ends.
+async fn forward(edge: &Edge, headers: &HeaderMap, body: Bytes, lease: Option<subscriptions::Lease>) -> Response {
     let mut req = edge.http.post(format!("{}/graphql", edge.cfg.upstream.trim_end_matches('/')));
     for (name, value) in headers {
         if !hop_by_hop(name) {
@@ -315,7 +337,15 @@ async fn forward(edge: &Edge, headers: &HeaderMap, body: Bytes) -> Response {
             resp = resp.header(name, value);
         }
     }
-    resp.body(Body::from_stream(upstream.bytes_stream())).unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+    let stream = upstream.bytes_stream();
+    let body = match lease {
+        None => Body::from_stream(stream),
+        Some(lease) => Body::from_stream(stream.map(move |chunk| {
+            let _held = &lease;
+            chunk
+        })),
+    };
+    resp.body(body).unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
 }
 
 /// WebSocket upgrades are proxied to the router; plain GETs (GraphQL over GET) are refused.
@@ -381,7 +411,7 @@ async fn relay(
     let to_router = async {
         while let Some(Ok(msg)) = client_rx.next().await {
             let up = match msg {
-                Message::Text(t) => match Frame::check(t.as_str(), |q| edge.check(q)) {
+                Message::Text(t) => match Frame::check(t.as_str(), |q| edge.check(q).err()) {
                     Checked::Forward { text, kind } => {
                         match kind {
                             Kind::Init { credential } if who.credential.is_empty() => {
@@ -582,16 +612,18 @@ mod tests {
         }
         q.push_str("fragment F6 on Query { __typename }\n");
         let started = std::time::Instant::now();
-        assert!(check_document(&q, 10_000).is_some());
+        assert!(check_document(&q, 10_000).is_err());
         assert!(started.elapsed() < Duration::from_millis(100));
-        assert!(check_document("{ __typename }", 10_000).is_none());
-        assert!(check_document("{ ", 10_000).unwrap().contains("does not parse"));
+        assert_eq!(check_document("{ __typename }", 10_000), Ok(false));
+        assert!(check_document("{ ", 10_000).unwrap_err().contains("does not parse"));
+        assert_eq!(check_document("subscription { e }", 10_000), Ok(true));
+        assert_eq!(check_document("query A { a } subscription B { e }", 10_000), Ok(true));
     }
 
     #[test]
     fn documents_nested_past_the_limit_are_refused_before_parsing() {
         let deep = format!("{{ __type(name: {}\"Query\"{}) {{ name }} }}", "[".repeat(5_000), "]".repeat(5_000));
-        assert!(check_document(&deep, 10_000).unwrap().contains("nests more than"));
+        assert!(check_document(&deep, 10_000).unwrap_err().contains("nests more than"));
     }
 
     #[test]
@@ -608,7 +640,7 @@ mod tests {
     #[test]
     fn websocket_frames_are_read_strictly_and_forwarded_as_read() {
         let bomb = "{ ...A } fragment A on Query { ...B ...B } fragment B on Query { ...A ...A }";
-        const CHECK: fn(&str) -> Option<String> = |q| check_document(q, 10_000);
+        const CHECK: fn(&str) -> Option<String> = |q| check_document(q, 10_000).err();
         let refused = |text: &str| matches!(Frame::check(text, CHECK), Checked::Refuse { .. });
         let invalid = |text: &str| matches!(Frame::check(text, CHECK), Checked::Invalid);
         // A frame this reader cannot read (a lone surrogate in its id) is not relayed unread.
