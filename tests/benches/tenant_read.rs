@@ -28,6 +28,21 @@ struct Stats {
     p50: f64,
     p99: f64,
     n: usize,
+    /// CPU time this process (clients, subgraphs and, where it is in front, the edge) spent per request,
+    /// in microseconds: the edge's own cost is the difference between a target and its `-no-edge` twin.
+    cpu_us: f64,
+}
+
+/// CPU time (user and system) this process has used so far, in microseconds (Linux: `/proc/self/stat`,
+/// in clock ticks of 10 ms).
+fn process_cpu_us() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may contain spaces.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) * 10_000.0
 }
 
 /// How many tenants the requests cycle through: more than can be in flight at once.
@@ -64,6 +79,7 @@ async fn load(
     }
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
+    let cpu_started = process_cpu_us();
     let clients: Vec<_> = (0..clients)
         .map(|_| {
             let (http, url, token, secret, counter) =
@@ -85,9 +101,10 @@ async fn load(
         lat.extend(c.await.unwrap());
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_us = (process_cpu_us() - cpu_started) / lat.len().max(1) as f64;
     lat.sort_unstable();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64 / 1000.0;
-    Stats { rps: lat.len() as f64 / elapsed, p50: pct(0.50), p99: pct(0.99), n: lat.len() }
+    Stats { rps: lat.len() as f64 / elapsed, p50: pct(0.50), p99: pct(0.99), n: lat.len(), cpu_us }
 }
 
 #[tokio::main]
@@ -124,8 +141,8 @@ async fn main() {
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
 
     println!("{clients} concurrent clients, {seconds} s per target\n");
-    println!("| target | requests/s | p50 ms | p99 ms | requests |");
-    println!("|---|---|---|---|---|");
+    println!("| target | requests/s | p50 ms | p99 ms | requests | this process's CPU µs/request |");
+    println!("|---|---|---|---|---|---|");
     let mut baseline: Option<Stats> = None;
     for target in targets.split(',') {
         let router = match target {
@@ -147,7 +164,7 @@ async fn main() {
             Some(b) => format!(" (×{:.2} rps, +{:.2} ms p50 vs direct)", s.rps / b.rps, s.p50 - b.p50),
             None => String::new(),
         };
-        println!("| {target} | {:.0} | {:.2} | {:.2} | {}{vs} |", s.rps, s.p50, s.p99, s.n);
+        println!("| {target} | {:.0} | {:.2} | {:.2} | {}{vs} | {:.0} |", s.rps, s.p50, s.p99, s.n, s.cpu_us);
         if target == "direct" {
             baseline = Some(s);
         }
