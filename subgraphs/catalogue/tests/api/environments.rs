@@ -47,12 +47,20 @@ async fn outside_prod_a_change_applies_at_once_and_the_cached_read_follows_it() 
     let app = spawn_app().await;
     let t = app.member("acme");
     let p = app.project(&t, "shop").await;
-    assert_eq!(read(&app, &t, &p, "dev").await, json!({ "version": 1, "config": {} }));
-    // Now cached in Redis, under the tenant's key.
+    // A read caches the environment in Redis, under the tenant's key. The replica's change listener drops
+    // every cached environment when it (re)subscribes, which at start-up may land just after a read: read
+    // again until the entry stays.
     let key = format!("{}:{{acme}}:environment:{p}/dev", app.config.redis_namespace);
     let mut redis = app.state.kernel.cache.connection();
-    let cached: Option<String> = redis::AsyncCommands::get(&mut redis, &key).await.unwrap();
-    assert!(cached.is_some(), "the read was cached at {key}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        assert_eq!(read(&app, &t, &p, "dev").await, json!({ "version": 1, "config": {} }));
+        let cached: Option<String> = redis::AsyncCommands::get(&mut redis, &key).await.unwrap();
+        if cached.is_some() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the read was never cached at {key}");
+    }
 
     let v = app.ok(&t, CHANGE, json!({ "p": p, "n": "dev", "c": { "replicas": 3 } })).await;
     assert_eq!(v["changeEnvironment"]["change"]["status"], "APPLIED");
