@@ -560,6 +560,8 @@ impl Frame {
     /// Reads `text`; `check_document` says why a subscription's document is refused, if it is.
     fn check(text: &str, check_document: impl Fn(&str) -> Option<String>) -> Checked {
         let Ok(frame) = serde_json::from_str::<Frame>(text) else { return Checked::Invalid };
+        // connection_init's credential, read from the payload as it is parsed.
+        let mut credential = None;
         let payload = match (frame.kind.as_str(), &frame.payload) {
             ("subscribe" | "start", Some(raw)) => {
                 let Some(id) = frame.id.clone() else { return Checked::Invalid };
@@ -575,19 +577,19 @@ impl Frame {
             }
             ("subscribe" | "start", None) => return Checked::Invalid,
             // Other payloads (connection_init's, ping's) are read as JSON, bounded like any other.
-            (_, Some(raw)) => serde_json::from_str::<serde_json::Value>(raw.get()).ok().map(|v| v.to_string()),
+            (kind, Some(raw)) => serde_json::from_str::<serde_json::Value>(raw.get()).ok().map(|v| {
+                if kind == "connection_init" {
+                    credential = kernel::server::payload_header(&v, "authorization");
+                }
+                v.to_string()
+            }),
             (_, None) => None,
         };
         if frame.payload.is_some() && payload.is_none() {
             return Checked::Invalid;
         }
         let kind = match (frame.kind.as_str(), &frame.id) {
-            ("connection_init", _) => Kind::Init {
-                credential: payload
-                    .as_deref()
-                    .and_then(|p| serde_json::from_str(p).ok())
-                    .and_then(|p| kernel::server::payload_header(&p, "authorization")),
-            },
+            ("connection_init", _) => Kind::Init { credential },
             ("subscribe" | "start", Some(id)) => Kind::Subscribe(id.clone()),
             ("complete" | "stop", Some(id)) => Kind::Complete(id.clone()),
             _ => Kind::Other,
