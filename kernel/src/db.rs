@@ -146,8 +146,14 @@ pub async fn platform_tx(pool: &PgPool) -> Result<Tx> {
 
 /// Begins a transaction for the outbox relay, the only reader of every tenant's outbox rows.
 pub async fn relay_tx(pool: &PgPool) -> Result<Tx> {
+    system_tx(pool, "relay").await
+}
+
+/// Begins a transaction for a platform-wide system task named `role`: only the policies that name it
+/// (`current_setting('app.system', true) = '<role>'`) let it through.
+pub async fn system_tx(pool: &PgPool, role: &'static str) -> Result<Tx> {
     let mut tx = pool.begin().await?;
-    tx.execute("SELECT set_config('app.system', 'relay', true)").await?;
+    sqlx::query("SELECT set_config('app.system', $1, true)").bind(role).execute(&mut *tx).await?;
     Ok(tx)
 }
 

@@ -183,13 +183,13 @@ async fn websocket_and_sse_subscriptions_share_a_tokens_cap_and_ending_one_frees
     let tenant = format!("cap-{}", stack.id);
     super::tenants_on_new_edition(&stack, &hive, &[&tenant], "T").await;
     let token = stack.member_token(&tenant);
-    // An edge of its own in front of the same router, allowing a token two subscriptions.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    // An edge of its own in front of the same router, allowing a token two subscriptions, with two
+    // threads: the connections may land on either, and the counts are the edge's, not a thread's.
     let upstream = hive.router_url.trim_end_matches("/graphql").to_owned();
-    let cfg = edge::Config { max_subscriptions_per_token: 2, ..edge::Config::new(addr, upstream) };
+    let cfg =
+        edge::Config { max_subscriptions_per_token: 2, ..edge::Config::new("127.0.0.1:0".parse().unwrap(), upstream) };
     let stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(edge::serve(cfg, listener, stop.clone()));
+    let addr = edge::start(cfg, 2, stop.clone()).expect("the edge starts").addr;
     let (http_url, ws_url) = (format!("http://{addr}/graphql"), format!("ws://{addr}/graphql"));
     let sse = || {
         stack

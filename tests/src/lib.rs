@@ -332,12 +332,13 @@ impl Router {
             }
             let probe = http.post(&url).json(&json!({ "query": "{ __typename }" })).send().await;
             if probe.is_ok_and(|r| r.status().is_success()) {
-                // The public endpoint: the edge in front of the router, as `scripts/up` serves it.
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                let public = format!("http://{}/graphql", listener.local_addr().unwrap());
-                let cfg = edge::Config::new(listener.local_addr().unwrap(), format!("http://127.0.0.1:{port}"));
+                // The public endpoint: the edge in front of the router, as its binary serves it (threads
+                // with a runtime each, in this process, so a benchmark counts its CPU).
+                let cfg = edge::Config::new("127.0.0.1:0".parse().unwrap(), format!("http://127.0.0.1:{port}"));
                 let edge_stop = tokio_util::sync::CancellationToken::new();
-                tokio::spawn(edge::serve(cfg, listener, edge_stop.clone()));
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let running = edge::start(cfg, threads, edge_stop.clone()).expect("the edge starts");
+                let public = format!("http://{}/graphql", running.addr);
                 return Router {
                     name,
                     ws_url: public.replace("http://", "ws://"),

@@ -24,11 +24,12 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
-use axum::http::{header, HeaderMap, HeaderName, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures::{SinkExt, StreamExt};
+use hyper_util::client::legacy::connect::HttpConnector;
 use kernel::error::Code;
 
 #[derive(clap::Parser, Clone, Debug)]
@@ -60,6 +61,9 @@ pub struct Config {
     /// Most subscriptions this edge relays at once, in all.
     #[arg(long, env = "EDGE_MAX_SUBSCRIPTIONS", default_value_t = DEFAULT_CAPS.total)]
     pub max_subscriptions: usize,
+    /// Threads serving requests (each with its own listener on the address); default one per core.
+    #[arg(long, env = "EDGE_THREADS")]
+    pub threads: Option<usize>,
 }
 
 /// The subscription caps an edge has unless configured otherwise.
@@ -78,6 +82,7 @@ impl Config {
             max_subscriptions_per_token: DEFAULT_CAPS.per_credential,
             max_subscriptions_per_client: DEFAULT_CAPS.per_client,
             max_subscriptions: DEFAULT_CAPS.total,
+            threads: None,
         }
     }
 
@@ -91,14 +96,60 @@ impl Config {
     }
 }
 
-struct Edge {
-    cfg: Config,
-    http: reqwest::Client,
+/// What the edge's threads share: the configuration, the subscription counts and the documents that passed.
+#[derive(Clone)]
+struct Shared {
+    cfg: Arc<Config>,
+    /// `<upstream>/graphql`.
+    graphql: Uri,
     subscriptions: Arc<subscriptions::Ledger>,
     /// Documents that passed [`check_document`], by their text, with whether they hold a subscription:
     /// clients send the same few operations over and over, and the verdict depends on the text alone, so
     /// each is parsed once (refusals are not kept). Bounded by the bytes of the documents it holds.
     passed: moka::sync::Cache<String, Subscribes>,
+}
+
+impl Shared {
+    fn new(cfg: Config) -> anyhow::Result<Self> {
+        let graphql: Uri = format!("{}/graphql", cfg.upstream.trim_end_matches('/'))
+            .parse()
+            .map_err(|e| anyhow::anyhow!("EDGE_UPSTREAM `{}` is not a URL: {e}", cfg.upstream))?;
+        anyhow::ensure!(
+            graphql.scheme_str() == Some("http") && graphql.host().is_some(),
+            "EDGE_UPSTREAM `{}` must be an http:// URL: the router sits beside the edge, on a private network",
+            cfg.upstream
+        );
+        let subscriptions = subscriptions::Ledger::new(cfg.caps());
+        let passed = moka::sync::Cache::builder()
+            .weigher(|query: &String, _: &Subscribes| u32::try_from(query.len()).unwrap_or(u32::MAX))
+            .max_capacity(PASSED_CACHE_BYTES)
+            .build();
+        Ok(Self { cfg: Arc::new(cfg), graphql, subscriptions, passed })
+    }
+}
+
+/// The client that forwards requests to the router: hyper's own (a measured third cheaper per request than
+/// reqwest's on top of it; `benches/hop.rs`), one per thread so its connections live on that thread.
+type Upstream = hyper_util::client::legacy::Client<HttpConnector, Body>;
+
+fn upstream_client() -> Upstream {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    // Answers are small and must go out at once.
+    connector.set_nodelay(true);
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_max_idle_per_host(256)
+        .build(connector)
+}
+
+/// The longest wait for the router's answer to begin, and then between two chunks of it (a long `@defer`
+/// stream keeps sending), not for the whole of it.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One thread's edge.
+struct Edge {
+    shared: Shared,
+    http: Upstream,
 }
 
 /// Whether a document that passed holds a subscription operation.
@@ -108,41 +159,92 @@ type Subscribes = bool;
 const PASSED_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 impl Edge {
+    fn cfg(&self) -> &Config {
+        &self.shared.cfg
+    }
+
     /// Whether `query` holds a subscription, or why it is refused; a document that passed before is not
     /// parsed again.
     fn check(&self, query: &str) -> Result<Subscribes, String> {
-        if let Some(subscribes) = self.passed.get(query) {
+        if let Some(subscribes) = self.shared.passed.get(query) {
             return Ok(subscribes);
         }
-        let subscribes = check_document(query, self.cfg.max_selections)?;
-        self.passed.insert(query.to_owned(), subscribes);
+        let subscribes = check_document(query, self.cfg().max_selections)?;
+        self.shared.passed.insert(query.to_owned(), subscribes);
         Ok(subscribes)
     }
 }
 
-/// Serves the edge on `listener` until `shutdown`.
+fn app(shared: Shared) -> Router {
+    let edge = Arc::new(Edge { shared, http: upstream_client() });
+    Router::new()
+        .route("/graphql", get(websocket_or_get).post(post))
+        .route("/health", get(|| async { "ok" }))
+        .with_state(edge)
+}
+
+/// Serves the edge on `listener`, on the caller's runtime, until `shutdown` (tests and benchmarks; the
+/// `edge` binary runs [`run`]).
 pub async fn serve(
     cfg: Config,
     listener: tokio::net::TcpListener,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .connect_timeout(Duration::from_secs(5))
-        // Between chunks of an answer (a long `@defer` stream keeps sending), not for the whole of it.
-        .read_timeout(Duration::from_secs(60))
-        .build()?;
-    let subscriptions = subscriptions::Ledger::new(cfg.caps());
-    let passed = moka::sync::Cache::builder()
-        .weigher(|query: &String, _: &Subscribes| u32::try_from(query.len()).unwrap_or(u32::MAX))
-        .max_capacity(PASSED_CACHE_BYTES)
-        .build();
-    let edge = Arc::new(Edge { cfg, http, subscriptions, passed });
-    let app = Router::new()
-        .route("/graphql", get(websocket_or_get).post(post))
-        .route("/health", get(|| async { "ok" }))
-        .with_state(edge);
-    kernel::server::serve(listener, app, shutdown).await
+    kernel::server::serve(listener, app(Shared::new(cfg)?), shutdown).await
+}
+
+/// Serves the edge on `cfg.listen` with `threads` threads until `shutdown` (the `edge` binary): [`start`],
+/// then [`Running::wait`].
+pub fn run(cfg: Config, threads: usize, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+    start(cfg, threads, shutdown)?.wait()
+}
+
+/// The edge's serving threads, listening.
+pub struct Running {
+    /// The address they listen on (`cfg.listen`, with the port the system chose if it was 0).
+    pub addr: SocketAddr,
+    threads: Vec<std::thread::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Running {
+    /// Waits until every thread has stopped (after `shutdown`); the first error any of them ended with.
+    pub fn wait(self) -> anyhow::Result<()> {
+        let mut first = Ok(());
+        for t in self.threads {
+            let ended = t.join().map_err(|_| anyhow::anyhow!("an edge thread panicked")).and_then(|r| r);
+            if let (Err(e), true) = (ended, first.is_ok()) {
+                first = Err(e);
+            }
+        }
+        first
+    }
+}
+
+/// Starts `threads` threads serving the edge on `cfg.listen` until `shutdown`, and returns once it listens.
+/// Each thread runs a single-threaded runtime that accepts on the one listening socket and keeps its own
+/// connections to the router, so a request is served start to end on one thread, without the wake-ups of
+/// tasks moving between threads (measured: half the edge's CPU per request; `benches/hop.rs`). The
+/// threads share the subscription counts and the checked documents.
+pub fn start(cfg: Config, threads: usize, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<Running> {
+    let shared = Shared::new(cfg)?;
+    let listen = shared.cfg.listen;
+    let listener = std::net::TcpListener::bind(listen).map_err(|e| anyhow::anyhow!("listening on {listen}: {e}"))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let handles = (0..threads.max(1))
+        .map(|i| {
+            let (shared, shutdown, listener) = (shared.clone(), shutdown.clone(), listener.try_clone()?);
+            let handle = std::thread::Builder::new().name(format!("edge-{i}")).spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    kernel::server::serve(listener, app(shared), shutdown).await
+                })
+            })?;
+            Ok(handle)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Running { addr, threads: handles })
 }
 
 /// A graphql-transport-ws `error` message for subscription `id`.
@@ -208,7 +310,7 @@ async fn post(State(edge): State<Arc<Edge>>, ConnectInfo(peer): ConnectInfo<Sock
     if essence != "application/json" {
         return refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, "GraphQL requests must be application/json");
     }
-    let max = edge.cfg.max_body_bytes;
+    let max = edge.cfg().max_body_bytes;
     let bytes = match read_body(body, max).await {
         BodyRead::Read(b) => b,
         BodyRead::TooLarge => {
@@ -228,7 +330,7 @@ async fn post(State(edge): State<Arc<Edge>>, ConnectInfo(peer): ConnectInfo<Sock
     // streams. A document holding a subscription is counted whichever of its operations is picked.
     let lease = if subscribes {
         let credential = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
-        match edge.subscriptions.admit(credential, peer.ip(), 0) {
+        match edge.shared.subscriptions.admit(credential, peer.ip(), 0) {
             Ok(lease) => Some(lease),
             Err(why) => {
                 let body = serde_json::json!({ "errors": [{ "message": why, "extensions": { "code": Code::QuotaExceeded.as_str() } }] });
@@ -317,35 +419,45 @@ async fn read_body(body: Body, max: usize) -> BodyRead {
 /// Sends `body` to the router and streams its answer back; `lease`, a subscription's place in the counts,
 /// is held until the answer ends.
 async fn forward(edge: &Edge, headers: &HeaderMap, body: Bytes, lease: Option<subscriptions::Lease>) -> Response {
-    let mut req = edge.http.post(format!("{}/graphql", edge.cfg.upstream.trim_end_matches('/')));
+    let mut req = axum::http::Request::post(edge.shared.graphql.clone());
     for (name, value) in headers {
         if !hop_by_hop(name) {
             req = req.header(name, value);
         }
     }
-    let upstream = match req.body(body).send().await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(error = %e, "the router did not answer");
-            let body = serde_json::json!({ "errors": [{ "message": "the router is unavailable", "extensions": { "code": Code::Internal.as_str() } }] });
-            return (StatusCode::BAD_GATEWAY, Json(body)).into_response();
-        }
+    let unavailable = |why: &dyn std::fmt::Display| {
+        tracing::warn!(error = %why, "the router did not answer");
+        let body = serde_json::json!({ "errors": [{ "message": "the router is unavailable", "extensions": { "code": Code::Internal.as_str() } }] });
+        (StatusCode::BAD_GATEWAY, Json(body)).into_response()
     };
-    let mut resp = Response::builder().status(upstream.status().as_u16());
-    for (name, value) in upstream.headers() {
+    let req = match req.body(Body::from(body)) {
+        Ok(r) => r,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, &format!("the request cannot be forwarded: {e}")),
+    };
+    let upstream = match tokio::time::timeout(READ_TIMEOUT, edge.http.request(req)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return unavailable(&e),
+        Err(_) => return unavailable(&"no answer in time"),
+    };
+    let (parts, incoming) = upstream.into_parts();
+    let mut resp = Response::builder().status(parts.status);
+    for (name, value) in &parts.headers {
         if !hop_by_hop(name) {
             resp = resp.header(name, value);
         }
     }
-    let stream = upstream.bytes_stream();
-    let body = match lease {
-        None => Body::from_stream(stream),
-        Some(lease) => Body::from_stream(stream.map(move |chunk| {
-            let _held = &lease;
-            chunk
-        })),
-    };
-    resp.body(body).unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+    // Chunk by chunk, each within the read timeout; the lease (a subscription's) is held until the end.
+    let chunks = futures::stream::unfold(
+        (http_body_util::BodyDataStream::new(incoming), lease),
+        |(mut stream, lease)| async move {
+            match tokio::time::timeout(READ_TIMEOUT, stream.next()).await {
+                Ok(Some(chunk)) => Some((chunk.map_err(axum::Error::new), (stream, lease))),
+                Ok(None) => None,
+                Err(_) => Some((Err(axum::Error::new("the router sent nothing in time")), (stream, lease))),
+            }
+        },
+    );
+    resp.body(Body::from_stream(chunks)).unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
 }
 
 /// WebSocket upgrades are proxied to the router; plain GETs (GraphQL over GET) are refused.
@@ -366,7 +478,7 @@ async fn websocket_or_get(
     let Ok(upgrade) = WebSocketUpgrade::from_request_parts(&mut parts, &()).await else {
         return refuse(StatusCode::METHOD_NOT_ALLOWED, "use POST for queries and mutations");
     };
-    let max = edge.cfg.max_body_bytes;
+    let max = edge.cfg().max_body_bytes;
     let upgrade = upgrade.protocols(["graphql-transport-ws", "graphql-ws"]).max_message_size(max).max_frame_size(max);
     upgrade.on_upgrade(move |client| async move {
         let who = Who { credential: credential.unwrap_or_default(), client: peer.ip() };
@@ -391,7 +503,7 @@ async fn relay(
 ) -> anyhow::Result<()> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Message as Up;
-    let url = format!("{}/graphql", edge.cfg.upstream.trim_end_matches('/')).replacen("http", "ws", 1);
+    let url = format!("{}/graphql", edge.cfg().upstream.trim_end_matches('/')).replacen("http", "ws", 1);
     let mut req = url.into_client_request()?;
     if let Some(p) = protocol {
         req.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, p);
@@ -425,7 +537,7 @@ async fn relay(
                                     if held.contains_key(&id) {
                                         None
                                     } else {
-                                        match edge.subscriptions.admit(&who.credential, who.client, held.len()) {
+                                        match edge.shared.subscriptions.admit(&who.credential, who.client, held.len()) {
                                             Ok(lease) => held.insert(id.clone(), lease).and(None),
                                             Err(why) => Some(why),
                                         }
