@@ -84,6 +84,18 @@ pub mod catalogue {
         /// A module's id (catalogue's): a node of a project's dependency graph.
         pub struct ModuleId("module");
     }
+
+    pub const DOMAIN: &str = "catalogue";
+
+    // Views of catalogue's skill events that name only what a reader needs (readers tolerate the rest of
+    // catalogue's payload); catalogue checks at compile time that its event types carry these names.
+    crate::events! {
+        domain = "catalogue";
+        /// A skill version was published (`platform`: the platform's, and the envelope's tenant `platform`).
+        SkillDefinitionPublished { skill_key: String, version: String, platform: bool }
+        /// A published skill version was deprecated (final).
+        SkillDefinitionDeprecated { skill_key: String, version: String, platform: bool }
+    }
 }
 
 /// Tenancy's lifecycle events every subgraph reacts to (live subscriptions of a suspended or retired tenant

@@ -32,6 +32,13 @@ pub mod governance {
     pub const USAGE_RECORD: &str = "usage:record";
 }
 
+pub mod workflow {
+    pub const READ: &str = "workflow:read";
+    pub const WRITE: &str = "workflow:write";
+    /// Report an agent task's progress and result (an agent, with the task's fencing token).
+    pub const AGENT_REPORT: &str = "agent:report";
+}
+
 /// Every permission there is, with what it allows (identity's `permissions` catalogue).
 pub const ALL: &[(&str, &str)] = &[
     (PLATFORM_ADMIN, "operate the platform: tenants, editions, flags, every tenant's identity"),
@@ -52,6 +59,9 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (governance::APPROVALS_DECIDE, "approve or reject approval requests (with a role the request names)"),
     (governance::USAGE_RECORD, "report the tenant's usage records"),
+    (workflow::READ, "read the tenant's workflow definitions, instances, agent tasks and their events"),
+    (workflow::WRITE, "publish workflow definitions; start, cancel and assign workflow instances' tasks"),
+    (workflow::AGENT_REPORT, "report an agent task's progress and result"),
 ];
 
 /// Whether `p` is a permission some domain declares.

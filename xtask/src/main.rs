@@ -582,11 +582,15 @@ async fn wait_ready(what: &str, url: &str, request: impl Fn() -> reqwest::Reques
 
 async fn sqlx_prepare(admin_url: &str, check: bool) -> anyhow::Result<()> {
     provision(admin_url).await?;
-    for (domain, _, built) in domains() {
-        if !built {
+    // Everything built first from the committed data, so that each pass below recompiles only the domain
+    // it touches (another domain's stale crate would expand its queries against the wrong database).
+    build_workspace(&[]).await.context("building the workspace from the committed .sqlx data")?;
+    // Every domain with a crate, served yet or not: its queries are compiled either way.
+    for (domain, _, _) in domains() {
+        let crate_dir = root().join("subgraphs").join(domain);
+        if !crate_dir.exists() {
             continue;
         }
-        let crate_dir = root().join("subgraphs").join(domain);
         let committed = crate_dir.join(".sqlx");
         // Written beside the committed data and swapped in only once the build succeeded: a failed pass
         // leaves the committed data as it was.

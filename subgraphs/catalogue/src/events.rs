@@ -130,3 +130,14 @@ pub struct AgentSkillRef {
     /// Whether that version is the platform's (else the agent owner's own).
     pub platform: bool,
 }
+
+// What other domains read of catalogue's events ([`kernel::contracts::catalogue`]) is what catalogue sends.
+const _: () = assert!(kernel::contracts::same(DOMAIN, kernel::contracts::catalogue::DOMAIN));
+const _: () = assert!(kernel::contracts::same(
+    <SkillDefinitionPublished as kernel::envelope::Event>::TYPE,
+    <kernel::contracts::catalogue::SkillDefinitionPublished as kernel::envelope::Event>::TYPE
+));
+const _: () = assert!(kernel::contracts::same(
+    <SkillDefinitionDeprecated as kernel::envelope::Event>::TYPE,
+    <kernel::contracts::catalogue::SkillDefinitionDeprecated as kernel::envelope::Event>::TYPE
+));

@@ -1,0 +1,62 @@
+//! Everything workflow publishes (routing key `workflow.<eventType>`). An instance's events are first its
+//! history — appended to its stream in the event store ([`crate::history`]) — and leave through the outbox
+//! in the same transaction, in the canonical envelope. The README's events table documents each payload; a
+//! breaking change makes a new type (`…V2`).
+
+use serde_json::Value;
+
+use crate::ids::{InstanceId, ProjectId, TaskId};
+
+/// The routing-key prefix of everything workflow publishes.
+pub const DOMAIN: &str = "workflow";
+
+/// An output an agent task produced: an artifact version lineage knows by id.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactRef {
+    pub artifact_id: String,
+    pub version: String,
+    /// `sha256:` and 64 hex digits.
+    pub content_hash: String,
+}
+
+kernel::events! {
+    domain = "workflow";
+
+    /// A workflow definition version was published (`platform`: the platform registry's, tenant `platform`).
+    WorkflowDefinitionPublished { key: String, version: i32, name: String, content_hash: String, platform: bool }
+    /// A definition version may no longer start instances.
+    WorkflowDefinitionDeprecated { key: String, version: i32, platform: bool }
+
+    /// An instance was started from a definition version, with its input.
+    #[project = project_id]
+    WorkflowInstanceStarted {
+        instance_id: InstanceId, definition_key: String, definition_version: i32, platform_definition: bool,
+        project_id: Option<ProjectId>, input: Value,
+    }
+    /// A step may run (its attempt counts from 1).
+    WorkflowStepReady { instance_id: InstanceId, step_id: String, attempt: u32 }
+    /// An agent of the step's pool holds the task, under a lease with this fencing token.
+    AgentTaskAssigned {
+        instance_id: InstanceId, task_id: TaskId, step_id: String, attempt: u32, pool: String, agent_id: String,
+        fencing_token: i64,
+    }
+    /// The agent holding the task reported progress (0–100).
+    AgentTaskProgressed { instance_id: InstanceId, task_id: TaskId, fencing_token: i64, percent: u8, message: String }
+    /// The task finished with its outputs, and what it used (governance meters it).
+    AgentTaskCompleted {
+        instance_id: InstanceId, task_id: TaskId, step_id: String, outputs: Vec<ArtifactRef>, model: String,
+        tokens: i64, duration_ms: i64,
+    }
+    /// The task failed this attempt (it retries while its step's policy allows).
+    AgentTaskFailed { instance_id: InstanceId, task_id: TaskId, step_id: String, attempt: u32, reason: String }
+    /// An approval gate asked governance for a decision (a `RequestApproval` command went with it).
+    ApprovalRequested { instance_id: InstanceId, step_id: String, approval_key: String }
+    /// A durable timer fired: a wait ended, a step timed out, a backoff elapsed.
+    TimerFired { instance_id: InstanceId, step_id: String, purpose: String }
+    /// A failure unwinds the instance: this completed step's compensation runs.
+    CompensationStarted { instance_id: InstanceId, step_id: String, skill: String }
+    WorkflowCompleted { instance_id: InstanceId }
+    WorkflowFailed { instance_id: InstanceId, step_id: String, reason: String }
+    WorkflowCancelled { instance_id: InstanceId, reason: String }
+}

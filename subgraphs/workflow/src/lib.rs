@@ -1,0 +1,79 @@
+//! Workflow subgraph: versioned workflow definitions and the event store their instances run on.
+//!
+//! | folder | owns |
+//! |---|---|
+//! | `definitions/` | workflow definitions (steps, their checks, publication), the platform registry, the skills they may name |
+//! | `history/` | the event store: an append-only stream per instance, optimistic concurrency, the global order |
+//!
+//! beside `events.rs` (everything published) and `ids.rs`. Not served yet (`built: false` in
+//! `kernel::contracts::SUBGRAPHS`): the saga, timers, agent leases, the process-state projection, replay
+//! and subscriptions come next (issue "Workflow subgraph").
+
+pub mod definitions;
+pub mod events;
+pub mod history;
+pub mod ids;
+
+use std::sync::Arc;
+
+use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use kernel::consumer::RetryPolicy;
+use kernel::service::{Connections, Consumer, NoCommand, NoConfig};
+use kernel::{Kernel, Subgraph};
+use sqlx::migrate::Migrator;
+
+/// This subgraph's state, in a resolver.
+pub fn state<'a>(ctx: &'a async_graphql::Context<'_>) -> &'a State {
+    kernel::context::state(ctx)
+}
+
+pub static MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/workflow");
+
+#[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct QueryRoot(definitions::schema::DefinitionQuery);
+
+#[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
+pub struct MutationRoot(definitions::schema::DefinitionMutation);
+
+/// Everything a resolver can reach.
+pub struct State {
+    pub kernel: Kernel,
+}
+
+impl Subgraph for State {
+    const NAME: &'static str = "workflow";
+    type Query = QueryRoot;
+    type Mutation = MutationRoot;
+    type Subscription = EmptySubscription;
+    type Config = NoConfig;
+    type Command = NoCommand;
+
+    fn migrations() -> &'static Migrator {
+        &MIGRATIONS
+    }
+
+    fn schema() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+        Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription).enable_federation()
+    }
+
+    async fn build(conns: Connections, _: &NoConfig) -> anyhow::Result<Self> {
+        let kernel = conns.kernel().await?;
+        // The platform registry, at every start: an upgrade brings its new versions (idempotent).
+        let loaded = definitions::registry::load(&kernel.db).await.map_err(|e| anyhow::anyhow!(e.describe()))?;
+        tracing::info!(published = loaded.published, unchanged = loaded.unchanged, "workflow registry loaded");
+        Ok(Self { kernel })
+    }
+
+    fn kernel(&self) -> &Kernel {
+        &self.kernel
+    }
+
+    fn consumers(_: &Arc<Self>, retry: &RetryPolicy) -> Vec<Consumer> {
+        vec![Consumer {
+            spec: definitions::consumer::spec(retry.clone()),
+            handler: Arc::new(definitions::consumer::KnownSkills),
+        }]
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests of the workflow subgraph against the real PostgreSQL, Redis and RabbitMQ.
+
+mod definitions;
+mod helpers;
+mod history;
