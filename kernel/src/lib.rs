@@ -52,6 +52,7 @@ pub mod secrets;
 pub mod server;
 pub mod service;
 pub mod telemetry;
+pub mod timers;
 pub mod work;
 
 pub use access::{Authorize, Authorized};

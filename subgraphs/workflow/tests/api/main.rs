@@ -3,3 +3,4 @@
 mod definitions;
 mod helpers;
 mod history;
+mod timers;

@@ -1,0 +1,172 @@
+//! The kernel's durable timers on workflow's database: fired once at their deadline on the clock given
+//! (never before), with the handler's event in the same transaction; a failed or interrupted firing keeps
+//! the timer for the next pass; concurrent firers (replicas) fire each timer exactly once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{Duration, Utc};
+use kernel::timers::{self, OnTimer, Timer};
+use kernel::{Authorized, TenantId, Work};
+use serde_json::json;
+use workflow::events::TimerFired;
+use workflow::history::{self, DefinitionRef, Stream};
+use workflow::ids::InstanceId;
+
+use crate::helpers::{app, tenant, App};
+
+/// Appends `TimerFired` to the instance's stream; fails while `failing`; counts what it fired.
+#[derive(Default)]
+struct Appends {
+    failing: Mutex<bool>,
+    fired: Mutex<HashMap<(String, String), usize>>,
+}
+
+#[async_trait::async_trait]
+impl OnTimer for Appends {
+    async fn fire(&self, work: &mut Work, timer: &Timer) -> kernel::Result<()> {
+        if *self.failing.lock().unwrap() {
+            return Err(kernel::Error::unavailable("not now"));
+        }
+        let instance = InstanceId::parse("subject", &timer.subject)?;
+        let version = history::store::version(work, &timer.tenant, instance).await?.unwrap();
+        let fired = TimerFired { instance_id: instance, step_id: timer.name.clone(), purpose: "wait".into() };
+        Stream::at(instance, version).append(work, &timer.tenant, &fired).await?;
+        *self.fired.lock().unwrap().entry((timer.subject.clone(), timer.name.clone())).or_default() += 1;
+        Ok(())
+    }
+}
+
+async fn instance(app: &App, t: &TenantId) -> InstanceId {
+    let id = InstanceId::new_v7();
+    let mut w = work(app, t).await;
+    let def = DefinitionRef { tenant: TenantId::platform(), key: "content-review".into(), version: 1 };
+    Stream::create(&mut w, t, id, &def).await.unwrap();
+    w.commit().await.unwrap();
+    id
+}
+
+async fn work(app: &App, t: &TenantId) -> Work {
+    let meta = kernel::envelope::EventMeta::default();
+    Work::tenant(&app.state.kernel.db, &Authorized::system(t.clone(), "test"), meta).await.unwrap()
+}
+
+async fn stream_types(app: &App, t: &TenantId, id: InstanceId) -> Vec<String> {
+    let mut w = work(app, t).await;
+    history::store::read(&mut w, t, id, 0, 100).await.unwrap().into_iter().map(|e| e.event_type).collect()
+}
+
+#[tokio::test]
+async fn a_timer_fires_once_at_its_deadline_with_its_event_and_a_failed_firing_is_retried() {
+    let app = app().await;
+    let t = TenantId::parse(&tenant(&app, "acme")).unwrap();
+    let id = instance(&app, &t).await;
+    let now = Utc::now();
+    let deadline = now + Duration::minutes(10);
+    let mut w = work(&app, &t).await;
+    timers::set(&mut w, &t, &id.to_string(), "pause", deadline, &json!({ "step": "pause" })).await.unwrap();
+    // Set twice: one timer.
+    timers::set(&mut w, &t, &id.to_string(), "pause", deadline, &json!({ "step": "pause" })).await.unwrap();
+    w.commit().await.unwrap();
+    let handler = Appends::default();
+    let db = &app.state.kernel.db;
+
+    // Before its deadline (a second early) nothing fires.
+    let early = timers::fire_due(db, deadline - Duration::seconds(1), 100, &handler).await.unwrap();
+    assert_eq!(early, timers::Fired::default());
+    // At its deadline, with a failing handler: kept, and nothing of the handler's written.
+    *handler.failing.lock().unwrap() = true;
+    let failed = timers::fire_due(db, deadline, 100, &handler).await.unwrap();
+    assert_eq!((failed.fired, failed.failed), (0, 1));
+    assert!(stream_types(&app, &t, id).await.is_empty());
+    // The next pass fires it: its event and its removal together, once.
+    *handler.failing.lock().unwrap() = false;
+    let fired = timers::fire_due(db, deadline, 100, &handler).await.unwrap();
+    assert_eq!((fired.fired, fired.failed), (1, 0));
+    assert_eq!(stream_types(&app, &t, id).await, vec!["TimerFired"]);
+    let again = timers::fire_due(db, deadline + Duration::hours(1), 100, &handler).await.unwrap();
+    assert_eq!(again.fired, 0);
+    let mut w = work(&app, &t).await;
+    assert!(timers::pending(&mut w, &t, &id.to_string()).await.unwrap().is_empty());
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_timer_whose_firing_was_interrupted_fires_at_the_next_pass_and_cancelled_ones_never() {
+    let app = app().await;
+    let t = TenantId::parse(&tenant(&app, "acme")).unwrap();
+    let id = instance(&app, &t).await;
+    let deadline = Utc::now() - Duration::seconds(5);
+    let mut w = work(&app, &t).await;
+    timers::set(&mut w, &t, &id.to_string(), "wait:a", deadline, &json!({})).await.unwrap();
+    timers::set(&mut w, &t, &id.to_string(), "timeout:b", deadline, &json!({})).await.unwrap();
+    w.commit().await.unwrap();
+    // A firer that claims the timer and dies before it commits (its transaction dropped, as a crash
+    // drops the connection): the timer is still there, unlocked.
+    {
+        let mut tx = kernel::db::system_tx(app.state.kernel.db.shared(), "timers").await.unwrap();
+        let claimed: Option<(String,)> =
+            sqlx::query_as("SELECT name FROM timers WHERE name = 'wait:a' FOR UPDATE SKIP LOCKED")
+                .fetch_optional(&mut *tx)
+                .await
+                .unwrap();
+        assert!(claimed.is_some());
+        sqlx::query("DELETE FROM timers WHERE name = 'wait:a'").execute(&mut *tx).await.unwrap();
+    }
+    let mut w = work(&app, &t).await;
+    assert_eq!(timers::cancel(&mut w, &t, &id.to_string(), Some("timeout:b")).await.unwrap(), 1);
+    w.commit().await.unwrap();
+    let handler = Appends::default();
+    let fired = timers::fire_due(&app.state.kernel.db, Utc::now(), 100, &handler).await.unwrap();
+    assert_eq!(fired.fired, 1);
+    assert_eq!(handler.fired.lock().unwrap().get(&(id.to_string(), "wait:a".into())), Some(&1));
+    assert_eq!(stream_types(&app, &t, id).await, vec!["TimerFired"]);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn concurrent_firers_fire_every_timer_exactly_once_under_its_own_tenant() {
+    let app = app().await;
+    let tenants: Vec<TenantId> = ["alpha", "beta"].iter().map(|n| TenantId::parse(&tenant(&app, n)).unwrap()).collect();
+    let now = Utc::now();
+    let mut expected = Vec::new();
+    for t in &tenants {
+        for i in 0..60 {
+            let id = instance(&app, t).await;
+            let mut w = work(&app, t).await;
+            timers::set(&mut w, t, &id.to_string(), "pause", now - Duration::milliseconds(i), &json!({}))
+                .await
+                .unwrap();
+            w.commit().await.unwrap();
+            expected.push((t.clone(), id));
+        }
+    }
+    // One not yet due stays.
+    let later = instance(&app, &tenants[0]).await;
+    let mut w = work(&app, &tenants[0]).await;
+    timers::set(&mut w, &tenants[0], &later.to_string(), "pause", now + Duration::hours(1), &json!({})).await.unwrap();
+    w.commit().await.unwrap();
+
+    let handler = Arc::new(Appends::default());
+    let firers: Vec<_> = (0..4)
+        .map(|_| {
+            let (db, handler) = (app.state.kernel.db.clone(), handler.clone());
+            tokio::spawn(async move { timers::fire_due(&db, now, 1000, handler.as_ref()).await.unwrap() })
+        })
+        .collect();
+    let mut total = 0;
+    for f in firers {
+        let done = f.await.unwrap();
+        assert_eq!(done.failed, 0);
+        total += done.fired;
+    }
+    assert_eq!(total, expected.len(), "every due timer fired once, across the firers");
+    let fired = handler.fired.lock().unwrap().clone();
+    assert!(fired.values().all(|n| *n == 1), "{fired:?}");
+    for (t, id) in &expected {
+        assert_eq!(stream_types(&app, t, *id).await, vec!["TimerFired"], "{t} {id}");
+    }
+    let mut w = work(&app, &tenants[0]).await;
+    assert_eq!(timers::pending(&mut w, &tenants[0], &later.to_string()).await.unwrap().len(), 1);
+    app.cleanup().await;
+}
