@@ -33,6 +33,8 @@ pub mod kind {
     pub const QUOTA_COUNTER: &str = "quota";
     /// Catalogue: an environment's configuration, by `<project id>/<environment>`.
     pub const ENVIRONMENT: &str = "environment";
+    /// A lease on a resource (`kernel::leases`): its holder, with a TTL.
+    pub const LEASE: &str = "lease";
 }
 
 #[derive(Clone)]

@@ -43,6 +43,7 @@ pub mod envelope;
 pub mod error;
 pub mod group_commit;
 pub mod ids;
+pub mod leases;
 pub mod metrics;
 pub mod outbox;
 pub mod pagination;

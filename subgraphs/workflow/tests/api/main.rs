@@ -3,4 +3,5 @@
 mod definitions;
 mod helpers;
 mod history;
+mod leases;
 mod timers;

@@ -1,0 +1,158 @@
+//! Leases with fencing tokens (Kleppmann, "How to do distributed locking"): who holds a resource — an agent
+//! of a pool, a task — lives in Redis with a TTL and is renewed while held; the **fencing token** each new
+//! lease carries comes from PostgreSQL (`fencing_tokens`, a counter per tenant and resource that only
+//! grows). A holder writes with its token, and the write checks it ([`check`], in the writer's
+//! transaction): once another holder took the resource — the lease expired, Redis lost it, a failover —
+//! the newer lease has a higher token and the older holder's writes are refused with `CONFLICT`, nothing
+//! written. Redis losing every lease is safe: leases are taken again with higher tokens.
+//!
+//! ```ignore
+//! let lease = leases::acquire(&db, &cache, &tenant, "pool:writers/agent-7", "task-42", ttl).await?
+//!     .ok_or_else(|| Error::conflict("the agent is busy"))?;
+//! // …each report of the holder, in its unit of work:
+//! leases::check(&mut work, &tenant, "pool:writers/agent-7", lease.token).await?;
+//! ```
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+
+use crate::cache::{kind, Cache};
+use crate::db::{Db, Tx};
+use crate::error::{Error, Result};
+use crate::ids::TenantId;
+
+/// A lease held.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub tenant: TenantId,
+    pub resource: String,
+    pub holder: String,
+    /// The fencing token: higher than every earlier lease's on the resource.
+    pub token: i64,
+    pub ttl: Duration,
+}
+
+fn redis_error(e: redis::RedisError) -> Error {
+    Error::unavailable(format!("the lease store (Redis) is unavailable: {e}"))
+}
+
+/// Takes the lease on `resource` for `holder` for `ttl`, with the next fencing token; `None` while another
+/// holder has it. A holder that has it already gets it again, with a new token (its older one is fenced).
+pub async fn acquire(
+    db: &Db,
+    cache: &Cache,
+    tenant: &TenantId,
+    resource: &str,
+    holder: &str,
+    ttl: Duration,
+) -> Result<Option<Lease>> {
+    if resource.is_empty() || resource.len() > 200 || holder.is_empty() {
+        return Err(Error::bad_input("resource", "a lease names a resource (1–200 bytes) and a holder"));
+    }
+    let key = cache.key(tenant, kind::LEASE, resource);
+    let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+    let mut conn = cache.connection();
+    // Held by another: refused. Held by this holder: taken again (a new token below).
+    let taken: Option<String> = redis::cmd("SET")
+        .arg(&key)
+        .arg(holder)
+        .arg("NX")
+        .arg("PX")
+        .arg(ms)
+        .arg("GET")
+        .query_async(&mut conn)
+        .await
+        .map_err(redis_error)?;
+    if let Some(current) = taken {
+        if current != holder {
+            return Ok(None);
+        }
+        let _: () = conn.pexpire(&key, ms as i64).await.map_err(redis_error)?;
+    }
+    let issued = async {
+        let mut tx = db.tenant_tx(tenant).await?;
+        let token: i64 = sqlx::query_scalar(
+            "INSERT INTO fencing_tokens (tenant_id, resource, token, holder) VALUES ($1, $2, 1, $3) \
+             ON CONFLICT (tenant_id, resource) DO UPDATE \
+               SET token = fencing_tokens.token + 1, holder = EXCLUDED.holder, issued_at = now() \
+             RETURNING token",
+        )
+        .bind(tenant.as_str())
+        .bind(resource)
+        .bind(holder)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok::<_, Error>(token)
+    }
+    .await;
+    match issued {
+        Ok(token) => Ok(Some(Lease {
+            tenant: tenant.clone(),
+            resource: resource.to_owned(),
+            holder: holder.to_owned(),
+            token,
+            ttl,
+        })),
+        Err(e) => {
+            // No token, no lease: the Redis entry goes (if it is still this holder's).
+            let _ = release_key(cache, &key, holder).await;
+            Err(e)
+        }
+    }
+}
+
+/// Extends the lease by its TTL from now; `false` if it is no longer this holder's (expired, lost, taken).
+pub async fn renew(cache: &Cache, lease: &Lease) -> Result<bool> {
+    let key = cache.key(&lease.tenant, kind::LEASE, &lease.resource);
+    let ms = u64::try_from(lease.ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+    let renewed: i64 = redis::Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end",
+    )
+    .key(&key)
+    .arg(&lease.holder)
+    .arg(ms)
+    .invoke_async(&mut cache.connection())
+    .await
+    .map_err(redis_error)?;
+    Ok(renewed == 1)
+}
+
+/// Gives the lease up, if it is still this holder's.
+pub async fn release(cache: &Cache, lease: &Lease) -> Result<()> {
+    release_key(cache, &cache.key(&lease.tenant, kind::LEASE, &lease.resource), &lease.holder).await
+}
+
+async fn release_key(cache: &Cache, key: &str, holder: &str) -> Result<()> {
+    let _: i64 = redis::Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end",
+    )
+    .key(key)
+    .arg(holder)
+    .invoke_async(&mut cache.connection())
+    .await
+    .map_err(redis_error)?;
+    Ok(())
+}
+
+/// `CONFLICT` unless `token` is the resource's latest, in the writer's transaction (under `tenant`). The
+/// row stays share-locked until the writer commits, so no newer lease is issued in between: a write either
+/// lands before the next lease or is refused.
+pub async fn check(tx: &mut Tx, tenant: &TenantId, resource: &str, token: i64) -> Result<()> {
+    let latest: Option<i64> =
+        sqlx::query_scalar("SELECT token FROM fencing_tokens WHERE tenant_id = $1 AND resource = $2 FOR SHARE")
+            .bind(tenant.as_str())
+            .bind(resource)
+            .fetch_optional(&mut **tx)
+            .await?;
+    match latest {
+        Some(latest) if latest == token => Ok(()),
+        Some(latest) => Err(Error::conflict(format!(
+            "the lease on `{resource}` with fencing token {token} was superseded (the latest token is {latest})"
+        ))
+        .with("fencingToken", token)
+        .with("latestToken", latest)),
+        None => Err(Error::conflict(format!("no lease on `{resource}` was ever issued"))),
+    }
+}
