@@ -3,8 +3,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    register_histogram_with_registry, register_int_counter_vec_with_registry, register_int_counter_with_registry,
-    Encoder, Histogram, IntCounter, IntCounterVec, Registry, TextEncoder,
+    register_gauge_vec_with_registry, register_histogram_with_registry, register_int_counter_vec_with_registry,
+    register_int_counter_with_registry, Encoder, GaugeVec, Histogram, IntCounter, IntCounterVec, Registry, TextEncoder,
 };
 
 pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
@@ -81,6 +81,17 @@ pub static CONSUMER_MESSAGES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registers")
 });
 
+pub static PROJECTION_LAG_SECONDS: LazyLock<GaugeVec> = LazyLock::new(|| {
+    register_gauge_vec_with_registry!(
+        "cp_projection_lag_seconds",
+        "How far a projection is behind its event store: from the last event it applied being recorded to its \
+         applying (0 once caught up), by projector",
+        &["projector"],
+        REGISTRY
+    )
+    .expect("metric registers")
+});
+
 /// The text exposition of every metric.
 pub fn render() -> String {
     // Touch the lazies so a fresh process exposes every series, not only those that have fired.
@@ -92,6 +103,7 @@ pub fn render() -> String {
     LazyLock::force(&OUTBOX_PARKED);
     LazyLock::force(&OUTBOX_UNROUTED);
     LazyLock::force(&CONSUMER_MESSAGES);
+    LazyLock::force(&PROJECTION_LAG_SECONDS);
     let mut buf = Vec::new();
     TextEncoder::new().encode(&REGISTRY.gather(), &mut buf).expect("text encoding");
     String::from_utf8(buf).expect("prometheus text is UTF-8")

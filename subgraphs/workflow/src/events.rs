@@ -34,8 +34,10 @@ kernel::events! {
         instance_id: InstanceId, definition_key: String, definition_version: i32, platform_definition: bool,
         project_id: Option<ProjectId>, input: Value,
     }
-    /// A step may run (its attempt counts from 1).
-    WorkflowStepReady { instance_id: InstanceId, step_id: String, attempt: u32 }
+    /// A step may run (its attempt counts from 1); `stepType` is its definition's (`AgentTask`, `Wait`, …).
+    WorkflowStepReady { instance_id: InstanceId, step_id: String, step_type: String, attempt: u32 }
+    /// A step that is no agent task finished: a wait ended, an approval was granted, a join was reached.
+    WorkflowStepCompleted { instance_id: InstanceId, step_id: String }
     /// An agent of the step's pool holds the task, under a lease with this fencing token.
     AgentTaskAssigned {
         instance_id: InstanceId, task_id: TaskId, step_id: String, attempt: u32, pool: String, agent_id: String,

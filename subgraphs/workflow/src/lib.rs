@@ -4,21 +4,24 @@
 //! |---|---|
 //! | `definitions/` | workflow definitions (steps, their checks, publication), the platform registry, the skills they may name |
 //! | `history/` | the event store: an append-only stream per instance, optimistic concurrency, the global order |
+//! | `process/` | the process-state projection: each instance's state, folded from its events by the projector |
 //!
 //! beside `events.rs` (everything published) and `ids.rs`. Not served yet (`built: false` in
-//! `kernel::contracts::SUBGRAPHS`): the saga, timers, agent leases, the process-state projection, replay
-//! and subscriptions come next (issue "Workflow subgraph").
+//! `kernel::contracts::SUBGRAPHS`): the saga, agent pools, replay and subscriptions come next (issue
+//! "Workflow subgraph"); durable timers and fenced leases are the kernel's (`kernel::timers`,
+//! `kernel::leases`).
 
 pub mod definitions;
 pub mod events;
 pub mod history;
 pub mod ids;
+pub mod process;
 
 use std::sync::Arc;
 
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 use kernel::consumer::RetryPolicy;
-use kernel::service::{Connections, Consumer, NoCommand, NoConfig};
+use kernel::service::{Connections, Consumer, NoCommand, NoConfig, Worker};
 use kernel::{Kernel, Subgraph};
 use sqlx::migrate::Migrator;
 
@@ -68,6 +71,14 @@ impl Subgraph for State {
 
     fn kernel(&self) -> &Kernel {
         &self.kernel
+    }
+
+    fn workers(_: &Arc<Self>) -> Vec<Worker<Self>> {
+        vec![Worker {
+            name: "process-state projector",
+            every: process::projector::INTERVAL,
+            pass: |s| Box::pin(async move { process::projector::catch_up(&s.kernel.db).await.map(|_| ()) }),
+        }]
     }
 
     fn consumers(_: &Arc<Self>, retry: &RetryPolicy) -> Vec<Consumer> {

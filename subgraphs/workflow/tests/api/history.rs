@@ -20,7 +20,7 @@ fn meta() -> EventMeta {
 }
 
 fn ready(instance: InstanceId, step: &str) -> WorkflowStepReady {
-    WorkflowStepReady { instance_id: instance, step_id: step.into(), attempt: 1 }
+    WorkflowStepReady { instance_id: instance, step_id: step.into(), step_type: "AgentTask".into(), attempt: 1 }
 }
 
 async fn work(app: &App, t: &TenantId) -> Work {

@@ -22,7 +22,8 @@ async fn report(app: &App, t: &TenantId, id: InstanceId, lease: &Lease) -> kerne
     let mut w = Work::tenant(&app.state.kernel.db, &Authorized::system(t.clone(), "test"), Default::default()).await?;
     leases::check(&mut w, t, &lease.resource, lease.token).await?;
     let version = history::store::version(&mut w, t, id).await?.unwrap();
-    let ready = WorkflowStepReady { instance_id: id, step_id: lease.holder.clone(), attempt: 1 };
+    let ready =
+        WorkflowStepReady { instance_id: id, step_id: lease.holder.clone(), step_type: "AgentTask".into(), attempt: 1 };
     let r = Stream::at(id, version).append(&mut w, t, &ready).await?;
     w.commit().await?;
     Ok(r.version)

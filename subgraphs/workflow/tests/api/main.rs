@@ -4,4 +4,5 @@ mod definitions;
 mod helpers;
 mod history;
 mod leases;
+mod process;
 mod timers;

@@ -1,0 +1,112 @@
+//! The projection's SQL: process states and projector checkpoints. The projector writes every tenant's
+//! rows (row-level security lets its `follower` transactions through); tenants read their own.
+
+use std::collections::BTreeMap;
+
+use kernel::db::Tx;
+use kernel::{Result, TenantId};
+use sqlx::types::Json;
+
+use super::{ProcessState, Status, StepState};
+use crate::history::Checkpoint;
+use crate::ids::InstanceId;
+
+struct Row {
+    tenant_id: TenantId,
+    instance_id: InstanceId,
+    definition_key: String,
+    definition_version: i32,
+    status: Status,
+    steps: Json<BTreeMap<String, StepState>>,
+    version: i64,
+    last_event_type: String,
+    started_at: chrono::DateTime<chrono::Utc>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+    ended_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<Row> for ProcessState {
+    fn from(r: Row) -> Self {
+        ProcessState {
+            tenant_id: r.tenant_id,
+            instance_id: r.instance_id,
+            definition_key: r.definition_key,
+            definition_version: r.definition_version,
+            status: r.status,
+            steps: r.steps.0,
+            version: r.version,
+            last_event_type: r.last_event_type,
+            started_at: r.started_at,
+            updated_at: r.updated_at,
+            ended_at: r.ended_at,
+        }
+    }
+}
+
+pub async fn get(tx: &mut Tx, tenant: &TenantId, instance: InstanceId) -> Result<Option<ProcessState>> {
+    let row = sqlx::query_as!(
+        Row,
+        r#"SELECT tenant_id AS "tenant_id: TenantId", instance_id AS "instance_id: InstanceId", definition_key,
+                  definition_version, status AS "status: Status", steps AS "steps: Json<BTreeMap<String, StepState>>",
+                  version, last_event_type, started_at, updated_at, ended_at
+             FROM process_state WHERE tenant_id = $1 AND instance_id = $2"#,
+        tenant.as_str(),
+        instance as InstanceId,
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(Into::into))
+}
+
+pub async fn upsert(tx: &mut Tx, s: &ProcessState) -> Result<()> {
+    sqlx::query!(
+        "INSERT INTO process_state (tenant_id, instance_id, definition_key, definition_version, status, steps, version,
+                                    last_event_type, started_at, updated_at, ended_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (tenant_id, instance_id) DO UPDATE
+            SET status = EXCLUDED.status, steps = EXCLUDED.steps, version = EXCLUDED.version,
+                last_event_type = EXCLUDED.last_event_type, updated_at = EXCLUDED.updated_at,
+                ended_at = EXCLUDED.ended_at",
+        s.tenant_id.as_str(),
+        s.instance_id as InstanceId,
+        s.definition_key,
+        s.definition_version,
+        s.status.as_str(),
+        Json(&s.steps) as _,
+        s.version,
+        s.last_event_type,
+        s.started_at,
+        s.updated_at,
+        s.ended_at,
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The projector `name`'s checkpoint (the start if it has none).
+pub async fn checkpoint(tx: &mut Tx, name: &str) -> Result<Checkpoint> {
+    let row = sqlx::query!("SELECT tx, position FROM projector_checkpoints WHERE name = $1", name)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.map(|r| Checkpoint { tx: r.tx, position: r.position }).unwrap_or_default())
+}
+
+pub async fn save_checkpoint(tx: &mut Tx, name: &str, at: Checkpoint) -> Result<()> {
+    sqlx::query!(
+        "INSERT INTO projector_checkpoints (name, tx, position) VALUES ($1, $2, $3)
+         ON CONFLICT (name) DO UPDATE SET tx = EXCLUDED.tx, position = EXCLUDED.position, updated_at = now()",
+        name,
+        at.tx,
+        at.position,
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Drops every process state (every tenant's) and sends the projector back to the start.
+pub async fn clear(tx: &mut Tx, name: &str) -> Result<()> {
+    sqlx::query!("DELETE FROM process_state").execute(&mut **tx).await?;
+    save_checkpoint(tx, name, Checkpoint::default()).await
+}
