@@ -15,8 +15,6 @@
 
 use std::time::Duration;
 
-use redis::AsyncCommands;
-
 use crate::cache::{kind, Cache};
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
@@ -52,23 +50,22 @@ pub async fn acquire(
     }
     let key = cache.key(tenant, kind::LEASE, resource);
     let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-    let mut conn = cache.connection();
-    // Held by another: refused. Held by this holder: taken again (a new token below).
-    let taken: Option<String> = redis::cmd("SET")
-        .arg(&key)
-        .arg(holder)
-        .arg("NX")
-        .arg("PX")
-        .arg(ms)
-        .arg("GET")
-        .query_async(&mut conn)
-        .await
-        .map_err(redis_error)?;
-    if let Some(current) = taken {
-        if current != holder {
-            return Ok(None);
-        }
-        let _: () = conn.pexpire(&key, ms as i64).await.map_err(redis_error)?;
+    // Atomically: free → this holder's, for the TTL; this holder's already → its TTL from now; another's →
+    // refused. (Two commands would let the key expire and be taken in between.)
+    let taken: String = redis::Script::new(
+        "local cur = redis.call('GET', KEYS[1]) \
+         if not cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 'new' end \
+         if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 'again' end \
+         return 'busy'",
+    )
+    .key(&key)
+    .arg(holder)
+    .arg(ms)
+    .invoke_async(&mut cache.connection())
+    .await
+    .map_err(redis_error)?;
+    if taken == "busy" {
+        return Ok(None);
     }
     let issued = async {
         let mut tx = db.tenant_tx(tenant).await?;
@@ -96,8 +93,10 @@ pub async fn acquire(
             ttl,
         })),
         Err(e) => {
-            // No token, no lease: the Redis entry goes (if it is still this holder's).
-            let _ = release_key(cache, &key, holder).await;
+            // No token, no new lease: an entry this call made goes (one the holder had before stays).
+            if taken == "new" {
+                let _ = release_key(cache, &key, holder).await;
+            }
             Err(e)
         }
     }

@@ -31,6 +31,12 @@ pub async fn enqueue<E: Event>(tx: &mut Tx, tenant: &TenantId, meta: &EventMeta,
     Ok(envelope)
 }
 
+/// Writes `envelope` — built beforehand for `payload` ([`Envelope::new`]) — in the caller's transaction: for
+/// a writer that stores the event elsewhere first (an event store) and publishes it only once that worked.
+pub async fn enqueue_built<E: Event>(tx: &mut Tx, payload: &E, envelope: &Envelope) -> Result<()> {
+    write(tx, &payload.routing_key_of(), envelope, E::VERSION).await
+}
+
 /// Writes many events — of any tenants, each under row-level security for its own — in the caller's
 /// transaction with one round trip (`cp_outbox_enqueue`): a group commit's events. Every column
 /// [`enqueue`] writes is written, the actor among them.

@@ -108,52 +108,68 @@ pub async fn pending(tx: &mut Tx, tenant: &TenantId, subject: &str) -> Result<Ve
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Fired {
     pub fired: usize,
-    /// Timers whose handler failed: kept, to fire at a later pass.
+    /// Timers whose handler failed: kept, to fire again after a backoff.
     pub failed: usize,
 }
 
-/// Fires the timers due at `now`, up to `limit` of them, soonest first, each in a transaction of its own
-/// (claim, handler, delete, commit); the others' replicas skip what this one holds. A handler's failure is
-/// logged and its timer kept for the next pass; the rest go on.
+/// The longest a failing timer waits before its next attempt.
+const MAX_RETRY_WAIT: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Fires the timers due at `now`, up to `limit` firings, soonest first, each in a transaction of its own
+/// (claim, handler, delete, commit); other replicas skip what this one holds. A handler's failure is logged
+/// and its timer kept, not claimed again before a backoff (1 s, 2 s, 4 s … at most 5 minutes, on the same
+/// clock), so it neither spins nor holds back the timers due after it.
 pub async fn fire_due(db: &Db, now: DateTime<Utc>, limit: usize, handler: &dyn OnTimer) -> Result<Fired> {
     let mut done = Fired::default();
-    // Timers that failed this pass are not claimed again in it (they wait for the next).
-    let mut skip: Vec<(String, String, String, DateTime<Utc>)> = Vec::new();
     while done.fired + done.failed < limit {
         let mut tx = db::system_tx(db.shared(), FIRER).await?;
-        let claimed: Option<(String, String, String, DateTime<Utc>, Value)> = sqlx::query_as(
-            "SELECT tenant_id, subject, name, deadline, payload FROM timers \
-              WHERE deadline <= $1 \
-                AND (tenant_id, subject, name, deadline) NOT IN \
-                    (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[])) \
+        let claimed: Option<(String, String, String, DateTime<Utc>, Value, i32)> = sqlx::query_as(
+            "SELECT tenant_id, subject, name, deadline, payload, attempts FROM timers \
+              WHERE deadline <= $1 AND (not_before IS NULL OR not_before <= $1) \
               ORDER BY deadline LIMIT 1 FOR UPDATE SKIP LOCKED",
         )
         .bind(now)
-        .bind(skip.iter().map(|k| k.0.clone()).collect::<Vec<_>>())
-        .bind(skip.iter().map(|k| k.1.clone()).collect::<Vec<_>>())
-        .bind(skip.iter().map(|k| k.2.clone()).collect::<Vec<_>>())
-        .bind(skip.iter().map(|k| k.3).collect::<Vec<_>>())
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((tenant, subject, name, deadline, payload)) = claimed else {
+        let Some((tenant, subject, name, deadline, payload, attempts)) = claimed else {
             break;
         };
-        let key = (tenant.clone(), subject.clone(), name.clone(), deadline);
-        let Ok(tenant) = TenantId::try_from(tenant) else {
-            tracing::warn!(subject, name, "a timer's tenant is not a tenant id; it is kept");
-            skip.push(key);
-            done.failed += 1;
-            continue;
+        let outcome = match TenantId::try_from(tenant.clone()) {
+            Ok(tenant) => {
+                let timer = Timer { tenant, subject: subject.clone(), name: name.clone(), deadline, payload };
+                fire_one(tx, &timer, handler).await
+            }
+            Err(_) => {
+                drop(tx);
+                Err(Error::internal(anyhow::anyhow!("the timer's tenant `{tenant}` is not a tenant id")))
+            }
         };
-        let timer = Timer { tenant, subject, name, deadline, payload };
-        match fire_one(tx, &timer, handler).await {
+        match outcome {
             Ok(()) => done.fired += 1,
             Err(e) => {
+                let wait = MAX_RETRY_WAIT.min(chrono::Duration::seconds(1i64 << attempts.clamp(0, 20)));
                 tracing::warn!(
-                    tenant = %timer.tenant, subject = timer.subject, name = timer.name, error = e.describe(),
-                    "a timer's handler failed; it fires again at the next pass"
+                    tenant,
+                    subject,
+                    name,
+                    attempts = attempts + 1,
+                    retry_in_s = wait.num_seconds(),
+                    error = e.describe(),
+                    "a timer's handler failed; it fires again after a backoff"
                 );
-                skip.push(key);
+                let mut tx = db::system_tx(db.shared(), FIRER).await?;
+                sqlx::query(
+                    "UPDATE timers SET attempts = attempts + 1, not_before = $5 \
+                      WHERE tenant_id = $1 AND subject = $2 AND name = $3 AND deadline = $4",
+                )
+                .bind(&tenant)
+                .bind(&subject)
+                .bind(&name)
+                .bind(deadline)
+                .bind(now + wait)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
                 done.failed += 1;
             }
         }
@@ -162,7 +178,9 @@ pub async fn fire_due(db: &Db, now: DateTime<Utc>, limit: usize, handler: &dyn O
 }
 
 async fn fire_one(mut tx: Tx, timer: &Timer, handler: &dyn OnTimer) -> Result<()> {
-    // The handler writes under the timer's tenant.
+    // The claim is held (its row lock); from here on the transaction is the timer's tenant's alone — the
+    // handler sees no other tenant's timers or rows.
+    sqlx::query("SELECT set_config('app.system', '', true)").execute(&mut *tx).await?;
     db::set_tenant(&mut tx, &timer.tenant).await?;
     let meta = EventMeta {
         trace_id: uuid::Uuid::new_v4().simple().to_string(),

@@ -65,6 +65,16 @@ impl Work {
         outbox::enqueue(&mut self.tx, tenant, &self.meta, event).await
     }
 
+    /// The envelope `event` about `tenant` would leave in, with this unit's ids, not yet written.
+    pub fn envelope<E: Event>(&self, tenant: &TenantId, event: &E) -> Envelope {
+        Envelope::new(tenant, &self.meta, event)
+    }
+
+    /// Writes an envelope made by [`Work::envelope`] to the outbox (after the writer stored it elsewhere).
+    pub async fn emit_built<E: Event>(&mut self, event: &E, envelope: &Envelope) -> Result<()> {
+        outbox::enqueue_built(&mut self.tx, event, envelope).await
+    }
+
     pub async fn commit(self) -> Result<()> {
         self.tx.commit().await?;
         Ok(())

@@ -139,6 +139,9 @@ fn upstream_client() -> Upstream {
     connector.set_nodelay(true);
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .pool_max_idle_per_host(256)
+        // Idle connections are closed after 90 s, by a timer (without one they go only when next used).
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(90))
         .build(connector)
 }
 
@@ -173,7 +176,27 @@ impl Edge {
         self.shared.passed.insert(query.to_owned(), subscribes);
         Ok(subscribes)
     }
+
+    /// [`Edge::check`] for a request: a large document that was not checked before is parsed on the
+    /// blocking pool, so its parse does not hold up the other connections of this thread's runtime.
+    async fn check_request(&self, query: &str) -> Result<Subscribes, String> {
+        if query.len() <= INLINE_CHECK_BYTES {
+            return self.check(query);
+        }
+        if let Some(subscribes) = self.shared.passed.get(query) {
+            return Ok(subscribes);
+        }
+        let (owned, max) = (query.to_owned(), self.cfg().max_selections);
+        let subscribes = tokio::task::spawn_blocking(move || check_document(&owned, max))
+            .await
+            .map_err(|_| "the query could not be checked".to_owned())??;
+        self.shared.passed.insert(query.to_owned(), subscribes);
+        Ok(subscribes)
+    }
 }
+
+/// Documents longer than this are checked off the serving thread ([`Edge::check_request`]).
+const INLINE_CHECK_BYTES: usize = 16 * 1024;
 
 fn app(shared: Shared) -> Router {
     let edge = Arc::new(Edge { shared, http: upstream_client() });
@@ -197,6 +220,16 @@ pub async fn serve(
 /// then [`Running::wait`].
 pub fn run(cfg: Config, threads: usize, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
     start(cfg, threads, shutdown)?.wait()
+}
+
+/// Cancels the edge's shutdown token when dropped: a serving thread holds one, so its end — an error, a
+/// panic, or shutdown itself — stops every thread.
+struct StopOnExit(tokio_util::sync::CancellationToken);
+
+impl Drop for StopOnExit {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 /// The edge's serving threads, listening.
@@ -231,19 +264,38 @@ pub fn start(cfg: Config, threads: usize, shutdown: tokio_util::sync::Cancellati
     let listener = std::net::TcpListener::bind(listen).map_err(|e| anyhow::anyhow!("listening on {listen}: {e}"))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    let handles = (0..threads.max(1))
-        .map(|i| {
-            let (shared, shutdown, listener) = (shared.clone(), shutdown.clone(), listener.try_clone()?);
-            let handle = std::thread::Builder::new().name(format!("edge-{i}")).spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener)?;
-                    kernel::server::serve(listener, app(shared), shutdown).await
-                })
+    let mut handles = Vec::new();
+    for i in 0..threads.max(1) {
+        let started = listener.try_clone().map_err(anyhow::Error::from).and_then(|listener| {
+            let (shared, shutdown) = (shared.clone(), shutdown.clone());
+            let thread = std::thread::Builder::new().name(format!("edge-{i}")).spawn(move || {
+                // A thread that ends with an error or a panic stops the others: the edge does not go on
+                // with fewer threads than it was given, and `wait` reports why.
+                let stop_all = StopOnExit(shutdown.clone());
+                let served = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(anyhow::Error::from)
+                    .and_then(|runtime| {
+                        runtime.block_on(async move {
+                            let listener = tokio::net::TcpListener::from_std(listener)?;
+                            kernel::server::serve(listener, app(shared), shutdown).await
+                        })
+                    });
+                drop(stop_all);
+                served
             })?;
-            Ok(handle)
-        })
-        .collect::<anyhow::Result<_>>()?;
+            Ok(thread)
+        });
+        match started {
+            Ok(thread) => handles.push(thread),
+            Err(e) => {
+                shutdown.cancel();
+                let _ = Running { addr, threads: handles }.wait();
+                return Err(e.context(format!("starting edge thread {i}")));
+            }
+        }
+    }
     Ok(Running { addr, threads: handles })
 }
 
@@ -322,7 +374,7 @@ async fn post(State(edge): State<Arc<Edge>>, ConnectInfo(peer): ConnectInfo<Sock
         Ok(r) => r,
         Err(why) => return refuse(StatusCode::BAD_REQUEST, &why),
     };
-    let subscribes = match edge.check(&request.query) {
+    let subscribes = match edge.check_request(&request.query).await {
         Ok(subscribes) => subscribes,
         Err(why) => return refuse(StatusCode::BAD_REQUEST, &why),
     };

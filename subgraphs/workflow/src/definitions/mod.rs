@@ -186,8 +186,8 @@ pub fn key(raw: &str) -> Result<String> {
     Ok(k.to_owned())
 }
 
-/// Publishes `new` as the tenant's next version of its key (the latest version itself when its steps are
-/// the same), after checking its steps and that every skill they name is known to the tenant.
+/// Publishes `new` as the tenant's next version of its key (the latest version itself when it is published
+/// with the same steps, name and description), after checking its steps and that every skill they name is known to the tenant.
 pub async fn publish(work: &mut Work, tenant: &TenantId, new: NewDefinition, by: Option<String>) -> Result<Definition> {
     new.spec.check()?;
     for (skill, req, step) in new.spec.skills() {
@@ -205,9 +205,13 @@ pub async fn publish(work: &mut Work, tenant: &TenantId, new: NewDefinition, by:
     kernel::db::lock(work, &format!("workflow.definition:{tenant}:{}", new.key), kernel::db::Lock::Exclusive).await?;
     let hash = content_hash(&new.spec);
     let latest = store::latest(work, tenant, &new.key).await?;
-    if let Some(latest) =
-        latest.as_ref().filter(|d| d.content_hash == hash && d.name == new.name && d.description == new.description)
-    {
+    let same = |d: &&Definition| {
+        d.status == DefinitionStatus::Published
+            && d.content_hash == hash
+            && d.name == new.name
+            && d.description == new.description
+    };
+    if let Some(latest) = latest.as_ref().filter(same) {
         return Ok(latest.clone());
     }
     let version = latest.map_or(1, |d| d.version + 1);

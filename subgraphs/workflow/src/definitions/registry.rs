@@ -63,6 +63,8 @@ pub async fn load(db: &Db) -> Result<Loaded> {
         actor: Some("platform registry".into()),
     };
     let mut work = Work::tenant(db, &Authorized::platform_system("workflow registry"), meta).await?;
+    // Replicas starting together load one after the other (the second finds everything there).
+    kernel::db::lock(&mut work, "workflow.registry", kernel::db::Lock::Exclusive).await?;
     let mut loaded = Loaded::default();
     for (file, e) in entries().map_err(Error::internal)? {
         let hash = content_hash(&e.spec);

@@ -272,10 +272,12 @@ impl Spec {
             for head in branches {
                 let mut at = head.as_str();
                 let mut walked = 0;
+                let mut members: Vec<&str> = Vec::new();
                 loop {
                     if at == join {
                         break;
                     }
+                    members.push(at);
                     let step = &self.steps[index[at]];
                     if matches!(step.kind, StepKind::Join {}) {
                         return Err(refuse(
@@ -300,18 +302,35 @@ impl Spec {
                         }
                     }
                 }
+                // A failure inside the branch goes to a step of the branch or to the join, never out of it
+                // (the join would wait for the branch for ever).
+                for m in &members {
+                    if let Some(to) = self.steps[index[m]].on_failure.as_deref() {
+                        if to != join && !members.contains(&to) {
+                            return Err(refuse(
+                                m,
+                                format!("`onFailure` leaves branch `{head}` of `{}` (to `{to}`)", s.id),
+                            ));
+                        }
+                    }
+                }
             }
         }
         Ok(())
     }
 
-    /// A loop (a set of steps that lead back to one another) must hold a `Wait`, or it would spin.
+    /// Every loop (steps that lead back to one another) must pass a `Wait`, or it would spin: with the Wait
+    /// steps taken out, no cycle may remain.
     fn check_loops(&self, index: &HashMap<&str, usize>) -> Result<()> {
+        let waits = |i: usize| matches!(self.steps[i].kind, StepKind::Wait { .. });
         let mut graph: DiGraph<usize, ()> = DiGraph::new();
         let nodes: Vec<NodeIndex> = (0..self.steps.len()).map(|i| graph.add_node(i)).collect();
         for (i, s) in self.steps.iter().enumerate() {
             for t in targets(s) {
-                graph.add_edge(nodes[i], nodes[index[t]], ());
+                let j = index[t];
+                if !waits(i) && !waits(j) {
+                    graph.add_edge(nodes[i], nodes[j], ());
+                }
             }
         }
         for component in petgraph::algo::tarjan_scc(&graph) {
@@ -320,11 +339,9 @@ impl Spec {
                 continue;
             }
             let members: BTreeSet<usize> = component.iter().map(|n| graph[*n]).collect();
-            if !members.iter().any(|&i| matches!(self.steps[i].kind, StepKind::Wait { .. })) {
-                let first = &self.steps[*members.first().expect("a component has a member")].id;
-                let ids: Vec<&str> = members.iter().map(|&i| self.steps[i].id.as_str()).collect();
-                return Err(refuse(first, format!("the loop through {} has no Wait step", ids.join(", "))));
-            }
+            let first = &self.steps[*members.first().expect("a component has a member")].id;
+            let ids: Vec<&str> = members.iter().map(|&i| self.steps[i].id.as_str()).collect();
+            return Err(refuse(first, format!("the loop through {} has no Wait step", ids.join(", "))));
         }
         Ok(())
     }
@@ -495,6 +512,29 @@ mod tests {
         let own = spec(json!({ "start": "a", "steps": [
             { "id": "a", "type": "AgentTask", "skill": "s", "pool": "p", "onFailure": "a" }] }));
         assert_eq!(refused(&own).0, "a");
+    }
+
+    #[test]
+    fn a_loop_with_a_wait_only_on_a_side_path_is_refused() {
+        let s = spec(json!({ "start": "a", "steps": [
+            { "id": "a", "type": "AgentTask", "skill": "s", "pool": "p", "next": "b", "onFailure": "w" },
+            task("b", Some("a")),
+            { "id": "w", "type": "Wait", "waitSeconds": 5, "next": "a" }] }));
+        let (step, message) = refused(&s);
+        assert_eq!(step, "a");
+        assert!(message.contains("a, b"), "{message}");
+    }
+
+    #[test]
+    fn a_failure_may_not_leave_a_branch() {
+        let mut d = diamond();
+        d["steps"][1]["onFailure"] = json!("gate");
+        let (step, message) = refused(&spec(d));
+        assert_eq!(step, "a");
+        assert!(message.contains("leaves branch"), "{message}");
+        let mut d = diamond();
+        d["steps"][1]["onFailure"] = json!("meet");
+        spec(d).check().unwrap();
     }
 
     #[test]

@@ -98,9 +98,10 @@ impl Stream {
         self.version
     }
 
-    /// Appends `event` at the next version and writes it to the outbox, both in `work`'s transaction.
+    /// Appends `event` at the next version and then writes it to the outbox, both in `work`'s transaction (a
+    /// refused append leaves nothing in either).
     pub async fn append<E: Event>(&mut self, work: &mut Work, tenant: &TenantId, event: &E) -> Result<Recorded> {
-        let envelope = work.emit(tenant, event).await?;
+        let envelope = work.envelope(tenant, event);
         let meta = serde_json::json!({
             "traceId": envelope.trace_id, "correlationId": envelope.correlation_id,
             "causationId": envelope.causation_id, "actor": envelope.actor,
@@ -120,6 +121,7 @@ impl Stream {
         let Some(recorded) = appended else {
             return Err(self.refusal(work, tenant).await);
         };
+        work.emit_built(event, &envelope).await?;
         self.version = recorded.version;
         if recorded.version == HISTORY_WARNING {
             tracing::warn!(

@@ -119,3 +119,15 @@ pub async fn follow(tx: &mut Tx, from: Checkpoint, limit: i64) -> Result<Vec<Rec
     .fetch_all(&mut **tx)
     .await?)
 }
+
+/// When the first event after `from` in the global order was recorded, whether or not it can be read yet
+/// (a transaction older than it may still be in flight): how far behind a follower at `from` is.
+pub async fn first_recorded_after(tx: &mut Tx, from: Checkpoint) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    Ok(sqlx::query_scalar!(
+        "SELECT recorded_at FROM workflow_events WHERE (tx, position) > ($1, $2) ORDER BY tx, position LIMIT 1",
+        from.tx,
+        from.position,
+    )
+    .fetch_optional(&mut **tx)
+    .await?)
+}

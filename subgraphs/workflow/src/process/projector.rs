@@ -1,7 +1,9 @@
 //! The projector: follows the event store's global order from its checkpoint, folds each event into its
 //! instance's state ([`super::apply`]) and writes the states and the new checkpoint in one transaction — so
 //! an event is applied exactly once whatever crashes, and replicas take turns (a transaction-scoped lock).
-//! `cp_projection_lag_seconds{projector="process-state"}` says how far behind it is.
+//! `cp_projection_lag_seconds{projector="process-state"}` says how far behind it is: the age of the oldest
+//! event it has not applied (0 when there is none). It reads only below the oldest transaction in flight
+//! on the whole server, so a session left idle in a transaction anywhere holds it back — and shows here.
 
 use std::collections::HashMap;
 
@@ -42,8 +44,11 @@ async fn pass(db: &Db) -> Result<usize> {
     let from = store::checkpoint(&mut tx, NAME).await?;
     let events = history::follow(&mut tx, from, BATCH).await?;
     let Some(last) = events.last().cloned() else {
+        // Nothing can be read yet; an event may still wait behind a transaction in flight (anywhere on the
+        // server): the lag is its age, not zero.
+        let waiting = history::store::first_recorded_after(&mut tx, from).await?;
         tx.commit().await?;
-        lag.set(0.0);
+        lag.set(waiting.map_or(0.0, |at| (Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0));
         return Ok(0);
     };
     let mut states: HashMap<(TenantId, InstanceId), Option<ProcessState>> = HashMap::new();

@@ -79,9 +79,11 @@ async fn a_timer_fires_once_at_its_deadline_with_its_event_and_a_failed_firing_i
     let failed = timers::fire_due(db, deadline, 100, &handler).await.unwrap();
     assert_eq!((failed.fired, failed.failed), (0, 1));
     assert!(stream_types(&app, &t, id).await.is_empty());
-    // The next pass fires it: its event and its removal together, once.
+    // It backs off: on the same clock the next pass leaves it alone (it neither spins nor holds back the
+    // timers after it); two seconds later it fires — its event and its removal together, once.
     *handler.failing.lock().unwrap() = false;
-    let fired = timers::fire_due(db, deadline, 100, &handler).await.unwrap();
+    assert_eq!(timers::fire_due(db, deadline, 100, &handler).await.unwrap(), timers::Fired::default());
+    let fired = timers::fire_due(db, deadline + Duration::seconds(2), 100, &handler).await.unwrap();
     assert_eq!((fired.fired, fired.failed), (1, 0));
     assert_eq!(stream_types(&app, &t, id).await, vec!["TimerFired"]);
     let again = timers::fire_due(db, deadline + Duration::hours(1), 100, &handler).await.unwrap();
