@@ -161,6 +161,19 @@ pub struct EventMeta {
     pub actor: Option<String>,
 }
 
+impl EventMeta {
+    /// For work no request caused (a bootstrap, a start-up load, a timer firing): a fresh trace id,
+    /// `correlation` as the correlation id, and `actor` as who acted.
+    pub fn system(correlation: impl Into<String>, actor: &str) -> Self {
+        Self {
+            trace_id: uuid::Uuid::new_v4().simple().to_string(),
+            correlation_id: correlation.into(),
+            causation_id: None,
+            actor: Some(actor.to_owned()),
+        }
+    }
+}
+
 /// The canonical envelope. Readers tolerate keys they do not know (a later version's), so adding a key never
 /// breaks a running consumer of the previous version; writers write exactly the canonical keys.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

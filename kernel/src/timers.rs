@@ -182,12 +182,7 @@ async fn fire_one(mut tx: Tx, timer: &Timer, handler: &dyn OnTimer) -> Result<()
     // handler sees no other tenant's timers or rows.
     sqlx::query("SELECT set_config('app.system', '', true)").execute(&mut *tx).await?;
     db::set_tenant(&mut tx, &timer.tenant).await?;
-    let meta = EventMeta {
-        trace_id: uuid::Uuid::new_v4().simple().to_string(),
-        correlation_id: format!("timer:{}", timer.subject),
-        causation_id: None,
-        actor: Some("timer".into()),
-    };
+    let meta = EventMeta::system(format!("timer:{}", timer.subject), "timer");
     let mut work = Work::from_tx(tx, meta);
     handler.fire(&mut work, timer).await?;
     sqlx::query("DELETE FROM timers WHERE tenant_id = $1 AND subject = $2 AND name = $3 AND deadline = $4")

@@ -10,12 +10,7 @@ use crate::{roles, State};
 /// Creates the first platform operator on an empty system and returns its API token (shown once).
 pub async fn bootstrap(state: &State) -> anyhow::Result<String> {
     let platform = TenantId::platform();
-    let meta = kernel::envelope::EventMeta {
-        trace_id: uuid::Uuid::new_v4().simple().to_string(),
-        correlation_id: "bootstrap".into(),
-        causation_id: None,
-        actor: Some("bootstrap".into()),
-    };
+    let meta = kernel::envelope::EventMeta::system("bootstrap", "bootstrap");
     let mut work = Work::tenant(&state.kernel.db, &Authorized::platform_system("bootstrap"), meta).await?;
     principals::store::bootstrap_lock(&mut work).await?;
     anyhow::ensure!(

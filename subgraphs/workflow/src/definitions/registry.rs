@@ -56,12 +56,7 @@ pub fn entries() -> anyhow::Result<Vec<(&'static str, Entry)>> {
 /// Loads the registry into `db` as the platform's definitions, in one transaction.
 pub async fn load(db: &Db) -> Result<Loaded> {
     let owner = TenantId::platform();
-    let meta = EventMeta {
-        trace_id: uuid::Uuid::new_v4().simple().to_string(),
-        correlation_id: "workflow-registry".into(),
-        causation_id: None,
-        actor: Some("platform registry".into()),
-    };
+    let meta = EventMeta::system("workflow-registry", "platform registry");
     let mut work = Work::tenant(db, &Authorized::platform_system("workflow registry"), meta).await?;
     // Replicas starting together load one after the other (the second finds everything there).
     kernel::db::lock(&mut work, "workflow.registry", kernel::db::Lock::Exclusive).await?;
