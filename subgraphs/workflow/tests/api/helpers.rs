@@ -2,9 +2,11 @@
 
 use kernel::broker::{Broker, EXCHANGE};
 use kernel::envelope::{Envelope, Event, EventMeta};
-use kernel::TenantId;
+use kernel::{Authorized, TenantId, Work};
 use lapin::options::BasicPublishOptions;
 use lapin::BasicProperties;
+use workflow::history::{self, DefinitionRef, Recorded, Stream};
+use workflow::ids::InstanceId;
 
 pub type App = test_support::TestApp<workflow::State>;
 
@@ -65,4 +67,31 @@ pub async fn skill_published(app: &App, tenant: &str, key: &str, version: &str) 
         }
     })
     .await;
+}
+
+/// A unit of work on `t`'s rows, as the tests' own system work.
+pub async fn work(app: &App, t: &TenantId) -> Work {
+    let meta =
+        EventMeta { trace_id: "t".into(), correlation_id: "c".into(), causation_id: None, actor: Some("test".into()) };
+    Work::tenant(&app.state.kernel.db, &Authorized::system(t.clone(), "test"), meta).await.unwrap()
+}
+
+/// The definition the tests' streams run (the platform registry's).
+pub fn definition() -> DefinitionRef {
+    DefinitionRef { tenant: TenantId::platform(), key: "content-review".into(), version: 1 }
+}
+
+/// A new, empty stream of `t`'s.
+pub async fn new_stream(app: &App, t: &TenantId) -> InstanceId {
+    let id = InstanceId::new_v7();
+    let mut w = work(app, t).await;
+    Stream::create(&mut w, t, id, &definition()).await.unwrap();
+    w.commit().await.unwrap();
+    id
+}
+
+/// The stream's events, in order (at most 100).
+pub async fn recorded(app: &App, t: &TenantId, id: InstanceId) -> Vec<Recorded> {
+    let mut w = work(app, t).await;
+    history::store::read(&mut w, t, id, 0, 100).await.unwrap()
 }

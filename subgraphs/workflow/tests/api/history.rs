@@ -10,10 +10,10 @@ use kernel::envelope::EventMeta;
 use kernel::{Authorized, TenantId, Work};
 use rand::Rng;
 use workflow::events::WorkflowStepReady;
-use workflow::history::{self, Checkpoint, DefinitionRef, Stream};
+use workflow::history::{self, Checkpoint, Stream};
 use workflow::ids::InstanceId;
 
-use crate::helpers::{app, tenant, App};
+use crate::helpers::{app, new_stream, recorded, tenant, work};
 
 fn meta() -> EventMeta {
     EventMeta { trace_id: "t".into(), correlation_id: "c".into(), causation_id: None, actor: Some("test".into()) }
@@ -21,19 +21,6 @@ fn meta() -> EventMeta {
 
 fn ready(instance: InstanceId, step: &str) -> WorkflowStepReady {
     WorkflowStepReady { instance_id: instance, step_id: step.into(), step_type: "AgentTask".into(), attempt: 1 }
-}
-
-async fn work(app: &App, t: &TenantId) -> Work {
-    Work::tenant(&app.state.kernel.db, &Authorized::system(t.clone(), "test"), meta()).await.unwrap()
-}
-
-async fn new_stream(app: &App, t: &TenantId) -> InstanceId {
-    let id = InstanceId::new_v7();
-    let mut w = work(app, t).await;
-    let def = DefinitionRef { tenant: TenantId::platform(), key: "content-review".into(), version: 1 };
-    Stream::create(&mut w, t, id, &def).await.unwrap();
-    w.commit().await.unwrap();
-    id
 }
 
 #[tokio::test]
@@ -97,8 +84,7 @@ async fn of_two_appends_at_one_version_exactly_one_wins_and_the_other_names_both
         let lost = outcomes.into_iter().find_map(Result::err).unwrap();
         assert_eq!(lost.code(), kernel::Code::Conflict, "{lost:?}");
     }
-    let mut w = work(&app, &t).await;
-    let events = history::store::read(&mut w, &t, id, 0, 100).await.unwrap();
+    let events = recorded(&app, &t, id).await;
     let versions: Vec<i64> = events.iter().map(|e| e.version).collect();
     assert_eq!(versions, (1..=21).collect::<Vec<_>>(), "one event per version, none lost or doubled");
     app.cleanup().await;

@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use kernel::leases::{self, Lease};
-use kernel::{Authorized, Code, TenantId, Work};
+use kernel::{Code, TenantId};
 use redis::AsyncCommands;
 use workflow::events::WorkflowStepReady;
-use workflow::history::{self, DefinitionRef, Stream};
+use workflow::history::{self, Stream};
 use workflow::ids::InstanceId;
 
-use crate::helpers::{app, tenant, App};
+use crate::helpers::{app, new_stream, recorded, tenant, work, App};
 
 const AGENT: &str = "pool:writers/agent-1";
 const TTL: Duration = Duration::from_secs(30);
@@ -19,7 +19,7 @@ const TTL: Duration = Duration::from_secs(30);
 /// Appends an event to `id`'s stream as `lease`'s holder: checked against the lease's token in the same
 /// transaction; the version appended, or the refusal.
 async fn report(app: &App, t: &TenantId, id: InstanceId, lease: &Lease) -> kernel::Result<i64> {
-    let mut w = Work::tenant(&app.state.kernel.db, &Authorized::system(t.clone(), "test"), Default::default()).await?;
+    let mut w = work(app, t).await;
     leases::check(&mut w, t, &lease.resource, lease.token).await?;
     let version = history::store::version(&mut w, t, id).await?.unwrap();
     let ready =
@@ -29,20 +29,8 @@ async fn report(app: &App, t: &TenantId, id: InstanceId, lease: &Lease) -> kerne
     Ok(r.version)
 }
 
-async fn stream(app: &App, t: &TenantId) -> InstanceId {
-    let id = InstanceId::new_v7();
-    let mut w =
-        Work::tenant(&app.state.kernel.db, &Authorized::system(t.clone(), "test"), Default::default()).await.unwrap();
-    let def = DefinitionRef { tenant: TenantId::platform(), key: "content-review".into(), version: 1 };
-    Stream::create(&mut w, t, id, &def).await.unwrap();
-    w.commit().await.unwrap();
-    id
-}
-
 async fn events(app: &App, t: &TenantId, id: InstanceId) -> usize {
-    let mut w =
-        Work::tenant(&app.state.kernel.db, &Authorized::system(t.clone(), "test"), Default::default()).await.unwrap();
-    history::store::read(&mut w, t, id, 0, 100).await.unwrap().len()
+    recorded(app, t, id).await.len()
 }
 
 #[tokio::test]
@@ -50,7 +38,7 @@ async fn one_holder_at_a_time_and_a_stale_token_is_refused_with_nothing_written(
     let app = app().await;
     let t = TenantId::parse(&tenant(&app, "acme")).unwrap();
     let (db, cache) = (&app.state.kernel.db, &app.state.kernel.cache);
-    let id = stream(&app, &t).await;
+    let id = new_stream(&app, &t).await;
 
     let first = leases::acquire(db, cache, &t, AGENT, "task-a", TTL).await.unwrap().expect("free");
     assert_eq!(first.token, 1);
@@ -81,7 +69,7 @@ async fn when_redis_loses_the_leases_they_are_reissued_with_higher_tokens_and_ol
     let app = app().await;
     let t = TenantId::parse(&tenant(&app, "acme")).unwrap();
     let (db, cache) = (&app.state.kernel.db, &app.state.kernel.cache);
-    let id = stream(&app, &t).await;
+    let id = new_stream(&app, &t).await;
     let old = leases::acquire(db, cache, &t, AGENT, "task-a", TTL).await.unwrap().expect("free");
 
     // Redis loses every lease of this test's namespace (a flush, a failover without replication).

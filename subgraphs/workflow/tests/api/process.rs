@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use kernel::{Authorized, TenantId, Work};
+use kernel::TenantId;
 use serde_json::{json, Value};
 use workflow::events::*;
-use workflow::history::{DefinitionRef, Stream};
+use workflow::history::Stream;
 use workflow::ids::{InstanceId, TaskId};
 
-use crate::helpers::{app, tenant, App};
+use crate::helpers::{app, definition, tenant, work, App};
 
 /// Every process state, as JSON rows in key order.
 async fn rows(app: &App) -> Vec<Value> {
@@ -45,10 +45,8 @@ type Make = Box<dyn Fn(InstanceId) -> Appendable>;
 /// Starts an instance and appends `then`'s events after its start, in one transaction.
 async fn instance(app: &App, t: &TenantId, then: Vec<Make>) -> InstanceId {
     let id = InstanceId::new_v7();
-    let mut w =
-        Work::tenant(&app.state.kernel.db, &Authorized::system(t.clone(), "test"), Default::default()).await.unwrap();
-    let def = DefinitionRef { tenant: TenantId::platform(), key: "content-review".into(), version: 1 };
-    let mut stream = Stream::create(&mut w, t, id, &def).await.unwrap();
+    let mut w = work(app, t).await;
+    let mut stream = Stream::create(&mut w, t, id, &definition()).await.unwrap();
     let started = WorkflowInstanceStarted {
         instance_id: id,
         definition_key: "content-review".into(),

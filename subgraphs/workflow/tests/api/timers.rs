@@ -7,13 +7,13 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{Duration, Utc};
 use kernel::timers::{self, OnTimer, Timer};
-use kernel::{Authorized, TenantId, Work};
+use kernel::{TenantId, Work};
 use serde_json::json;
 use workflow::events::TimerFired;
-use workflow::history::{self, DefinitionRef, Stream};
+use workflow::history::{self, Stream};
 use workflow::ids::InstanceId;
 
-use crate::helpers::{app, tenant, App};
+use crate::helpers::{app, new_stream, recorded, tenant, work, App};
 
 /// Appends `TimerFired` to the instance's stream; fails while `failing`; counts what it fired.
 #[derive(Default)]
@@ -37,30 +37,15 @@ impl OnTimer for Appends {
     }
 }
 
-async fn instance(app: &App, t: &TenantId) -> InstanceId {
-    let id = InstanceId::new_v7();
-    let mut w = work(app, t).await;
-    let def = DefinitionRef { tenant: TenantId::platform(), key: "content-review".into(), version: 1 };
-    Stream::create(&mut w, t, id, &def).await.unwrap();
-    w.commit().await.unwrap();
-    id
-}
-
-async fn work(app: &App, t: &TenantId) -> Work {
-    let meta = kernel::envelope::EventMeta::default();
-    Work::tenant(&app.state.kernel.db, &Authorized::system(t.clone(), "test"), meta).await.unwrap()
-}
-
 async fn stream_types(app: &App, t: &TenantId, id: InstanceId) -> Vec<String> {
-    let mut w = work(app, t).await;
-    history::store::read(&mut w, t, id, 0, 100).await.unwrap().into_iter().map(|e| e.event_type).collect()
+    recorded(app, t, id).await.into_iter().map(|e| e.event_type).collect()
 }
 
 #[tokio::test]
 async fn a_timer_fires_once_at_its_deadline_with_its_event_and_a_failed_firing_is_retried() {
     let app = app().await;
     let t = TenantId::parse(&tenant(&app, "acme")).unwrap();
-    let id = instance(&app, &t).await;
+    let id = new_stream(&app, &t).await;
     let now = Utc::now();
     let deadline = now + Duration::minutes(10);
     let mut w = work(&app, &t).await;
@@ -97,7 +82,7 @@ async fn a_timer_fires_once_at_its_deadline_with_its_event_and_a_failed_firing_i
 async fn a_timer_whose_firing_was_interrupted_fires_at_the_next_pass_and_cancelled_ones_never() {
     let app = app().await;
     let t = TenantId::parse(&tenant(&app, "acme")).unwrap();
-    let id = instance(&app, &t).await;
+    let id = new_stream(&app, &t).await;
     let deadline = Utc::now() - Duration::seconds(5);
     let mut w = work(&app, &t).await;
     timers::set(&mut w, &t, &id.to_string(), "wait:a", deadline, &json!({})).await.unwrap();
@@ -134,7 +119,7 @@ async fn concurrent_firers_fire_every_timer_exactly_once_under_its_own_tenant() 
     let mut expected = Vec::new();
     for t in &tenants {
         for i in 0..60 {
-            let id = instance(&app, t).await;
+            let id = new_stream(&app, t).await;
             let mut w = work(&app, t).await;
             timers::set(&mut w, t, &id.to_string(), "pause", now - Duration::milliseconds(i), &json!({}))
                 .await
@@ -144,7 +129,7 @@ async fn concurrent_firers_fire_every_timer_exactly_once_under_its_own_tenant() 
         }
     }
     // One not yet due stays.
-    let later = instance(&app, &tenants[0]).await;
+    let later = new_stream(&app, &tenants[0]).await;
     let mut w = work(&app, &tenants[0]).await;
     timers::set(&mut w, &tenants[0], &later.to_string(), "pause", now + Duration::hours(1), &json!({})).await.unwrap();
     w.commit().await.unwrap();
