@@ -99,6 +99,9 @@ async fn a_timer_whose_firing_was_interrupted_fires_at_the_next_pass_and_cancell
                 .unwrap();
         assert!(claimed.is_some());
         sqlx::query("DELETE FROM timers WHERE name = 'wait:a'").execute(&mut *tx).await.unwrap();
+        // Ended as the server ends a dead connection's transaction; awaited, since a dropped sqlx
+        // transaction rolls back only when its connection is next used, holding the row lock till then.
+        tx.rollback().await.unwrap();
     }
     let mut w = work(&app, &t).await;
     assert_eq!(timers::cancel(&mut w, &t, &id.to_string(), Some("timeout:b")).await.unwrap(), 1);
