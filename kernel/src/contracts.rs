@@ -245,6 +245,55 @@ pub mod usage {
     }
 }
 
+/// Commands any domain may send workflow, under its own prefix (`catalogue.StartWorkflow`; workflow binds
+/// `*.StartWorkflow`, `*.CancelWorkflow`, `*.AssignAgentTask`), each the same change as the mutation of the
+/// same name. Workflow answers with its own events (`WorkflowInstanceStarted`, `WorkflowCancelled`,
+/// `AgentTaskAssigned`) whose envelope's causation is the command's id; the inbox applies a command once
+/// however often it is delivered, and a `StartWorkflow` delivered again starts nothing new (the instance's
+/// id is derived from the command's). A command refused for good (an unknown definition, another tenant's
+/// instance) is dead-lettered with the reason.
+pub mod workflow {
+    use serde::{Deserialize, Serialize};
+
+    pub const DOMAIN: &str = "workflow";
+    pub const START_WORKFLOW: &str = "StartWorkflow";
+    pub const CANCEL_WORKFLOW: &str = "CancelWorkflow";
+    pub const ASSIGN_AGENT_TASK: &str = "AssignAgentTask";
+
+    /// Starts an instance of a published definition version (the latest when `version` is absent; the
+    /// platform registry's with `platform`).
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct StartWorkflow {
+        pub definition_key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub version: Option<i32>,
+        #[serde(default)]
+        pub platform: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub project_id: Option<String>,
+        /// The instance's input (a JSON object, at most 64 KiB).
+        #[serde(default)]
+        pub input: serde_json::Value,
+    }
+
+    /// Cancels a running instance (an ended one is left as it is).
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct CancelWorkflow {
+        pub instance_id: String,
+        pub reason: String,
+    }
+
+    /// Assigns the agent task of a ready step now, if it has no live task (otherwise a no-op).
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct AssignAgentTask {
+        pub instance_id: String,
+        pub step_id: String,
+    }
+}
+
 /// `a == b` in a `const` context: `const _: () = assert!(same(MyEvent::TYPE, contracts::…));` makes a
 /// renamed event type a compile error in the crate that renamed it.
 pub const fn same(a: &str, b: &str) -> bool {

@@ -118,6 +118,12 @@ pub async fn renew(cache: &Cache, lease: &Lease) -> Result<bool> {
     Ok(renewed == 1)
 }
 
+/// Who holds the lease on `resource` now (`None`: nobody — it expired, was released, or Redis lost it).
+pub async fn holder(cache: &Cache, tenant: &TenantId, resource: &str) -> Result<Option<String>> {
+    let key = cache.key(tenant, kind::LEASE, resource);
+    redis::cmd("GET").arg(&key).query_async(&mut cache.connection()).await.map_err(redis_error)
+}
+
 /// Gives the lease up, if it is still this holder's.
 pub async fn release(cache: &Cache, lease: &Lease) -> Result<()> {
     release_key(cache, &cache.key(&lease.tenant, kind::LEASE, &lease.resource), &lease.holder).await

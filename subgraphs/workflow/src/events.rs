@@ -3,6 +3,7 @@
 //! in the same transaction, in the canonical envelope. The README's events table documents each payload; a
 //! breaking change makes a new type (`…V2`).
 
+use kernel::envelope::Event;
 use serde_json::Value;
 
 use crate::ids::{InstanceId, ProjectId, TaskId};
@@ -11,7 +12,17 @@ use crate::ids::{InstanceId, ProjectId, TaskId};
 pub const DOMAIN: &str = "workflow";
 
 /// An output an agent task produced: an artifact version lineage knows by id.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    async_graphql::SimpleObject,
+    async_graphql::InputObject,
+)]
+#[graphql(input_name = "ArtifactRefInput")]
 #[serde(rename_all = "camelCase")]
 pub struct ArtifactRef {
     pub artifact_id: String,
@@ -32,33 +43,58 @@ kernel::events! {
     #[project = project_id]
     WorkflowInstanceStarted {
         instance_id: InstanceId, definition_key: String, definition_version: i32, platform_definition: bool,
-        project_id: Option<ProjectId>, input: Value,
+        project_id: Option<ProjectId>, input: Value, started_by: String,
     }
     /// A step may run (its attempt counts from 1); `stepType` is its definition's (`AgentTask`, `Wait`, …).
     WorkflowStepReady { instance_id: InstanceId, step_id: String, step_type: String, attempt: u32 }
-    /// A step that is no agent task finished: a wait ended, an approval was granted, a join was reached.
+    /// A step that is no agent task finished: a wait ended, an approval was granted, a branch or join passed.
     WorkflowStepCompleted { instance_id: InstanceId, step_id: String }
-    /// An agent of the step's pool holds the task, under a lease with this fencing token.
+    /// A step's attempt failed and it runs again after `delayMs` (its retry policy's backoff).
+    WorkflowStepRetryScheduled { instance_id: InstanceId, step_id: String, attempt: u32, delay_ms: i64 }
+    /// A step failed for good (its retries spent): the instance goes on at its `onFailure` step, or unwinds.
+    WorkflowStepFailed { instance_id: InstanceId, step_id: String, attempt: u32, reason: String }
+    /// An agent of the step's pool holds the task, under a lease with this fencing token (a task whose lease
+    /// was lost is assigned again, with a higher token). `compensation`: the task undoes step `stepId`.
     AgentTaskAssigned {
-        instance_id: InstanceId, task_id: TaskId, step_id: String, attempt: u32, pool: String, agent_id: String,
-        fencing_token: i64,
+        instance_id: InstanceId, task_id: TaskId, step_id: String, attempt: u32, compensation: bool, skill: String,
+        pool: String, agent_id: String, fencing_token: i64,
     }
+    /// The lease of the agent holding the task was lost (expired unrenewed, or the lease store lost it): the
+    /// holder is fenced off and the task is assigned again.
+    AgentTaskLeaseLost { instance_id: InstanceId, task_id: TaskId, step_id: String, fencing_token: i64 }
     /// The agent holding the task reported progress (0–100).
     AgentTaskProgressed { instance_id: InstanceId, task_id: TaskId, fencing_token: i64, percent: u8, message: String }
     /// The task finished with its outputs, and what it used (governance meters it).
     AgentTaskCompleted {
-        instance_id: InstanceId, task_id: TaskId, step_id: String, outputs: Vec<ArtifactRef>, model: String,
-        tokens: i64, duration_ms: i64,
+        instance_id: InstanceId, task_id: TaskId, step_id: String, compensation: bool, outputs: Vec<ArtifactRef>,
+        model: String, tokens: i64, duration_ms: i64,
     }
     /// The task failed this attempt (it retries while its step's policy allows).
-    AgentTaskFailed { instance_id: InstanceId, task_id: TaskId, step_id: String, attempt: u32, reason: String }
-    /// An approval gate asked governance for a decision (a `RequestApproval` command went with it).
-    ApprovalRequested { instance_id: InstanceId, step_id: String, approval_key: String }
-    /// A durable timer fired: a wait ended, a step timed out, a backoff elapsed.
-    TimerFired { instance_id: InstanceId, step_id: String, purpose: String }
+    AgentTaskFailed {
+        instance_id: InstanceId, task_id: TaskId, step_id: String, attempt: u32, compensation: bool, reason: String,
+    }
+    /// An approval gate asked governance for a decision (a `RequestApproval` command went with it, about the
+    /// subject `workflow.Gate` / `approvalKey`).
+    ApprovalRequested { instance_id: InstanceId, step_id: String, attempt: u32, approval_key: String }
+    /// Governance decided the gate (`outcome`: `Granted`, `Rejected`, `Expired`, `Cancelled`).
+    ApprovalDecided {
+        instance_id: InstanceId, step_id: String, attempt: u32, outcome: String, decided_by: Vec<String>,
+        note: Option<String>,
+    }
+    /// A durable timer fired (`purpose`: `wait`, `timeout`, `retry`) for the step's attempt.
+    TimerFired { instance_id: InstanceId, step_id: String, purpose: String, attempt: u32 }
     /// A failure unwinds the instance: this completed step's compensation runs.
     CompensationStarted { instance_id: InstanceId, step_id: String, skill: String }
     WorkflowCompleted { instance_id: InstanceId }
+    /// The instance failed at `stepId` (its compensations, if any, have run).
     WorkflowFailed { instance_id: InstanceId, step_id: String, reason: String }
-    WorkflowCancelled { instance_id: InstanceId, reason: String }
+    WorkflowCancelled { instance_id: InstanceId, reason: String, cancelled_by: String }
+    /// Command to governance (`workflow.RequestApproval`): decide the gate `subject.id`
+    /// (`<instance>/<step>/<attempt>`). Its event id is derived from the gate, so it is sent once.
+    RequestApproval { #[serde(flatten)] request: kernel::contracts::governance::ApprovalRequest }
+    /// Usage to meter (governance's `UsageRecorded` contract): an agent task's tokens and time, once per task.
+    UsageRecorded { #[serde(flatten)] record: kernel::contracts::usage::UsageRecord }
 }
+
+const _: () = assert!(kernel::contracts::same(UsageRecorded::TYPE, kernel::contracts::usage::USAGE_RECORDED));
+const _: () = assert!(kernel::contracts::same(RequestApproval::TYPE, kernel::contracts::governance::REQUEST_APPROVAL));

@@ -4,18 +4,22 @@
 //! |---|---|
 //! | `definitions/` | workflow definitions (steps, their checks, publication), the platform registry, the skills they may name |
 //! | `history/` | the event store: an append-only stream per instance, optimistic concurrency, the global order |
+//! | `saga/` | the instances running: what each does next, and its unit of work (timers, leases, approvals, usage) |
+//! | `agents/` | agent pools, and the tasks their agents hold under fenced leases and report on |
 //! | `process/` | the process-state projection: each instance's state, folded from its events by the projector |
 //!
 //! beside `events.rs` (everything published) and `ids.rs`. Not served yet (`built: false` in
-//! `kernel::contracts::SUBGRAPHS`): the saga, agent pools, replay and subscriptions come next (issue
-//! "Workflow subgraph"); durable timers and fenced leases are the kernel's (`kernel::timers`,
+//! `kernel::contracts::SUBGRAPHS`): replay, the Redis hot copy, subscriptions and federation come next
+//! (issue "Workflow subgraph"); durable timers and fenced leases are the kernel's (`kernel::timers`,
 //! `kernel::leases`).
 
+pub mod agents;
 pub mod definitions;
 pub mod events;
 pub mod history;
 pub mod ids;
 pub mod process;
+pub mod saga;
 
 use std::sync::Arc;
 
@@ -34,11 +38,15 @@ pub static MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/workflow");
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(definitions::schema::DefinitionQuery);
+pub struct QueryRoot(definitions::schema::DefinitionQuery, process::schema::ProcessQuery, agents::schema::AgentQuery);
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(definitions::schema::DefinitionMutation);
+pub struct MutationRoot(
+    definitions::schema::DefinitionMutation,
+    saga::schema::SagaMutation,
+    agents::schema::AgentMutation,
+);
 
 /// Everything a resolver can reach.
 pub struct State {
@@ -74,17 +82,36 @@ impl Subgraph for State {
     }
 
     fn workers(_: &Arc<Self>) -> Vec<Worker<Self>> {
-        vec![Worker {
-            name: "process-state projector",
-            every: process::projector::INTERVAL,
-            pass: |s| Box::pin(async move { process::projector::catch_up(&s.kernel.db).await.map(|_| ()) }),
-        }]
+        vec![
+            Worker {
+                name: "process-state projector",
+                every: process::projector::INTERVAL,
+                pass: |s| Box::pin(async move { process::projector::catch_up(&s.kernel.db).await.map(|_| ()) }),
+            },
+            Worker {
+                name: "workflow timers",
+                every: saga::timers::INTERVAL,
+                pass: |s| {
+                    Box::pin(async move { saga::timers::fire_due(&s.kernel, chrono::Utc::now()).await.map(|_| ()) })
+                },
+            },
+        ]
     }
 
-    fn consumers(_: &Arc<Self>, retry: &RetryPolicy) -> Vec<Consumer> {
-        vec![Consumer {
-            spec: definitions::consumer::spec(retry.clone()),
-            handler: Arc::new(definitions::consumer::KnownSkills),
-        }]
+    fn consumers(state: &Arc<Self>, retry: &RetryPolicy) -> Vec<Consumer> {
+        vec![
+            Consumer {
+                spec: definitions::consumer::spec(retry.clone()),
+                handler: Arc::new(definitions::consumer::KnownSkills),
+            },
+            Consumer {
+                spec: saga::approvals::spec(retry.clone()),
+                handler: Arc::new(saga::approvals::ApprovalOutcomes { kernel: state.kernel.clone() }),
+            },
+            Consumer {
+                spec: saga::commands::spec(retry.clone()),
+                handler: Arc::new(saga::commands::Commands { kernel: state.kernel.clone() }),
+            },
+        ]
     }
 }

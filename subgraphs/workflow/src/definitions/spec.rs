@@ -190,6 +190,47 @@ impl Spec {
         out
     }
 
+    /// The branch (its first step) of `join`'s `Parallel` that `step` belongs to: the branch that arrives
+    /// at the join when `step` moves to it.
+    pub fn branch_of(&self, join: &str, step: &str) -> Option<&str> {
+        let parallel = self.steps.iter().find_map(|s| match &s.kind {
+            StepKind::Parallel { branches, join: j } if j == join => Some(branches),
+            _ => None,
+        })?;
+        for head in parallel {
+            let mut at = head.as_str();
+            for _ in 0..=self.steps.len() {
+                if at == join {
+                    break;
+                }
+                if at == step {
+                    return Some(head);
+                }
+                let Some(s) = self.step(at) else { break };
+                let next = match &s.kind {
+                    StepKind::Parallel { join: inner, .. } => self.step(inner).and_then(|j| j.next.as_deref()),
+                    _ => s.next.as_deref(),
+                };
+                match next {
+                    Some(n) => at = n,
+                    None => break,
+                }
+            }
+        }
+        None
+    }
+
+    /// The branches of `join`'s `Parallel`.
+    pub fn branches_of(&self, join: &str) -> &[String] {
+        self.steps
+            .iter()
+            .find_map(|s| match &s.kind {
+                StepKind::Parallel { branches, join: j } if j == join => Some(branches.as_slice()),
+                _ => None,
+            })
+            .unwrap_or(&[])
+    }
+
     /// Every rule of the module's doc; the first broken one, naming its step.
     pub fn check(&self) -> Result<()> {
         if self.steps.is_empty() {
@@ -430,6 +471,9 @@ fn check_fields(s: &Step) -> Result<()> {
                 &s.id,
                 "`compensation` names a skill (and pool) in lower-case letters, digits, hyphens",
             ));
+        }
+        if c.pool.is_none() && !matches!(s.kind, StepKind::AgentTask { .. }) {
+            return Err(refuse(&s.id, "the compensation of a step that is no AgentTask names its `pool`"));
         }
     }
     Ok(())

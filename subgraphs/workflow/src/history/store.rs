@@ -32,6 +32,23 @@ pub async fn create(tx: &mut Tx, tenant: &TenantId, instance: InstanceId, d: &De
     Ok(())
 }
 
+/// Locks the stream for this transaction (writers of one instance take turns): its version and the
+/// definition it runs, if it exists.
+pub async fn lock(tx: &mut Tx, tenant: &TenantId, instance: InstanceId) -> Result<Option<(i64, DefinitionRef)>> {
+    let row = sqlx::query!(
+        r#"SELECT version, definition_tenant AS "definition_tenant: TenantId", definition_key, definition_version
+             FROM workflow_streams WHERE tenant_id = $1 AND instance_id = $2 FOR UPDATE"#,
+        tenant.as_str(),
+        instance as InstanceId,
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|r| {
+        let d = DefinitionRef { tenant: r.definition_tenant, key: r.definition_key, version: r.definition_version };
+        (r.version, d)
+    }))
+}
+
 /// The stream's version, if it exists.
 pub async fn version(tx: &mut Tx, tenant: &TenantId, instance: InstanceId) -> Result<Option<i64>> {
     Ok(sqlx::query_scalar!(

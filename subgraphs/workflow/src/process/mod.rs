@@ -9,6 +9,7 @@
 //! run; `Running` otherwise (`Created` before its first step).
 
 pub mod projector;
+pub mod schema;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -38,7 +39,8 @@ kernel::text_enum! {
 }
 
 /// Where one step stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[graphql(name = "WorkflowStepState")]
 pub enum StepState {
     /// An agent task without an agent yet.
     Assigning,
@@ -100,16 +102,21 @@ pub fn apply(state: Option<ProcessState>, e: &Recorded) -> Option<ProcessState> 
         }
     };
     let mut ended = None;
+    let compensation = e.data.get("compensation").and_then(|v| v.as_bool()).unwrap_or(false);
     match e.event_type.as_str() {
         "WorkflowStepReady" => set(match text(e, "stepType") {
             "AgentTask" => StepState::Assigning,
             "Wait" => StepState::Waiting,
             _ => StepState::Ready,
         }),
-        "AgentTaskAssigned" => set(StepState::AwaitingAgent),
+        "AgentTaskAssigned" if !compensation => set(StepState::AwaitingAgent),
+        "AgentTaskLeaseLost" if !compensation => set(StepState::Assigning),
         "ApprovalRequested" => set(StepState::AwaitingApproval),
+        "AgentTaskCompleted" | "AgentTaskFailed" if compensation => set(StepState::Compensated),
         "AgentTaskCompleted" | "WorkflowStepCompleted" => set(StepState::Done),
-        "AgentTaskFailed" => set(StepState::Failed),
+        "AgentTaskFailed" | "WorkflowStepFailed" => set(StepState::Failed),
+        "WorkflowStepRetryScheduled" => set(StepState::Waiting),
+        "ApprovalDecided" if text(e, "outcome") != "Granted" => set(StepState::Failed),
         "CompensationStarted" => set(StepState::Compensating),
         "WorkflowCompleted" => ended = Some(Status::Completed),
         "WorkflowFailed" => ended = Some(Status::Failed),

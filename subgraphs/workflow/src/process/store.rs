@@ -110,3 +110,59 @@ pub async fn clear(tx: &mut Tx, name: &str) -> Result<()> {
     sqlx::query!("DELETE FROM process_state").execute(&mut **tx).await?;
     save_checkpoint(tx, name, Checkpoint::default()).await
 }
+
+/// Where a page of instances (most recently changed first) stops: the last one's change and id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub instance: InstanceId,
+}
+
+impl Cursor {
+    pub fn of(s: &ProcessState) -> Self {
+        Self { updated_at: s.updated_at, instance: s.instance_id }
+    }
+
+    /// `BAD_USER_INPUT` for a cursor this API did not give.
+    pub fn parse(raw: &str) -> Result<Self> {
+        let bad = || kernel::Error::bad_input("after", "not a cursor of this list");
+        let (at, id) = raw.split_once('|').ok_or_else(bad)?;
+        let updated_at = chrono::DateTime::parse_from_rfc3339(at).map_err(|_| bad())?.with_timezone(&chrono::Utc);
+        let instance = InstanceId::parse("after", id).map_err(|_| bad())?;
+        Ok(Self { updated_at, instance })
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}|{}", self.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true), self.instance)
+    }
+}
+
+/// A page of the tenant's instances (in `status`, when given), most recently changed first.
+pub async fn page(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    status: Option<Status>,
+    after: Option<Cursor>,
+    limit: i64,
+) -> Result<Vec<ProcessState>> {
+    let rows = sqlx::query_as!(
+        Row,
+        r#"SELECT tenant_id AS "tenant_id: TenantId", instance_id AS "instance_id: InstanceId", definition_key,
+                  definition_version, status AS "status: Status", steps AS "steps: Json<BTreeMap<String, StepState>>",
+                  version, last_event_type, started_at, updated_at, ended_at
+             FROM process_state
+            WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)
+              AND ($3::timestamptz IS NULL OR (updated_at, instance_id) < ($3, $4))
+            ORDER BY updated_at DESC, instance_id DESC LIMIT $5"#,
+        tenant.as_str(),
+        status.map(|s| s.as_str()),
+        after.map(|c| c.updated_at),
+        after.map(|c| c.instance.as_uuid()),
+        limit,
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}

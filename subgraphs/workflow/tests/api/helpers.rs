@@ -12,8 +12,10 @@ pub type App = test_support::TestApp<workflow::State>;
 
 const AMQP: &str = test_support::AMQP_URL;
 
+/// An app whose workers run only when a test steps them (`app.step`, or a timer pass on the test's own
+/// clock): none races what a test checks, and no timer fires before the test says the time has come.
 pub async fn app() -> App {
-    App::start(&kernel::service::NoConfig {}).await
+    App::builder().manual_workers().start(&kernel::service::NoConfig {}).await
 }
 
 /// A tenant slug unique to this app.
@@ -32,12 +34,17 @@ pub async fn publish<E: Event>(app: &App, tenant: &str, payload: &E) -> Envelope
     let meta = EventMeta { trace_id: "t".into(), correlation_id: "c".into(), causation_id: None, actor: None };
     let tenant = if tenant == "platform" { TenantId::platform() } else { TenantId::parse(tenant).unwrap() };
     let env = Envelope::new(&tenant, &meta, payload);
+    publish_envelope(app, &E::routing_key(), &env).await;
+    env
+}
+
+/// Publishes `env` under `<namespace>.<rest>` (`rest`: the routing key as its sender's domain publishes it).
+pub async fn publish_envelope(app: &App, rest: &str, env: &Envelope) {
     let ch = Broker::new(AMQP.to_owned().into()).channel().await.unwrap();
-    let key = format!("{}.{}", app.command_prefix(), E::routing_key());
-    let body = serde_json::to_vec(&env).unwrap();
+    let key = format!("{}.{rest}", app.command_prefix());
+    let body = serde_json::to_vec(env).unwrap();
     let props = BasicProperties::default().with_delivery_mode(2);
     ch.basic_publish(EXCHANGE, &key, BasicPublishOptions::default(), &body, props).await.unwrap().await.unwrap();
-    env
 }
 
 /// Catalogue announcing a published skill version of `tenant`'s (`platform` for the platform's); returns

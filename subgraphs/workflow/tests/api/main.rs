@@ -1,8 +1,10 @@
 //! Integration tests of the workflow subgraph against the real PostgreSQL, Redis and RabbitMQ.
 
+mod crash;
 mod definitions;
 mod helpers;
 mod history;
 mod leases;
 mod process;
+mod saga;
 mod timers;

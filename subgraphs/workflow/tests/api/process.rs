@@ -54,6 +54,7 @@ async fn instance(app: &App, t: &TenantId, then: Vec<Make>) -> InstanceId {
         platform_definition: true,
         project_id: None,
         input: json!({}),
+        started_by: "test".into(),
     };
     stream.append(&mut w, t, &started).await.unwrap();
     for make in then {
@@ -95,6 +96,8 @@ fn assigned(step: &'static str) -> Make {
             task_id: TaskId::new_v7(),
             step_id: step.into(),
             attempt: 1,
+            compensation: false,
+            skill: "draft-content".into(),
             pool: "writers".into(),
             agent_id: "agent-1".into(),
             fencing_token: 1,
@@ -108,6 +111,7 @@ fn completed(step: &'static str) -> Make {
             instance_id: id,
             task_id: TaskId::new_v7(),
             step_id: step.into(),
+            compensation: false,
             outputs: vec![],
             model: "m".into(),
             tokens: 10,
@@ -134,6 +138,7 @@ async fn the_projection_follows_the_events_and_a_rebuild_gives_every_row_back() 
                 Appendable::Approval(ApprovalRequested {
                     instance_id: id,
                     step_id: "review".into(),
+                    attempt: 1,
                     approval_key: "k".into(),
                 })
             }),

@@ -30,7 +30,8 @@ impl OnTimer for Appends {
         }
         let instance = InstanceId::parse("subject", &timer.subject)?;
         let version = history::store::version(work, &timer.tenant, instance).await?.unwrap();
-        let fired = TimerFired { instance_id: instance, step_id: timer.name.clone(), purpose: "wait".into() };
+        let fired =
+            TimerFired { instance_id: instance, step_id: timer.name.clone(), purpose: "wait".into(), attempt: 1 };
         Stream::at(instance, version).append(work, &timer.tenant, &fired).await?;
         *self.fired.lock().unwrap().entry((timer.subject.clone(), timer.name.clone())).or_default() += 1;
         Ok(())

@@ -1,0 +1,146 @@
+//! Instances in the API: their state, steps, tasks and history.
+
+use async_graphql::connection::Connection;
+use async_graphql::{Context, Json, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use kernel::pagination::Page;
+use kernel::permissions::workflow::READ;
+use kernel::{Authorize, Error, Result};
+use serde_json::Value;
+
+use super::{store, ProcessState, Status, StepState};
+use crate::agents::store::{self as tasks, TaskRow};
+use crate::history::{self, Recorded, HISTORY_LIMIT};
+use crate::ids::InstanceId;
+use crate::state;
+
+/// One step's state in an instance.
+#[derive(SimpleObject)]
+#[graphql(name = "WorkflowStepStatus")]
+pub struct StepStatus {
+    pub step_id: String,
+    pub state: StepState,
+}
+
+/// One event of an instance's history.
+#[derive(SimpleObject)]
+#[graphql(name = "WorkflowEvent")]
+pub struct EventView {
+    /// Its place in the instance's history, from 1.
+    pub version: i64,
+    pub event_id: String,
+    #[graphql(name = "type")]
+    pub event_type: String,
+    /// The payload, as it left in the event's envelope.
+    pub data: Json<Value>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl From<Recorded> for EventView {
+    fn from(e: Recorded) -> Self {
+        Self {
+            version: e.version,
+            event_id: e.event_id,
+            event_type: e.event_type,
+            data: Json(e.data),
+            recorded_at: e.recorded_at,
+        }
+    }
+}
+
+/// A workflow instance's process state.
+#[Object(name = "WorkflowInstance")]
+impl ProcessState {
+    async fn id(&self) -> ID {
+        ID(self.instance_id.to_string())
+    }
+    async fn definition_key(&self) -> &str {
+        &self.definition_key
+    }
+    async fn definition_version(&self) -> i32 {
+        self.definition_version
+    }
+    async fn status(&self) -> Status {
+        self.status
+    }
+    /// Each step that has run, by id.
+    async fn steps(&self) -> Vec<StepStatus> {
+        self.steps.iter().map(|(id, s)| StepStatus { step_id: id.clone(), state: *s }).collect()
+    }
+    /// Events in its history.
+    async fn version(&self) -> i64 {
+        self.version
+    }
+    async fn last_event_type(&self) -> &str {
+        &self.last_event_type
+    }
+    async fn started_at(&self) -> DateTime<Utc> {
+        self.started_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.updated_at
+    }
+    async fn ended_at(&self) -> Option<DateTime<Utc>> {
+        self.ended_at
+    }
+    /// Its agent tasks (compensations included), oldest first.
+    async fn tasks(&self, ctx: &Context<'_>) -> Result<Vec<TaskRow>> {
+        let tenant = ctx.authorize(READ)?;
+        let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
+        let rows = tasks::of_instance(&mut tx, tenant.tenant(), self.instance_id).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+    /// Its history after version `after`, oldest first, at most `first` (1 to 500, default 100).
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default)] after: i64,
+        first: Option<i32>,
+    ) -> Result<Vec<EventView>> {
+        let tenant = ctx.authorize(READ)?;
+        let limit = i64::from(first.unwrap_or(100));
+        if !(1..=500).contains(&limit) {
+            return Err(Error::bad_input("first", "`first` is 1 to 500"));
+        }
+        let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
+        let events = history::store::read(&mut tx, tenant.tenant(), self.instance_id, after.max(0), limit).await?;
+        tx.commit().await?;
+        Ok(events.into_iter().map(EventView::from).collect())
+    }
+}
+
+#[derive(Default)]
+pub struct ProcessQuery;
+
+#[Object]
+impl ProcessQuery {
+    /// An instance as its history leaves it now (folded from its events: never behind).
+    async fn workflow_instance(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ProcessState>> {
+        let tenant = ctx.authorize(READ)?;
+        let instance = InstanceId::from_id("id", &id)?;
+        let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
+        let events = history::store::read(&mut tx, tenant.tenant(), instance, 0, HISTORY_LIMIT).await?;
+        tx.commit().await?;
+        Ok(events.iter().fold(None, super::apply))
+    }
+
+    /// The tenant's instances (those in `status` only, when given), most recently changed first — from the
+    /// process-state projection, which follows the histories within a fraction of a second.
+    #[graphql(complexity = "kernel::pagination::page_complexity(first, child_complexity)")]
+    async fn workflow_instances(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<Status>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, ProcessState>> {
+        let tenant = ctx.authorize(READ)?;
+        let page = Page::forward(after, first, 20)?;
+        let cursor = page.after.as_deref().map(store::Cursor::parse).transpose()?;
+        let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
+        let rows = store::page(&mut tx, tenant.tenant(), status, cursor, page.fetch_limit()).await?;
+        tx.commit().await?;
+        Ok(page.connection(rows, |s| store::Cursor::of(s).to_string()))
+    }
+}

@@ -1,0 +1,463 @@
+//! The saga through the API: the full path (an agent task, an approval gate, a parallel branch with a
+//! timeout and a retry beside a wait, the join, a failure unwinding through a compensation), fenced agent
+//! reports, Redis losing the leases, idempotent assignment, usage metered once per task, commands from
+//! other domains, and bad input refused with nothing written. Time is stepped: timers are fired with a
+//! clock the test passes (`saga::timers::fire_due`), never slept for.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use kernel::contracts::governance::{ApprovalGranted, ApprovalSubject};
+use kernel::envelope::{Envelope, Event, EventMeta};
+use kernel::TenantId;
+use serde_json::{json, Value};
+use test_support::code;
+use workflow::saga::engine::{request_id, GATE};
+
+use crate::helpers::{self, app, member, skill_published, tenant, App};
+
+const PUBLISH: &str =
+    "mutation($input: PublishWorkflowDefinitionInput!) { publishWorkflowDefinition(input: $input) { version } }";
+const POOL: &str = "mutation($input: ConfigureAgentPoolInput!) { configureAgentPool(input: $input) { pool agents concurrency leaseTtlSeconds } }";
+const START: &str = "mutation($input: StartWorkflowInput!) { startWorkflow(input: $input) { id status version } }";
+const INSTANCE: &str = "query($id: ID!) { workflowInstance(id: $id) { id status version steps { stepId state }
+    tasks { id stepId attempt compensation skill agentId fencingToken status } } }";
+const HISTORY: &str = "query($id: ID!) { workflowInstance(id: $id) { history(first: 500) { version type data } } }";
+const PROGRESS: &str =
+    "mutation($input: AgentTaskProgressInput!) { reportAgentTaskProgress(input: $input) { id percent fencingToken } }";
+const COMPLETE: &str = "mutation($input: CompleteAgentTaskInput!) { completeAgentTask(input: $input) { id status outputs { artifactId } } }";
+const FAIL: &str = "mutation($input: FailAgentTaskInput!) { failAgentTask(input: $input) { id status } }";
+
+fn agent_token(app: &App, t: &str) -> String {
+    app.tenant_token(t, &["agent:report"])
+}
+
+/// Publishes `steps` as the tenant's definition `key`, after catalogue announced every skill they name.
+async fn define(app: &App, token: &str, t: &str, key: &str, mut steps: Value, skills: &[&str]) {
+    for s in skills {
+        skill_published(app, t, s, "1.0.0").await;
+    }
+    for s in steps.as_array_mut().unwrap() {
+        let ty = s["type"].as_str().unwrap().replace("AgentTask", "AGENT_TASK").to_uppercase();
+        s["type"] = json!(ty);
+    }
+    let input = json!({ "input": { "key": key, "name": key, "start": steps[0]["id"], "steps": steps } });
+    app.ok(token, PUBLISH, input).await;
+}
+
+async fn pool(app: &App, token: &str, name: &str, agents: &[&str], ttl: i32) {
+    let input = json!({ "pool": name, "agents": agents, "concurrency": 1, "leaseTtlSeconds": ttl });
+    app.ok(token, POOL, json!({ "input": input })).await;
+}
+
+async fn start(app: &App, token: &str, key: &str) -> String {
+    let v = app.ok(token, START, json!({ "input": { "definitionKey": key, "input": { "title": "hello" } } })).await;
+    v["startWorkflow"]["id"].as_str().unwrap().to_owned()
+}
+
+async fn instance(app: &App, token: &str, id: &str) -> Value {
+    app.ok(token, INSTANCE, json!({ "id": id })).await["workflowInstance"].clone()
+}
+
+async fn history_types(app: &App, token: &str, id: &str) -> Vec<String> {
+    let v = app.ok(token, HISTORY, json!({ "id": id })).await;
+    v["workflowInstance"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The live (assigned) task of `step`, with its fencing token.
+async fn live_task(app: &App, token: &str, id: &str, step: &str) -> (String, i64) {
+    let i = instance(app, token, id).await;
+    let task = i["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["stepId"] == step && t["status"] == "ASSIGNED")
+        .unwrap_or_else(|| panic!("no assigned task of `{step}`: {i}"))
+        .clone();
+    (task["id"].as_str().unwrap().to_owned(), task["fencingToken"].as_i64().unwrap())
+}
+
+fn complete_input(task: &str, token: i64) -> Value {
+    json!({ "input": { "taskId": task, "fencingToken": token, "model": "gpt-5", "tokens": 1200, "durationMs": 900,
+        "outputs": [{ "artifactId": "doc-1", "version": "1.0.0", "contentHash": format!("sha256:{}", "ab".repeat(32)) }] } })
+}
+
+async fn fire(app: &App, after: chrono::Duration) {
+    workflow::saga::timers::fire_due(&app.state.kernel, Utc::now() + after).await.unwrap();
+}
+
+/// Governance granting the gate of `step`'s `attempt`, as its consumer would publish it.
+async fn grant(app: &App, t: &str, id: &str, step: &str, attempt: u32, by: &str) {
+    let key = format!("{id}/{step}/{attempt}");
+    let granted = ApprovalGranted {
+        approval_id: uuid::Uuid::now_v7().into(),
+        subject: ApprovalSubject { kind: GATE.into(), id: key.clone(), project_id: None },
+        decided_by: vec![by.into()],
+        note: None,
+    };
+    let meta = EventMeta {
+        trace_id: "t".into(),
+        correlation_id: "c".into(),
+        causation_id: Some(request_id(&key)),
+        actor: None,
+    };
+    let env = Envelope::new(&TenantId::parse(t).unwrap(), &meta, &granted);
+    helpers::publish_envelope(app, &ApprovalGranted::routing_key_to("workflow"), &env).await;
+}
+
+async fn wait_status(app: &App, token: &str, id: &str, status: &str) -> Value {
+    test_support::eventually_value(&format!("instance {id} {status}"), Duration::from_secs(10), || async {
+        let i = instance(app, token, id).await;
+        (i["status"] == status).then_some(i)
+    })
+    .await
+}
+
+async fn outbox_count(app: &App, event_type: &str, like: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE event_type = $1 AND envelope::text LIKE $2")
+        .bind(event_type)
+        .bind(format!("%{like}%"))
+        .fetch_one(&app.admin_pool().await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_full_path_through_a_gate_a_parallel_a_timeout_and_a_compensation() {
+    let app = app().await;
+    test_support::consuming(&format!("{}.approval-outcomes", app.command_prefix())).await;
+    let t = tenant(&app, "acme");
+    let token = member(&app, &t);
+    let agent = agent_token(&app, &t);
+    let steps = json!([
+        { "id": "draft", "type": "AgentTask", "skill": "draft", "pool": "writers", "next": "review",
+          "compensation": { "skill": "retract" } },
+        { "id": "review", "type": "Approval", "approverRoles": ["reviewer"], "quorum": 1, "approvalTtlHours": 24,
+          "next": "checks" },
+        { "id": "checks", "type": "Parallel", "branches": ["scan", "pause"], "join": "joined" },
+        { "id": "scan", "type": "AgentTask", "skill": "scan", "pool": "writers", "next": "joined", "timeoutSeconds": 60,
+          "retry": { "maxAttempts": 2, "initialBackoffSeconds": 5, "maxBackoffSeconds": 5 } },
+        { "id": "pause", "type": "Wait", "waitSeconds": 30, "next": "joined" },
+        { "id": "joined", "type": "Join", "next": "publish" },
+        { "id": "publish", "type": "AgentTask", "skill": "publish", "pool": "writers" }
+    ]);
+    define(&app, &token, &t, "release", steps, &["draft", "retract", "scan", "publish"]).await;
+    pool(&app, &token, "writers", &["w1", "w2"], 30).await;
+
+    // Started: the draft is assigned at once.
+    let id = start(&app, &token, "release").await;
+    let i = instance(&app, &token, &id).await;
+    assert_eq!(i["status"], "AWAITING_AGENT", "{i}");
+    let (draft, draft_token) = live_task(&app, &token, &id, "draft").await;
+    let v = app
+        .ok(&agent, PROGRESS, json!({ "input": { "taskId": draft, "fencingToken": draft_token, "percent": 50 } }))
+        .await;
+    assert_eq!(v["reportAgentTaskProgress"]["percent"], 50);
+    app.ok(&agent, COMPLETE, complete_input(&draft, draft_token)).await;
+
+    // The gate asks governance, once, with a command whose id its answer must carry.
+    let i = instance(&app, &token, &id).await;
+    assert_eq!(i["status"], "AWAITING_APPROVAL", "{i}");
+    assert_eq!(outbox_count(&app, "RequestApproval", &format!("{id}/review/1")).await, 1);
+    // An answer the gate did not ask for (another causation) is ignored; the starter's own grant too.
+    grant(&app, &t, &id, "review", 1, &test_support::tenant_subject(&t)).await;
+    grant(&app, &t, &id, "review", 1, "rita").await;
+    let i = wait_status(&app, &token, &id, "AWAITING_AGENT").await;
+    let state = |i: &Value, step: &str| {
+        i["steps"].as_array().unwrap().iter().find(|s| s["stepId"] == step).map(|s| s["state"].clone())
+    };
+    assert_eq!(state(&i, "review"), Some(json!("DONE")));
+    assert_eq!(state(&i, "pause"), Some(json!("WAITING")));
+    assert_eq!(state(&i, "scan"), Some(json!("AWAITING_AGENT")));
+    let (scan1, scan1_token) = live_task(&app, &token, &id, "scan").await;
+
+    // 61 s later: the wait is over and the scan's first attempt timed out; its retry waits out the backoff.
+    fire(&app, chrono::Duration::seconds(61)).await;
+    let i = instance(&app, &token, &id).await;
+    assert_eq!(state(&i, "pause"), Some(json!("DONE")), "{i}");
+    assert_eq!(state(&i, "scan"), Some(json!("WAITING")), "{i}");
+    // The timed-out holder is fenced off: its report is refused and writes nothing.
+    let before = i["version"].as_i64().unwrap();
+    let v = app.gql(&agent, COMPLETE, complete_input(&scan1, scan1_token)).await;
+    assert_eq!(code(&v), "CONFLICT", "{v}");
+    assert_eq!(instance(&app, &token, &id).await["version"].as_i64().unwrap(), before);
+
+    // After the backoff the second attempt runs; it completes, the join passes, the publication runs.
+    fire(&app, chrono::Duration::seconds(67)).await;
+    let (scan2, scan2_token) = live_task(&app, &token, &id, "scan").await;
+    assert_ne!(scan2, scan1, "a new attempt is a new task");
+    app.ok(&agent, COMPLETE, complete_input(&scan2, scan2_token)).await;
+    let (publish, publish_token) = live_task(&app, &token, &id, "publish").await;
+
+    // The publication fails (no retries): the completed draft is compensated, then the instance fails.
+    let v = app
+        .ok(
+            &agent,
+            FAIL,
+            json!({ "input": { "taskId": publish, "fencingToken": publish_token, "reason": "registry down" } }),
+        )
+        .await;
+    assert_eq!(v["failAgentTask"]["status"], "FAILED");
+    let i = instance(&app, &token, &id).await;
+    assert_eq!(i["status"], "COMPENSATING", "{i}");
+    let retract = i["tasks"].as_array().unwrap().iter().find(|t| t["compensation"] == true).unwrap().clone();
+    assert_eq!((retract["stepId"].as_str(), retract["skill"].as_str()), (Some("draft"), Some("retract")));
+    let (retract_id, retract_token) = (retract["id"].as_str().unwrap(), retract["fencingToken"].as_i64().unwrap());
+    app.ok(&agent, COMPLETE, complete_input(retract_id, retract_token)).await;
+    let i = instance(&app, &token, &id).await;
+    assert_eq!(i["status"], "FAILED", "{i}");
+
+    let types = history_types(&app, &token, &id).await;
+    let expected = [
+        "WorkflowInstanceStarted",
+        "WorkflowStepReady",
+        "AgentTaskAssigned",
+        "AgentTaskProgressed",
+        "AgentTaskCompleted",
+        "WorkflowStepReady",
+        "ApprovalRequested",
+        "ApprovalDecided",
+        "WorkflowStepCompleted",
+        "WorkflowStepReady",
+        "WorkflowStepCompleted",
+        "WorkflowStepReady",
+        "WorkflowStepReady",
+        "AgentTaskAssigned",
+        "TimerFired",
+        "WorkflowStepCompleted",
+        "TimerFired",
+        "WorkflowStepRetryScheduled",
+        "TimerFired",
+        "WorkflowStepReady",
+        "AgentTaskAssigned",
+        "AgentTaskCompleted",
+        "WorkflowStepReady",
+        "WorkflowStepCompleted",
+        "WorkflowStepReady",
+        "AgentTaskAssigned",
+        "AgentTaskFailed",
+        "WorkflowStepFailed",
+        "CompensationStarted",
+        "AgentTaskAssigned",
+        "AgentTaskCompleted",
+        "WorkflowFailed",
+    ];
+    assert_eq!(types, expected);
+    // Usage: tokens and time once per completed task (draft, scan, retract); nothing for the others.
+    assert_eq!(outbox_count(&app, "UsageRecorded", "model-tokens").await, 3);
+    assert_eq!(outbox_count(&app, "UsageRecorded", "agent-task-ms").await, 3);
+    // Nothing left to fire, nothing left leased.
+    let timers: i64 = sqlx::query_scalar("SELECT count(*) FROM timers WHERE subject = $1")
+        .bind(&id)
+        .fetch_one(&app.admin_pool().await)
+        .await
+        .unwrap();
+    assert_eq!(timers, 0);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_stale_token_is_refused_and_leases_lost_with_redis_are_reissued_with_higher_tokens() {
+    let app = app().await;
+    let t = tenant(&app, "acme");
+    let token = member(&app, &t);
+    let agent = agent_token(&app, &t);
+    let steps = json!([{ "id": "draft", "type": "AgentTask", "skill": "draft", "pool": "writers" }]);
+    define(&app, &token, &t, "solo", steps, &["draft"]).await;
+    pool(&app, &token, "writers", &["w1"], 30).await;
+    let id = start(&app, &token, "solo").await;
+    let (task, first) = live_task(&app, &token, &id, "draft").await;
+
+    // Redis loses every lease (this test's namespace only); the lease check finds it gone.
+    let keys = app.redis.keys().await;
+    assert!(keys.iter().any(|k| k.contains("lease")), "a lease was taken: {keys:?}");
+    let mut redis = app.state.kernel.cache.connection();
+    for k in &keys {
+        let _: () = redis::cmd("DEL").arg(k).query_async(&mut redis).await.unwrap();
+    }
+    fire(&app, chrono::Duration::seconds(31)).await;
+    let (again, second) = live_task(&app, &token, &id, "draft").await;
+    assert_eq!(again, task, "the same task, leased again");
+    assert!(second > first, "a higher fencing token: {second} > {first}");
+    let types = history_types(&app, &token, &id).await;
+    assert_eq!(&types[types.len() - 2..], ["AgentTaskLeaseLost", "AgentTaskAssigned"]);
+
+    // The old holder is fenced off: refused, nothing written.
+    let before = instance(&app, &token, &id).await["version"].clone();
+    for q in [PROGRESS, COMPLETE] {
+        let input = if q == PROGRESS {
+            json!({ "input": { "taskId": task, "fencingToken": first, "percent": 10 } })
+        } else {
+            complete_input(&task, first)
+        };
+        let v = app.gql(&agent, q, input).await;
+        assert_eq!(code(&v), "CONFLICT", "{v}");
+        assert_eq!(v["errors"][0]["extensions"]["latestToken"], second);
+    }
+    assert_eq!(instance(&app, &token, &id).await["version"], before);
+    assert_eq!(outbox_count(&app, "UsageRecorded", &task).await, 0);
+
+    // The new holder completes; sending the completion again answers the same and meters nothing more.
+    app.ok(&agent, COMPLETE, complete_input(&task, second)).await;
+    let v = app.ok(&agent, COMPLETE, complete_input(&task, second)).await;
+    assert_eq!(v["completeAgentTask"]["status"], "COMPLETED");
+    assert_eq!(instance(&app, &token, &id).await["status"], "COMPLETED");
+    assert_eq!(outbox_count(&app, "UsageRecorded", &task).await, 2, "tokens and time, once");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_step_never_has_two_live_tasks_and_waits_for_a_free_agent() {
+    let app = app().await;
+    let t = tenant(&app, "acme");
+    let token = member(&app, &t);
+    let agent = agent_token(&app, &t);
+    let steps = json!([{ "id": "draft", "type": "AgentTask", "skill": "draft", "pool": "writers" }]);
+    define(&app, &token, &t, "solo", steps, &["draft"]).await;
+    pool(&app, &token, "writers", &["w1"], 30).await;
+
+    // One agent, one slot: the first instance's task holds it, the second waits.
+    let a = start(&app, &token, "solo").await;
+    let b = start(&app, &token, "solo").await;
+    assert_eq!(instance(&app, &token, &b).await["status"], "ASSIGNING_TASK");
+    // Asking to assign b's task, many times at once: still one task, still waiting.
+    const ASSIGN: &str = "mutation($i: ID!) { assignAgentTask(instanceId: $i, stepId: \"draft\") { id status } }";
+    let asks = (0..4).map(|_| app.ok(&token, ASSIGN, json!({ "i": b })));
+    let answers = futures::future::join_all(asks).await;
+    let ids: std::collections::BTreeSet<String> =
+        answers.iter().map(|v| v["assignAgentTask"]["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids.len(), 1, "{answers:?}");
+    assert_eq!(answers[0]["assignAgentTask"]["status"], "UNASSIGNED");
+
+    // a completes and frees the agent; b's task is offered again (its assignment timer) and taken.
+    let (task, tok) = live_task(&app, &token, &a, "draft").await;
+    app.ok(&agent, COMPLETE, complete_input(&task, tok)).await;
+    fire(&app, chrono::Duration::seconds(3)).await;
+    assert_eq!(instance(&app, &token, &b).await["status"], "AWAITING_AGENT");
+    let assigned: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM workflow_events WHERE instance_id = $1::uuid AND event_type = 'AgentTaskAssigned'",
+    )
+    .bind(&b)
+    .fetch_one(&app.admin_pool().await)
+    .await
+    .unwrap();
+    assert_eq!(assigned, 1);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn bad_input_is_coded_and_writes_nothing() {
+    let app = app().await;
+    let t = tenant(&app, "acme");
+    let token = member(&app, &t);
+    let agent = agent_token(&app, &t);
+    let steps = json!([{ "id": "draft", "type": "AgentTask", "skill": "draft", "pool": "writers" }]);
+    define(&app, &token, &t, "solo", steps, &["draft"]).await;
+    pool(&app, &token, "writers", &["w1"], 30).await;
+
+    let v = app.gql(&token, START, json!({ "input": { "definitionKey": "nope" } })).await;
+    assert_eq!(code(&v), "NOT_FOUND");
+    let v = app.gql(&token, START, json!({ "input": { "definitionKey": "solo", "input": [1, 2] } })).await;
+    assert_eq!(code(&v), "BAD_USER_INPUT");
+    let big = "x".repeat(70 * 1024);
+    let v = app.gql(&token, START, json!({ "input": { "definitionKey": "solo", "input": { "big": big } } })).await;
+    assert_eq!(code(&v), "BAD_USER_INPUT");
+    let streams: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM workflow_streams").fetch_one(&app.admin_pool().await).await.unwrap();
+    assert_eq!(streams, 0, "nothing started");
+
+    let id = start(&app, &token, "solo").await;
+    let (task, tok) = live_task(&app, &token, &id, "draft").await;
+    let before = instance(&app, &token, &id).await["version"].clone();
+    let mut bad = complete_input(&task, tok);
+    bad["input"]["outputs"][0]["contentHash"] = json!("md5:abc");
+    assert_eq!(code(&app.gql(&agent, COMPLETE, bad).await), "BAD_USER_INPUT");
+    let v =
+        app.gql(&agent, PROGRESS, json!({ "input": { "taskId": task, "fencingToken": tok, "percent": 101 } })).await;
+    assert_eq!(code(&v), "BAD_USER_INPUT");
+    // Reports need `agent:report`; a member without it is refused.
+    assert_eq!(code(&app.gql(&token, COMPLETE, complete_input(&task, tok)).await), "FORBIDDEN");
+    // Another tenant's agent finds no such task.
+    let other = agent_token(&app, &tenant(&app, "globex"));
+    assert_eq!(code(&app.gql(&other, COMPLETE, complete_input(&task, tok)).await), "NOT_FOUND");
+    assert_eq!(instance(&app, &token, &id).await["version"], before);
+
+    for (field, input) in [
+        ("pool", json!({ "pool": "Bad Name", "agents": ["a"] })),
+        ("agents", json!({ "pool": "p", "agents": [] })),
+        ("agents", json!({ "pool": "p", "agents": ["a", "a"] })),
+        ("concurrency", json!({ "pool": "p", "agents": ["a"], "concurrency": 0 })),
+        ("leaseTtlSeconds", json!({ "pool": "p", "agents": ["a"], "leaseTtlSeconds": 0 })),
+    ] {
+        let v = app.gql(&token, POOL, json!({ "input": input })).await;
+        assert_eq!(code(&v), "BAD_USER_INPUT", "{field}: {v}");
+        assert_eq!(v["errors"][0]["extensions"]["field"], field, "{v}");
+    }
+    app.cleanup().await;
+}
+
+/// A command as another domain sends it: its type and payload in the canonical envelope.
+fn command(t: &str, command: &str, payload: Value) -> Envelope {
+    let meta = EventMeta { trace_id: "t".into(), correlation_id: "c".into(), causation_id: None, actor: None };
+    let any = kernel::contracts::tenancy::TenantRetired { tenant_id: t.into() };
+    let mut env = Envelope::new(&TenantId::parse(t).unwrap(), &meta, &any);
+    env.event_type = command.into();
+    env.payload = payload;
+    env
+}
+
+#[tokio::test]
+async fn other_domains_start_and_cancel_workflows_by_command_once() {
+    let app = app().await;
+    test_support::consuming(&format!("{}.commands", app.command_prefix())).await;
+    let t = tenant(&app, "acme");
+    let token = member(&app, &t);
+    let steps = json!([{ "id": "pause", "type": "Wait", "waitSeconds": 60 }]);
+    define(&app, &token, &t, "pause", steps, &[]).await;
+
+    let start = kernel::contracts::workflow::StartWorkflow {
+        definition_key: "pause".into(),
+        version: None,
+        platform: false,
+        project_id: None,
+        input: json!({ "from": "catalogue" }),
+    };
+    let env = command(&t, "StartWorkflow", serde_json::to_value(&start).unwrap());
+    helpers::publish_envelope(&app, "catalogue.StartWorkflow", &env).await;
+    helpers::publish_envelope(&app, "catalogue.StartWorkflow", &env).await; // delivered twice
+    let admin = app.admin_pool().await;
+    let id: String = test_support::eventually_value("the instance started", Duration::from_secs(10), || async {
+        sqlx::query_scalar::<_, String>("SELECT instance_id::text FROM workflow_streams WHERE tenant_id = $1")
+            .bind(&t)
+            .fetch_optional(&admin)
+            .await
+            .unwrap()
+    })
+    .await;
+    // The answer names the command as its cause.
+    let cause: Option<String> = sqlx::query_scalar(
+        "SELECT envelope->>'causationId' FROM outbox WHERE event_type = 'WorkflowInstanceStarted' AND tenant_id = $1",
+    )
+    .bind(&t)
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!(cause.as_deref(), Some(env.event_id.as_str()));
+
+    let cancel = kernel::contracts::workflow::CancelWorkflow { instance_id: id.clone(), reason: "not needed".into() };
+    let env = command(&t, "CancelWorkflow", serde_json::to_value(&cancel).unwrap());
+    helpers::publish_envelope(&app, "catalogue.CancelWorkflow", &env).await;
+    wait_status(&app, &token, &id, "CANCELLED").await;
+    let streams: i64 = sqlx::query_scalar("SELECT count(*) FROM workflow_streams WHERE tenant_id = $1")
+        .bind(&t)
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    assert_eq!(streams, 1, "started once");
+    app.cleanup().await;
+}
