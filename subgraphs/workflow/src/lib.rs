@@ -7,9 +7,10 @@
 //! | `saga/` | the instances running: what each does next, and its unit of work (timers, leases, approvals, usage) |
 //! | `agents/` | agent pools, and the tasks their agents hold under fenced leases and report on |
 //! | `process/` | the process-state projection: each instance's state, folded from its events by the projector |
+//! | `replay.rs` | a recorded history run again through the saga's decisions, to find where the code now differs |
 //!
 //! beside `events.rs` (everything published) and `ids.rs`. Not served yet (`built: false` in
-//! `kernel::contracts::SUBGRAPHS`): replay, the Redis hot copy, subscriptions and federation come next
+//! `kernel::contracts::SUBGRAPHS`): replay's shadow streams, the Redis hot copy, subscriptions and federation come next
 //! (issue "Workflow subgraph"); durable timers and fenced leases are the kernel's (`kernel::timers`,
 //! `kernel::leases`).
 
@@ -19,6 +20,7 @@ pub mod events;
 pub mod history;
 pub mod ids;
 pub mod process;
+pub mod replay;
 pub mod saga;
 
 use std::sync::Arc;

@@ -6,5 +6,6 @@ mod helpers;
 mod history;
 mod leases;
 mod process;
+mod replay;
 mod saga;
 mod timers;

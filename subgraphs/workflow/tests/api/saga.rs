@@ -146,7 +146,7 @@ async fn the_full_path_through_a_gate_a_parallel_a_timeout_and_a_compensation() 
         { "id": "joined", "type": "Join", "next": "publish" },
         { "id": "publish", "type": "AgentTask", "skill": "publish", "pool": "writers" }
     ]);
-    define(&app, &token, &t, "release", steps, &["draft", "retract", "scan", "publish"]).await;
+    define(&app, &token, &t, "release", steps.clone(), &["draft", "retract", "scan", "publish"]).await;
     pool(&app, &token, "writers", &["w1", "w2"], 30).await;
 
     // Started: the draft is assigned at once.
@@ -212,6 +212,8 @@ async fn the_full_path_through_a_gate_a_parallel_a_timeout_and_a_compensation() 
     let i = instance(&app, &token, &id).await;
     assert_eq!(i["status"], "FAILED", "{i}");
 
+    let history = app.ok(&token, HISTORY, json!({ "id": id })).await["workflowInstance"]["history"].clone();
+    crate::replay::record("full-path", &json!({ "start": "draft", "steps": steps }), &history);
     let types = history_types(&app, &token, &id).await;
     let expected = [
         "WorkflowInstanceStarted",
@@ -308,6 +310,9 @@ async fn a_stale_token_is_refused_and_leases_lost_with_redis_are_reissued_with_h
     assert_eq!(v["completeAgentTask"]["status"], "COMPLETED");
     assert_eq!(instance(&app, &token, &id).await["status"], "COMPLETED");
     assert_eq!(outbox_count(&app, "UsageRecorded", &task).await, 2, "tokens and time, once");
+    let history = app.ok(&token, HISTORY, json!({ "id": id })).await["workflowInstance"]["history"].clone();
+    let steps = json!([{ "id": "draft", "type": "AgentTask", "skill": "draft", "pool": "writers" }]);
+    crate::replay::record("lease-lost", &json!({ "start": "draft", "steps": steps }), &history);
     app.cleanup().await;
 }
 
