@@ -65,11 +65,11 @@ pub fn is_decision(event_type: &str) -> bool {
 }
 
 /// Replays `history` against `spec`: `Ok` with the number of decisions checked, or the first divergence.
-pub fn replay(spec: &Spec, history: &[Recorded]) -> Result<usize, Divergence> {
+pub fn replay(spec: &Spec, history: &[Recorded]) -> Result<usize, Box<Divergence>> {
     let Some((first, rest)) = history.split_first() else { return Ok(0) };
     let Some(mut saga) = Saga::start(first) else {
         let recorded = Some(Step { event_type: first.event_type.clone(), data: first.data.clone() });
-        return Err(Divergence { version: first.version, decided: None, recorded });
+        return Err(Box::new(Divergence { version: first.version, decided: None, recorded }));
     };
     let mut owed: Vec<Decision> = decide(&saga, spec, first);
     owed.reverse();
@@ -80,12 +80,16 @@ pub fn replay(spec: &Spec, history: &[Recorded]) -> Result<usize, Divergence> {
             Some(d) => {
                 let decided = Step::from(&d);
                 if decided != recorded {
-                    return Err(Divergence { version: e.version, decided: Some(decided), recorded: Some(recorded) });
+                    return Err(Box::new(Divergence {
+                        version: e.version,
+                        decided: Some(decided),
+                        recorded: Some(recorded),
+                    }));
                 }
                 checked += 1;
             }
             None if is_decision(&e.event_type) => {
-                return Err(Divergence { version: e.version, decided: None, recorded: Some(recorded) });
+                return Err(Box::new(Divergence { version: e.version, decided: None, recorded: Some(recorded) }));
             }
             None => {}
         }
@@ -97,7 +101,7 @@ pub fn replay(spec: &Spec, history: &[Recorded]) -> Result<usize, Divergence> {
     match owed.pop() {
         Some(d) => {
             let version = history.last().map_or(0, |e| e.version) + 1;
-            Err(Divergence { version, decided: Some(Step::from(&d)), recorded: None })
+            Err(Box::new(Divergence { version, decided: Some(Step::from(&d)), recorded: None }))
         }
         None => Ok(checked),
     }

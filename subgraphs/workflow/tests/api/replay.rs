@@ -94,7 +94,7 @@ fn a_history_that_parts_from_the_code_is_reported_where() {
             s.next = Some("release".into());
         }
     }
-    let d = replay(&renamed, &history).unwrap_err();
+    let d = *replay(&renamed, &history).unwrap_err();
     let at = entry.history.iter().position(|s| s.data["stepId"] == "publish").unwrap() as i64 + 1;
     assert_eq!(d.version, at);
     assert_eq!(d.decided.unwrap().data["stepId"], "release");
@@ -111,6 +111,6 @@ fn a_history_that_parts_from_the_code_is_reported_where() {
     }
     assert_eq!(replay(&entry.definition, &extra).unwrap_err().version, 2);
     let cut = &history[..1];
-    let d = replay(&entry.definition, cut).unwrap_err();
+    let d = *replay(&entry.definition, cut).unwrap_err();
     assert_eq!((d.version, d.decided.unwrap().event_type.as_str()), (2, "WorkflowStepReady"));
 }
