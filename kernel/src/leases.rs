@@ -32,26 +32,30 @@ pub struct Lease {
 }
 
 fn redis_error(e: redis::RedisError) -> Error {
-    Error::unavailable(format!("the lease store (Redis) is unavailable: {e}"))
+    tracing::warn!(error = %e, "the lease store (Redis) failed");
+    Error::unavailable("the lease store (Redis) is unavailable; try again shortly")
 }
 
-/// Takes the lease on `resource` for `holder` for `ttl`, with the next fencing token; `None` while another
-/// holder has it. A holder that has it already gets it again, with a new token (its older one is fenced).
-pub async fn acquire(
-    db: &Db,
-    cache: &Cache,
-    tenant: &TenantId,
-    resource: &str,
-    holder: &str,
-    ttl: Duration,
-) -> Result<Option<Lease>> {
-    if resource.is_empty() || resource.len() > 200 || holder.is_empty() {
+/// What [`take`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Taken {
+    /// The resource was free: now the holder's, for the TTL.
+    New,
+    /// The holder had it already: its TTL starts again.
+    Again,
+    /// Another holder has it.
+    Busy,
+}
+
+/// Takes the lease on `resource` in Redis for `holder` for `ttl` (no fencing token: [`issue`] gives one,
+/// in the writer's transaction). Atomic: free → this holder's; this holder's already → its TTL from now;
+/// another's → `Busy`. (Two commands would let the key expire and be taken in between.)
+pub async fn take(cache: &Cache, tenant: &TenantId, resource: &str, holder: &str, ttl: Duration) -> Result<Taken> {
+    if resource.is_empty() || resource.len() > MAX_RESOURCE || holder.is_empty() {
         return Err(Error::bad_input("resource", "a lease names a resource (1–200 bytes) and a holder"));
     }
     let key = cache.key(tenant, kind::LEASE, resource);
     let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-    // Atomically: free → this holder's, for the TTL; this holder's already → its TTL from now; another's →
-    // refused. (Two commands would let the key expire and be taken in between.)
     let taken: String = redis::Script::new(
         "local cur = redis.call('GET', KEYS[1]) \
          if not cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 'new' end \
@@ -64,22 +68,54 @@ pub async fn acquire(
     .invoke_async(&mut cache.connection())
     .await
     .map_err(redis_error)?;
-    if taken == "busy" {
+    Ok(match taken.as_str() {
+        "new" => Taken::New,
+        "again" => Taken::Again,
+        _ => Taken::Busy,
+    })
+}
+
+/// The next fencing token of `fence` (what the holder's writes protect: a resource, or a task whatever
+/// slot it runs on), issued in the caller's transaction `tx` under `tenant`: higher than every token
+/// issued before. A transaction that rolls back gives its token again; nobody learned it.
+pub async fn issue(tx: &mut Tx, tenant: &TenantId, fence: &str, holder: &str) -> Result<i64> {
+    if fence.is_empty() || fence.len() > MAX_RESOURCE {
+        return Err(Error::bad_input("resource", "a fence names a resource (1–200 bytes)"));
+    }
+    Ok(sqlx::query_scalar(
+        "INSERT INTO fencing_tokens (tenant_id, resource, token, holder) VALUES ($1, $2, 1, $3) \
+         ON CONFLICT (tenant_id, resource) DO UPDATE \
+           SET token = fencing_tokens.token + 1, holder = EXCLUDED.holder, issued_at = now() \
+         RETURNING token",
+    )
+    .bind(tenant.as_str())
+    .bind(fence)
+    .bind(holder)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// Longest resource name.
+pub const MAX_RESOURCE: usize = 200;
+
+/// Takes the lease on `resource` for `holder` for `ttl`, with the next fencing token of the resource
+/// ([`take`], then [`issue`] in a transaction of its own); `None` while another holder has it. A holder
+/// that has it already gets it again, with a new token (its older one is fenced).
+pub async fn acquire(
+    db: &Db,
+    cache: &Cache,
+    tenant: &TenantId,
+    resource: &str,
+    holder: &str,
+    ttl: Duration,
+) -> Result<Option<Lease>> {
+    let taken = take(cache, tenant, resource, holder, ttl).await?;
+    if taken == Taken::Busy {
         return Ok(None);
     }
     let issued = async {
         let mut tx = db.tenant_tx(tenant).await?;
-        let token: i64 = sqlx::query_scalar(
-            "INSERT INTO fencing_tokens (tenant_id, resource, token, holder) VALUES ($1, $2, 1, $3) \
-             ON CONFLICT (tenant_id, resource) DO UPDATE \
-               SET token = fencing_tokens.token + 1, holder = EXCLUDED.holder, issued_at = now() \
-             RETURNING token",
-        )
-        .bind(tenant.as_str())
-        .bind(resource)
-        .bind(holder)
-        .fetch_one(&mut *tx)
-        .await?;
+        let token = issue(&mut tx, tenant, resource, holder).await?;
         tx.commit().await?;
         Ok::<_, Error>(token)
     }
@@ -94,8 +130,8 @@ pub async fn acquire(
         })),
         Err(e) => {
             // No token, no new lease: an entry this call made goes (one the holder had before stays).
-            if taken == "new" {
-                let _ = release_key(cache, &key, holder).await;
+            if taken == Taken::New {
+                let _ = release_key(cache, &cache.key(tenant, kind::LEASE, resource), holder).await;
             }
             Err(e)
         }

@@ -76,15 +76,21 @@ pub async fn set(
 }
 
 /// Drops `subject`'s timers named `name` (every one of the subject's when `None`), in the caller's
-/// transaction; how many there were.
+/// transaction; how many there were. A timer a firer holds at this moment is skipped, not waited for —
+/// waiting could deadlock with a handler that locks what the caller holds — so it still fires once the
+/// caller commits: handlers must find a timer whose reason has passed and do nothing (workflow's check
+/// that the step is still where the timer was set for).
 pub async fn cancel(tx: &mut Tx, tenant: &TenantId, subject: &str, name: Option<&str>) -> Result<u64> {
-    let done =
-        sqlx::query("DELETE FROM timers WHERE tenant_id = $1 AND subject = $2 AND ($3::text IS NULL OR name = $3)")
-            .bind(tenant.as_str())
-            .bind(subject)
-            .bind(name)
-            .execute(&mut **tx)
-            .await?;
+    let done = sqlx::query(
+        "DELETE FROM timers WHERE (tenant_id, subject, name, deadline) IN ( \
+            SELECT tenant_id, subject, name, deadline FROM timers \
+             WHERE tenant_id = $1 AND subject = $2 AND ($3::text IS NULL OR name = $3) FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(tenant.as_str())
+    .bind(subject)
+    .bind(name)
+    .execute(&mut **tx)
+    .await?;
     Ok(done.rows_affected())
 }
 

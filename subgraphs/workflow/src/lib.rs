@@ -25,9 +25,9 @@ pub mod saga;
 
 use std::sync::Arc;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{MergedObject, Schema, SchemaBuilder};
 use kernel::consumer::RetryPolicy;
-use kernel::service::{Connections, Consumer, NoCommand, NoConfig, Worker};
+use kernel::service::{Connections, Consumer, Listener, NoCommand, NoConfig, Worker};
 use kernel::{Kernel, Subgraph};
 use sqlx::migrate::Migrator;
 
@@ -53,13 +53,15 @@ pub struct MutationRoot(
 /// Everything a resolver can reach.
 pub struct State {
     pub kernel: Kernel,
+    /// What this replica's listener hears, for the live subscriptions.
+    pub events: tokio::sync::broadcast::Sender<process::live::Live>,
 }
 
 impl Subgraph for State {
     const NAME: &'static str = "workflow";
     type Query = QueryRoot;
     type Mutation = MutationRoot;
-    type Subscription = EmptySubscription;
+    type Subscription = process::live::LiveRoot;
     type Config = NoConfig;
     type Command = NoCommand;
 
@@ -67,8 +69,8 @@ impl Subgraph for State {
         &MIGRATIONS
     }
 
-    fn schema() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
-        Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription).enable_federation()
+    fn schema() -> SchemaBuilder<QueryRoot, MutationRoot, process::live::LiveRoot> {
+        Schema::build(QueryRoot::default(), MutationRoot::default(), process::live::LiveRoot).enable_federation()
     }
 
     async fn build(conns: Connections, _: &NoConfig) -> anyhow::Result<Self> {
@@ -76,7 +78,7 @@ impl Subgraph for State {
         // The platform registry, at every start: an upgrade brings its new versions (idempotent).
         let loaded = definitions::registry::load(&kernel.db).await.map_err(|e| anyhow::anyhow!(e.describe()))?;
         tracing::info!(published = loaded.published, unchanged = loaded.unchanged, "workflow registry loaded");
-        Ok(Self { kernel })
+        Ok(Self { kernel, events: process::live::channel() })
     }
 
     fn kernel(&self) -> &Kernel {
@@ -98,6 +100,10 @@ impl Subgraph for State {
                 },
             },
         ]
+    }
+
+    fn listeners(state: &Arc<Self>) -> Vec<Listener> {
+        vec![process::live::listener(state.events.clone())]
     }
 
     fn consumers(state: &Arc<Self>, retry: &RetryPolicy) -> Vec<Consumer> {

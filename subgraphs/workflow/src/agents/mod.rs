@@ -15,7 +15,8 @@ pub mod schema;
 pub mod store;
 
 use chrono::{DateTime, Utc};
-use kernel::leases::{self, Lease};
+use kernel::db::Tx;
+use kernel::leases::{self, Lease, Taken};
 use kernel::{Kernel, Result, TenantId};
 
 use crate::ids::{InstanceId, TaskId};
@@ -35,17 +36,21 @@ pub struct Pool {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Most agents in one pool, and most tasks one agent runs at once.
+/// Most agents in one pool, and most tasks one agent runs at once; the longest agent id (bytes), so that
+/// every slot's lease resource fits.
 pub const MAX_AGENTS: usize = 256;
+pub const MAX_AGENT_ID: usize = 100;
 pub const MAX_CONCURRENCY: i32 = 64;
 
-/// The namespace of task ids (UUIDv5 of `<instance>/<step>/<attempt>/<kind>`).
+/// The namespace of task ids (UUIDv5 of `<instance>/<step>/<run>/<kind>`).
 const TASK_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6f1d_1c3e_5a0b_4d8e_9c27_0e5b_2f4a_9d13);
 
-/// The task of `step`'s `attempt` (or of its compensation) in `instance`: the same every time it is asked.
-pub fn task_id(instance: InstanceId, step: &str, attempt: u32, compensation: bool) -> TaskId {
+/// The task of one run of `step` in `instance` (`run`: the version of the event that began it — the
+/// step's `WorkflowStepReady`, or its `CompensationStarted`): the same every time it is asked, another for
+/// each retry and each loop back through the step.
+pub fn task_id(instance: InstanceId, step: &str, run: i64, compensation: bool) -> TaskId {
     let kind = if compensation { "compensation" } else { "task" };
-    TaskId::from(uuid::Uuid::new_v5(&TASK_NAMESPACE, format!("{instance}/{step}/{attempt}/{kind}").as_bytes()))
+    TaskId::from(uuid::Uuid::new_v5(&TASK_NAMESPACE, format!("{instance}/{step}/{run}/{kind}").as_bytes()))
 }
 
 /// The lease resource of an agent's slot.
@@ -59,22 +64,38 @@ pub struct Leased {
     pub lease: Lease,
 }
 
+/// What a task's fencing tokens are counted on: the task itself, whichever slot it runs on, so a task
+/// leased again — on another agent's slot — always gets a higher token than any it had.
+pub fn fence(task: TaskId) -> String {
+    format!("task:{task}")
+}
+
 /// Leases a free slot of `pool` for `task` (the slots are tried from a place the task's id picks, so tasks
-/// spread over the agents); `None` when every slot is held.
-pub async fn lease(kernel: &Kernel, tenant: &TenantId, pool: &Pool, task: TaskId) -> Result<Option<Leased>> {
+/// spread over the agents) with the task's next fencing token, issued in `tx`; `None` when every slot is
+/// held. (A slot taken by a transaction that then rolls back stays held until its TTL ends, or until the
+/// same task takes it again.)
+pub async fn lease(
+    tx: &mut Tx,
+    kernel: &Kernel,
+    tenant: &TenantId,
+    pool: &Pool,
+    task: TaskId,
+) -> Result<Option<Leased>> {
     let ttl = std::time::Duration::from_secs(u64::try_from(pool.lease_ttl_seconds.max(1)).unwrap_or(1));
     let concurrency = pool.concurrency.max(1) as usize;
     let slots = pool.agents.len() * concurrency;
     let from = (task.as_uuid().as_u128() % slots.max(1) as u128) as usize;
+    let holder = task.to_string();
     for i in 0..slots {
         let n = (from + i) % slots;
         let (agent, slot) = (&pool.agents[n / concurrency], (n % concurrency) as i32);
-        let holder = task.to_string();
-        if let Some(lease) =
-            leases::acquire(&kernel.db, &kernel.cache, tenant, &resource(&pool.pool, agent, slot), &holder, ttl).await?
-        {
-            return Ok(Some(Leased { agent: agent.clone(), lease }));
+        let resource = resource(&pool.pool, agent, slot);
+        if leases::take(&kernel.cache, tenant, &resource, &holder, ttl).await? == Taken::Busy {
+            continue;
         }
+        let token = leases::issue(tx, tenant, &fence(task), agent).await?;
+        let lease = Lease { tenant: tenant.clone(), resource, holder, token, ttl };
+        return Ok(Some(Leased { agent: agent.clone(), lease }));
     }
     Ok(None)
 }

@@ -7,7 +7,7 @@ use kernel::permissions::workflow::{AGENT_REPORT, READ, WRITE};
 use kernel::{Authorize, Authorized, Error, Result, Work};
 
 use super::store::{self, TaskRow, TaskStatus};
-use super::{Pool, MAX_AGENTS, MAX_CONCURRENCY};
+use super::{Pool, MAX_AGENTS, MAX_AGENT_ID, MAX_CONCURRENCY};
 use crate::events::ArtifactRef;
 use crate::ids::TaskId;
 use crate::saga::engine::{Engine, Report};
@@ -20,7 +20,7 @@ pub const MAX_OUTPUTS: usize = 100;
 pub struct ConfigureAgentPoolInput {
     /// 1–63 lower-case letters, digits, hyphens and underscores (the name definitions' steps use).
     pub pool: String,
-    /// The agents' ids (1 to 256, each 1–200 characters).
+    /// The agents' ids (1 to 256, each 1–100 printable ASCII characters other than `/`).
     pub agents: Vec<String>,
     /// Tasks one agent runs at once (1 to 64).
     #[graphql(default = 1)]
@@ -130,9 +130,14 @@ impl AgentMutation {
             return Ok(row);
         }
         let mut engine = Engine::load(&mut work, kernel, tenant.tenant(), row.instance_id, Utc::now()).await?;
+        // Read again under the instance's lock: a reassignment may have moved the task since.
+        let row = store::task(&mut work, tenant.tenant(), id)
+            .await?
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("agent task {id} vanished")))?;
         engine.report(&mut work, &row, token, report).await?;
         let after = store::task(&mut work, tenant.tenant(), id).await?;
         work.commit().await?;
+        engine.release().await?;
         after.ok_or_else(|| Error::internal(anyhow::anyhow!("agent task {id} vanished")))
     }
 }
@@ -156,9 +161,12 @@ impl AgentMutation {
         }
         let mut agents = Vec::with_capacity(input.agents.len());
         for a in &input.agents {
-            let a = kernel::error::text("agents", a, 200)?;
-            if a.contains('/') {
-                return Err(Error::bad_input("agents", "an agent's id has no `/`"));
+            let a = a.trim().to_owned();
+            if a.is_empty() || a.len() > MAX_AGENT_ID || !a.bytes().all(|b| b.is_ascii_graphic() && b != b'/') {
+                return Err(Error::bad_input(
+                    "agents",
+                    format!("an agent's id is 1–{MAX_AGENT_ID} printable ASCII characters other than `/`"),
+                ));
             }
             if agents.contains(&a) {
                 return Err(Error::bad_input("agents", format!("agent `{a}` is named twice")));

@@ -208,6 +208,9 @@ impl Spec {
                 }
                 let Some(s) = self.step(at) else { break };
                 let next = match &s.kind {
+                    // A nested Parallel is crossed through its own join, which belongs to this branch too
+                    // (it is what moves on to the next step, or to this join).
+                    StepKind::Parallel { join: inner, .. } if inner == step => return Some(head),
                     StepKind::Parallel { join: inner, .. } => self.step(inner).and_then(|j| j.next.as_deref()),
                     _ => s.next.as_deref(),
                 };
@@ -437,12 +440,15 @@ fn check_fields(s: &Step) -> Result<()> {
             }
         }
         StepKind::Wait { wait_seconds } => seconds("waitSeconds", *wait_seconds, 1)?,
-        StepKind::Parallel { branches, .. } => {
+        StepKind::Parallel { branches, join } => {
             if !(2..=MAX_BRANCHES).contains(&branches.len()) {
                 return Err(refuse(&s.id, format!("a Parallel needs 2 to {MAX_BRANCHES} branches")));
             }
             if branches.iter().collect::<BTreeSet<_>>().len() != branches.len() {
                 return Err(refuse(&s.id, "a branch is named twice"));
+            }
+            if branches.contains(join) {
+                return Err(refuse(&s.id, format!("a branch must have a step before the join `{join}`")));
             }
             if s.next.is_some() {
                 return Err(refuse(&s.id, "a Parallel goes on through its join: give the join the `next`"));
@@ -492,6 +498,32 @@ mod tests {
 
     fn spec(v: serde_json::Value) -> Spec {
         serde_json::from_value(v).expect("a spec")
+    }
+
+    #[test]
+    fn each_branch_arrives_at_its_join_through_nested_parallels_and_a_join_is_no_branch() {
+        let s = spec(json!({ "start": "outer", "steps": [
+            { "id": "outer", "type": "Parallel", "branches": ["inner", "b"], "join": "j" },
+            { "id": "inner", "type": "Parallel", "branches": ["x", "y"], "join": "j2" },
+            { "id": "x", "type": "Wait", "waitSeconds": 1, "next": "j2" },
+            { "id": "y", "type": "Wait", "waitSeconds": 1, "next": "j2" },
+            { "id": "j2", "type": "Join", "next": "j" },
+            { "id": "b", "type": "Wait", "waitSeconds": 1, "next": "j" },
+            { "id": "j", "type": "Join" }
+        ] }));
+        s.check().unwrap();
+        assert_eq!(s.branch_of("j", "j2"), Some("inner"), "the inner join arrives for the branch it ends");
+        assert_eq!(s.branch_of("j", "b"), Some("b"));
+        assert_eq!(s.branch_of("j2", "x"), Some("x"));
+        assert_eq!(s.branch_of("j", "x"), None, "a step of an inner branch arrives at the inner join");
+
+        let empty = spec(json!({ "start": "p", "steps": [
+            { "id": "p", "type": "Parallel", "branches": ["a", "j"], "join": "j" },
+            { "id": "a", "type": "Wait", "waitSeconds": 1, "next": "j" },
+            { "id": "j", "type": "Join" }
+        ] }));
+        let e = empty.check().unwrap_err();
+        assert!(e.message().contains("before the join"), "{}", e.describe());
     }
 
     fn task(id: &str, next: Option<&str>) -> serde_json::Value {

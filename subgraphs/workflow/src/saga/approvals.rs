@@ -42,8 +42,8 @@ pub struct ApprovalOutcomes {
     pub kernel: Kernel,
 }
 
-/// The instance, step and attempt of a gate's key.
-fn gate(key: &str) -> Option<(InstanceId, String, u32)> {
+/// The instance, step and run of a gate's key.
+fn gate(key: &str) -> Option<(InstanceId, String, i64)> {
     let mut parts = key.splitn(3, '/');
     let instance = parts.next()?.parse().ok()?;
     let step = parts.next()?.to_owned();
@@ -76,7 +76,7 @@ impl Handler for ApprovalOutcomes {
             return Ok(());
         }
         let tenant = &envelope.tenant_id;
-        let Some((instance, step, attempt)) = gate(&key) else {
+        let Some((instance, step, run)) = gate(&key) else {
             return Err(Failure::Permanent(anyhow::anyhow!("approval subject id `{key}` is not a gate's key")));
         };
         if envelope.causation_id.as_deref() != Some(request_id(&key).as_str()) {
@@ -97,9 +97,10 @@ impl Handler for ApprovalOutcomes {
             tracing::warn!(%tenant, gate = %key, %starter, "approval granted with the starter's own vote; ignored");
             return Ok(());
         }
-        if !engine.approval(work, &step, attempt, outcome, by, note).await? {
+        if !engine.approval(work, &step, run, outcome, by, note).await? {
             tracing::info!(%tenant, gate = %key, outcome, "the gate no longer waits for this answer; ignored");
         }
+        engine.release().await?;
         Ok(())
     }
 }

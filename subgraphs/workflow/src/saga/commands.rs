@@ -66,7 +66,7 @@ impl Handler for Commands {
                 let definition = engine::startable(work, tenant, &c.definition_key, c.version, c.platform).await?;
                 let input = if c.input.is_null() { serde_json::json!({}) } else { c.input };
                 let new = NewInstance { instance, definition, project_id, input, started_by: by };
-                Engine::start(work, &self.kernel, tenant, new, now).await?;
+                Engine::start(work, &self.kernel, tenant, new, now).await?.release().await?;
                 Ok(())
             }
             CANCEL_WORKFLOW => {
@@ -80,6 +80,7 @@ impl Handler for Commands {
                     return Ok(());
                 }
                 engine.cancel(work, &reason, &by).await?;
+                engine.release().await?;
                 Ok(())
             }
             ASSIGN_AGENT_TASK => {
@@ -87,7 +88,8 @@ impl Handler for Commands {
                     .map_err(|e| permanent("malformed AssignAgentTask", e))?;
                 let instance = InstanceId::parse("instanceId", &c.instance_id)?;
                 let mut engine = Engine::load(work, &self.kernel, tenant, instance, now).await?;
-                engine.assign_now(work, c.step_id.trim()).await?;
+                engine.assign_now(work, &kernel::error::clip(c.step_id.trim(), 63)).await?;
+                engine.release().await?;
                 Ok(())
             }
             other => Err(Failure::Permanent(anyhow::anyhow!("unexpected command {other}"))),

@@ -74,9 +74,10 @@ fn payload<E: Event + DeserializeOwned>(e: &Recorded) -> Option<E> {
     (e.event_type == E::TYPE).then(|| serde_json::from_value(e.data.clone()).ok()).flatten()
 }
 
-/// The subject id of the approval a gate asks for: one per instance, step and attempt.
-pub fn gate_key(instance: InstanceId, step: &str, attempt: u32) -> String {
-    format!("{instance}/{step}/{attempt}")
+/// The subject id of the approval a gate asks for: one per instance and run of the step (the version of the
+/// `WorkflowStepReady` that began it, so a loop back through the gate asks anew).
+pub fn gate_key(instance: InstanceId, step: &str, run: i64) -> String {
+    format!("{instance}/{step}/{run}")
 }
 
 /// What `saga` (with `e` applied) decides after `e`.
@@ -95,7 +96,7 @@ pub fn decide(saga: &Saga, spec: &Spec, e: &Recorded) -> Vec<Decision> {
             }
             "Approval" => vec![Decision::ApprovalRequested(ApprovalRequested {
                 instance_id: id,
-                approval_key: gate_key(id, &r.step_id, r.attempt),
+                approval_key: gate_key(id, &r.step_id, e.version),
                 step_id: r.step_id,
                 attempt: r.attempt,
             })],

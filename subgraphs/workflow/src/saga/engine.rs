@@ -107,6 +107,8 @@ pub struct Engine<'k> {
     history: Vec<Recorded>,
     /// Events whose effects have not run yet.
     effects_due: VecDeque<Recorded>,
+    /// Leases given up by this unit of work, released in Redis by [`Engine::release`].
+    releases: Vec<leases::Lease>,
     appended: usize,
     now: DateTime<Utc>,
 }
@@ -146,6 +148,7 @@ impl<'k> Engine<'k> {
             stream,
             history: vec![first.clone()],
             effects_due: VecDeque::from([first.clone()]),
+            releases: Vec::new(),
             appended: 1,
             now,
         };
@@ -180,6 +183,7 @@ impl<'k> Engine<'k> {
             stream: Stream::at(instance, version),
             history,
             effects_due: VecDeque::new(),
+            releases: Vec::new(),
             appended: 0,
             now,
         })
@@ -191,6 +195,16 @@ impl<'k> Engine<'k> {
 
     pub fn instance(&self) -> InstanceId {
         self.saga.instance
+    }
+
+    /// Releases in Redis the leases this unit of work gave up: after it committed (a mutation), or just
+    /// before (a timer's or a consumer's unit, which the kernel commits: a commit that then fails leaves a
+    /// task without its lease, which the task's lease check finds and leases again).
+    pub async fn release(&mut self) -> Result<()> {
+        for lease in std::mem::take(&mut self.releases) {
+            leases::release(&self.kernel.cache, &lease).await?;
+        }
+        Ok(())
     }
 
     /// The instance's process state, as the projection will show it.
@@ -211,22 +225,21 @@ impl<'k> Engine<'k> {
         self.settle(work).await
     }
 
-    /// Governance's answer about the gate of `step`'s `attempt`; ignored (`false`) unless the gate waits
-    /// for it.
+    /// Governance's answer about the gate of `step`'s run `run` (the version of the `WorkflowStepReady` that
+    /// began it); ignored (`false`) unless the gate waits for it.
     pub async fn approval(
         &mut self,
         work: &mut Work,
         step: &str,
-        attempt: u32,
+        run: i64,
         outcome: &str,
         decided_by: Vec<String>,
         note: Option<String>,
     ) -> Result<bool> {
-        let waiting = self.saga.ended.is_none()
-            && self.saga.runs.get(step).is_some_and(|r| r.attempt == attempt && r.phase == Phase::AwaitingApproval);
-        if !waiting {
-            return Ok(false);
-        }
+        let attempt = match self.saga.runs.get(step) {
+            Some(r) if self.saga.ended.is_none() && r.ready == run && r.phase == Phase::AwaitingApproval => r.attempt,
+            _ => return Ok(false),
+        };
         let e = ApprovalDecided {
             instance_id: self.instance(),
             step_id: step.to_owned(),
@@ -259,7 +272,7 @@ impl<'k> Engine<'k> {
                     self.fact(work, &e).await?;
                 }
             }
-            "assign" => self.assign(work, &step, attempt, compensation).await?,
+            "assign" => self.assign(work, &step, compensation).await?,
             "lease" => self.check_lease(work, payload).await?,
             _ => {
                 tracing::warn!(tenant = %self.tenant, instance = %self.instance(), name, "a workflow timer of no known purpose; dropped")
@@ -276,14 +289,15 @@ impl<'k> Engine<'k> {
         if run.step_type != "AgentTask" {
             return Err(Error::bad_input("stepId", format!("step `{step}` is no agent task")).with("step", step));
         }
-        let attempt = run.attempt;
+        let ready = run.ready;
         if self.saga.ended.is_none() && run.phase == Phase::Assigning {
-            self.assign(work, step, attempt, false).await?;
+            self.assign(work, step, false).await?;
             self.settle(work).await?;
         }
-        let id = agents::task_id(self.instance(), step, attempt, false);
+        let id = agents::task_id(self.instance(), step, ready, false);
         tasks::task(work, &self.tenant, id).await?.ok_or_else(|| {
-            Error::conflict(format!("step `{step}` has no agent task (it is {:?})", run_phase(&self.saga, step)))
+            let phase = self.saga.runs.get(step).map_or("not run", |r| r.phase.describe());
+            Error::conflict(format!("step `{step}` has no agent task (it is {phase})"))
         })
     }
 
@@ -327,14 +341,28 @@ impl<'k> Engine<'k> {
                     ))
                     .with("fencingToken", token));
                 }
-                tasks::progressed(work, &self.tenant, row.id, i16::from(percent), &message).await?;
-                let e =
-                    AgentTaskProgressed { instance_id: id, task_id: row.id, fencing_token: token, percent, message };
-                self.fact(work, &e).await?;
+                // Only progress goes into the history (at most 100 events a task): a report that only renews
+                // the lease, or repeats the percentage, updates the task alone.
+                let moved = i16::from(percent) > row.percent;
+                tasks::progressed(work, &self.tenant, row.id, i16::from(percent).max(row.percent), &message).await?;
+                if moved {
+                    let e = AgentTaskProgressed {
+                        instance_id: id,
+                        task_id: row.id,
+                        fencing_token: token,
+                        percent,
+                        message,
+                    };
+                    self.fact(work, &e).await?;
+                }
             }
             Report::Complete { outputs, model, tokens, duration_ms } => {
                 tasks::ended(work, &self.tenant, row.id, TaskStatus::Completed, &outputs, None).await?;
                 self.meter(work, row, &agent, &model, tokens, duration_ms).await?;
+                // Released now, not after the commit: the step this completion readies may need this very
+                // slot in this unit of work. Should the commit then fail, the agent's report sent again
+                // still holds (its token is the history's); only after a lease check finds the slot gone
+                // is the task leased again.
                 leases::release(&self.kernel.cache, &lease).await?;
                 let e = AgentTaskCompleted {
                     instance_id: id,
@@ -428,7 +456,7 @@ impl<'k> Engine<'k> {
                 self.set_timer(work, "timeout", &r.step_id, false, at, json!({ "attempt": r.attempt })).await?;
             }
             match step.map(|s| s.kind) {
-                Some(StepKind::AgentTask { .. }) => self.assign(work, &r.step_id, r.attempt, false).await?,
+                Some(StepKind::AgentTask { .. }) => self.assign(work, &r.step_id, false).await?,
                 Some(StepKind::Wait { wait_seconds }) => {
                     let at = self.now + Duration::seconds(i64::from(wait_seconds));
                     self.set_timer(work, "wait", &r.step_id, false, at, json!({ "attempt": r.attempt })).await?;
@@ -460,7 +488,7 @@ impl<'k> Engine<'k> {
         } else if let Some(c) = payload::<CompensationStarted>(e) {
             // The failure stops everything else in play; then the compensation's task.
             self.stop_all(work, "the instance is unwinding a failure").await?;
-            self.assign(work, &c.step_id, 1, true).await?;
+            self.assign(work, &c.step_id, true).await?;
         } else if e.event_type == WorkflowCompleted::TYPE
             || e.event_type == WorkflowFailed::TYPE
             || e.event_type == WorkflowCancelled::TYPE
@@ -505,25 +533,26 @@ impl<'k> Engine<'k> {
     }
 
     /// `step` is no longer in play: its timers go, its live task is cancelled and its lease released.
-    async fn stop_step(&self, work: &mut Work, step: &str, why: &str) -> Result<()> {
+    async fn stop_step(&mut self, work: &mut Work, step: &str, why: &str) -> Result<()> {
         self.cancel_timers(work, step, false).await?;
         let stopped = tasks::cancel_live(work, &self.tenant, self.instance(), Some(step), why).await?;
-        self.release(stopped).await
+        self.give_up(stopped);
+        Ok(())
     }
 
     /// Nothing of the instance is in play any more: every timer and live task goes.
-    async fn stop_all(&self, work: &mut Work, why: &str) -> Result<()> {
+    async fn stop_all(&mut self, work: &mut Work, why: &str) -> Result<()> {
         kernel::timers::cancel(work, &self.tenant, &self.instance().to_string(), None).await?;
         let stopped = tasks::cancel_live(work, &self.tenant, self.instance(), None, why).await?;
-        self.release(stopped).await
+        self.give_up(stopped);
+        Ok(())
     }
 
-    async fn release(&self, stopped: Vec<(String, TaskId, i64)>) -> Result<()> {
+    /// The leases of stopped tasks, released by [`Engine::release`].
+    fn give_up(&mut self, stopped: Vec<(String, TaskId, i64)>) {
         for (resource, task, token) in stopped {
-            let lease = agents::held(&self.tenant, &resource, task, token, 1);
-            leases::release(&self.kernel.cache, &lease).await?;
+            self.releases.push(agents::held(&self.tenant, &resource, task, token, 1));
         }
-        Ok(())
     }
 
     async fn pool_ttl(&self, work: &mut Work, pool: &str) -> Result<i32> {
@@ -542,30 +571,28 @@ impl<'k> Engine<'k> {
         Some((c.skill.clone(), c.pool.clone().or(own_pool)?))
     }
 
-    /// Leases an agent for the task of `step`'s `attempt` (or its compensation) if it still waits for one
-    /// and records `AgentTaskAssigned`; with no agent free, offers it again after [`ASSIGN_RETRY`].
-    async fn assign(&mut self, work: &mut Work, step: &str, attempt: u32, compensation: bool) -> Result<()> {
+    /// Leases an agent for the task of `step`'s current run (or of its compensation) if it still waits for
+    /// one, and records `AgentTaskAssigned`; with no agent free, offers it again after [`ASSIGN_RETRY`].
+    async fn assign(&mut self, work: &mut Work, step: &str, compensation: bool) -> Result<()> {
         let waiting = if self.saga.ended.is_some() {
-            false
+            None
         } else if compensation {
-            self.saga
-                .unwinding
-                .as_ref()
-                .and_then(|u| u.current.as_ref())
-                .is_some_and(|(s, t)| s == step && t.as_ref().is_none_or(|t| t.holder.is_none()))
+            let current = self.saga.unwinding.as_ref().and_then(|u| u.current.as_ref());
+            current.and_then(|c| {
+                let free = c.task.as_ref().is_none_or(|t| t.holder.is_none());
+                (c.step == step && free).then_some((1, c.started))
+            })
         } else {
-            self.saga.runs.get(step).is_some_and(|r| r.attempt == attempt && r.phase == Phase::Assigning)
+            self.saga.runs.get(step).and_then(|r| (r.phase == Phase::Assigning).then_some((r.attempt, r.ready)))
         };
-        if !waiting {
-            return Ok(());
-        }
+        let Some((attempt, run)) = waiting else { return Ok(()) };
         let Some((skill, pool)) = self.skill_and_pool(step, compensation) else {
             return Err(Error::internal(anyhow::anyhow!("step `{step}` has no agent task to assign")));
         };
-        let id = agents::task_id(self.instance(), step, attempt, compensation);
+        let id = agents::task_id(self.instance(), step, run, compensation);
         let config = tasks::pool(work, &self.tenant, &pool).await?;
         let leased = match &config {
-            Some(config) => agents::lease(self.kernel, &self.tenant, config, id).await?,
+            Some(config) => agents::lease(work, self.kernel, &self.tenant, config, id).await?,
             None => None,
         };
         let instance = self.instance();
@@ -623,7 +650,6 @@ impl<'k> Engine<'k> {
         token: i64,
         compensation: bool,
     ) -> Result<()> {
-        let attempt = self.saga.task(task).map_or(1, |t| t.attempt);
         let e = AgentTaskLeaseLost {
             instance_id: self.instance(),
             task_id: task,
@@ -631,7 +657,7 @@ impl<'k> Engine<'k> {
             fencing_token: token,
         };
         self.fact(work, &e).await?;
-        self.assign(work, step, attempt, compensation).await
+        self.assign(work, step, compensation).await
     }
 
     /// The `RequestApproval` command for a gate, sent once: its event id is derived from the gate.
@@ -711,8 +737,4 @@ const REQUEST_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x2b9e_77d4_0c1a_4f6
 /// causation.
 pub fn request_id(key: &str) -> String {
     uuid::Uuid::new_v5(&REQUEST_NAMESPACE, key.as_bytes()).to_string()
-}
-
-fn run_phase(saga: &Saga, step: &str) -> Option<Phase> {
-    saga.runs.get(step).map(|r| r.phase)
 }

@@ -46,9 +46,10 @@ impl SagaMutation {
         let definition =
             engine::startable(&mut work, tenant.tenant(), &input.definition_key, input.version, input.platform).await?;
         let new = NewInstance { instance: InstanceId::new_v7(), definition, project_id, input: body, started_by };
-        let engine = Engine::start(&mut work, kernel, tenant.tenant(), new, Utc::now()).await?;
+        let mut engine = Engine::start(&mut work, kernel, tenant.tenant(), new, Utc::now()).await?;
         let out = engine.process_state();
         work.commit().await?;
+        engine.release().await?;
         out.ok_or_else(|| Error::internal(anyhow::anyhow!("a started instance without a state")))
     }
 
@@ -64,6 +65,7 @@ impl SagaMutation {
         engine.cancel(&mut work, &reason, &by).await?;
         let out = engine.process_state();
         work.commit().await?;
+        engine.release().await?;
         out.ok_or_else(|| Error::internal(anyhow::anyhow!("a cancelled instance without a state")))
     }
 
@@ -77,6 +79,7 @@ impl SagaMutation {
         let mut engine = Engine::load(&mut work, kernel, tenant.tenant(), instance, Utc::now()).await?;
         let task = engine.assign_now(&mut work, kernel::error::clip(step_id.trim(), 63).as_str()).await?;
         work.commit().await?;
+        engine.release().await?;
         Ok(task)
     }
 }

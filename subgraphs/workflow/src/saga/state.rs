@@ -32,6 +32,20 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// How messages name it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Phase::Ready => "ready",
+            Phase::Assigning => "waiting for an agent",
+            Phase::Running => "held by an agent",
+            Phase::AwaitingApproval => "waiting for approval",
+            Phase::Waiting => "waiting",
+            Phase::BackingOff => "waiting to retry",
+            Phase::Done => "done",
+            Phase::Failed => "failed",
+        }
+    }
+
     /// Whether the step is still in play (neither done nor failed).
     pub fn live(self) -> bool {
         !matches!(self, Phase::Done | Phase::Failed)
@@ -55,6 +69,9 @@ pub struct Task {
 pub struct Run {
     pub step_type: String,
     pub attempt: u32,
+    /// The version of the `WorkflowStepReady` that began it: what tells one run of a step from another (a
+    /// loop through it, a retry), in its task's id and its gate's key.
+    pub ready: i64,
     pub phase: Phase,
     /// Its agent task, while one is live.
     pub task: Option<Task>,
@@ -68,13 +85,20 @@ pub enum Ending {
     Cancelled,
 }
 
+/// A compensation running: its step, the version of its `CompensationStarted`, its task once assigned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compensating {
+    pub step: String,
+    pub started: i64,
+    pub task: Option<Task>,
+}
+
 /// A failure being unwound: the step that failed the instance, and the compensations run so far.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Unwinding {
     pub step: String,
     pub reason: String,
-    /// The step whose compensation runs, and its task once assigned.
-    pub current: Option<(String, Option<Task>)>,
+    pub current: Option<Compensating>,
     /// Steps compensated (or whose compensation failed, in `failed`), in order.
     pub done: Vec<String>,
     pub failed: Vec<String>,
@@ -148,7 +172,7 @@ impl Saga {
         }
         let mut tasks: Vec<&Task> =
             self.runs.values().filter(|r| r.phase.live()).filter_map(|r| r.task.as_ref()).collect();
-        if let Some((_, Some(t))) = self.unwinding.as_ref().and_then(|u| u.current.as_ref()) {
+        if let Some(t) = self.unwinding.as_ref().and_then(|u| u.current.as_ref()).and_then(|c| c.task.as_ref()) {
             tasks.push(t);
         }
         tasks
@@ -160,7 +184,7 @@ impl Saga {
     }
 
     fn task_mut(&mut self, id: TaskId) -> Option<&mut Task> {
-        if let Some(Some(t)) = self.unwinding.as_mut().and_then(|u| u.current.as_mut()).map(|(_, t)| t.as_mut()) {
+        if let Some(t) = self.unwinding.as_mut().and_then(|u| u.current.as_mut()).and_then(|c| c.task.as_mut()) {
             if t.id == id {
                 return Some(t);
             }
@@ -197,7 +221,8 @@ impl Saga {
                 _ => Phase::Ready,
             };
             self.arrivals.remove(&r.step_id);
-            self.runs.insert(r.step_id, Run { step_type: r.step_type, attempt: r.attempt, phase, task: None });
+            let run = Run { step_type: r.step_type, attempt: r.attempt, ready: e.version, phase, task: None };
+            self.runs.insert(r.step_id, run);
         } else if let Some(c) = payload::<WorkflowStepCompleted>(e) {
             self.completed(spec, &c.step_id);
         } else if let Some(r) = payload::<WorkflowStepRetryScheduled>(e) {
@@ -222,8 +247,8 @@ impl Saga {
                 holder: Some((a.agent_id, a.fencing_token)),
             };
             if a.compensation {
-                if let Some(u) = self.unwinding.as_mut() {
-                    u.current = Some((a.step_id, Some(task)));
+                if let Some(c) = self.unwinding.as_mut().and_then(|u| u.current.as_mut()) {
+                    c.task = Some(task);
                 }
             } else if let Some(run) = self.runs.get_mut(&a.step_id) {
                 run.phase = Phase::Running;
@@ -269,7 +294,7 @@ impl Saga {
         } else if let Some(c) = payload::<CompensationStarted>(e) {
             let (step, reason) = self.failure.clone().unwrap_or_default();
             let u = self.unwinding.get_or_insert_with(|| Unwinding { step, reason, ..Unwinding::default() });
-            u.current = Some((c.step_id, None));
+            u.current = Some(Compensating { step: c.step_id, started: e.version, task: None });
             for run in self.runs.values_mut() {
                 if run.phase.live() {
                     run.phase = Phase::Failed;

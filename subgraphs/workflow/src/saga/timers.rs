@@ -31,7 +31,8 @@ impl OnTimer for SagaTimers<'_> {
             Err(e) if e.code() == kernel::Code::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
-        engine.timer(work, &timer.name, &timer.payload).await
+        engine.timer(work, &timer.name, &timer.payload).await?;
+        engine.release().await
     }
 }
 

@@ -200,7 +200,11 @@ async fn kill_9_mid_saga_resumes_without_a_duplicate_side_effect() {
             > 0
     })
     .await;
-    let key = format!("{id}/gate/1");
+    let key: String =
+        sqlx::query_scalar("SELECT data->>'approvalKey' FROM workflow_events WHERE event_type = 'ApprovalRequested'")
+            .fetch_one(&admin)
+            .await
+            .unwrap();
     let granted = ApprovalGranted {
         approval_id: uuid::Uuid::now_v7().into(),
         subject: ApprovalSubject { kind: GATE.into(), id: key.clone(), project_id: None },

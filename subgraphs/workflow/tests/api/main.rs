@@ -5,6 +5,7 @@ mod definitions;
 mod helpers;
 mod history;
 mod leases;
+mod live;
 mod process;
 mod replay;
 mod saga;

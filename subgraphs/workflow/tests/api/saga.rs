@@ -91,19 +91,32 @@ async fn fire(app: &App, after: chrono::Duration) {
     workflow::saga::timers::fire_due(&app.state.kernel, Utc::now() + after).await.unwrap();
 }
 
-/// Governance granting the gate of `step`'s `attempt`, as its consumer would publish it.
-async fn grant(app: &App, t: &str, id: &str, step: &str, attempt: u32, by: &str) {
-    let key = format!("{id}/{step}/{attempt}");
+/// The key of the gate `step` asked governance about (the subject of its `RequestApproval`).
+async fn gate_key(app: &App, id: &str, step: &str) -> String {
+    sqlx::query_scalar(
+        "SELECT data->>'approvalKey' FROM workflow_events \
+          WHERE instance_id = $1::uuid AND event_type = 'ApprovalRequested' AND data->>'stepId' = $2 \
+          ORDER BY version DESC LIMIT 1",
+    )
+    .bind(id)
+    .bind(step)
+    .fetch_one(&app.admin_pool().await)
+    .await
+    .unwrap()
+}
+
+/// Governance granting the gate `key` as its consumer would publish it, answering the command `cause`.
+async fn grant(app: &App, t: &str, key: &str, cause: &str, by: &str) {
     let granted = ApprovalGranted {
         approval_id: uuid::Uuid::now_v7().into(),
-        subject: ApprovalSubject { kind: GATE.into(), id: key.clone(), project_id: None },
+        subject: ApprovalSubject { kind: GATE.into(), id: key.to_owned(), project_id: None },
         decided_by: vec![by.into()],
         note: None,
     };
     let meta = EventMeta {
         trace_id: "t".into(),
         correlation_id: "c".into(),
-        causation_id: Some(request_id(&key)),
+        causation_id: Some(cause.to_owned()),
         actor: None,
     };
     let env = Envelope::new(&TenantId::parse(t).unwrap(), &meta, &granted);
@@ -163,11 +176,23 @@ async fn the_full_path_through_a_gate_a_parallel_a_timeout_and_a_compensation() 
     // The gate asks governance, once, with a command whose id its answer must carry.
     let i = instance(&app, &token, &id).await;
     assert_eq!(i["status"], "AWAITING_APPROVAL", "{i}");
-    assert_eq!(outbox_count(&app, "RequestApproval", &format!("{id}/review/1")).await, 1);
-    // An answer the gate did not ask for (another causation) is ignored; the starter's own grant too.
-    grant(&app, &t, &id, "review", 1, &test_support::tenant_subject(&t)).await;
-    grant(&app, &t, &id, "review", 1, "rita").await;
+    let key = gate_key(&app, &id, "review").await;
+    assert!(key.starts_with(&format!("{id}/review/")), "{key}");
+    assert_eq!(outbox_count(&app, "RequestApproval", &key).await, 1);
+    // An answer to another request about the gate (another causation) is ignored, and so is the starter's
+    // own grant; governance's answer to the gate's command is taken, once.
+    grant(&app, &t, &key, &uuid::Uuid::now_v7().to_string(), "rita").await;
+    grant(&app, &t, &key, &request_id(&key), &test_support::tenant_subject(&t)).await;
+    grant(&app, &t, &key, &request_id(&key), "rita").await;
     let i = wait_status(&app, &token, &id, "AWAITING_AGENT").await;
+    let decided: Vec<Value> = sqlx::query_scalar(
+        "SELECT data->'decidedBy' FROM workflow_events WHERE instance_id = $1::uuid AND event_type = 'ApprovalDecided'",
+    )
+    .bind(&id)
+    .fetch_all(&app.admin_pool().await)
+    .await
+    .unwrap();
+    assert_eq!(decided, [json!(["rita"])], "only the answer to the gate's own request, from another than the starter");
     let state = |i: &Value, step: &str| {
         i["steps"].as_array().unwrap().iter().find(|s| s["stepId"] == step).map(|s| s["state"].clone())
     };
