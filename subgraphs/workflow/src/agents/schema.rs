@@ -20,7 +20,9 @@ pub const MAX_OUTPUTS: usize = 100;
 pub struct ConfigureAgentPoolInput {
     /// 1–63 lower-case letters, digits, hyphens and underscores (the name definitions' steps use).
     pub pool: String,
-    /// The agents' ids (1 to 256, each 1–100 printable ASCII characters other than `/`).
+    /// The agents: each the subject its tokens carry (a principal's id — an OAuth client's or a service
+    /// account's), which is how a report is known to come from the agent holding the task. 1 to 256, each
+    /// 1–100 printable ASCII characters other than `/`.
     pub agents: Vec<String>,
     /// Tasks one agent runs at once (1 to 64).
     #[graphql(default = 1)]
@@ -88,7 +90,8 @@ impl AgentQuery {
         Ok(task)
     }
 
-    /// An agent's tasks (those in `status`, default `Assigned`), oldest first — what an agent polls for.
+    /// An agent's tasks (those in `status`, default `Assigned`), oldest first — what an agent polls for. An
+    /// agent (`agent:report` without `workflow:read`) lists only its own.
     async fn agent_tasks(
         &self,
         ctx: &Context<'_>,
@@ -98,13 +101,17 @@ impl AgentQuery {
         #[graphql(desc = "At most this many, 1 to 100 (default 20).")] first: Option<i32>,
     ) -> Result<Vec<TaskRow>> {
         let tenant = reader(ctx)?;
+        let agent_id = agent_id.trim().to_owned();
+        if ctx.authorize(READ).is_err() && ctx.request_context().caller.subject != agent_id {
+            return Err(Error::forbidden("an agent lists its own tasks (`agentId` is the subject of its token)"));
+        }
         let limit = i64::from(first.unwrap_or(20));
         if !(1..=100).contains(&limit) {
             return Err(Error::bad_input("first", "`first` is 1 to 100"));
         }
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
         let status = Some(status.unwrap_or(TaskStatus::Assigned));
-        let tasks = store::of_agent(&mut tx, tenant.tenant(), pool.trim(), agent_id.trim(), status, limit).await?;
+        let tasks = store::of_agent(&mut tx, tenant.tenant(), pool.trim(), &agent_id, status, limit).await?;
         tx.commit().await?;
         Ok(tasks)
     }
@@ -134,7 +141,8 @@ impl AgentMutation {
         let row = store::task(&mut work, tenant.tenant(), id)
             .await?
             .ok_or_else(|| Error::internal(anyhow::anyhow!("agent task {id} vanished")))?;
-        engine.report(&mut work, &row, token, report).await?;
+        let caller = ctx.request_context().caller.subject.clone();
+        engine.report(&mut work, &row, &caller, token, report).await?;
         let after = store::task(&mut work, tenant.tenant(), id).await?;
         work.commit().await?;
         engine.release().await?;

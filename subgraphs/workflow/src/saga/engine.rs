@@ -301,9 +301,17 @@ impl<'k> Engine<'k> {
         })
     }
 
-    /// An agent's report about its task, with the fencing token it holds: `CONFLICT` (nothing written) if
-    /// the task no longer runs or the token is not its latest.
-    pub async fn report(&mut self, work: &mut Work, row: &TaskRow, token: i64, report: Report) -> Result<()> {
+    /// An agent's report about its task, with the fencing token it holds, from the agent itself (`caller`:
+    /// the subject of its token): `FORBIDDEN` from anyone but the task's holder, `CONFLICT` if the task no
+    /// longer runs or the token is not its latest — nothing written either way.
+    pub async fn report(
+        &mut self,
+        work: &mut Work,
+        row: &TaskRow,
+        caller: &str,
+        token: i64,
+        report: Report,
+    ) -> Result<()> {
         let Some(task) = self.saga.task(row.id).cloned() else {
             return Err(Error::conflict(format!("agent task `{}` is no longer running ({:?})", row.id, row.status))
                 .with("status", row.status.as_str()));
@@ -315,6 +323,9 @@ impl<'k> Engine<'k> {
             ))
             .with("fencingToken", token));
         };
+        if caller != agent {
+            return Err(Error::forbidden(format!("agent task `{}` is held by another agent", row.id)));
+        }
         if token != latest {
             return Err(Error::conflict(format!(
                 "the fencing token {token} of agent task `{}` was superseded (the latest is {latest})",

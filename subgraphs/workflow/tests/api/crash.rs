@@ -147,7 +147,14 @@ async fn kill_9_mid_saga_resumes_without_a_duplicate_side_effect() {
     let app = App::builder().manual_workers().start(&kernel::service::NoConfig {}).await;
     let t = tenant(&app, "acme");
     let token = member(&app, &t);
-    let agent = app.tenant_token(&t, &["agent:report"]);
+    let agent = app.signer.mint(
+        test_support::ISSUER,
+        test_support::AUDIENCE,
+        "a1",
+        Some(&t),
+        &["agent:report"],
+        Duration::from_secs(600),
+    );
     for skill in ["draft", "check", "ship"] {
         helpers::skill_published(&app, &t, skill, "1.0.0").await;
     }
@@ -167,8 +174,7 @@ async fn kill_9_mid_saga_resumes_without_a_duplicate_side_effect() {
         json!({ "input": { "key": "crashy", "name": "crashy", "start": "draft", "steps": steps } }),
     )
     .await;
-    let pool =
-        "mutation { configureAgentPool(input: { pool: \"p\", agents: [\"a1\", \"a2\"], concurrency: 2 }) { pool } }";
+    let pool = "mutation { configureAgentPool(input: { pool: \"p\", agents: [\"a1\"], concurrency: 3 }) { pool } }";
     app.ok(&token, pool, json!({})).await;
     app.shutdown.cancel();
     app.background.wait(Duration::from_secs(10)).await;

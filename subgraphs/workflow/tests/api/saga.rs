@@ -28,8 +28,10 @@ const PROGRESS: &str =
 const COMPLETE: &str = "mutation($input: CompleteAgentTaskInput!) { completeAgentTask(input: $input) { id status outputs { artifactId } } }";
 const FAIL: &str = "mutation($input: FailAgentTaskInput!) { failAgentTask(input: $input) { id status } }";
 
-fn agent_token(app: &App, t: &str) -> String {
-    app.tenant_token(t, &["agent:report"])
+/// A token of agent `agent` of tenant `t` (its subject is the agent's id, as the pools name agents).
+fn agent_token(app: &App, t: &str, agent: &str) -> String {
+    let scopes = ["agent:report"];
+    app.signer.mint(test_support::ISSUER, test_support::AUDIENCE, agent, Some(t), &scopes, Duration::from_secs(600))
 }
 
 /// Publishes `steps` as the tenant's definition `key`, after catalogue announced every skill they name.
@@ -69,8 +71,8 @@ async fn history_types(app: &App, token: &str, id: &str) -> Vec<String> {
         .collect()
 }
 
-/// The live (assigned) task of `step`, with its fencing token.
-async fn live_task(app: &App, token: &str, id: &str, step: &str) -> (String, i64) {
+/// The live (assigned) task of `step`: its id, its fencing token, and the agent holding it.
+async fn live_task(app: &App, token: &str, id: &str, step: &str) -> (String, i64, String) {
     let i = instance(app, token, id).await;
     let task = i["tasks"]
         .as_array()
@@ -79,7 +81,8 @@ async fn live_task(app: &App, token: &str, id: &str, step: &str) -> (String, i64
         .find(|t| t["stepId"] == step && t["status"] == "ASSIGNED")
         .unwrap_or_else(|| panic!("no assigned task of `{step}`: {i}"))
         .clone();
-    (task["id"].as_str().unwrap().to_owned(), task["fencingToken"].as_i64().unwrap())
+    let text = |k: &str| task[k].as_str().unwrap().to_owned();
+    (text("id"), task["fencingToken"].as_i64().unwrap(), text("agentId"))
 }
 
 fn complete_input(task: &str, token: i64) -> Value {
@@ -146,7 +149,6 @@ async fn the_full_path_through_a_gate_a_parallel_a_timeout_and_a_compensation() 
     test_support::consuming(&format!("{}.approval-outcomes", app.command_prefix())).await;
     let t = tenant(&app, "acme");
     let token = member(&app, &t);
-    let agent = agent_token(&app, &t);
     let steps = json!([
         { "id": "draft", "type": "AgentTask", "skill": "draft", "pool": "writers", "next": "review",
           "compensation": { "skill": "retract" } },
@@ -166,7 +168,8 @@ async fn the_full_path_through_a_gate_a_parallel_a_timeout_and_a_compensation() 
     let id = start(&app, &token, "release").await;
     let i = instance(&app, &token, &id).await;
     assert_eq!(i["status"], "AWAITING_AGENT", "{i}");
-    let (draft, draft_token) = live_task(&app, &token, &id, "draft").await;
+    let (draft, draft_token, holder) = live_task(&app, &token, &id, "draft").await;
+    let agent = agent_token(&app, &t, &holder);
     let v = app
         .ok(&agent, PROGRESS, json!({ "input": { "taskId": draft, "fencingToken": draft_token, "percent": 50 } }))
         .await;
@@ -199,7 +202,8 @@ async fn the_full_path_through_a_gate_a_parallel_a_timeout_and_a_compensation() 
     assert_eq!(state(&i, "review"), Some(json!("DONE")));
     assert_eq!(state(&i, "pause"), Some(json!("WAITING")));
     assert_eq!(state(&i, "scan"), Some(json!("AWAITING_AGENT")));
-    let (scan1, scan1_token) = live_task(&app, &token, &id, "scan").await;
+    let (scan1, scan1_token, holder) = live_task(&app, &token, &id, "scan").await;
+    let scan1_agent = agent_token(&app, &t, &holder);
 
     // 61 s later: the wait is over and the scan's first attempt timed out; its retry waits out the backoff.
     fire(&app, chrono::Duration::seconds(61)).await;
@@ -208,16 +212,18 @@ async fn the_full_path_through_a_gate_a_parallel_a_timeout_and_a_compensation() 
     assert_eq!(state(&i, "scan"), Some(json!("WAITING")), "{i}");
     // The timed-out holder is fenced off: its report is refused and writes nothing.
     let before = i["version"].as_i64().unwrap();
-    let v = app.gql(&agent, COMPLETE, complete_input(&scan1, scan1_token)).await;
+    let v = app.gql(&scan1_agent, COMPLETE, complete_input(&scan1, scan1_token)).await;
     assert_eq!(code(&v), "CONFLICT", "{v}");
     assert_eq!(instance(&app, &token, &id).await["version"].as_i64().unwrap(), before);
 
     // After the backoff the second attempt runs; it completes, the join passes, the publication runs.
     fire(&app, chrono::Duration::seconds(67)).await;
-    let (scan2, scan2_token) = live_task(&app, &token, &id, "scan").await;
+    let (scan2, scan2_token, holder) = live_task(&app, &token, &id, "scan").await;
+    let agent = agent_token(&app, &t, &holder);
     assert_ne!(scan2, scan1, "a new attempt is a new task");
     app.ok(&agent, COMPLETE, complete_input(&scan2, scan2_token)).await;
-    let (publish, publish_token) = live_task(&app, &token, &id, "publish").await;
+    let (publish, publish_token, holder) = live_task(&app, &token, &id, "publish").await;
+    let agent = agent_token(&app, &t, &holder);
 
     // The publication fails (no retries): the completed draft is compensated, then the instance fails.
     let v = app
@@ -233,6 +239,7 @@ async fn the_full_path_through_a_gate_a_parallel_a_timeout_and_a_compensation() 
     let retract = i["tasks"].as_array().unwrap().iter().find(|t| t["compensation"] == true).unwrap().clone();
     assert_eq!((retract["stepId"].as_str(), retract["skill"].as_str()), (Some("draft"), Some("retract")));
     let (retract_id, retract_token) = (retract["id"].as_str().unwrap(), retract["fencingToken"].as_i64().unwrap());
+    let agent = agent_token(&app, &t, retract["agentId"].as_str().unwrap());
     app.ok(&agent, COMPLETE, complete_input(retract_id, retract_token)).await;
     let i = instance(&app, &token, &id).await;
     assert_eq!(i["status"], "FAILED", "{i}");
@@ -293,12 +300,12 @@ async fn a_stale_token_is_refused_and_leases_lost_with_redis_are_reissued_with_h
     let app = app().await;
     let t = tenant(&app, "acme");
     let token = member(&app, &t);
-    let agent = agent_token(&app, &t);
     let steps = json!([{ "id": "draft", "type": "AgentTask", "skill": "draft", "pool": "writers" }]);
     define(&app, &token, &t, "solo", steps, &["draft"]).await;
     pool(&app, &token, "writers", &["w1"], 30).await;
+    let agent = agent_token(&app, &t, "w1");
     let id = start(&app, &token, "solo").await;
-    let (task, first) = live_task(&app, &token, &id, "draft").await;
+    let (task, first, _) = live_task(&app, &token, &id, "draft").await;
 
     // Redis loses every lease (this test's namespace only); the lease check finds it gone.
     let keys = app.redis.keys().await;
@@ -308,7 +315,7 @@ async fn a_stale_token_is_refused_and_leases_lost_with_redis_are_reissued_with_h
         let _: () = redis::cmd("DEL").arg(k).query_async(&mut redis).await.unwrap();
     }
     fire(&app, chrono::Duration::seconds(31)).await;
-    let (again, second) = live_task(&app, &token, &id, "draft").await;
+    let (again, second, _) = live_task(&app, &token, &id, "draft").await;
     assert_eq!(again, task, "the same task, leased again");
     assert!(second > first, "a higher fencing token: {second} > {first}");
     let types = history_types(&app, &token, &id).await;
@@ -346,7 +353,7 @@ async fn a_step_never_has_two_live_tasks_and_waits_for_a_free_agent() {
     let app = app().await;
     let t = tenant(&app, "acme");
     let token = member(&app, &t);
-    let agent = agent_token(&app, &t);
+    let agent = agent_token(&app, &t, "w1");
     let steps = json!([{ "id": "draft", "type": "AgentTask", "skill": "draft", "pool": "writers" }]);
     define(&app, &token, &t, "solo", steps, &["draft"]).await;
     pool(&app, &token, "writers", &["w1"], 30).await;
@@ -365,7 +372,7 @@ async fn a_step_never_has_two_live_tasks_and_waits_for_a_free_agent() {
     assert_eq!(answers[0]["assignAgentTask"]["status"], "UNASSIGNED");
 
     // a completes and frees the agent; b's task is offered again (its assignment timer) and taken.
-    let (task, tok) = live_task(&app, &token, &a, "draft").await;
+    let (task, tok, _) = live_task(&app, &token, &a, "draft").await;
     app.ok(&agent, COMPLETE, complete_input(&task, tok)).await;
     fire(&app, chrono::Duration::seconds(3)).await;
     assert_eq!(instance(&app, &token, &b).await["status"], "AWAITING_AGENT");
@@ -385,7 +392,7 @@ async fn bad_input_is_coded_and_writes_nothing() {
     let app = app().await;
     let t = tenant(&app, "acme");
     let token = member(&app, &t);
-    let agent = agent_token(&app, &t);
+    let agent = agent_token(&app, &t, "w1");
     let steps = json!([{ "id": "draft", "type": "AgentTask", "skill": "draft", "pool": "writers" }]);
     define(&app, &token, &t, "solo", steps, &["draft"]).await;
     pool(&app, &token, "writers", &["w1"], 30).await;
@@ -402,7 +409,7 @@ async fn bad_input_is_coded_and_writes_nothing() {
     assert_eq!(streams, 0, "nothing started");
 
     let id = start(&app, &token, "solo").await;
-    let (task, tok) = live_task(&app, &token, &id, "draft").await;
+    let (task, tok, _) = live_task(&app, &token, &id, "draft").await;
     let before = instance(&app, &token, &id).await["version"].clone();
     let mut bad = complete_input(&task, tok);
     bad["input"]["outputs"][0]["contentHash"] = json!("md5:abc");
@@ -412,8 +419,11 @@ async fn bad_input_is_coded_and_writes_nothing() {
     assert_eq!(code(&v), "BAD_USER_INPUT");
     // Reports need `agent:report`; a member without it is refused.
     assert_eq!(code(&app.gql(&token, COMPLETE, complete_input(&task, tok)).await), "FORBIDDEN");
-    // Another tenant's agent finds no such task.
-    let other = agent_token(&app, &tenant(&app, "globex"));
+    // Another agent of the tenant may not report on it (the token alone is not enough); another tenant's
+    // agent finds no such task.
+    let intruder = agent_token(&app, &t, "w2");
+    assert_eq!(code(&app.gql(&intruder, COMPLETE, complete_input(&task, tok)).await), "FORBIDDEN");
+    let other = agent_token(&app, &tenant(&app, "globex"), "w1");
     assert_eq!(code(&app.gql(&other, COMPLETE, complete_input(&task, tok)).await), "NOT_FOUND");
     assert_eq!(instance(&app, &token, &id).await["version"], before);
 
