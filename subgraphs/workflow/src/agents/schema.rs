@@ -81,6 +81,14 @@ impl AgentQuery {
         Ok(pools)
     }
 
+    /// Resolves `AgentTask` references from other subgraphs (lineage's outputs; the caller's tenant's only).
+    #[graphql(entity)]
+    async fn find_agent_task_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<TaskRow> {
+        self.agent_task(ctx, id.clone())
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no agent task `{}`", id.as_str())))
+    }
+
     async fn agent_task(&self, ctx: &Context<'_>, id: ID) -> Result<Option<TaskRow>> {
         let tenant = reader(ctx)?;
         let id = TaskId::from_id("id", &id)?;

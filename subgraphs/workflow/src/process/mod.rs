@@ -20,7 +20,7 @@ use kernel::TenantId;
 use serde::{Deserialize, Serialize};
 
 use crate::history::Recorded;
-use crate::ids::InstanceId;
+use crate::ids::{InstanceId, ProjectId};
 
 kernel::text_enum! {
     #[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +63,8 @@ pub struct ProcessState {
     pub instance_id: InstanceId,
     pub definition_key: String,
     pub definition_version: i32,
+    /// The catalogue project it runs for.
+    pub project_id: Option<ProjectId>,
     pub status: Status,
     pub steps: BTreeMap<String, StepState>,
     pub version: i64,
@@ -85,6 +87,7 @@ pub fn apply(state: Option<ProcessState>, e: &Recorded) -> Option<ProcessState> 
             instance_id: e.instance_id,
             definition_key: text(e, "definitionKey").to_owned(),
             definition_version: e.data.get("definitionVersion").and_then(|v| v.as_i64()).unwrap_or(0) as i32,
+            project_id: e.data.get("projectId").and_then(|v| v.as_str()).and_then(|p| p.parse().ok()),
             status: Status::Created,
             steps: BTreeMap::new(),
             version: e.version,

@@ -1,7 +1,7 @@
 //! Instances in the API: their state, steps, tasks and history.
 
 use async_graphql::connection::Connection;
-use async_graphql::{Context, Json, Object, SimpleObject, ID};
+use async_graphql::{ComplexObject, Context, Json, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use kernel::pagination::Page;
 use kernel::permissions::workflow::READ;
@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{store, ProcessState, Status, StepState};
 use crate::agents::store::{self as tasks, TaskRow};
 use crate::history::{self, Recorded, HISTORY_LIMIT};
-use crate::ids::InstanceId;
+use crate::ids::{InstanceId, ProjectId};
 use crate::state;
 
 /// One step's state in an instance.
@@ -110,6 +110,56 @@ impl ProcessState {
     }
 }
 
+/// Catalogue's project, with the workflows that run for it.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Project {
+    pub id: ID,
+}
+
+#[ComplexObject]
+impl Project {
+    /// The project's workflow instances (those in `status` only, when given), most recently changed first.
+    #[graphql(complexity = "kernel::pagination::page_complexity(first, child_complexity)")]
+    async fn workflows(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<Status>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, ProcessState>> {
+        let project = ProjectId::from_id("id", &self.id)?;
+        instances(ctx, Some(project), status, first, after).await
+    }
+}
+
+/// A page of the caller's tenant's instances, from the projection.
+async fn instances(
+    ctx: &Context<'_>,
+    project: Option<ProjectId>,
+    status: Option<Status>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<Connection<String, ProcessState>> {
+    let tenant = ctx.authorize(READ)?;
+    let page = Page::forward(after, first, 20)?;
+    let cursor = page.after.as_deref().map(store::Cursor::parse).transpose()?;
+    let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
+    let rows = store::page(&mut tx, tenant.tenant(), project, status, cursor, page.fetch_limit()).await?;
+    tx.commit().await?;
+    Ok(page.connection(rows, |s| store::Cursor::of(s).to_string()))
+}
+
+/// An instance as its history leaves it now (its events folded: never behind).
+async fn instance(ctx: &Context<'_>, id: &ID) -> Result<Option<ProcessState>> {
+    let tenant = ctx.authorize(READ)?;
+    let instance = InstanceId::from_id("id", id)?;
+    let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
+    let events = history::store::read(&mut tx, tenant.tenant(), instance, 0, HISTORY_LIMIT).await?;
+    tx.commit().await?;
+    Ok(events.iter().fold(None, super::apply))
+}
+
 #[derive(Default)]
 pub struct ProcessQuery;
 
@@ -117,30 +167,33 @@ pub struct ProcessQuery;
 impl ProcessQuery {
     /// An instance as its history leaves it now (folded from its events: never behind).
     async fn workflow_instance(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ProcessState>> {
-        let tenant = ctx.authorize(READ)?;
-        let instance = InstanceId::from_id("id", &id)?;
-        let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
-        let events = history::store::read(&mut tx, tenant.tenant(), instance, 0, HISTORY_LIMIT).await?;
-        tx.commit().await?;
-        Ok(events.iter().fold(None, super::apply))
+        instance(ctx, &id).await
     }
 
-    /// The tenant's instances (those in `status` only, when given), most recently changed first — from the
-    /// process-state projection, which follows the histories within a fraction of a second.
+    /// The tenant's instances (of one project, or in one status, when given), most recently changed first —
+    /// from the process-state projection, which follows the histories within a fraction of a second.
     #[graphql(complexity = "kernel::pagination::page_complexity(first, child_complexity)")]
     async fn workflow_instances(
         &self,
         ctx: &Context<'_>,
+        project_id: Option<ID>,
         status: Option<Status>,
         #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<String, ProcessState>> {
-        let tenant = ctx.authorize(READ)?;
-        let page = Page::forward(after, first, 20)?;
-        let cursor = page.after.as_deref().map(store::Cursor::parse).transpose()?;
-        let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
-        let rows = store::page(&mut tx, tenant.tenant(), status, cursor, page.fetch_limit()).await?;
-        tx.commit().await?;
-        Ok(page.connection(rows, |s| store::Cursor::of(s).to_string()))
+        let project = project_id.as_ref().map(|p| ProjectId::from_id("projectId", p)).transpose()?;
+        instances(ctx, project, status, first, after).await
+    }
+
+    /// Resolves `WorkflowInstance` references from other subgraphs (the caller's tenant's only).
+    #[graphql(entity)]
+    async fn find_workflow_instance_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<ProcessState> {
+        instance(ctx, &id).await?.ok_or_else(|| Error::not_found(format!("no workflow instance `{}`", id.as_str())))
+    }
+
+    /// Lets the router ask workflow for `Project.workflows`.
+    #[graphql(entity)]
+    async fn find_project_by_id(&self, id: ID) -> Project {
+        Project { id }
     }
 }

@@ -9,13 +9,14 @@ use sqlx::types::Json;
 
 use super::{ProcessState, Status, StepState};
 use crate::history::Checkpoint;
-use crate::ids::InstanceId;
+use crate::ids::{InstanceId, ProjectId};
 
 struct Row {
     tenant_id: TenantId,
     instance_id: InstanceId,
     definition_key: String,
     definition_version: i32,
+    project_id: Option<ProjectId>,
     status: Status,
     steps: Json<BTreeMap<String, StepState>>,
     version: i64,
@@ -32,6 +33,7 @@ impl From<Row> for ProcessState {
             instance_id: r.instance_id,
             definition_key: r.definition_key,
             definition_version: r.definition_version,
+            project_id: r.project_id,
             status: r.status,
             steps: r.steps.0,
             version: r.version,
@@ -47,7 +49,7 @@ pub async fn get(tx: &mut Tx, tenant: &TenantId, instance: InstanceId) -> Result
     let row = sqlx::query_as!(
         Row,
         r#"SELECT tenant_id AS "tenant_id: TenantId", instance_id AS "instance_id: InstanceId", definition_key,
-                  definition_version, status AS "status: Status", steps AS "steps: Json<BTreeMap<String, StepState>>",
+                  definition_version, project_id AS "project_id: ProjectId", status AS "status: Status", steps AS "steps: Json<BTreeMap<String, StepState>>",
                   version, last_event_type, started_at, updated_at, ended_at
              FROM process_state WHERE tenant_id = $1 AND instance_id = $2"#,
         tenant.as_str(),
@@ -61,8 +63,8 @@ pub async fn get(tx: &mut Tx, tenant: &TenantId, instance: InstanceId) -> Result
 pub async fn upsert(tx: &mut Tx, s: &ProcessState) -> Result<()> {
     sqlx::query!(
         "INSERT INTO process_state (tenant_id, instance_id, definition_key, definition_version, status, steps, version,
-                                    last_event_type, started_at, updated_at, ended_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                    last_event_type, started_at, updated_at, ended_at, project_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          ON CONFLICT (tenant_id, instance_id) DO UPDATE
             SET status = EXCLUDED.status, steps = EXCLUDED.steps, version = EXCLUDED.version,
                 last_event_type = EXCLUDED.last_event_type, updated_at = EXCLUDED.updated_at,
@@ -78,6 +80,7 @@ pub async fn upsert(tx: &mut Tx, s: &ProcessState) -> Result<()> {
         s.started_at,
         s.updated_at,
         s.ended_at,
+        s.project_id as Option<ProjectId>,
     )
     .execute(&mut **tx)
     .await?;
@@ -143,6 +146,7 @@ impl std::fmt::Display for Cursor {
 pub async fn page(
     tx: &mut Tx,
     tenant: &TenantId,
+    project: Option<ProjectId>,
     status: Option<Status>,
     after: Option<Cursor>,
     limit: i64,
@@ -150,17 +154,19 @@ pub async fn page(
     let rows = sqlx::query_as!(
         Row,
         r#"SELECT tenant_id AS "tenant_id: TenantId", instance_id AS "instance_id: InstanceId", definition_key,
-                  definition_version, status AS "status: Status", steps AS "steps: Json<BTreeMap<String, StepState>>",
+                  definition_version, project_id AS "project_id: ProjectId", status AS "status: Status", steps AS "steps: Json<BTreeMap<String, StepState>>",
                   version, last_event_type, started_at, updated_at, ended_at
              FROM process_state
             WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)
               AND ($3::timestamptz IS NULL OR (updated_at, instance_id) < ($3, $4))
+              AND ($6::uuid IS NULL OR project_id = $6)
             ORDER BY updated_at DESC, instance_id DESC LIMIT $5"#,
         tenant.as_str(),
         status.map(|s| s.as_str()),
         after.map(|c| c.updated_at),
         after.map(|c| c.instance.as_uuid()),
         limit,
+        project.map(|p| p.as_uuid()),
     )
     .fetch_all(&mut **tx)
     .await?;

@@ -501,3 +501,50 @@ async fn other_domains_start_and_cancel_workflows_by_command_once() {
     assert_eq!(streams, 1, "started once");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_projects_workflows_and_the_entities_other_subgraphs_reference() {
+    let app = app().await;
+    let t = tenant(&app, "acme");
+    let token = member(&app, &t);
+    let steps = json!([{ "id": "pause", "type": "Wait", "waitSeconds": 60 }]);
+    define(&app, &token, &t, "pause", steps, &[]).await;
+    let project = uuid::Uuid::now_v7().to_string();
+    let mut ids = Vec::new();
+    for p in [Some(project.as_str()), None] {
+        let input = json!({ "input": { "definitionKey": "pause", "projectId": p } });
+        ids.push(app.ok(&token, START, input).await["startWorkflow"]["id"].as_str().unwrap().to_owned());
+    }
+    app.step("process-state projector").await;
+
+    // Catalogue's Project, as the router asks workflow for its `workflows`.
+    let entities = "query($r: [_Any!]!) { _entities(representations: $r) {
+        ... on Project { workflows { edges { node { id status } } } }
+        ... on WorkflowInstance { id definitionKey status } } }";
+    let reps = json!({ "r": [{ "__typename": "Project", "id": project }, { "__typename": "WorkflowInstance", "id": ids[1] }] });
+    let v = app.ok(&token, entities, reps.clone()).await;
+    let listed: Vec<&str> = v["_entities"][0]["workflows"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [ids[0].as_str()], "only the project's own");
+    assert_eq!(v["_entities"][1], json!({ "id": ids[1], "definitionKey": "pause", "status": "WAITING" }));
+    let v = app
+        .ok(
+            &token,
+            "query($p: ID) { workflowInstances(projectId: $p) { edges { node { id } } } }",
+            json!({ "p": project }),
+        )
+        .await;
+    assert_eq!(v["workflowInstances"]["edges"].as_array().unwrap().len(), 1);
+
+    // Another tenant sees neither.
+    let other = member(&app, &tenant(&app, "globex"));
+    let v = app.ok(&other, entities, json!({ "r": [reps["r"][0]] })).await;
+    assert_eq!(v["_entities"][0]["workflows"]["edges"], json!([]), "{v}");
+    let v = app.gql(&other, entities, json!({ "r": [reps["r"][1]] })).await;
+    assert_eq!(code(&v), "NOT_FOUND");
+    app.cleanup().await;
+}
