@@ -24,7 +24,8 @@ client.subscribe(
       if (--left <= 0) client.dispose().then(() => process.exit(0));
     },
     error: (e) => {
-      out({ error: e?.message ?? e?.reason ?? String(e) });
+      // A list of GraphQL errors (the server refused the operation), a CloseEvent, or an Error.
+      out({ error: Array.isArray(e) ? e : (e?.message ?? e?.reason ?? String(e)) });
       process.exit(2);
     },
     complete: () => process.exit(0),

@@ -31,7 +31,7 @@ pub const SUBGRAPHS: [SubgraphEntry; 6] = [
     SubgraphEntry { name: "identity", port: 4001, built: true },
     SubgraphEntry { name: "tenancy", port: 4002, built: true },
     SubgraphEntry { name: "catalogue", port: 4003, built: true },
-    SubgraphEntry { name: "workflow", port: 4004, built: false },
+    SubgraphEntry { name: "workflow", port: 4004, built: true },
     SubgraphEntry { name: "governance", port: 4005, built: true },
     SubgraphEntry { name: "lineage", port: 4006, built: false },
 ];

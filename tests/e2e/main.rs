@@ -3,6 +3,7 @@
 
 mod indexes;
 mod subscribers;
+mod workflow;
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! End-to-end harness: the identity, tenancy, catalogue and governance subgraphs served on real ports through the
+//! End-to-end harness: the identity, tenancy, catalogue, workflow and governance subgraphs served on real ports through the
 //! production wiring (`test-support`: their relays, consumers and listeners, fresh databases, Redis
 //! namespaces and queues of their own), and the real router binaries in front of them as child processes.
 //! Identity signs with the harness's key, so tokens minted here and tokens identity issues verify alike; the
@@ -45,13 +45,14 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Identity, tenancy, catalogue and governance on real ports, each started through the production wiring by `test-support` on
+/// Identity, tenancy, catalogue, workflow and governance on real ports, each started through the production wiring by `test-support` on
 /// resources of its own (removed when the stack stops or is dropped).
 pub struct Stack {
     pub id: String,
     identity: test_support::TestApp<identity::State>,
     tenancy: test_support::TestApp<tenancy::State>,
     catalogue: test_support::TestApp<catalogue::State>,
+    workflow: test_support::TestApp<workflow::State>,
     governance: test_support::TestApp<governance::State>,
     /// Tenancy's `/graphql`.
     pub subgraph_url: String,
@@ -105,6 +106,16 @@ impl Stack {
         let catalogue = builder.start::<catalogue::State>(&catalogue::Config::default()).await;
         let catalogue_url = format!("{}/graphql", catalogue.serve().await);
 
+        // Workflow: the same.
+        let mut builder = test_support::TestApp::<workflow::State>::builder();
+        builder.config.router_secret = router_secret.clone();
+        builder.config.internal_secret = internal_secret.clone();
+        builder.config.jwks = Some(format!("{identity_base}/.well-known/jwks.json"));
+        builder.config.identity_url = Some(identity_base.clone());
+        builder.config.database_max_connections = 16;
+        let workflow = builder.start::<workflow::State>(&NoConfig {}).await;
+        let workflow_url = format!("{}/graphql", workflow.serve().await);
+
         // Governance: the same, with its approval expiry worker on a short interval.
         let mut builder = test_support::TestApp::<governance::State>::builder();
         builder.config.router_secret = router_secret.clone();
@@ -130,8 +141,27 @@ impl Stack {
         )
         .await;
         bridge(
+            &format!("{}.approval-outcomes", workflow.command_prefix()),
+            &[
+                ApprovalGranted::routing_key_to(workflow::events::DOMAIN),
+                ApprovalRejected::routing_key_to(workflow::events::DOMAIN),
+                ApprovalExpired::routing_key_to(workflow::events::DOMAIN),
+                ApprovalCancelled::routing_key_to(workflow::events::DOMAIN),
+            ],
+        )
+        .await;
+        bridge(
             &format!("{}.approval-requests", governance.command_prefix()),
-            &[catalogue::events::RequestApproval::routing_key()],
+            &[catalogue::events::RequestApproval::routing_key(), workflow::events::RequestApproval::routing_key()],
+        )
+        .await;
+        // Workflow learns the skills catalogue publishes.
+        bridge(
+            &format!("{}.skills", workflow.command_prefix()),
+            &[
+                kernel::contracts::catalogue::SkillDefinitionPublished::routing_key(),
+                kernel::contracts::catalogue::SkillDefinitionDeprecated::routing_key(),
+            ],
         )
         .await;
         bridge(
@@ -144,8 +174,12 @@ impl Stack {
         )
         .await;
         // Tenancy meters granted quota consumption as usage (README, "Usage and quotas").
-        bridge(&format!("{}.usage", governance.command_prefix()), &[tenancy::events::UsageRecorded::routing_key()])
-            .await;
+        // ...and workflow meters its agent tasks.
+        bridge(
+            &format!("{}.usage", governance.command_prefix()),
+            &[tenancy::events::UsageRecorded::routing_key(), workflow::events::UsageRecorded::routing_key()],
+        )
+        .await;
 
         // The committed supergraph, pointed at this stack's subgraphs.
         let dir = std::env::temp_dir().join(format!("cp-e2e-{id}"));
@@ -156,6 +190,7 @@ impl Stack {
             ("identity", identity_url.clone()),
             ("tenancy", subgraph_url.clone()),
             ("catalogue", catalogue_url.clone()),
+            ("workflow", workflow_url.clone()),
             ("governance", governance_url.clone()),
         ];
         let built: Vec<&str> = kernel::contracts::SUBGRAPHS.iter().filter(|d| d.built).map(|d| d.name).collect();
@@ -175,6 +210,7 @@ impl Stack {
             identity,
             tenancy,
             catalogue,
+            workflow,
             governance,
             subgraph_url,
             identity_url,
@@ -205,6 +241,11 @@ impl Stack {
         &self.catalogue
     }
 
+    /// The workflow app (its state, config, database).
+    pub fn workflow(&self) -> &test_support::TestApp<workflow::State> {
+        &self.workflow
+    }
+
     /// The governance app (its state, config, database).
     pub fn governance(&self) -> &test_support::TestApp<governance::State> {
         &self.governance
@@ -216,8 +257,16 @@ impl Stack {
     }
 
     pub fn member_token(&self, tenant: &str) -> String {
-        let scopes =
-            ["tenancy:read", "tenancy:write", "quota:consume", "catalogue:read", "catalogue:write", "governance:read"];
+        let scopes = [
+            "tenancy:read",
+            "tenancy:write",
+            "quota:consume",
+            "catalogue:read",
+            "catalogue:write",
+            "governance:read",
+            "workflow:read",
+            "workflow:write",
+        ];
         let member = test_support::principal(&format!("u@{tenant}"));
         self.signer.mint(ISSUER, AUDIENCE, &member, Some(tenant), &scopes, Duration::from_secs(600))
     }
@@ -282,6 +331,7 @@ impl Stack {
     pub async fn stop(self) {
         let dir = self.dir.clone();
         self.governance.cleanup().await;
+        self.workflow.cleanup().await;
         self.catalogue.cleanup().await;
         self.tenancy.cleanup().await;
         self.identity.cleanup().await;

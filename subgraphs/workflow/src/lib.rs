@@ -70,7 +70,9 @@ impl Subgraph for State {
     }
 
     fn schema() -> SchemaBuilder<QueryRoot, MutationRoot, process::live::LiveRoot> {
-        Schema::build(QueryRoot::default(), MutationRoot::default(), process::live::LiveRoot).enable_federation()
+        Schema::build(QueryRoot::default(), MutationRoot::default(), process::live::LiveRoot)
+            .enable_federation()
+            .enable_subscription_in_federation()
     }
 
     async fn build(conns: Connections, _: &NoConfig) -> anyhow::Result<Self> {

@@ -515,7 +515,14 @@ async fn a_projects_workflows_and_the_entities_other_subgraphs_reference() {
         let input = json!({ "input": { "definitionKey": "pause", "projectId": p } });
         ids.push(app.ok(&token, START, input).await["startWorkflow"]["id"].as_str().unwrap().to_owned());
     }
-    app.step("process-state projector").await;
+    // The projector reads below the oldest transaction in flight on the server (other tests' among them):
+    // step it until it has applied both starts.
+    let admin = app.admin_pool().await;
+    test_support::eventually("both instances projected", Duration::from_secs(20), || async {
+        app.step("process-state projector").await;
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM process_state").fetch_one(&admin).await.unwrap() == 2
+    })
+    .await;
 
     // Catalogue's Project, as the router asks workflow for its `workflows`.
     let entities = "query($r: [_Any!]!) { _entities(representations: $r) {
