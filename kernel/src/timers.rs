@@ -5,11 +5,12 @@
 //! the caller's transaction ([`set`]), so it exists exactly when the change that needed it committed;
 //! setting it again is a no-op, and [`cancel`] drops a subject's timers. [`fire_due`] fires every timer
 //! whose deadline is at or before the time it is given (the clock is the caller's: a worker passes
-//! `Utc::now()`, a test steps time by passing a later one): each is claimed with `FOR UPDATE SKIP LOCKED`
-//! (one replica fires a timer, the others skip it), handed to the domain's [`OnTimer`] in a [`Work`] under
-//! the timer's tenant, and deleted in that same transaction. Its effects (the event it appends) and its
-//! removal commit together; if the handler fails or the process dies first, nothing of it is kept and the
-//! timer fires at a later pass.
+//! `Utc::now()`, a test steps time by passing a later one): timers are claimed in batches with `FOR UPDATE
+//! SKIP LOCKED` (one replica fires a timer, the others skip it), each handed to the domain's [`OnTimer`] in
+//! a [`Work`] under the timer's tenant and a savepoint of its own, and deleted in that same transaction. Its
+//! effects (the event it appends) and its removal commit together; if the handler fails, its savepoint
+//! rolls back alone, and if the process dies first, nothing of the batch is kept and its timers fire at a
+//! later pass.
 //!
 //! ```ignore
 //! kernel::timers::set(&mut work, &tenant, &instance.to_string(), "timeout:draft", deadline, &json!({})).await?;
@@ -121,82 +122,101 @@ pub struct Fired {
 /// The longest a failing timer waits before its next attempt.
 const MAX_RETRY_WAIT: chrono::Duration = chrono::Duration::minutes(5);
 
-/// Fires the timers due at `now`, up to `limit` firings, soonest first, each in a transaction of its own
-/// (claim, handler, delete, commit); other replicas skip what this one holds. A handler's failure is logged
-/// and its timer kept, not claimed again before a backoff (1 s, 2 s, 4 s … at most 5 minutes, on the same
-/// clock), so it neither spins nor holds back the timers due after it.
+/// Timers claimed (and fired) per transaction.
+const CLAIM: i64 = 100;
+
+/// Fires the timers due at `now`, up to `limit` firings, soonest first: up to [`CLAIM`] at a time are
+/// claimed in one transaction (other replicas skip what this one holds), and each is fired under a savepoint
+/// of its own (its tenant set, its handler run, the timer deleted): a handler's failure rolls back that
+/// timer's work alone, which is logged and kept, not claimed again before a backoff (1 s, 2 s, 4 s … at most
+/// 5 minutes, on the same clock), so it neither spins nor holds back the timers due after it. The batch
+/// commits together: a crash before the commit fires its timers again at a later pass.
 pub async fn fire_due(db: &Db, now: DateTime<Utc>, limit: usize, handler: &dyn OnTimer) -> Result<Fired> {
     let mut done = Fired::default();
     while done.fired + done.failed < limit {
         let mut tx = db::system_tx(db.shared(), FIRER).await?;
-        let claimed: Option<(String, String, String, DateTime<Utc>, Value, i32)> = sqlx::query_as(
+        let want = CLAIM.min(i64::try_from(limit - done.fired - done.failed).unwrap_or(CLAIM));
+        let claimed: Vec<(String, String, String, DateTime<Utc>, Value, i32)> = sqlx::query_as(
             "SELECT tenant_id, subject, name, deadline, payload, attempts FROM timers \
               WHERE deadline <= $1 AND (not_before IS NULL OR not_before <= $1) \
-              ORDER BY deadline LIMIT 1 FOR UPDATE SKIP LOCKED",
+              ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED",
         )
         .bind(now)
-        .fetch_optional(&mut *tx)
+        .bind(want)
+        .fetch_all(&mut *tx)
         .await?;
-        let Some((tenant, subject, name, deadline, payload, attempts)) = claimed else {
+        if claimed.is_empty() {
             break;
-        };
-        let outcome = match TenantId::try_from(tenant.clone()) {
-            Ok(tenant) => {
-                let timer = Timer { tenant, subject: subject.clone(), name: name.clone(), deadline, payload };
-                fire_one(tx, &timer, handler).await
-            }
-            Err(_) => {
-                drop(tx);
-                Err(Error::internal(anyhow::anyhow!("the timer's tenant `{tenant}` is not a tenant id")))
-            }
-        };
-        match outcome {
-            Ok(()) => done.fired += 1,
-            Err(e) => {
-                let wait = MAX_RETRY_WAIT.min(chrono::Duration::seconds(1i64 << attempts.clamp(0, 20)));
-                tracing::warn!(
-                    tenant,
-                    subject,
-                    name,
-                    attempts = attempts + 1,
-                    retry_in_s = wait.num_seconds(),
-                    error = e.describe(),
-                    "a timer's handler failed; it fires again after a backoff"
-                );
-                let mut tx = db::system_tx(db.shared(), FIRER).await?;
-                sqlx::query(
-                    "UPDATE timers SET attempts = attempts + 1, not_before = $5 \
-                      WHERE tenant_id = $1 AND subject = $2 AND name = $3 AND deadline = $4",
-                )
-                .bind(&tenant)
-                .bind(&subject)
-                .bind(&name)
-                .bind(deadline)
-                .bind(now + wait)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                done.failed += 1;
+        }
+        for (tenant, subject, name, deadline, payload, attempts) in claimed {
+            sqlx::query("SAVEPOINT timer").execute(&mut *tx).await?;
+            let outcome = match TenantId::try_from(tenant.clone()) {
+                Ok(t) => {
+                    let timer = Timer { tenant: t, subject: subject.clone(), name: name.clone(), deadline, payload };
+                    let (back, outcome) = fire_one(tx, &timer, handler).await;
+                    tx = back;
+                    outcome
+                }
+                Err(_) => Err(Error::internal(anyhow::anyhow!("the timer's tenant `{tenant}` is not a tenant id"))),
+            };
+            match outcome {
+                Ok(()) => {
+                    sqlx::query("RELEASE SAVEPOINT timer").execute(&mut *tx).await?;
+                    done.fired += 1;
+                }
+                Err(e) => {
+                    // Everything the handler did goes, and the firer's own view comes back with it.
+                    sqlx::query("ROLLBACK TO SAVEPOINT timer").execute(&mut *tx).await?;
+                    let wait = MAX_RETRY_WAIT.min(chrono::Duration::seconds(1i64 << attempts.clamp(0, 20)));
+                    tracing::warn!(
+                        tenant,
+                        subject,
+                        name,
+                        attempts = attempts + 1,
+                        retry_in_s = wait.num_seconds(),
+                        error = e.describe(),
+                        "a timer's handler failed; it fires again after a backoff"
+                    );
+                    sqlx::query(
+                        "UPDATE timers SET attempts = attempts + 1, not_before = $5 \
+                          WHERE tenant_id = $1 AND subject = $2 AND name = $3 AND deadline = $4",
+                    )
+                    .bind(&tenant)
+                    .bind(&subject)
+                    .bind(&name)
+                    .bind(deadline)
+                    .bind(now + wait)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query("RELEASE SAVEPOINT timer").execute(&mut *tx).await?;
+                    done.failed += 1;
+                }
             }
         }
+        tx.commit().await?;
     }
     Ok(done)
 }
 
-async fn fire_one(mut tx: Tx, timer: &Timer, handler: &dyn OnTimer) -> Result<()> {
-    // The claim is held (its row lock); from here on the transaction is the timer's tenant's alone — the
-    // handler sees no other tenant's timers or rows.
-    sqlx::query("SELECT set_config('app.system', '', true)").execute(&mut *tx).await?;
-    db::set_tenant(&mut tx, &timer.tenant).await?;
+/// Fires one claimed timer inside the batch's transaction (under its savepoint): the transaction becomes
+/// the timer's tenant's alone — the handler sees no other tenant's timers or rows — then the timer is
+/// deleted. Hands the transaction back, whatever happened.
+async fn fire_one(tx: Tx, timer: &Timer, handler: &dyn OnTimer) -> (Tx, Result<()>) {
     let meta = EventMeta::system(format!("timer:{}", timer.subject), "timer");
     let mut work = Work::from_tx(tx, meta);
-    handler.fire(&mut work, timer).await?;
-    sqlx::query("DELETE FROM timers WHERE tenant_id = $1 AND subject = $2 AND name = $3 AND deadline = $4")
-        .bind(timer.tenant.as_str())
-        .bind(&timer.subject)
-        .bind(&timer.name)
-        .bind(timer.deadline)
-        .execute(&mut **work)
-        .await?;
-    work.commit().await
+    let outcome = async {
+        sqlx::query("SELECT set_config('app.system', '', true)").execute(&mut **work).await?;
+        db::set_tenant(&mut work, &timer.tenant).await?;
+        handler.fire(&mut work, timer).await?;
+        sqlx::query("DELETE FROM timers WHERE tenant_id = $1 AND subject = $2 AND name = $3 AND deadline = $4")
+            .bind(timer.tenant.as_str())
+            .bind(&timer.subject)
+            .bind(&timer.name)
+            .bind(timer.deadline)
+            .execute(&mut **work)
+            .await?;
+        Ok::<_, Error>(())
+    }
+    .await;
+    (work.into_tx(), outcome)
 }

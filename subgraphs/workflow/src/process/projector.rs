@@ -18,7 +18,7 @@ use crate::ids::InstanceId;
 /// The projector's name (its checkpoint's and its metric's).
 pub const NAME: &str = "process-state";
 /// Events applied per transaction.
-pub const BATCH: i64 = 500;
+pub const BATCH: i64 = 2_000;
 /// How often the worker looks for new events.
 pub const INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -51,23 +51,26 @@ async fn pass(db: &Db) -> Result<usize> {
         lag.set(waiting.map_or(0.0, |at| (Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0));
         return Ok(0);
     };
-    let mut states: HashMap<(TenantId, InstanceId), Option<ProcessState>> = HashMap::new();
-    let mut order = Vec::new();
+    // The batch's instances as they stand (one statement), each event folded in, and every state written
+    // back (one statement).
+    let mut order: Vec<(TenantId, InstanceId)> = Vec::new();
     for e in &events {
         let key = (e.tenant_id.clone(), e.instance_id);
-        if !states.contains_key(&key) {
-            let current = store::get(&mut tx, &e.tenant_id, e.instance_id).await?;
-            states.insert(key.clone(), current);
-            order.push(key.clone());
+        if !order.contains(&key) {
+            order.push(key);
         }
-        let state = states.get_mut(&key).expect("loaded above");
+    }
+    let mut states: HashMap<(TenantId, InstanceId), Option<ProcessState>> =
+        order.iter().map(|k| (k.clone(), None)).collect();
+    for s in store::get_many(&mut tx, &order).await? {
+        states.insert((s.tenant_id.clone(), s.instance_id), Some(s));
+    }
+    for e in &events {
+        let state = states.get_mut(&(e.tenant_id.clone(), e.instance_id)).expect("every instance of the batch");
         *state = apply(state.take(), e);
     }
-    for key in &order {
-        if let Some(s) = &states[key] {
-            store::upsert(&mut tx, s).await?;
-        }
-    }
+    let changed: Vec<&ProcessState> = order.iter().filter_map(|k| states[k].as_ref()).collect();
+    store::upsert_many(&mut tx, &changed).await?;
     store::save_checkpoint(&mut tx, NAME, last.checkpoint()).await?;
     tx.commit().await?;
     lag.set((Utc::now() - last.recorded_at).num_milliseconds().max(0) as f64 / 1000.0);

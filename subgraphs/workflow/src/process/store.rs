@@ -45,42 +45,67 @@ impl From<Row> for ProcessState {
     }
 }
 
-pub async fn get(tx: &mut Tx, tenant: &TenantId, instance: InstanceId) -> Result<Option<ProcessState>> {
-    let row = sqlx::query_as!(
+/// The states of `keys` (tenant, instance) that exist, every tenant's (the projector's transaction).
+pub async fn get_many(tx: &mut Tx, keys: &[(TenantId, InstanceId)]) -> Result<Vec<ProcessState>> {
+    let tenants: Vec<String> = keys.iter().map(|(t, _)| t.as_str().to_owned()).collect();
+    let instances: Vec<uuid::Uuid> = keys.iter().map(|(_, i)| i.as_uuid()).collect();
+    let rows = sqlx::query_as!(
         Row,
-        r#"SELECT tenant_id AS "tenant_id: TenantId", instance_id AS "instance_id: InstanceId", definition_key,
-                  definition_version, project_id AS "project_id: ProjectId", status AS "status: Status", steps AS "steps: Json<BTreeMap<String, StepState>>",
-                  version, last_event_type, started_at, updated_at, ended_at
-             FROM process_state WHERE tenant_id = $1 AND instance_id = $2"#,
-        tenant.as_str(),
-        instance as InstanceId,
+        r#"SELECT p.tenant_id AS "tenant_id: TenantId", p.instance_id AS "instance_id: InstanceId", definition_key,
+                  definition_version, project_id AS "project_id: ProjectId", status AS "status: Status",
+                  steps AS "steps: Json<BTreeMap<String, StepState>>", version, last_event_type, started_at,
+                  updated_at, ended_at
+             FROM process_state p
+             JOIN unnest($1::text[], $2::uuid[]) AS k(tenant_id, instance_id)
+               ON p.tenant_id = k.tenant_id AND p.instance_id = k.instance_id"#,
+        &tenants,
+        &instances,
     )
-    .fetch_optional(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
-    Ok(row.map(Into::into))
+    Ok(rows.into_iter().map(Into::into).collect())
 }
 
-pub async fn upsert(tx: &mut Tx, s: &ProcessState) -> Result<()> {
+/// Writes every state in one statement.
+pub async fn upsert_many(tx: &mut Tx, states: &[&ProcessState]) -> Result<()> {
+    if states.is_empty() {
+        return Ok(());
+    }
+    let col = |f: &dyn Fn(&ProcessState) -> String| states.iter().map(|s| f(s)).collect::<Vec<String>>();
+    let tenants = col(&|s| s.tenant_id.as_str().to_owned());
+    let keys = col(&|s| s.definition_key.clone());
+    let statuses = col(&|s| s.status.as_str().to_owned());
+    let last = col(&|s| s.last_event_type.clone());
+    let instances: Vec<uuid::Uuid> = states.iter().map(|s| s.instance_id.as_uuid()).collect();
+    let versions: Vec<i32> = states.iter().map(|s| s.definition_version).collect();
+    let steps: Vec<serde_json::Value> =
+        states.iter().map(|s| serde_json::to_value(&s.steps).unwrap_or_default()).collect();
+    let stream_versions: Vec<i64> = states.iter().map(|s| s.version).collect();
+    let started: Vec<chrono::DateTime<chrono::Utc>> = states.iter().map(|s| s.started_at).collect();
+    let updated: Vec<chrono::DateTime<chrono::Utc>> = states.iter().map(|s| s.updated_at).collect();
+    let ended: Vec<Option<chrono::DateTime<chrono::Utc>>> = states.iter().map(|s| s.ended_at).collect();
+    let projects: Vec<Option<uuid::Uuid>> = states.iter().map(|s| s.project_id.map(|p| p.as_uuid())).collect();
     sqlx::query!(
         "INSERT INTO process_state (tenant_id, instance_id, definition_key, definition_version, status, steps, version,
                                     last_event_type, started_at, updated_at, ended_at, project_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::jsonb[], $7::bigint[],
+                              $8::text[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::uuid[])
          ON CONFLICT (tenant_id, instance_id) DO UPDATE
             SET status = EXCLUDED.status, steps = EXCLUDED.steps, version = EXCLUDED.version,
                 last_event_type = EXCLUDED.last_event_type, updated_at = EXCLUDED.updated_at,
-                ended_at = EXCLUDED.ended_at",
-        s.tenant_id.as_str(),
-        s.instance_id as InstanceId,
-        s.definition_key,
-        s.definition_version,
-        s.status.as_str(),
-        Json(&s.steps) as _,
-        s.version,
-        s.last_event_type,
-        s.started_at,
-        s.updated_at,
-        s.ended_at,
-        s.project_id as Option<ProjectId>,
+                ended_at = EXCLUDED.ended_at, project_id = EXCLUDED.project_id",
+        &tenants,
+        &instances,
+        &keys,
+        &versions,
+        &statuses,
+        &steps,
+        &stream_versions,
+        &last,
+        &started,
+        &updated,
+        &ended as &[Option<chrono::DateTime<chrono::Utc>>],
+        &projects as &[Option<uuid::Uuid>],
     )
     .execute(&mut **tx)
     .await?;
