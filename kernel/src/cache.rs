@@ -35,6 +35,8 @@ pub mod kind {
     pub const ENVIRONMENT: &str = "environment";
     /// A lease on a resource (`kernel::leases`): its holder, with a TTL.
     pub const LEASE: &str = "lease";
+    /// Workflow: an instance's process state (the projection's hot copy).
+    pub const PROCESS_STATE: &str = "process-state";
 }
 
 #[derive(Clone)]

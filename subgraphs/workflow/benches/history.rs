@@ -166,10 +166,10 @@ async fn main() {
     let versions: Arc<Vec<std::sync::Mutex<i64>>> = Arc::new((0..STREAMS).map(|_| std::sync::Mutex::new(0)).collect());
     let stop = tokio_util::sync::CancellationToken::new();
     let projector = {
-        let (db, stop) = (app.state.kernel.db.clone(), stop.clone());
+        let (kernel, stop) = (app.state.kernel.clone(), stop.clone());
         tokio::spawn(async move {
             while !stop.is_cancelled() {
-                workflow::process::projector::catch_up(&db).await.unwrap();
+                workflow::process::projector::catch_up(&kernel).await.unwrap();
                 tokio::time::sleep(workflow::process::projector::INTERVAL).await;
             }
         })
@@ -283,7 +283,7 @@ async fn main() {
     .unwrap();
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM workflow_events").fetch_one(&admin).await.unwrap();
     let started = Instant::now();
-    let rebuilt = workflow::process::projector::rebuild(&app.state.kernel.db).await.unwrap();
+    let rebuilt = workflow::process::projector::rebuild(&app.state.kernel).await.unwrap();
     let rebuild = rebuilt as f64 / started.elapsed().as_secs_f64();
     let started = Instant::now();
     let mut rows = sqlx::query_as::<_, (String, uuid::Uuid, i64, String, serde_json::Value)>(
@@ -368,5 +368,5 @@ async fn insert_timers(admin: &sqlx::PgPool, from: chrono::DateTime<Utc>, n: usi
 }
 
 async fn process_catch_up(app: &App) {
-    workflow::process::projector::catch_up(&app.state.kernel.db).await.unwrap();
+    workflow::process::projector::catch_up(&app.state.kernel).await.unwrap();
 }

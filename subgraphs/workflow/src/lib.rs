@@ -48,6 +48,7 @@ pub struct MutationRoot(
     definitions::schema::DefinitionMutation,
     saga::schema::SagaMutation,
     agents::schema::AgentMutation,
+    process::schema::ProcessMutation,
 );
 
 /// Everything a resolver can reach.
@@ -92,7 +93,7 @@ impl Subgraph for State {
             Worker {
                 name: "process-state projector",
                 every: process::projector::INTERVAL,
-                pass: |s| Box::pin(async move { process::projector::catch_up(&s.kernel.db).await.map(|_| ()) }),
+                pass: |s| Box::pin(async move { process::projector::catch_up(&s.kernel).await.map(|_| ()) }),
             },
             Worker {
                 name: "workflow timers",

@@ -8,6 +8,7 @@
 //! while a ready agent task has no agent, `AwaitingAgent` while an agent works, `Waiting` while only timers
 //! run; `Running` otherwise (`Created` before its first step).
 
+pub mod hot;
 pub mod live;
 pub mod projector;
 pub mod schema;

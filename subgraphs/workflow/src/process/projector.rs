@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use kernel::db::{Db, Lock};
-use kernel::{Result, TenantId};
+use kernel::db::Lock;
+use kernel::{Kernel, Result, TenantId};
 
 use super::{apply, store, ProcessState};
 use crate::history;
@@ -24,11 +24,12 @@ pub const INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 const LOCK: &str = "workflow.projector:process-state";
 
-/// Applies every event that can be read now, batch by batch; how many.
-pub async fn catch_up(db: &Db) -> Result<usize> {
+/// Applies every event that can be read now, batch by batch, and writes the states' hot copies; how many
+/// events.
+pub async fn catch_up(kernel: &Kernel) -> Result<usize> {
     let mut total = 0;
     loop {
-        let applied = pass(db).await?;
+        let applied = pass(kernel).await?;
         total += applied;
         if applied == 0 {
             return Ok(total);
@@ -37,9 +38,9 @@ pub async fn catch_up(db: &Db) -> Result<usize> {
 }
 
 /// One batch: at most [`BATCH`] events past the checkpoint.
-async fn pass(db: &Db) -> Result<usize> {
+async fn pass(kernel: &Kernel) -> Result<usize> {
     let lag = kernel::metrics::PROJECTION_LAG_SECONDS.with_label_values(&[NAME]);
-    let mut tx = history::store::follower_tx(db).await?;
+    let mut tx = history::store::follower_tx(&kernel.db).await?;
     kernel::db::lock(&mut tx, LOCK, Lock::Exclusive).await?;
     let from = store::checkpoint(&mut tx, NAME).await?;
     let events = history::follow(&mut tx, from, BATCH).await?;
@@ -73,16 +74,19 @@ async fn pass(db: &Db) -> Result<usize> {
     store::upsert_many(&mut tx, &changed).await?;
     store::save_checkpoint(&mut tx, NAME, last.checkpoint()).await?;
     tx.commit().await?;
+    // After the commit: Redis never holds a state the table does not.
+    super::hot::write(&kernel.cache, &changed).await;
     lag.set((Utc::now() - last.recorded_at).num_milliseconds().max(0) as f64 / 1000.0);
     Ok(events.len())
 }
 
-/// Drops the projection and builds it again from the events (holding the projector's lock while it
-/// clears, so no pass interleaves); how many events it applied.
-pub async fn rebuild(db: &Db) -> Result<usize> {
-    let mut tx = history::store::follower_tx(db).await?;
+/// Drops the projection — the table and the hot copies — and builds it again from the events (holding the
+/// projector's lock while it clears, so no pass interleaves); how many events it applied.
+pub async fn rebuild(kernel: &Kernel) -> Result<usize> {
+    let mut tx = history::store::follower_tx(&kernel.db).await?;
     kernel::db::lock(&mut tx, LOCK, Lock::Exclusive).await?;
     store::clear(&mut tx, NAME).await?;
+    super::hot::clear(&kernel.cache).await?;
     tx.commit().await?;
-    catch_up(db).await
+    catch_up(kernel).await
 }

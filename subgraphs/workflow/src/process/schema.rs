@@ -185,6 +185,32 @@ impl ProcessQuery {
         instances(ctx, project, status, first, after).await
     }
 
+    /// Many instances at once, for a dashboard: each from the projection's hot copy in Redis, or from the
+    /// table where there is none (within a fraction of a second of their histories); unknown ids are left
+    /// out. At most 100.
+    async fn process_states(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<Vec<ProcessState>> {
+        let tenant = ctx.authorize(READ)?;
+        if ids.len() > 100 {
+            return Err(Error::bad_input("ids", "at most 100 ids"));
+        }
+        let ids = ids.iter().map(|i| InstanceId::from_id("ids", i)).collect::<Result<Vec<_>>>()?;
+        let kernel = &state(ctx).kernel;
+        let mut found = super::hot::read(&kernel.cache, tenant.tenant(), &ids).await;
+        let missing: Vec<(kernel::TenantId, InstanceId)> =
+            ids.iter().zip(&found).filter(|(_, f)| f.is_none()).map(|(i, _)| (tenant.tenant().clone(), *i)).collect();
+        if !missing.is_empty() {
+            let mut tx = kernel.db.tenant_tx(&tenant).await?;
+            let rows = store::get_many(&mut tx, &missing).await?;
+            tx.commit().await?;
+            for (slot, id) in found.iter_mut().zip(&ids) {
+                if slot.is_none() {
+                    *slot = rows.iter().find(|r| r.instance_id == *id && r.tenant_id == *tenant.tenant()).cloned();
+                }
+            }
+        }
+        Ok(found.into_iter().flatten().collect())
+    }
+
     /// Resolves `WorkflowInstance` references from other subgraphs (the caller's tenant's only).
     #[graphql(entity)]
     async fn find_workflow_instance_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<ProcessState> {
@@ -195,5 +221,20 @@ impl ProcessQuery {
     #[graphql(entity)]
     async fn find_project_by_id(&self, id: ID) -> Project {
         Project { id }
+    }
+}
+
+#[derive(Default)]
+pub struct ProcessMutation;
+
+#[Object]
+impl ProcessMutation {
+    /// Drops the process-state projection — every tenant's rows and hot copies — and builds it again from
+    /// the event store; answers how many events it applied. Platform operators only. Reads go on meanwhile
+    /// (`workflowInstance` reads the histories; lists show the projection as it fills again).
+    async fn rebuild_process_state(&self, ctx: &Context<'_>) -> Result<i64> {
+        ctx.authorize_operator()?;
+        let applied = super::projector::rebuild(&state(ctx).kernel).await?;
+        Ok(i64::try_from(applied).unwrap_or(i64::MAX))
     }
 }

@@ -23,9 +23,9 @@ async fn rows(app: &App) -> Vec<Value> {
 async fn projected(app: &App, n: i64) -> Vec<Value> {
     let admin = app.admin_pool().await;
     test_support::eventually("the projection caught up", Duration::from_secs(20), || {
-        let (admin, db) = (admin.clone(), app.state.kernel.db.clone());
+        let (admin, kernel) = (admin.clone(), app.state.kernel.clone());
         async move {
-            workflow::process::projector::catch_up(&db).await.unwrap();
+            workflow::process::projector::catch_up(&kernel).await.unwrap();
             sqlx::query_scalar::<_, bool>(
                 "SELECT count(*) = $1 AND bool_and(p.version = s.version)
                    FROM workflow_streams s JOIN process_state p USING (tenant_id, instance_id)",
@@ -163,16 +163,29 @@ async fn the_projection_follows_the_events_and_a_rebuild_gives_every_row_back() 
         .fetch_one(&app.admin_pool().await)
         .await
         .unwrap();
-    let db = &app.state.kernel.db;
-    let mut applied = workflow::process::projector::rebuild(db).await.unwrap();
+    let kernel = &app.state.kernel;
+    let mut applied = workflow::process::projector::rebuild(kernel).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while (applied as i64) < events && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        applied += workflow::process::projector::catch_up(db).await.unwrap();
+        applied += workflow::process::projector::catch_up(kernel).await.unwrap();
     }
     assert_eq!(applied as i64, events, "the rebuild applied every event once");
     let after = projected(&app, 4).await;
     assert_eq!(after, before, "a rebuild from the events gives every row back");
+    // …and every hot copy, equal to its row.
+    for (t, ids) in [(&a, vec![assigning, working]), (&b, vec![gated, done])] {
+        let copies = workflow::process::hot::read(&kernel.cache, t, &ids).await;
+        for (id, copy) in ids.iter().zip(copies) {
+            let copy = copy.unwrap_or_else(|| panic!("no hot copy of {id}"));
+            let row = after.iter().find(|r| r["instance_id"] == id.to_string()).unwrap();
+            assert_eq!(
+                (copy.version, copy.status.as_str()),
+                (row["version"].as_i64().unwrap(), row["status"].as_str().unwrap())
+            );
+            assert_eq!(serde_json::to_value(&copy.steps).unwrap(), row["steps"]);
+        }
+    }
     assert!(kernel::metrics::render().contains(r#"cp_projection_lag_seconds{projector="process-state"}"#));
     app.cleanup().await;
 }
