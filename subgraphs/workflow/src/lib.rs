@@ -1,4 +1,5 @@
-//! Workflow subgraph: versioned workflow definitions and the event store their instances run on.
+//! Workflow subgraph: versioned workflow definitions, and their instances — event-sourced sagas whose agent
+//! tasks run under fenced leases, watched live.
 //!
 //! | folder | owns |
 //! |---|---|
@@ -6,13 +7,11 @@
 //! | `history/` | the event store: an append-only stream per instance, optimistic concurrency, the global order |
 //! | `saga/` | the instances running: what each does next, and its unit of work (timers, leases, approvals, usage) |
 //! | `agents/` | agent pools, and the tasks their agents hold under fenced leases and report on |
-//! | `process/` | the process-state projection: each instance's state, folded from its events by the projector |
-//! | `replay.rs` | a recorded history run again through the saga's decisions, to find where the code now differs |
+//! | `process/` | the process-state projection (a table and a Redis hot copy, by the projector), live subscriptions, federation |
+//! | `replay/` | a recorded history run again through the saga's decisions, to find where the code now differs; shadow streams and their retention |
 //!
-//! beside `events.rs` (everything published) and `ids.rs`. Not served yet (`built: false` in
-//! `kernel::contracts::SUBGRAPHS`): replay's shadow streams, the Redis hot copy, subscriptions and federation come next
-//! (issue "Workflow subgraph"); durable timers and fenced leases are the kernel's (`kernel::timers`,
-//! `kernel::leases`).
+//! beside `events.rs` (everything published) and `ids.rs`. Durable timers and fenced leases are the
+//! kernel's (`kernel::timers`, `kernel::leases`).
 
 pub mod agents;
 pub mod definitions;
@@ -49,6 +48,7 @@ pub struct MutationRoot(
     saga::schema::SagaMutation,
     agents::schema::AgentMutation,
     process::schema::ProcessMutation,
+    replay::schema::ReplayMutation,
 );
 
 /// Everything a resolver can reach.
@@ -96,6 +96,11 @@ impl Subgraph for State {
                 pass: |s| Box::pin(async move { process::projector::catch_up(&s.kernel).await.map(|_| ()) }),
             },
             Worker {
+                name: "replay retention",
+                every: replay::retention::INTERVAL,
+                pass: |s| Box::pin(async move { replay::retention::pass(&s.kernel.db).await.map(|_| ()) }),
+            },
+            Worker {
                 name: "workflow timers",
                 every: saga::timers::INTERVAL,
                 pass: |s| {
@@ -118,6 +123,10 @@ impl Subgraph for State {
             Consumer {
                 spec: saga::approvals::spec(retry.clone()),
                 handler: Arc::new(saga::approvals::ApprovalOutcomes { kernel: state.kernel.clone() }),
+            },
+            Consumer {
+                spec: replay::legal_holds::spec(retry.clone()),
+                handler: Arc::new(replay::legal_holds::LegalHolds),
             },
             Consumer {
                 spec: saga::commands::spec(retry.clone()),

@@ -114,3 +114,79 @@ fn a_history_that_parts_from_the_code_is_reported_where() {
     let d = *replay(&entry.definition, cut).unwrap_err();
     assert_eq!((d.version, d.decided.unwrap().event_type.as_str()), (2, "WorkflowStepReady"));
 }
+
+/// Replay through the API: a shadow stream kept beside the untouched source, a divergence against another
+/// version, and retention after 90 days that honours legal hold.
+#[tokio::test]
+async fn an_instance_replays_into_a_shadow_stream_kept_ninety_days_unless_on_hold() {
+    use crate::helpers::{app, member, tenant};
+    let app = app().await;
+    let t = tenant(&app, "acme");
+    let token = member(&app, &t);
+    let publish =
+        "mutation($input: PublishWorkflowDefinitionInput!) { publishWorkflowDefinition(input: $input) { version } }";
+    let steps = |second: &str| json!([{ "id": "first", "type": "WAIT", "waitSeconds": 1, "next": second }, { "id": second, "type": "WAIT", "waitSeconds": 1 }]);
+    app.ok(
+        &token,
+        publish,
+        json!({ "input": { "key": "waits", "name": "w", "start": "first", "steps": steps("second") } }),
+    )
+    .await;
+    let v = app
+        .ok(&token, "mutation { startWorkflow(input: { definitionKey: \"waits\", version: 1 }) { id } }", json!({}))
+        .await;
+    let id = v["startWorkflow"]["id"].as_str().unwrap().to_owned();
+    workflow::saga::timers::fire_due(&app.state.kernel, Utc::now() + chrono::Duration::seconds(5)).await.unwrap();
+    workflow::saga::timers::fire_due(&app.state.kernel, Utc::now() + chrono::Duration::seconds(10)).await.unwrap();
+    // Version 2 renames the second step.
+    app.ok(
+        &token,
+        publish,
+        json!({ "input": { "key": "waits", "name": "w", "start": "first", "steps": steps("later") } }),
+    )
+    .await;
+    let admin = app.admin_pool().await;
+    let source = || async {
+        sqlx::query_scalar::<_, Value>("SELECT jsonb_agg(to_jsonb(e) ORDER BY version) FROM workflow_events e")
+            .fetch_one(&admin)
+            .await
+            .unwrap()
+    };
+    let before = source().await;
+
+    let replay = "mutation($i: ID!, $v: Int) { replayWorkflow(instanceId: $i, definitionVersion: $v) {
+        id matches decisionsChecked divergedAt decided recorded events(first: 500) } }";
+    let same = app.ok(&token, replay, json!({ "i": id })).await["replayWorkflow"].clone();
+    assert_eq!(same["matches"], true, "{same}");
+    let history = app.ok(&token, "query($i: ID!) { workflowInstance(id: $i) { version } }", json!({ "i": id })).await;
+    let length = history["workflowInstance"]["version"].as_u64().unwrap() as usize;
+    assert_eq!(same["events"].as_array().unwrap().len(), length, "the shadow stream mirrors the history");
+    assert!(same["decisionsChecked"].as_i64().unwrap() > 0);
+
+    let other = app.ok(&token, replay, json!({ "i": id, "v": 2 })).await["replayWorkflow"].clone();
+    assert_eq!(other["matches"], false, "{other}");
+    assert_eq!(other["decided"]["data"]["stepId"], "later");
+    assert_eq!(other["recorded"]["data"]["stepId"], "second");
+    let shadow = other["events"].as_array().unwrap();
+    assert_eq!(shadow.last().unwrap()["data"]["stepId"], "later", "it stops at the divergence");
+    assert_eq!(source().await, before, "the source stream is never touched");
+
+    // Retention: runs older than 90 days go, but a tenant's on legal hold.
+    sqlx::query("UPDATE replay_runs SET created_at = now() - interval '91 days'").execute(&admin).await.unwrap();
+    sqlx::query("INSERT INTO legal_holds (tenant_id, on_hold) VALUES ($1, true)")
+        .bind(&t)
+        .execute(&admin)
+        .await
+        .unwrap();
+    app.step("replay retention").await;
+    let runs =
+        || async { sqlx::query_scalar::<_, i64>("SELECT count(*) FROM replay_runs").fetch_one(&admin).await.unwrap() };
+    assert_eq!(runs().await, 2, "kept while the tenant is on hold");
+    sqlx::query("UPDATE legal_holds SET on_hold = false").execute(&admin).await.unwrap();
+    app.step("replay retention").await;
+    assert_eq!(runs().await, 0);
+    let shadows: i64 = sqlx::query_scalar("SELECT count(*) FROM replay_events").fetch_one(&admin).await.unwrap();
+    assert_eq!(shadows, 0, "their shadow streams with them");
+    assert_eq!(source().await, before);
+    app.cleanup().await;
+}

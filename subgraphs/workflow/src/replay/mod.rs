@@ -11,6 +11,16 @@
 //! A corpus of recorded histories is committed under `tests/corpus/` and replayed by the tests on every
 //! CI run (as Temporal's replay tests do): a change to the saga that would alter what an instance already
 //! did fails CI there.
+//!
+//! `replayWorkflow` ([`schema`]) replays one instance on demand and keeps the result: the run and its
+//! **shadow stream** ([`shadow`]: the facts as recorded, the decisions as the code makes them, up to the
+//! divergence), never touching the source stream; [`retention`] deletes runs after 90 days, but a tenant's
+//! under legal hold ([`legal_holds`]).
+
+pub mod legal_holds;
+pub mod retention;
+pub mod schema;
+pub mod store;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -66,7 +76,20 @@ pub fn is_decision(event_type: &str) -> bool {
 
 /// Replays `history` against `spec`: `Ok` with the number of decisions checked, or the first divergence.
 pub fn replay(spec: &Spec, history: &[Recorded]) -> Result<usize, Box<Divergence>> {
+    shadow(spec, history).1
+}
+
+/// Replays `history` against `spec` and returns its shadow stream — each fact as recorded and each decision
+/// as the code makes it, up to and including where they part — with the outcome of [`replay`].
+pub fn shadow(spec: &Spec, history: &[Recorded]) -> (Vec<Step>, Result<usize, Box<Divergence>>) {
+    let mut out = Vec::with_capacity(history.len());
+    let outcome = walk(spec, history, &mut out);
+    (out, outcome)
+}
+
+fn walk(spec: &Spec, history: &[Recorded], out: &mut Vec<Step>) -> Result<usize, Box<Divergence>> {
     let Some((first, rest)) = history.split_first() else { return Ok(0) };
+    out.push(Step { event_type: first.event_type.clone(), data: first.data.clone() });
     let Some(mut saga) = Saga::start(first) else {
         let recorded = Some(Step { event_type: first.event_type.clone(), data: first.data.clone() });
         return Err(Box::new(Divergence { version: first.version, decided: None, recorded }));
@@ -79,6 +102,7 @@ pub fn replay(spec: &Spec, history: &[Recorded]) -> Result<usize, Box<Divergence
         match owed.pop() {
             Some(d) => {
                 let decided = Step::from(&d);
+                out.push(decided.clone());
                 if decided != recorded {
                     return Err(Box::new(Divergence {
                         version: e.version,
@@ -91,7 +115,7 @@ pub fn replay(spec: &Spec, history: &[Recorded]) -> Result<usize, Box<Divergence
             None if is_decision(&e.event_type) => {
                 return Err(Box::new(Divergence { version: e.version, decided: None, recorded: Some(recorded) }));
             }
-            None => {}
+            None => out.push(recorded),
         }
         saga.apply(spec, e);
         let mut next = decide(&saga, spec, e);
@@ -101,6 +125,7 @@ pub fn replay(spec: &Spec, history: &[Recorded]) -> Result<usize, Box<Divergence
     match owed.pop() {
         Some(d) => {
             let version = history.last().map_or(0, |e| e.version) + 1;
+            out.push(Step::from(&d));
             Err(Box::new(Divergence { version, decided: Some(Step::from(&d)), recorded: None }))
         }
         None => Ok(checked),
