@@ -116,6 +116,48 @@ pub mod tenancy {
         TenantLegalHoldChanged { tenant_id: String, legal_hold: bool }
     }
 
+    crate::inbound! {
+        /// What a legal-hold projection takes.
+        pub enum Hold {
+            Changed(TenantLegalHoldChanged),
+        }
+    }
+
+    /// The consumer of `TenantLegalHoldChanged` every domain with retention runs (queue
+    /// `<domain>.legal-holds`), projecting each into the domain's `legal_holds` ([`record_legal_hold`]).
+    pub struct LegalHolds {
+        /// `<domain>.legal-holds`: the handler's name in logs and metrics.
+        pub name: &'static str,
+    }
+
+    impl LegalHolds {
+        pub fn spec(&self, retry: crate::consumer::RetryPolicy) -> crate::consumer::ConsumerSpec {
+            crate::consumer::ConsumerSpec {
+                queue: self.name.to_owned(),
+                bindings: Hold::routing_keys(),
+                retry,
+                prefetch: 16,
+            }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl crate::consumer::Handler for LegalHolds {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+
+        async fn handle(
+            &self,
+            work: &mut crate::Work,
+            envelope: &crate::envelope::Envelope,
+        ) -> Result<(), crate::consumer::Failure> {
+            let Hold::Changed(e) = Hold::decode(envelope).into_result(self.name)?;
+            record_legal_hold(work, &envelope.tenant_id, e.legal_hold, envelope.occurred_at).await?;
+            Ok(())
+        }
+    }
+
     /// Projects a `TenantLegalHoldChanged` into the domain's `legal_holds` table (`tenant_id` key,
     /// `on_hold`, `changed_at`), as every domain with retention keeps one: the newest event (by
     /// `occurredAt`) wins, so redelivered or reordered events leave the newest state.

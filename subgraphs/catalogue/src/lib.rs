@@ -156,7 +156,7 @@ impl Subgraph for State {
                 spec: environments::approvals::spec(retry.clone()),
                 handler: Arc::new(environments::approvals::ApprovalOutcomes),
             },
-            Consumer { spec: legal_holds::spec(retry.clone()), handler: Arc::new(legal_holds::LegalHolds) },
+            Consumer { spec: legal_holds::CONSUMER.spec(retry.clone()), handler: Arc::new(legal_holds::CONSUMER) },
             Consumer {
                 spec: blueprints::projection::spec(retry.clone()),
                 handler: Arc::new(blueprints::projection::ContextMapProjection),

@@ -124,10 +124,7 @@ impl Subgraph for State {
                 spec: saga::approvals::spec(retry.clone()),
                 handler: Arc::new(saga::approvals::ApprovalOutcomes { kernel: state.kernel.clone() }),
             },
-            Consumer {
-                spec: replay::legal_holds::spec(retry.clone()),
-                handler: Arc::new(replay::legal_holds::LegalHolds),
-            },
+            Consumer { spec: replay::LEGAL_HOLDS.spec(retry.clone()), handler: Arc::new(replay::LEGAL_HOLDS) },
             Consumer {
                 spec: saga::commands::spec(retry.clone()),
                 handler: Arc::new(saga::commands::Commands { kernel: state.kernel.clone() }),

@@ -1,36 +1,9 @@
-//! Legal hold: tenancy's `TenantLegalHoldChanged`, projected into `legal_holds` (the latest event by
-//! `occurredAt` wins, so redelivered or reordered events leave the newest state). While a tenant is on
-//! hold, the validation-result retention (`blueprints/retention.rs`) keeps every partition holding its rows.
+//! Legal hold: tenancy's `TenantLegalHoldChanged`, projected into `legal_holds` by the kernel's consumer
+//! (the latest event by `occurredAt` wins, so redelivered or reordered events leave the newest state).
+//! While a tenant is on hold, the validation-result retention (`blueprints/retention.rs`) keeps every
+//! partition holding its rows.
 
-use kernel::consumer::{ConsumerSpec, Failure, Handler, RetryPolicy};
-use kernel::contracts::tenancy::{record_legal_hold, TenantLegalHoldChanged};
-use kernel::envelope::Envelope;
-use kernel::Work;
+use kernel::contracts::tenancy::LegalHolds;
 
-use crate::events::DOMAIN;
-
-kernel::inbound! {
-    /// What the legal-hold projection takes.
-    pub enum Hold {
-        Changed(TenantLegalHoldChanged),
-    }
-}
-
-pub fn spec(retry: RetryPolicy) -> ConsumerSpec {
-    ConsumerSpec { queue: format!("{DOMAIN}.legal-holds"), bindings: Hold::routing_keys(), retry, prefetch: 16 }
-}
-
-pub struct LegalHolds;
-
-#[async_trait::async_trait]
-impl Handler for LegalHolds {
-    fn name(&self) -> &'static str {
-        "catalogue.legal-holds"
-    }
-
-    async fn handle(&self, work: &mut Work, envelope: &Envelope) -> Result<(), Failure> {
-        let Hold::Changed(e) = Hold::decode(envelope).into_result("catalogue.legal-holds")?;
-        record_legal_hold(work, &envelope.tenant_id, e.legal_hold, envelope.occurred_at).await?;
-        Ok(())
-    }
-}
+/// Catalogue's legal-hold consumer (queue `catalogue.legal-holds`).
+pub const CONSUMER: LegalHolds = LegalHolds { name: "catalogue.legal-holds" };

@@ -15,9 +15,8 @@
 //! `replayWorkflow` ([`schema`]) replays one instance on demand and keeps the result: the run and its
 //! **shadow stream** ([`shadow`]: the facts as recorded, the decisions as the code makes them, up to the
 //! divergence), never touching the source stream; [`retention`] deletes runs after 90 days, but a tenant's
-//! under legal hold ([`legal_holds`]).
+//! under legal hold ([`LEGAL_HOLDS`] projects tenancy's holds).
 
-pub mod legal_holds;
 pub mod retention;
 pub mod schema;
 pub mod store;
@@ -29,6 +28,10 @@ use crate::definitions::spec::Spec;
 use crate::history::Recorded;
 use crate::saga::decide::{decide, Decision};
 use crate::saga::state::Saga;
+
+/// Workflow's legal-hold consumer (queue `workflow.legal-holds`): the holds replay retention honours.
+pub const LEGAL_HOLDS: kernel::contracts::tenancy::LegalHolds =
+    kernel::contracts::tenancy::LegalHolds { name: "workflow.legal-holds" };
 
 /// One event, as replay compares it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
