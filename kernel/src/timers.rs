@@ -29,6 +29,8 @@ use crate::work::Work;
 
 /// The policy under which a firer reads every tenant's timers.
 const FIRER: &str = "timers";
+/// Back to the firer's view (no tenant).
+const FIRER_VIEW: &str = "SELECT set_config('app.system', $1, true), set_config('app.tenant_id', '', true)";
 
 /// A timer as set.
 #[derive(Clone, Debug, PartialEq)]
@@ -149,6 +151,9 @@ pub async fn fire_due(db: &Db, now: DateTime<Utc>, limit: usize, handler: &dyn O
             break;
         }
         for (tenant, subject, name, deadline, payload, attempts) in claimed {
+            // The firer's own view first (the timer before may have left its tenant's), so a rollback to the
+            // savepoint comes back to it: the failure's bookkeeping below runs as the firer.
+            sqlx::query(FIRER_VIEW).bind(FIRER).execute(&mut *tx).await?;
             sqlx::query("SAVEPOINT timer").execute(&mut *tx).await?;
             let outcome = match TenantId::try_from(tenant.clone()) {
                 Ok(t) => {

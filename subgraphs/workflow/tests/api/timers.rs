@@ -161,3 +161,52 @@ async fn concurrent_firers_fire_every_timer_exactly_once_under_its_own_tenant() 
     assert_eq!(timers::pending(&mut w, &tenants[0], &later.to_string()).await.unwrap().len(), 1);
     app.cleanup().await;
 }
+
+/// Fails the timers named `fail`, after writing something (which the failure must undo); fires the others.
+struct Partly;
+
+#[async_trait::async_trait]
+impl OnTimer for Partly {
+    async fn fire(&self, work: &mut Work, timer: &Timer) -> kernel::Result<()> {
+        let instance = InstanceId::parse("subject", &timer.subject)?;
+        let version = history::store::version(work, &timer.tenant, instance).await?.unwrap();
+        let fired =
+            TimerFired { instance_id: instance, step_id: timer.name.clone(), purpose: "wait".into(), attempt: 1 };
+        Stream::at(instance, version).append(work, &timer.tenant, &fired).await?;
+        if timer.name == "fail" {
+            return Err(kernel::Error::unavailable("not now"));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn in_one_batch_a_failing_timer_rolls_back_alone_and_waits_out_its_backoff() {
+    let app = app().await;
+    let (a, b) = (TenantId::parse(&tenant(&app, "alpha")).unwrap(), TenantId::parse(&tenant(&app, "beta")).unwrap());
+    let (ok, bad) = (new_stream(&app, &a).await, new_stream(&app, &b).await);
+    let now = Utc::now();
+    // The one that succeeds is due first, so the failing one comes after it in the same batch, under
+    // another tenant.
+    for (t, id, name, at) in [(&a, ok, "ok", now - Duration::seconds(2)), (&b, bad, "fail", now - Duration::seconds(1))]
+    {
+        let mut w = work(&app, t).await;
+        timers::set(&mut w, t, &id.to_string(), name, at, &json!({})).await.unwrap();
+        w.commit().await.unwrap();
+    }
+    let db = &app.state.kernel.db;
+    let done = timers::fire_due(db, now, 100, &Partly).await.unwrap();
+    assert_eq!((done.fired, done.failed), (1, 1));
+    assert_eq!(recorded(&app, &a, ok).await.len(), 1, "the first fired");
+    assert!(recorded(&app, &b, bad).await.is_empty(), "the failing one's append was rolled back");
+    let (attempts, not_before): (i32, Option<chrono::DateTime<Utc>>) =
+        sqlx::query_as("SELECT attempts, not_before FROM timers WHERE name = 'fail'")
+            .fetch_one(&app.admin_pool().await)
+            .await
+            .unwrap();
+    assert_eq!(attempts, 1, "its failure was recorded as the firer, whatever tenant came before");
+    assert!(not_before.is_some_and(|n| n > now));
+    let again = timers::fire_due(db, now, 100, &Partly).await.unwrap();
+    assert_eq!((again.fired, again.failed), (0, 0), "not claimed again before its backoff");
+    app.cleanup().await;
+}
