@@ -46,6 +46,11 @@ impl Recorded {
     pub fn checkpoint(&self) -> Checkpoint {
         Checkpoint { tx: self.tx, position: self.position }
     }
+
+    /// The payload as event `E`, if this is one (its type, and a payload that decodes).
+    pub fn payload<E: Event + serde::de::DeserializeOwned>(&self) -> Option<E> {
+        (self.event_type == E::TYPE).then(|| serde_json::from_value(self.data.clone()).ok()).flatten()
+    }
 }
 
 /// Where a reader of the global order stands: the (transaction, position) of the last event it read.

@@ -17,7 +17,6 @@
 //! governance — is [`super::engine`]'s, in the same unit of work.
 
 use kernel::envelope::Event;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::state::{Phase, Saga};
@@ -70,10 +69,6 @@ impl Decision {
     }
 }
 
-fn payload<E: Event + DeserializeOwned>(e: &Recorded) -> Option<E> {
-    (e.event_type == E::TYPE).then(|| serde_json::from_value(e.data.clone()).ok()).flatten()
-}
-
 /// The subject id of the approval a gate asks for: one per instance and run of the step (the version of the
 /// `WorkflowStepReady` that began it, so a loop back through the gate asks anew).
 pub fn gate_key(instance: InstanceId, step: &str, run: i64) -> String {
@@ -89,7 +84,7 @@ pub fn decide(saga: &Saga, spec: &Spec, e: &Recorded) -> Vec<Decision> {
     if e.event_type == WorkflowInstanceStarted::TYPE {
         return ready(id, spec, &spec.start, 1).into_iter().collect();
     }
-    if let Some(r) = payload::<WorkflowStepReady>(e) {
+    if let Some(r) = e.payload::<WorkflowStepReady>() {
         return match r.step_type.as_str() {
             "Parallel" | "Join" => {
                 vec![Decision::StepCompleted(WorkflowStepCompleted { instance_id: id, step_id: r.step_id })]
@@ -103,16 +98,16 @@ pub fn decide(saga: &Saga, spec: &Spec, e: &Recorded) -> Vec<Decision> {
             _ => Vec::new(),
         };
     }
-    if let Some(c) = payload::<WorkflowStepCompleted>(e) {
+    if let Some(c) = e.payload::<WorkflowStepCompleted>() {
         return advance(saga, spec, &c.step_id);
     }
-    if let Some(c) = payload::<AgentTaskCompleted>(e) {
+    if let Some(c) = e.payload::<AgentTaskCompleted>() {
         return if c.compensation { unwind(saga, spec) } else { advance(saga, spec, &c.step_id) };
     }
-    if let Some(f) = payload::<AgentTaskFailed>(e) {
+    if let Some(f) = e.payload::<AgentTaskFailed>() {
         return if f.compensation { unwind(saga, spec) } else { failure(id, spec, &f.step_id, f.attempt, f.reason) };
     }
-    if let Some(d) = payload::<ApprovalDecided>(e) {
+    if let Some(d) = e.payload::<ApprovalDecided>() {
         return if d.outcome == "Granted" {
             vec![Decision::StepCompleted(WorkflowStepCompleted { instance_id: id, step_id: d.step_id })]
         } else {
@@ -120,7 +115,7 @@ pub fn decide(saga: &Saga, spec: &Spec, e: &Recorded) -> Vec<Decision> {
             failure(id, spec, &d.step_id, d.attempt, reason)
         };
     }
-    if let Some(t) = payload::<TimerFired>(e) {
+    if let Some(t) = e.payload::<TimerFired>() {
         if !timer_applies(saga, &t.purpose, &t.step_id, t.attempt) {
             return Vec::new();
         }
@@ -133,7 +128,7 @@ pub fn decide(saga: &Saga, spec: &Spec, e: &Recorded) -> Vec<Decision> {
             }
         };
     }
-    if let Some(f) = payload::<WorkflowStepFailed>(e) {
+    if let Some(f) = e.payload::<WorkflowStepFailed>() {
         if saga.unwinding.is_none() {
             if let Some(to) = spec.step(&f.step_id).and_then(|s| s.on_failure.as_deref()) {
                 return goto(saga, spec, to);

@@ -17,7 +17,6 @@ use chrono::{DateTime, Duration, Utc};
 use kernel::envelope::Event;
 use kernel::leases;
 use kernel::{Error, Kernel, Result, TenantId, Work};
-use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use super::decide::{self, Decision};
@@ -37,10 +36,6 @@ const MAX_EVENTS_PER_UNIT: usize = 2_000;
 pub const ASSIGN_RETRY: Duration = Duration::seconds(2);
 /// Largest input an instance starts with (serialized JSON).
 pub const MAX_INPUT_BYTES: usize = 64 * 1024;
-
-fn payload<E: Event + DeserializeOwned>(e: &Recorded) -> Option<E> {
-    (e.event_type == E::TYPE).then(|| serde_json::from_value(e.data.clone()).ok()).flatten()
-}
 
 /// An instance to start.
 pub struct NewInstance {
@@ -460,7 +455,7 @@ impl<'k> Engine<'k> {
     }
 
     async fn effects(&mut self, work: &mut Work, e: &Recorded) -> Result<()> {
-        if let Some(r) = payload::<WorkflowStepReady>(e) {
+        if let Some(r) = e.payload::<WorkflowStepReady>() {
             let step = self.spec.step(&r.step_id).cloned();
             if let Some(t) = step.as_ref().and_then(|s| s.timeout_seconds) {
                 let at = self.now + Duration::seconds(i64::from(t));
@@ -474,29 +469,29 @@ impl<'k> Engine<'k> {
                 }
                 _ => {}
             }
-        } else if let Some(a) = payload::<ApprovalRequested>(e) {
+        } else if let Some(a) = e.payload::<ApprovalRequested>() {
             self.request_approval(work, &a).await?;
-        } else if let Some(c) = payload::<WorkflowStepCompleted>(e) {
+        } else if let Some(c) = e.payload::<WorkflowStepCompleted>() {
             self.stop_step(work, &c.step_id, "the step completed").await?;
-        } else if let Some(f) = payload::<WorkflowStepFailed>(e) {
+        } else if let Some(f) = e.payload::<WorkflowStepFailed>() {
             self.stop_step(work, &f.step_id, &f.reason).await?;
-        } else if let Some(r) = payload::<WorkflowStepRetryScheduled>(e) {
+        } else if let Some(r) = e.payload::<WorkflowStepRetryScheduled>() {
             self.stop_step(work, &r.step_id, "the attempt failed").await?;
             let at = self.now + Duration::milliseconds(r.delay_ms);
             self.set_timer(work, "retry", &r.step_id, false, at, json!({ "attempt": r.attempt })).await?;
-        } else if let Some(c) = payload::<AgentTaskCompleted>(e) {
+        } else if let Some(c) = e.payload::<AgentTaskCompleted>() {
             if !c.compensation {
                 self.stop_step(work, &c.step_id, "the task completed").await?;
             }
             self.cancel_timers(work, &c.step_id, c.compensation).await?;
-        } else if let Some(f) = payload::<AgentTaskFailed>(e) {
+        } else if let Some(f) = e.payload::<AgentTaskFailed>() {
             self.cancel_timers(work, &f.step_id, f.compensation).await?;
-        } else if let Some(a) = payload::<AgentTaskAssigned>(e) {
+        } else if let Some(a) = e.payload::<AgentTaskAssigned>() {
             let ttl = self.pool_ttl(work, &a.pool).await?;
             let at = self.now + Duration::seconds(i64::from(ttl));
             let check = json!({ "taskId": a.task_id, "fencingToken": a.fencing_token, "attempt": a.attempt });
             self.set_timer(work, "lease", &a.step_id, a.compensation, at, check).await?;
-        } else if let Some(c) = payload::<CompensationStarted>(e) {
+        } else if let Some(c) = e.payload::<CompensationStarted>() {
             // The failure stops everything else in play; then the compensation's task.
             self.stop_all(work, "the instance is unwinding a failure").await?;
             self.assign(work, &c.step_id, true).await?;
@@ -704,7 +699,11 @@ impl<'k> Engine<'k> {
 
     /// Who started the instance (the `RequestApproval` command names them: they may not approve it).
     pub fn started_by(&self) -> String {
-        self.history.first().and_then(payload::<WorkflowInstanceStarted>).map(|s| s.started_by).unwrap_or_default()
+        self.history
+            .first()
+            .and_then(|e| e.payload::<WorkflowInstanceStarted>())
+            .map(|s| s.started_by)
+            .unwrap_or_default()
     }
 
     /// Usage to governance, once per completed task (the task's id keys it): its model's tokens and its time.

@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kernel::envelope::Event;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::definitions::spec::Spec;
@@ -125,14 +124,10 @@ pub struct Saga {
     pub unwinding: Option<Unwinding>,
 }
 
-fn payload<E: Event + DeserializeOwned>(e: &Recorded) -> Option<E> {
-    (e.event_type == E::TYPE).then(|| serde_json::from_value(e.data.clone()).ok()).flatten()
-}
-
 impl Saga {
     /// The state a history's first event (`WorkflowInstanceStarted`) makes; `None` for any other.
     pub fn start(e: &Recorded) -> Option<Self> {
-        let s: WorkflowInstanceStarted = payload(e)?;
+        let s: WorkflowInstanceStarted = e.payload()?;
         Some(Self {
             instance: s.instance_id,
             definition_key: s.definition_key,
@@ -214,7 +209,7 @@ impl Saga {
     /// The state after `e`.
     pub fn apply(&mut self, spec: &Spec, e: &Recorded) {
         self.version = e.version;
-        if let Some(r) = payload::<WorkflowStepReady>(e) {
+        if let Some(r) = e.payload::<WorkflowStepReady>() {
             let phase = match r.step_type.as_str() {
                 "AgentTask" => Phase::Assigning,
                 "Wait" => Phase::Waiting,
@@ -223,14 +218,14 @@ impl Saga {
             self.arrivals.remove(&r.step_id);
             let run = Run { step_type: r.step_type, attempt: r.attempt, ready: e.version, phase, task: None };
             self.runs.insert(r.step_id, run);
-        } else if let Some(c) = payload::<WorkflowStepCompleted>(e) {
+        } else if let Some(c) = e.payload::<WorkflowStepCompleted>() {
             self.completed(spec, &c.step_id);
-        } else if let Some(r) = payload::<WorkflowStepRetryScheduled>(e) {
+        } else if let Some(r) = e.payload::<WorkflowStepRetryScheduled>() {
             if let Some(run) = self.runs.get_mut(&r.step_id) {
                 run.phase = Phase::BackingOff;
                 run.task = None;
             }
-        } else if let Some(f) = payload::<WorkflowStepFailed>(e) {
+        } else if let Some(f) = e.payload::<WorkflowStepFailed>() {
             if let Some(run) = self.runs.get_mut(&f.step_id) {
                 run.phase = Phase::Failed;
                 run.task = None;
@@ -238,7 +233,7 @@ impl Saga {
             let to = spec.step(&f.step_id).and_then(|s| s.on_failure.clone());
             self.arrive(spec, &f.step_id, to.as_deref());
             self.failure = Some((f.step_id, f.reason));
-        } else if let Some(a) = payload::<AgentTaskAssigned>(e) {
+        } else if let Some(a) = e.payload::<AgentTaskAssigned>() {
             let task = Task {
                 id: a.task_id,
                 step: a.step_id.clone(),
@@ -254,7 +249,7 @@ impl Saga {
                 run.phase = Phase::Running;
                 run.task = Some(task);
             }
-        } else if let Some(l) = payload::<AgentTaskLeaseLost>(e) {
+        } else if let Some(l) = e.payload::<AgentTaskLeaseLost>() {
             if let Some(t) = self.task_mut(l.task_id) {
                 t.holder = None;
             }
@@ -263,7 +258,7 @@ impl Saga {
                     run.phase = Phase::Assigning;
                 }
             }
-        } else if let Some(c) = payload::<AgentTaskCompleted>(e) {
+        } else if let Some(c) = e.payload::<AgentTaskCompleted>() {
             if c.compensation {
                 if let Some(u) = self.unwinding.as_mut() {
                     u.current = None;
@@ -272,7 +267,7 @@ impl Saga {
             } else {
                 self.completed(spec, &c.step_id);
             }
-        } else if let Some(f) = payload::<AgentTaskFailed>(e) {
+        } else if let Some(f) = e.payload::<AgentTaskFailed>() {
             if f.compensation {
                 if let Some(u) = self.unwinding.as_mut() {
                     u.current = None;
@@ -283,15 +278,15 @@ impl Saga {
                 run.phase = Phase::Failed;
                 run.task = None;
             }
-        } else if let Some(a) = payload::<ApprovalRequested>(e) {
+        } else if let Some(a) = e.payload::<ApprovalRequested>() {
             if let Some(run) = self.runs.get_mut(&a.step_id) {
                 run.phase = Phase::AwaitingApproval;
             }
-        } else if let Some(d) = payload::<ApprovalDecided>(e) {
+        } else if let Some(d) = e.payload::<ApprovalDecided>() {
             if let Some(run) = self.runs.get_mut(&d.step_id) {
                 run.phase = if d.outcome == "Granted" { Phase::Ready } else { Phase::Failed };
             }
-        } else if let Some(c) = payload::<CompensationStarted>(e) {
+        } else if let Some(c) = e.payload::<CompensationStarted>() {
             let (step, reason) = self.failure.clone().unwrap_or_default();
             let u = self.unwinding.get_or_insert_with(|| Unwinding { step, reason, ..Unwinding::default() });
             u.current = Some(Compensating { step: c.step_id, started: e.version, task: None });
