@@ -61,6 +61,28 @@ async fn a_platform_workflow_runs_through_the_router_with_its_transitions_stream
             )
             .await;
     }
+    // Governance: the model policy the agents work under, which workflow learns from its event.
+    let governor = stack.token(&tenant, "governor", &["governance:read", "governance:write"]);
+    let v = stack
+        .ok(
+            &hive.url,
+            &governor,
+            "mutation { draftModelPolicy(input: { name: \"agents\", allowed: [{ provider: \"openai\", models: [\"*\"] }], maxTokensPerTask: 20000 }) { id } }",
+            json!({}),
+        )
+        .await;
+    let policy = v["draftModelPolicy"]["id"].clone();
+    let publish = "mutation($id: ID!) { publishModelPolicy(id: $id) { status } }";
+    stack.ok(&hive.url, &governor, publish, json!({ "id": policy })).await;
+    let workflow_db = stack.workflow().admin_pool().await;
+    test_support::eventually("workflow to know the model policy", Duration::from_secs(20), || async {
+        sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM model_policies WHERE tenant_id = $1)")
+            .bind(&tenant)
+            .fetch_one(&workflow_db)
+            .await
+            .unwrap()
+    })
+    .await;
     let v = stack
         .ok(
             &hive.url,
@@ -100,7 +122,7 @@ async fn a_platform_workflow_runs_through_the_router_with_its_transitions_stream
             })
             .await;
             let input = json!({ "input": { "taskId": task["id"], "fencingToken": task["fencingToken"],
-                "model": "gpt-5", "tokens": 1500, "durationMs": 1200 } });
+                "provider": "openai", "model": "gpt-5", "tokens": 1500, "durationMs": 1200 } });
             let v = stack.ok(&hive.url, &agent, COMPLETE, input).await;
             assert_eq!(v["completeAgentTask"]["status"], "COMPLETED");
         }

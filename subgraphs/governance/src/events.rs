@@ -1,17 +1,19 @@
 //! Everything governance publishes (routing key `governance.<eventType>`) and the commands it accepts. The
 //! README's events table documents each payload; a breaking change makes a new type (`…V2`).
 //!
-//! The approval outcomes (`ApprovalGranted`, `ApprovalRejected`, `ApprovalExpired`, `ApprovalCancelled`) are
-//! declared in `kernel::contracts::governance`, because the requesting domains read them.
+//! The approval outcomes (`ApprovalGranted`, `ApprovalRejected`, `ApprovalExpired`, `ApprovalCancelled`) and
+//! the model policies (`ModelPolicyPublished`, `ModelPolicyDeprecated`) are declared in
+//! `kernel::contracts::governance`, because other domains read them.
 
 use serde_json::Value;
 
 use crate::approvals::Vote;
-use crate::ids::{ApprovalId, ConnectionId, DecisionId, ModelPolicyId, PolicyId, ProjectRef};
+use crate::ids::{ApprovalId, ConnectionId, DecisionId, PolicyId};
 use crate::integrations::{IntegrationKind, IntegrationStatus};
 use crate::policies::Effect;
 pub use kernel::contracts::governance::{
-    ApprovalCancelled, ApprovalExpired, ApprovalGranted, ApprovalRejected, DOMAIN,
+    ApprovalCancelled, ApprovalExpired, ApprovalGranted, ApprovalRejected, ModelPolicyDeprecated, ModelPolicyPublished,
+    DOMAIN,
 };
 
 kernel::events! {
@@ -53,14 +55,6 @@ kernel::events! {
     IntegrationSecretRotated { connection_id: ConnectionId, name: String, secret: String, config_ref: String, previous_ref: Option<String> }
     /// `testIntegrationConnection` ran: `ok`, or the code of what failed (never a secret value).
     IntegrationConnectionTested { connection_id: ConnectionId, name: String, ok: bool, failures: Vec<String> }
-
-    /// A model policy version was published: the full policy, so consumers can evaluate it themselves.
-    ModelPolicyPublished {
-        model_policy_id: ModelPolicyId, name: String, version: i32, project_id: Option<ProjectRef>, skill_key: Option<String>,
-        allowed: Value, max_tokens_per_task: Option<i32>, max_cost_per_day_cents: Option<i64>,
-    }
-    /// A published model policy version was deprecated (final).
-    ModelPolicyDeprecated { model_policy_id: ModelPolicyId, name: String, version: i32 }
 
     /// Command (`governance.EvaluatePolicy`): evaluate and append a decision, answered by `PolicyDecided`
     /// with the command's correlation id.

@@ -18,10 +18,8 @@ kernel::id! {
     pub struct ConnectionId("connection");
 }
 
-kernel::id! {
-    /// A model policy version's id.
-    pub struct ModelPolicyId("model policy");
-}
+/// A model policy version's id: in the contract other domains read (`ModelPolicyPublished`).
+pub use kernel::contracts::governance::ModelPolicyId;
 
 kernel::id! {
     /// A catalogue project, as a model policy scopes to it. Shown as the `UUID` scalar, as model policies

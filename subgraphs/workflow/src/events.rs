@@ -39,11 +39,17 @@ kernel::events! {
     /// A definition version may no longer start instances.
     WorkflowDefinitionDeprecated { key: String, version: i32, platform: bool }
 
-    /// An instance was started from a definition version, with its input.
+    /// An instance was started from a definition version, with its input. An instance that continues
+    /// another (continue-as-new) names it (`continuedFrom`), starts at `startStep` instead of the
+    /// definition's start, and carries the steps the other completed (`completed`, oldest first: a later
+    /// failure compensates them too).
     #[project = project_id]
     WorkflowInstanceStarted {
         instance_id: InstanceId, definition_key: String, definition_version: i32, platform_definition: bool,
         project_id: Option<ProjectId>, input: Value, started_by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")] continued_from: Option<InstanceId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")] start_step: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")] completed: Vec<String>,
     }
     /// A step may run (its attempt counts from 1); `stepType` is its definition's (`AgentTask`, `Wait`, …).
     WorkflowStepReady { instance_id: InstanceId, step_id: String, step_type: String, attempt: u32 }
@@ -55,19 +61,21 @@ kernel::events! {
     WorkflowStepFailed { instance_id: InstanceId, step_id: String, attempt: u32, reason: String }
     /// An agent of the step's pool holds the task, under a lease with this fencing token (a task whose lease
     /// was lost is assigned again, with a higher token). `compensation`: the task undoes step `stepId`.
+    /// `modelPolicies`: the governance model policies (`name@version`) its agent works under.
     AgentTaskAssigned {
         instance_id: InstanceId, task_id: TaskId, step_id: String, attempt: u32, compensation: bool, skill: String,
-        pool: String, agent_id: String, fencing_token: i64,
+        pool: String, agent_id: String, fencing_token: i64, #[serde(default)] model_policies: Vec<String>,
     }
     /// The lease of the agent holding the task was lost (expired unrenewed, or the lease store lost it): the
     /// holder is fenced off and the task is assigned again.
     AgentTaskLeaseLost { instance_id: InstanceId, task_id: TaskId, step_id: String, fencing_token: i64 }
     /// The agent holding the task reported progress (0–100).
     AgentTaskProgressed { instance_id: InstanceId, task_id: TaskId, fencing_token: i64, percent: u8, message: String }
-    /// The task finished with its outputs, and what it used (governance meters it).
+    /// The task finished with its outputs, and what it used (governance meters it): the model's provider
+    /// and name, its tokens, the task's time.
     AgentTaskCompleted {
         instance_id: InstanceId, task_id: TaskId, step_id: String, compensation: bool, outputs: Vec<ArtifactRef>,
-        model: String, tokens: i64, duration_ms: i64,
+        #[serde(default)] provider: String, model: String, tokens: i64, duration_ms: i64,
     }
     /// The task failed this attempt (it retries while its step's policy allows).
     AgentTaskFailed {
@@ -89,6 +97,9 @@ kernel::events! {
     /// The instance failed at `stepId` (its compensations, if any, have run).
     WorkflowFailed { instance_id: InstanceId, step_id: String, reason: String }
     WorkflowCancelled { instance_id: InstanceId, reason: String, cancelled_by: String }
+    /// The instance's history grew long (its definition's `continueAsNewAfter`): it ends here and goes on
+    /// as the new instance `nextInstanceId`, from step `stepId`, with the same input (continue-as-new).
+    WorkflowContinuedAsNew { instance_id: InstanceId, next_instance_id: InstanceId, step_id: String, history_length: i64 }
     /// Command to governance (`workflow.RequestApproval`): decide the gate `subject.id`
     /// (`<instance>/<step>/<attempt>`). Its event id is derived from the gate, so it is sent once.
     RequestApproval { #[serde(flatten)] request: kernel::contracts::governance::ApprovalRequest }

@@ -6,7 +6,7 @@
 //! | `definitions/` | workflow definitions (steps, their checks, publication), the platform registry, the skills they may name |
 //! | `history/` | the event store: an append-only stream per instance, optimistic concurrency, the global order |
 //! | `saga/` | the instances running: what each does next, and its unit of work (timers, leases, approvals, usage) |
-//! | `agents/` | agent pools, and the tasks their agents hold under fenced leases and report on |
+//! | `agents/` | agent pools, the tasks their agents hold under fenced leases and report on, and the model policies they work under (governance's) |
 //! | `process/` | the process-state projection (a table and a Redis hot copy, by the projector), live subscriptions, federation |
 //! | `replay/` | a recorded history run again through the saga's decisions, to find where the code now differs; shadow streams and their retention |
 //!
@@ -125,6 +125,10 @@ impl Subgraph for State {
                 handler: Arc::new(saga::approvals::ApprovalOutcomes { kernel: state.kernel.clone() }),
             },
             Consumer { spec: replay::LEGAL_HOLDS.spec(retry.clone()), handler: Arc::new(replay::LEGAL_HOLDS) },
+            Consumer {
+                spec: agents::models::spec(retry.clone()),
+                handler: Arc::new(agents::models::KnownModelPolicies),
+            },
             Consumer {
                 spec: saga::commands::spec(retry.clone()),
                 handler: Arc::new(saga::commands::Commands { kernel: state.kernel.clone() }),

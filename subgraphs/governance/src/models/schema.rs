@@ -92,8 +92,9 @@ impl ModelQuery {
     /// covering the task's project and skill decide, with their tightest limits (default deny).
     async fn evaluate_model_policy(&self, ctx: &Context<'_>, task: ModelTaskInput) -> Result<ModelDecision> {
         let tenant = ctx.authorize(READ)?;
+        let project = task.project_id;
         let task = Task {
-            project_id: task.project_id,
+            project_id: project.map(|p| p.as_uuid()),
             skill_key: task.skill_key.map(|s| s.trim().to_owned()),
             provider: kernel::error::text("provider", &task.provider, 100)?,
             model: kernel::error::text("model", &task.model, 100)?,
@@ -101,7 +102,7 @@ impl ModelQuery {
             cost_today_cents: task.cost_today_cents,
         };
         let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
-        let in_force = store::in_force(&mut tx, &tenant, task.project_id, task.skill_key.as_deref()).await?;
+        let in_force = store::in_force(&mut tx, &tenant, project, task.skill_key.as_deref()).await?;
         tx.commit().await?;
         Ok(super::evaluate(&in_force, &task))
     }
@@ -153,9 +154,9 @@ impl ModelMutation {
             model_policy_id: id,
             name: p.name.clone(),
             version: p.version,
-            project_id: p.project_id,
+            project_id: p.project_id.map(|p| kernel::contracts::catalogue::ProjectId::from_uuid(p.as_uuid())),
             skill_key: p.skill_key.clone(),
-            allowed: serde_json::to_value(&p.allowed.0).map_err(Error::internal)?,
+            allowed: p.allowed.0.clone(),
             max_tokens_per_task: p.max_tokens_per_task,
             max_cost_per_day_cents: p.max_cost_per_day_cents,
         };

@@ -49,7 +49,10 @@ pub struct CompleteAgentTaskInput {
     /// The artifact versions it produced (at most 100).
     #[graphql(default)]
     pub outputs: Vec<ArtifactRef>,
-    /// The model it used, and its tokens and time: metered to governance.
+    /// The model it used (its provider and name, as governance's model policies name them), and its
+    /// tokens and time: metered to governance, and checked against the task's model policies (outside
+    /// them, the attempt fails).
+    pub provider: String,
     pub model: String,
     pub tokens: i64,
     pub duration_ms: i64,
@@ -224,15 +227,21 @@ impl AgentMutation {
         for o in &input.outputs {
             check_output(o)?;
         }
-        let model = kernel::error::text("model", &input.model, 200)?;
+        let provider = kernel::error::text("provider", &input.provider, 100)?;
+        let model = kernel::error::text("model", &input.model, 100)?;
         if !(0..=1_000_000_000_000).contains(&input.tokens) {
             return Err(Error::bad_input("tokens", "`tokens` is 0 to 10^12"));
         }
         if !(0..=365 * 24 * 3_600_000).contains(&input.duration_ms) {
             return Err(Error::bad_input("durationMs", "`durationMs` is 0 to a year"));
         }
-        let report =
-            Report::Complete { outputs: input.outputs, model, tokens: input.tokens, duration_ms: input.duration_ms };
+        let report = Report::Complete {
+            outputs: input.outputs,
+            provider,
+            model,
+            tokens: input.tokens,
+            duration_ms: input.duration_ms,
+        };
         Self::report(ctx, &input.task_id, input.fencing_token, report).await
     }
 

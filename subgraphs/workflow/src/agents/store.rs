@@ -8,6 +8,7 @@ use sqlx::types::Json;
 use super::Pool;
 use crate::events::ArtifactRef;
 use crate::ids::{InstanceId, TaskId};
+use kernel::contracts::governance::models::Policy;
 
 kernel::text_enum! {
     #[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +52,10 @@ pub struct TaskRow {
     pub outputs: Json<Vec<ArtifactRef>>,
     /// Why it failed.
     pub reason: Option<String>,
+    /// The model policies that decided for it when it was first offered: its completion is checked
+    /// against them.
+    #[graphql(skip)]
+    pub model_policies: Json<Vec<Policy>>,
     pub assigned_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -60,6 +65,12 @@ impl TaskRow {
     /// What it produced (artifact versions lineage knows by id), once completed.
     async fn outputs(&self) -> &[ArtifactRef] {
         &self.outputs.0
+    }
+
+    /// The model policies its agent works under (governance's, as they stood when the task was first
+    /// offered): the models they allow and their token limit. A completion outside them fails the attempt.
+    async fn model_policies(&self) -> Vec<super::models::TaskModelPolicy> {
+        self.model_policies.0.iter().map(Into::into).collect()
     }
 }
 
@@ -118,7 +129,7 @@ pub async fn task(tx: &mut Tx, tenant: &TenantId, id: TaskId) -> Result<Option<T
         r#"SELECT tenant_id AS "tenant_id: TenantId", task_id AS "id: TaskId", instance_id AS "instance_id: InstanceId",
                   step_id, attempt, compensation, skill, pool, agent_id, resource, fencing_token,
                   status AS "status: TaskStatus", percent, message, outputs AS "outputs: Json<Vec<ArtifactRef>>",
-                  reason, assigned_at, updated_at
+                  reason, model_policies AS "model_policies: Json<Vec<Policy>>", assigned_at, updated_at
              FROM agent_tasks WHERE tenant_id = $1 AND task_id = $2"#,
         tenant.as_str(),
         id as TaskId,
@@ -134,7 +145,7 @@ pub async fn of_instance(tx: &mut Tx, tenant: &TenantId, instance: InstanceId) -
         r#"SELECT tenant_id AS "tenant_id: TenantId", task_id AS "id: TaskId", instance_id AS "instance_id: InstanceId",
                   step_id, attempt, compensation, skill, pool, agent_id, resource, fencing_token,
                   status AS "status: TaskStatus", percent, message, outputs AS "outputs: Json<Vec<ArtifactRef>>",
-                  reason, assigned_at, updated_at
+                  reason, model_policies AS "model_policies: Json<Vec<Policy>>", assigned_at, updated_at
              FROM agent_tasks WHERE tenant_id = $1 AND instance_id = $2 ORDER BY assigned_at, task_id LIMIT 1000"#,
         tenant.as_str(),
         instance as InstanceId,
@@ -157,7 +168,7 @@ pub async fn of_agent(
         r#"SELECT tenant_id AS "tenant_id: TenantId", task_id AS "id: TaskId", instance_id AS "instance_id: InstanceId",
                   step_id, attempt, compensation, skill, pool, agent_id, resource, fencing_token,
                   status AS "status: TaskStatus", percent, message, outputs AS "outputs: Json<Vec<ArtifactRef>>",
-                  reason, assigned_at, updated_at
+                  reason, model_policies AS "model_policies: Json<Vec<Policy>>", assigned_at, updated_at
              FROM agent_tasks
             WHERE tenant_id = $1 AND pool = $2 AND agent_id = $3 AND ($4::text IS NULL OR status = $4)
             ORDER BY assigned_at, task_id LIMIT $5"#,
@@ -178,40 +189,42 @@ pub struct Holder<'a> {
     pub token: i64,
 }
 
+/// A task as its step's run offers it to the pool.
+pub struct NewTask<'a> {
+    pub id: TaskId,
+    pub instance: InstanceId,
+    pub step: &'a str,
+    pub attempt: u32,
+    pub compensation: bool,
+    pub skill: &'a str,
+    pub pool: &'a str,
+    /// Its terms (kept from the first offer: a task leased again keeps them).
+    pub model_policies: &'a [Policy],
+}
+
 /// Records the task (new, or leased again): held by `holder`, or waiting for an agent.
-#[allow(clippy::too_many_arguments)]
-pub async fn assigned(
-    tx: &mut Tx,
-    tenant: &TenantId,
-    id: TaskId,
-    instance: InstanceId,
-    step: &str,
-    attempt: u32,
-    compensation: bool,
-    skill: &str,
-    pool: &str,
-    holder: Option<Holder<'_>>,
-) -> Result<()> {
+pub async fn assigned(tx: &mut Tx, tenant: &TenantId, task: &NewTask<'_>, holder: Option<Holder<'_>>) -> Result<()> {
     let status = if holder.is_some() { TaskStatus::Assigned } else { TaskStatus::Unassigned };
     sqlx::query!(
         "INSERT INTO agent_tasks (tenant_id, task_id, instance_id, step_id, attempt, compensation, skill, pool,
-                                  agent_id, resource, fencing_token, status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                                  agent_id, resource, fencing_token, status, model_policies)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
          ON CONFLICT (tenant_id, task_id) DO UPDATE
             SET agent_id = EXCLUDED.agent_id, resource = EXCLUDED.resource, fencing_token = EXCLUDED.fencing_token,
                 status = EXCLUDED.status, updated_at = now()",
         tenant.as_str(),
-        id as TaskId,
-        instance as InstanceId,
-        step,
-        i32::try_from(attempt).unwrap_or(i32::MAX),
-        compensation,
-        skill,
-        pool,
+        task.id as TaskId,
+        task.instance as InstanceId,
+        task.step,
+        i32::try_from(task.attempt).unwrap_or(i32::MAX),
+        task.compensation,
+        task.skill,
+        task.pool,
         holder.as_ref().map(|h| h.agent),
         holder.as_ref().map(|h| h.resource),
         holder.as_ref().map(|h| h.token),
         status.as_str(),
+        Json(task.model_policies) as _,
     )
     .execute(&mut **tx)
     .await?;

@@ -135,6 +135,9 @@ pub struct PublishWorkflowDefinitionInput {
     /// The first step's id.
     pub start: String,
     pub steps: Vec<StepInput>,
+    /// Once an instance's history holds this many events, it goes on as a new instance at the next step it
+    /// moves to with nothing else in play (continue-as-new): 10 to 40,960, default 10,240.
+    pub continue_as_new_after: Option<i32>,
 }
 
 #[derive(Default)]
@@ -210,7 +213,13 @@ impl DefinitionMutation {
             ));
         }
         let steps = input.steps.into_iter().map(StepInput::into_step).collect::<Result<Vec<_>>>()?;
-        let spec = Spec { start: input.start.trim().to_owned(), steps };
+        let continue_as_new_after = input
+            .continue_as_new_after
+            .map(|n| {
+                u32::try_from(n).map_err(|_| Error::bad_input("continueAsNewAfter", "`continueAsNewAfter` is positive"))
+            })
+            .transpose()?;
+        let spec = Spec { start: input.start.trim().to_owned(), steps, continue_as_new_after };
         let by = Some(ctx.request_context().caller.subject.clone());
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let d = super::publish(&mut work, &tenant, NewDefinition { key, name, description, spec }, by).await?;

@@ -16,6 +16,12 @@
 //! (a skill run when a later failure unwinds the workflow); a `Parallel` continues only through its join, so
 //! it has no `next`.
 //!
+//! A loop through a `Wait` may run for ever; its history may not (see [`crate::history`]). Once an
+//! instance's history holds `continueAsNewAfter` events (default 10,240), the next time it moves from a
+//! completed step to the step after with nothing else in play, it ends as `ContinuedAsNew` and a new
+//! instance of the same definition version, input and project goes on from that step, carrying the steps
+//! completed so far (a later failure compensates them too).
+//!
 //! [`Spec::check`] refuses, with `BAD_USER_INPUT` naming the step: an unknown step, a step no path from
 //! `start` reaches, a loop without a `Wait` (it would spin), a `Join` that is not exactly one `Parallel`'s or
 //! that one of its branches does not reach, a branch that leaves its `Parallel` other than through the join,
@@ -42,7 +48,17 @@ pub const MAX_SECONDS: u32 = 30 * 24 * 3600;
 pub struct Spec {
     pub start: String,
     pub steps: Vec<Step>,
+    /// Once an instance's history holds this many events, it goes on as a new instance (continue-as-new)
+    /// at the next step it moves to with nothing else in play; [`CONTINUE_AS_NEW_AFTER`] when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continue_as_new_after: Option<u32>,
 }
+
+/// When an instance continues as new unless its definition says otherwise: at Temporal's warning length.
+pub const CONTINUE_AS_NEW_AFTER: u32 = crate::history::HISTORY_WARNING as u32;
+/// The range a definition may set: past the top, an instance could reach the history's hard limit
+/// ([`crate::history::HISTORY_LIMIT`]) before it finds a step to continue at.
+pub const CONTINUE_AS_NEW_RANGE: std::ops::RangeInclusive<u32> = 10..=40_960;
 
 /// One step. (Its type's fields are flattened beside the common ones; the type refuses fields it does
 /// not know, which also refuses a misspelt common field.)
@@ -234,8 +250,20 @@ impl Spec {
             .unwrap_or(&[])
     }
 
+    /// The history length after which an instance continues as new.
+    pub fn continue_after(&self) -> i64 {
+        i64::from(self.continue_as_new_after.unwrap_or(CONTINUE_AS_NEW_AFTER))
+    }
+
     /// Every rule of the module's doc; the first broken one, naming its step.
     pub fn check(&self) -> Result<()> {
+        if let Some(n) = self.continue_as_new_after.filter(|n| !CONTINUE_AS_NEW_RANGE.contains(n)) {
+            let (lo, hi) = (CONTINUE_AS_NEW_RANGE.start(), CONTINUE_AS_NEW_RANGE.end());
+            return Err(Error::bad_input(
+                "continueAsNewAfter",
+                format!("`continueAsNewAfter` is {lo} to {hi} events, not {n}"),
+            ));
+        }
         if self.steps.is_empty() {
             return Err(Error::bad_input("steps", "a definition needs at least one step"));
         }

@@ -3,7 +3,8 @@
 //! checkpoint, so nothing depends on the broker delivering twice or in order — and rebuilt from the events
 //! alone by [`projector::rebuild`] with the same result.
 //!
-//! An instance's status is its steps' states taken together: ended (`Completed`, `Failed`, `Cancelled`);
+//! An instance's status is its steps' states taken together: ended (`Completed`, `Failed`, `Cancelled`,
+//! `ContinuedAsNew`);
 //! else `Compensating` while a failure unwinds; else `AwaitingApproval` while a gate waits, `AssigningTask`
 //! while a ready agent task has no agent, `AwaitingAgent` while an agent works, `Waiting` while only timers
 //! run; `Running` otherwise (`Created` before its first step).
@@ -37,6 +38,8 @@ kernel::text_enum! {
         Completed = "Completed",
         Failed = "Failed",
         Cancelled = "Cancelled",
+        /// Its history grew long and it went on as a new instance (`continuedAs`).
+        ContinuedAsNew = "ContinuedAsNew",
     }
 }
 
@@ -126,6 +129,7 @@ pub fn apply(state: Option<ProcessState>, e: &Recorded) -> Option<ProcessState> 
         "WorkflowCompleted" => ended = Some(Status::Completed),
         "WorkflowFailed" => ended = Some(Status::Failed),
         "WorkflowCancelled" => ended = Some(Status::Cancelled),
+        "WorkflowContinuedAsNew" => ended = Some(Status::ContinuedAsNew),
         _ => {}
     }
     s.version = e.version;

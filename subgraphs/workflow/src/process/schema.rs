@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::{store, ProcessState, Status, StepState};
 use crate::agents::store::{self as tasks, TaskRow};
+use crate::events::{WorkflowContinuedAsNew, WorkflowInstanceStarted};
 use crate::history::{self, Recorded, HISTORY_LIMIT};
 use crate::ids::{InstanceId, ProjectId};
 use crate::state;
@@ -83,6 +84,19 @@ impl ProcessState {
     async fn ended_at(&self) -> Option<DateTime<Utc>> {
         self.ended_at
     }
+    /// The instance it went on as, once its history grew long (status `CONTINUED_AS_NEW`).
+    async fn continued_as(&self, ctx: &Context<'_>) -> Result<Option<ID>> {
+        if self.status != Status::ContinuedAsNew {
+            return Ok(None);
+        }
+        let last = self.event_at(ctx, self.version).await?;
+        Ok(last.and_then(|e| e.payload::<WorkflowContinuedAsNew>()).map(|c| ID(c.next_instance_id.to_string())))
+    }
+    /// The instance this one continues (it started where that one's history grew long), if any.
+    async fn continued_from(&self, ctx: &Context<'_>) -> Result<Option<ID>> {
+        let first = self.event_at(ctx, 1).await?;
+        Ok(first.and_then(|e| e.payload::<WorkflowInstanceStarted>()?.continued_from).map(|i| ID(i.to_string())))
+    }
     /// Its agent tasks (compensations included), oldest first.
     async fn tasks(&self, ctx: &Context<'_>) -> Result<Vec<TaskRow>> {
         let tenant = ctx.authorize(READ)?;
@@ -107,6 +121,17 @@ impl ProcessState {
         let events = history::store::read(&mut tx, tenant.tenant(), self.instance_id, after.max(0), limit).await?;
         tx.commit().await?;
         Ok(events.into_iter().map(EventView::from).collect())
+    }
+}
+
+impl ProcessState {
+    /// The event at `version` of its history.
+    async fn event_at(&self, ctx: &Context<'_>, version: i64) -> Result<Option<Recorded>> {
+        let tenant = ctx.authorize(READ)?;
+        let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
+        let mut events = history::store::read(&mut tx, tenant.tenant(), self.instance_id, version - 1, 1).await?;
+        tx.commit().await?;
+        Ok(events.pop())
     }
 }
 

@@ -65,7 +65,7 @@ impl Handler for Commands {
                 }
                 let definition = engine::startable(work, tenant, &c.definition_key, c.version, c.platform).await?;
                 let input = if c.input.is_null() { serde_json::json!({}) } else { c.input };
-                let new = NewInstance { instance, definition, project_id, input, started_by: by };
+                let new = NewInstance { instance, definition, project_id, input, started_by: by, continues: None };
                 Engine::start(work, &self.kernel, tenant, new, now).await?.release().await?;
                 Ok(())
             }

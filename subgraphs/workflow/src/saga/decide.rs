@@ -4,11 +4,11 @@
 //!
 //! | after | decides |
 //! |---|---|
-//! | `WorkflowInstanceStarted` | `start` is ready |
+//! | `WorkflowInstanceStarted` | `start` is ready (`startStep` for an instance that continues another) |
 //! | a Parallel ready | it completes; each branch is ready |
 //! | a Join ready | it completes (all branches arrived) |
 //! | an Approval ready | `ApprovalRequested` |
-//! | a step completed (or its agent task) | its `next` is ready — a join once every branch arrived; no `next` and nothing else in play: `WorkflowCompleted` |
+//! | a step completed (or its agent task) | its `next` is ready — a join once every branch arrived; no `next` and nothing else in play: `WorkflowCompleted`; the history at its definition's `continueAsNewAfter` and nothing else in play: `WorkflowContinuedAsNew` at `next` |
 //! | an attempt failed (agent, timeout, approval not granted) | a retry after the backoff while attempts remain, else `WorkflowStepFailed` |
 //! | a step failed for good | its `onFailure` step, or the compensations of the completed steps in reverse order, then `WorkflowFailed` |
 //! | a timer fired | a wait completes, a backoff ends (the next attempt is ready), a timeout fails the attempt |
@@ -37,6 +37,7 @@ pub enum Decision {
     CompensationStarted(CompensationStarted),
     Completed(WorkflowCompleted),
     Failed(WorkflowFailed),
+    ContinuedAsNew(WorkflowContinuedAsNew),
 }
 
 impl Decision {
@@ -50,6 +51,7 @@ impl Decision {
             Decision::CompensationStarted(_) => CompensationStarted::TYPE,
             Decision::Completed(_) => WorkflowCompleted::TYPE,
             Decision::Failed(_) => WorkflowFailed::TYPE,
+            Decision::ContinuedAsNew(_) => WorkflowContinuedAsNew::TYPE,
         }
     }
 
@@ -64,6 +66,7 @@ impl Decision {
             Decision::CompensationStarted(e) => serde_json::to_value(e),
             Decision::Completed(e) => serde_json::to_value(e),
             Decision::Failed(e) => serde_json::to_value(e),
+            Decision::ContinuedAsNew(e) => serde_json::to_value(e),
         };
         v.unwrap_or(Value::Null)
     }
@@ -81,8 +84,8 @@ pub fn decide(saga: &Saga, spec: &Spec, e: &Recorded) -> Vec<Decision> {
         return Vec::new();
     }
     let id = saga.instance;
-    if e.event_type == WorkflowInstanceStarted::TYPE {
-        return ready(id, spec, &spec.start, 1).into_iter().collect();
+    if let Some(s) = e.payload::<WorkflowInstanceStarted>() {
+        return ready(id, spec, s.start_step.as_deref().unwrap_or(&spec.start), 1).into_iter().collect();
     }
     if let Some(r) = e.payload::<WorkflowStepReady>() {
         return match r.step_type.as_str() {
@@ -154,6 +157,14 @@ pub fn timer_applies(saga: &Saga, purpose: &str, step: &str, attempt: u32) -> bo
     }
 }
 
+/// The namespace of continuations' instance ids (UUIDv5 of the instance continued).
+const CONTINUATION_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x9a41_2c6e_7b3d_4f08_a15e_c2d9_6e07_41b5);
+
+/// The id of the instance that continues `instance` (continue-as-new): the same every time it is decided.
+pub fn continuation(instance: InstanceId) -> InstanceId {
+    InstanceId::from(uuid::Uuid::new_v5(&CONTINUATION_NAMESPACE, instance.to_string().as_bytes()))
+}
+
 /// Step `step` is ready (for its `attempt`).
 fn ready(id: InstanceId, spec: &Spec, step: &str, attempt: u32) -> Option<Decision> {
     let s = spec.step(step)?;
@@ -175,6 +186,14 @@ fn advance(saga: &Saga, spec: &Spec, step: &str) -> Vec<Decision> {
         return branches.iter().filter_map(|b| ready(saga.instance, spec, b, 1)).collect();
     }
     match s.next.as_deref() {
+        Some(next) if saga.version >= spec.continue_after() && saga.live_steps(step).next().is_none() => {
+            vec![Decision::ContinuedAsNew(WorkflowContinuedAsNew {
+                instance_id: saga.instance,
+                next_instance_id: continuation(saga.instance),
+                step_id: next.to_owned(),
+                history_length: saga.version,
+            })]
+        }
         Some(next) => goto(saga, spec, next),
         None if saga.live_steps(step).next().is_none() => {
             vec![Decision::Completed(WorkflowCompleted { instance_id: saga.instance })]

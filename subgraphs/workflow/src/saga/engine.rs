@@ -14,6 +14,7 @@
 use std::collections::VecDeque;
 
 use chrono::{DateTime, Duration, Utc};
+use kernel::contracts::governance::models;
 use kernel::envelope::Event;
 use kernel::leases;
 use kernel::{Error, Kernel, Result, TenantId, Work};
@@ -44,6 +45,17 @@ pub struct NewInstance {
     pub project_id: Option<ProjectId>,
     pub input: Value,
     pub started_by: String,
+    /// The instance it continues (continue-as-new), if any.
+    pub continues: Option<Continues>,
+}
+
+/// What an instance that continues another starts from.
+pub struct Continues {
+    pub instance: InstanceId,
+    /// The step it starts at.
+    pub step: String,
+    /// The steps the other completed, oldest first, each once (at its last completion).
+    pub completed: Vec<String>,
 }
 
 /// The definition version `key` names (the latest when `version` is `None`; the platform's with
@@ -87,7 +99,7 @@ pub fn check_input(input: &Value) -> Result<()> {
 /// What an agent reports about its task.
 pub enum Report {
     Progress { percent: u8, message: String },
-    Complete { outputs: Vec<ArtifactRef>, model: String, tokens: i64, duration_ms: i64 },
+    Complete { outputs: Vec<ArtifactRef>, provider: String, model: String, tokens: i64, duration_ms: i64 },
     Fail { reason: String },
 }
 
@@ -122,6 +134,10 @@ impl<'k> Engine<'k> {
         let d = new.definition;
         let definition = DefinitionRef { tenant: d.tenant_id.clone(), key: d.key.clone(), version: d.version };
         let mut stream = Stream::create(work, tenant, new.instance, &definition).await?;
+        let (continued_from, start_step, completed) = match new.continues {
+            Some(c) => (Some(c.instance), Some(c.step), c.completed),
+            None => (None, None, Vec::new()),
+        };
         let started = WorkflowInstanceStarted {
             instance_id: new.instance,
             definition_key: d.key.clone(),
@@ -130,6 +146,9 @@ impl<'k> Engine<'k> {
             project_id: new.project_id,
             input: new.input,
             started_by: new.started_by,
+            continued_from,
+            start_step,
+            completed,
         };
         let first = stream.append(work, tenant, &started).await?;
         let saga =
@@ -362,20 +381,35 @@ impl<'k> Engine<'k> {
                     self.fact(work, &e).await?;
                 }
             }
-            Report::Complete { outputs, model, tokens, duration_ms } => {
-                tasks::ended(work, &self.tenant, row.id, TaskStatus::Completed, &outputs, None).await?;
-                self.meter(work, row, &agent, &model, tokens, duration_ms).await?;
+            Report::Complete { outputs, provider, model, tokens, duration_ms } => {
+                // Spent either way, so metered either way.
+                self.meter(work, row, &agent, (&provider, &model), tokens, duration_ms).await?;
                 // Released now, not after the commit: the step this completion readies may need this very
                 // slot in this unit of work. Should the commit then fail, the agent's report sent again
                 // still holds (its token is the history's); only after a lease check finds the slot gone
                 // is the task leased again.
                 leases::release(&self.kernel.cache, &lease).await?;
+                if let Some(reason) = self.outside_terms(row, &provider, &model, tokens) {
+                    tasks::ended(work, &self.tenant, row.id, TaskStatus::Failed, &[], Some(&reason)).await?;
+                    let e = AgentTaskFailed {
+                        instance_id: id,
+                        task_id: row.id,
+                        step_id: task.step.clone(),
+                        attempt: task.attempt,
+                        compensation: task.compensation,
+                        reason,
+                    };
+                    self.fact(work, &e).await?;
+                    return self.settle(work).await;
+                }
+                tasks::ended(work, &self.tenant, row.id, TaskStatus::Completed, &outputs, None).await?;
                 let e = AgentTaskCompleted {
                     instance_id: id,
                     task_id: row.id,
                     step_id: task.step.clone(),
                     compensation: task.compensation,
                     outputs,
+                    provider,
                     model,
                     tokens,
                     duration_ms,
@@ -397,6 +431,26 @@ impl<'k> Engine<'k> {
             }
         }
         self.settle(work).await
+    }
+
+    /// Why a completion that used `provider`'s `model` and `tokens` is outside the task's model policies
+    /// (the rules of `evaluateModelPolicy`); `None` when within them. A task offered before workflow kept
+    /// its terms has none, and is not checked.
+    fn outside_terms(&self, row: &TaskRow, provider: &str, model: &str, tokens: i64) -> Option<String> {
+        let terms = &row.model_policies.0;
+        if terms.is_empty() {
+            return None;
+        }
+        let used = models::Task {
+            project_id: self.saga.project_id.map(|p| p.as_uuid()),
+            skill_key: Some(row.skill.clone()),
+            provider: provider.to_owned(),
+            model: model.to_owned(),
+            tokens: Some(tokens),
+            cost_today_cents: None,
+        };
+        let d = models::evaluate(terms, &used);
+        (!d.allowed).then(|| format!("outside the model policies {}: {}", d.policies.join(", "), d.reason))
     }
 
     // ---- the cascade -------------------------------------------------------------------------------
@@ -437,6 +491,7 @@ impl<'k> Engine<'k> {
                 Decision::CompensationStarted(d) => self.append(work, &d).await?,
                 Decision::Completed(d) => self.append(work, &d).await?,
                 Decision::Failed(d) => self.append(work, &d).await?,
+                Decision::ContinuedAsNew(d) => self.append(work, &d).await?,
             };
             let mut next = decide::decide(&self.saga, &self.spec, &e);
             next.reverse();
@@ -500,7 +555,42 @@ impl<'k> Engine<'k> {
             || e.event_type == WorkflowCancelled::TYPE
         {
             self.stop_all(work, &format!("the instance ended ({})", e.event_type)).await?;
+        } else if let Some(c) = e.payload::<WorkflowContinuedAsNew>() {
+            self.stop_all(work, "the instance continued as a new one").await?;
+            self.continue_as_new(work, &c).await?;
         }
+        Ok(())
+    }
+
+    /// Starts the instance that continues this one, in this unit of work: the same definition version,
+    /// input, project and starter, from step `c.stepId`, with the steps completed so far.
+    async fn continue_as_new(&mut self, work: &mut Work, c: &WorkflowContinuedAsNew) -> Result<()> {
+        let d = &self.definition;
+        let definition = definitions::store::get(work, &d.tenant, &d.key, d.version).await?.ok_or_else(|| {
+            Error::internal(anyhow::anyhow!("instance {} runs a definition that is not stored", self.instance()))
+        })?;
+        let mut completed: Vec<String> = Vec::new();
+        for step in self.saga.completed.iter().rev() {
+            if !completed.contains(step) {
+                completed.push(step.clone());
+            }
+        }
+        completed.reverse();
+        let new = NewInstance {
+            instance: c.next_instance_id,
+            definition,
+            project_id: self.saga.project_id,
+            input: self.saga.input.clone(),
+            started_by: self.started_by(),
+            continues: Some(Continues { instance: self.instance(), step: c.step_id.clone(), completed }),
+        };
+        // Boxed: a unit of work that starts another instance is itself the start of one.
+        let mut next = Box::pin(Engine::start(work, self.kernel, &self.tenant, new, self.now)).await?;
+        self.releases.append(&mut next.releases);
+        tracing::info!(
+            tenant = %self.tenant, instance = %self.instance(), next = %c.next_instance_id, history = c.history_length,
+            "a workflow instance continued as a new one"
+        );
         Ok(())
     }
 
@@ -595,23 +685,57 @@ impl<'k> Engine<'k> {
         let Some((skill, pool)) = self.skill_and_pool(step, compensation) else {
             return Err(Error::internal(anyhow::anyhow!("step `{step}` has no agent task to assign")));
         };
-        let id = agents::task_id(self.instance(), step, run, compensation);
+        let (id, instance) = (agents::task_id(self.instance(), step, run, compensation), self.instance());
+        let terms = match tasks::task(work, &self.tenant, id).await? {
+            Some(offered) => offered.model_policies.0,
+            None => {
+                let in_force = agents::models::in_force(work, &self.tenant).await?;
+                let project = self.saga.project_id.map(|p| p.as_uuid());
+                models::deciding(&in_force, project, Some(&skill)).into_iter().cloned().collect()
+            }
+        };
+        let task = tasks::NewTask {
+            id,
+            instance,
+            step,
+            attempt,
+            compensation,
+            skill: &skill,
+            pool: &pool,
+            model_policies: &terms,
+        };
+        if terms.is_empty() {
+            // Governance would deny any model for it (default deny): the attempt fails at once.
+            let reason = format!(
+                "no model policy of the tenant covers skill `{skill}`{}: its agents may use no model",
+                self.saga.project_id.map(|p| format!(" in project {p}")).unwrap_or_default()
+            );
+            tasks::assigned(work, &self.tenant, &task, None).await?;
+            tasks::ended(work, &self.tenant, id, TaskStatus::Failed, &[], Some(&reason)).await?;
+            let e = AgentTaskFailed {
+                instance_id: instance,
+                task_id: id,
+                step_id: step.to_owned(),
+                attempt,
+                compensation,
+                reason,
+            };
+            return self.fact(work, &e).await;
+        }
         let config = tasks::pool(work, &self.tenant, &pool).await?;
         let leased = match &config {
             Some(config) => agents::lease(work, self.kernel, &self.tenant, config, id).await?,
             None => None,
         };
-        let instance = self.instance();
         let Some(leased) = leased else {
-            tasks::assigned(work, &self.tenant, id, instance, step, attempt, compensation, &skill, &pool, None).await?;
+            tasks::assigned(work, &self.tenant, &task, None).await?;
             let at = self.now + ASSIGN_RETRY;
             self.set_timer(work, "assign", step, compensation, at, json!({ "attempt": attempt })).await?;
             return Ok(());
         };
         let holder =
             tasks::Holder { agent: &leased.agent, resource: &leased.lease.resource, token: leased.lease.token };
-        tasks::assigned(work, &self.tenant, id, instance, step, attempt, compensation, &skill, &pool, Some(holder))
-            .await?;
+        tasks::assigned(work, &self.tenant, &task, Some(holder)).await?;
         let e = AgentTaskAssigned {
             instance_id: instance,
             task_id: id,
@@ -622,6 +746,7 @@ impl<'k> Engine<'k> {
             pool,
             agent_id: leased.agent,
             fencing_token: leased.lease.token,
+            model_policies: terms.iter().map(models::Terms::label).collect(),
         };
         self.fact(work, &e).await
     }
@@ -712,12 +837,13 @@ impl<'k> Engine<'k> {
         work: &mut Work,
         row: &TaskRow,
         agent: &str,
-        model: &str,
+        (provider, model): (&str, &str),
         tokens: i64,
         ms: i64,
     ) -> Result<()> {
         use kernel::contracts::usage::UsageRecord;
         let dimensions = [
+            ("provider".to_owned(), provider.to_owned()),
             ("model".to_owned(), model.to_owned()),
             ("skill".to_owned(), row.skill.clone()),
             ("pool".to_owned(), row.pool.clone()),

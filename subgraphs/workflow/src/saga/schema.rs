@@ -45,7 +45,14 @@ impl SagaMutation {
         let mut work = Work::tenant(&kernel.db, &tenant, ctx.event_meta()).await?;
         let definition =
             engine::startable(&mut work, tenant.tenant(), &input.definition_key, input.version, input.platform).await?;
-        let new = NewInstance { instance: InstanceId::new_v7(), definition, project_id, input: body, started_by };
+        let new = NewInstance {
+            instance: InstanceId::new_v7(),
+            definition,
+            project_id,
+            input: body,
+            started_by,
+            continues: None,
+        };
         let mut engine = Engine::start(&mut work, kernel, tenant.tenant(), new, Utc::now()).await?;
         let out = engine.process_state();
         work.commit().await?;

@@ -82,6 +82,8 @@ pub enum Ending {
     Completed,
     Failed,
     Cancelled,
+    /// Its history grew long: it goes on as a new instance.
+    ContinuedAsNew,
 }
 
 /// A compensation running: its step, the version of its `CompensationStarted`, its task once assigned.
@@ -115,7 +117,8 @@ pub struct Saga {
     pub version: i64,
     pub ended: Option<Ending>,
     pub runs: BTreeMap<String, Run>,
-    /// Steps that completed, in order: a failure compensates them in reverse.
+    /// Steps that completed, in order: a failure compensates them in reverse. (An instance that continues
+    /// another starts with the steps that one completed.)
     pub completed: Vec<String>,
     /// Branches that reached each join since its Parallel started them.
     pub arrivals: BTreeMap<String, BTreeSet<String>>,
@@ -138,7 +141,7 @@ impl Saga {
             version: e.version,
             ended: None,
             runs: BTreeMap::new(),
-            completed: Vec::new(),
+            completed: s.completed,
             arrivals: BTreeMap::new(),
             failure: None,
             unwinding: None,
@@ -302,6 +305,8 @@ impl Saga {
             self.ended = Some(Ending::Failed);
         } else if e.event_type == WorkflowCancelled::TYPE {
             self.ended = Some(Ending::Cancelled);
+        } else if e.event_type == WorkflowContinuedAsNew::TYPE {
+            self.ended = Some(Ending::ContinuedAsNew);
         }
         // TimerFired, AgentTaskProgressed: no change of state (the decisions they lead to are recorded).
     }

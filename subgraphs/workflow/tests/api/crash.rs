@@ -133,8 +133,7 @@ async fn assigned(app: &App, base: &str, token: &str, id: &str, step: &str) -> (
 
 /// The agent's completion, sent again after every failure (a crash, a refused connection) until answered.
 async fn complete(app: &App, child: &Running, agent: &str, task: &str, token: i64) {
-    let input =
-        json!({ "input": { "taskId": task, "fencingToken": token, "model": "m", "tokens": 10, "durationMs": 5 } });
+    let input = json!({ "input": { "taskId": task, "fencingToken": token, "provider": "openai", "model": "m", "tokens": 10, "durationMs": 5 } });
     test_support::eventually_value(&format!("task {task} completed"), Duration::from_secs(20), || async {
         let v = gql(app, &child.base, agent, COMPLETE, input.clone()).await.ok()?;
         (v["data"]["completeAgentTask"]["status"] == "COMPLETED").then_some(())
@@ -147,6 +146,7 @@ async fn kill_9_mid_saga_resumes_without_a_duplicate_side_effect() {
     let app = App::builder().manual_workers().start(&kernel::service::NoConfig {}).await;
     let t = tenant(&app, "acme");
     let token = member(&app, &t);
+    helpers::models_allowed(&app, &t).await;
     let agent = app.signer.mint(
         test_support::ISSUER,
         test_support::AUDIENCE,
@@ -187,8 +187,7 @@ async fn kill_9_mid_saga_resumes_without_a_duplicate_side_effect() {
     // 1. Killed while the draft's completion is in flight.
     let (task, tok) = assigned(&app, &child.base, &token, &id, "draft").await;
     let base = child.base.clone();
-    let input =
-        json!({ "input": { "taskId": task, "fencingToken": tok, "model": "m", "tokens": 10, "durationMs": 5 } });
+    let input = json!({ "input": { "taskId": task, "fencingToken": tok, "provider": "openai", "model": "m", "tokens": 10, "durationMs": 5 } });
     child = crash_during(&app, child, 30, gql(&app, &base, &agent, COMPLETE, input)).await;
     complete(&app, &child, &agent, &task, tok).await;
 
@@ -231,8 +230,7 @@ async fn kill_9_mid_saga_resumes_without_a_duplicate_side_effect() {
     for step in ["check", "ship"] {
         let (task, tok) = assigned(&app, &child.base, &token, &id, step).await;
         let base = child.base.clone();
-        let input =
-            json!({ "input": { "taskId": task, "fencingToken": tok, "model": "m", "tokens": 10, "durationMs": 5 } });
+        let input = json!({ "input": { "taskId": task, "fencingToken": tok, "provider": "openai", "model": "m", "tokens": 10, "durationMs": 5 } });
         child = crash_during(&app, child, 30, gql(&app, &base, &agent, COMPLETE, input)).await;
         complete(&app, &child, &agent, &task, tok).await;
     }

@@ -102,3 +102,46 @@ pub async fn recorded(app: &App, t: &TenantId, id: InstanceId) -> Vec<Recorded> 
     let mut w = work(app, t).await;
     history::store::read(&mut w, t, id, 0, 100).await.unwrap()
 }
+
+/// Governance publishing `tenant`'s model policy `name` (tenant-wide, `allowed`: `(provider, models)`, at
+/// most `max_tokens` per task); returns once workflow knows it.
+pub async fn model_policy(app: &App, tenant: &str, name: &str, allowed: &[(&str, &[&str])], max_tokens: Option<i32>) {
+    use kernel::contracts::governance::{models::ModelAllowance, ModelPolicyId, ModelPolicyPublished};
+    let id = ModelPolicyId::new_v7();
+    let e = ModelPolicyPublished {
+        model_policy_id: id,
+        name: name.into(),
+        version: 1,
+        project_id: None,
+        skill_key: None,
+        allowed: allowed
+            .iter()
+            .map(|(p, ms)| ModelAllowance { provider: (*p).into(), models: ms.iter().map(|m| (*m).into()).collect() })
+            .collect(),
+        max_tokens_per_task: max_tokens,
+        max_cost_per_day_cents: None,
+    };
+    test_support::consuming(&format!("{}.model-policies", app.command_prefix())).await;
+    publish(app, tenant, &e).await;
+    let admin = app.admin_pool().await;
+    test_support::eventually(&format!("model policy {name} known"), std::time::Duration::from_secs(10), || {
+        let admin = admin.clone();
+        let tenant = tenant.to_owned();
+        async move {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM model_policies WHERE tenant_id = $1 AND model_policy_id = $2)",
+            )
+            .bind(tenant)
+            .bind(id.as_uuid())
+            .fetch_one(&admin)
+            .await
+            .unwrap()
+        }
+    })
+    .await;
+}
+
+/// The model policy the tests' agents work under: any OpenAI model, up to 100,000 tokens a task.
+pub async fn models_allowed(app: &App, tenant: &str) {
+    model_policy(app, tenant, "agents", &[("openai", &["*"])], Some(100_000)).await;
+}

@@ -7,7 +7,7 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use test_support::{Next, WsClient};
 
-use crate::helpers::{app, member, skill_published, tenant, App};
+use crate::helpers::{self, app, member, skill_published, tenant, App};
 
 async fn connect(app: &App, token: &str) -> WsClient {
     let url = format!("{}/graphql", app.serve().await.replace("http://", "ws://"));
@@ -34,6 +34,7 @@ async fn a_subscriber_sees_an_instances_transitions_in_order_and_its_events() {
     let app = app().await;
     let t = tenant(&app, "acme");
     let token = member(&app, &t);
+    helpers::models_allowed(&app, &t).await;
     let agent = app.signer.mint(
         test_support::ISSUER,
         test_support::AUDIENCE,
@@ -75,7 +76,7 @@ async fn a_subscriber_sees_an_instances_transitions_in_order_and_its_events() {
             .find(|t| t["stepId"] == step && t["status"] == "ASSIGNED")
             .unwrap()
             .clone();
-        let input = json!({ "input": { "taskId": task["id"], "fencingToken": task["fencingToken"], "model": "m", "tokens": 1, "durationMs": 1 } });
+        let input = json!({ "input": { "taskId": task["id"], "fencingToken": task["fencingToken"], "provider": "openai", "model": "m", "tokens": 1, "durationMs": 1 } });
         app.ok(&agent, complete, input).await;
     }
     // Every transition, in order, each one version on; the stream ends after the final state. Beside it,

@@ -55,6 +55,9 @@ async fn instance(app: &App, t: &TenantId, then: Vec<Make>) -> InstanceId {
         project_id: None,
         input: json!({}),
         started_by: "test".into(),
+        continued_from: None,
+        start_step: None,
+        completed: vec![],
     };
     stream.append(&mut w, t, &started).await.unwrap();
     for make in then {
@@ -101,6 +104,7 @@ fn assigned(step: &'static str) -> Make {
             pool: "writers".into(),
             agent_id: "agent-1".into(),
             fencing_token: 1,
+            model_policies: vec!["agents@1".into()],
         })
     })
 }
@@ -113,6 +117,7 @@ fn completed(step: &'static str) -> Make {
             step_id: step.into(),
             compensation: false,
             outputs: vec![],
+            provider: "openai".into(),
             model: "m".into(),
             tokens: 10,
             duration_ms: 5,

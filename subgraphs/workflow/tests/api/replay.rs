@@ -119,10 +119,11 @@ fn a_history_that_parts_from_the_code_is_reported_where() {
 /// version, and retention after 90 days that honours legal hold.
 #[tokio::test]
 async fn an_instance_replays_into_a_shadow_stream_kept_ninety_days_unless_on_hold() {
-    use crate::helpers::{app, member, tenant};
+    use crate::helpers::{self, app, member, tenant};
     let app = app().await;
     let t = tenant(&app, "acme");
     let token = member(&app, &t);
+    helpers::models_allowed(&app, &t).await;
     let publish =
         "mutation($input: PublishWorkflowDefinitionInput!) { publishWorkflowDefinition(input: $input) { version } }";
     let steps = |second: &str| json!([{ "id": "first", "type": "WAIT", "waitSeconds": 1, "next": second }, { "id": second, "type": "WAIT", "waitSeconds": 1 }]);

@@ -86,7 +86,7 @@ async fn live_task(app: &App, token: &str, id: &str, step: &str) -> (String, i64
 }
 
 fn complete_input(task: &str, token: i64) -> Value {
-    json!({ "input": { "taskId": task, "fencingToken": token, "model": "gpt-5", "tokens": 1200, "durationMs": 900,
+    json!({ "input": { "taskId": task, "fencingToken": token, "provider": "openai", "model": "gpt-5", "tokens": 1200, "durationMs": 900,
         "outputs": [{ "artifactId": "doc-1", "version": "1.0.0", "contentHash": format!("sha256:{}", "ab".repeat(32)) }] } })
 }
 
@@ -149,6 +149,7 @@ async fn the_full_path_through_a_gate_a_parallel_a_timeout_and_a_compensation() 
     test_support::consuming(&format!("{}.approval-outcomes", app.command_prefix())).await;
     let t = tenant(&app, "acme");
     let token = member(&app, &t);
+    helpers::models_allowed(&app, &t).await;
     let steps = json!([
         { "id": "draft", "type": "AgentTask", "skill": "draft", "pool": "writers", "next": "review",
           "compensation": { "skill": "retract" } },
@@ -300,6 +301,7 @@ async fn a_stale_token_is_refused_and_leases_lost_with_redis_are_reissued_with_h
     let app = app().await;
     let t = tenant(&app, "acme");
     let token = member(&app, &t);
+    helpers::models_allowed(&app, &t).await;
     let steps = json!([{ "id": "draft", "type": "AgentTask", "skill": "draft", "pool": "writers" }]);
     define(&app, &token, &t, "solo", steps, &["draft"]).await;
     pool(&app, &token, "writers", &["w1"], 30).await;
@@ -353,6 +355,7 @@ async fn a_step_never_has_two_live_tasks_and_waits_for_a_free_agent() {
     let app = app().await;
     let t = tenant(&app, "acme");
     let token = member(&app, &t);
+    helpers::models_allowed(&app, &t).await;
     let agent = agent_token(&app, &t, "w1");
     let steps = json!([{ "id": "draft", "type": "AgentTask", "skill": "draft", "pool": "writers" }]);
     define(&app, &token, &t, "solo", steps, &["draft"]).await;
@@ -392,6 +395,7 @@ async fn bad_input_is_coded_and_writes_nothing() {
     let app = app().await;
     let t = tenant(&app, "acme");
     let token = member(&app, &t);
+    helpers::models_allowed(&app, &t).await;
     let agent = agent_token(&app, &t, "w1");
     let steps = json!([{ "id": "draft", "type": "AgentTask", "skill": "draft", "pool": "writers" }]);
     define(&app, &token, &t, "solo", steps, &["draft"]).await;
@@ -441,6 +445,186 @@ async fn bad_input_is_coded_and_writes_nothing() {
     app.cleanup().await;
 }
 
+#[tokio::test]
+async fn governances_model_policies_decide_which_models_an_agent_task_may_use() {
+    let app = app().await;
+    let t = tenant(&app, "acme");
+    let token = member(&app, &t);
+    let agent = agent_token(&app, &t, "w1");
+    let steps = json!([{ "id": "draft", "type": "AgentTask", "skill": "draft", "pool": "writers" }]);
+    define(&app, &token, &t, "solo", steps, &["draft"]).await;
+    pool(&app, &token, "writers", &["w1"], 30).await;
+    const TASK: &str =
+        "query($id: ID!) { agentTask(id: $id) { status reason modelPolicies { policy allowed maxTokensPerTask } } }";
+
+    // No model policy covers the task: governance would deny every model, so the attempt fails at once
+    // (the step has no retries: the instance fails) — before any agent is leased.
+    let denied = start(&app, &token, "solo").await;
+    let i = wait_status(&app, &token, &denied, "FAILED").await;
+    let task = i["tasks"][0]["id"].as_str().unwrap().to_owned();
+    let v = app.ok(&token, TASK, json!({ "id": task })).await["agentTask"].clone();
+    assert_eq!(v["status"], "FAILED");
+    assert!(v["reason"].as_str().unwrap().contains("no model policy"), "{v}");
+    assert!(!history_types(&app, &token, &denied).await.contains(&"AgentTaskAssigned".to_owned()));
+
+    // Two tenant-wide policies: both must allow the model, the tightest token limit applies; the task
+    // carries them as its terms, and its agent sees them.
+    helpers::model_policy(&app, &t, "base", &[("openai", &["*"]), ("anthropic", &["claude"])], Some(8_000)).await;
+    helpers::model_policy(&app, &t, "lean", &[("openai", &["gpt-5", "gpt-4o"])], Some(2_000)).await;
+    let terms = |v: &Value| {
+        let mut p: Vec<String> =
+            v["modelPolicies"].as_array().unwrap().iter().map(|p| p["policy"].as_str().unwrap().to_owned()).collect();
+        p.sort();
+        p
+    };
+    let outside = |model: &str, tokens: i64, task: &str, tok: i64| {
+        let mut input = complete_input(task, tok);
+        input["input"]["model"] = json!(model);
+        input["input"]["tokens"] = json!(tokens);
+        input
+    };
+    let mut failures = Vec::new();
+    for (model, tokens) in [("o1", 100), ("gpt-5", 2_001)] {
+        let id = start(&app, &token, "solo").await;
+        let (task, tok, _) = live_task(&app, &token, &id, "draft").await;
+        let v = app.ok(&token, TASK, json!({ "id": task })).await["agentTask"].clone();
+        assert_eq!(terms(&v), ["base@1", "lean@1"], "{v}");
+        let lean = v["modelPolicies"].as_array().unwrap().iter().find(|p| p["policy"] == "lean@1").unwrap().clone();
+        assert_eq!(
+            lean,
+            json!({ "policy": "lean@1", "allowed": ["openai/gpt-5", "openai/gpt-4o"], "maxTokensPerTask": 2000 })
+        );
+        // A completion outside them fails the attempt with the policy's reason; the usage was spent, so it
+        // is metered all the same.
+        let v = app.ok(&agent, COMPLETE, outside(model, tokens, &task, tok)).await;
+        assert_eq!(v["completeAgentTask"]["status"], "FAILED", "{model}: {v}");
+        let v = app.ok(&token, TASK, json!({ "id": task })).await["agentTask"].clone();
+        failures.push(v["reason"].as_str().unwrap().to_owned());
+        wait_status(&app, &token, &id, "FAILED").await;
+        assert_eq!(outbox_count(&app, "UsageRecorded", &task).await, 2, "tokens and time, once");
+    }
+    assert!(failures[0].contains("lean@1 does not allow openai/o1"), "{failures:?}");
+    assert!(failures[1].contains("2001 tokens exceed the limit of 2000"), "{failures:?}");
+
+    // Within them: completed.
+    let id = start(&app, &token, "solo").await;
+    let (task, tok, _) = live_task(&app, &token, &id, "draft").await;
+    let v = app.ok(&agent, COMPLETE, outside("gpt-4o", 2_000, &task, tok)).await;
+    assert_eq!(v["completeAgentTask"]["status"], "COMPLETED", "{v}");
+    wait_status(&app, &token, &id, "COMPLETED").await;
+
+    // A deprecated version no longer decides: with `lean` gone, `base` alone allows o1.
+    let lean: uuid::Uuid =
+        sqlx::query_scalar("SELECT model_policy_id FROM model_policies WHERE tenant_id = $1 AND name = 'lean'")
+            .bind(&t)
+            .fetch_one(&app.admin_pool().await)
+            .await
+            .unwrap();
+    let gone = kernel::contracts::governance::ModelPolicyDeprecated {
+        model_policy_id: lean.into(),
+        name: "lean".into(),
+        version: 1,
+    };
+    helpers::publish(&app, &t, &gone).await;
+    test_support::eventually("lean deprecated", Duration::from_secs(10), || async {
+        sqlx::query_scalar::<_, bool>("SELECT deprecated FROM model_policies WHERE tenant_id = $1 AND name = 'lean'")
+            .bind(&t)
+            .fetch_one(&app.admin_pool().await)
+            .await
+            .unwrap()
+    })
+    .await;
+    let id = start(&app, &token, "solo").await;
+    let (task, tok, _) = live_task(&app, &token, &id, "draft").await;
+    let v = app.ok(&agent, COMPLETE, outside("o1", 5_000, &task, tok)).await;
+    assert_eq!(v["completeAgentTask"]["status"], "COMPLETED", "{v}");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_long_history_continues_as_a_new_instance_that_carries_what_it_must_compensate() {
+    let app = app().await;
+    let t = tenant(&app, "acme");
+    let token = member(&app, &t);
+    helpers::models_allowed(&app, &t).await;
+    for s in ["draft", "retract"] {
+        skill_published(&app, &t, s, "1.0.0").await;
+    }
+    // A loop that never ends by itself: draft, pause, draft again — continuing as new after 10 events.
+    let steps = json!([
+        { "id": "draft", "type": "AgentTask", "skill": "draft", "pool": "writers", "next": "pause",
+          "compensation": { "skill": "retract" } },
+        { "id": "pause", "type": "Wait", "waitSeconds": 60, "next": "draft" }
+    ]);
+    let input = |after: i64| {
+        let mut steps = steps.clone();
+        steps[0]["type"] = json!("AGENT_TASK");
+        steps[1]["type"] = json!("WAIT");
+        json!({ "input": { "key": "poll", "name": "poll", "start": "draft", "steps": steps, "continueAsNewAfter": after } })
+    };
+    let v = app.gql(&token, PUBLISH, input(5)).await;
+    assert_eq!(code(&v), "BAD_USER_INPUT", "{v}");
+    assert_eq!(v["errors"][0]["extensions"]["field"], "continueAsNewAfter", "{v}");
+    app.ok(&token, PUBLISH, input(10)).await;
+    pool(&app, &token, "writers", &["w1"], 30).await;
+    let agent = agent_token(&app, &t, "w1");
+
+    // Two rounds: the second draft's completion is event 10, with nothing else in play — the instance
+    // ends there and a new one goes on from `pause`.
+    let a = start(&app, &token, "poll").await;
+    let (task, tok, _) = live_task(&app, &token, &a, "draft").await;
+    app.ok(&agent, COMPLETE, complete_input(&task, tok)).await;
+    fire(&app, chrono::Duration::seconds(61)).await;
+    let (task, tok, _) = live_task(&app, &token, &a, "draft").await;
+    app.ok(&agent, COMPLETE, complete_input(&task, tok)).await;
+    const LINKS: &str = "query($id: ID!) { workflowInstance(id: $id) { status version continuedAs continuedFrom } }";
+    let old = app.ok(&token, LINKS, json!({ "id": a })).await["workflowInstance"].clone();
+    assert_eq!(old["status"], "CONTINUED_AS_NEW", "{old}");
+    assert_eq!(old["version"], 11);
+    assert!(old["continuedFrom"].is_null());
+    let b = old["continuedAs"].as_str().unwrap().to_owned();
+    let new = app.ok(&token, LINKS, json!({ "id": b })).await["workflowInstance"].clone();
+    assert_eq!(new, json!({ "status": "WAITING", "version": 2, "continuedAs": null, "continuedFrom": a }));
+    let v = app.ok(&token, HISTORY, json!({ "id": b })).await;
+    let started = v["workflowInstance"]["history"][0]["data"].clone();
+    assert_eq!(started["startStep"], "pause");
+    assert_eq!(started["completed"], json!(["pause", "draft"]), "each step once, at its last completion");
+    assert_eq!(started["input"], json!({ "title": "hello" }));
+    // The old instance is over: nothing of it is in play, and it cannot be cancelled.
+    let timers: i64 = sqlx::query_scalar("SELECT count(*) FROM timers WHERE subject = $1")
+        .bind(&a)
+        .fetch_one(&app.admin_pool().await)
+        .await
+        .unwrap();
+    assert_eq!(timers, 0);
+    let cancel = "mutation($id: ID!) { cancelWorkflow(instanceId: $id, reason: \"stop\") { status } }";
+    assert_eq!(code(&app.gql(&token, cancel, json!({ "id": a })).await), "CONFLICT");
+
+    // The new instance goes on; a failure there compensates the draft the old one completed.
+    fire(&app, chrono::Duration::seconds(61)).await;
+    let (task, tok, _) = live_task(&app, &token, &b, "draft").await;
+    let fail = json!({ "input": { "taskId": task, "fencingToken": tok, "reason": "no more news" } });
+    app.ok(&agent, FAIL, fail).await;
+    let (retract, tok, _) = live_task(&app, &token, &b, "draft").await;
+    app.ok(&agent, COMPLETE, complete_input(&retract, tok)).await;
+    let i = wait_status(&app, &token, &b, "FAILED").await;
+    let compensated = i["tasks"].as_array().unwrap().iter().filter(|t| t["compensation"] == true).count();
+    assert_eq!(compensated, 1, "{i}");
+
+    let definition = json!({ "start": "draft", "steps": steps, "continueAsNewAfter": 10 });
+    for (name, id) in [("continued-from", &a), ("continued-as", &b)] {
+        let history = app.ok(&token, HISTORY, json!({ "id": id })).await["workflowInstance"]["history"].clone();
+        crate::replay::record(name, &definition, &history);
+    }
+    // Both histories replay to the same decisions: continuing is a decision like any other.
+    let replay = "mutation($i: ID!) { replayWorkflow(instanceId: $i) { matches decisionsChecked } }";
+    for id in [&a, &b] {
+        let v = app.ok(&token, replay, json!({ "i": id })).await["replayWorkflow"].clone();
+        assert_eq!(v["matches"], true, "{id}: {v}");
+    }
+    app.cleanup().await;
+}
+
 /// A command as another domain sends it: its type and payload in the canonical envelope.
 fn command(t: &str, command: &str, payload: Value) -> Envelope {
     let meta = EventMeta { trace_id: "t".into(), correlation_id: "c".into(), causation_id: None, actor: None };
@@ -457,6 +641,7 @@ async fn other_domains_start_and_cancel_workflows_by_command_once() {
     test_support::consuming(&format!("{}.commands", app.command_prefix())).await;
     let t = tenant(&app, "acme");
     let token = member(&app, &t);
+    helpers::models_allowed(&app, &t).await;
     let steps = json!([{ "id": "pause", "type": "Wait", "waitSeconds": 60 }]);
     define(&app, &token, &t, "pause", steps, &[]).await;
 
@@ -507,6 +692,7 @@ async fn a_projects_workflows_and_the_entities_other_subgraphs_reference() {
     let app = app().await;
     let t = tenant(&app, "acme");
     let token = member(&app, &t);
+    helpers::models_allowed(&app, &t).await;
     let steps = json!([{ "id": "pause", "type": "Wait", "waitSeconds": 60 }]);
     define(&app, &token, &t, "pause", steps, &[]).await;
     let project = uuid::Uuid::now_v7().to_string();
