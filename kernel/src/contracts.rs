@@ -33,7 +33,7 @@ pub const SUBGRAPHS: [SubgraphEntry; 6] = [
     SubgraphEntry { name: "catalogue", port: 4003, built: true },
     SubgraphEntry { name: "workflow", port: 4004, built: true },
     SubgraphEntry { name: "governance", port: 4005, built: true },
-    SubgraphEntry { name: "lineage", port: 4006, built: false },
+    SubgraphEntry { name: "lineage", port: 4006, built: true },
 ];
 
 /// A domain's port ([`SUBGRAPHS`]); a name that is not there fails to compile where it is a constant.

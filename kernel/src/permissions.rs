@@ -38,6 +38,13 @@ pub mod workflow {
     /// Report an agent task's progress and result (an agent, with the task's fencing token).
     pub const AGENT_REPORT: &str = "agent:report";
 }
+pub mod lineage {
+    pub const READ: &str = "lineage:read";
+    pub const WRITE: &str = "lineage:write";
+    /// Read the bodies and sensitive fields of confidential and restricted artifacts (others see them
+    /// redacted).
+    pub const READ_RESTRICTED: &str = "lineage:read-restricted";
+}
 
 /// Every permission there is, with what it allows (identity's `permissions` catalogue).
 pub const ALL: &[(&str, &str)] = &[
@@ -62,6 +69,9 @@ pub const ALL: &[(&str, &str)] = &[
     (workflow::READ, "read the tenant's workflow definitions, instances, agent tasks and their events"),
     (workflow::WRITE, "publish workflow definitions; start, cancel and assign workflow instances' tasks"),
     (workflow::AGENT_REPORT, "report an agent task's progress and result"),
+    (lineage::READ, "read the tenant's artifacts, their versions and lineage"),
+    (lineage::WRITE, "record the tenant's artifacts and versions and change their status"),
+    (lineage::READ_RESTRICTED, "read the bodies and sensitive fields of confidential and restricted artifacts"),
 ];
 
 /// Whether `p` is a permission some domain declares.

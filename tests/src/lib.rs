@@ -1,4 +1,4 @@
-//! End-to-end harness: the identity, tenancy, catalogue, workflow and governance subgraphs served on real ports through the
+//! End-to-end harness: the identity, tenancy, catalogue, workflow, governance and lineage subgraphs served on real ports through the
 //! production wiring (`test-support`: their relays, consumers and listeners, fresh databases, Redis
 //! namespaces and queues of their own), and the real router binaries in front of them as child processes.
 //! Identity signs with the harness's key, so tokens minted here and tokens identity issues verify alike; the
@@ -45,7 +45,7 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Identity, tenancy, catalogue, workflow and governance on real ports, each started through the production wiring by `test-support` on
+/// Identity, tenancy, catalogue, workflow, governance and lineage on real ports, each started through the production wiring by `test-support` on
 /// resources of its own (removed when the stack stops or is dropped).
 pub struct Stack {
     pub id: String,
@@ -54,6 +54,7 @@ pub struct Stack {
     catalogue: test_support::TestApp<catalogue::State>,
     workflow: test_support::TestApp<workflow::State>,
     governance: test_support::TestApp<governance::State>,
+    lineage: test_support::TestApp<lineage::State>,
     /// Tenancy's `/graphql`.
     pub subgraph_url: String,
     /// Every subgraph's `/graphql`, by name.
@@ -119,13 +120,23 @@ impl Stack {
         // Governance: the same, with its approval expiry worker on a short interval.
         let mut builder = test_support::TestApp::<governance::State>::builder();
         builder.config.router_secret = router_secret.clone();
-        builder.config.internal_secret = internal_secret;
+        builder.config.internal_secret = internal_secret.clone();
         builder.config.jwks = Some(format!("{identity_base}/.well-known/jwks.json"));
         builder.config.identity_url = Some(identity_base.clone());
         builder.config.database_max_connections = 16;
         let config = governance::Config { approval_expiry_interval_secs: 1, ..Default::default() };
         let governance = builder.start::<governance::State>(&config).await;
         let governance_url = format!("{}/graphql", governance.serve().await);
+
+        // Lineage: like workflow.
+        let mut builder = test_support::TestApp::<lineage::State>::builder();
+        builder.config.router_secret = router_secret.clone();
+        builder.config.internal_secret = internal_secret;
+        builder.config.jwks = Some(format!("{identity_base}/.well-known/jwks.json"));
+        builder.config.identity_url = Some(identity_base.clone());
+        builder.config.database_max_connections = 16;
+        let lineage = builder.start::<lineage::State>(&NoConfig {}).await;
+        let lineage_url = format!("{}/graphql", lineage.serve().await);
 
         // The stack's subgraphs hear each other's real routing keys (see the module docs).
         use kernel::contracts::governance::{ApprovalCancelled, ApprovalExpired, ApprovalGranted, ApprovalRejected};
@@ -173,6 +184,15 @@ impl Stack {
             ],
         )
         .await;
+        // Workflow keeps governance's model policies.
+        bridge(
+            &format!("{}.model-policies", workflow.command_prefix()),
+            &[
+                kernel::contracts::governance::ModelPolicyPublished::routing_key(),
+                kernel::contracts::governance::ModelPolicyDeprecated::routing_key(),
+            ],
+        )
+        .await;
         // Tenancy meters granted quota consumption as usage (README, "Usage and quotas").
         // ...and workflow meters its agent tasks.
         bridge(
@@ -192,6 +212,7 @@ impl Stack {
             ("catalogue", catalogue_url.clone()),
             ("workflow", workflow_url.clone()),
             ("governance", governance_url.clone()),
+            ("lineage", lineage_url.clone()),
         ];
         let built: Vec<&str> = kernel::contracts::SUBGRAPHS.iter().filter(|d| d.built).map(|d| d.name).collect();
         let started: Vec<&str> = subgraph_urls.iter().map(|(d, _)| *d).collect();
@@ -212,6 +233,7 @@ impl Stack {
             catalogue,
             workflow,
             governance,
+            lineage,
             subgraph_url,
             identity_url,
             operator_api_token,
@@ -244,6 +266,11 @@ impl Stack {
     /// The workflow app (its state, config, database).
     pub fn workflow(&self) -> &test_support::TestApp<workflow::State> {
         &self.workflow
+    }
+
+    /// The lineage app (its state, config, database).
+    pub fn lineage(&self) -> &test_support::TestApp<lineage::State> {
+        &self.lineage
     }
 
     /// The governance app (its state, config, database).
@@ -330,6 +357,7 @@ impl Stack {
 
     pub async fn stop(self) {
         let dir = self.dir.clone();
+        self.lineage.cleanup().await;
         self.governance.cleanup().await;
         self.workflow.cleanup().await;
         self.catalogue.cleanup().await;

@@ -170,6 +170,13 @@ impl ModuleQuery {
         visible(ctx, &id).await
     }
 
+    /// Lets the router resolve a `Module` other subgraphs reference (lineage's `Module.artifacts`).
+    #[graphql(entity)]
+    async fn find_module_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Module> {
+        ctx.authorize(READ)?;
+        visible(ctx, &id).await
+    }
+
     /// The caller's modules in (name, id) order, optionally within one project, matching `filter`.
     #[graphql(complexity = "kernel::pagination::page_complexity(first, child_complexity)")]
     async fn modules(

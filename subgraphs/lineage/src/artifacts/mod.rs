@@ -1,0 +1,348 @@
+//! Artifacts and their versions.
+//!
+//! An artifact ([`Artifact`]) is what a producer makes again and again — a document, a build, a model —
+//! under an id of its choosing ([`ArtifactId`]), in a catalogue project and module when it says so, with a
+//! [`Classification`]. Each version ([`ArtifactVersion`]) is one content, by semver:
+//!
+//! * recorded with its `contentHash` (`sha256:`) and who made it (agent, skill, workflow task, trace,
+//!   blueprint); recording the same version with the same content again changes nothing, with other content
+//!   is `CONFLICT`. Identical content is stored once: a version whose content an earlier version of the
+//!   tenant already has points at that version's storage (`deduplicated`);
+//! * moved along Draft → Generated → Validated | Rejected → Published → Superseded ([`VersionStatus::next`]);
+//!   publishing a version supersedes the one published before it in the same transaction, so an artifact
+//!   has at most one published version (its `latest`). Published, superseded and rejected versions never
+//!   change again (the API refuses with `CONFLICT`, a trigger refuses every role);
+//! * found exactly, as the newest first, as `latest`, or by a semver range among the released versions
+//!   (published or superseded): the highest that matches.
+
+pub mod schema;
+pub mod store;
+
+use chrono::{DateTime, Utc};
+use kernel::{Error, Result, TenantId, Work};
+
+use crate::events::*;
+use crate::ids::{ArtifactId, ModuleId, ProjectId};
+
+kernel::text_enum! {
+    #[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    #[graphql(name = "ArtifactClassification")]
+    #[serde(rename_all = "lowercase")]
+    pub enum Classification {
+        Public = "public",
+        Internal = "internal",
+        /// Bodies and sensitive fields are redacted for callers without `lineage:read-restricted`.
+        Confidential = "confidential",
+        Restricted = "restricted",
+    }
+}
+
+kernel::text_enum! {
+    #[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    #[graphql(name = "ArtifactVersionStatus")]
+    pub enum VersionStatus {
+        /// Recorded; its content is not final yet.
+        Draft = "Draft",
+        /// Produced (by an agent task, a build).
+        Generated = "Generated",
+        Validated = "Validated",
+        /// Refused by validation (final).
+        Rejected = "Rejected",
+        /// The artifact's current version (at most one).
+        Published = "Published",
+        /// Published once, until a later version was (final).
+        Superseded = "Superseded",
+    }
+}
+
+impl VersionStatus {
+    /// Where a version in this status may go by a caller's request (Superseded only follows the
+    /// publication of another version).
+    pub fn next(self) -> &'static [VersionStatus] {
+        use VersionStatus::*;
+        match self {
+            Draft => &[Generated],
+            Generated => &[Validated, Rejected],
+            Validated => &[Published, Rejected],
+            Published | Superseded | Rejected => &[],
+        }
+    }
+
+    /// Whether the version was released (a semver range resolves among these).
+    pub fn released(self) -> bool {
+        matches!(self, VersionStatus::Published | VersionStatus::Superseded)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Artifact {
+    pub tenant_id: TenantId,
+    pub artifact_id: ArtifactId,
+    pub artifact_type: String,
+    pub name: String,
+    pub project_id: Option<ProjectId>,
+    pub module_id: Option<ModuleId>,
+    pub classification: Classification,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArtifactVersion {
+    pub tenant_id: TenantId,
+    pub artifact_id: ArtifactId,
+    pub version: String,
+    pub content_hash: String,
+    pub status: VersionStatus,
+    pub produced_by_agent_id: Option<String>,
+    pub produced_by_skill_id: Option<String>,
+    pub produced_by_task_id: Option<uuid::Uuid>,
+    pub trace_id: Option<String>,
+    pub source_blueprint_id: Option<uuid::Uuid>,
+    pub storage_ref: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub published_at: Option<DateTime<Utc>>,
+}
+
+impl ArtifactVersion {
+    /// Its semver version (stored versions always parse).
+    pub fn semver(&self) -> Option<semver::Version> {
+        semver::Version::parse(&self.version).ok()
+    }
+}
+
+/// A version as given: semver, at most 100 characters, numbers that fit PostgreSQL's bigint.
+pub fn version(field: &str, raw: &str) -> Result<semver::Version> {
+    let raw = raw.trim();
+    let v = (raw.len() <= 100).then(|| semver::Version::parse(raw).ok()).flatten().ok_or_else(|| {
+        Error::bad_input(field, format!("`{}` is not a semver version (e.g. 1.4.0)", kernel::error::clip(raw, 80)))
+    })?;
+    if [v.major, v.minor, v.patch].iter().any(|n| *n > i64::MAX as u64) {
+        return Err(Error::bad_input(field, "a version's numbers fit in 63 bits"));
+    }
+    Ok(v)
+}
+
+/// A semver range as given (`^1.2`, `>=1.0, <2`), at most 200 characters.
+pub fn range(field: &str, raw: &str) -> Result<semver::VersionReq> {
+    let raw = raw.trim();
+    (raw.len() <= 200).then(|| semver::VersionReq::parse(raw).ok()).flatten().ok_or_else(|| {
+        Error::bad_input(field, format!("`{}` is not a semver range (e.g. ^1.2)", kernel::error::clip(raw, 80)))
+    })
+}
+
+/// A content hash as given: `sha256:` and 64 lower-case hex digits.
+pub fn content_hash(field: &str, raw: &str) -> Result<String> {
+    let hex = raw.strip_prefix("sha256:").unwrap_or_default();
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(Error::bad_input(field, "a content hash is `sha256:` and 64 lower-case hex digits"));
+    }
+    Ok(raw.to_owned())
+}
+
+/// Where the body of `artifact`'s `version` is stored (the seed's layout; `_` when it has no project).
+pub fn storage_ref(tenant: &TenantId, project: Option<ProjectId>, artifact: &ArtifactId, version: &str) -> String {
+    let project = project.map_or_else(|| "_".to_owned(), |p| p.to_string());
+    format!("blob://artifacts/{tenant}/{project}/{artifact}/{version}")
+}
+
+/// An artifact to register.
+pub struct NewArtifact {
+    pub artifact_id: ArtifactId,
+    pub artifact_type: String,
+    pub name: String,
+    pub project_id: Option<ProjectId>,
+    pub module_id: Option<ModuleId>,
+    pub classification: Classification,
+}
+
+/// Registers `new`; the same registration again changes nothing, a different one is `CONFLICT`.
+pub async fn register(work: &mut Work, tenant: &TenantId, new: NewArtifact) -> Result<Artifact> {
+    if let Some(a) = store::insert(work, tenant, &new).await? {
+        let e = ArtifactRegistered {
+            artifact_id: a.artifact_id.clone(),
+            artifact_type: a.artifact_type.clone(),
+            name: a.name.clone(),
+            project_id: a.project_id,
+            module_id: a.module_id,
+            classification: a.classification,
+        };
+        work.emit(tenant, &e).await?;
+        return Ok(a);
+    }
+    let a = store::get(work, tenant, &new.artifact_id)
+        .await?
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("artifact {} neither inserted nor found", new.artifact_id)))?;
+    let same = (&a.artifact_type, &a.name, a.project_id, a.module_id, a.classification)
+        == (&new.artifact_type, &new.name, new.project_id, new.module_id, new.classification);
+    if !same {
+        return Err(Error::conflict(format!(
+            "artifact `{}` is registered already, as {} `{}`",
+            a.artifact_id, a.artifact_type, a.name
+        )));
+    }
+    Ok(a)
+}
+
+/// Sets the artifact's classification.
+pub async fn classify(
+    work: &mut Work,
+    tenant: &TenantId,
+    id: &ArtifactId,
+    classification: Classification,
+) -> Result<Artifact> {
+    let a = store::lock(work, tenant, id).await?.ok_or_else(|| not_found(id))?;
+    if a.classification == classification {
+        return Ok(a);
+    }
+    let updated = store::classify(work, tenant, id, classification).await?;
+    let e = ArtifactClassified {
+        artifact_id: id.clone(),
+        project_id: a.project_id,
+        classification,
+        previous: a.classification,
+    };
+    work.emit(tenant, &e).await?;
+    Ok(updated)
+}
+
+pub fn not_found(id: &ArtifactId) -> Error {
+    Error::not_found(format!("no artifact `{id}`"))
+}
+
+/// A version to record.
+pub struct NewVersion {
+    pub artifact_id: ArtifactId,
+    pub version: semver::Version,
+    pub content_hash: String,
+    pub status: VersionStatus,
+    pub produced_by_agent_id: Option<String>,
+    pub produced_by_skill_id: Option<String>,
+    pub produced_by_task_id: Option<uuid::Uuid>,
+    pub trace_id: Option<String>,
+    pub source_blueprint_id: Option<uuid::Uuid>,
+}
+
+/// Records `new` (Draft or Generated): the same version with the same content again changes nothing;
+/// with other content it is `CONFLICT`.
+pub async fn record(work: &mut Work, tenant: &TenantId, new: NewVersion) -> Result<ArtifactVersion> {
+    if !matches!(new.status, VersionStatus::Draft | VersionStatus::Generated) {
+        return Err(Error::bad_input("status", "a version is recorded as DRAFT or GENERATED"));
+    }
+    let artifact = store::lock(work, tenant, &new.artifact_id).await?.ok_or_else(|| not_found(&new.artifact_id))?;
+    let version = new.version.to_string();
+    if let Some(v) = store::version(work, tenant, &new.artifact_id, &version).await? {
+        if v.content_hash != new.content_hash {
+            return Err(Error::conflict(format!(
+                "version {version} of artifact `{}` holds other content ({})",
+                new.artifact_id, v.content_hash
+            ))
+            .with("contentHash", v.content_hash));
+        }
+        return Ok(v);
+    }
+    // Identical content is stored once: the body an earlier version of the tenant's has.
+    let earlier = store::storage_of(work, tenant, &new.content_hash).await?;
+    let deduplicated = earlier.is_some();
+    let storage = earlier.unwrap_or_else(|| storage_ref(tenant, artifact.project_id, &new.artifact_id, &version));
+    let v = store::insert_version(work, tenant, &new, &storage).await?;
+    let e = ArtifactVersionRecorded {
+        artifact_id: v.artifact_id.clone(),
+        project_id: artifact.project_id,
+        version: v.version.clone(),
+        content_hash: v.content_hash.clone(),
+        status: v.status,
+        produced_by_agent_id: v.produced_by_agent_id.clone(),
+        produced_by_skill_id: v.produced_by_skill_id.clone(),
+        produced_by_task_id: v.produced_by_task_id,
+        trace_id: v.trace_id.clone(),
+        source_blueprint_id: v.source_blueprint_id,
+        storage_ref: v.storage_ref.clone(),
+        deduplicated,
+    };
+    work.emit(tenant, &e).await?;
+    Ok(v)
+}
+
+/// Moves a version to `to` ([`VersionStatus::next`]); publishing supersedes the published one. `CONFLICT`
+/// naming both statuses for any other move.
+pub async fn transition(
+    work: &mut Work,
+    tenant: &TenantId,
+    id: &ArtifactId,
+    version: &semver::Version,
+    to: VersionStatus,
+) -> Result<ArtifactVersion> {
+    let artifact = store::lock(work, tenant, id).await?.ok_or_else(|| not_found(id))?;
+    let version = version.to_string();
+    let v = store::version(work, tenant, id, &version)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("artifact `{id}` has no version {version}")))?;
+    if v.status == to {
+        return Ok(v);
+    }
+    if !v.status.next().contains(&to) {
+        let allowed: Vec<&str> = v.status.next().iter().map(|s| s.as_str()).collect();
+        let then = if allowed.is_empty() { "nothing (it is final)".to_owned() } else { allowed.join(" or ") };
+        return Err(Error::conflict(format!(
+            "version {version} of artifact `{id}` is {} and can move to {then}, not {}",
+            v.status.as_str(),
+            to.as_str()
+        ))
+        .with("status", v.status.as_str()));
+    }
+    let mut superseded = None;
+    if to == VersionStatus::Published {
+        if let Some(old) = store::published(work, tenant, id).await? {
+            store::set_status(work, tenant, id, &old.version, VersionStatus::Superseded).await?;
+            superseded = Some(old.version);
+        }
+    }
+    let updated = store::set_status(work, tenant, id, &version, to).await?;
+    let e = ArtifactVersionStatusChanged {
+        artifact_id: id.clone(),
+        project_id: artifact.project_id,
+        version,
+        from: v.status,
+        to,
+        superseded,
+    };
+    work.emit(tenant, &e).await?;
+    Ok(updated)
+}
+
+/// The highest released (published or superseded) version of the artifact that `req` matches.
+pub async fn resolve(
+    tx: &mut kernel::db::Tx,
+    tenant: &TenantId,
+    id: &ArtifactId,
+    req: &semver::VersionReq,
+) -> Result<Option<ArtifactVersion>> {
+    // Newest first by (major, minor, patch, release); the exact semver order among pre-releases of one
+    // number is settled here, so a page is read whole before the best match so far is taken.
+    let mut best: Option<(semver::Version, ArtifactVersion)> = None;
+    let mut after: Option<store::Precedence> = None;
+    loop {
+        let page = store::released_page(tx, tenant, id, after.as_ref(), RESOLVE_PAGE).await?;
+        let full = page.len() as i64 == RESOLVE_PAGE;
+        for v in page {
+            let (Some(sv), Some(precedence)) = (v.semver(), store::Precedence::of(&v)) else { continue };
+            if let Some((b, _)) = &best {
+                if (sv.major, sv.minor, sv.patch) < (b.major, b.minor, b.patch) {
+                    return Ok(best.map(|(_, v)| v));
+                }
+            }
+            if req.matches(&sv) && best.as_ref().is_none_or(|(b, _)| sv > *b) {
+                best = Some((sv, v));
+            }
+            after = Some(precedence);
+        }
+        if !full {
+            return Ok(best.map(|(_, v)| v));
+        }
+    }
+}
+
+/// Versions read per page when a range is resolved.
+const RESOLVE_PAGE: i64 = 500;

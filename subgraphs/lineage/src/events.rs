@@ -1,0 +1,42 @@
+//! Everything lineage publishes (routing key `lineage.<eventType>`). The README's events table documents
+//! each payload; a breaking change makes a new type (`…V2`).
+
+use crate::artifacts::{Classification, VersionStatus};
+use crate::ids::{ArtifactId, ModuleId, ProjectId};
+
+/// The routing-key prefix of everything lineage publishes.
+pub const DOMAIN: &str = "lineage";
+
+kernel::events! {
+    domain = "lineage";
+
+    /// An artifact was registered (by its producer, or from an agent task's outputs).
+    #[project = project_id]
+    #[module = module_id]
+    ArtifactRegistered {
+        artifact_id: ArtifactId, artifact_type: String, name: String, project_id: Option<ProjectId>,
+        module_id: Option<ModuleId>, classification: Classification,
+    }
+    /// The artifact's classification changed (who may read its bodies and sensitive fields).
+    #[project = project_id]
+    ArtifactClassified {
+        artifact_id: ArtifactId, project_id: Option<ProjectId>, classification: Classification,
+        previous: Classification,
+    }
+    /// A version was recorded: its content (`contentHash`) and where its body is stored (`storageRef`;
+    /// `deduplicated`: the storage of an earlier version with the same content).
+    #[project = project_id]
+    ArtifactVersionRecorded {
+        artifact_id: ArtifactId, project_id: Option<ProjectId>, version: String, content_hash: String,
+        status: VersionStatus, produced_by_agent_id: Option<String>, produced_by_skill_id: Option<String>,
+        produced_by_task_id: Option<uuid::Uuid>, trace_id: Option<String>, source_blueprint_id: Option<uuid::Uuid>,
+        storage_ref: String, deduplicated: bool,
+    }
+    /// A version moved on (`from` → `to`); publishing one supersedes the version published before it
+    /// (`superseded`), in the same transaction.
+    #[project = project_id]
+    ArtifactVersionStatusChanged {
+        artifact_id: ArtifactId, project_id: Option<ProjectId>, version: String, from: VersionStatus,
+        to: VersionStatus, superseded: Option<String>,
+    }
+}

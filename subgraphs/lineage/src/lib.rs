@@ -1,0 +1,62 @@
+//! Lineage subgraph: artifacts and their versions — what agents and builds produce, where each body is
+//! stored, and where each version stands.
+//!
+//! | folder | owns |
+//! |---|---|
+//! | `artifacts/` | artifacts, their versions (semver, content hash, status chain, publication), their storage references |
+//!
+//! beside `events.rs` (everything published) and `ids.rs`.
+
+pub mod artifacts;
+pub mod events;
+pub mod ids;
+
+use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use kernel::service::{Connections, NoCommand, NoConfig};
+use kernel::{Kernel, Subgraph};
+use sqlx::migrate::Migrator;
+
+/// This subgraph's state, in a resolver.
+pub fn state<'a>(ctx: &'a async_graphql::Context<'_>) -> &'a State {
+    kernel::context::state(ctx)
+}
+
+pub static MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/lineage");
+
+#[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct QueryRoot(artifacts::schema::ArtifactQuery);
+
+#[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
+pub struct MutationRoot(artifacts::schema::ArtifactMutation);
+
+/// Everything a resolver can reach.
+pub struct State {
+    pub kernel: Kernel,
+}
+
+impl Subgraph for State {
+    const NAME: &'static str = "lineage";
+    type Query = QueryRoot;
+    type Mutation = MutationRoot;
+    type Subscription = EmptySubscription;
+    type Config = NoConfig;
+    type Command = NoCommand;
+
+    fn migrations() -> &'static Migrator {
+        &MIGRATIONS
+    }
+
+    fn schema() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+        Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription).enable_federation()
+    }
+
+    async fn build(conns: Connections, _: &NoConfig) -> anyhow::Result<Self> {
+        Ok(Self { kernel: conns.kernel().await? })
+    }
+
+    fn kernel(&self) -> &Kernel {
+        &self.kernel
+    }
+}

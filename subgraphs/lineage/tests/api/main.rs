@@ -1,0 +1,3 @@
+//! Lineage's API tests, against a real PostgreSQL and RabbitMQ (each app its own throwaway database).
+
+mod artifacts;
