@@ -366,6 +366,31 @@ pub mod workflow {
         pub instance_id: String,
         pub step_id: String,
     }
+
+    /// An output an agent task produced: an artifact version lineage knows by id.
+    #[derive(
+        Clone, Debug, PartialEq, Eq, Serialize, Deserialize, async_graphql::SimpleObject, async_graphql::InputObject,
+    )]
+    #[graphql(input_name = "ArtifactRefInput")]
+    #[serde(rename_all = "camelCase")]
+    pub struct ArtifactRef {
+        pub artifact_id: String,
+        pub version: String,
+        /// `sha256:` and 64 hex digits.
+        pub content_hash: String,
+    }
+
+    // A view of workflow's completion that names what lineage reads (readers tolerate the rest of
+    // workflow's payload); workflow checks at compile time that its event type carries this name.
+    crate::events! {
+        domain = "workflow";
+        /// An agent task finished with its outputs, made by `agentId` running `skill` (absent in events
+        /// recorded before workflow named them).
+        AgentTaskCompleted {
+            instance_id: String, task_id: String, step_id: String, compensation: bool, outputs: Vec<ArtifactRef>,
+            #[serde(default)] agent_id: Option<String>, #[serde(default)] skill: Option<String>,
+        }
+    }
 }
 
 /// `a == b` in a `const` context: `const _: () = assert!(same(MyEvent::TYPE, contracts::…));` makes a

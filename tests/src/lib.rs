@@ -184,6 +184,12 @@ impl Stack {
             ],
         )
         .await;
+        // Lineage records agent tasks' outputs.
+        bridge(
+            &format!("{}.task-outputs", lineage.command_prefix()),
+            &[kernel::contracts::workflow::AgentTaskCompleted::routing_key()],
+        )
+        .await;
         // Workflow keeps governance's model policies.
         bridge(
             &format!("{}.model-policies", workflow.command_prefix()),

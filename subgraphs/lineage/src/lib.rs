@@ -3,7 +3,7 @@
 //!
 //! | folder | owns |
 //! |---|---|
-//! | `artifacts/` | artifacts, their versions (semver, content hash, status chain, publication), their storage references |
+//! | `artifacts/` | artifacts, their versions (semver, content hash, status chain, publication), their storage references; agent tasks' outputs from workflow (`consumer.rs`) |
 //!
 //! beside `events.rs` (everything published) and `ids.rs`.
 
@@ -11,8 +11,11 @@ pub mod artifacts;
 pub mod events;
 pub mod ids;
 
+use std::sync::Arc;
+
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
-use kernel::service::{Connections, NoCommand, NoConfig};
+use kernel::consumer::RetryPolicy;
+use kernel::service::{Connections, Consumer, NoCommand, NoConfig};
 use kernel::{Kernel, Subgraph};
 use sqlx::migrate::Migrator;
 
@@ -58,5 +61,12 @@ impl Subgraph for State {
 
     fn kernel(&self) -> &Kernel {
         &self.kernel
+    }
+
+    fn consumers(_: &Arc<Self>, retry: &RetryPolicy) -> Vec<Consumer> {
+        vec![Consumer {
+            spec: artifacts::consumer::spec(retry.clone()),
+            handler: Arc::new(artifacts::consumer::AgentOutputs),
+        }]
     }
 }

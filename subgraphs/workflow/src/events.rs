@@ -11,25 +11,8 @@ use crate::ids::{InstanceId, ProjectId, TaskId};
 /// The routing-key prefix of everything workflow publishes.
 pub const DOMAIN: &str = "workflow";
 
-/// An output an agent task produced: an artifact version lineage knows by id.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-    async_graphql::SimpleObject,
-    async_graphql::InputObject,
-)]
-#[graphql(input_name = "ArtifactRefInput")]
-#[serde(rename_all = "camelCase")]
-pub struct ArtifactRef {
-    pub artifact_id: String,
-    pub version: String,
-    /// `sha256:` and 64 hex digits.
-    pub content_hash: String,
-}
+/// An output an agent task produced (the contract lineage reads).
+pub use kernel::contracts::workflow::ArtifactRef;
 
 kernel::events! {
     domain = "workflow";
@@ -71,11 +54,14 @@ kernel::events! {
     AgentTaskLeaseLost { instance_id: InstanceId, task_id: TaskId, step_id: String, fencing_token: i64 }
     /// The agent holding the task reported progress (0–100).
     AgentTaskProgressed { instance_id: InstanceId, task_id: TaskId, fencing_token: i64, percent: u8, message: String }
-    /// The task finished with its outputs, and what it used (governance meters it): the model's provider
-    /// and name, its tokens, the task's time.
+    /// The task finished with its outputs (lineage records them), made by `agentId` running `skill`, and
+    /// what it used (governance meters it): the model's provider and name, its tokens, the task's time.
+    #[project = project_id]
     AgentTaskCompleted {
         instance_id: InstanceId, task_id: TaskId, step_id: String, compensation: bool, outputs: Vec<ArtifactRef>,
         #[serde(default)] provider: String, model: String, tokens: i64, duration_ms: i64,
+        #[serde(default)] agent_id: String, #[serde(default)] skill: String,
+        #[serde(default)] project_id: Option<ProjectId>,
     }
     /// The task failed this attempt (it retries while its step's policy allows).
     AgentTaskFailed {
@@ -109,3 +95,11 @@ kernel::events! {
 
 const _: () = assert!(kernel::contracts::same(UsageRecorded::TYPE, kernel::contracts::usage::USAGE_RECORDED));
 const _: () = assert!(kernel::contracts::same(RequestApproval::TYPE, kernel::contracts::governance::REQUEST_APPROVAL));
+
+// What lineage reads of workflow's completion ([`kernel::contracts::workflow::AgentTaskCompleted`]) is
+// what workflow sends.
+const _: () = assert!(kernel::contracts::same(DOMAIN, kernel::contracts::workflow::DOMAIN));
+const _: () = assert!(kernel::contracts::same(
+    <AgentTaskCompleted as Event>::TYPE,
+    <kernel::contracts::workflow::AgentTaskCompleted as Event>::TYPE
+));

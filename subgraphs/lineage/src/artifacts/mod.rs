@@ -15,6 +15,7 @@
 //! * found exactly, as the newest first, as `latest`, or by a semver range among the released versions
 //!   (published or superseded): the highest that matches.
 
+pub mod consumer;
 pub mod schema;
 pub mod store;
 

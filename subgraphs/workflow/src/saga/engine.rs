@@ -413,6 +413,9 @@ impl<'k> Engine<'k> {
                     model,
                     tokens,
                     duration_ms,
+                    agent_id: agent.clone(),
+                    skill: row.skill.clone(),
+                    project_id: self.saga.project_id,
                 };
                 self.fact(work, &e).await?;
             }

@@ -121,6 +121,9 @@ fn completed(step: &'static str) -> Make {
             model: "m".into(),
             tokens: 10,
             duration_ms: 5,
+            agent_id: "agent-1".into(),
+            skill: "draft-content".into(),
+            project_id: None,
         })
     })
 }
