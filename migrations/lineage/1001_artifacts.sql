@@ -6,8 +6,9 @@
 -- say so. Each version (semver) is one content (`contentHash`, sha256) with who made it, where its body is
 -- stored, and where it stands: Draft → Generated → Validated | Rejected → Published → Superseded. Publishing
 -- a version supersedes the one published before it, in the same transaction, so an artifact has at most one
--- published version (a unique index says so). A published, superseded or rejected version never changes
--- again but for the one move Published → Superseded (a trigger refuses anything else, to every role).
+-- published version (a unique index says so). What a version is (content, precedence, producer) never
+-- changes, and a published, superseded or rejected version changes only by the move Published →
+-- Superseded (a trigger refuses anything else, to every role).
 
 CREATE TABLE artifacts (
     tenant_id       text        NOT NULL,
@@ -51,12 +52,16 @@ CREATE TABLE artifact_versions (
     trace_id            text,
     source_blueprint_id uuid,
     -- Where its body is: `blob://artifacts/{tenant}/{project or _}/{artifactId}/{version}`, or the storage
-    -- of an earlier version with the same content (identical content is stored once).
+    -- of an earlier version of the same artifact with the same content (identical content is stored once).
     storage_ref         text        NOT NULL CHECK (storage_ref LIKE 'blob://artifacts/%'),
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now(),
     published_at        timestamptz,
     CONSTRAINT artifact_versions_pkey PRIMARY KEY (tenant_id, artifact_id, version),
+    -- The precedence columns are the version's own.
+    CONSTRAINT artifact_versions_precedence CHECK (
+        split_part(split_part(version, '+', 1), '-', 1) = major || '.' || minor || '.' || patch
+        AND release = (strpos(split_part(version, '+', 1), '-') = 0)),
     CONSTRAINT artifact_versions_artifact FOREIGN KEY (tenant_id, artifact_id) REFERENCES artifacts
 );
 -- Newest first (`versions`, `latest`, range resolution).
@@ -65,8 +70,8 @@ CREATE INDEX artifact_versions_by_precedence
 -- At most one published version per artifact.
 CREATE UNIQUE INDEX artifact_versions_one_published ON artifact_versions (tenant_id, artifact_id)
     WHERE status = 'Published';
--- Identical content: the versions (of any artifact of the tenant) that share a body.
-CREATE INDEX artifact_versions_by_content ON artifact_versions (tenant_id, content_hash);
+-- Identical content: the versions of an artifact that share a body.
+CREATE INDEX artifact_versions_by_content ON artifact_versions (tenant_id, artifact_id, content_hash);
 SELECT cp_tenant_rls('artifact_versions');
 SELECT cp_grant_app('SELECT, INSERT, UPDATE', 'artifact_versions');
 
@@ -76,15 +81,20 @@ BEGIN
         RAISE EXCEPTION 'artifact versions are never deleted'
             USING ERRCODE = 'check_violation', CONSTRAINT = 'artifact_versions_immutable';
     END IF;
-    IF (NEW.tenant_id, NEW.artifact_id, NEW.version, NEW.content_hash, NEW.storage_ref, NEW.created_at)
-       IS DISTINCT FROM (OLD.tenant_id, OLD.artifact_id, OLD.version, OLD.content_hash, OLD.storage_ref,
-                         OLD.created_at) THEN
+    -- What a version is never changes: its content, its place in the order, who made it.
+    IF (NEW.tenant_id, NEW.artifact_id, NEW.version, NEW.major, NEW.minor, NEW.patch, NEW.release,
+        NEW.content_hash, NEW.storage_ref, NEW.produced_by_agent_id, NEW.produced_by_skill_id,
+        NEW.produced_by_task_id, NEW.trace_id, NEW.source_blueprint_id, NEW.created_at)
+       IS DISTINCT FROM (OLD.tenant_id, OLD.artifact_id, OLD.version, OLD.major, OLD.minor, OLD.patch, OLD.release,
+        OLD.content_hash, OLD.storage_ref, OLD.produced_by_agent_id, OLD.produced_by_skill_id,
+        OLD.produced_by_task_id, OLD.trace_id, OLD.source_blueprint_id, OLD.created_at) THEN
         RAISE EXCEPTION 'artifact version %@% keeps its content', OLD.artifact_id, OLD.version
             USING ERRCODE = 'check_violation', CONSTRAINT = 'artifact_versions_immutable';
     END IF;
+    -- A final version changes only from Published to Superseded (its status and updated_at, nothing else).
     IF OLD.status IN ('Published', 'Superseded', 'Rejected')
-       AND NOT (OLD.status = 'Published' AND NEW.status = 'Superseded')
-       AND ROW(NEW.*) IS DISTINCT FROM ROW(OLD.*) THEN
+       AND NOT (OLD.status = 'Published' AND NEW.status = 'Superseded'
+                AND NEW.published_at IS NOT DISTINCT FROM OLD.published_at) THEN
         RAISE EXCEPTION 'artifact version %@% is % and immutable', OLD.artifact_id, OLD.version, OLD.status
             USING ERRCODE = 'check_violation', CONSTRAINT = 'artifact_versions_immutable';
     END IF;

@@ -23,6 +23,7 @@ SELECT cp_tenant_rls('model_policies');
 SELECT cp_grant_app('SELECT, INSERT, UPDATE', 'model_policies');
 
 -- The model policies that decided for a task when it was first offered to its pool (its terms): its
--- completion is checked against them.
+-- completion is checked against them. `[]` while it waits for a policy to cover it; NULL for a task offered
+-- before workflow kept terms (not checked).
 ALTER TABLE agent_tasks
-    ADD COLUMN model_policies jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(model_policies) = 'array');
+    ADD COLUMN model_policies jsonb CHECK (jsonb_typeof(model_policies) = 'array');

@@ -135,7 +135,8 @@ async fn run(
     let mut live = std::collections::HashSet::new();
     for warm in WARM_UP.. {
         assert!(warm < WARM_UP + 10, "only {} of {subscribers} subscriptions are live", live.len());
-        rename(warm).await.unwrap();
+        let v: serde_json::Value = rename(warm).await.unwrap().json().await.unwrap();
+        assert!(v.get("errors").is_none(), "the warm-up event was refused: {v}");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while live.len() < subscribers {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
@@ -153,7 +154,8 @@ async fn run(
     let mut latencies_ms = Vec::with_capacity(subscribers * rounds);
     for round in 1..=rounds {
         let sent = Instant::now();
-        rename(round).await.unwrap();
+        let v: serde_json::Value = rename(round).await.unwrap().json().await.unwrap();
+        assert!(v.get("errors").is_none(), "round {round} was refused: {v}");
         let mut got = 0;
         while got < subscribers {
             match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {

@@ -22,9 +22,10 @@ kernel::events! {
     /// A definition version may no longer start instances.
     WorkflowDefinitionDeprecated { key: String, version: i32, platform: bool }
 
-    /// An instance was started from a definition version, with its input. An instance that continues
-    /// another (continue-as-new) names it (`continuedFrom`), starts at `startStep` instead of the
-    /// definition's start, and carries the steps the other completed (`completed`, oldest first: a later
+    /// An instance was started from a definition version, with its input, and the history length after which
+    /// it continues as new (`continueAsNewAfter`; an instance started without one never does). An instance
+    /// that continues another (continue-as-new) names it (`continuedFrom`), starts at `startStep` instead of
+    /// the definition's start, and carries the steps the other completed (`completed`, oldest first: a later
     /// failure compensates them too).
     #[project = project_id]
     WorkflowInstanceStarted {
@@ -33,6 +34,7 @@ kernel::events! {
         #[serde(default, skip_serializing_if = "Option::is_none")] continued_from: Option<InstanceId>,
         #[serde(default, skip_serializing_if = "Option::is_none")] start_step: Option<String>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")] completed: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")] continue_as_new_after: Option<i64>,
     }
     /// A step may run (its attempt counts from 1); `stepType` is its definition's (`AgentTask`, `Wait`, …).
     WorkflowStepReady { instance_id: InstanceId, step_id: String, step_type: String, attempt: u32 }

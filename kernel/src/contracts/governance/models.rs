@@ -202,8 +202,14 @@ mod tests {
         assert!(evaluate(&policies, &task(Some(shop), Some("code-review"), "anthropic", "claude", 50_000)).allowed);
         assert!(
             evaluate(&policies, &task(None, Some("code-review"), "openai", "x", 1)).allowed,
-            "skill-only falls back"
+            "a project's skill policy does not reach other projects: tenant-wide decides"
         );
+        let mut with_skill = policies.clone();
+        with_skill.push(policy("lint", None, Some("lint"), &[("mistral", &["*"])], None));
+        let d = evaluate(&with_skill, &task(None, Some("lint"), "openai", "gpt-4o", 1));
+        assert!(!d.allowed && d.policies == vec!["lint@1".to_owned()], "the skill level decides: {d:?}");
+        let d = evaluate(&with_skill, &task(Some(shop), Some("lint"), "azure-openai", "gpt-4o", 1));
+        assert!(d.allowed && d.policies == vec!["shop@1".to_owned()], "project outranks skill: {d:?}");
         let d = evaluate(&[] as &[Policy], &task(None, None, "openai", "gpt-4o", 1));
         assert!(!d.allowed && d.policies.is_empty(), "default deny");
         let mut over = task(None, None, "openai", "gpt-4o", 1);

@@ -6,8 +6,9 @@
 //!
 //! * recorded with its `contentHash` (`sha256:`) and who made it (agent, skill, workflow task, trace,
 //!   blueprint); recording the same version with the same content again changes nothing, with other content
-//!   is `CONFLICT`. Identical content is stored once: a version whose content an earlier version of the
-//!   tenant already has points at that version's storage (`deduplicated`);
+//!   is `CONFLICT` (a version's content is declared when it is recorded, a draft's too). Identical content
+//!   is stored once: a version whose content an earlier version of the artifact has points at that
+//!   version's storage (`deduplicated`);
 //! * moved along Draft → Generated → Validated | Rejected → Published → Superseded ([`VersionStatus::next`]);
 //!   publishing a version supersedes the one published before it in the same transaction, so an artifact
 //!   has at most one published version (its `latest`). Published, superseded and rejected versions never
@@ -32,7 +33,8 @@ kernel::text_enum! {
     pub enum Classification {
         Public = "public",
         Internal = "internal",
-        /// Bodies and sensitive fields are redacted for callers without `lineage:read-restricted`.
+        /// For callers with `lineage:read-restricted` (bodies and sensitive fields are to be redacted for
+        /// others once lineage serves bodies; today every field here is metadata).
         Confidential = "confidential",
         Restricted = "restricted",
     }
@@ -42,7 +44,7 @@ kernel::text_enum! {
     #[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
     #[graphql(name = "ArtifactVersionStatus")]
     pub enum VersionStatus {
-        /// Recorded; its content is not final yet.
+        /// Recorded before it was produced (its content hash declared up front).
         Draft = "Draft",
         /// Produced (by an agent task, a build).
         Generated = "Generated",
@@ -243,8 +245,9 @@ pub async fn record(work: &mut Work, tenant: &TenantId, new: NewVersion) -> Resu
         }
         return Ok(v);
     }
-    // Identical content is stored once: the body an earlier version of the tenant's has.
-    let earlier = store::storage_of(work, tenant, &new.content_hash).await?;
+    // Identical content is stored once: the body an earlier version of the artifact has. (Only the same
+    // artifact's: another's storage reference would tell of an artifact its readers may not see.)
+    let earlier = store::storage_of(work, tenant, &new.artifact_id, &new.content_hash).await?;
     let deduplicated = earlier.is_some();
     let storage = earlier.unwrap_or_else(|| storage_ref(tenant, artifact.project_id, &new.artifact_id, &version));
     let v = store::insert_version(work, tenant, &new, &storage).await?;
@@ -324,7 +327,7 @@ pub async fn resolve(
     // number is settled here, so a page is read whole before the best match so far is taken.
     let mut best: Option<(semver::Version, ArtifactVersion)> = None;
     let mut after: Option<store::Precedence> = None;
-    loop {
+    for _ in 0..RESOLVE_PAGES {
         let page = store::released_page(tx, tenant, id, after.as_ref(), RESOLVE_PAGE).await?;
         let full = page.len() as i64 == RESOLVE_PAGE;
         for v in page {
@@ -343,7 +346,18 @@ pub async fn resolve(
             return Ok(best.map(|(_, v)| v));
         }
     }
+    if best.is_some() {
+        return Ok(best.map(|(_, v)| v));
+    }
+    Err(Error::bad_input(
+        "range",
+        format!(
+            "no match among the newest {} released versions of artifact `{id}`; narrow the range",
+            RESOLVE_PAGE * RESOLVE_PAGES
+        ),
+    ))
 }
 
-/// Versions read per page when a range is resolved.
+/// Versions read per page when a range is resolved, and most pages read.
 const RESOLVE_PAGE: i64 = 500;
+const RESOLVE_PAGES: i64 = 20;

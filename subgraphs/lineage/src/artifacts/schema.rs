@@ -90,6 +90,7 @@ impl Artifact {
 
     /// The highest released (published or superseded) version that the semver range matches (`^1.2`,
     /// `>=1.0, <2`, `~1.4.1`; a pre-release matches only a range that names its numbers, as in Cargo).
+    #[graphql(complexity = "20 + child_complexity")]
     async fn resolve(&self, ctx: &Context<'_>, range: String) -> Result<Option<ArtifactVersion>> {
         let tenant = ctx.authorize(READ)?;
         let req = super::range("range", &range)?;
@@ -134,7 +135,8 @@ impl ArtifactVersion {
     async fn source_blueprint_id(&self) -> Option<ID> {
         self.source_blueprint_id.map(|b| ID(b.to_string()))
     }
-    /// Where its body is stored (`blob://artifacts/…`); versions with identical content share one.
+    /// Where its body is stored (`blob://artifacts/…`); versions of the artifact with identical content
+    /// share one.
     async fn storage_ref(&self) -> &str {
         &self.storage_ref
     }

@@ -184,12 +184,13 @@ pub async fn published(tx: &mut Tx, tenant: &TenantId, id: &ArtifactId) -> Resul
     .await?)
 }
 
-/// The storage of the tenant's first version with this content, if any.
-pub async fn storage_of(tx: &mut Tx, tenant: &TenantId, content_hash: &str) -> Result<Option<String>> {
+/// The storage of the artifact's first version with this content, if any.
+pub async fn storage_of(tx: &mut Tx, tenant: &TenantId, id: &ArtifactId, content_hash: &str) -> Result<Option<String>> {
     Ok(sqlx::query_scalar!(
-        "SELECT storage_ref FROM artifact_versions WHERE tenant_id = $1 AND content_hash = $2
+        "SELECT storage_ref FROM artifact_versions WHERE tenant_id = $1 AND artifact_id = $2 AND content_hash = $3
           ORDER BY created_at LIMIT 1",
         tenant.as_str(),
+        id as &ArtifactId,
         content_hash,
     )
     .fetch_optional(&mut **tx)

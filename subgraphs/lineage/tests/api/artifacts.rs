@@ -93,6 +93,23 @@ async fn versions_move_along_their_chain_and_publishing_supersedes_the_last_publ
         ("1.0.0", "SUPERSEDED"),
     ];
     assert_eq!(versions, expected.map(|(a, b)| (a.to_owned(), b.to_owned())), "newest first by semver");
+    // Page by page, the same order.
+    let mut paged = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let q = "query($id: ID!, $after: String) { artifact(id: $id) { versions(first: 2, after: $after) {
+            edges { node { version } } pageInfo { hasNextPage endCursor } } } }";
+        let page =
+            app.ok(&token, q, json!({ "id": "launch-post", "after": after })).await["artifact"]["versions"].clone();
+        paged.extend(
+            page["edges"].as_array().unwrap().iter().map(|e| e["node"]["version"].as_str().unwrap().to_owned()),
+        );
+        if page["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+    assert_eq!(paged, versions.iter().map(|(v, _)| v.clone()).collect::<Vec<_>>());
     assert_eq!(v["latest"]["version"], "1.1.0");
     assert_eq!(v["resolve"]["version"], "1.1.0", "the highest released version in range");
     let resolve = |range: &str| {

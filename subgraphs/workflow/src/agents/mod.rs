@@ -9,7 +9,7 @@
 //! agent or another — with a higher token, so the old holder is fenced off.
 //!
 //! Which models a task's agent may use is governance's model policies' say ([`models`]): a task no
-//! policy covers fails at once, and a completion outside its policies fails the attempt.
+//! policy covers waits a minute for one, then fails, and a completion outside its policies fails the attempt.
 //!
 //! A task's id is derived from its instance, step, attempt and kind, so assigning a step twice (a retry
 //! of the unit of work, a command delivered again) finds the same task: a step never has two live tasks.

@@ -4,8 +4,9 @@
 //!
 //! * When a task is first offered to its pool, the policies that decide for it (the most specific level
 //!   covering its project and skill) become its terms, kept on the task and shown to its agent. None
-//!   covering it: the attempt fails at once, as governance would deny it (default deny), and the step's
-//!   retry policy applies.
+//!   covering it: the task waits for one ([`crate::saga::engine::MODEL_POLICY_GRACE`], offered again every
+//!   few seconds — a policy just published reaches workflow by its event), then the attempt fails, as
+//!   governance would deny it (default deny), and the step's retry policy applies.
 //! * Its completion names the provider, model and tokens used, and is checked against those terms: a model
 //!   they do not allow, or more tokens than their tightest limit, fails the attempt with the policy's reason
 //!   (the usage is metered all the same: it was spent). The daily cost limit is governance's to enforce,
@@ -22,7 +23,7 @@ use sqlx::types::Json;
 use crate::events::DOMAIN;
 use crate::ids::ProjectId;
 
-/// Most policy versions in force for one tenant that a decision reads.
+/// Most policy versions in force covering one task that a decision reads.
 const MAX_IN_FORCE: i64 = 1_000;
 
 /// A model policy that decided for a task, as its agent sees it.
@@ -43,19 +44,29 @@ impl From<&Policy> for TaskModelPolicy {
     }
 }
 
-/// The tenant's policy versions in force (published, not deprecated).
-pub async fn in_force(tx: &mut Tx, tenant: &TenantId) -> Result<Vec<Policy>> {
+/// The tenant's policy versions in force (published, not deprecated) that cover a task of `project` and
+/// `skill` (the levels that could decide for it). More than [`MAX_IN_FORCE`] is an error, never a silent cut.
+pub async fn covering(tx: &mut Tx, tenant: &TenantId, project: Option<ProjectId>, skill: &str) -> Result<Vec<Policy>> {
     let rows = sqlx::query!(
         r#"SELECT model_policy_id AS "model_policy_id: ModelPolicyId", name, version,
                   project_id AS "project_id: ProjectId", skill_key,
                   allowed AS "allowed: Json<Vec<ModelAllowance>>", max_tokens_per_task, max_cost_per_day_cents
-             FROM model_policies WHERE tenant_id = $1 AND NOT deprecated
-            ORDER BY model_policy_id LIMIT $2"#,
+             FROM model_policies
+            WHERE tenant_id = $1 AND NOT deprecated
+              AND (project_id IS NULL OR project_id = $2) AND (skill_key IS NULL OR skill_key = $3)
+            ORDER BY model_policy_id LIMIT $4"#,
         tenant.as_str(),
-        MAX_IN_FORCE,
+        project as Option<ProjectId>,
+        skill,
+        MAX_IN_FORCE + 1,
     )
     .fetch_all(&mut **tx)
     .await?;
+    if rows.len() as i64 > MAX_IN_FORCE {
+        return Err(kernel::Error::conflict(format!(
+            "more than {MAX_IN_FORCE} model policy versions in force cover skill `{skill}`: deprecate old versions"
+        )));
+    }
     Ok(rows
         .into_iter()
         .map(|r| Policy {

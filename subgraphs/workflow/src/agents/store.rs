@@ -53,9 +53,10 @@ pub struct TaskRow {
     /// Why it failed.
     pub reason: Option<String>,
     /// The model policies that decided for it when it was first offered: its completion is checked
-    /// against them.
+    /// against them (none while it waits for a policy; `None` for a task offered before workflow kept them,
+    /// which is not checked).
     #[graphql(skip)]
-    pub model_policies: Json<Vec<Policy>>,
+    pub model_policies: Option<Json<Vec<Policy>>>,
     pub assigned_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -70,7 +71,7 @@ impl TaskRow {
     /// The model policies its agent works under (governance's, as they stood when the task was first
     /// offered): the models they allow and their token limit. A completion outside them fails the attempt.
     async fn model_policies(&self) -> Vec<super::models::TaskModelPolicy> {
-        self.model_policies.0.iter().map(Into::into).collect()
+        self.model_policies.iter().flat_map(|p| p.0.iter()).map(Into::into).collect()
     }
 }
 
@@ -198,8 +199,9 @@ pub struct NewTask<'a> {
     pub compensation: bool,
     pub skill: &'a str,
     pub pool: &'a str,
-    /// Its terms (kept from the first offer: a task leased again keeps them).
-    pub model_policies: &'a [Policy],
+    /// Its terms (kept from the first offer that found any: a task leased again keeps them); `None` for a
+    /// task offered before workflow kept terms.
+    pub model_policies: Option<&'a [Policy]>,
 }
 
 /// Records the task (new, or leased again): held by `holder`, or waiting for an agent.
@@ -211,7 +213,9 @@ pub async fn assigned(tx: &mut Tx, tenant: &TenantId, task: &NewTask<'_>, holder
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
          ON CONFLICT (tenant_id, task_id) DO UPDATE
             SET agent_id = EXCLUDED.agent_id, resource = EXCLUDED.resource, fencing_token = EXCLUDED.fencing_token,
-                status = EXCLUDED.status, updated_at = now()",
+                status = EXCLUDED.status, reason = NULL, updated_at = now(),
+                model_policies = CASE WHEN agent_tasks.model_policies = '[]' THEN EXCLUDED.model_policies
+                                      ELSE agent_tasks.model_policies END",
         tenant.as_str(),
         task.id as TaskId,
         task.instance as InstanceId,
@@ -224,7 +228,20 @@ pub async fn assigned(tx: &mut Tx, tenant: &TenantId, task: &NewTask<'_>, holder
         holder.as_ref().map(|h| h.resource),
         holder.as_ref().map(|h| h.token),
         status.as_str(),
-        Json(task.model_policies) as _,
+        task.model_policies.map(Json) as _,
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A task waiting for an agent, and why.
+pub async fn waiting(tx: &mut Tx, tenant: &TenantId, id: TaskId, reason: &str) -> Result<()> {
+    sqlx::query!(
+        "UPDATE agent_tasks SET reason = $3, updated_at = now() WHERE tenant_id = $1 AND task_id = $2",
+        tenant.as_str(),
+        id as TaskId,
+        reason,
     )
     .execute(&mut **tx)
     .await?;

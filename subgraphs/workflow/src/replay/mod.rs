@@ -73,6 +73,7 @@ pub fn is_decision(event_type: &str) -> bool {
         CompensationStarted::TYPE,
         WorkflowCompleted::TYPE,
         WorkflowFailed::TYPE,
+        WorkflowContinuedAsNew::TYPE,
     ]
     .contains(&event_type)
 }

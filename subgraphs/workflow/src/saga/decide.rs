@@ -186,7 +186,7 @@ fn advance(saga: &Saga, spec: &Spec, step: &str) -> Vec<Decision> {
         return branches.iter().filter_map(|b| ready(saga.instance, spec, b, 1)).collect();
     }
     match s.next.as_deref() {
-        Some(next) if saga.version >= spec.continue_after() && saga.live_steps(step).next().is_none() => {
+        Some(next) if continues(saga, step) => {
             vec![Decision::ContinuedAsNew(WorkflowContinuedAsNew {
                 instance_id: saga.instance,
                 next_instance_id: continuation(saga.instance),
@@ -200,6 +200,15 @@ fn advance(saga: &Saga, spec: &Spec, step: &str) -> Vec<Decision> {
         }
         None => Vec::new(),
     }
+}
+
+/// Whether the instance continues as new on its way out of `step`: its history is as long as it was started
+/// to allow, and nothing else is in play — no other step live, and no branch waiting at a join (a new
+/// instance would not know it had arrived).
+fn continues(saga: &Saga, step: &str) -> bool {
+    saga.continue_after.is_some_and(|after| saga.version >= after)
+        && saga.live_steps(step).next().is_none()
+        && saga.arrivals.values().all(|a| a.is_empty())
 }
 
 /// Moving on to `to`: it is ready — a join only once every branch of its Parallel has arrived.
@@ -255,4 +264,82 @@ fn unwind(saga: &Saga, spec: &Spec) -> Vec<Decision> {
     let reason =
         if failed.is_empty() { reason } else { format!("{reason}; the compensation of {} failed", failed.join(", ")) };
     vec![Decision::Failed(WorkflowFailed { instance_id: saga.instance, step_id: step, reason })]
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use kernel::TenantId;
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    /// A history of `events` (type, payload) from version 1, the first a start allowing `after` events.
+    fn history(after: i64, events: &[(&str, Value)]) -> Vec<Recorded> {
+        let id = InstanceId::from(uuid::Uuid::nil());
+        let start = json!({ "instanceId": id, "definitionKey": "k", "definitionVersion": 1,
+            "platformDefinition": false, "input": {}, "startedBy": "t", "continueAsNewAfter": after });
+        std::iter::once((WorkflowInstanceStarted::TYPE, start))
+            .chain(events.iter().map(|(t, d)| (*t, d.clone())))
+            .enumerate()
+            .map(|(i, (t, data))| Recorded {
+                tenant_id: TenantId::parse("acme").unwrap(),
+                instance_id: id,
+                version: i as i64 + 1,
+                position: i as i64 + 1,
+                tx: 1,
+                event_id: format!("e{i}"),
+                event_type: t.to_owned(),
+                data,
+                recorded_at: Utc::now(),
+            })
+            .collect()
+    }
+
+    fn ready(step: &str) -> (&'static str, Value) {
+        (
+            WorkflowStepReady::TYPE,
+            json!({ "instanceId": InstanceId::from(uuid::Uuid::nil()), "stepId": step, "stepType": "Wait", "attempt": 1 }),
+        )
+    }
+
+    fn done(step: &str) -> (&'static str, Value) {
+        (WorkflowStepCompleted::TYPE, json!({ "instanceId": InstanceId::from(uuid::Uuid::nil()), "stepId": step }))
+    }
+
+    /// What the saga decides after the last event of `events`.
+    fn last_decision(spec: &Spec, after: i64, events: &[(&str, Value)]) -> Vec<Decision> {
+        let h = history(after, events);
+        let saga = Saga::fold(spec, &h).unwrap();
+        decide(&saga, spec, h.last().unwrap())
+    }
+
+    #[test]
+    fn an_instance_continues_as_new_only_with_nothing_in_play_and_no_branch_waiting_at_a_join() {
+        let spec: Spec = serde_json::from_value(json!({ "start": "fork", "steps": [
+            { "id": "fork", "type": "Parallel", "branches": ["a1", "b1"], "join": "j" },
+            { "id": "a1", "type": "Wait", "waitSeconds": 1, "next": "a2" },
+            { "id": "a2", "type": "Wait", "waitSeconds": 1, "next": "j" },
+            { "id": "b1", "type": "Wait", "waitSeconds": 1, "next": "j" },
+            { "id": "j", "type": "Join", "next": "tail" },
+            { "id": "tail", "type": "Wait", "waitSeconds": 1 }
+        ] }))
+        .unwrap();
+        let mut events = vec![ready("fork"), done("fork"), ready("a1"), ready("b1")];
+        // b1 finished and waits at the join; a1 finishes past the threshold: a2 runs here, not in a new
+        // instance that would never learn b1 arrived.
+        events.extend([done("b1"), done("a1")]);
+        let d = last_decision(&spec, 5, &events);
+        assert!(matches!(&d[..], [Decision::StepReady(r)] if r.step_id == "a2"), "{d:?}");
+        // Once the join has passed and nothing else is in play, the instance continues at `tail`.
+        events.extend([ready("a2"), done("a2"), ready("j"), done("j")]);
+        let d = last_decision(&spec, 5, &events);
+        assert!(matches!(&d[..], [Decision::ContinuedAsNew(c)] if c.step_id == "tail"), "{d:?}");
+        // An instance started without a threshold (before continue-as-new existed) never continues.
+        let h = history(5, &events);
+        let mut saga = Saga::fold(&spec, &h).unwrap();
+        saga.continue_after = None;
+        let d = decide(&saga, &spec, h.last().unwrap());
+        assert!(matches!(&d[..], [Decision::StepReady(r)] if r.step_id == "tail"), "{d:?}");
+    }
 }

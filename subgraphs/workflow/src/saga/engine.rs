@@ -35,6 +35,9 @@ use crate::process::{self, ProcessState};
 const MAX_EVENTS_PER_UNIT: usize = 2_000;
 /// How soon a task no agent was free for is offered again.
 pub const ASSIGN_RETRY: Duration = Duration::seconds(2);
+/// How long a task no model policy covers waits for one (governance's policies reach workflow by events)
+/// before it fails.
+pub const MODEL_POLICY_GRACE: Duration = Duration::seconds(60);
 /// Largest input an instance starts with (serialized JSON).
 pub const MAX_INPUT_BYTES: usize = 64 * 1024;
 
@@ -149,6 +152,7 @@ impl<'k> Engine<'k> {
             continued_from,
             start_step,
             completed,
+            continue_as_new_after: Some(d.spec.continue_after()),
         };
         let first = stream.append(work, tenant, &started).await?;
         let saga =
@@ -440,10 +444,7 @@ impl<'k> Engine<'k> {
     /// (the rules of `evaluateModelPolicy`); `None` when within them. A task offered before workflow kept
     /// its terms has none, and is not checked.
     fn outside_terms(&self, row: &TaskRow, provider: &str, model: &str, tokens: i64) -> Option<String> {
-        let terms = &row.model_policies.0;
-        if terms.is_empty() {
-            return None;
-        }
+        let terms = row.model_policies.as_ref().map(|p| &p.0)?;
         let used = models::Task {
             project_id: self.saga.project_id.map(|p| p.as_uuid()),
             skill_key: Some(row.skill.clone()),
@@ -689,12 +690,16 @@ impl<'k> Engine<'k> {
             return Err(Error::internal(anyhow::anyhow!("step `{step}` has no agent task to assign")));
         };
         let (id, instance) = (agents::task_id(self.instance(), step, run, compensation), self.instance());
-        let terms = match tasks::task(work, &self.tenant, id).await? {
-            Some(offered) => offered.model_policies.0,
-            None => {
-                let in_force = agents::models::in_force(work, &self.tenant).await?;
+        // The task's terms: kept from its first offer that found a policy; a task offered before workflow
+        // kept terms (NULL) runs unchecked; otherwise the policies covering it now.
+        let offered = tasks::task(work, &self.tenant, id).await?;
+        let terms = match offered.as_ref().map(|t| t.model_policies.as_ref().map(|p| p.0.clone())) {
+            Some(None) => None,
+            Some(Some(kept)) if !kept.is_empty() => Some(kept),
+            _ => {
+                let covering = agents::models::covering(work, &self.tenant, self.saga.project_id, &skill).await?;
                 let project = self.saga.project_id.map(|p| p.as_uuid());
-                models::deciding(&in_force, project, Some(&skill)).into_iter().cloned().collect()
+                Some(models::deciding(&covering, project, Some(&skill)).into_iter().cloned().collect::<Vec<_>>())
             }
         };
         let task = tasks::NewTask {
@@ -705,14 +710,25 @@ impl<'k> Engine<'k> {
             compensation,
             skill: &skill,
             pool: &pool,
-            model_policies: &terms,
+            model_policies: terms.as_deref(),
         };
-        if terms.is_empty() {
-            // Governance would deny any model for it (default deny): the attempt fails at once.
-            let reason = format!(
-                "no model policy of the tenant covers skill `{skill}`{}: its agents may use no model",
+        if terms.as_ref().is_some_and(Vec::is_empty) {
+            let why = format!(
+                "no model policy of the tenant covers skill `{skill}`{}",
                 self.saga.project_id.map(|p| format!(" in project {p}")).unwrap_or_default()
             );
+            // Workflow learns governance's policies from its events: one just published may not be here yet.
+            // The task waits for it a while, offered again every few seconds; then it fails, as governance
+            // would deny any model for it (default deny).
+            let first_offered = offered.as_ref().map_or(self.now, |t| t.assigned_at);
+            if self.now < first_offered + MODEL_POLICY_GRACE {
+                let waiting = format!("waiting for a model policy: {why}");
+                tasks::assigned(work, &self.tenant, &task, None).await?;
+                tasks::waiting(work, &self.tenant, id, &waiting).await?;
+                let at = self.now + ASSIGN_RETRY;
+                return self.set_timer(work, "assign", step, compensation, at, json!({ "attempt": attempt })).await;
+            }
+            let reason = format!("{why}: its agents may use no model");
             tasks::assigned(work, &self.tenant, &task, None).await?;
             tasks::ended(work, &self.tenant, id, TaskStatus::Failed, &[], Some(&reason)).await?;
             let e = AgentTaskFailed {
@@ -749,7 +765,7 @@ impl<'k> Engine<'k> {
             pool,
             agent_id: leased.agent,
             fencing_token: leased.lease.token,
-            model_policies: terms.iter().map(models::Terms::label).collect(),
+            model_policies: terms.iter().flatten().map(models::Terms::label).collect(),
         };
         self.fact(work, &e).await
     }

@@ -115,6 +115,9 @@ pub struct Saga {
     pub input: Value,
     /// The events applied (the stream's version).
     pub version: i64,
+    /// The history length after which it continues as new, as recorded at its start (none: it never does —
+    /// instances started before continue-as-new existed go on as they were decided).
+    pub continue_after: Option<i64>,
     pub ended: Option<Ending>,
     pub runs: BTreeMap<String, Run>,
     /// Steps that completed, in order: a failure compensates them in reverse. (An instance that continues
@@ -139,6 +142,7 @@ impl Saga {
             project_id: s.project_id,
             input: s.input,
             version: e.version,
+            continue_after: s.continue_as_new_after,
             ended: None,
             runs: BTreeMap::new(),
             completed: s.completed,

@@ -58,6 +58,7 @@ async fn instance(app: &App, t: &TenantId, then: Vec<Make>) -> InstanceId {
         continued_from: None,
         start_step: None,
         completed: vec![],
+        continue_as_new_after: None,
     };
     stream.append(&mut w, t, &started).await.unwrap();
     for make in then {

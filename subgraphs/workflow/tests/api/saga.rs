@@ -457,20 +457,40 @@ async fn governances_model_policies_decide_which_models_an_agent_task_may_use() 
     const TASK: &str =
         "query($id: ID!) { agentTask(id: $id) { status reason modelPolicies { policy allowed maxTokensPerTask } } }";
 
-    // No model policy covers the task: governance would deny every model, so the attempt fails at once
-    // (the step has no retries: the instance fails) — before any agent is leased.
+    // No model policy covers the task: it waits a while for one (workflow learns them from governance's
+    // events, so a policy just published may be on its way), offered again every few seconds...
     let denied = start(&app, &token, "solo").await;
-    let i = wait_status(&app, &token, &denied, "FAILED").await;
+    let i = instance(&app, &token, &denied).await;
+    assert_eq!(i["status"], "ASSIGNING_TASK", "{i}");
     let task = i["tasks"][0]["id"].as_str().unwrap().to_owned();
     let v = app.ok(&token, TASK, json!({ "id": task })).await["agentTask"].clone();
+    assert_eq!(v["status"], "UNASSIGNED");
+    assert!(v["reason"].as_str().unwrap().starts_with("waiting for a model policy"), "{v}");
+    fire(&app, chrono::Duration::seconds(30)).await;
+    assert_eq!(instance(&app, &token, &denied).await["status"], "ASSIGNING_TASK");
+    // ...then, none having come, governance would deny every model: the attempt fails (the step has no
+    // retries: the instance fails) — and no agent was ever leased.
+    fire(&app, chrono::Duration::seconds(61)).await;
+    wait_status(&app, &token, &denied, "FAILED").await;
+    let v = app.ok(&token, TASK, json!({ "id": task })).await["agentTask"].clone();
     assert_eq!(v["status"], "FAILED");
-    assert!(v["reason"].as_str().unwrap().contains("no model policy"), "{v}");
+    assert!(v["reason"].as_str().unwrap().starts_with("no model policy"), "{v}");
     assert!(!history_types(&app, &token, &denied).await.contains(&"AgentTaskAssigned".to_owned()));
 
+    // A task waiting when a policy arrives is offered with it.
+    let waiter = start(&app, &token, "solo").await;
+    assert_eq!(instance(&app, &token, &waiter).await["status"], "ASSIGNING_TASK");
     // Two tenant-wide policies: both must allow the model, the tightest token limit applies; the task
     // carries them as its terms, and its agent sees them.
     helpers::model_policy(&app, &t, "base", &[("openai", &["*"]), ("anthropic", &["claude"])], Some(8_000)).await;
     helpers::model_policy(&app, &t, "lean", &[("openai", &["gpt-5", "gpt-4o"])], Some(2_000)).await;
+    fire(&app, chrono::Duration::seconds(3)).await;
+    let (task, tok, _) = live_task(&app, &token, &waiter, "draft").await;
+    let v = app.ok(&token, TASK, json!({ "id": task })).await["agentTask"].clone();
+    assert!(v["reason"].is_null(), "{v}");
+    assert_eq!(v["modelPolicies"].as_array().unwrap().len(), 2, "{v}");
+    app.ok(&agent, COMPLETE, complete_input(&task, tok)).await;
+    wait_status(&app, &token, &waiter, "COMPLETED").await;
     let terms = |v: &Value| {
         let mut p: Vec<String> =
             v["modelPolicies"].as_array().unwrap().iter().map(|p| p["policy"].as_str().unwrap().to_owned()).collect();
