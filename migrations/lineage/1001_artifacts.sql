@@ -72,6 +72,9 @@ CREATE UNIQUE INDEX artifact_versions_one_published ON artifact_versions (tenant
     WHERE status = 'Published';
 -- Identical content: the versions of an artifact that share a body.
 CREATE INDEX artifact_versions_by_content ON artifact_versions (tenant_id, artifact_id, content_hash);
+-- What a workflow agent task produced (`AgentTask.outputArtifacts`).
+CREATE INDEX artifact_versions_by_task ON artifact_versions (tenant_id, produced_by_task_id)
+    WHERE produced_by_task_id IS NOT NULL;
 SELECT cp_tenant_rls('artifact_versions');
 SELECT cp_grant_app('SELECT, INSERT, UPDATE', 'artifact_versions');
 

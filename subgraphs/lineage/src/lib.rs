@@ -5,16 +5,19 @@
 //! |---|---|
 //! | `artifacts/` | artifacts, their versions (semver, content hash, status chain, publication), their storage references; agent tasks' outputs from workflow (`consumer.rs`) |
 //!
-//! beside `events.rs` (everything published) and `ids.rs`.
+//! beside `events.rs` (everything published), `ids.rs` and `loaders.rs` (the per-request DataLoader).
 
 pub mod artifacts;
 pub mod events;
 pub mod ids;
+pub mod loaders;
 
 use std::sync::Arc;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{Data, EmptySubscription, MergedObject, Schema, SchemaBuilder};
 use kernel::consumer::RetryPolicy;
+use kernel::context::RequestContext;
+use kernel::db::Access;
 use kernel::service::{Connections, Consumer, NoCommand, NoConfig};
 use kernel::{Kernel, Subgraph};
 use sqlx::migrate::Migrator;
@@ -61,6 +64,12 @@ impl Subgraph for State {
 
     fn kernel(&self) -> &Kernel {
         &self.kernel
+    }
+
+    fn per_request(&self, data: &mut Data, ctx: &RequestContext) {
+        if let Ok(Access::Tenant(tenant)) = kernel::Authorize::token_access(ctx) {
+            data.insert(loaders::LineageLoader::per_request(self.kernel.db.clone(), tenant));
+        }
     }
 
     fn consumers(_: &Arc<Self>, retry: &RetryPolicy) -> Vec<Consumer> {

@@ -253,6 +253,31 @@ impl ArtifactQuery {
     async fn find_module_by_id(&self, id: ID) -> Module {
         Module { id }
     }
+
+    /// Lets the router ask lineage for `AgentTask.outputArtifacts`.
+    #[graphql(entity)]
+    async fn find_agent_task_by_id(&self, id: ID) -> AgentTask {
+        AgentTask { id }
+    }
+}
+
+/// Workflow's agent task, with the artifact versions lineage recorded from its outputs.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct AgentTask {
+    pub id: ID,
+}
+
+#[ComplexObject]
+impl AgentTask {
+    /// The artifact versions recorded from the task's outputs (its `outputs` name them), by artifact and
+    /// version.
+    async fn output_artifacts(&self, ctx: &Context<'_>) -> Result<Vec<ArtifactVersion>> {
+        ctx.authorize(READ)?;
+        let task = uuid::Uuid::parse_str(self.id.as_str())
+            .map_err(|_| Error::bad_input("id", "an agent task's id is a UUID"))?;
+        Ok(crate::loaders::loader(ctx)?.load_one(crate::loaders::OutputsOf(task)).await?.unwrap_or_default())
+    }
 }
 
 /// A page of artifacts of `scope`.

@@ -309,3 +309,22 @@ pub async fn released_page(
 ) -> Result<Vec<ArtifactVersion>> {
     versions(tx, tenant, id, Some(&[VersionStatus::Published, VersionStatus::Superseded]), after, limit).await
 }
+
+/// The versions each of `tasks` produced (at most 100 a task, as workflow takes), in (task, artifact,
+/// version) order.
+pub async fn of_tasks(tx: &mut Tx, tenant: &TenantId, tasks: &[uuid::Uuid]) -> Result<Vec<ArtifactVersion>> {
+    Ok(sqlx::query_as!(
+        ArtifactVersion,
+        r#"SELECT tenant_id AS "tenant_id: TenantId", artifact_id AS "artifact_id: ArtifactId", version, content_hash,
+                  status AS "status: VersionStatus", produced_by_agent_id, produced_by_skill_id, produced_by_task_id,
+                  trace_id, source_blueprint_id, storage_ref, created_at, updated_at, published_at
+             FROM artifact_versions
+            WHERE tenant_id = $1 AND produced_by_task_id = ANY($2)
+            ORDER BY produced_by_task_id, artifact_id, version LIMIT $3"#,
+        tenant.as_str(),
+        tasks,
+        (tasks.len() as i64).saturating_mul(100),
+    )
+    .fetch_all(&mut **tx)
+    .await?)
+}

@@ -75,6 +75,25 @@ async fn an_agent_tasks_outputs_become_generated_versions_once() {
     })
     .await;
     assert_eq!(post2["versions"]["edges"][0]["node"]["version"], "0.1.0");
+    // Workflow's AgentTask entity gets its output artifacts from lineage (batched per request); another
+    // task produced nothing.
+    let entities = "query($r: [_Any!]!) { _entities(representations: $r) { ... on AgentTask { outputArtifacts { artifactId version status } } } }";
+    let reps = json!({ "r": [
+        { "__typename": "AgentTask", "id": task.to_string() },
+        { "__typename": "AgentTask", "id": uuid::Uuid::now_v7().to_string() },
+    ] });
+    let v = app.ok(&token, entities, reps).await["_entities"].clone();
+    assert_eq!(
+        v,
+        json!([
+            { "outputArtifacts": [
+                { "artifactId": "post-1", "version": "1.0.0", "status": "GENERATED" },
+                { "artifactId": "post-2", "version": "0.1.0", "status": "GENERATED" },
+            ] },
+            { "outputArtifacts": [] },
+        ])
+    );
+
     // A later task's output, delivered after the duplicate: once it is recorded, so was everything before
     // it — still one version and one event per output.
     let mut later = completed.clone();
