@@ -394,16 +394,7 @@ impl<'k> Engine<'k> {
                 // is the task leased again.
                 leases::release(&self.kernel.cache, &lease).await?;
                 if let Some(reason) = self.outside_terms(row, &provider, &model, tokens) {
-                    tasks::ended(work, &self.tenant, row.id, TaskStatus::Failed, &[], Some(&reason)).await?;
-                    let e = AgentTaskFailed {
-                        instance_id: id,
-                        task_id: row.id,
-                        step_id: task.step.clone(),
-                        attempt: task.attempt,
-                        compensation: task.compensation,
-                        reason,
-                    };
-                    self.fact(work, &e).await?;
+                    self.task_failed(work, row.id, &task.step, task.attempt, task.compensation, reason).await?;
                     return self.settle(work).await;
                 }
                 tasks::ended(work, &self.tenant, row.id, TaskStatus::Completed, &outputs, None).await?;
@@ -424,20 +415,33 @@ impl<'k> Engine<'k> {
                 self.fact(work, &e).await?;
             }
             Report::Fail { reason } => {
-                tasks::ended(work, &self.tenant, row.id, TaskStatus::Failed, &[], Some(&reason)).await?;
                 leases::release(&self.kernel.cache, &lease).await?;
-                let e = AgentTaskFailed {
-                    instance_id: id,
-                    task_id: row.id,
-                    step_id: task.step.clone(),
-                    attempt: task.attempt,
-                    compensation: task.compensation,
-                    reason,
-                };
-                self.fact(work, &e).await?;
+                self.task_failed(work, row.id, &task.step, task.attempt, task.compensation, reason).await?;
             }
         }
         self.settle(work).await
+    }
+
+    /// The task's attempt failed, for `reason`: its row says so, and `AgentTaskFailed` is recorded.
+    async fn task_failed(
+        &mut self,
+        work: &mut Work,
+        task: TaskId,
+        step: &str,
+        attempt: u32,
+        compensation: bool,
+        reason: String,
+    ) -> Result<()> {
+        tasks::ended(work, &self.tenant, task, TaskStatus::Failed, &[], Some(&reason)).await?;
+        let e = AgentTaskFailed {
+            instance_id: self.instance(),
+            task_id: task,
+            step_id: step.to_owned(),
+            attempt,
+            compensation,
+            reason,
+        };
+        self.fact(work, &e).await
     }
 
     /// Why a completion that used `provider`'s `model` and `tokens` is outside the task's model policies
@@ -730,16 +734,7 @@ impl<'k> Engine<'k> {
             }
             let reason = format!("{why}: its agents may use no model");
             tasks::assigned(work, &self.tenant, &task, None).await?;
-            tasks::ended(work, &self.tenant, id, TaskStatus::Failed, &[], Some(&reason)).await?;
-            let e = AgentTaskFailed {
-                instance_id: instance,
-                task_id: id,
-                step_id: step.to_owned(),
-                attempt,
-                compensation,
-                reason,
-            };
-            return self.fact(work, &e).await;
+            return self.task_failed(work, id, step, attempt, compensation, reason).await;
         }
         let config = tasks::pool(work, &self.tenant, &pool).await?;
         let leased = match &config {
