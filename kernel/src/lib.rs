@@ -32,6 +32,7 @@
 pub mod access;
 pub mod api_token;
 pub mod auth;
+pub mod blob;
 pub mod broker;
 pub mod cache;
 pub mod config;

@@ -1,4 +1,4 @@
-//! Exports of a tenant's audit log to blob storage (`object_store`: a local folder by default, Azure Blob by
+//! Exports of a tenant's audit log to blob storage (`kernel::blob`: a local folder by default, Azure Blob by
 //! configuration), one object per range of entries, each with the signed checkpoint that covers it, so
 //! the object can be checked offline ([`verify`], the `audit-verify` binary) against the verifier key alone.
 //!
@@ -57,40 +57,19 @@ impl std::fmt::Debug for Exporter {
 }
 
 impl Exporter {
-    /// The store the settings name: Azure Blob when a container is given, else the folder.
+    /// The store the settings name (`kernel::blob`): Azure Blob when a container is given, else the folder.
     pub async fn from_config(config: &crate::Config, secrets: &kernel::secrets::Secrets) -> anyhow::Result<Self> {
         anyhow::ensure!(config.audit_export_range >= 1, "AUDIT_EXPORT_RANGE must be at least 1");
-        let range = config.audit_export_range;
-        if let Some(container) = &config.audit_export_azure_container {
-            use secrecy::ExposeSecret;
-            let account = config
-                .audit_export_azure_account
-                .clone()
-                .ok_or_else(|| anyhow::anyhow!("AUDIT_EXPORT_AZURE_CONTAINER needs AUDIT_EXPORT_AZURE_ACCOUNT"))?;
-            let key_ref = config.audit_export_azure_key.as_deref().ok_or_else(|| {
-                anyhow::anyhow!("AUDIT_EXPORT_AZURE_CONTAINER needs AUDIT_EXPORT_AZURE_KEY (a configRef)")
-            })?;
-            let key = secrets
-                .resolve(key_ref)
-                .await
-                .map_err(|e| anyhow::anyhow!("AUDIT_EXPORT_AZURE_KEY ({key_ref}): {e}"))?;
-            let mut builder = object_store::azure::MicrosoftAzureBuilder::new()
-                .with_account(&account)
-                .with_container_name(container)
-                .with_access_key(key.expose_secret());
-            let mut location = format!("azure://{account}/{container}/");
-            if let Some(endpoint) = &config.audit_export_azure_endpoint {
-                builder = builder.with_endpoint(endpoint.clone()).with_allow_http(endpoint.starts_with("http://"));
-                location = format!("{}/{container}/", endpoint.trim_end_matches('/'));
-            }
-            Ok(Self { store: Arc::new(builder.build()?), range, location })
-        } else {
-            let dir = std::path::Path::new(&config.audit_export_dir);
-            std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("AUDIT_EXPORT_DIR {}: {e}", dir.display()))?;
-            let dir = dir.canonicalize()?;
-            let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)?;
-            Ok(Self { store: Arc::new(store), range, location: format!("file://{}/", dir.display()) })
-        }
+        let settings = kernel::blob::BlobSettings {
+            prefix: "AUDIT_EXPORT".into(),
+            dir: config.audit_export_dir.clone(),
+            azure_container: config.audit_export_azure_container.clone(),
+            azure_account: config.audit_export_azure_account.clone(),
+            azure_key: config.audit_export_azure_key.clone(),
+            azure_endpoint: config.audit_export_azure_endpoint.clone(),
+        };
+        let blob = kernel::blob::Blob::open(&settings, secrets).await?;
+        Ok(Self { store: blob.store, range: config.audit_export_range, location: blob.location })
     }
 }
 
