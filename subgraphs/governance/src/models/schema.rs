@@ -6,7 +6,7 @@ use async_graphql::{Context, InputObject, Object, ID};
 use kernel::pagination::Page;
 use kernel::permissions::governance::{READ, WRITE};
 use kernel::Authorize;
-use kernel::{Error, Result, Work};
+use kernel::{Error, Result, TenantId, Work};
 
 use super::{store, ModelAllowance, ModelDecision, ModelPolicy, Task};
 use crate::events;
@@ -108,6 +108,23 @@ impl ModelQuery {
     }
 }
 
+/// The event that carries a published version whole.
+fn published(p: &ModelPolicy) -> events::ModelPolicyPublished {
+    events::ModelPolicyPublished {
+        model_policy_id: p.model_policy_id,
+        name: p.name.clone(),
+        version: p.version,
+        project_id: p.project_id.map(|p| kernel::contracts::catalogue::ProjectId::from_uuid(p.as_uuid())),
+        skill_key: p.skill_key.clone(),
+        allowed: p.allowed.0.clone(),
+        max_tokens_per_task: p.max_tokens_per_task,
+        max_cost_per_day_cents: p.max_cost_per_day_cents,
+    }
+}
+
+/// Versions read (and re-published, one transaction per tenant) per batch by `republishModelPolicies`.
+const REPUBLISH_BATCH: i64 = 1_000;
+
 #[derive(Default)]
 pub struct ModelMutation;
 
@@ -150,17 +167,7 @@ impl ModelMutation {
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         super::lock_in(&mut work, &tenant, id, PolicyStatus::Draft, " and immutable").await?;
         let p = store::set_status(&mut work, &tenant, id, PolicyStatus::Published).await?;
-        let event = events::ModelPolicyPublished {
-            model_policy_id: id,
-            name: p.name.clone(),
-            version: p.version,
-            project_id: p.project_id.map(|p| kernel::contracts::catalogue::ProjectId::from_uuid(p.as_uuid())),
-            skill_key: p.skill_key.clone(),
-            allowed: p.allowed.0.clone(),
-            max_tokens_per_task: p.max_tokens_per_task,
-            max_cost_per_day_cents: p.max_cost_per_day_cents,
-        };
-        work.emit(&tenant, &event).await?;
+        work.emit(&tenant, &published(&p)).await?;
         work.commit().await?;
         Ok(p)
     }
@@ -180,5 +187,40 @@ impl ModelMutation {
         .await?;
         work.commit().await?;
         Ok(p)
+    }
+
+    /// Publishes every tenant's published model policy versions again (`ModelPolicyPublished`), for a domain
+    /// that keeps them and came after they were published — workflow, on an upgrade. Consumers take a
+    /// version they have as no change. Platform operators only; returns how many were sent.
+    async fn republish_model_policies(&self, ctx: &Context<'_>) -> Result<i64> {
+        ctx.authorize_operator()?;
+        let db = &state(ctx).kernel.db;
+        let mut sent = 0_i64;
+        let mut after: Option<(TenantId, ModelPolicyId)> = None;
+        loop {
+            let mut tx = db.platform_tx().await?;
+            let batch =
+                store::published_everywhere(&mut tx, after.as_ref().map(|(t, id)| (t.as_str(), *id)), REPUBLISH_BATCH)
+                    .await?;
+            tx.commit().await?;
+            let Some(last) = batch.last() else { break };
+            after = Some((last.tenant_id.clone(), last.model_policy_id));
+            let full = batch.len() as i64 == REPUBLISH_BATCH;
+            for of_tenant in batch.chunk_by(|a, b| a.tenant_id == b.tenant_id) {
+                let tenant = of_tenant[0].tenant_id.clone();
+                let system = kernel::Authorized::system(tenant.clone(), "governance.republish-model-policies");
+                let mut work = Work::tenant(db, &system, ctx.event_meta()).await?;
+                for p in of_tenant {
+                    work.emit(&tenant, &published(p)).await?;
+                }
+                work.commit().await?;
+                sent += of_tenant.len() as i64;
+            }
+            if !full {
+                break;
+            }
+        }
+        tracing::info!(sent, "model policies published again");
+        Ok(sent)
     }
 }

@@ -133,3 +133,27 @@ pub async fn page(
     .fetch_all(&mut **tx)
     .await?)
 }
+
+/// Every tenant's published versions, by tenant (a platform transaction: the operator's re-publication), at
+/// most `limit`, after (tenant, policy id) `after`.
+pub async fn published_everywhere(
+    tx: &mut Tx,
+    after: Option<(&str, ModelPolicyId)>,
+    limit: i64,
+) -> Result<Vec<ModelPolicy>> {
+    Ok(sqlx::query_as!(
+        ModelPolicy,
+        r#"SELECT tenant_id AS "tenant_id: TenantId", model_policy_id, name, version, project_id AS "project_id: ProjectRef", skill_key,
+                  allowed AS "allowed: sqlx::types::Json<Vec<ModelAllowance>>", max_tokens_per_task,
+                  max_cost_per_day_cents, status AS "status: PolicyStatus", created_by, created_at, updated_at,
+                  published_at, deprecated_at
+           FROM model_policies
+          WHERE status = 'Published' AND ($1::text IS NULL OR (tenant_id, model_policy_id) > ($1, $2))
+          ORDER BY tenant_id, model_policy_id LIMIT $3"#,
+        after.map(|a| a.0),
+        after.map(|a| a.1) as Option<ModelPolicyId>,
+        limit,
+    )
+    .fetch_all(&mut **tx)
+    .await?)
+}

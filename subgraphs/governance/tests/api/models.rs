@@ -69,3 +69,38 @@ async fn model_policies_decide_by_the_most_specific_scope() {
     assert_eq!(v["draftModelPolicy"]["version"], 2, "a change is a new version");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn operators_publish_every_tenants_policies_again_for_a_domain_that_came_later() {
+    let app = spawn_app().await;
+    let (a, b) = (app.member("acme"), app.member("globex"));
+    let mut published = Vec::new();
+    for (token, name) in [(&a, "base"), (&a, "lean"), (&b, "base")] {
+        let input = json!({ "i": { "name": name, "allowed": [{ "provider": "openai", "models": ["*"] }] } });
+        let id = app.ok(token, DRAFT, input).await["draftModelPolicy"]["id"].as_str().unwrap().to_owned();
+        app.ok(token, PUBLISH, json!({ "id": id })).await;
+        published.push(id);
+    }
+    // A draft stays unpublished, and is not sent.
+    app.ok(&a, DRAFT, json!({ "i": { "name": "draft", "allowed": [{ "provider": "openai", "models": ["*"] }] } }))
+        .await;
+    const REPUBLISH: &str = "mutation { republishModelPolicies }";
+    assert_eq!(code(&app.gql(&a, REPUBLISH, json!({})).await), "FORBIDDEN", "operators only");
+    let v = app.ok(&app.operator_token(), REPUBLISH, json!({})).await;
+    assert_eq!(v["republishModelPolicies"], 3);
+    // Each published version left twice — at its publication and now — under its own tenant, whole.
+    let rows: Vec<(String, serde_json::Value)> = sqlx::query_as(
+        "SELECT tenant_id, envelope->'payload' FROM outbox WHERE event_type = 'ModelPolicyPublished' ORDER BY seq",
+    )
+    .fetch_all(&app.admin_pool().await)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    for id in &published {
+        let sent: Vec<&(String, serde_json::Value)> = rows.iter().filter(|(_, p)| p["modelPolicyId"] == *id).collect();
+        assert_eq!(sent.len(), 2, "{id}");
+        assert_eq!(sent[0], sent[1], "the same event, under the same tenant");
+        assert_eq!(sent[1].1["allowed"], json!([{ "provider": "openai", "models": ["*"] }]));
+    }
+    app.cleanup().await;
+}
