@@ -1,7 +1,8 @@
 // Offline schema tooling, run through `cargo xtask schema` (or directly: node router/schema-tools.mjs <command>).
 //
-//   compose [--check]   compose supergraph.yaml's subgraph SDL files into schema/supergraph.graphql
-//                       (--check: fail if the committed file differs from a fresh composition)
+//   compose [--check]   compose supergraph.yaml's subgraph SDL files into schema/supergraph.graphql, and its
+//                       public API schema into schema/api.graphql (--check: fail if either committed file
+//                       differs from a fresh composition)
 //   breaking            fail on breaking changes to the supergraph's public API that schema/breaking-changes.md
 //                       does not acknowledge, across every committed version and the working tree
 //   licence             fail on anything that makes an unlicensed Apollo Router refuse to start
@@ -11,7 +12,7 @@ import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parse, buildASTSchema } from "graphql";
+import { parse, buildASTSchema, printSchema, lexicographicSortSchema } from "graphql";
 import YAML from "yaml";
 import { composeServices, transformSupergraphToPublicSchema } from "@theguild/federation-composition";
 import { diff, CriticalityLevel } from "@graphql-inspector/core";
@@ -19,6 +20,9 @@ import { diff, CriticalityLevel } from "@graphql-inspector/core";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const at = (p) => resolve(root, p);
 const SUPERGRAPH = "schema/supergraph.graphql";
+// The public API schema: the supergraph as clients see it, without the join__/link machinery — what the
+// partner SDK (`clients/`) compiles its operations against.
+const API = "schema/api.graphql";
 const ACKNOWLEDGED = "schema/breaking-changes.md";
 
 function fail(lines) {
@@ -128,13 +132,19 @@ const [command, flag] = process.argv.slice(2);
 switch (command) {
   case "compose": {
     const sdl = compose();
-    if (flag === "--check") {
-      const committed = existsSync(at(SUPERGRAPH)) ? readFileSync(at(SUPERGRAPH), "utf8") : "";
-      if (committed !== sdl) fail(`${SUPERGRAPH} is not the composition of the subgraph schemas: run cargo xtask schema and commit`);
-      console.log(`${SUPERGRAPH} is current`);
-    } else {
-      writeFileSync(at(SUPERGRAPH), sdl);
-      console.log(`wrote ${SUPERGRAPH}`);
+    const api = printSchema(lexicographicSortSchema(publicSchema(sdl, "compose"))).trimEnd() + "\n";
+    for (const [file, text, what] of [
+      [SUPERGRAPH, sdl, "the composition of the subgraph schemas"],
+      [API, api, "the public API schema of the composition"],
+    ]) {
+      if (flag === "--check") {
+        const committed = existsSync(at(file)) ? readFileSync(at(file), "utf8") : "";
+        if (committed !== text) fail(`${file} is not ${what}: run cargo xtask schema and commit`);
+        console.log(`${file} is current`);
+      } else {
+        writeFileSync(at(file), text);
+        console.log(`wrote ${file}`);
+      }
     }
     break;
   }
