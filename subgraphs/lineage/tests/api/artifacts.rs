@@ -254,3 +254,43 @@ async fn bad_input_is_coded_and_writes_nothing() {
     assert_eq!(versions, 0, "nothing recorded");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn concurrent_publications_leave_one_published_version() {
+    let app = App::start(&kernel::service::NoConfig {}).await;
+    let t = format!("acme-{}", app.id);
+    let token = app.tenant_token(&t, &["lineage:read", "lineage:write"]);
+    app.ok(&token, REGISTER, json!({ "input": { "id": "model", "artifactType": "model", "name": "Model" } })).await;
+    let versions: Vec<String> = (1..=6).map(|i| format!("1.{i}.0")).collect();
+    for (i, v) in versions.iter().enumerate() {
+        record(&app, &token, "model", v, i as u8 + 1).await;
+        status(&app, &token, "model", v, "VALIDATED").await;
+    }
+    // Six publications at once: each supersedes whichever was published when it took the artifact's lock.
+    let publishing = versions.iter().map(|v| status(&app, &token, "model", v, "PUBLISHED"));
+    for v in futures::future::join_all(publishing).await {
+        assert_eq!(v["data"]["changeArtifactVersionStatus"]["status"], "PUBLISHED", "{v}");
+    }
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT version, status FROM artifact_versions WHERE artifact_id = 'model' ORDER BY version")
+            .fetch_all(&app.admin_pool().await)
+            .await
+            .unwrap();
+    let published: Vec<&(String, String)> = rows.iter().filter(|(_, s)| s == "Published").collect();
+    assert_eq!(published.len(), 1, "{rows:?}");
+    assert!(rows.iter().all(|(_, s)| s == "Published" || s == "Superseded"), "{rows:?}");
+    // The events tell the same story: every publication but the first superseded exactly the one before it.
+    let changes: Vec<Value> = sqlx::query_scalar(
+        "SELECT envelope->'payload' FROM outbox WHERE event_type = 'ArtifactVersionStatusChanged' AND envelope->'payload'->>'to' = 'Published' ORDER BY seq",
+    )
+    .fetch_all(&app.admin_pool().await)
+    .await
+    .unwrap();
+    assert_eq!(changes.len(), 6);
+    assert!(changes[0]["superseded"].is_null());
+    for pair in changes.windows(2) {
+        assert_eq!(pair[1]["superseded"], pair[0]["version"], "{changes:?}");
+    }
+    assert_eq!(published[0].0, changes[5]["version"].as_str().unwrap());
+    app.cleanup().await;
+}
