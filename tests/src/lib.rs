@@ -87,55 +87,28 @@ impl Stack {
         let operator_api_token = identity::bootstrap(&identity.state).await.expect("bootstrap");
         let identity_base = identity.serve().await;
 
-        // Tenancy: verifies against identity's JWKS URL and introspects API tokens there.
-        let mut builder = test_support::TestApp::<tenancy::State>::builder();
-        builder.config.router_secret = router_secret.clone();
-        builder.config.internal_secret = internal_secret.clone();
-        builder.config.jwks = Some(format!("{identity_base}/.well-known/jwks.json"));
-        builder.config.identity_url = Some(identity_base.clone());
-        builder.config.database_max_connections = 16;
-        let tenancy = builder.start::<tenancy::State>(&NoConfig {}).await;
+        // Every other subgraph verifies against identity's JWKS URL and introspects API tokens there, and
+        // demands the stack's router and internal secrets. (`builder()` is the same for every subgraph.)
+        let wired = || {
+            let mut builder = test_support::TestApp::<identity::State>::builder();
+            builder.config.router_secret = router_secret.clone();
+            builder.config.internal_secret = internal_secret.clone();
+            builder.config.jwks = Some(format!("{identity_base}/.well-known/jwks.json"));
+            builder.config.identity_url = Some(identity_base.clone());
+            builder.config.database_max_connections = 16;
+            builder
+        };
+        let tenancy = wired().start::<tenancy::State>(&NoConfig {}).await;
         let subgraph_url = format!("{}/graphql", tenancy.serve().await);
-
-        // Catalogue: the same as tenancy.
-        let mut builder = test_support::TestApp::<catalogue::State>::builder();
-        builder.config.router_secret = router_secret.clone();
-        builder.config.internal_secret = internal_secret.clone();
-        builder.config.jwks = Some(format!("{identity_base}/.well-known/jwks.json"));
-        builder.config.identity_url = Some(identity_base.clone());
-        builder.config.database_max_connections = 16;
-        let catalogue = builder.start::<catalogue::State>(&catalogue::Config::default()).await;
+        let catalogue = wired().start::<catalogue::State>(&catalogue::Config::default()).await;
         let catalogue_url = format!("{}/graphql", catalogue.serve().await);
-
-        // Workflow: the same.
-        let mut builder = test_support::TestApp::<workflow::State>::builder();
-        builder.config.router_secret = router_secret.clone();
-        builder.config.internal_secret = internal_secret.clone();
-        builder.config.jwks = Some(format!("{identity_base}/.well-known/jwks.json"));
-        builder.config.identity_url = Some(identity_base.clone());
-        builder.config.database_max_connections = 16;
-        let workflow = builder.start::<workflow::State>(&NoConfig {}).await;
+        let workflow = wired().start::<workflow::State>(&NoConfig {}).await;
         let workflow_url = format!("{}/graphql", workflow.serve().await);
-
-        // Governance: the same, with its approval expiry worker on a short interval.
-        let mut builder = test_support::TestApp::<governance::State>::builder();
-        builder.config.router_secret = router_secret.clone();
-        builder.config.internal_secret = internal_secret.clone();
-        builder.config.jwks = Some(format!("{identity_base}/.well-known/jwks.json"));
-        builder.config.identity_url = Some(identity_base.clone());
-        builder.config.database_max_connections = 16;
+        // Governance with its approval expiry worker on a short interval.
         let config = governance::Config { approval_expiry_interval_secs: 1, ..Default::default() };
-        let governance = builder.start::<governance::State>(&config).await;
+        let governance = wired().start::<governance::State>(&config).await;
         let governance_url = format!("{}/graphql", governance.serve().await);
-
-        // Lineage: like workflow.
-        let mut builder = test_support::TestApp::<lineage::State>::builder();
-        builder.config.router_secret = router_secret.clone();
-        builder.config.internal_secret = internal_secret;
-        builder.config.jwks = Some(format!("{identity_base}/.well-known/jwks.json"));
-        builder.config.identity_url = Some(identity_base.clone());
-        builder.config.database_max_connections = 16;
-        let lineage = builder.start::<lineage::State>(&NoConfig {}).await;
+        let lineage = wired().start::<lineage::State>(&NoConfig {}).await;
         let lineage_url = format!("{}/graphql", lineage.serve().await);
 
         // The stack's subgraphs hear each other's real routing keys (see the module docs).
