@@ -261,28 +261,9 @@ pub mod governance {
 
         /// A model policy version was published: the full policy, so consumers evaluate it themselves
         /// ([`models`]).
-        ModelPolicyPublished {
-            model_policy_id: ModelPolicyId, name: String, version: i32,
-            project_id: Option<crate::contracts::catalogue::ProjectId>, skill_key: Option<String>,
-            allowed: Vec<models::ModelAllowance>, max_tokens_per_task: Option<i32>, max_cost_per_day_cents: Option<i64>,
-        }
+        ModelPolicyPublished { #[serde(flatten)] policy: models::Policy }
         /// A published model policy version was deprecated (final).
         ModelPolicyDeprecated { model_policy_id: ModelPolicyId, name: String, version: i32 }
-    }
-
-    impl From<ModelPolicyPublished> for models::Policy {
-        fn from(e: ModelPolicyPublished) -> Self {
-            Self {
-                model_policy_id: e.model_policy_id,
-                name: e.name,
-                version: e.version,
-                project_id: e.project_id,
-                skill_key: e.skill_key,
-                allowed: e.allowed,
-                max_tokens_per_task: e.max_tokens_per_task,
-                max_cost_per_day_cents: e.max_cost_per_day_cents,
-            }
-        }
     }
 }
 

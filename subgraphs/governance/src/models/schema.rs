@@ -110,7 +110,7 @@ impl ModelQuery {
 
 /// The event that carries a published version whole.
 fn published(p: &ModelPolicy) -> events::ModelPolicyPublished {
-    events::ModelPolicyPublished {
+    let policy = kernel::contracts::governance::models::Policy {
         model_policy_id: p.model_policy_id,
         name: p.name.clone(),
         version: p.version,
@@ -119,7 +119,8 @@ fn published(p: &ModelPolicy) -> events::ModelPolicyPublished {
         allowed: p.allowed.0.clone(),
         max_tokens_per_task: p.max_tokens_per_task,
         max_cost_per_day_cents: p.max_cost_per_day_cents,
-    }
+    };
+    events::ModelPolicyPublished { policy }
 }
 
 /// Versions read (and re-published, one transaction per tenant) per batch by `republishModelPolicies`.

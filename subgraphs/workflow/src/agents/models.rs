@@ -113,7 +113,7 @@ impl Handler for KnownModelPolicies {
     async fn handle(&self, work: &mut Work, envelope: &Envelope) -> Result<(), Failure> {
         let tenant = &envelope.tenant_id;
         match ModelPolicies::decode(envelope).into_result(self.name())? {
-            ModelPolicies::Published(e) => published(work, tenant, &Policy::from(e)).await?,
+            ModelPolicies::Published(e) => published(work, tenant, &e.policy).await?,
             ModelPolicies::Deprecated(e) => deprecated(work, tenant, &e).await?,
         }
         Ok(())

@@ -106,9 +106,10 @@ pub async fn recorded(app: &App, t: &TenantId, id: InstanceId) -> Vec<Recorded> 
 /// Governance publishing `tenant`'s model policy `name` (tenant-wide, `allowed`: `(provider, models)`, at
 /// most `max_tokens` per task); returns once workflow knows it.
 pub async fn model_policy(app: &App, tenant: &str, name: &str, allowed: &[(&str, &[&str])], max_tokens: Option<i32>) {
-    use kernel::contracts::governance::{models::ModelAllowance, ModelPolicyId, ModelPolicyPublished};
+    use kernel::contracts::governance::models::{ModelAllowance, Policy};
+    use kernel::contracts::governance::{ModelPolicyId, ModelPolicyPublished};
     let id = ModelPolicyId::new_v7();
-    let e = ModelPolicyPublished {
+    let policy = Policy {
         model_policy_id: id,
         name: name.into(),
         version: 1,
@@ -121,6 +122,7 @@ pub async fn model_policy(app: &App, tenant: &str, name: &str, allowed: &[(&str,
         max_tokens_per_task: max_tokens,
         max_cost_per_day_cents: None,
     };
+    let e = ModelPolicyPublished { policy };
     test_support::consuming(&format!("{}.model-policies", app.command_prefix())).await;
     publish(app, tenant, &e).await;
     let admin = app.admin_pool().await;
