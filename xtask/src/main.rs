@@ -60,7 +60,7 @@ enum Command {
         /// Space-separated scopes.
         #[arg(
             long,
-            default_value = "tenancy:read tenancy:write quota:consume catalogue:read catalogue:write governance:read governance:write usage:record workflow:read workflow:write"
+            default_value = "tenancy:read tenancy:write quota:consume catalogue:read catalogue:write governance:read governance:write usage:record workflow:read workflow:write lineage:read lineage:write"
         )]
         scopes: String,
         #[arg(long, default_value = "dev-user")]
