@@ -186,7 +186,8 @@ impl KernelConfig {
     }
 }
 
-fn secret(raw: &str) -> Result<SecretString, std::convert::Infallible> {
+/// Reads a secret setting (clap's value parser), so it is never printed by `Debug`.
+pub fn secret(raw: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(raw))
 }
 

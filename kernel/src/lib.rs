@@ -42,6 +42,7 @@ pub mod contracts;
 pub mod db;
 pub mod envelope;
 pub mod error;
+pub mod graph;
 pub mod group_commit;
 pub mod ids;
 pub mod leases;

@@ -1,6 +1,7 @@
 //! End-to-end: the portal's and partners' path through each real router to the subgraph, RabbitMQ and back.
 //! Needs the routers (router/install.sh) and the same services as the subgraph tests.
 
+mod bodies;
 mod indexes;
 mod subscribers;
 mod workflow;

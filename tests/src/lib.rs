@@ -108,7 +108,11 @@ impl Stack {
         let config = governance::Config { approval_expiry_interval_secs: 1, ..Default::default() };
         let governance = wired().start::<governance::State>(&config).await;
         let governance_url = format!("{}/graphql", governance.serve().await);
-        let lineage = wired().start::<lineage::State>(&NoConfig {}).await;
+        // Lineage with its artifact bodies in its own folder (gone with the app).
+        let builder = wired();
+        let bodies = builder.dir.join("artifact-bodies").display().to_string();
+        let config = lineage::Config { artifact_store_dir: bodies, ..Default::default() };
+        let lineage = builder.start::<lineage::State>(&config).await;
         let lineage_url = format!("{}/graphql", lineage.serve().await);
 
         // The stack's subgraphs hear each other's real routing keys (see the module docs).
@@ -298,7 +302,7 @@ impl Stack {
             .env("HOST", "127.0.0.1")
             .env("PORT", port.to_string())
             .env("ROUTER_SECRET", &self.secret);
-        Router::spawn("hive", cmd, port, &self.dir).await
+        Router::spawn("hive", cmd, port, self).await
     }
 
     /// Starts Apollo Router in front of the subgraphs.
@@ -313,7 +317,7 @@ impl Stack {
             .env("APOLLO_ROUTER_HEALTH_LISTEN", format!("127.0.0.1:{}", free_port()))
             .env("APOLLO_TELEMETRY_DISABLED", "true")
             .env("ROUTER_SECRET", &self.secret);
-        Router::spawn("apollo", cmd, port, &self.dir).await
+        Router::spawn("apollo", cmd, port, self).await
     }
 
     /// POSTs GraphQL to `url` with a bearer token and extra headers; returns the JSON body.
@@ -376,7 +380,8 @@ pub struct Router {
 }
 
 impl Router {
-    async fn spawn(name: &'static str, mut cmd: tokio::process::Command, port: u16, dir: &Path) -> Router {
+    async fn spawn(name: &'static str, mut cmd: tokio::process::Command, port: u16, stack: &Stack) -> Router {
+        let dir = &stack.dir;
         let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
         cmd.current_dir(repo()).stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).kill_on_drop(true);
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("starting {name}: {e}"));
@@ -391,7 +396,12 @@ impl Router {
             if probe.is_ok_and(|r| r.status().is_success()) {
                 // The public endpoint: the edge in front of the router, as its binary serves it (threads
                 // with a runtime each, in this process, so a benchmark counts its CPU).
-                let cfg = edge::Config::new("127.0.0.1:0".parse().unwrap(), format!("http://127.0.0.1:{port}"));
+                let mut cfg = edge::Config::new("127.0.0.1:0".parse().unwrap(), format!("http://127.0.0.1:{port}"));
+                // What is not GraphQL goes to lineage, as `scripts/up` and compose pass it.
+                let lineage = stack.subgraph_urls.iter().find(|(d, _)| *d == "lineage").expect("lineage runs");
+                let base = lineage.1.trim_end_matches("/graphql");
+                cfg.pass = vec![format!("/api/v1/={base}").parse().expect("a pass route")];
+                cfg.router_secret = Some(stack.secret.clone().into());
                 let edge_stop = tokio_util::sync::CancellationToken::new();
                 let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
                 let running = edge::start(cfg, threads, edge_stop.clone()).expect("the edge starts");

@@ -380,6 +380,11 @@ async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Resul
             ],
             // The signing key by configRef: a file here, a Key Vault or Vault reference in production.
             "identity" => vec![("SIGNING_KEYS".into(), format!("file:{}", jwt_dir.join("signing-key").display()))],
+            "lineage" => vec![
+                ("JWKS".into(), format!("{IDENTITY}/.well-known/jwks.json")),
+                ("IDENTITY_URL".into(), IDENTITY.into()),
+                ("ARTIFACT_STORE_DIR".into(), root().join(".dev/artifact-bodies").display().to_string()),
+            ],
             _ => vec![
                 ("JWKS".into(), format!("{IDENTITY}/.well-known/jwks.json")),
                 ("IDENTITY_URL".into(), IDENTITY.into()),
@@ -413,9 +418,18 @@ async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Resul
         wait_ready("the router", &url, || http.post(&url).json(&serde_json::json!({ "query": "{ __typename }" })))
             .await?;
         let edge_bin = target.join(profile).join("edge");
+        // What is not GraphQL goes straight to its subgraph: lineage's bodies and OpenLineage ingestion.
+        let passes: Vec<String> = ports
+            .iter()
+            .filter(|(domain, _)| *domain == "lineage")
+            .map(|(_, port)| format!("--pass=/api/v1/=http://127.0.0.1:{port}"))
+            .collect();
+        let edge_secret = secret.clone();
         let edge = move || {
             let mut cmd = tokio::process::Command::new(&edge_bin);
             cmd.args(["--listen", PUBLIC_ADDR, "--upstream", &format!("http://{ROUTER_ADDR}")])
+                .args(&passes)
+                .env("ROUTER_SECRET", &edge_secret)
                 .stdin(Stdio::null())
                 .kill_on_drop(true);
             cmd

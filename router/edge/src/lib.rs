@@ -14,6 +14,7 @@
 //! edge --listen 127.0.0.1:4000 --upstream http://127.0.0.1:4100
 //! ```
 
+pub mod pass;
 pub mod subscriptions;
 
 use std::collections::HashMap;
@@ -64,6 +65,17 @@ pub struct Config {
     /// Threads serving requests (each with its own listener on the address); default one per core.
     #[arg(long, env = "EDGE_THREADS")]
     pub threads: Option<usize>,
+    /// Paths passed straight to a subgraph, streamed (`PREFIX=URL`, repeatable or comma-separated):
+    /// `/api/v1/=http://lineage:4000` for artifact bodies and OpenLineage ingestion ([`pass`]).
+    #[arg(long = "pass", env = "EDGE_PASS", value_delimiter = ',')]
+    pub pass: Vec<pass::PassRoute>,
+    /// Largest body of a passed request (an artifact upload), in bytes: streamed, never held whole.
+    #[arg(long, env = "EDGE_MAX_PASS_BODY_BYTES", default_value_t = 4 << 30)]
+    pub max_pass_body_bytes: u64,
+    /// The router-to-subgraph secret (from the environment), which passed requests carry as the router's
+    /// do; needed when there are pass routes.
+    #[arg(long, env = "ROUTER_SECRET", hide_env_values = true, value_parser = kernel::config::secret)]
+    pub router_secret: Option<secrecy::SecretString>,
 }
 
 /// The subscription caps an edge has unless configured otherwise.
@@ -83,6 +95,9 @@ impl Config {
             max_subscriptions_per_client: DEFAULT_CAPS.per_client,
             max_subscriptions: DEFAULT_CAPS.total,
             threads: None,
+            pass: Vec::new(),
+            max_pass_body_bytes: 4 << 30,
+            router_secret: None,
         }
     }
 
@@ -118,6 +133,11 @@ impl Shared {
             graphql.scheme_str() == Some("http") && graphql.host().is_some(),
             "EDGE_UPSTREAM `{}` must be an http:// URL: the router sits beside the edge, on a private network",
             cfg.upstream
+        );
+        anyhow::ensure!(
+            cfg.pass.is_empty()
+                || cfg.router_secret.as_ref().is_some_and(|s| secrecy::ExposeSecret::expose_secret(s).len() >= 32),
+            "EDGE_PASS needs ROUTER_SECRET (at least 32 bytes): the subgraphs demand it of passed requests"
         );
         let subscriptions = subscriptions::Ledger::new(cfg.caps());
         let passed = moka::sync::Cache::builder()
@@ -203,6 +223,7 @@ fn app(shared: Shared) -> Router {
     Router::new()
         .route("/graphql", get(websocket_or_get).post(post))
         .route("/health", get(|| async { "ok" }))
+        .fallback(pass::pass)
         .with_state(edge)
 }
 

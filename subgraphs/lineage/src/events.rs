@@ -24,13 +24,15 @@ kernel::events! {
         previous: Classification,
     }
     /// A version was recorded: its content (`contentHash`) and where its body is stored (`storageRef`;
-    /// `deduplicated`: the storage of an earlier version with the same content).
+    /// `deduplicated`: the storage of an earlier version with the same content). Its `attributes` are
+    /// left out (`null`, `redacted: true`) when the artifact is confidential or restricted.
     #[project = project_id]
     ArtifactVersionRecorded {
         artifact_id: ArtifactId, project_id: Option<ProjectId>, version: String, content_hash: String,
         status: VersionStatus, produced_by_agent_id: Option<String>, produced_by_skill_id: Option<String>,
         produced_by_task_id: Option<uuid::Uuid>, trace_id: Option<String>, source_blueprint_id: Option<uuid::Uuid>,
         storage_ref: String, deduplicated: bool,
+        #[serde(default)] attributes: Option<serde_json::Value>, #[serde(default)] redacted: bool,
     }
     /// A version moved on (`from` → `to`); publishing one supersedes the version published before it
     /// (`superseded`), in the same transaction.
@@ -38,5 +40,11 @@ kernel::events! {
     ArtifactVersionStatusChanged {
         artifact_id: ArtifactId, project_id: Option<ProjectId>, version: String, from: VersionStatus,
         to: VersionStatus, superseded: Option<String>,
+    }
+    /// A version's body is in blob storage, whole, its sha256 the version's `contentHash` (`size` bytes at
+    /// `storageRef`; once per storage reference, which versions with identical content share).
+    #[project = project_id]
+    ArtifactBodyStored {
+        artifact_id: ArtifactId, project_id: Option<ProjectId>, version: String, content_hash: String, storage_ref: String, size: i64,
     }
 }

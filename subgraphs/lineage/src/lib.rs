@@ -4,21 +4,25 @@
 //! | folder | owns |
 //! |---|---|
 //! | `artifacts/` | artifacts, their versions (semver, content hash, status chain, publication), their storage references; agent tasks' outputs from workflow (`consumer.rs`) |
+//! | `bodies/` | versions' bodies in blob storage: streamed upload and download over HTTP (`/api/v1/artifacts/…/body`), the sweeper of abandoned uploads |
 //!
-//! beside `events.rs` (everything published), `ids.rs` and `loaders.rs` (the per-request DataLoader).
+//! beside `redaction.rs` (who sees the sensitive parts of classified artifacts), `events.rs` (everything
+//! published), `ids.rs` and `loaders.rs` (the per-request DataLoader).
 
 pub mod artifacts;
+pub mod bodies;
 pub mod events;
 pub mod ids;
 pub mod loaders;
+pub mod redaction;
 
 use std::sync::Arc;
 
-use async_graphql::{Data, EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{Data, MergedObject, Schema, SchemaBuilder};
 use kernel::consumer::RetryPolicy;
 use kernel::context::RequestContext;
 use kernel::db::Access;
-use kernel::service::{Connections, Consumer, NoCommand, NoConfig};
+use kernel::service::{Connections, Consumer, NoCommand, Worker};
 use kernel::{Kernel, Subgraph};
 use sqlx::migrate::Migrator;
 
@@ -37,29 +41,87 @@ pub struct QueryRoot(artifacts::schema::ArtifactQuery);
 #[graphql(name = "Mutation")]
 pub struct MutationRoot(artifacts::schema::ArtifactMutation);
 
+/// Lineage's own settings.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Config {
+    /// The folder artifact bodies are stored in (created if missing), unless they go to Azure Blob.
+    #[arg(long, env = "ARTIFACT_STORE_DIR", default_value = "artifact-bodies")]
+    pub artifact_store_dir: String,
+    /// Store bodies in this Azure Blob container instead of the folder (it must exist).
+    #[arg(long, env = "ARTIFACT_STORE_AZURE_CONTAINER")]
+    pub artifact_store_azure_container: Option<String>,
+    /// The Azure storage account (with ARTIFACT_STORE_AZURE_CONTAINER).
+    #[arg(long, env = "ARTIFACT_STORE_AZURE_ACCOUNT")]
+    pub artifact_store_azure_account: Option<String>,
+    /// The account's access key, by `configRef` (`env:VAR`, `file:/path`).
+    #[arg(long, env = "ARTIFACT_STORE_AZURE_KEY")]
+    pub artifact_store_azure_key: Option<String>,
+    /// The blob endpoint, when not `https://<account>.blob.core.windows.net` (Azurite:
+    /// `http://127.0.0.1:10000/devstoreaccount1`; plain http only when named here).
+    #[arg(long, env = "ARTIFACT_STORE_AZURE_ENDPOINT")]
+    pub artifact_store_azure_endpoint: Option<String>,
+    /// Largest artifact body, in bytes (uploads are streamed: memory does not grow with it). The edge's
+    /// EDGE_MAX_PASS_BODY_BYTES must be at least this.
+    #[arg(long, env = "ARTIFACT_MAX_BODY_BYTES", default_value_t = 4 << 30)]
+    pub artifact_max_body_bytes: u64,
+    /// Seconds between sweeps of abandoned uploads; 0 turns the sweeper off.
+    #[arg(long, env = "ARTIFACT_SWEEP_INTERVAL_SECS", default_value_t = 300)]
+    pub artifact_sweep_interval_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            artifact_store_dir: "artifact-bodies".into(),
+            artifact_store_azure_container: None,
+            artifact_store_azure_account: None,
+            artifact_store_azure_key: None,
+            artifact_store_azure_endpoint: None,
+            artifact_max_body_bytes: 4 << 30,
+            artifact_sweep_interval_secs: 300,
+        }
+    }
+}
+
 /// Everything a resolver can reach.
 pub struct State {
     pub kernel: Kernel,
+    pub bodies: bodies::Bodies,
+    pub config: Config,
+    /// Lineage's events as the listener receives them, for live subscriptions.
+    pub events: tokio::sync::broadcast::Sender<Arc<kernel::envelope::Envelope>>,
 }
 
 impl Subgraph for State {
     const NAME: &'static str = "lineage";
     type Query = QueryRoot;
     type Mutation = MutationRoot;
-    type Subscription = EmptySubscription;
-    type Config = NoConfig;
+    type Subscription = artifacts::live::ArtifactSubscription;
+    type Config = Config;
     type Command = NoCommand;
 
     fn migrations() -> &'static Migrator {
         &MIGRATIONS
     }
 
-    fn schema() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
-        Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription).enable_federation()
+    fn schema() -> SchemaBuilder<QueryRoot, MutationRoot, artifacts::live::ArtifactSubscription> {
+        Schema::build(QueryRoot::default(), MutationRoot::default(), artifacts::live::ArtifactSubscription)
+            .enable_federation()
     }
 
-    async fn build(conns: Connections, _: &NoConfig) -> anyhow::Result<Self> {
-        Ok(Self { kernel: conns.kernel().await? })
+    async fn build(conns: Connections, config: &Config) -> anyhow::Result<Self> {
+        let kernel = conns.kernel().await?;
+        let settings = kernel::blob::BlobSettings {
+            prefix: "ARTIFACT_STORE".into(),
+            dir: config.artifact_store_dir.clone(),
+            azure_container: config.artifact_store_azure_container.clone(),
+            azure_account: config.artifact_store_azure_account.clone(),
+            azure_key: config.artifact_store_azure_key.clone(),
+            azure_endpoint: config.artifact_store_azure_endpoint.clone(),
+        };
+        let blob = kernel::blob::Blob::open(&settings, &kernel::secrets::Secrets::default()).await?;
+        let bodies = bodies::Bodies { blob, max_bytes: config.artifact_max_body_bytes };
+        Ok(Self { kernel, bodies, config: config.clone(), events: artifacts::live::channel() })
     }
 
     fn kernel(&self) -> &Kernel {
@@ -69,6 +131,25 @@ impl Subgraph for State {
     fn per_request(&self, data: &mut Data, ctx: &RequestContext) {
         if let Ok(Access::Tenant(tenant)) = kernel::Authorize::token_access(ctx) {
             data.insert(loaders::LineageLoader::per_request(self.kernel.db.clone(), tenant));
+        }
+    }
+
+    fn listeners(state: &Arc<Self>) -> Vec<kernel::service::Listener> {
+        vec![artifacts::live::listener(state.events.clone())]
+    }
+
+    fn protected_routes(state: &Arc<Self>) -> axum::Router {
+        bodies::routes::routes(state.clone())
+    }
+
+    fn workers(state: &Arc<Self>) -> Vec<Worker<Self>> {
+        match state.config.artifact_sweep_interval_secs {
+            0 => Vec::new(),
+            secs => vec![Worker {
+                name: "upload sweeper",
+                every: std::time::Duration::from_secs(secs),
+                pass: |s| Box::pin(bodies::sweeper::pass(s)),
+            }],
         }
     }
 

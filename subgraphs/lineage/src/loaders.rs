@@ -10,7 +10,9 @@ use kernel::db::Db;
 use kernel::error::LoadError;
 use kernel::{Error, Result, TenantId};
 
-use crate::artifacts::{store, ArtifactVersion};
+use crate::artifacts::{store, Artifact, ArtifactVersion};
+use crate::bodies::BodyRow;
+use crate::ids::ArtifactId;
 
 pub struct LineageLoader {
     pub db: Db,
@@ -49,5 +51,39 @@ impl Loader<OutputsOf> for LineageLoader {
             }
         }
         Ok(out)
+    }
+}
+
+/// An artifact of the tenant (its classification decides what a version shows).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ArtifactOf(pub ArtifactId);
+
+impl Loader<ArtifactOf> for LineageLoader {
+    type Value = Artifact;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[ArtifactOf]) -> Result<HashMap<ArtifactOf, Artifact>, LoadError> {
+        let ids: Vec<ArtifactId> = keys.iter().map(|k| k.0.clone()).collect();
+        let mut tx = self.db.tenant_tx(&self.tenant).await?;
+        let rows = store::get_many(&mut tx, &self.tenant, &ids).await?;
+        tx.commit().await?;
+        Ok(rows.into_iter().map(|a| (ArtifactOf(a.artifact_id.clone()), a)).collect())
+    }
+}
+
+/// The body row at a storage reference.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BodyAt(pub String);
+
+impl Loader<BodyAt> for LineageLoader {
+    type Value = BodyRow;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[BodyAt]) -> Result<HashMap<BodyAt, BodyRow>, LoadError> {
+        let refs: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+        let mut tx = self.db.tenant_tx(&self.tenant).await?;
+        let rows = crate::bodies::store::of_refs(&mut tx, &self.tenant, &refs).await?;
+        tx.commit().await?;
+        Ok(rows.into_iter().map(|b| (BodyAt(b.storage_ref.clone()), b)).collect())
     }
 }

@@ -20,7 +20,8 @@
 //! **Traversals** that must stop at a target or report each module's depth and parent (the cycle search,
 //! transitive queries, impact analysis) are breadth-first over the edge indexes (`(tenant, from)` and
 //! `(tenant, to)`), one statement per layer, each module visited once and only what is reached ever read —
-//! never the whole graph per request. A recursive CTE was measured first and lost there: its `UNION` drops
+//! never the whole graph per request. The engine is the kernel's (`kernel::graph`, which lineage's graph
+//! uses too); `store.rs` gives it the edges a layer at a time. A recursive CTE was measured first and lost there: its `UNION` drops
 //! only whole rows already produced, so carrying (module, parent, depth) keeps every combination it meets —
 //! up to 405,000 rows for 19,500 modules in the benchmark's graph, 7× slower at the median and 35× at p99
 //! (BENCHMARKS.md) — and the one measured read its whole window before a cycle check could stop (refused
@@ -35,6 +36,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::{ComplexObject, Context, Enum, SimpleObject};
+use kernel::graph::walk_back;
 use kernel::{Error, Result, TenantId, Work};
 
 use crate::events;
@@ -113,7 +115,7 @@ impl Reached {
 
     /// Module ids from the start to this module (both included), along a shortest path.
     async fn path(&self) -> Vec<async_graphql::ID> {
-        walk_back(&self.tree.parent, self.tree.start, self.module_id)
+        walk_back(&self.tree.parent, &self.tree.start, &self.module_id)
             .into_iter()
             .map(|id| async_graphql::ID(id.to_string()))
             .collect()
@@ -132,23 +134,6 @@ pub fn reached(start: ModuleId, rows: Vec<(ModuleId, ModuleId, i32)>) -> Vec<Rea
         rows.into_iter().map(|(module_id, _, depth)| Reached { module_id, depth, tree: tree.clone() }).collect();
     out.sort_unstable_by_key(|r| (r.depth, r.module_id));
     out
-}
-
-/// The path `start ⇝ target` (both included) through the parents a breadth-first search recorded.
-pub fn walk_back(parent: &HashMap<ModuleId, ModuleId>, start: ModuleId, target: ModuleId) -> Vec<ModuleId> {
-    let mut path = vec![target];
-    let mut at = target;
-    while at != start {
-        match parent.get(&at) {
-            Some(p) if path.len() <= parent.len() => {
-                path.push(*p);
-                at = *p;
-            }
-            _ => break,
-        }
-    }
-    path.reverse();
-    path
 }
 
 /// Adds `from → to` (both the tenant's; the caller holds the tenant's graph lock, taken before it read the
@@ -211,7 +196,7 @@ pub async fn place(
     let forward = store::dependents_until(tx, tenant, (from, rf), (rf, rt), to).await?;
     if forward.reached_target {
         // The path found runs from ⇝ to along "is depended on by"; reversed, it is to ⇝ from.
-        let back = walk_back(&forward.parent, from, to);
+        let back = walk_back(&forward.parent, &from, &to);
         return Ok(Placement::Cycle(std::iter::once(from).chain(back.into_iter().rev()).collect()));
     }
     let backward = store::dependencies_within(tx, tenant, (to, rt), (rf, rt)).await?;
@@ -319,8 +304,8 @@ mod tests {
         let [a, b, c, d] = [ModuleId::new_v7(), ModuleId::new_v7(), ModuleId::new_v7(), ModuleId::new_v7()];
         // A search from b found c and d (parent b), then a (parent c).
         let parent: HashMap<ModuleId, ModuleId> = [(c, b), (d, b), (a, c)].into_iter().collect();
-        assert_eq!(walk_back(&parent, b, a), vec![b, c, a]);
-        assert_eq!(walk_back(&parent, b, b), vec![b]);
+        assert_eq!(walk_back(&parent, &b, &a), vec![b, c, a]);
+        assert_eq!(walk_back(&parent, &b, &b), vec![b]);
     }
 
     #[test]
@@ -328,7 +313,7 @@ mod tests {
         let [s, x, y, z] = [ModuleId::new_v7(), ModuleId::new_v7(), ModuleId::new_v7(), ModuleId::new_v7()];
         let out = reached(s, vec![(z, y, 2), (x, s, 1), (y, s, 1)]);
         let z = out.iter().find(|r| r.module_id == z).unwrap();
-        assert_eq!(walk_back(&z.tree.parent, s, z.module_id), vec![s, y, z.module_id]);
+        assert_eq!(walk_back(&z.tree.parent, &s, &z.module_id), vec![s, y, z.module_id]);
         assert_eq!(out.iter().map(|r| r.depth).collect::<Vec<_>>(), vec![1, 1, 2], "nearest first");
     }
 

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use kernel::db::Tx;
 use kernel::error::OnConstraint;
+use kernel::graph::{Bounds, EdgeSource};
 use kernel::{Error, Result, TenantId};
 
 use super::{Direction, Edge};
@@ -64,38 +65,42 @@ pub async fn dependents_until(
     (lo, hi): (i64, i64),
     target: ModuleId,
 ) -> Result<Region> {
-    let mut region = Region { modules: vec![(start, from_rank)], ..Region::default() };
-    let mut frontier = vec![start];
-    while !frontier.is_empty() {
+    let mut source = Window { tx, tenant, lo, hi, ranks: HashMap::new() };
+    let bounds = Bounds { target: Some(target), ..Bounds::new(u32::MAX, usize::MAX) };
+    let reach = kernel::graph::breadth_first(&mut source, start, &bounds).await?;
+    let mut modules = vec![(start, from_rank)];
+    modules.extend(reach.hops.iter().map(|h| (h.node, source.ranks[&h.node])));
+    Ok(Region { modules, parent: reach.parents(), reached_target: reach.reached_target })
+}
+
+/// The dependents of a layer ranked within `lo..=hi`, their ranks kept as they are read.
+struct Window<'a> {
+    tx: &'a mut Tx,
+    tenant: &'a TenantId,
+    lo: i64,
+    hi: i64,
+    ranks: HashMap<ModuleId, i64>,
+}
+
+impl EdgeSource for Window<'_> {
+    type Node = ModuleId;
+
+    async fn layer(&mut self, frontier: &[ModuleId]) -> Result<Vec<(ModuleId, ModuleId)>> {
         let rows = sqlx::query!(
             r#"SELECT d.from_module AS "node!", d.to_module AS "parent!", r.build_rank AS "rank!"
                FROM dependencies d
                JOIN module_ranks r ON r.tenant_id = d.tenant_id AND r.module_id = d.from_module
                WHERE d.tenant_id = $1 AND d.to_module = ANY($2) AND r.build_rank BETWEEN $3 AND $4"#,
-            tenant.as_str(),
-            &frontier as &[ModuleId],
-            lo,
-            hi,
+            self.tenant.as_str(),
+            frontier as &[ModuleId],
+            self.lo,
+            self.hi,
         )
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut **self.tx)
         .await?;
-        let ranks: HashMap<ModuleId, i64> = rows.iter().map(|r| (r.node.into(), r.rank)).collect();
-        let found = layer(rows.into_iter().map(|r| (r.node.into(), r.parent.into())), |n| {
-            n == start || region.parent.contains_key(&n)
-        });
-        let mut next = Vec::with_capacity(found.len());
-        for (node, parent) in found {
-            region.parent.insert(node, parent);
-            region.modules.push((node, ranks[&node]));
-            if node == target {
-                region.reached_target = true;
-                return Ok(region);
-            }
-            next.push(node);
-        }
-        frontier = next;
+        self.ranks.extend(rows.iter().map(|r| (ModuleId::from(r.node), r.rank)));
+        Ok(rows.into_iter().map(|r| (r.node.into(), r.parent.into())).collect())
     }
-    Ok(region)
 }
 
 /// What `start` (of rank `from_rank`, included) depends on, directly or not, through modules ranked within
@@ -126,24 +131,6 @@ pub async fn dependencies_within(
     .fetch_all(&mut **tx)
     .await?;
     Ok(rows.into_iter().map(|r| (r.node.into(), r.rank)).collect())
-}
-
-/// One layer of a breadth-first search: the modules of `edges` (node, parent) not `known` yet, in id order,
-/// each with the least of its parents in the layer — so the tree, and every path reported from it, is the
-/// same however PostgreSQL returned the rows (sorting them there cost more than this).
-fn layer(
-    edges: impl IntoIterator<Item = (ModuleId, ModuleId)>,
-    known: impl Fn(ModuleId) -> bool,
-) -> Vec<(ModuleId, ModuleId)> {
-    let mut found: HashMap<ModuleId, ModuleId> = HashMap::new();
-    for (node, parent) in edges {
-        if !known(node) {
-            found.entry(node).and_modify(|p| *p = (*p).min(parent)).or_insert(parent);
-        }
-    }
-    let mut found: Vec<(ModuleId, ModuleId)> = found.into_iter().collect();
-    found.sort_unstable();
-    found
 }
 
 /// Gives modules new ranks, in one statement (HOT updates: no index holds the rank). Ranks stay unique only
@@ -254,22 +241,30 @@ pub async fn transitive(
     max_depth: i32,
     limit: i64,
 ) -> Result<Vec<(ModuleId, ModuleId, i32)>> {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let mut seen: std::collections::HashSet<ModuleId> = std::iter::once(start).collect();
-    let mut out = Vec::new();
-    let mut frontier = vec![start];
-    for depth in 1..=max_depth {
-        if frontier.is_empty() {
-            break;
-        }
-        let rows: Vec<(ModuleId, ModuleId)> = match dir {
+    let bounds = Bounds::new(u32::try_from(max_depth).unwrap_or(0), usize::try_from(limit).unwrap_or(usize::MAX));
+    let reach = kernel::graph::breadth_first(&mut Edges { tx, tenant, dir }, start, &bounds).await?;
+    Ok(reach.hops.into_iter().map(|h| (h.node, h.parent, h.depth as i32)).collect())
+}
+
+/// The tenant's dependency edges in one direction, a layer at a time.
+struct Edges<'a> {
+    tx: &'a mut Tx,
+    tenant: &'a TenantId,
+    dir: Direction,
+}
+
+impl EdgeSource for Edges<'_> {
+    type Node = ModuleId;
+
+    async fn layer(&mut self, frontier: &[ModuleId]) -> Result<Vec<(ModuleId, ModuleId)>> {
+        let rows = match self.dir {
             Direction::Dependencies => sqlx::query!(
                 r#"SELECT to_module AS "node!", from_module AS "parent!" FROM dependencies
                    WHERE tenant_id = $1 AND from_module = ANY($2)"#,
-                tenant.as_str(),
-                &frontier as &[ModuleId],
+                self.tenant.as_str(),
+                frontier as &[ModuleId],
             )
-            .fetch_all(&mut **tx)
+            .fetch_all(&mut **self.tx)
             .await?
             .into_iter()
             .map(|r| (r.node.into(), r.parent.into()))
@@ -277,28 +272,17 @@ pub async fn transitive(
             Direction::Dependents => sqlx::query!(
                 r#"SELECT from_module AS "node!", to_module AS "parent!" FROM dependencies
                    WHERE tenant_id = $1 AND to_module = ANY($2)"#,
-                tenant.as_str(),
-                &frontier as &[ModuleId],
+                self.tenant.as_str(),
+                frontier as &[ModuleId],
             )
-            .fetch_all(&mut **tx)
+            .fetch_all(&mut **self.tx)
             .await?
             .into_iter()
             .map(|r| (r.node.into(), r.parent.into()))
             .collect(),
         };
-        let found = layer(rows, |n| seen.contains(&n));
-        let mut next = Vec::with_capacity(found.len());
-        for (node, parent) in found {
-            seen.insert(node);
-            out.push((node, parent, depth));
-            if out.len() >= limit {
-                return Ok(out);
-            }
-            next.push(node);
-        }
-        frontier = next;
+        Ok(rows)
     }
-    Ok(out)
 }
 
 /// A project's modules in the tenant's topological order (one read of the rows), and the edges between them.
@@ -330,16 +314,4 @@ pub async fn build_order(
     .fetch_all(&mut **tx)
     .await?;
     Ok((modules, edges.into_iter().map(|r| (r.from_module.into(), r.to_module.into())).collect()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_layer_keeps_each_new_module_once_with_its_least_parent() {
-        let [a, b, c, x, y] = [1u128, 2, 3, 10, 11].map(|n| ModuleId::from_uuid(uuid::Uuid::from_u128(n)));
-        let found = layer([(y, c), (x, b), (y, a), (a, c), (x, c)], |n| n == a);
-        assert_eq!(found, vec![(x, b), (y, a)], "a is known; x and y in id order with their least parents");
-    }
 }

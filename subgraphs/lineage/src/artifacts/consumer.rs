@@ -68,6 +68,7 @@ impl Handler for AgentOutputs {
                     produced_by_task_id: task,
                     trace_id: Some(envelope.trace_id.clone()),
                     source_blueprint_id: None,
+                    attributes: None,
                 };
                 super::record(work, tenant, version).await
             };

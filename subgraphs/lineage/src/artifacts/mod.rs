@@ -17,6 +17,7 @@
 //!   (published or superseded): the highest that matches.
 
 pub mod consumer;
+pub mod live;
 pub mod schema;
 pub mod store;
 
@@ -106,6 +107,8 @@ pub struct ArtifactVersion {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub published_at: Option<DateTime<Utc>>,
+    /// What the producer said of it beyond the metadata (a sensitive field: `crate::redaction`).
+    pub attributes: Option<serde_json::Value>,
 }
 
 impl ArtifactVersion {
@@ -225,6 +228,7 @@ pub struct NewVersion {
     pub produced_by_task_id: Option<uuid::Uuid>,
     pub trace_id: Option<String>,
     pub source_blueprint_id: Option<uuid::Uuid>,
+    pub attributes: Option<serde_json::Value>,
 }
 
 /// Records `new` (Draft or Generated): the same version with the same content again changes nothing;
@@ -264,6 +268,8 @@ pub async fn record(work: &mut Work, tenant: &TenantId, new: NewVersion) -> Resu
         source_blueprint_id: v.source_blueprint_id,
         storage_ref: v.storage_ref.clone(),
         deduplicated,
+        attributes: crate::redaction::for_event(artifact.classification, v.attributes.clone()),
+        redacted: crate::redaction::is_sensitive(artifact.classification),
     };
     work.emit(tenant, &e).await?;
     Ok(v)

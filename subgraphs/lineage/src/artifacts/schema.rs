@@ -10,6 +10,7 @@ use kernel::{Authorize, Error, Result, Work};
 use super::store::{self, Precedence, Scope};
 use super::{Artifact, ArtifactVersion, Classification, NewArtifact, NewVersion, VersionStatus};
 use crate::ids::{ArtifactId, ModuleId, ProjectId};
+use crate::redaction::{Redaction, RedactionInfo};
 use crate::state;
 
 /// An artifact: what a producer makes again and again, one content per version.
@@ -140,6 +141,43 @@ impl ArtifactVersion {
     async fn storage_ref(&self) -> &str {
         &self.storage_ref
     }
+    /// What the producer said of it beyond the metadata (a JSON object). Sensitive: `null` for callers
+    /// without `lineage:read-restricted` when the artifact is confidential or restricted (`redaction`
+    /// says so).
+    async fn attributes(&self, ctx: &Context<'_>) -> Result<Option<async_graphql::Json<serde_json::Value>>> {
+        if self.redaction(ctx).await?.is_some() {
+            return Ok(None);
+        }
+        Ok(self.attributes.clone().map(async_graphql::Json))
+    }
+    /// Its body in blob storage: whether it was uploaded, its size, and where to download it (with the same
+    /// bearer token, through the public endpoint). Sensitive: `null` for callers without
+    /// `lineage:read-restricted` when the artifact is confidential or restricted.
+    async fn body(&self, ctx: &Context<'_>) -> Result<Option<ArtifactBody>> {
+        if self.redaction(ctx).await?.is_some() {
+            return Ok(None);
+        }
+        let row = crate::loaders::loader(ctx)?.load_one(crate::loaders::BodyAt(self.storage_ref.clone())).await?;
+        Ok(Some(ArtifactBody {
+            state: row.as_ref().map_or(ArtifactBodyState::Missing, |r| match r.state {
+                crate::bodies::BodyState::Uploading => ArtifactBodyState::Uploading,
+                crate::bodies::BodyState::Stored => ArtifactBodyState::Stored,
+            }),
+            size: row.as_ref().and_then(|r| r.size).map(|s| s.to_string()),
+            stored_at: row.as_ref().and_then(|r| r.stored_at),
+            path: crate::bodies::routes::body_path(&self.artifact_id, &self.version),
+        }))
+    }
+    /// What is withheld from the caller (`null` when nothing is): the sensitive fields of a confidential
+    /// or restricted artifact, for callers without `lineage:read-restricted`.
+    async fn redaction(&self, ctx: &Context<'_>) -> Result<Option<RedactionInfo>> {
+        ctx.authorize(READ)?;
+        let artifact = crate::loaders::loader(ctx)?
+            .load_one(crate::loaders::ArtifactOf(self.artifact_id.clone()))
+            .await?
+            .ok_or_else(|| super::not_found(&self.artifact_id))?;
+        Ok(Redaction::of(ctx, artifact.classification).map(Redaction::info))
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.created_at
     }
@@ -149,6 +187,29 @@ impl ArtifactVersion {
     async fn published_at(&self) -> Option<DateTime<Utc>> {
         self.published_at
     }
+}
+
+/// Where a version's body stands.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum ArtifactBodyState {
+    /// Not uploaded yet.
+    Missing,
+    /// An upload is under way.
+    Uploading,
+    /// In blob storage, whole, its sha256 the version's `contentHash`.
+    Stored,
+}
+
+/// A version's body, uploaded and downloaded over HTTP (`PUT` / `GET` its `path` on the public endpoint,
+/// with the bearer token), never as a GraphQL string.
+#[derive(SimpleObject)]
+pub struct ArtifactBody {
+    pub state: ArtifactBodyState,
+    /// Bytes, once stored (a decimal string: bodies may pass 2^31).
+    pub size: Option<String>,
+    pub stored_at: Option<DateTime<Utc>>,
+    /// `/api/v1/artifacts/{artifactId}/versions/{version}/body`.
+    pub path: String,
 }
 
 #[derive(InputObject)]
@@ -185,10 +246,25 @@ pub struct RecordArtifactVersionInput {
     pub produced_by_task_id: Option<ID>,
     pub trace_id: Option<String>,
     pub source_blueprint_id: Option<ID>,
+    /// What the producer says of it beyond the metadata: a JSON object of at most 16 KiB (sensitive:
+    /// redacted like the body on confidential and restricted artifacts).
+    pub attributes: Option<async_graphql::Json<serde_json::Value>>,
 }
 
 fn artifact_id(field: &str, id: &ID) -> Result<ArtifactId> {
     ArtifactId::parse(field, id.as_str())
+}
+
+/// A version's attributes as given: a JSON object of at most 16 KiB, without NUL characters.
+fn attributes(raw: serde_json::Value) -> Result<serde_json::Value> {
+    if !raw.is_object() {
+        return Err(Error::bad_input("attributes", "attributes are a JSON object"));
+    }
+    kernel::error::no_nul("attributes", &raw)?;
+    if serde_json::to_vec(&raw).map_or(usize::MAX, |b| b.len()) > 16 * 1024 {
+        return Err(Error::bad_input("attributes", "attributes are at most 16 KiB of JSON"));
+    }
+    Ok(raw)
 }
 
 fn optional_text(field: &str, raw: Option<String>, max: usize) -> Result<Option<String>> {
@@ -401,6 +477,7 @@ impl ArtifactMutation {
             produced_by_task_id: uuid_of("producedByTaskId", input.produced_by_task_id)?,
             trace_id: optional_text("traceId", input.trace_id, 200)?,
             source_blueprint_id: uuid_of("sourceBlueprintId", input.source_blueprint_id)?,
+            attributes: input.attributes.map(|a| attributes(a.0)).transpose()?,
         };
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let v = super::record(&mut work, tenant.tenant(), new).await?;

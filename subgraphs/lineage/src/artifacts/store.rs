@@ -44,6 +44,22 @@ pub async fn get(tx: &mut Tx, tenant: &TenantId, id: &ArtifactId) -> Result<Opti
     .await?)
 }
 
+/// The artifacts of `ids` that exist.
+pub async fn get_many(tx: &mut Tx, tenant: &TenantId, ids: &[ArtifactId]) -> Result<Vec<Artifact>> {
+    let ids: Vec<&str> = ids.iter().map(|i| i.as_str()).collect();
+    Ok(sqlx::query_as!(
+        Artifact,
+        r#"SELECT tenant_id AS "tenant_id: TenantId", artifact_id AS "artifact_id: ArtifactId", artifact_type, name,
+                  project_id AS "project_id: ProjectId", module_id AS "module_id: ModuleId",
+                  classification AS "classification: Classification", created_at, updated_at
+             FROM artifacts WHERE tenant_id = $1 AND artifact_id = ANY($2)"#,
+        tenant.as_str(),
+        &ids as &[&str],
+    )
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
 /// The artifact, locked for this transaction (its versions change one writer at a time).
 pub async fn lock(tx: &mut Tx, tenant: &TenantId, id: &ArtifactId) -> Result<Option<Artifact>> {
     Ok(sqlx::query_as!(
@@ -159,7 +175,7 @@ pub async fn version(
         ArtifactVersion,
         r#"SELECT tenant_id AS "tenant_id: TenantId", artifact_id AS "artifact_id: ArtifactId", version, content_hash,
                   status AS "status: VersionStatus", produced_by_agent_id, produced_by_skill_id, produced_by_task_id,
-                  trace_id, source_blueprint_id, storage_ref, created_at, updated_at, published_at
+                  trace_id, source_blueprint_id, storage_ref, created_at, updated_at, published_at, attributes
              FROM artifact_versions WHERE tenant_id = $1 AND artifact_id = $2 AND version = $3"#,
         tenant.as_str(),
         id as &ArtifactId,
@@ -175,7 +191,7 @@ pub async fn published(tx: &mut Tx, tenant: &TenantId, id: &ArtifactId) -> Resul
         ArtifactVersion,
         r#"SELECT tenant_id AS "tenant_id: TenantId", artifact_id AS "artifact_id: ArtifactId", version, content_hash,
                   status AS "status: VersionStatus", produced_by_agent_id, produced_by_skill_id, produced_by_task_id,
-                  trace_id, source_blueprint_id, storage_ref, created_at, updated_at, published_at
+                  trace_id, source_blueprint_id, storage_ref, created_at, updated_at, published_at, attributes
              FROM artifact_versions WHERE tenant_id = $1 AND artifact_id = $2 AND status = 'Published'"#,
         tenant.as_str(),
         id as &ArtifactId,
@@ -207,12 +223,12 @@ pub async fn insert_version(tx: &mut Tx, tenant: &TenantId, v: &NewVersion, stor
         r#"INSERT INTO artifact_versions
                (tenant_id, artifact_id, version, major, minor, patch, release, content_hash, status,
                 produced_by_agent_id, produced_by_skill_id, produced_by_task_id, trace_id, source_blueprint_id,
-                storage_ref)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                storage_ref, attributes)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
            RETURNING tenant_id AS "tenant_id: TenantId", artifact_id AS "artifact_id: ArtifactId", version,
                      content_hash, status AS "status: VersionStatus", produced_by_agent_id, produced_by_skill_id,
                      produced_by_task_id, trace_id, source_blueprint_id, storage_ref, created_at, updated_at,
-                     published_at"#,
+                     published_at, attributes"#,
         tenant.as_str(),
         &v.artifact_id as &ArtifactId,
         version,
@@ -228,6 +244,7 @@ pub async fn insert_version(tx: &mut Tx, tenant: &TenantId, v: &NewVersion, stor
         v.trace_id,
         v.source_blueprint_id,
         storage,
+        v.attributes,
     )
     .fetch_one(&mut **tx)
     .await
@@ -252,7 +269,7 @@ pub async fn set_status(
            RETURNING tenant_id AS "tenant_id: TenantId", artifact_id AS "artifact_id: ArtifactId", version,
                      content_hash, status AS "status: VersionStatus", produced_by_agent_id, produced_by_skill_id,
                      produced_by_task_id, trace_id, source_blueprint_id, storage_ref, created_at, updated_at,
-                     published_at"#,
+                     published_at, attributes"#,
         tenant.as_str(),
         id as &ArtifactId,
         version,
@@ -276,7 +293,7 @@ pub async fn versions(
         ArtifactVersion,
         r#"SELECT tenant_id AS "tenant_id: TenantId", artifact_id AS "artifact_id: ArtifactId", version, content_hash,
                   status AS "status: VersionStatus", produced_by_agent_id, produced_by_skill_id, produced_by_task_id,
-                  trace_id, source_blueprint_id, storage_ref, created_at, updated_at, published_at
+                  trace_id, source_blueprint_id, storage_ref, created_at, updated_at, published_at, attributes
              FROM artifact_versions
             WHERE tenant_id = $1 AND artifact_id = $2 AND ($3::text[] IS NULL OR status = ANY($3))
               AND ($4::bigint IS NULL
@@ -317,7 +334,7 @@ pub async fn of_tasks(tx: &mut Tx, tenant: &TenantId, tasks: &[uuid::Uuid]) -> R
         ArtifactVersion,
         r#"SELECT tenant_id AS "tenant_id: TenantId", artifact_id AS "artifact_id: ArtifactId", version, content_hash,
                   status AS "status: VersionStatus", produced_by_agent_id, produced_by_skill_id, produced_by_task_id,
-                  trace_id, source_blueprint_id, storage_ref, created_at, updated_at, published_at
+                  trace_id, source_blueprint_id, storage_ref, created_at, updated_at, published_at, attributes
              FROM artifact_versions
             WHERE tenant_id = $1 AND produced_by_task_id = ANY($2)
             ORDER BY produced_by_task_id, artifact_id, version LIMIT $3"#,

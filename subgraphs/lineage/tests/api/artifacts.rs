@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 use test_support::code;
 
-type App = test_support::TestApp<lineage::State>;
+use crate::App;
 
 const REGISTER: &str = "mutation($input: RegisterArtifactInput!) { registerArtifact(input: $input) { id artifactType name projectId classification } }";
 const RECORD: &str = "mutation($input: RecordArtifactVersionInput!) { recordArtifactVersion(input: $input) { version status contentHash storageRef } }";
@@ -36,7 +36,7 @@ async fn status(app: &App, token: &str, artifact: &str, version: &str, to: &str)
 
 #[tokio::test]
 async fn versions_move_along_their_chain_and_publishing_supersedes_the_last_published() {
-    let app = App::start(&kernel::service::NoConfig {}).await;
+    let app = crate::spawn().await;
     let t = format!("acme-{}", app.id);
     let token = app.tenant_token(&t, &["lineage:read", "lineage:write"]);
     let project = uuid::Uuid::now_v7().to_string();
@@ -163,7 +163,7 @@ async fn versions_move_along_their_chain_and_publishing_supersedes_the_last_publ
 
 #[tokio::test]
 async fn artifacts_reach_catalogues_entities_and_no_other_tenant() {
-    let app = App::start(&kernel::service::NoConfig {}).await;
+    let app = crate::spawn().await;
     let t = format!("acme-{}", app.id);
     let token = app.tenant_token(&t, &["lineage:read", "lineage:write"]);
     let (project, module) = (uuid::Uuid::now_v7().to_string(), uuid::Uuid::now_v7().to_string());
@@ -211,7 +211,7 @@ async fn artifacts_reach_catalogues_entities_and_no_other_tenant() {
 
 #[tokio::test]
 async fn bad_input_is_coded_and_writes_nothing() {
-    let app = App::start(&kernel::service::NoConfig {}).await;
+    let app = crate::spawn().await;
     let t = format!("acme-{}", app.id);
     let token = app.tenant_token(&t, &["lineage:read", "lineage:write"]);
     let reader = app.tenant_token(&t, &["lineage:read"]);
@@ -257,7 +257,7 @@ async fn bad_input_is_coded_and_writes_nothing() {
 
 #[tokio::test]
 async fn concurrent_publications_leave_one_published_version() {
-    let app = App::start(&kernel::service::NoConfig {}).await;
+    let app = crate::spawn().await;
     let t = format!("acme-{}", app.id);
     let token = app.tenant_token(&t, &["lineage:read", "lineage:write"]);
     app.ok(&token, REGISTER, json!({ "input": { "id": "model", "artifactType": "model", "name": "Model" } })).await;

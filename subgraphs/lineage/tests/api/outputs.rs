@@ -12,7 +12,7 @@ use lapin::options::BasicPublishOptions;
 use lapin::BasicProperties;
 use serde_json::json;
 
-type App = test_support::TestApp<lineage::State>;
+use crate::App;
 
 async fn publish(app: &App, env: &Envelope) {
     let ch = Broker::new(test_support::AMQP_URL.to_owned().into()).channel().await.unwrap();
@@ -32,7 +32,7 @@ fn output(id: &str, version: &str, byte: u8) -> ArtifactRef {
 
 #[tokio::test]
 async fn an_agent_tasks_outputs_become_generated_versions_once() {
-    let app = App::start(&kernel::service::NoConfig {}).await;
+    let app = crate::spawn().await;
     let t = format!("acme-{}", app.id);
     let token = app.tenant_token(&t, &["lineage:read"]);
     test_support::consuming(&format!("{}.task-outputs", app.command_prefix())).await;
