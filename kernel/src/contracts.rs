@@ -95,6 +95,9 @@ pub mod catalogue {
         SkillDefinitionPublished { skill_key: String, version: String, platform: bool }
         /// A published skill version was deprecated (final).
         SkillDefinitionDeprecated { skill_key: String, version: String, platform: bool }
+        /// An environment's configuration changed (its new `version`, and the `config` whole); lineage
+        /// reads the artifact versions it names under `config.artifacts` (`[{ artifactId, version }]`).
+        EnvironmentChanged { project_id: ProjectId, environment: String, version: i32, config: serde_json::Value }
     }
 }
 

@@ -141,3 +141,27 @@ const _: () = assert!(kernel::contracts::same(
     <SkillDefinitionDeprecated as kernel::envelope::Event>::TYPE,
     <kernel::contracts::catalogue::SkillDefinitionDeprecated as kernel::envelope::Event>::TYPE
 ));
+const _: () = assert!(kernel::contracts::same(
+    <EnvironmentChanged as kernel::envelope::Event>::TYPE,
+    <kernel::contracts::catalogue::EnvironmentChanged as kernel::envelope::Event>::TYPE
+));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lineage_reads_an_environment_change_as_catalogue_sends_it() {
+        let sent = EnvironmentChanged {
+            change_id: ChangeId::new_v7(),
+            project_id: ProjectId::new_v7(),
+            environment: "prod".into(),
+            version: 3,
+            config: serde_json::json!({ "artifacts": [{ "artifactId": "report", "version": "1.0.0" }] }),
+        };
+        let read: kernel::contracts::catalogue::EnvironmentChanged =
+            serde_json::from_value(serde_json::to_value(&sent).unwrap()).unwrap();
+        assert_eq!(read.project_id.to_string(), sent.project_id.to_string());
+        assert_eq!((read.environment, read.version, read.config), (sent.environment, sent.version, sent.config));
+    }
+}

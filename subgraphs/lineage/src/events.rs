@@ -2,6 +2,7 @@
 //! each payload; a breaking change makes a new type (`…V2`).
 
 use crate::artifacts::{Classification, VersionStatus};
+use crate::graph::EdgeKind;
 use crate::ids::{ArtifactId, ModuleId, ProjectId};
 
 /// The routing-key prefix of everything lineage publishes.
@@ -47,4 +48,7 @@ kernel::events! {
     ArtifactBodyStored {
         artifact_id: ArtifactId, project_id: Option<ProjectId>, version: String, content_hash: String, storage_ref: String, size: i64,
     }
+    /// An edge of the lineage graph was recorded: `to` came from `from` (node ids `<kind>:<key>`). Once
+    /// per edge, whoever reports it again.
+    LineageEdgeRecorded { from: String, to: String, kind: EdgeKind }
 }

@@ -5,6 +5,8 @@
 //! |---|---|
 //! | `artifacts/` | artifacts, their versions (semver, content hash, status chain, publication), their storage references; agent tasks' outputs from workflow (`consumer.rs`) |
 //! | `bodies/` | versions' bodies in blob storage: streamed upload and download over HTTP (`/api/v1/artifacts/…/body`), the sweeper of abandoned uploads |
+//! | `graph/` | the lineage graph (tasks, artifact versions, blueprints, deployments, OpenLineage jobs, runs, datasets): edges recorded once, traversals on `kernel::graph`; catalogue's deployments (`consumer.rs`) |
+//! | `openlineage/` | OpenLineage ingestion at Marquez's `POST /api/v1/lineage`: events read against the spec, recorded into the graph |
 //!
 //! beside `redaction.rs` (who sees the sensitive parts of classified artifacts), `events.rs` (everything
 //! published), `ids.rs` and `loaders.rs` (the per-request DataLoader).
@@ -12,8 +14,10 @@
 pub mod artifacts;
 pub mod bodies;
 pub mod events;
+pub mod graph;
 pub mod ids;
 pub mod loaders;
+pub mod openlineage;
 pub mod redaction;
 
 use std::sync::Arc;
@@ -35,7 +39,7 @@ pub static MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/lineage");
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(artifacts::schema::ArtifactQuery);
+pub struct QueryRoot(artifacts::schema::ArtifactQuery, graph::schema::GraphQuery);
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
@@ -67,6 +71,9 @@ pub struct Config {
     /// Seconds between sweeps of abandoned uploads; 0 turns the sweeper off.
     #[arg(long, env = "ARTIFACT_SWEEP_INTERVAL_SECS", default_value_t = 300)]
     pub artifact_sweep_interval_secs: u64,
+    /// Largest OpenLineage event accepted at `POST /api/v1/lineage`, in bytes.
+    #[arg(long, env = "OPENLINEAGE_MAX_EVENT_BYTES", default_value_t = 1 << 20)]
+    pub openlineage_max_event_bytes: usize,
 }
 
 impl Default for Config {
@@ -79,6 +86,7 @@ impl Default for Config {
             artifact_store_azure_endpoint: None,
             artifact_max_body_bytes: 4 << 30,
             artifact_sweep_interval_secs: 300,
+            openlineage_max_event_bytes: 1 << 20,
         }
     }
 }
@@ -139,7 +147,7 @@ impl Subgraph for State {
     }
 
     fn protected_routes(state: &Arc<Self>) -> axum::Router {
-        bodies::routes::routes(state.clone())
+        bodies::routes::routes(state.clone()).merge(openlineage::routes::routes(state.clone()))
     }
 
     fn workers(state: &Arc<Self>) -> Vec<Worker<Self>> {
@@ -154,9 +162,15 @@ impl Subgraph for State {
     }
 
     fn consumers(_: &Arc<Self>, retry: &RetryPolicy) -> Vec<Consumer> {
-        vec![Consumer {
-            spec: artifacts::consumer::spec(retry.clone()),
-            handler: Arc::new(artifacts::consumer::AgentOutputs),
-        }]
+        vec![
+            Consumer {
+                spec: artifacts::consumer::spec(retry.clone()),
+                handler: Arc::new(artifacts::consumer::AgentOutputs),
+            },
+            Consumer {
+                spec: graph::consumer::spec(retry.clone()),
+                handler: Arc::new(graph::consumer::DeploymentEdges),
+            },
+        ]
     }
 }

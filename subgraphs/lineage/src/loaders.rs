@@ -87,3 +87,20 @@ impl Loader<BodyAt> for LineageLoader {
         Ok(rows.into_iter().map(|b| (BodyAt(b.storage_ref.clone()), b)).collect())
     }
 }
+
+/// A node of the lineage graph.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NodeAt(pub String);
+
+impl Loader<NodeAt> for LineageLoader {
+    type Value = crate::graph::store::NodeRow;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[NodeAt]) -> Result<HashMap<NodeAt, crate::graph::store::NodeRow>, LoadError> {
+        let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+        let mut tx = self.db.tenant_tx(&self.tenant).await?;
+        let rows = crate::graph::store::nodes(&mut tx, &self.tenant, &ids).await?;
+        tx.commit().await?;
+        Ok(rows.into_iter().map(|n| (NodeAt(n.node_id.clone()), n)).collect())
+    }
+}

@@ -69,6 +69,7 @@ impl Handler for AgentOutputs {
                     trace_id: Some(envelope.trace_id.clone()),
                     source_blueprint_id: None,
                     attributes: None,
+                    derived_from: Vec::new(),
                 };
                 super::record(work, tenant, version).await
             };

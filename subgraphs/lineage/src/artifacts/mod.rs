@@ -25,6 +25,7 @@ use chrono::{DateTime, Utc};
 use kernel::{Error, Result, TenantId, Work};
 
 use crate::events::*;
+use crate::graph::{EdgeKind, NewEdge, NodeRef};
 use crate::ids::{ArtifactId, ModuleId, ProjectId};
 
 kernel::text_enum! {
@@ -229,7 +230,12 @@ pub struct NewVersion {
     pub trace_id: Option<String>,
     pub source_blueprint_id: Option<uuid::Uuid>,
     pub attributes: Option<serde_json::Value>,
+    /// The versions it was derived from (the tenant's, recorded already; at most [`MAX_DERIVED_FROM`]).
+    pub derived_from: Vec<(ArtifactId, semver::Version)>,
 }
+
+/// Most input versions one version names.
+pub const MAX_DERIVED_FROM: usize = 20;
 
 /// Records `new` (Draft or Generated): the same version with the same content again changes nothing;
 /// with other content it is `CONFLICT`.
@@ -254,7 +260,28 @@ pub async fn record(work: &mut Work, tenant: &TenantId, new: NewVersion) -> Resu
     let earlier = store::storage_of(work, tenant, &new.artifact_id, &new.content_hash).await?;
     let deduplicated = earlier.is_some();
     let storage = earlier.unwrap_or_else(|| storage_ref(tenant, artifact.project_id, &new.artifact_id, &version));
+    let mut derived = Vec::with_capacity(new.derived_from.len());
+    for (input, input_version) in new.derived_from.iter().take(MAX_DERIVED_FROM) {
+        let input_version = input_version.to_string();
+        if store::version(work, tenant, input, &input_version).await?.is_none() {
+            return Err(Error::bad_input(
+                "derivedFrom",
+                format!("artifact `{input}` has no version {input_version} to derive from"),
+            ));
+        }
+        derived.push(NodeRef::artifact(input, &input_version));
+    }
     let v = store::insert_version(work, tenant, &new, &storage).await?;
+    // Where it came from, in the lineage graph.
+    let this = NodeRef::artifact(&v.artifact_id, &v.version);
+    let mut edges: Vec<NewEdge> =
+        derived.into_iter().map(|from| NewEdge { from, to: this.clone(), kind: EdgeKind::Derived }).collect();
+    if let Some(task) = v.produced_by_task_id {
+        edges.push(NewEdge { from: NodeRef::task(task), to: this.clone(), kind: EdgeKind::Produced });
+    }
+    if let Some(blueprint) = v.source_blueprint_id {
+        edges.push(NewEdge { from: NodeRef::blueprint(blueprint), to: this.clone(), kind: EdgeKind::Blueprint });
+    }
     let e = ArtifactVersionRecorded {
         artifact_id: v.artifact_id.clone(),
         project_id: artifact.project_id,
@@ -272,6 +299,7 @@ pub async fn record(work: &mut Work, tenant: &TenantId, new: NewVersion) -> Resu
         redacted: crate::redaction::is_sensitive(artifact.classification),
     };
     work.emit(tenant, &e).await?;
+    crate::graph::record(work, tenant, &edges).await?;
     Ok(v)
 }
 

@@ -249,6 +249,17 @@ pub struct RecordArtifactVersionInput {
     /// What the producer says of it beyond the metadata: a JSON object of at most 16 KiB (sensitive:
     /// redacted like the body on confidential and restricted artifacts).
     pub attributes: Option<async_graphql::Json<serde_json::Value>>,
+    /// The versions it was derived from (the tenant's, recorded already; at most 20): each becomes a
+    /// DERIVED edge of the lineage graph.
+    #[graphql(default)]
+    pub derived_from: Vec<ArtifactVersionRef>,
+}
+
+/// An artifact version, by artifact and version.
+#[derive(InputObject)]
+pub struct ArtifactVersionRef {
+    pub artifact_id: ID,
+    pub version: String,
 }
 
 fn artifact_id(field: &str, id: &ID) -> Result<ArtifactId> {
@@ -265,6 +276,18 @@ fn attributes(raw: serde_json::Value) -> Result<serde_json::Value> {
         return Err(Error::bad_input("attributes", "attributes are at most 16 KiB of JSON"));
     }
     Ok(raw)
+}
+
+fn derived_from(refs: Vec<ArtifactVersionRef>) -> Result<Vec<(ArtifactId, semver::Version)>> {
+    if refs.len() > super::MAX_DERIVED_FROM {
+        return Err(Error::bad_input(
+            "derivedFrom",
+            format!("a version is derived from at most {} others", super::MAX_DERIVED_FROM),
+        ));
+    }
+    refs.into_iter()
+        .map(|r| Ok((artifact_id("derivedFrom", &r.artifact_id)?, super::version("derivedFrom", &r.version)?)))
+        .collect()
 }
 
 fn optional_text(field: &str, raw: Option<String>, max: usize) -> Result<Option<String>> {
@@ -478,6 +501,7 @@ impl ArtifactMutation {
             trace_id: optional_text("traceId", input.trace_id, 200)?,
             source_blueprint_id: uuid_of("sourceBlueprintId", input.source_blueprint_id)?,
             attributes: input.attributes.map(|a| attributes(a.0)).transpose()?,
+            derived_from: derived_from(input.derived_from)?,
         };
         let mut work = Work::tenant(&state(ctx).kernel.db, &tenant, ctx.event_meta()).await?;
         let v = super::record(&mut work, tenant.tenant(), new).await?;

@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod bodies;
+mod graph;
 mod outputs;
 mod redaction;
 

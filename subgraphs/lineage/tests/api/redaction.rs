@@ -54,10 +54,25 @@ async fn callers_without_read_restricted_see_metadata_but_not_sensitive_fields_i
     // A subscriber without the permission, listening before anything happens.
     let url = format!("{}/graphql", app.serve().await.replace("http://", "ws://"));
     let mut live = WsClient::init(&url, app.config.router_secret.expose_secret(), &reader).await;
-    let changes = format!(
-        "subscription {{ artifactChanges(artifactId: \"plan\") {{ eventType version {{ {VERSION_FIELDS} }} }} }}"
-    );
+    let changes =
+        format!("subscription {{ artifactChanges {{ eventType version {{ artifactId {VERSION_FIELDS} }} }} }}");
     live.subscribe("1", &changes).await;
+    // The replica's listener takes events once it is bound: probe versions until one comes through.
+    app.ok(&writer, REGISTER, json!({ "input": { "id": "probe", "artifactType": "document", "name": "Probe" } })).await;
+    let mut probe = 0;
+    'ready: loop {
+        probe += 1;
+        assert!(probe < 60, "the listener never delivered a change");
+        let input = json!({ "input": { "artifactId": "probe", "version": format!("0.0.{probe}"), "contentHash": sha256(&[probe as u8]) } });
+        app.ok(&writer, RECORD, input).await;
+        loop {
+            match live.next(Duration::from_millis(500)).await {
+                Next::Message(m) if m["type"] == "next" => break 'ready,
+                Next::Message(_) => continue,
+                _ => break,
+            }
+        }
+    }
 
     let input = json!({ "input": { "id": "plan", "artifactType": "document", "name": "Merger plan",
         "classification": "CONFIDENTIAL" } });
@@ -124,6 +139,9 @@ async fn callers_without_read_restricted_see_metadata_but_not_sensitive_fields_i
     let mut seen = Vec::new();
     while seen.len() < 4 {
         match live.next(Duration::from_secs(20)).await {
+            Next::Message(m)
+                if m["type"] == "next"
+                    && m["payload"]["data"]["artifactChanges"]["version"]["artifactId"] == "probe" => {}
             Next::Message(m) if m["type"] == "next" => {
                 let change = &m["payload"]["data"]["artifactChanges"];
                 hidden(&change["version"]);
@@ -146,7 +164,8 @@ async fn callers_without_read_restricted_see_metadata_but_not_sensitive_fields_i
     // Events (and so the audit log, which records them): no attributes of a confidential artifact.
     let admin = app.admin_pool().await;
     let payload: Value = sqlx::query_scalar(
-        "SELECT envelope->'payload' FROM outbox WHERE tenant_id = $1 AND event_type = 'ArtifactVersionRecorded'",
+        "SELECT envelope->'payload' FROM outbox WHERE tenant_id = $1 AND event_type = 'ArtifactVersionRecorded'
+          AND envelope->'payload'->>'artifactId' = 'plan'",
     )
     .bind(&t)
     .fetch_one(&admin)

@@ -1,0 +1,392 @@
+//! OpenLineage ingestion: `POST /api/v1/lineage`, Marquez's endpoint, so existing OpenLineage
+//! integrations (Airflow, Spark, dbt, the OpenLineage clients' HTTP transport) report into the control
+//! plane with a tenant's bearer token ([`routes`]).
+//!
+//! An event is read strictly against the OpenLineage spec (2-0-2, [`read`]): a `RunEvent` (it has a
+//! `run`), a `DatasetEvent` (a `dataset`) or a `JobEvent` (a `job`), each with `eventTime` (RFC 3339),
+//! `producer` and `schemaURL` (URIs); a run's `runId` a UUID, `eventType` one of the spec's; jobs and
+//! datasets a `namespace` and `name`; every facet an object with `_producer` and `_schemaURL`. A missing or
+//! malformed required field is 400 naming it (`run.runId`, `outputs[0].name`,
+//! `run.facets.nominalTime._schemaURL`), and nothing is recorded.
+//!
+//! What it says becomes the lineage graph ([`ingest`], one transaction with the event kept as received):
+//!
+//! * a run event: job → run (RUN), each input dataset → run (INPUT), run → each output dataset (OUTPUT);
+//!   the run's node keeps its `state` (the event type), `eventTime` and run facets, the job's its job
+//!   facets, each dataset's its dataset facets (`schema`, `columnLineage`, …) with its input or output
+//!   facets — the latest event's of each name;
+//! * a job event: each input → job (INPUT), job → each output (OUTPUT), with their facets;
+//! * a dataset event: the dataset's facets.
+
+pub mod routes;
+
+use chrono::{DateTime, Utc};
+use kernel::{Error, Result, TenantId, Work};
+use serde_json::{Map, Value};
+
+use crate::graph::{self, EdgeKind, NewEdge, NodeRef};
+
+/// The longest namespace or name.
+pub const MAX_NAME: usize = 500;
+/// Most input and output datasets of one event.
+pub const MAX_DATASETS: usize = 1_000;
+
+/// The run states the spec names.
+const EVENT_TYPES: [&str; 6] = ["START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"];
+
+/// A job or dataset as an event names it, with its facets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Named {
+    pub namespace: String,
+    pub name: String,
+    /// Its facets, and for a run's datasets its input or output facets, by name.
+    pub facets: Map<String, Value>,
+}
+
+/// An OpenLineage event as read.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    Run {
+        event_type: Option<String>,
+        event_time: DateTime<Utc>,
+        producer: String,
+        run_id: uuid::Uuid,
+        run_facets: Map<String, Value>,
+        job: Named,
+        inputs: Vec<Named>,
+        outputs: Vec<Named>,
+    },
+    Dataset {
+        event_time: DateTime<Utc>,
+        producer: String,
+        dataset: Named,
+    },
+    Job {
+        event_time: DateTime<Utc>,
+        producer: String,
+        job: Named,
+        inputs: Vec<Named>,
+        outputs: Vec<Named>,
+    },
+}
+
+fn missing(path: &str) -> Error {
+    Error::bad_input(path, format!("`{path}` is required (OpenLineage 2-0-2)"))
+}
+
+fn wrong(path: &str, what: &str) -> Error {
+    Error::bad_input(path, format!("`{path}` must be {what} (OpenLineage 2-0-2)"))
+}
+
+fn object<'a>(v: Option<&'a Value>, path: &str) -> Result<&'a Map<String, Value>> {
+    match v {
+        None | Some(Value::Null) => Err(missing(path)),
+        Some(Value::Object(m)) => Ok(m),
+        Some(_) => Err(wrong(path, "an object")),
+    }
+}
+
+fn string<'a>(m: &'a Map<String, Value>, key: &str, path: &str, max: usize) -> Result<&'a str> {
+    let path = format!("{path}{key}");
+    match m.get(key) {
+        None | Some(Value::Null) => Err(missing(&path)),
+        Some(Value::String(s)) if s.is_empty() => Err(wrong(&path, "a non-empty string")),
+        Some(Value::String(s)) if s.len() > max => Err(wrong(&path, &format!("at most {max} bytes"))),
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(wrong(&path, "a string")),
+    }
+}
+
+/// A URI: a scheme (RFC 3986: a letter, then letters, digits, `+`, `-`, `.`), a colon, and more.
+fn uri<'a>(m: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a str> {
+    let s = string(m, key, path, 2_000)?;
+    let ok = s.split_once(':').is_some_and(|(scheme, rest)| {
+        !rest.is_empty()
+            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    if ok {
+        Ok(s)
+    } else {
+        Err(wrong(&format!("{path}{key}"), "a URI"))
+    }
+}
+
+/// A facets object: each facet an object with `_producer` and `_schemaURL` (the spec's BaseFacet).
+fn facets(v: Option<&Value>, path: &str) -> Result<Map<String, Value>> {
+    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(Map::new()) };
+    let m = object(Some(v), path)?;
+    for (name, facet) in m {
+        let at = format!("{path}.{name}");
+        let f = object(Some(facet), &at)?;
+        // A facet may be deleted by sending `{ "_deleted": true }` (the spec's), which needs neither.
+        if f.get("_deleted") != Some(&Value::Bool(true)) {
+            uri(f, "_producer", &format!("{at}."))?;
+            uri(f, "_schemaURL", &format!("{at}."))?;
+        }
+    }
+    Ok(m.clone())
+}
+
+fn named(v: Option<&Value>, path: &str, extra: &[&str]) -> Result<Named> {
+    let m = object(v, path)?;
+    let prefix = format!("{path}.");
+    let namespace = string(m, "namespace", &prefix, MAX_NAME)?.to_owned();
+    let name = string(m, "name", &prefix, MAX_NAME)?.to_owned();
+    let mut all = facets(m.get("facets"), &format!("{path}.facets"))?;
+    for key in extra {
+        all.extend(facets(m.get(*key), &format!("{path}.{key}"))?);
+    }
+    Ok(Named { namespace, name, facets: all })
+}
+
+fn datasets(v: Option<&Value>, path: &str, extra: &str) -> Result<Vec<Named>> {
+    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(Vec::new()) };
+    let list = v.as_array().ok_or_else(|| wrong(path, "an array"))?;
+    if list.len() > MAX_DATASETS {
+        return Err(wrong(path, &format!("at most {MAX_DATASETS} datasets")));
+    }
+    list.iter().enumerate().map(|(i, d)| named(Some(d), &format!("{path}[{i}]"), &[extra])).collect()
+}
+
+/// Reads an event (see the module's documentation).
+pub fn read(v: &Value) -> Result<Event> {
+    let m = object(Some(v), "event")?;
+    let time = string(m, "eventTime", "", 64)?;
+    let event_time = DateTime::parse_from_rfc3339(time)
+        .map_err(|_| wrong("eventTime", "an RFC 3339 date-time"))?
+        .with_timezone(&Utc);
+    let producer = uri(m, "producer", "")?.to_owned();
+    uri(m, "schemaURL", "")?;
+    if m.get("run").is_some_and(|r| !r.is_null()) {
+        let run = object(m.get("run"), "run")?;
+        let run_id = string(run, "runId", "run.", 64)?;
+        let run_id = uuid::Uuid::parse_str(run_id).map_err(|_| wrong("run.runId", "a UUID"))?;
+        let event_type = match m.get("eventType") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(t)) if EVENT_TYPES.contains(&t.as_str()) => Some(t.clone()),
+            Some(_) => return Err(wrong("eventType", &format!("one of {}", EVENT_TYPES.join(", ")))),
+        };
+        return Ok(Event::Run {
+            event_type,
+            event_time,
+            producer,
+            run_id,
+            run_facets: facets(run.get("facets"), "run.facets")?,
+            job: named(m.get("job"), "job", &[])?,
+            inputs: datasets(m.get("inputs"), "inputs", "inputFacets")?,
+            outputs: datasets(m.get("outputs"), "outputs", "outputFacets")?,
+        });
+    }
+    if m.get("dataset").is_some_and(|d| !d.is_null()) {
+        return Ok(Event::Dataset { event_time, producer, dataset: named(m.get("dataset"), "dataset", &[])? });
+    }
+    if m.get("job").is_some_and(|j| !j.is_null()) {
+        return Ok(Event::Job {
+            event_time,
+            producer,
+            job: named(m.get("job"), "job", &[])?,
+            inputs: datasets(m.get("inputs"), "inputs", "inputFacets")?,
+            outputs: datasets(m.get("outputs"), "outputs", "outputFacets")?,
+        });
+    }
+    Err(Error::bad_input(
+        "run",
+        "an OpenLineage event has a `run` (RunEvent), a `dataset` (DatasetEvent) or a `job` (JobEvent)",
+    ))
+}
+
+/// What an ingested event recorded.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ingested {
+    /// Edges new to the graph.
+    pub edges: usize,
+}
+
+/// Records `event` (read from `raw`) in the graph, with the event as received.
+pub async fn ingest(work: &mut Work, tenant: &TenantId, event: &Event, raw: &Value) -> Result<Ingested> {
+    let dataset = |d: &Named| NodeRef::dataset(&d.namespace, &d.name);
+    let (kind, event_type, event_time, producer, run_id, job_name) = match event {
+        Event::Run { event_type, event_time, producer, run_id, job, .. } => (
+            "run",
+            event_type.clone(),
+            *event_time,
+            producer,
+            Some(*run_id),
+            Some(format!("{}/{}", job.namespace, job.name)),
+        ),
+        Event::Dataset { event_time, producer, .. } => ("dataset", None, *event_time, producer, None, None),
+        Event::Job { event_time, producer, job, .. } => {
+            ("job", None, *event_time, producer, None, Some(format!("{}/{}", job.namespace, job.name)))
+        }
+    };
+    let mut edges = Vec::new();
+    let mut facets: Vec<(String, Value)> = Vec::new();
+    match event {
+        Event::Run { event_type, event_time, run_id, run_facets, job, inputs, outputs, .. } => {
+            let job_node = NodeRef::job(&job.namespace, &job.name);
+            let run = NodeRef::run(*run_id, &job.name);
+            edges.push(NewEdge { from: job_node.clone(), to: run.clone(), kind: EdgeKind::Run });
+            edges.extend(inputs.iter().map(|d| NewEdge { from: dataset(d), to: run.clone(), kind: EdgeKind::Input }));
+            edges.extend(outputs.iter().map(|d| NewEdge { from: run.clone(), to: dataset(d), kind: EdgeKind::Output }));
+            let mut state = run_facets.clone();
+            state.insert("eventTime".into(), Value::String(event_time.to_rfc3339()));
+            if let Some(t) = event_type {
+                state.insert("state".into(), Value::String(t.clone()));
+            }
+            facets.push((run.id, Value::Object(state)));
+            facets.push((job_node.id, Value::Object(job.facets.clone())));
+            facets.extend(inputs.iter().chain(outputs).map(|d| (dataset(d).id, Value::Object(d.facets.clone()))));
+        }
+        Event::Job { job, inputs, outputs, .. } => {
+            let job_node = NodeRef::job(&job.namespace, &job.name);
+            edges.extend(inputs.iter().map(|d| NewEdge {
+                from: dataset(d),
+                to: job_node.clone(),
+                kind: EdgeKind::Input,
+            }));
+            edges.extend(outputs.iter().map(|d| NewEdge {
+                from: job_node.clone(),
+                to: dataset(d),
+                kind: EdgeKind::Output,
+            }));
+            graph::store::upsert_nodes(work, tenant, &[&job_node]).await?;
+            facets.push((job_node.id, Value::Object(job.facets.clone())));
+            facets.extend(inputs.iter().chain(outputs).map(|d| (dataset(d).id, Value::Object(d.facets.clone()))));
+        }
+        Event::Dataset { dataset: d, .. } => {
+            graph::store::upsert_nodes(work, tenant, &[&dataset(d)]).await?;
+            facets.push((dataset(d).id, Value::Object(d.facets.clone())));
+        }
+    }
+    let new = graph::record(work, tenant, &edges).await?;
+    facets.retain(|(_, f)| f.as_object().is_some_and(|f| !f.is_empty()));
+    graph::store::merge_many_facets(work, tenant, &facets).await?;
+    sqlx::query!(
+        "INSERT INTO openlineage_events (tenant_id, received_id, event_kind, event_type, event_time, run_id, job,
+                                         producer, event)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        tenant.as_str(),
+        uuid::Uuid::now_v7(),
+        kind,
+        event_type,
+        event_time,
+        run_id,
+        job_name,
+        producer,
+        raw,
+    )
+    .execute(&mut ***work)
+    .await?;
+    Ok(Ingested { edges: new })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn run_event() -> Value {
+        json!({
+            "eventType": "COMPLETE", "eventTime": "2026-12-07T10:00:00.000Z",
+            "producer": "https://github.com/OpenLineage/OpenLineage/tree/1.54.0/client/python",
+            "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+            "run": { "runId": "0193a0c4-7b1e-7c4a-9f00-000000000001", "facets": {} },
+            "job": { "namespace": "etl", "name": "orders.daily" },
+            "inputs": [{ "namespace": "postgres://db:5432", "name": "public.orders",
+                         "facets": { "schema": { "_producer": "https://x/p", "_schemaURL": "https://x/s", "fields": [] } } }],
+            "outputs": [{ "namespace": "s3://lake", "name": "orders_daily" }]
+        })
+    }
+
+    #[test]
+    fn a_run_event_reads_with_its_job_and_datasets() {
+        let Event::Run { event_type, run_id, job, inputs, outputs, .. } = read(&run_event()).unwrap() else {
+            panic!("a run event")
+        };
+        assert_eq!(event_type.as_deref(), Some("COMPLETE"));
+        assert_eq!(run_id.to_string(), "0193a0c4-7b1e-7c4a-9f00-000000000001");
+        assert_eq!((job.namespace.as_str(), job.name.as_str()), ("etl", "orders.daily"));
+        assert_eq!(inputs[0].facets["schema"]["_producer"], "https://x/p");
+        assert_eq!(outputs[0].name, "orders_daily");
+    }
+
+    #[test]
+    fn a_missing_or_malformed_required_field_is_named() {
+        type Spoil = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(&str, Spoil)> = vec![
+            (
+                "eventTime",
+                Box::new(|e| {
+                    e.as_object_mut().unwrap().remove("eventTime");
+                }),
+            ),
+            ("eventTime", Box::new(|e| e["eventTime"] = json!("yesterday"))),
+            (
+                "producer",
+                Box::new(|e| {
+                    e.as_object_mut().unwrap().remove("producer");
+                }),
+            ),
+            ("schemaURL", Box::new(|e| e["schemaURL"] = json!("not a uri"))),
+            (
+                "run.runId",
+                Box::new(|e| {
+                    e["run"].as_object_mut().unwrap().remove("runId");
+                }),
+            ),
+            ("run.runId", Box::new(|e| e["run"]["runId"] = json!("42"))),
+            ("eventType", Box::new(|e| e["eventType"] = json!("DONE"))),
+            (
+                "job",
+                Box::new(|e| {
+                    e.as_object_mut().unwrap().remove("job");
+                }),
+            ),
+            (
+                "job.name",
+                Box::new(|e| {
+                    e["job"].as_object_mut().unwrap().remove("name");
+                }),
+            ),
+            ("inputs[0].namespace", Box::new(|e| e["inputs"][0]["namespace"] = json!(7))),
+            ("outputs[0].name", Box::new(|e| e["outputs"][0]["name"] = json!(""))),
+            (
+                "inputs[0].facets.schema._schemaURL",
+                Box::new(|e| {
+                    e["inputs"][0]["facets"]["schema"].as_object_mut().unwrap().remove("_schemaURL");
+                }),
+            ),
+            (
+                "run",
+                Box::new(|e| {
+                    for k in ["run", "job"] {
+                        e.as_object_mut().unwrap().remove(k);
+                    }
+                }),
+            ),
+        ];
+        for (field, spoil) in cases {
+            let mut e = run_event();
+            spoil(&mut e);
+            let err = read(&e).expect_err(field);
+            assert_eq!(err.code(), kernel::error::Code::BadUserInput);
+            let named = err.to_graphql().extensions.and_then(|x| x.get("field").cloned());
+            assert_eq!(named, Some(async_graphql::Value::from(field)), "{field}: {}", err.describe());
+        }
+    }
+
+    #[test]
+    fn dataset_and_job_events_read_too() {
+        let base = json!({ "eventTime": "2026-12-07T10:00:00Z", "producer": "https://p", "schemaURL": "https://s" });
+        let mut d = base.clone();
+        d["dataset"] = json!({ "namespace": "s3://lake", "name": "t" });
+        assert!(matches!(read(&d).unwrap(), Event::Dataset { .. }));
+        let mut j = base.clone();
+        j["job"] = json!({ "namespace": "etl", "name": "j" });
+        j["outputs"] = json!([{ "namespace": "s3://lake", "name": "t" }]);
+        assert!(matches!(read(&j).unwrap(), Event::Job { ref outputs, .. } if outputs.len() == 1));
+    }
+}
