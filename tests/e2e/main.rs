@@ -3,6 +3,7 @@
 
 mod bodies;
 mod indexes;
+mod openlineage;
 mod subscribers;
 mod workflow;
 

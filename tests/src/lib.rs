@@ -41,6 +41,44 @@ pub fn tool(name: &str) -> PathBuf {
     bin
 }
 
+/// A Python with the pinned `openlineage-python` (tests/openlineage/requirements.txt), made once in a
+/// virtual environment under the tools cache, named by the requirements' hash (a new pin makes a new one).
+pub async fn openlineage_python() -> PathBuf {
+    use sha2::Digest;
+    let requirements = repo().join("tests/openlineage/requirements.txt");
+    let pins = std::fs::read(&requirements).expect("tests/openlineage/requirements.txt");
+    let hash = hex::encode(&sha2::Sha256::digest(&pins)[..8]);
+    let root = std::env::var("CP_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/control-plane/tools"));
+    let venv = root.join(format!("openlineage-{hash}"));
+    let python = venv.join("bin/python");
+    if python.exists() {
+        return python;
+    }
+    // Made beside, then moved into place: a run that stops half-way leaves no half-made environment.
+    let staging = root.join(format!("openlineage-{hash}.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let run = |cmd: &mut std::process::Command| {
+        let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let (staging2, requirements2) = (staging.clone(), requirements.clone());
+    tokio::task::spawn_blocking(move || {
+        run(std::process::Command::new("python3").args(["-m", "venv"]).arg(&staging2));
+        run(std::process::Command::new(staging2.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&requirements2));
+    })
+    .await
+    .unwrap();
+    // venv writes its own path into its scripts; python itself runs from anywhere, which is all we use.
+    if std::fs::rename(&staging, &venv).is_err() {
+        let _ = std::fs::remove_dir_all(&staging); // another run made it meanwhile
+    }
+    python
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
