@@ -42,6 +42,15 @@ kernel::events! {
         artifact_id: ArtifactId, project_id: Option<ProjectId>, version: String, from: VersionStatus,
         to: VersionStatus, superseded: Option<String>,
     }
+    /// A version was published: the artifact's current version now (`superseded`: the one it replaced).
+    #[project = project_id]
+    ArtifactPublished {
+        artifact_id: ArtifactId, project_id: Option<ProjectId>, version: String, content_hash: String,
+        superseded: Option<String>,
+    }
+    /// A published version was superseded by the publication of `by`, in the same transaction.
+    #[project = project_id]
+    ArtifactSuperseded { artifact_id: ArtifactId, project_id: Option<ProjectId>, version: String, by: String }
     /// A version's body is in blob storage, whole, its sha256 the version's `contentHash` (`size` bytes at
     /// `storageRef`; once per storage reference, which versions with identical content share).
     #[project = project_id]
@@ -51,4 +60,9 @@ kernel::events! {
     /// An edge of the lineage graph was recorded: `to` came from `from` (node ids `<kind>:<key>`). Once
     /// per edge, whoever reports it again.
     LineageEdgeRecorded { from: String, to: String, kind: EdgeKind }
+    /// The tenant's retention of an artifact type changed (`keepDays`; null: kept for ever).
+    ArtifactRetentionSet { artifact_type: String, keep_days: Option<i32> }
+    /// A version was deleted by its type's retention (its body too, unless another version shares it).
+    #[project = project_id]
+    ArtifactVersionExpired { artifact_id: ArtifactId, project_id: Option<ProjectId>, version: String, storage_ref: String }
 }

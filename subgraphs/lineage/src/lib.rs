@@ -6,6 +6,7 @@
 //! | `artifacts/` | artifacts, their versions (semver, content hash, status chain, publication), their storage references; agent tasks' outputs from workflow (`consumer.rs`) |
 //! | `bodies/` | versions' bodies in blob storage: streamed upload and download over HTTP (`/api/v1/artifacts/…/body`), the sweeper of abandoned uploads |
 //! | `graph/` | the lineage graph (tasks, artifact versions, blueprints, deployments, OpenLineage jobs, runs, datasets): edges recorded once, traversals on `kernel::graph`; catalogue's deployments (`consumer.rs`) |
+//! | `retention/` | retention per artifact type (versions and their bodies deleted, never the published one, never under legal hold) |
 //! | `openlineage/` | OpenLineage ingestion at Marquez's `POST /api/v1/lineage`: events read against the spec, recorded into the graph |
 //!
 //! beside `redaction.rs` (who sees the sensitive parts of classified artifacts), `events.rs` (everything
@@ -19,6 +20,7 @@ pub mod ids;
 pub mod loaders;
 pub mod openlineage;
 pub mod redaction;
+pub mod retention;
 
 use std::sync::Arc;
 
@@ -39,11 +41,11 @@ pub static MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/lineage");
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(artifacts::schema::ArtifactQuery, graph::schema::GraphQuery);
+pub struct QueryRoot(artifacts::schema::ArtifactQuery, graph::schema::GraphQuery, retention::schema::RetentionQuery);
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(artifacts::schema::ArtifactMutation);
+pub struct MutationRoot(artifacts::schema::ArtifactMutation, retention::schema::RetentionMutation);
 
 /// Lineage's own settings.
 #[derive(clap::Args, Clone, Debug)]
@@ -71,6 +73,9 @@ pub struct Config {
     /// Seconds between sweeps of abandoned uploads; 0 turns the sweeper off.
     #[arg(long, env = "ARTIFACT_SWEEP_INTERVAL_SECS", default_value_t = 300)]
     pub artifact_sweep_interval_secs: u64,
+    /// Seconds between passes of the retention worker; 0 turns it off.
+    #[arg(long, env = "ARTIFACT_RETENTION_INTERVAL_SECS", default_value_t = 3600)]
+    pub artifact_retention_interval_secs: u64,
     /// Largest OpenLineage event accepted at `POST /api/v1/lineage`, in bytes.
     #[arg(long, env = "OPENLINEAGE_MAX_EVENT_BYTES", default_value_t = 1 << 20)]
     pub openlineage_max_event_bytes: usize,
@@ -86,6 +91,7 @@ impl Default for Config {
             artifact_store_azure_endpoint: None,
             artifact_max_body_bytes: 4 << 30,
             artifact_sweep_interval_secs: 300,
+            artifact_retention_interval_secs: 3600,
             openlineage_max_event_bytes: 1 << 20,
         }
     }
@@ -151,14 +157,22 @@ impl Subgraph for State {
     }
 
     fn workers(state: &Arc<Self>) -> Vec<Worker<Self>> {
-        match state.config.artifact_sweep_interval_secs {
-            0 => Vec::new(),
-            secs => vec![Worker {
+        let mut workers = Vec::new();
+        if let secs @ 1.. = state.config.artifact_sweep_interval_secs {
+            workers.push(Worker {
                 name: "upload sweeper",
                 every: std::time::Duration::from_secs(secs),
                 pass: |s| Box::pin(bodies::sweeper::pass(s)),
-            }],
+            });
         }
+        if let secs @ 1.. = state.config.artifact_retention_interval_secs {
+            workers.push(Worker {
+                name: "artifact retention",
+                every: std::time::Duration::from_secs(secs),
+                pass: |s| Box::pin(retention::pass(s)),
+            });
+        }
+        workers
     }
 
     fn consumers(_: &Arc<Self>, retry: &RetryPolicy) -> Vec<Consumer> {

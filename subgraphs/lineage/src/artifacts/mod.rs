@@ -139,6 +139,14 @@ pub fn range(field: &str, raw: &str) -> Result<semver::VersionReq> {
     })
 }
 
+/// Whether `raw` is an artifact type: 1–63 lower-case letters, digits, `.`, `_`, `-`, starting with a
+/// letter or digit.
+pub fn is_artifact_type(raw: &str) -> bool {
+    (1..=63).contains(&raw.len())
+        && raw.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+}
+
 /// A content hash as given: `sha256:` and 64 lower-case hex digits.
 pub fn content_hash(field: &str, raw: &str) -> Result<String> {
     let hex = raw.strip_prefix("sha256:").unwrap_or_default();
@@ -341,12 +349,32 @@ pub async fn transition(
     let e = ArtifactVersionStatusChanged {
         artifact_id: id.clone(),
         project_id: artifact.project_id,
-        version,
+        version: version.clone(),
         from: v.status,
         to,
-        superseded,
+        superseded: superseded.clone(),
     };
     work.emit(tenant, &e).await?;
+    // Publication told on its own too, for consumers that care only for it.
+    if to == VersionStatus::Published {
+        if let Some(old) = &superseded {
+            let e = ArtifactSuperseded {
+                artifact_id: id.clone(),
+                project_id: artifact.project_id,
+                version: old.clone(),
+                by: version.clone(),
+            };
+            work.emit(tenant, &e).await?;
+        }
+        let e = ArtifactPublished {
+            artifact_id: id.clone(),
+            project_id: artifact.project_id,
+            version,
+            content_hash: updated.content_hash.clone(),
+            superseded,
+        };
+        work.emit(tenant, &e).await?;
+    }
     Ok(updated)
 }
 

@@ -446,10 +446,7 @@ impl ArtifactMutation {
     async fn register_artifact(&self, ctx: &Context<'_>, input: RegisterArtifactInput) -> Result<Artifact> {
         let tenant = ctx.authorize(WRITE)?;
         let artifact_type = input.artifact_type.trim().to_owned();
-        let type_ok = (1..=63).contains(&artifact_type.len())
-            && artifact_type.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-            && artifact_type.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
-        if !type_ok {
+        if !super::is_artifact_type(&artifact_type) {
             return Err(Error::bad_input(
                 "artifactType",
                 "an artifact type is 1–63 lower-case letters, digits, `.`, `_`, `-`",

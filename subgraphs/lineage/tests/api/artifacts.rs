@@ -158,6 +158,18 @@ async fn versions_move_along_their_chain_and_publishing_supersedes_the_last_publ
     let published: Vec<&Value> = changes.iter().filter(|c| c["to"] == "Published").collect();
     assert_eq!(published.len(), 2);
     assert_eq!(published[1]["superseded"], "1.0.0");
+    // And publication on its own: each ArtifactPublished, and the second one's ArtifactSuperseded.
+    let told: Vec<(String, Value)> = sqlx::query_as(
+        "SELECT event_type, envelope->'payload' FROM outbox
+          WHERE event_type IN ('ArtifactPublished', 'ArtifactSuperseded') ORDER BY seq",
+    )
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    let kinds: Vec<&str> = told.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(kinds, ["ArtifactPublished", "ArtifactSuperseded", "ArtifactPublished"]);
+    assert_eq!((told[1].1["version"].clone(), told[1].1["by"].clone()), (json!("1.0.0"), told[2].1["version"].clone()));
+    assert_eq!(told[2].1["superseded"], "1.0.0");
     app.cleanup().await;
 }
 

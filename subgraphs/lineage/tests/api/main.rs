@@ -6,6 +6,7 @@ mod bodies;
 mod graph;
 mod outputs;
 mod redaction;
+mod retention;
 
 pub type App = test_support::TestApp<lineage::State>;
 
@@ -20,6 +21,7 @@ pub async fn spawn_with(tune: impl FnOnce(&mut lineage::Config)) -> App {
     let mut config = lineage::Config {
         artifact_store_dir: builder.dir.join("artifact-bodies").display().to_string(),
         artifact_sweep_interval_secs: 0,
+        artifact_retention_interval_secs: 0,
         ..Default::default()
     };
     tune(&mut config);
