@@ -3,6 +3,7 @@
 
 mod bodies;
 mod indexes;
+mod oauth;
 mod openlineage;
 mod subscribers;
 mod workflow;

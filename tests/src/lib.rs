@@ -435,10 +435,21 @@ impl Router {
                 // The public endpoint: the edge in front of the router, as its binary serves it (threads
                 // with a runtime each, in this process, so a benchmark counts its CPU).
                 let mut cfg = edge::Config::new("127.0.0.1:0".parse().unwrap(), format!("http://127.0.0.1:{port}"));
-                // What is not GraphQL goes to lineage, as `scripts/up` and compose pass it.
-                let lineage = stack.subgraph_urls.iter().find(|(d, _)| *d == "lineage").expect("lineage runs");
-                let base = lineage.1.trim_end_matches("/graphql");
-                cfg.pass = vec![format!("/api/v1/={base}").parse().expect("a pass route")];
+                // What is not GraphQL goes to lineage and identity, as `scripts/up` and compose pass it.
+                let base = |domain: &str| {
+                    let (_, url) = stack.subgraph_urls.iter().find(|(d, _)| *d == domain).expect("the subgraph runs");
+                    url.trim_end_matches("/graphql").to_owned()
+                };
+                let (lineage, identity) = (base("lineage"), base("identity"));
+                cfg.pass = [
+                    format!("/api/v1/={lineage}"),
+                    format!("/oauth/token={identity}"),
+                    format!("/oauth/revoke={identity}"),
+                    format!("/.well-known/jwks.json={identity}"),
+                ]
+                .iter()
+                .map(|r| r.parse().expect("a pass route"))
+                .collect();
                 cfg.router_secret = Some(stack.secret.clone().into());
                 let edge_stop = tokio_util::sync::CancellationToken::new();
                 let threads = std::thread::available_parallelism().map_or(1, |n| n.get());

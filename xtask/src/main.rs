@@ -418,11 +418,18 @@ async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Resul
         wait_ready("the router", &url, || http.post(&url).json(&serde_json::json!({ "query": "{ __typename }" })))
             .await?;
         let edge_bin = target.join(profile).join("edge");
-        // What is not GraphQL goes straight to its subgraph: lineage's bodies and OpenLineage ingestion.
+        // What is not GraphQL goes straight to its subgraph: lineage's bodies and OpenLineage ingestion,
+        // identity's token endpoint and JWKS.
         let passes: Vec<String> = ports
             .iter()
-            .filter(|(domain, _)| *domain == "lineage")
-            .map(|(_, port)| format!("--pass=/api/v1/=http://127.0.0.1:{port}"))
+            .flat_map(|(domain, port)| {
+                let paths: &[&str] = match *domain {
+                    "lineage" => &["/api/v1/"],
+                    "identity" => &["/oauth/token", "/oauth/revoke", "/.well-known/jwks.json"],
+                    _ => &[],
+                };
+                paths.iter().map(move |p| format!("--pass={p}=http://127.0.0.1:{port}"))
+            })
             .collect();
         let edge_secret = secret.clone();
         let edge = move || {

@@ -66,7 +66,8 @@ pub struct Config {
     #[arg(long, env = "EDGE_THREADS")]
     pub threads: Option<usize>,
     /// Paths passed straight to a subgraph, streamed (`PREFIX=URL`, repeatable or comma-separated):
-    /// `/api/v1/=http://lineage:4000` for artifact bodies and OpenLineage ingestion ([`pass`]).
+    /// `/api/v1/=http://lineage:4006` for artifact bodies and OpenLineage ingestion,
+    /// `/oauth/token=http://identity:4001` for the token endpoint ([`pass`]).
     #[arg(long = "pass", env = "EDGE_PASS", value_delimiter = ',')]
     pub pass: Vec<pass::PassRoute>,
     /// Largest body of a passed request (an artifact upload), in bytes: streamed, never held whole.

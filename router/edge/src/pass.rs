@@ -1,10 +1,13 @@
 //! Routes the edge passes straight to a subgraph, streamed both ways: what is not GraphQL — lineage's
 //! artifact bodies (`PUT`/`GET /api/v1/artifacts/…/body`) and OpenLineage ingestion (`POST
-//! /api/v1/lineage`) — goes to the one subgraph that serves it, never through the router, which speaks
-//! GraphQL only.
+//! /api/v1/lineage`), identity's token endpoint and JWKS (`POST /oauth/token`, `/oauth/revoke`, `GET
+//! /.well-known/jwks.json`) — goes to the one subgraph that serves it, never through the router, which
+//! speaks GraphQL only.
 //!
-//! A pass route is a path prefix and the subgraph's base URL (`--pass /api/v1/=http://lineage:4000`); the
-//! longest prefix that matches decides. The request goes on with its path, query, method and headers, the
+//! A pass route is a path prefix and the subgraph's base URL (`--pass /api/v1/=http://lineage:4000`): a
+//! prefix ending in `/` takes every path under it, any other exactly itself (identity's token endpoint,
+//! `--pass /oauth/token=http://identity:4001`, and not its introspection beside it); the longest that
+//! matches decides. The request goes on with its path, query, method and headers, the
 //! router secret put in (as the router does for `/graphql`: the subgraph's protected routes demand it,
 //! and a client's own `x-cp-router-secret` is dropped), its body streamed — never held whole — and cut
 //! at `--max-pass-body-bytes` (413 when `content-length` says more, or once more arrives). The answer
@@ -29,10 +32,11 @@ use kernel::server::ROUTER_SECRET_HEADER;
 
 use crate::{hop_by_hop, Edge, READ_TIMEOUT};
 
-/// A path prefix the edge passes to a subgraph: `PREFIX=URL`.
+/// A path the edge passes to a subgraph: `PREFIX=URL`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PassRoute {
-    /// Starts and ends with `/` (`/api/v1/`), so `/api/v1x` is not under it.
+    /// Ends with `/` for every path under it (`/api/v1/`, so `/api/v1x` is not), else exactly this path
+    /// (`/oauth/token`).
     pub prefix: String,
     /// `http://host:port`, no path.
     pub upstream: String,
@@ -44,10 +48,13 @@ impl FromStr for PassRoute {
     fn from_str(s: &str) -> Result<Self, String> {
         let (prefix, upstream) =
             s.split_once('=').ok_or_else(|| format!("`{s}` is not PREFIX=URL (e.g. /api/v1/=http://lineage:4000)"))?;
-        if !prefix.starts_with('/') || !prefix.ends_with('/') || prefix == "/" || prefix.contains("//") {
-            return Err(format!("the prefix `{prefix}` must start and end with `/` and name a path (/api/v1/)"));
+        let segments_ok = prefix.trim_matches('/').split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..");
+        if !prefix.starts_with('/') || prefix == "/" || !segments_ok {
+            return Err(format!(
+                "the prefix `{prefix}` must start with `/` and name a path: a folder ending in `/` (/api/v1/) or one path (/oauth/token)"
+            ));
         }
-        if prefix == "/graphql/" || prefix.starts_with("/health") {
+        if prefix.starts_with("/graphql") || prefix.starts_with("/health") {
             return Err(format!("the prefix `{prefix}` is the edge's own"));
         }
         let uri: Uri = upstream.parse().map_err(|e| format!("`{upstream}` is not a URL: {e}"))?;
@@ -65,9 +72,12 @@ fn coded(status: StatusCode, code: Code, message: &str) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// The route `path` is under, if any (the longest prefix).
+/// The route `path` is under, if any (an exact path, else the longest folder prefix).
 fn route_for<'a>(routes: &'a [PassRoute], path: &str) -> Option<&'a PassRoute> {
-    routes.iter().filter(|r| path.starts_with(&r.prefix)).max_by_key(|r| r.prefix.len())
+    routes
+        .iter()
+        .filter(|r| if r.prefix.ends_with('/') { path.starts_with(&r.prefix) } else { path == r.prefix })
+        .max_by_key(|r| r.prefix.len())
 }
 
 /// Passes a request under a pass route to its subgraph; 404 (coded) for any other path.
@@ -221,15 +231,18 @@ mod tests {
     fn pass_routes_are_read_strictly() {
         let r: PassRoute = "/api/v1/=http://lineage:4000/".parse().unwrap();
         assert_eq!(r, PassRoute { prefix: "/api/v1/".into(), upstream: "http://lineage:4000".into() });
+        let exact: PassRoute = "/oauth/token=http://identity:4001".parse().unwrap();
+        assert_eq!(exact.prefix, "/oauth/token");
         for bad in [
             "/api/v1/",
             "api/v1/=http://x:1",
-            "/api/v1=http://x:1",
             "/=http://x:1",
             "/graphql/=http://x:1",
+            "/graphql=http://x:1",
             "/api/v1/=https://x:1",
             "/api/v1/=http://x:1/base",
             "/api//v1/=http://x:1",
+            "/api/../v1/=http://x:1",
         ] {
             assert!(bad.parse::<PassRoute>().is_err(), "{bad} is refused");
         }
@@ -237,8 +250,13 @@ mod tests {
 
     #[test]
     fn the_longest_prefix_decides_and_only_whole_segments_match() {
-        let routes: Vec<PassRoute> =
-            ["/api/=http://a:1", "/api/v1/=http://b:1"].iter().map(|s| s.parse().unwrap()).collect();
+        let routes: Vec<PassRoute> = ["/api/=http://a:1", "/api/v1/=http://b:1", "/oauth/token=http://c:1"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(route_for(&routes, "/oauth/token").unwrap().upstream, "http://c:1");
+        assert!(route_for(&routes, "/oauth/introspect").is_none(), "an exact path passes nothing beside it");
+        assert!(route_for(&routes, "/oauth/token/x").is_none());
         assert_eq!(route_for(&routes, "/api/v1/lineage").unwrap().upstream, "http://b:1");
         assert_eq!(route_for(&routes, "/api/v2/x").unwrap().upstream, "http://a:1");
         assert!(route_for(&routes, "/apix").is_none());
