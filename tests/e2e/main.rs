@@ -5,6 +5,7 @@ mod bodies;
 mod indexes;
 mod oauth;
 mod openlineage;
+mod sdk;
 mod subscribers;
 mod workflow;
 

@@ -12,30 +12,9 @@ async fn client_credentials_work_through_the_public_endpoint_alone() {
     let stack = Stack::start().await;
     let hive = stack.hive().await;
     let tenant = format!("partner-{}", stack.id);
-    let op = stack.operator_token();
     let base = hive.url.trim_end_matches("/graphql").to_owned();
-    let p = stack
-        .ok(&hive.url, &op, "mutation($t: ID) { createPrincipal(tenantId: $t, input: { kind: SERVICE, displayName: \"partner\" }) { id } }", json!({ "t": tenant }))
-        .await["createPrincipal"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    stack
-        .ok(&hive.url, &op, "mutation($t: ID) { defineRole(tenantId: $t, input: { key: \"reader\", permissions: [\"identity:read\"] }) { key } }", json!({ "t": tenant }))
-        .await;
-    stack
-        .ok(
-            &hive.url,
-            &op,
-            "mutation($t: ID, $p: ID!) { bindRole(tenantId: $t, principalId: $p, roleKey: \"reader\") }",
-            json!({ "t": tenant, "p": p }),
-        )
-        .await;
-    let c = stack
-        .ok(&hive.url, &op, "mutation($t: ID, $p: ID!) { createOAuthClient(tenantId: $t, principalId: $p, scopes: [\"identity:read\"]) { clientSecret client { clientId } } }", json!({ "t": tenant, "p": p }))
-        .await["createOAuthClient"]
-        .clone();
-    let (id, secret) = (c["client"]["clientId"].as_str().unwrap(), c["clientSecret"].as_str().unwrap());
+    let (id, secret, p) = stack.oauth_client(&hive.url, &tenant, &["identity:read"]).await;
+    let (id, secret) = (id.as_str(), secret.as_str());
 
     let http = reqwest::Client::new();
     let resp = http

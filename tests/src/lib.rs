@@ -376,6 +376,33 @@ impl Stack {
         v["data"].clone()
     }
 
+    /// A service principal of `tenant` holding `permissions` (a role of its own), and an OAuth client of it
+    /// with those scopes, made through `url` as an operator: (client id, client secret, principal id).
+    pub async fn oauth_client(&self, url: &str, tenant: &str, permissions: &[&str]) -> (String, String, String) {
+        let op = self.operator_token();
+        let p = self
+            .ok(url, &op, "mutation($t: ID) { createPrincipal(tenantId: $t, input: { kind: SERVICE, displayName: \"partner\" }) { id } }", json!({ "t": tenant }))
+            .await["createPrincipal"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let role = format!("partner-{}", &p[..8]);
+        self.ok(url, &op, "mutation($t: ID, $k: String!, $p: [String!]!) { defineRole(tenantId: $t, input: { key: $k, permissions: $p }) { key } }", json!({ "t": tenant, "k": role, "p": permissions }))
+            .await;
+        self.ok(
+            url,
+            &op,
+            "mutation($t: ID, $p: ID!, $k: String!) { bindRole(tenantId: $t, principalId: $p, roleKey: $k) }",
+            json!({ "t": tenant, "p": p, "k": role }),
+        )
+        .await;
+        let c = self
+            .ok(url, &op, "mutation($t: ID, $p: ID!, $s: [String!]!) { createOAuthClient(tenantId: $t, principalId: $p, scopes: $s) { clientSecret client { clientId } } }", json!({ "t": tenant, "p": p, "s": permissions }))
+            .await["createOAuthClient"]
+            .clone();
+        (c["client"]["clientId"].as_str().unwrap().to_owned(), c["clientSecret"].as_str().unwrap().to_owned(), p)
+    }
+
     pub async fn stop(self) {
         let dir = self.dir.clone();
         self.lineage.cleanup().await;

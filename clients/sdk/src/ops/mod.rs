@@ -1,0 +1,5 @@
+//! The typed operations, one module per domain, each a method on [`crate::Client`].
+
+pub mod identity;
+pub mod lineage;
+pub mod tenancy;
