@@ -14,7 +14,7 @@ CREATE TABLE artifact_retention (
     CONSTRAINT artifact_retention_pkey PRIMARY KEY (tenant_id, artifact_type)
 );
 SELECT cp_tenant_rls('artifact_retention');
-CREATE POLICY retention ON artifact_retention FOR SELECT USING (current_setting('app.system', true) = 'retention');
+CREATE POLICY retention_read ON artifact_retention FOR SELECT USING (current_setting('app.system', true) = 'retention');
 SELECT cp_grant_app('SELECT, INSERT, UPDATE, DELETE', 'artifact_retention');
 
 CREATE TABLE legal_holds (
@@ -24,7 +24,7 @@ CREATE TABLE legal_holds (
     CONSTRAINT legal_holds_pkey PRIMARY KEY (tenant_id)
 );
 SELECT cp_tenant_rls('legal_holds');
-CREATE POLICY retention ON legal_holds FOR SELECT USING (current_setting('app.system', true) = 'retention');
+CREATE POLICY retention_read ON legal_holds FOR SELECT USING (current_setting('app.system', true) = 'retention');
 SELECT cp_grant_app('SELECT, INSERT, UPDATE', 'legal_holds');
 
 -- Blobs whose metadata is gone, waiting to be deleted from blob storage.
@@ -35,15 +35,54 @@ CREATE TABLE body_deletions (
     CONSTRAINT body_deletions_pkey PRIMARY KEY (tenant_id, storage_ref)
 );
 SELECT cp_tenant_rls('body_deletions');
-CREATE POLICY retention ON body_deletions USING (current_setting('app.system', true) = 'retention');
+CREATE POLICY retention_read ON body_deletions FOR SELECT USING (current_setting('app.system', true) = 'retention');
+CREATE POLICY retention_insert ON body_deletions FOR INSERT
+    WITH CHECK (current_setting('app.system', true) = 'retention');
+CREATE POLICY retention_lock ON body_deletions FOR UPDATE
+    USING (current_setting('app.system', true) = 'retention') WITH CHECK (false);
+CREATE POLICY retention_delete ON body_deletions FOR DELETE
+    USING (current_setting('app.system', true) = 'retention');
 SELECT cp_grant_app('SELECT, INSERT, UPDATE, DELETE', 'body_deletions');
 
--- The retention task reads and deletes across tenants (and locks the artifacts whose versions it deletes,
--- as recording a version does, so a version recorded meanwhile never shares a body being deleted).
-CREATE POLICY retention ON artifacts USING (current_setting('app.system', true) = 'retention');
-CREATE POLICY retention ON artifact_versions USING (current_setting('app.system', true) = 'retention');
-CREATE POLICY retention ON artifact_bodies USING (current_setting('app.system', true) = 'retention');
+-- A version retention deleted stays known by its number: it is never recorded again (its storage path
+-- would be reused while its old body may still be queued for deletion or shared).
+CREATE TABLE expired_versions (
+    tenant_id    text        NOT NULL,
+    artifact_id  text        NOT NULL,
+    version      text        NOT NULL,
+    content_hash text        NOT NULL,
+    expired_at   timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT expired_versions_pkey PRIMARY KEY (tenant_id, artifact_id, version)
+);
+SELECT cp_tenant_rls('expired_versions');
+CREATE POLICY retention_read ON expired_versions FOR SELECT USING (current_setting('app.system', true) = 'retention');
+CREATE POLICY retention_insert ON expired_versions FOR INSERT
+    WITH CHECK (current_setting('app.system', true) = 'retention');
+SELECT cp_grant_app('SELECT, INSERT', 'expired_versions');
+
+-- The retention task reads and deletes across tenants, and no more: it locks the artifacts whose versions
+-- it deletes (as recording a version or claiming a body does, so neither races it), but a row lock is all
+-- its UPDATE policies allow (WITH CHECK false: no row can be written through them).
+CREATE POLICY retention_read ON artifacts FOR SELECT USING (current_setting('app.system', true) = 'retention');
+CREATE POLICY retention_lock ON artifacts FOR UPDATE
+    USING (current_setting('app.system', true) = 'retention') WITH CHECK (false);
+CREATE POLICY retention_read ON artifact_versions FOR SELECT USING (current_setting('app.system', true) = 'retention');
+CREATE POLICY retention_lock ON artifact_versions FOR UPDATE
+    USING (current_setting('app.system', true) = 'retention') WITH CHECK (false);
+CREATE POLICY retention_delete ON artifact_versions FOR DELETE
+    USING (current_setting('app.system', true) = 'retention');
+CREATE POLICY retention_read ON artifact_bodies FOR SELECT USING (current_setting('app.system', true) = 'retention');
+CREATE POLICY retention_delete ON artifact_bodies FOR DELETE
+    USING (current_setting('app.system', true) = 'retention');
 SELECT cp_grant_app('DELETE', 'artifact_versions');
+
+-- 1002's sweeper policy let the sweeper write any row; it only reads, locks and deletes stale claims.
+DROP POLICY sweeper ON artifact_bodies;
+CREATE POLICY sweeper_read ON artifact_bodies FOR SELECT USING (current_setting('app.system', true) = 'body-sweeper');
+CREATE POLICY sweeper_lock ON artifact_bodies FOR UPDATE
+    USING (current_setting('app.system', true) = 'body-sweeper') WITH CHECK (false);
+CREATE POLICY sweeper_delete ON artifact_bodies FOR DELETE
+    USING (current_setting('app.system', true) = 'body-sweeper');
 
 -- As 1001, and the retention task may delete versions (the API never does).
 CREATE OR REPLACE FUNCTION artifact_versions_guard() RETURNS trigger LANGUAGE plpgsql AS $$

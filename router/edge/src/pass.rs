@@ -7,7 +7,7 @@
 //! A pass route is a path prefix and the subgraph's base URL (`--pass /api/v1/=http://lineage:4000`): a
 //! prefix ending in `/` takes every path under it, any other exactly itself (identity's token endpoint,
 //! `--pass /oauth/token=http://identity:4001`, and not its introspection beside it); the longest that
-//! matches decides. The request goes on with its path, query, method and headers, the
+//! matches decides. The request goes on with its path, query, method and the headers it needs ([`PASSED_HEADERS`]), the
 //! router secret put in (as the router does for `/graphql`: the subgraph's protected routes demand it,
 //! and a client's own `x-cp-router-secret` is dropped), its body streamed — never held whole — and cut
 //! at `--max-pass-body-bytes` (413 when `content-length` says more, or once more arrives). The answer
@@ -105,7 +105,7 @@ pub(crate) async fn pass(State(edge): State<Arc<Edge>>, request: Request) -> Res
     let target = format!("{}{}", route.upstream, parts.uri.path_and_query().map_or(path, |pq| pq.as_str()));
     let mut req = axum::http::Request::builder().method(parts.method.clone()).uri(target);
     for (name, value) in &parts.headers {
-        if !hop_by_hop(name) && name.as_str() != ROUTER_SECRET_HEADER {
+        if PASSED_HEADERS.contains(&name.as_str()) {
             req = req.header(name, value);
         }
     }
@@ -165,6 +165,23 @@ pub(crate) async fn pass(State(edge): State<Arc<Edge>>, request: Request) -> Res
     });
     resp.body(Body::from_stream(chunks)).unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
 }
+
+/// The request headers a passed request keeps (the router's own list, and what bodies and the token
+/// endpoint need); cookies, forwarding headers, a client's router secret and everything else stay behind.
+const PASSED_HEADERS: &[&str] = &[
+    "authorization",
+    "content-type",
+    "content-encoding",
+    "accept",
+    "range",
+    "if-match",
+    "if-none-match",
+    "if-range",
+    "traceparent",
+    "tracestate",
+    "x-correlation-id",
+    "user-agent",
+];
 
 fn too_large(max: u64) -> Response {
     coded(StatusCode::PAYLOAD_TOO_LARGE, Code::BadUserInput, &format!("the body is larger than {max} bytes"))

@@ -185,6 +185,7 @@ impl Subgraph for State {
                 spec: graph::consumer::spec(retry.clone()),
                 handler: Arc::new(graph::consumer::DeploymentEdges),
             },
+            Consumer { spec: retention::LEGAL_HOLDS.spec(retry.clone()), handler: Arc::new(retention::LEGAL_HOLDS) },
         ]
     }
 }

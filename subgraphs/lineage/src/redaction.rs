@@ -10,7 +10,7 @@
 //! | path | where |
 //! |---|---|
 //! | queries, lists, entities the router resolves (`Artifact`, `AgentTask.outputArtifacts`) | `ArtifactVersion`'s resolvers ([`Redaction::of`] on the request's caller) |
-//! | subscriptions (`artifactEvents`) | the same resolvers, for the subscriber |
+//! | subscriptions (`artifactChanges`) | the same resolvers, for the subscriber |
 //! | the body route | 403 `FORBIDDEN`, `reason: REDACTED` |
 //! | events on the broker, and so governance's audit entries | never carry sensitive parts of a confidential or restricted artifact ([`for_event`]) |
 

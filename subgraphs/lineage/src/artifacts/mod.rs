@@ -263,6 +263,15 @@ pub async fn record(work: &mut Work, tenant: &TenantId, new: NewVersion) -> Resu
         }
         return Ok(v);
     }
+    // A number retention deleted is not used again: its storage path may still hold, or be about to
+    // lose, the old body.
+    if let Some(expired_at) = store::expired(work, tenant, &new.artifact_id, &version).await? {
+        return Err(Error::conflict(format!(
+            "version {version} of artifact `{}` was deleted by retention on {}; record a new version",
+            new.artifact_id,
+            expired_at.format("%Y-%m-%d")
+        )));
+    }
     // Identical content is stored once: the body an earlier version of the artifact has. (Only the same
     // artifact's: another's storage reference would tell of an artifact its readers may not see.)
     let earlier = store::storage_of(work, tenant, &new.artifact_id, &new.content_hash).await?;

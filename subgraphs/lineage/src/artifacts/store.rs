@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use kernel::db::Tx;
-use kernel::error::OnConstraint;
 use kernel::{Error, Result, TenantId};
 
 use super::{Artifact, ArtifactVersion, Classification, NewArtifact, NewVersion, VersionStatus};
@@ -200,6 +199,18 @@ pub async fn published(tx: &mut Tx, tenant: &TenantId, id: &ArtifactId) -> Resul
     .await?)
 }
 
+/// When retention deleted the artifact's `version`, if it did.
+pub async fn expired(tx: &mut Tx, tenant: &TenantId, id: &ArtifactId, version: &str) -> Result<Option<DateTime<Utc>>> {
+    Ok(sqlx::query_scalar!(
+        "SELECT expired_at FROM expired_versions WHERE tenant_id = $1 AND artifact_id = $2 AND version = $3",
+        tenant.as_str(),
+        id as &ArtifactId,
+        version,
+    )
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
 /// The storage of the artifact's first version with this content, if any.
 pub async fn storage_of(tx: &mut Tx, tenant: &TenantId, id: &ArtifactId, content_hash: &str) -> Result<Option<String>> {
     Ok(sqlx::query_scalar!(
@@ -248,8 +259,15 @@ pub async fn insert_version(tx: &mut Tx, tenant: &TenantId, v: &NewVersion, stor
     )
     .fetch_one(&mut **tx)
     .await
-    .on_constraint("artifact_versions_pkey", || {
-        Error::conflict(format!("version {version} of artifact `{}` was recorded meanwhile", v.artifact_id))
+    .map_err(|e| match e.as_database_error().and_then(|d| d.constraint()) {
+        // PostgreSQL measures the stored JSON, which can be longer than the compact form checked before.
+        Some("artifact_versions_attributes_check") => {
+            Error::bad_input("attributes", "attributes are at most 16 KiB of JSON as stored")
+        }
+        Some("artifact_versions_pkey") => {
+            Error::conflict(format!("version {version} of artifact `{}` was recorded meanwhile", v.artifact_id))
+        }
+        _ => Error::from(e),
     })
 }
 

@@ -24,7 +24,10 @@
 //!    that transaction fail, the blob is deleted before the error is answered.
 //!
 //! A process that dies between writing and recording leaves a claim that nobody renews: the sweeper
-//! ([`sweeper`]) deletes its blob and the claim once it is stale, so no blob outlives its metadata.
+//! ([`sweeper`]) deletes its blob and the claim once it is stale, so no blob outlives its metadata. (With
+//! the local folder store, a process that dies in the middle of a multipart upload also leaves its staging
+//! file, `<path>#<n>`, which the sweeper does not see; Azure Blob drops uncommitted blocks by itself after
+//! a week.)
 //! Versions of an artifact with identical content share one storage reference, hence one body.
 
 pub mod routes;
@@ -106,6 +109,21 @@ pub async fn version_of(
     Ok((v, artifact, body))
 }
 
+/// A body row's content must be the version's: anything else is a broken invariant, never served.
+fn check_content(v: &ArtifactVersion, row: &BodyRow) -> Result<()> {
+    if row.content_hash == v.content_hash {
+        return Ok(());
+    }
+    Err(Error::internal(anyhow::anyhow!(
+        "the body at {} is {}, but version {}@{} declares {}",
+        v.storage_ref,
+        row.content_hash,
+        v.artifact_id,
+        v.version,
+        v.content_hash
+    )))
+}
+
 /// Uploads the body of `id`@`version` from `body` (see the module's documentation).
 pub async fn upload(
     state: &crate::State,
@@ -117,7 +135,26 @@ pub async fn upload(
     body: Body,
 ) -> Result<Uploaded> {
     let db = &state.kernel.db;
-    let (v, artifact, existing) = version_of(state, tenant, id, version).await?;
+    let upload_id = uuid::Uuid::new_v4();
+    // One transaction: the artifact locked (as recording a version and retention do, so neither runs
+    // between the read and the claim), the version read, its body claimed.
+    let mut tx = db.tenant_tx(tenant).await?;
+    let artifact = artifacts::store::lock(&mut tx, tenant, id).await?.ok_or_else(|| artifacts::not_found(id))?;
+    let v = artifacts::store::version(&mut tx, tenant, id, &version.to_string())
+        .await?
+        .ok_or_else(|| Error::not_found(format!("artifact `{id}` has no version {version}")))?;
+    let existing = store::get(&mut tx, tenant, &v.storage_ref).await?;
+    let claimed = match &existing {
+        Some(row @ BodyRow { state: BodyState::Stored, .. }) => {
+            check_content(&v, row)?;
+            false
+        }
+        _ => {
+            store::claim(&mut tx, tenant, &v.storage_ref, &v.content_hash, upload_id, CLAIM_STALE.as_secs_f64()).await?
+        }
+    };
+    let now = store::get(&mut tx, tenant, &v.storage_ref).await?;
+    tx.commit().await?;
     let answer = |size: i64, stored_now: bool| Uploaded {
         artifact_id: id.to_string(),
         version: v.version.clone(),
@@ -126,15 +163,6 @@ pub async fn upload(
         size,
         stored_now,
     };
-    if let Some(BodyRow { state: BodyState::Stored, size, .. }) = &existing {
-        return Ok(answer(size.unwrap_or_default(), false));
-    }
-    let upload_id = uuid::Uuid::new_v4();
-    let mut tx = db.tenant_tx(tenant).await?;
-    let claimed =
-        store::claim(&mut tx, tenant, &v.storage_ref, &v.content_hash, upload_id, CLAIM_STALE.as_secs_f64()).await?;
-    let now = store::get(&mut tx, tenant, &v.storage_ref).await?;
-    tx.commit().await?;
     if !claimed {
         return match now {
             Some(BodyRow { state: BodyState::Stored, size, .. }) => Ok(answer(size.unwrap_or_default(), false)),
@@ -155,9 +183,14 @@ pub async fn upload(
             return Err(e);
         }
     };
-    // Recorded with its event in one transaction; if that fails, the blob goes too.
+    // Recorded with its event in one transaction, the version still there (the artifact locked again);
+    // if that fails, the blob goes too — while the claim is still this upload's.
     let recorded = async {
         let mut work = Work::tenant(db, tenant, meta).await?;
+        artifacts::store::lock(&mut work, tenant, id).await?.ok_or_else(|| artifacts::not_found(id))?;
+        if artifacts::store::version(&mut work, tenant, id, &v.version).await?.is_none() {
+            return Err(Error::not_found(format!("version {} of artifact `{id}` was deleted meanwhile", v.version)));
+        }
         let row = store::stored(&mut work, tenant, &v.storage_ref, upload_id, size).await?;
         if row.is_none() {
             return Err(Error::conflict(format!(
@@ -179,14 +212,29 @@ pub async fn upload(
     }
     .await;
     if let Err(e) = recorded {
-        if let Err(gone) = bodies.blob.store.delete(&path).await {
-            tracing::warn!(error = %gone, %path, "a body whose record failed is left for the sweeper");
-        } else {
-            release(state, tenant, &v.storage_ref, upload_id).await;
+        // Another upload may hold the claim now (this one stalled past it) and have stored the same
+        // content: its blob is not deleted. When the claim cannot be read, the sweeper decides later.
+        if holds_claim(state, tenant, &v.storage_ref, upload_id).await {
+            if let Err(gone) = bodies.blob.store.delete(&path).await {
+                tracing::warn!(error = %gone, %path, "a body whose record failed is left for the sweeper");
+            } else {
+                release(state, tenant, &v.storage_ref, upload_id).await;
+            }
         }
         return Err(e);
     }
     Ok(answer(size, true))
+}
+
+/// Whether upload `upload_id` still holds the claim on `storage_ref` (false when that cannot be read).
+async fn holds_claim(state: &crate::State, tenant: &TenantId, storage_ref: &str, upload_id: uuid::Uuid) -> bool {
+    let read = async {
+        let mut tx = state.kernel.db.tenant_tx(tenant).await?;
+        let row = store::get(&mut tx, tenant, storage_ref).await?;
+        tx.commit().await?;
+        Ok::<_, Error>(row)
+    };
+    matches!(read.await, Ok(Some(BodyRow { state: BodyState::Uploading, upload_id: Some(u), .. })) if u == upload_id)
 }
 
 /// Gives up a claim (best effort: a claim left behind goes stale and is swept).
@@ -273,6 +321,17 @@ async fn stream_into(
             tracing::warn!(error = %aborted, %path, "a refused upload's parts could not be aborted");
         }
         return Err(e);
+    }
+    // Still this upload's claim? (It stalled past the stale limit otherwise, and another upload may be
+    // writing the same path.)
+    let mut tx = state.kernel.db.tenant_tx(tenant).await?;
+    let held = store::touch(&mut tx, tenant, &v.storage_ref, upload_id).await?;
+    tx.commit().await?;
+    if !held {
+        if let Err(aborted) = writer.abort().await {
+            tracing::warn!(error = %aborted, %path, "a given-up upload's parts could not be aborted");
+        }
+        return Err(Error::conflict("the upload stalled and was given up; upload it again"));
     }
     writer.finish().await.map_err(blob_error)?;
     i64::try_from(size).map_err(|_| Error::bad_input("body", "too large"))

@@ -8,7 +8,8 @@
 //!   `ARTIFACT_MAX_BODY_BYTES` (before a byte is read when `content-length` says so).
 //! * `GET` the same path — `lineage:read`, and `lineage:read-restricted` for a confidential or restricted
 //!   artifact (403 `FORBIDDEN` with `reason: REDACTED` otherwise); `Range: bytes=N-` or `bytes=N-M`
-//!   resumes a broken download (206). The content hash is the `ETag`.
+//!   resumes a broken download (206; 416 with `Content-Range: bytes */<size>` past the end). The content
+//!   hash is the `ETag`.
 
 use std::sync::Arc;
 
@@ -93,15 +94,26 @@ async fn download(
         if let Some(r) = Redaction::of(&req, artifact.classification) {
             return Err(r.refusal("the body"));
         }
-        let Some(BodyRow { state: BodyState::Stored, size: Some(size), .. }) = body else {
+        let Some(row @ BodyRow { state: BodyState::Stored, size: Some(size), .. }) = body else {
             return Err(Error::not_found(format!("the body of {id}@{} was not uploaded yet", v.version)));
         };
+        super::check_content(&v, &row)?;
         let size = u64::try_from(size).unwrap_or_default();
         let range = match headers.get(header::RANGE) {
             None => None,
             Some(r) => {
                 let r = r.to_str().map_err(|_| Error::bad_input("range", "the Range header is not text"))?;
-                Some(range(r, size)?)
+                match range(r, size)? {
+                    Some(r) => Some(r),
+                    // RFC 9110 §15.5.17: past the end is 416, with the size.
+                    None => {
+                        return Response::builder()
+                            .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                            .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+                            .body(Body::empty())
+                            .map_err(|e| Error::internal(anyhow::anyhow!(e)))
+                    }
+                }
             }
         };
         let path = object_path(&v.storage_ref)?;
@@ -128,20 +140,25 @@ async fn download(
     outcome.unwrap_or_else(|e| refusal(&e))
 }
 
-/// `bytes=N-` or `bytes=N-M` of a body of `size` bytes, as a half-open range.
-fn range(header: &str, size: u64) -> Result<std::ops::Range<u64>> {
-    let bad = || Error::bad_input("range", format!("serves one range, `bytes=N-` or `bytes=N-M`, within {size} bytes"));
+/// `bytes=N-` or `bytes=N-M` of a body of `size` bytes, as a half-open range; `None` when it starts past
+/// the end (unsatisfiable); `BAD_USER_INPUT` when it is not one such range.
+fn range(header: &str, size: u64) -> Result<Option<std::ops::Range<u64>>> {
+    let bad = || Error::bad_input("range", "serves one range, `bytes=N-` or `bytes=N-M`");
     let spec = header.trim().strip_prefix("bytes=").ok_or_else(bad)?;
     let (from, to) = spec.split_once('-').ok_or_else(bad)?;
     let from: u64 = from.trim().parse().map_err(|_| bad())?;
-    let to: u64 = match to.trim() {
-        "" => size.saturating_sub(1),
-        n => n.parse::<u64>().map_err(|_| bad())?.min(size.saturating_sub(1)),
+    let to: Option<u64> = match to.trim() {
+        "" => None,
+        n => Some(n.parse::<u64>().map_err(|_| bad())?),
     };
-    if from >= size || to < from {
+    if to.is_some_and(|to| to < from) {
         return Err(bad());
     }
-    Ok(from..to + 1)
+    if from >= size {
+        return Ok(None);
+    }
+    let to = to.unwrap_or(u64::MAX).min(size - 1);
+    Ok(Some(from..to + 1))
 }
 
 #[cfg(test)]
@@ -150,11 +167,13 @@ mod tests {
 
     #[test]
     fn ranges_are_one_span_within_the_body() {
-        assert_eq!(range("bytes=0-", 10).unwrap(), 0..10);
-        assert_eq!(range("bytes=4-", 10).unwrap(), 4..10);
-        assert_eq!(range("bytes=2-5", 10).unwrap(), 2..6);
-        assert_eq!(range("bytes=2-99", 10).unwrap(), 2..10);
-        for bad in ["bytes=10-", "bytes=5-2", "bytes=-3", "items=0-1", "bytes=0-1,3-4", "bytes=x-"] {
+        assert_eq!(range("bytes=0-", 10).unwrap(), Some(0..10));
+        assert_eq!(range("bytes=4-", 10).unwrap(), Some(4..10));
+        assert_eq!(range("bytes=2-5", 10).unwrap(), Some(2..6));
+        assert_eq!(range("bytes=2-99", 10).unwrap(), Some(2..10));
+        assert_eq!(range("bytes=10-", 10).unwrap(), None, "past the end: unsatisfiable");
+        assert_eq!(range("bytes=0-", 0).unwrap(), None, "an empty body has no range");
+        for bad in ["bytes=5-2", "bytes=-3", "items=0-1", "bytes=0-1,3-4", "bytes=x-"] {
             assert!(range(bad, 10).is_err(), "{bad}");
         }
     }

@@ -47,11 +47,11 @@ kernel::text_enum! {
         Blueprint = "blueprint",
         /// An environment's configuration version (`deployment:<projectId>/<environment>@<version>`).
         Deployment = "deployment",
-        /// An OpenLineage job (`job:<namespace>/<name>`).
+        /// An OpenLineage job (`job:<namespace>/<name>`, `%` and `/` in the name as `%25` and `%2F`).
         Job = "job",
         /// An OpenLineage run (`run:<runId>`).
         Run = "run",
-        /// An OpenLineage dataset (`dataset:<namespace>/<name>`).
+        /// An OpenLineage dataset (`dataset:<namespace>/<name>`, the name escaped as a job's).
         Dataset = "dataset",
     }
 }
@@ -107,7 +107,7 @@ impl NodeRef {
     }
 
     pub fn job(namespace: &str, name: &str) -> Self {
-        Self::new(NodeKind::Job, format!("{namespace}/{name}"), Some(name.to_owned()))
+        Self::new(NodeKind::Job, format!("{namespace}/{}", escape(name)), Some(name.to_owned()))
     }
 
     pub fn run(run: uuid::Uuid, job_name: &str) -> Self {
@@ -115,8 +115,14 @@ impl NodeRef {
     }
 
     pub fn dataset(namespace: &str, name: &str) -> Self {
-        Self::new(NodeKind::Dataset, format!("{namespace}/{name}"), Some(name.to_owned()))
+        Self::new(NodeKind::Dataset, format!("{namespace}/{}", escape(name)), Some(name.to_owned()))
     }
+}
+
+/// A job's or dataset's name in its node id: `%` and `/` escaped, so the last `/` of the id always
+/// separates the namespace (which may hold `/`: `s3://lake`) from the name (`a/b` is `a%2Fb`).
+fn escape(name: &str) -> String {
+    name.replace('%', "%25").replace('/', "%2F")
 }
 
 /// A node id as given: `<kind>:<key>`, at most [`MAX_NODE_ID`] characters; its kind.
@@ -193,6 +199,9 @@ mod tests {
         for bad in ["dataset:", "nothing:x", "x", ":x", &format!("job:{}", "a".repeat(1200))] {
             assert!(node_id("n", bad).is_err(), "{bad}");
         }
+        // Namespaces hold `/`; names escape theirs, so two datasets never share an id.
+        assert_ne!(NodeRef::dataset("a/b", "c").id, NodeRef::dataset("a", "b/c").id);
+        assert_eq!(NodeRef::dataset("s3://lake", "raw/2026/orders").id, "dataset:s3://lake/raw%2F2026%2Forders");
         let a = NodeRef::artifact(&ArtifactId::parse("a", "report").unwrap(), "1.0.0");
         assert_eq!((a.id.as_str(), a.kind), ("artifact:report@1.0.0", NodeKind::Artifact));
     }

@@ -52,7 +52,9 @@ pub async fn insert_edges(
     Ok(rows.into_iter().map(|r| (r.from_node, r.to_node, r.kind)).collect())
 }
 
-/// Merges each node's `facets` (by name) into what it has, in one statement (one entry a node).
+/// Merges each node's `facets` (by name) into what it has, in one statement (one entry a node) — unless
+/// what it has came from a later event (`eventTime`): a retried START that arrives after the COMPLETE does
+/// not turn the run back.
 pub async fn merge_many_facets(tx: &mut Tx, tenant: &TenantId, facets: &[(String, serde_json::Value)]) -> Result<()> {
     if facets.is_empty() {
         return Ok(());
@@ -68,7 +70,9 @@ pub async fn merge_many_facets(tx: &mut Tx, tenant: &TenantId, facets: &[(String
     sqlx::query!(
         "UPDATE lineage_nodes n SET facets = n.facets || u.facets, updated_at = now()
            FROM unnest($2::text[], $3::jsonb[]) AS u(id, facets)
-          WHERE n.tenant_id = $1 AND n.node_id = u.id",
+          WHERE n.tenant_id = $1 AND n.node_id = u.id
+            AND (n.facets->>'eventTime' IS NULL OR u.facets->>'eventTime' IS NULL
+                 OR (u.facets->>'eventTime')::timestamptz >= (n.facets->>'eventTime')::timestamptz)",
         tenant.as_str(),
         &ids as &[&str],
         &values,

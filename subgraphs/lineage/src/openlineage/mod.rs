@@ -262,6 +262,12 @@ pub async fn ingest(work: &mut Work, tenant: &TenantId, event: &Event, raw: &Val
     }
     let new = graph::record(work, tenant, &edges).await?;
     facets.retain(|(_, f)| f.as_object().is_some_and(|f| !f.is_empty()));
+    // Each node keeps the latest event's facets, whatever order events arrive in.
+    for (_, f) in &mut facets {
+        if let Some(f) = f.as_object_mut() {
+            f.insert("eventTime".into(), Value::String(event_time.to_rfc3339()));
+        }
+    }
     graph::store::merge_many_facets(work, tenant, &facets).await?;
     sqlx::query!(
         "INSERT INTO openlineage_events (tenant_id, received_id, event_kind, event_type, event_time, run_id, job,

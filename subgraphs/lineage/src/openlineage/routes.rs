@@ -49,6 +49,8 @@ async fn receive(
                 format!("the body is not JSON: {}", e.to_string().split(" at line").next().unwrap_or("")),
             )
         })?;
+        // PostgreSQL keeps no NUL in text or jsonb: refused here, coded, rather than failing the insert.
+        kernel::error::no_nul("body", &raw)?;
         let event = super::read(&raw)?;
         let mut work = Work::tenant(&state.kernel.db, &tenant, req.event_meta()).await?;
         let ingested = super::ingest(&mut work, &tenant, &event, &raw).await?;

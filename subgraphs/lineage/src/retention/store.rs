@@ -82,8 +82,9 @@ pub async fn expired(tx: &mut Tx, limit: i64) -> Result<Vec<Expired>> {
     .await?)
 }
 
-/// Deletes `versions`, and queues for deletion the bodies no version refers to any more (their records
-/// gone with them); the storage references queued.
+/// Deletes `versions` (their numbers kept in `expired_versions`, never recorded again), and queues for
+/// deletion the bodies no version refers to any more (their records gone with them); the storage
+/// references queued.
 pub async fn delete(tx: &mut Tx, versions: &[Expired]) -> Result<Vec<(TenantId, String)>> {
     let tenants: Vec<&str> = versions.iter().map(|v| v.tenant_id.as_str()).collect();
     let ids: Vec<&str> = versions.iter().map(|v| v.artifact_id.as_str()).collect();
@@ -93,7 +94,11 @@ pub async fn delete(tx: &mut Tx, versions: &[Expired]) -> Result<Vec<(TenantId, 
            gone AS (
                DELETE FROM artifact_versions v USING doomed d
                 WHERE v.tenant_id = d.t AND v.artifact_id = d.a AND v.version = d.n
-               RETURNING v.tenant_id, v.storage_ref),
+               RETURNING v.tenant_id, v.artifact_id, v.version, v.content_hash, v.storage_ref),
+           -- Their numbers are never recorded again.
+           tombstones AS (
+               INSERT INTO expired_versions (tenant_id, artifact_id, version, content_hash)
+               SELECT tenant_id, artifact_id, version, content_hash FROM gone ON CONFLICT DO NOTHING),
            -- (One snapshot: the deleted versions are still visible here, so they are left out by hand.)
            unreferenced AS (
                SELECT DISTINCT g.tenant_id, g.storage_ref FROM gone g

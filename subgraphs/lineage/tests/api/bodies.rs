@@ -123,7 +123,9 @@ async fn a_body_is_stored_only_when_its_sha256_is_the_declared_one_and_an_upload
     assert_eq!(status, 206);
     assert_eq!(tail, body[1_000_000..]);
     let (status, _) = get(&app, &token, &path("report", "1.0.0"), Some("bytes=99999999-")).await;
-    assert_eq!(status, 400, "a range past the end is refused");
+    assert_eq!(status, 416, "a range past the end is unsatisfiable");
+    let (status, _) = get(&app, &token, &path("report", "1.0.0"), Some("bytes=9-2")).await;
+    assert_eq!(status, 400, "a range that is not one is refused");
 
     // The stored event, once.
     let stored: i64 =

@@ -92,6 +92,8 @@ async fn versions_tasks_blueprints_and_deployments_form_one_graph_traversed_with
     let env = Envelope::new(&TenantId::parse(&t).unwrap(), &meta, &changed);
     publish(&app, &env).await;
     publish(&app, &env).await;
+    // The same deployment told again in another event (the inbox does not stop it): no edge twice.
+    publish(&app, &Envelope::new(&TenantId::parse(&t).unwrap(), &meta, &changed)).await;
     let deployment = format!("deployment:{project}/prod@3");
     let task_node = format!("task:{task}");
 
@@ -135,7 +137,18 @@ async fn versions_tasks_blueprints_and_deployments_form_one_graph_traversed_with
     let g = lineage(&app, &token, "artifact:clean@1.0.0", None, None, None).await;
     assert!(ids(&g).contains(&deployment) && ids(&g).contains(&task_node));
 
-    // Each edge once, however often reported.
+    // Each edge once, however often reported: both events applied, one edge published.
+    let admin = app.admin_pool().await;
+    test_support::eventually("both deployment events applied", Duration::from_secs(10), || async {
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM inbox WHERE tenant_id = $1 AND handler = 'lineage.deployments'")
+                .bind(&t)
+                .fetch_one(&admin)
+                .await
+                .unwrap();
+        n == 2
+    })
+    .await;
     assert_eq!(edges_published(&app, &t).await, 6);
 
     // Bad input is coded and records nothing.

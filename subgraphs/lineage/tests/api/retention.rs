@@ -2,6 +2,8 @@
 //! — never the published one, never while the tenant is under legal hold — and a body goes with the last
 //! version that shares it, from blob storage too; types without a policy are kept; bad policies are coded.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::bodies::{put, recorded, sha256};
@@ -37,6 +39,22 @@ async fn age(app: &App, tenant: &str, versions: &[(&str, &str)], days: i32) {
     tx.commit().await.unwrap();
 }
 
+/// Tenancy's `TenantLegalHoldChanged`, as it publishes it.
+async fn hold(app: &App, tenant: &kernel::TenantId, on: bool) {
+    use kernel::envelope::{Envelope, EventMeta};
+    let meta = EventMeta { trace_id: "t".into(), correlation_id: "c".into(), causation_id: None, actor: None };
+    let payload = kernel::contracts::tenancy::TenantLegalHoldChanged { tenant_id: tenant.to_string(), legal_hold: on };
+    let env = Envelope::new(tenant, &meta, &payload);
+    let ch = kernel::broker::Broker::new(test_support::AMQP_URL.to_owned().into()).channel().await.unwrap();
+    let key = format!("{}.tenancy.TenantLegalHoldChanged", app.command_prefix());
+    let props = lapin::BasicProperties::default().with_delivery_mode(2);
+    ch.basic_publish(kernel::broker::EXCHANGE, &key, Default::default(), &serde_json::to_vec(&env).unwrap(), props)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
 async fn object_exists(app: &App, storage_ref: &str) -> bool {
     use object_store::ObjectStoreExt;
     app.state.bodies.blob.store.head(&lineage::bodies::object_path(storage_ref).unwrap()).await.is_ok()
@@ -53,6 +71,7 @@ async fn expired_events(app: &App, tenant: &str) -> i64 {
 #[tokio::test]
 async fn expired_versions_go_with_their_last_shared_body_but_never_the_published_one_nor_under_legal_hold() {
     let app = crate::spawn().await;
+    test_support::consuming(&format!("{}.legal-holds", app.command_prefix())).await;
     let t = format!("acme-{}", app.id);
     let tenant = kernel::TenantId::parse(&t).unwrap();
     let token = app.tenant_token(&t, &["lineage:read", "lineage:write"]);
@@ -101,14 +120,24 @@ async fn expired_versions_go_with_their_last_shared_body_but_never_the_published
     // 1.0.0 and 2.0.0 (and the document) age past 30 days; 1.1.0 does not.
     age(&app, &t, &[("logs", "1.0.0"), ("logs", "2.0.0"), ("doc", "1.0.0")], 40).await;
 
-    // Under legal hold nothing goes.
-    let mut tx = kernel::db::tenant_tx(app.pool(), &tenant).await.unwrap();
-    kernel::contracts::tenancy::record_legal_hold(&mut tx, &tenant, true, chrono::Utc::now()).await.unwrap();
-    tx.commit().await.unwrap();
+    // Under legal hold (tenancy's event, through lineage's consumer) nothing goes.
+    let admin = app.admin_pool().await;
+    let held = |on: bool| {
+        let (admin, t) = (admin.clone(), t.clone());
+        async move {
+            sqlx::query_scalar::<_, bool>("SELECT on_hold FROM legal_holds WHERE tenant_id = $1")
+                .bind(&t)
+                .fetch_optional(&admin)
+                .await
+                .unwrap()
+                == Some(on)
+        }
+    };
+    hold(&app, &tenant, true).await;
+    test_support::eventually("the hold to reach lineage", Duration::from_secs(10), || held(true)).await;
     assert_eq!(lineage::retention::run_once(&app.state).await.unwrap().expired, 0);
-    let mut tx = kernel::db::tenant_tx(app.pool(), &tenant).await.unwrap();
-    kernel::contracts::tenancy::record_legal_hold(&mut tx, &tenant, false, chrono::Utc::now()).await.unwrap();
-    tx.commit().await.unwrap();
+    hold(&app, &tenant, false).await;
+    test_support::eventually("the hold to be lifted", Duration::from_secs(10), || held(false)).await;
 
     // Lifted: 1.0.0 goes; its body stays for 1.1.0; the published 2.0.0 and the document stay.
     let r = lineage::retention::run_once(&app.state).await.unwrap();
@@ -117,6 +146,11 @@ async fn expired_versions_go_with_their_last_shared_body_but_never_the_published
     assert_eq!(versions(&app, &token, "doc").await, ["1.0.0"]);
     assert!(object_exists(&app, &shared).await, "1.1.0 still refers to the body");
     assert_eq!(expired_events(&app, &t).await, 1);
+    // An expired number is never recorded again (its storage path is 1.1.0's body's).
+    let again = json!({ "input": { "artifactId": "logs", "version": "1.0.0", "contentHash": sha256(b"other") } });
+    let v = app.gql(&token, RECORD, again).await;
+    assert_eq!(test_support::code(&v), "CONFLICT", "{v}");
+    assert!(v.to_string().contains("retention"), "{v}");
 
     // 1.1.0 ages too: it goes, and the body with it, from blob storage.
     age(&app, &t, &[("logs", "1.1.0")], 40).await;
@@ -133,9 +167,6 @@ async fn expired_versions_go_with_their_last_shared_body_but_never_the_published
             .unwrap();
     assert_eq!(bodies, 0);
     assert_eq!(expired_events(&app, &t).await, 2);
-    // The graph remembers them.
-    let g = app.ok(&token, "{ lineageNode(id: \"artifact:logs@1.0.0\") { id } }", json!({})).await;
-    assert!(g["lineageNode"].is_null(), "a version with no edges was never a node: {g}");
 
     // The policy removed: kept for ever.
     let p = app.ok(&token, RETAIN, json!({ "t": "log-bundle", "d": null })).await;
