@@ -21,6 +21,7 @@
 
 mod app;
 pub mod azurite;
+pub mod bench;
 mod broker;
 mod resources;
 mod statements;

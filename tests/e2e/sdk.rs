@@ -14,6 +14,18 @@ use e2e::Stack;
 
 use crate::tenants_on_new_edition;
 
+/// The report's 1.0.0 body from byte `from`, whole.
+async fn download(client: &Client, from: u64) -> Vec<u8> {
+    let chunks = client.download_body("report", "1.0.0", from).await.unwrap();
+    chunks
+        .try_fold(Vec::new(), |mut acc, b| async move {
+            acc.extend_from_slice(&b);
+            Ok(acc)
+        })
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sdks_operations_run_against_the_supergraph_through_the_public_endpoint() {
     let stack = Stack::start().await;
@@ -66,28 +78,8 @@ async fn the_sdks_operations_run_against_the_supergraph_through_the_public_endpo
     client.record_artifact_version(version("1.1.0", content_hash(b"v2"), from)).await.unwrap();
     let stored = client.upload_body("report", "1.0.0", body.clone().into()).await.unwrap();
     assert_eq!((stored.size, stored.stored_now), (body.len() as u64, true));
-    let got: Vec<u8> = client
-        .download_body("report", "1.0.0", 0)
-        .await
-        .unwrap()
-        .try_fold(Vec::new(), |mut acc, b| async move {
-            acc.extend_from_slice(&b);
-            Ok(acc)
-        })
-        .await
-        .unwrap();
-    assert_eq!(got, body);
-    let tail: Vec<u8> = client
-        .download_body("report", "1.0.0", 100)
-        .await
-        .unwrap()
-        .try_fold(Vec::new(), |mut acc, b| async move {
-            acc.extend_from_slice(&b);
-            Ok(acc)
-        })
-        .await
-        .unwrap();
-    assert_eq!(tail, body[100..]);
+    assert_eq!(download(&client, 0).await, body);
+    assert_eq!(download(&client, 100).await, body[100..]);
     let v = client.artifact_version("report", "1.0.0").await.unwrap().expect("the version");
     assert_eq!(v.body.expect("not redacted").state, cp_sdk::ops::lineage::ArtifactBodyState::Stored);
     let g = client.lineage("artifact:report@1.1.0", None, Some(LineageDirection::Upstream)).await.unwrap();

@@ -59,6 +59,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use sqlx::{PgPool, Row};
+use test_support::bench::Stats;
 use uuid::Uuid;
 
 type App = test_support::TestApp<catalogue::State>;
@@ -251,33 +252,6 @@ async fn load_tenant(
         .execute(admin)
         .await?;
     Ok(Generated { per_project, projects: project_ids, modules, out })
-}
-
-/// Latencies in µs, summarised.
-#[derive(Clone, Default)]
-struct Stats(Vec<u64>);
-
-impl Stats {
-    fn push(&mut self, d: Duration) {
-        self.0.push(d.as_micros() as u64);
-    }
-    fn pct(&self, p: f64) -> f64 {
-        if self.0.is_empty() {
-            return f64::NAN;
-        }
-        let mut v = self.0.clone();
-        v.sort_unstable();
-        v[((v.len() as f64 * p) as usize).min(v.len() - 1)] as f64 / 1000.0
-    }
-    fn mean(&self) -> f64 {
-        self.0.iter().sum::<u64>() as f64 / self.0.len().max(1) as f64 / 1000.0
-    }
-    fn cell(&self) -> String {
-        format!("{:.2} / {:.2} / {:.2}", self.pct(0.5), self.pct(0.99), self.mean())
-    }
-    fn extend(&mut self, o: &Stats) {
-        self.0.extend_from_slice(&o.0);
-    }
 }
 
 fn row(what: &str, n: &str, sub: &Stats, bare: &Stats) {

@@ -37,6 +37,7 @@ use rand::{Rng, SeedableRng};
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use test_support::bench::Stats;
 
 type App = test_support::TestApp<lineage::State>;
 
@@ -79,26 +80,6 @@ impl Counting {
 const PIPELINES: usize = 500;
 const GENERATIONS: usize = 50;
 const WIDTH: usize = 20;
-
-#[derive(Clone, Default)]
-struct Stats(Vec<u64>);
-
-impl Stats {
-    fn push(&mut self, d: Duration) {
-        self.0.push(d.as_micros() as u64);
-    }
-    fn pct(&self, p: f64) -> f64 {
-        if self.0.is_empty() {
-            return f64::NAN;
-        }
-        let mut v = self.0.clone();
-        v.sort_unstable();
-        v[((v.len() as f64 * p) as usize).min(v.len() - 1)] as f64 / 1000.0
-    }
-    fn cell(&self) -> String {
-        format!("{:.2} / {:.2}", self.pct(0.5), self.pct(0.99))
-    }
-}
 
 fn node(p: usize, g: usize, i: usize) -> String {
     format!("artifact:p{p}-g{g}-{i}@1.0.0")
@@ -285,7 +266,9 @@ async fn main() {
         sizes.last().unwrap(),
         small.0 .0.len()
     );
-    println!("| answers ≤ 1,000 nodes | subgraph p50 / p99 ms | engine (graph::traverse) | bare per-layer SQL |");
+    println!(
+        "| answers ≤ 1,000 nodes | subgraph p50 / p99 / mean ms | engine (graph::traverse) | bare per-layer SQL |"
+    );
     println!("|---|---|---|---|");
     println!("| {} starts | {} | {} | {} |", small.0 .0.len(), small.0.cell(), small.1.cell(), small.2.cell());
     if !large.is_empty() {
