@@ -102,6 +102,8 @@ pub struct State {
     pub kernel: Kernel,
     pub bodies: bodies::Bodies,
     pub config: Config,
+    /// The group-commit writer of OpenLineage events.
+    pub openlineage: openlineage::Writer,
     /// Lineage's events as the listener receives them, for live subscriptions.
     pub events: tokio::sync::broadcast::Sender<Arc<kernel::envelope::Envelope>>,
 }
@@ -135,7 +137,8 @@ impl Subgraph for State {
         };
         let blob = kernel::blob::Blob::open(&settings, &kernel::secrets::Secrets::default()).await?;
         let bodies = bodies::Bodies { blob, max_bytes: config.artifact_max_body_bytes };
-        Ok(Self { kernel, bodies, config: config.clone(), events: artifacts::live::channel() })
+        let openlineage = openlineage::writer(kernel.db.clone());
+        Ok(Self { kernel, bodies, config: config.clone(), openlineage, events: artifacts::live::channel() })
     }
 
     fn kernel(&self) -> &Kernel {

@@ -57,7 +57,7 @@ kernel::text_enum! {
 }
 
 kernel::text_enum! {
-    #[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+    #[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
     #[graphql(name = "LineageEdgeKind")]
     pub enum EdgeKind {
         /// task → the artifact version it produced.

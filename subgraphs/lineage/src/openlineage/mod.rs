@@ -9,7 +9,8 @@
 //! malformed required field is 400 naming it (`run.runId`, `outputs[0].name`,
 //! `run.facets.nominalTime._schemaURL`), and nothing is recorded.
 //!
-//! What it says becomes the lineage graph ([`ingest`], one transaction with the event kept as received):
+//! What it says becomes the lineage graph ([`plan`], then [`ingest`] through the group-commit [`writer`]:
+//! the events of concurrent requests written set-based in one transaction, each kept as received):
 //!
 //! * a run event: job → run (RUN), each input dataset → run (INPUT), run → each output dataset (OUTPUT);
 //!   the run's node keeps its `state` (the event type), `eventTime` and run facets, the job's its job
@@ -19,11 +20,18 @@
 //! * a dataset event: the dataset's facets.
 
 pub mod routes;
+pub mod store;
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use kernel::{Error, Result, TenantId, Work};
+use kernel::db::Db;
+use kernel::envelope::EventMeta;
+use kernel::group_commit::{GroupCommit, Options};
+use kernel::{Error, Result, TenantId};
 use serde_json::{Map, Value};
 
+use crate::events::LineageEdgeRecorded;
 use crate::graph::{self, EdgeKind, NewEdge, NodeRef};
 
 /// The longest namespace or name.
@@ -196,96 +204,166 @@ pub fn read(v: &Value) -> Result<Event> {
     ))
 }
 
-/// What an ingested event recorded.
-#[derive(Clone, Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Ingested {
-    /// Edges new to the graph.
-    pub edges: usize,
+/// What one event writes: its nodes, edges, facets (by node) and its row as received.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub nodes: Vec<NodeRef>,
+    pub edges: Vec<NewEdge>,
+    pub facets: Vec<(String, Value)>,
+    pub kind: &'static str,
+    pub event_type: Option<String>,
+    pub event_time: DateTime<Utc>,
+    pub run_id: Option<uuid::Uuid>,
+    pub job: Option<String>,
+    pub producer: String,
 }
 
-/// Records `event` (read from `raw`) in the graph, with the event as received.
-pub async fn ingest(work: &mut Work, tenant: &TenantId, event: &Event, raw: &Value) -> Result<Ingested> {
+/// What `event` writes (see the module's documentation).
+pub fn plan(event: &Event) -> Plan {
     let dataset = |d: &Named| NodeRef::dataset(&d.namespace, &d.name);
-    let (kind, event_type, event_time, producer, run_id, job_name) = match event {
-        Event::Run { event_type, event_time, producer, run_id, job, .. } => (
-            "run",
-            event_type.clone(),
-            *event_time,
-            producer,
-            Some(*run_id),
-            Some(format!("{}/{}", job.namespace, job.name)),
-        ),
-        Event::Dataset { event_time, producer, .. } => ("dataset", None, *event_time, producer, None, None),
-        Event::Job { event_time, producer, job, .. } => {
-            ("job", None, *event_time, producer, None, Some(format!("{}/{}", job.namespace, job.name)))
-        }
-    };
-    let mut edges = Vec::new();
-    let mut facets: Vec<(String, Value)> = Vec::new();
-    match event {
-        Event::Run { event_type, event_time, run_id, run_facets, job, inputs, outputs, .. } => {
+    let facets_of = |d: &Named| (dataset(d).id, Value::Object(d.facets.clone()));
+    let mut p = match event {
+        Event::Run { event_type, event_time, producer, run_id, run_facets, job, inputs, outputs } => {
             let job_node = NodeRef::job(&job.namespace, &job.name);
             let run = NodeRef::run(*run_id, &job.name);
-            edges.push(NewEdge { from: job_node.clone(), to: run.clone(), kind: EdgeKind::Run });
+            let mut edges = vec![NewEdge { from: job_node.clone(), to: run.clone(), kind: EdgeKind::Run }];
             edges.extend(inputs.iter().map(|d| NewEdge { from: dataset(d), to: run.clone(), kind: EdgeKind::Input }));
             edges.extend(outputs.iter().map(|d| NewEdge { from: run.clone(), to: dataset(d), kind: EdgeKind::Output }));
             let mut state = run_facets.clone();
-            state.insert("eventTime".into(), Value::String(event_time.to_rfc3339()));
             if let Some(t) = event_type {
                 state.insert("state".into(), Value::String(t.clone()));
             }
-            facets.push((run.id, Value::Object(state)));
-            facets.push((job_node.id, Value::Object(job.facets.clone())));
-            facets.extend(inputs.iter().chain(outputs).map(|d| (dataset(d).id, Value::Object(d.facets.clone()))));
+            let mut facets =
+                vec![(run.id.clone(), Value::Object(state)), (job_node.id.clone(), Value::Object(job.facets.clone()))];
+            facets.extend(inputs.iter().chain(outputs).map(facets_of));
+            Plan {
+                nodes: Vec::new(),
+                edges,
+                facets,
+                kind: "run",
+                event_type: event_type.clone(),
+                event_time: *event_time,
+                run_id: Some(*run_id),
+                job: Some(format!("{}/{}", job.namespace, job.name)),
+                producer: producer.clone(),
+            }
         }
-        Event::Job { job, inputs, outputs, .. } => {
+        Event::Job { event_time, producer, job, inputs, outputs } => {
             let job_node = NodeRef::job(&job.namespace, &job.name);
-            edges.extend(inputs.iter().map(|d| NewEdge {
-                from: dataset(d),
-                to: job_node.clone(),
-                kind: EdgeKind::Input,
-            }));
+            let mut edges: Vec<NewEdge> = inputs
+                .iter()
+                .map(|d| NewEdge { from: dataset(d), to: job_node.clone(), kind: EdgeKind::Input })
+                .collect();
             edges.extend(outputs.iter().map(|d| NewEdge {
                 from: job_node.clone(),
                 to: dataset(d),
                 kind: EdgeKind::Output,
             }));
-            graph::store::upsert_nodes(work, tenant, &[&job_node]).await?;
-            facets.push((job_node.id, Value::Object(job.facets.clone())));
-            facets.extend(inputs.iter().chain(outputs).map(|d| (dataset(d).id, Value::Object(d.facets.clone()))));
+            let mut facets = vec![(job_node.id.clone(), Value::Object(job.facets.clone()))];
+            facets.extend(inputs.iter().chain(outputs).map(facets_of));
+            Plan {
+                nodes: vec![job_node],
+                edges,
+                facets,
+                kind: "job",
+                event_type: None,
+                event_time: *event_time,
+                run_id: None,
+                job: Some(format!("{}/{}", job.namespace, job.name)),
+                producer: producer.clone(),
+            }
         }
-        Event::Dataset { dataset: d, .. } => {
-            graph::store::upsert_nodes(work, tenant, &[&dataset(d)]).await?;
-            facets.push((dataset(d).id, Value::Object(d.facets.clone())));
-        }
-    }
-    let new = graph::record(work, tenant, &edges).await?;
-    facets.retain(|(_, f)| f.as_object().is_some_and(|f| !f.is_empty()));
+        Event::Dataset { event_time, producer, dataset: d } => Plan {
+            nodes: vec![dataset(d)],
+            edges: Vec::new(),
+            facets: vec![facets_of(d)],
+            kind: "dataset",
+            event_type: None,
+            event_time: *event_time,
+            run_id: None,
+            job: None,
+            producer: producer.clone(),
+        },
+    };
+    p.nodes.extend(p.edges.iter().flat_map(|e| [e.from.clone(), e.to.clone()]));
     // Each node keeps the latest event's facets, whatever order events arrive in.
-    for (_, f) in &mut facets {
+    p.facets.retain(|(_, f)| f.as_object().is_some_and(|f| !f.is_empty()));
+    for (_, f) in &mut p.facets {
         if let Some(f) = f.as_object_mut() {
-            f.insert("eventTime".into(), Value::String(event_time.to_rfc3339()));
+            f.insert("eventTime".into(), Value::String(p.event_time.to_rfc3339()));
         }
     }
-    graph::store::merge_many_facets(work, tenant, &facets).await?;
-    sqlx::query!(
-        "INSERT INTO openlineage_events (tenant_id, received_id, event_kind, event_type, event_time, run_id, job,
-                                         producer, event)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        tenant.as_str(),
-        uuid::Uuid::now_v7(),
-        kind,
-        event_type,
-        event_time,
-        run_id,
-        job_name,
-        producer,
-        raw,
-    )
-    .execute(&mut ***work)
-    .await?;
-    Ok(Ingested { edges: new })
+    p
+}
+
+/// One event to write: whose, what it says, as received, and the ids its edges' events carry.
+#[derive(Clone, Debug)]
+pub struct Submitted {
+    pub tenant: TenantId,
+    pub plan: Plan,
+    pub raw: Value,
+    pub meta: EventMeta,
+}
+
+/// Writes events of any tenants in the caller's transaction, set-based: per tenant, its nodes in one
+/// statement, its edges in one, its facets in one, its events as received in one (under row-level
+/// security for that tenant); then every new edge's `LineageEdgeRecorded`, in one. Rows go in id order,
+/// so concurrent batches lock shared nodes in the same order.
+pub async fn ingest(tx: &mut kernel::db::Tx, batch: &[Submitted]) -> Result<()> {
+    let mut by_tenant: BTreeMap<&TenantId, Vec<&Submitted>> = BTreeMap::new();
+    for s in batch {
+        by_tenant.entry(&s.tenant).or_default().push(s);
+    }
+    let mut recorded: Vec<(TenantId, EventMeta, LineageEdgeRecorded)> = Vec::new();
+    for (tenant, mut items) in by_tenant {
+        kernel::db::set_tenant(tx, tenant).await?;
+        // Oldest first, so a node's facets end as the latest event's.
+        items.sort_by_key(|s| s.plan.event_time);
+        let mut nodes: BTreeMap<&str, &NodeRef> = BTreeMap::new();
+        let mut edges: BTreeMap<(&str, &str, EdgeKind), (&NewEdge, &EventMeta)> = BTreeMap::new();
+        let mut facets: Vec<(String, Value)> = Vec::new();
+        for s in &items {
+            for n in &s.plan.nodes {
+                nodes.entry(n.id.as_str()).or_insert(n);
+            }
+            for e in &s.plan.edges {
+                edges.entry((e.from.id.as_str(), e.to.id.as_str(), e.kind)).or_insert((e, &s.meta));
+            }
+            facets.extend(s.plan.facets.iter().cloned());
+        }
+        let nodes: Vec<&NodeRef> = nodes.into_values().collect();
+        graph::store::upsert_nodes(tx, tenant, &nodes).await?;
+        let list: Vec<NewEdge> = edges.values().map(|(e, _)| (*e).clone()).collect();
+        for (from, to, kind) in graph::store::insert_edges(tx, tenant, &list).await? {
+            let meta = edges
+                .get(&(from.as_str(), to.as_str(), kind))
+                .map_or_else(|| items[0].meta.clone(), |(_, m)| (*m).clone());
+            recorded.push((tenant.clone(), meta, LineageEdgeRecorded { from, to, kind }));
+        }
+        graph::store::merge_many_facets(tx, tenant, &facets).await?;
+        store::insert_events(tx, tenant, &items).await?;
+    }
+    kernel::outbox::enqueue_batch(tx, recorded.iter().map(|(t, m, e)| (t, m, e))).await?;
+    Ok(())
+}
+
+/// The writer `POST /api/v1/lineage` hands its events to: the events of every concurrent request, of any
+/// tenants, written in one transaction and answered once it has committed (`kernel::group_commit`; a
+/// batch that fails is written again one event at a time, so one bad event fails its own request only).
+pub type Writer = GroupCommit<Submitted>;
+
+/// Starts the writer (on the current runtime).
+pub fn writer(db: Db) -> Writer {
+    GroupCommit::start(Options { max_batch: 256, in_flight: 2, queue: 4_096 }, move |batch: Vec<Submitted>| {
+        let db = db.clone();
+        async move {
+            let Some(first) = batch.first() else { return Ok(()) };
+            let mut tx = db.tenant_tx(&first.tenant).await?;
+            ingest(&mut tx, &batch).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+    })
 }
 
 #[cfg(test)]

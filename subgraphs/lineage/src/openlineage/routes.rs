@@ -2,7 +2,8 @@
 //! secret, [`Authenticated`] verifies the bearer token): one OpenLineage event, JSON, at most
 //! `OPENLINEAGE_MAX_EVENT_BYTES`, by a caller with `lineage:write`. 201 once recorded (as Marquez); 400
 //! `BAD_USER_INPUT` naming the field (`extensions.field`) for an event the spec refuses; 413 over the
-//! size; 415 for a body that is not JSON. Nothing is recorded unless all of it is.
+//! size; 415 for a body that is not JSON. Nothing is recorded unless all of it is. Events of concurrent
+//! requests are written together ([`super::writer`]); each is answered once its batch has committed.
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use kernel::permissions::lineage::WRITE;
 use kernel::server::{error_response, Authenticated};
-use kernel::{Authorize, Error, Work};
+use kernel::{Authorize, Error};
 
 use crate::State as Lineage;
 
@@ -51,15 +52,14 @@ async fn receive(
         })?;
         // PostgreSQL keeps no NUL in text or jsonb: refused here, coded, rather than failing the insert.
         kernel::error::no_nul("body", &raw)?;
-        let event = super::read(&raw)?;
-        let mut work = Work::tenant(&state.kernel.db, &tenant, req.event_meta()).await?;
-        let ingested = super::ingest(&mut work, &tenant, &event, &raw).await?;
-        work.commit().await?;
-        Ok(ingested)
+        let plan = super::plan(&super::read(&raw)?);
+        let submitted = super::Submitted { tenant: tenant.into_tenant(), plan, raw, meta: req.event_meta() };
+        // Answered once its batch has committed.
+        state.openlineage.submit(submitted).await
     }
     .await;
     match outcome {
-        Ok(ingested) => (StatusCode::CREATED, Json(ingested)).into_response(),
+        Ok(()) => (StatusCode::CREATED, Json(serde_json::json!({}))).into_response(),
         Err(e) => {
             let mut resp = error_response(&e);
             let status = e.details().iter().find(|(k, _)| *k == "status").and_then(|(_, v)| v.as_u64());
