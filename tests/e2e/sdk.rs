@@ -3,6 +3,7 @@
 //! principals as a paged stream, an artifact recorded with its body uploaded and downloaded (resumed from
 //! an offset), the lineage graph, and the API's errors as typed codes.
 
+use cp_sdk::ops::catalogue::CreateProjectInput;
 use cp_sdk::ops::lineage::{
     content_hash, ArtifactClassification, ArtifactVersionRef, LineageDirection, RecordArtifactVersionInput, RecordedAs,
     RegisterArtifactInput,
@@ -32,7 +33,8 @@ async fn the_sdks_operations_run_against_the_supergraph_through_the_public_endpo
     let hive = stack.hive().await;
     let tenant = format!("sdk-{}", stack.id);
     tenants_on_new_edition(&stack, &hive, &[&tenant], "SDK Co").await;
-    let permissions = ["tenancy:read", "identity:read", "lineage:read", "lineage:write"];
+    let permissions =
+        ["tenancy:read", "identity:read", "catalogue:read", "catalogue:write", "lineage:read", "lineage:write"];
     let (client_id, client_secret, _) = stack.oauth_client(&hive.url, &tenant, &permissions).await;
     let base = hive.url.trim_end_matches("/graphql").to_owned();
     let client = Client::new(&base, Credentials::ClientCredentials { client_id, client_secret, scope: None }).unwrap();
@@ -53,6 +55,23 @@ async fn the_sdks_operations_run_against_the_supergraph_through_the_public_endpo
     let mut ids: Vec<_> = everyone.iter().map(|p| p.id).collect();
     ids.dedup();
     assert_eq!(ids.len(), 6, "no principal twice across pages");
+
+    // Catalogue: three projects (each with its four environments), read back a page of two at a time.
+    for i in 0..3 {
+        let input =
+            CreateProjectInput { slug: format!("proj-{i}"), name: format!("Project {i}"), description: String::new() };
+        let p = client.create_project(input).await.unwrap();
+        assert_eq!(p.environments.len(), 4);
+    }
+    let projects: Vec<_> = client.projects(2).try_collect().await.unwrap();
+    let mut slugs: Vec<_> = projects.iter().map(|p| p.slug.as_str()).collect();
+    slugs.sort_unstable();
+    assert_eq!(slugs, ["proj-0", "proj-1", "proj-2"]);
+    let taken = client
+        .create_project(CreateProjectInput { slug: "proj-0".into(), name: "Again".into(), description: String::new() })
+        .await
+        .unwrap_err();
+    assert_eq!(taken.code(), Some(&ErrorCode::Conflict), "{taken}");
 
     // Lineage: an artifact, two versions (the second derived from the first), a body up and down.
     let input = RegisterArtifactInput {
