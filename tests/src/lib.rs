@@ -386,7 +386,7 @@ impl Stack {
             .as_str()
             .unwrap()
             .to_owned();
-        let role = format!("partner-{}", &p[..8]);
+        let role = format!("partner-{p}");
         self.ok(url, &op, "mutation($t: ID, $k: String!, $p: [String!]!) { defineRole(tenantId: $t, input: { key: $k, permissions: $p }) { key } }", json!({ "t": tenant, "k": role, "p": permissions }))
             .await;
         self.ok(

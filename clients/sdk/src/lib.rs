@@ -92,11 +92,27 @@ impl Client {
         V: Serialize,
     {
         let token = self.bearer().await?;
+        match self.send(&operation, &token).await {
+            // A token the API no longer takes (revoked, or signed with a retired key): a new one, once.
+            Err(Error::Api { code: ErrorCode::Unauthenticated, .. }) if self.auth.renewable() => {
+                self.auth.forget(&token).await;
+                let token = self.bearer().await?;
+                self.send(&operation, &token).await
+            }
+            other => other,
+        }
+    }
+
+    async fn send<Q, V>(&self, operation: &Operation<Q, V>, token: &str) -> Result<Q, Error>
+    where
+        Q: DeserializeOwned + 'static,
+        V: Serialize,
+    {
         let resp = self
             .http
             .post(format!("{}/graphql", self.base))
             .bearer_auth(token)
-            .json(&operation)
+            .json(operation)
             .send()
             .await
             .map_err(Error::Transport)?;

@@ -7,7 +7,8 @@ use futures::{Stream, TryStreamExt};
 
 use crate::Error;
 
-/// A page: its nodes, and the cursor after the last one when there is more.
+/// A page: its nodes, and the cursor after the last one when there is more (a page that says there is more
+/// but gives no cursor is read as the last).
 pub struct Page<T> {
     pub nodes: Vec<T>,
     pub next: Option<String>,
@@ -21,7 +22,11 @@ where
 {
     futures::stream::try_unfold((fetch, Some(None::<String>)), |(fetch, after)| async move {
         let Some(after) = after else { return Ok(None) };
-        let page = fetch(after).await?;
+        let page = fetch(after.clone()).await?;
+        // A server that gives the same cursor again would be asked for the same page for ever.
+        if page.next.is_some() && page.next == after {
+            return Err(Error::Http { status: 200, body: "the page's cursor did not advance".into() });
+        }
         let next = page.next.map(Some);
         Ok(Some((futures::stream::iter(page.nodes.into_iter().map(Ok)), (fetch, next))))
     })

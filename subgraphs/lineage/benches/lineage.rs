@@ -416,7 +416,7 @@ async fn main() {
             async move {
                 let plan = lineage::openlineage::plan(&lineage::openlineage::read(&raw).unwrap());
                 let meta = kernel::envelope::EventMeta::system("bench", "bench");
-                let submitted = lineage::openlineage::Submitted { tenant, plan, raw, meta };
+                let submitted = lineage::openlineage::Submitted::new(tenant, plan, raw, meta);
                 state.openlineage.submit(submitted).await.unwrap();
             }
         })

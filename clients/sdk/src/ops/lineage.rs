@@ -286,6 +286,10 @@ impl Client {
         }
         let resp = req.send().await.map_err(Error::Transport)?;
         let status = resp.status().as_u16();
+        // Resuming needs the part asked for: a whole body answered instead would be appended whole.
+        if from > 0 && status == 200 {
+            return Err(Error::Http { status, body: "the server sent the whole body, not the part asked for".into() });
+        }
         if status != 200 && status != 206 {
             let text = resp.text().await.map_err(Error::Transport)?;
             return Err(Error::from_route(status, &text));

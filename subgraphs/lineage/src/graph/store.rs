@@ -52,9 +52,8 @@ pub async fn insert_edges(
     Ok(rows.into_iter().map(|r| (r.from_node, r.to_node, r.kind)).collect())
 }
 
-/// Merges each node's `facets` (by name) into what it has, in one statement (one entry a node) — unless
-/// what it has came from a later event (`eventTime`): a retried START that arrives after the COMPLETE does
-/// not turn the run back.
+/// Merges each node's `facets` (by name) into what it has, in one statement (one entry a node). Which
+/// facets are newer than a node's is the caller's to decide (`facet_times`).
 pub async fn merge_many_facets(tx: &mut Tx, tenant: &TenantId, facets: &[(String, serde_json::Value)]) -> Result<()> {
     if facets.is_empty() {
         return Ok(());
@@ -70,9 +69,7 @@ pub async fn merge_many_facets(tx: &mut Tx, tenant: &TenantId, facets: &[(String
     sqlx::query!(
         "UPDATE lineage_nodes n SET facets = n.facets || u.facets, updated_at = now()
            FROM unnest($2::text[], $3::jsonb[]) AS u(id, facets)
-          WHERE n.tenant_id = $1 AND n.node_id = u.id
-            AND (n.facets->>'eventTime' IS NULL OR u.facets->>'eventTime' IS NULL
-                 OR (u.facets->>'eventTime')::timestamptz >= (n.facets->>'eventTime')::timestamptz)",
+          WHERE n.tenant_id = $1 AND n.node_id = u.id",
         tenant.as_str(),
         &ids as &[&str],
         &values,
@@ -80,6 +77,23 @@ pub async fn merge_many_facets(tx: &mut Tx, tenant: &TenantId, facets: &[(String
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// When the events behind each of `ids`' facets happened (nodes without any are left out).
+pub async fn facet_times(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, DateTime<Utc>>> {
+    let rows = sqlx::query!(
+        r#"SELECT node_id, (facets->>'eventTime')::timestamptz AS "at!"
+             FROM lineage_nodes WHERE tenant_id = $1 AND node_id = ANY($2) AND facets ? 'eventTime'"#,
+        tenant.as_str(),
+        ids,
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.node_id, r.at)).collect())
 }
 
 /// A node as stored.

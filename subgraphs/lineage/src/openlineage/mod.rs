@@ -141,6 +141,13 @@ fn named(v: Option<&Value>, path: &str, extra: &[&str]) -> Result<Named> {
     let prefix = format!("{path}.");
     let namespace = string(m, "namespace", &prefix, MAX_NAME)?.to_owned();
     let name = string(m, "name", &prefix, MAX_NAME)?.to_owned();
+    // Its node id (the name's `/` and `%` escaped) must fit the graph's.
+    if NodeRef::dataset(&namespace, &name).id.len() > graph::MAX_NODE_ID {
+        return Err(wrong(
+            &format!("{path}.name"),
+            "shorter: the namespace and the name (its `/` and `%` counted thrice) make too long an id",
+        ));
+    }
     let mut all = facets(m.get("facets"), &format!("{path}.facets"))?;
     for key in extra {
         all.extend(facets(m.get(*key), &format!("{path}.{key}"))?);
@@ -164,6 +171,10 @@ pub fn read(v: &Value) -> Result<Event> {
     let event_time = DateTime::parse_from_rfc3339(time)
         .map_err(|_| wrong("eventTime", "an RFC 3339 date-time"))?
         .with_timezone(&Utc);
+    // PostgreSQL's timestamps have no year 0 and end in 294276; events come from this era.
+    if !(1..=9999).contains(&chrono::Datelike::year(&event_time)) {
+        return Err(wrong("eventTime", "a date-time in the years 1 to 9999"));
+    }
     let producer = uri(m, "producer", "")?.to_owned();
     uri(m, "schemaURL", "")?;
     if m.get("run").is_some_and(|r| !r.is_null()) {
@@ -303,6 +314,14 @@ pub struct Submitted {
     pub plan: Plan,
     pub raw: Value,
     pub meta: EventMeta,
+    /// The event's id as received, made once: a batch written again keeps it (stored once).
+    pub received_id: uuid::Uuid,
+}
+
+impl Submitted {
+    pub fn new(tenant: TenantId, plan: Plan, raw: Value, meta: EventMeta) -> Self {
+        Self { tenant, plan, raw, meta, received_id: uuid::Uuid::now_v7() }
+    }
 }
 
 /// Writes events of any tenants in the caller's transaction, set-based: per tenant, its nodes in one
@@ -321,7 +340,7 @@ pub async fn ingest(tx: &mut kernel::db::Tx, batch: &[Submitted]) -> Result<()> 
         items.sort_by_key(|s| s.plan.event_time);
         let mut nodes: BTreeMap<&str, &NodeRef> = BTreeMap::new();
         let mut edges: BTreeMap<(&str, &str, EdgeKind), (&NewEdge, &EventMeta)> = BTreeMap::new();
-        let mut facets: Vec<(String, Value)> = Vec::new();
+        let mut facets: Vec<(&str, DateTime<Utc>, &Value)> = Vec::new();
         for s in &items {
             for n in &s.plan.nodes {
                 nodes.entry(n.id.as_str()).or_insert(n);
@@ -329,7 +348,7 @@ pub async fn ingest(tx: &mut kernel::db::Tx, batch: &[Submitted]) -> Result<()> 
             for e in &s.plan.edges {
                 edges.entry((e.from.id.as_str(), e.to.id.as_str(), e.kind)).or_insert((e, &s.meta));
             }
-            facets.extend(s.plan.facets.iter().cloned());
+            facets.extend(s.plan.facets.iter().map(|(node, f)| (node.as_str(), s.plan.event_time, f)));
         }
         let nodes: Vec<&NodeRef> = nodes.into_values().collect();
         graph::store::upsert_nodes(tx, tenant, &nodes).await?;
@@ -340,7 +359,20 @@ pub async fn ingest(tx: &mut kernel::db::Tx, batch: &[Submitted]) -> Result<()> 
                 .map_or_else(|| items[0].meta.clone(), |(_, m)| (*m).clone());
             recorded.push((tenant.clone(), meta, LineageEdgeRecorded { from, to, kind }));
         }
-        graph::store::merge_many_facets(tx, tenant, &facets).await?;
+        // Each node takes, oldest first, only facets of events newer than what it holds (its nodes are locked
+        // by the upsert above, so what is read here stays true until the commit).
+        let ids: Vec<String> = facets.iter().map(|(n, _, _)| (*n).to_owned()).collect();
+        let mut held = graph::store::facet_times(tx, tenant, &ids).await?;
+        let mut merged: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
+        for (node, time, f) in facets {
+            let newer = held.get(node).is_none_or(|t| time >= *t);
+            if let (true, Some(f)) = (newer, f.as_object()) {
+                held.insert(node.to_owned(), time);
+                merged.entry(node).or_default().extend(f.clone());
+            }
+        }
+        let merged: Vec<(String, Value)> = merged.into_iter().map(|(n, f)| (n.to_owned(), Value::Object(f))).collect();
+        graph::store::merge_many_facets(tx, tenant, &merged).await?;
         store::insert_events(tx, tenant, &items).await?;
     }
     kernel::outbox::enqueue_batch(tx, recorded.iter().map(|(t, m, e)| (t, m, e))).await?;
@@ -354,7 +386,9 @@ pub type Writer = GroupCommit<Submitted>;
 
 /// Starts the writer (on the current runtime).
 pub fn writer(db: Db) -> Writer {
-    GroupCommit::start(Options { max_batch: 256, in_flight: 2, queue: 4_096 }, move |batch: Vec<Submitted>| {
+    // At most 64 events a batch: a batch is held whole (and once more for the one-by-one retry), and an event
+    // may be 1 MiB.
+    GroupCommit::start(Options { max_batch: 64, in_flight: 2, queue: 1_024 }, move |batch: Vec<Submitted>| {
         let db = db.clone();
         async move {
             let Some(first) = batch.first() else { return Ok(()) };

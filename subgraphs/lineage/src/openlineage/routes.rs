@@ -53,7 +53,7 @@ async fn receive(
         // PostgreSQL keeps no NUL in text or jsonb: refused here, coded, rather than failing the insert.
         kernel::error::no_nul("body", &raw)?;
         let plan = super::plan(&super::read(&raw)?);
-        let submitted = super::Submitted { tenant: tenant.into_tenant(), plan, raw, meta: req.event_meta() };
+        let submitted = super::Submitted::new(tenant.into_tenant(), plan, raw, req.event_meta());
         // Answered once its batch has committed.
         state.openlineage.submit(submitted).await
     }

@@ -5,9 +5,9 @@ use kernel::{Result, TenantId};
 
 use super::Submitted;
 
-/// Keeps `items` (all `tenant`'s) as received, in one statement.
+/// Keeps `items` (all `tenant`'s) as received, in one statement; once each, however often written.
 pub async fn insert_events(tx: &mut Tx, tenant: &TenantId, items: &[&Submitted]) -> Result<()> {
-    let ids: Vec<uuid::Uuid> = items.iter().map(|_| uuid::Uuid::now_v7()).collect();
+    let ids: Vec<uuid::Uuid> = items.iter().map(|s| s.received_id).collect();
     let kinds: Vec<&str> = items.iter().map(|s| s.plan.kind).collect();
     let types: Vec<Option<&str>> = items.iter().map(|s| s.plan.event_type.as_deref()).collect();
     let times: Vec<chrono::DateTime<chrono::Utc>> = items.iter().map(|s| s.plan.event_time).collect();
@@ -20,7 +20,8 @@ pub async fn insert_events(tx: &mut Tx, tenant: &TenantId, items: &[&Submitted])
                                          producer, event)
          SELECT $1, e.id, e.kind, e.type, e.time, e.run, e.job, e.producer, e.raw
            FROM unnest($2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::uuid[], $7::text[], $8::text[],
-                       $9::jsonb[]) AS e(id, kind, type, time, run, job, producer, raw)",
+                       $9::jsonb[]) AS e(id, kind, type, time, run, job, producer, raw)
+         ON CONFLICT DO NOTHING",
         tenant.as_str(),
         &ids,
         &kinds as &[&str],

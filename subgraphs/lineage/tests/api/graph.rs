@@ -268,3 +268,57 @@ async fn openlineage_events_are_read_strictly_and_a_cycle_ends_the_traversal() {
     assert_eq!(received(&app, &t).await, before);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn facets_keep_the_latest_events_and_concurrent_tenants_stay_apart() {
+    let app = crate::spawn().await;
+    let (a, b) = (format!("acme-{}", app.id), format!("beta-{}", app.id));
+    let (ta, tb) = (
+        app.tenant_token(&a, &["lineage:read", "lineage:write"]),
+        app.tenant_token(&b, &["lineage:read", "lineage:write"]),
+    );
+    let run = uuid::Uuid::now_v7();
+    let at = |state: &str, time: &str, schema: &str| {
+        let mut e = run_event(run, "load", &[], &["public.t"], state);
+        e["eventTime"] = json!(time);
+        e["outputs"][0]["facets"] = json!({ "schema": { "_producer": "https://p", "_schemaURL": "https://s",
+            "fields": [{ "name": schema }] } });
+        e.to_string()
+    };
+    // Both tenants at once (their events may share a batch), then a START retried late, older than the
+    // COMPLETE already recorded.
+    let (complete_a, complete_b) =
+        (at("COMPLETE", "2026-12-07T10:05:00Z", "new"), at("COMPLETE", "2026-12-07T10:05:00Z", "b"));
+    let ((sa, va), (sb, vb)) = tokio::join!(
+        app.call(post(&app, &ta, complete_a, "application/json")),
+        app.call(post(&app, &tb, complete_b, "application/json")),
+    );
+    assert_eq!((sa, sb), (201, 201), "{va} {vb}");
+    let (status, v) = app.call(post(&app, &ta, at("START", "2026-12-07T10:00:00Z", "old"), "application/json")).await;
+    assert_eq!(status, 201, "{v}");
+    let q = "query($n: ID!) { lineageNode(id: $n) { facets } }";
+    let facets = |token: &str, node: String| {
+        let token = token.to_owned();
+        let app = &app;
+        async move { app.ok(&token, q, json!({ "n": node })).await["lineageNode"]["facets"].clone() }
+    };
+    let table = "dataset:postgres://db:5432/public.t".to_owned();
+    assert_eq!(
+        facets(&ta, format!("run:{run}")).await["state"],
+        "COMPLETE",
+        "the late START does not turn the run back"
+    );
+    assert_eq!(facets(&ta, table.clone()).await["schema"]["fields"][0]["name"], "new");
+    assert_eq!(facets(&tb, table.clone()).await["schema"]["fields"][0]["name"], "b", "each tenant its own node");
+
+    // Events the graph cannot hold are refused before they are written.
+    let mut year0 = run_event(uuid::Uuid::now_v7(), "x", &[], &[], "START");
+    year0["eventTime"] = json!("0000-01-01T00:00:00Z");
+    let (status, v) = app.call(post(&app, &ta, year0.to_string(), "application/json")).await;
+    assert_eq!((status, v["errors"][0]["extensions"]["field"].clone()), (400, json!("eventTime")), "{v}");
+    let mut long = run_event(uuid::Uuid::now_v7(), "x", &[], &["x"], "START");
+    long["outputs"][0]["name"] = json!("/".repeat(400));
+    let (status, v) = app.call(post(&app, &ta, long.to_string(), "application/json")).await;
+    assert_eq!((status, v["errors"][0]["extensions"]["field"].clone()), (400, json!("outputs[0].name")), "{v}");
+    app.cleanup().await;
+}
