@@ -99,7 +99,7 @@ pub(crate) async fn pass(State(edge): State<Arc<Edge>>, request: Request) -> Res
         return too_large(max);
     }
     let Some(secret) = &cfg.router_secret else {
-        // `Config::check` refuses pass routes without it; kept as a guard.
+        // The edge does not start with pass routes and no secret (`Shared::new`); kept as a guard.
         return coded(StatusCode::INTERNAL_SERVER_ERROR, Code::Internal, "internal error");
     };
     let target = format!("{}{}", route.upstream, parts.uri.path_and_query().map_or(path, |pq| pq.as_str()));
