@@ -153,7 +153,12 @@ pub async fn upload(
             store::claim(&mut tx, tenant, &v.storage_ref, &v.content_hash, upload_id, CLAIM_STALE.as_secs_f64()).await?
         }
     };
-    let now = store::get(&mut tx, tenant, &v.storage_ref).await?;
+    // What holds the body when this upload does not: read again only after a claim that did not take.
+    let now = match (claimed, existing) {
+        (true, _) => None,
+        (false, Some(row @ BodyRow { state: BodyState::Stored, .. })) => Some(row),
+        (false, _) => store::get(&mut tx, tenant, &v.storage_ref).await?,
+    };
     tx.commit().await?;
     let answer = |size: i64, stored_now: bool| Uploaded {
         artifact_id: id.to_string(),

@@ -158,11 +158,14 @@ pub async fn record(work: &mut Work, tenant: &TenantId, edges: &[NewEdge]) -> Re
     nodes.sort_by(|a, b| a.id.cmp(&b.id));
     nodes.dedup_by(|a, b| a.id == b.id);
     store::upsert_nodes(work, tenant, &nodes).await?;
-    let new = store::insert_edges(work, tenant, edges).await?;
-    for (from, to, kind) in &new {
-        let e = LineageEdgeRecorded { from: from.clone(), to: to.clone(), kind: *kind };
-        work.emit(tenant, &e).await?;
-    }
+    let new: Vec<LineageEdgeRecorded> = store::insert_edges(work, tenant, edges)
+        .await?
+        .into_iter()
+        .map(|(from, to, kind)| LineageEdgeRecorded { from, to, kind })
+        .collect();
+    // One outbox statement for them all (as OpenLineage's batches do).
+    let meta = work.meta().clone();
+    kernel::outbox::enqueue_batch(work, new.iter().map(|e| (tenant, &meta, e))).await?;
     Ok(new.len())
 }
 

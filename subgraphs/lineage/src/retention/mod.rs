@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use kernel::contracts::tenancy::LegalHolds;
 use kernel::envelope::EventMeta;
-use kernel::{Result, Work};
+use kernel::Result;
 use object_store::ObjectStoreExt;
 
 use crate::bodies::{blob_error, object_path};
@@ -41,26 +41,26 @@ pub async fn run_once(state: &State) -> Result<Report> {
     let db = state.kernel.db.shared();
     let mut report = Report::default();
     loop {
-        let tx = kernel::db::system_tx(db, RETENTION).await?;
+        let mut tx = kernel::db::system_tx(db, RETENTION).await?;
         let meta = EventMeta::system("lineage.retention", "artifact retention");
-        let mut work = Work::from_tx(tx, meta);
-        let expired = store::expired(&mut work, BATCH).await?;
+        let expired = store::expired(&mut tx, BATCH).await?;
         if expired.is_empty() {
             break;
         }
-        store::delete(&mut work, &expired).await?;
-        for v in &expired {
-            // The outbox row is the tenant's (its policy lets only the tenant's rows in).
-            kernel::db::set_tenant(&mut work, &v.tenant_id).await?;
-            let e = ArtifactVersionExpired {
+        store::delete(&mut tx, &expired).await?;
+        let events: Vec<ArtifactVersionExpired> = expired
+            .iter()
+            .map(|v| ArtifactVersionExpired {
                 artifact_id: v.artifact_id.clone(),
                 project_id: v.project_id,
                 version: v.version.clone(),
                 storage_ref: v.storage_ref.clone(),
-            };
-            work.emit(&v.tenant_id, &e).await?;
-        }
-        work.commit().await?;
+            })
+            .collect();
+        // Every tenant's outbox rows in one round trip, each under its own tenant's row-level security.
+        kernel::outbox::enqueue_batch(&mut tx, expired.iter().zip(&events).map(|(v, e)| (&v.tenant_id, &meta, e)))
+            .await?;
+        tx.commit().await?;
         report.expired += expired.len();
         if (expired.len() as i64) < BATCH {
             break;
