@@ -6,6 +6,7 @@ mod indexes;
 mod oauth;
 mod openlineage;
 mod sdk;
+mod sdk_domains;
 mod subscribers;
 mod workflow;
 

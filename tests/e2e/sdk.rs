@@ -8,8 +8,10 @@ use cp_sdk::ops::lineage::{
     content_hash, ArtifactClassification, ArtifactVersionRef, LineageDirection, RecordArtifactVersionInput, RecordedAs,
     RegisterArtifactInput,
 };
+use cp_sdk::ops::workflow::{PublishWorkflowDefinitionInput, StartWorkflowInput, WorkflowStatus, WorkflowStepInput};
 use cp_sdk::{Client, Credentials, ErrorCode};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
+use std::time::Duration;
 
 use e2e::Stack;
 
@@ -99,6 +101,37 @@ async fn the_sdks_operations_run_against_the_supergraph_through_the_public_endpo
     assert_eq!((stored.size, stored.stored_now), (body.len() as u64, true));
     assert_eq!(download(&client, 0).await, body);
     assert_eq!(download(&client, 100).await, body[100..]);
+    // Artifact changes, live through the supergraph: a subscription open before a version is recorded
+    // sees it (recorded again under a new number until one arrives: nothing is replayed).
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut changes = Box::pin(client.artifact_changes(Some(cynic::Id::new("report")), None));
+    let listener = tokio::spawn(async move {
+        while let Some(c) = changes.next().await {
+            if tx.send(c).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for patch in 0.. {
+        let v = format!("1.2.{patch}");
+        client.record_artifact_version(version(&v, content_hash(v.as_bytes()), vec![])).await.unwrap();
+        let seen = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(c) = rx.recv().await {
+                let c = c.expect("a change, not an error");
+                if c.version.version == v {
+                    return Some(c);
+                }
+            }
+            None
+        });
+        if let Some(change) = seen.await.ok().flatten() {
+            assert_eq!(change.event_type, "ArtifactVersionRecorded");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no artifact change within 30 s");
+    }
+    listener.abort();
     let v = client.artifact_version("report", "1.0.0").await.unwrap().expect("the version");
     assert_eq!(v.body.expect("not redacted").state, cp_sdk::ops::lineage::ArtifactBodyState::Stored);
     let g = client.lineage("artifact:report@1.1.0", None, Some(LineageDirection::Upstream)).await.unwrap();
@@ -130,6 +163,94 @@ async fn the_sdks_operations_run_against_the_supergraph_through_the_public_endpo
     .await
     .unwrap_err();
     assert!(matches!(&wrong, cp_sdk::Error::Auth(why) if why.contains("invalid_client")), "{wrong}");
+    hive.stop().await;
+    stack.stop().await;
+}
+
+/// Identity's access tokens live this long in the test below: the SDK fetches a new one half-way.
+const SHORT_TTL: u64 = 10;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_survive_a_router_restart_and_tokens_are_refreshed_before_they_expire() {
+    let stack = Stack::start_with(e2e::Options { access_token_ttl_seconds: SHORT_TTL }).await;
+    let mut hive = stack.hive().await;
+    let tenant = format!("sdk-live-{}", stack.id);
+    tenants_on_new_edition(&stack, &hive, &[&tenant], "Live Co").await;
+    let permissions = ["tenancy:read", "tenancy:write", "workflow:read", "workflow:write"];
+    let (client_id, client_secret, _) = stack.oauth_client(&hive.url, &tenant, &permissions).await;
+    let base = hive.url.trim_end_matches("/graphql").to_owned();
+    let client = Client::new(&base, Credentials::ClientCredentials { client_id, client_secret, scope: None }).unwrap();
+
+    // Token refresh: the first token is replaced half-way through its life, while it still works.
+    let first = client.bearer().await.unwrap();
+    client.current_tenant().await.unwrap();
+    assert_eq!(client.bearer().await.unwrap(), first, "kept while fresh");
+    tokio::time::sleep(Duration::from_secs(SHORT_TTL / 2) + Duration::from_millis(500)).await;
+    let second = client.bearer().await.unwrap();
+    assert_ne!(second, first, "a new token before the first expired");
+    assert_eq!(client.tokens_fetched(), 2);
+    let old = Client::new(&base, Credentials::Token(first)).unwrap();
+    old.current_tenant().await.expect("the replaced token had not expired yet");
+
+    // A watch on an instance that waits, and the tenant's events, both open.
+    let definition = PublishWorkflowDefinitionInput {
+        key: "pause".into(),
+        name: "Pause".into(),
+        description: String::new(),
+        start: "pause".into(),
+        steps: vec![WorkflowStepInput::wait("pause", 4)],
+        continue_as_new_after: None,
+    };
+    client.publish_workflow_definition(definition).await.unwrap();
+    let instance = client.start_workflow(StartWorkflowInput::new("pause")).await.unwrap();
+    let mut watch = Box::pin(client.watch_workflow(instance.id.clone()));
+    let waiting = watch.next().await.unwrap().unwrap();
+    assert_eq!(waiting.status, WorkflowStatus::Waiting);
+    let mut events = Box::pin(client.tenant_events(None, vec!["TenantUpdated".into()]));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let listener = tokio::spawn(async move {
+        while let Some(e) = events.next().await {
+            if tx.send(e).is_err() {
+                break;
+            }
+        }
+    });
+
+    // The router goes away while the instance completes, and comes back.
+    hive.kill().await;
+    let workflow_db = stack.workflow().admin_pool().await;
+    test_support::eventually("the instance to complete with the router down", Duration::from_secs(20), || async {
+        sqlx::query_scalar::<_, String>("SELECT status FROM process_state WHERE instance_id = $1::uuid")
+            .bind(instance.id.inner())
+            .fetch_one(&workflow_db)
+            .await
+            .is_ok_and(|s| s == "Completed")
+    })
+    .await;
+    hive.resume().await;
+
+    // The watch reconnected and resubscribed: it picks up where it was — the completed state, nothing
+    // seen twice — and ends.
+    let rest: Vec<_> =
+        tokio::time::timeout(Duration::from_secs(30), watch.try_collect::<Vec<_>>()).await.expect("ends").unwrap();
+    assert_eq!(rest.last().map(|s| s.status), Some(WorkflowStatus::Completed), "{rest:?}");
+    assert!(rest.iter().all(|s| s.version > waiting.version), "nothing seen twice: {rest:?}");
+
+    // The event stream reconnected too: a change made now reaches it (events published while no
+    // connection was open are not replayed, so the change is made until one arrives).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut n = 0;
+    let event = loop {
+        n += 1;
+        client.rename_tenant(&format!("Live Co {n}")).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.ok().flatten();
+        if let Some(e) = got {
+            break e.expect("an event, not an error");
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no event after the restart within 30 s");
+    };
+    assert_eq!((event.event_type.as_str(), event.tenant_id.as_str()), ("TenantUpdated", tenant.as_str()));
+    listener.abort();
     hive.stop().await;
     stack.stop().await;
 }

@@ -106,10 +106,29 @@ pub struct Stack {
     /// The stack's directory: the supergraph pointed at its ports, router logs.
     pub dir: PathBuf,
     pub http: reqwest::Client,
+    /// The verifier key of governance's audit checkpoints, as a partner pins it.
+    pub audit_verifier_key: String,
+}
+
+/// What a stack may be started with beside the defaults.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Identity's `ACCESS_TOKEN_TTL_SECONDS`.
+    pub access_token_ttl_seconds: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { access_token_ttl_seconds: 900 }
+    }
 }
 
 impl Stack {
     pub async fn start() -> Stack {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Stack {
         // Identity: the issuer, signing with the stack's key (so tokens minted here verify like its own).
         let mut builder = test_support::TestApp::<identity::State>::builder();
         let id = builder.id.clone();
@@ -119,9 +138,11 @@ impl Stack {
         builder.config.database_max_connections = 16;
         let (router_secret, internal_secret) =
             (builder.config.router_secret.clone(), builder.config.internal_secret.clone());
-        let identity = builder
-            .start::<identity::State>(&identity::Config { signing_keys: vec![format!("file:{}", key.display())] })
-            .await;
+        let config = identity::Config {
+            access_token_ttl_seconds: options.access_token_ttl_seconds,
+            ..identity::Config::with_keys(vec![format!("file:{}", key.display())])
+        };
+        let identity = builder.start::<identity::State>(&config).await;
         let operator_api_token = identity::bootstrap(&identity.state).await.expect("bootstrap");
         let identity_base = identity.serve().await;
 
@@ -142,9 +163,19 @@ impl Stack {
         let catalogue_url = format!("{}/graphql", catalogue.serve().await);
         let workflow = wired().start::<workflow::State>(&NoConfig {}).await;
         let workflow_url = format!("{}/graphql", workflow.serve().await);
-        // Governance with its approval expiry worker on a short interval.
-        let config = governance::Config { approval_expiry_interval_secs: 1, ..Default::default() };
-        let governance = wired().start::<governance::State>(&config).await;
+        // Governance with its approval expiry worker on a short interval, signing audit checkpoints with a
+        // key of the stack's.
+        let builder = wired();
+        let (signer_key, audit_verifier_key) =
+            governance::audit::checkpoint::CheckpointSigner::generate("e2e.example/audit").unwrap();
+        let audit_key = builder.dir.join("audit-checkpoint-key");
+        governance::audit::checkpoint::write_key(&audit_key, &signer_key).unwrap();
+        let config = governance::Config {
+            approval_expiry_interval_secs: 1,
+            audit_checkpoint_key: Some(format!("file:{}", audit_key.display())),
+            ..Default::default()
+        };
+        let governance = builder.start::<governance::State>(&config).await;
         let governance_url = format!("{}/graphql", governance.serve().await);
         // Lineage with its artifact bodies in its own folder (gone with the app).
         let builder = wired();
@@ -262,7 +293,15 @@ impl Stack {
             secret: router_secret.expose_secret().to_owned(),
             dir,
             http: reqwest::Client::new(),
+            audit_verifier_key,
         }
+    }
+
+    /// Binds governance's audit consumer of this stack to `keys` (`tenancy.#`), so the events published
+    /// under them are audited here. Not to `#`: unroutable messages must stay unroutable for other tests.
+    pub async fn audit(&self, keys: &[&str]) {
+        let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+        bridge(&format!("{}.audit", self.governance.command_prefix()), &keys).await;
     }
 
     /// The routing-key prefix tenancy's command consumer binds in this stack.
@@ -334,28 +373,36 @@ impl Stack {
     /// Starts Hive Router in front of the subgraphs.
     pub async fn hive(&self) -> Router {
         let port = free_port();
-        let mut cmd = tokio::process::Command::new(tool("hive_router"));
-        cmd.env("ROUTER_CONFIG_FILE_PATH", repo().join("router/hive.yaml"))
-            .env("SUPERGRAPH_FILE_PATH", self.dir.join("supergraph.graphql"))
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("ROUTER_SECRET", &self.secret);
-        Router::spawn("hive", cmd, port, self).await
+        let (supergraph, secret) = (self.dir.join("supergraph.graphql"), self.secret.clone());
+        let command = move || {
+            let mut cmd = tokio::process::Command::new(tool("hive_router"));
+            cmd.env("ROUTER_CONFIG_FILE_PATH", repo().join("router/hive.yaml"))
+                .env("SUPERGRAPH_FILE_PATH", &supergraph)
+                .env("HOST", "127.0.0.1")
+                .env("PORT", port.to_string())
+                .env("ROUTER_SECRET", &secret);
+            cmd
+        };
+        Router::spawn("hive", Box::new(command), port, self).await
     }
 
     /// Starts Apollo Router in front of the subgraphs.
     pub async fn apollo(&self) -> Router {
         let port = free_port();
-        let mut cmd = tokio::process::Command::new(tool("router"));
-        cmd.arg("--supergraph")
-            .arg(self.dir.join("supergraph.graphql"))
-            .arg("--config")
-            .arg(repo().join("router/apollo.yaml"))
-            .env("APOLLO_ROUTER_LISTEN", format!("127.0.0.1:{port}"))
-            .env("APOLLO_ROUTER_HEALTH_LISTEN", format!("127.0.0.1:{}", free_port()))
-            .env("APOLLO_TELEMETRY_DISABLED", "true")
-            .env("ROUTER_SECRET", &self.secret);
-        Router::spawn("apollo", cmd, port, self).await
+        let (supergraph, secret, health) = (self.dir.join("supergraph.graphql"), self.secret.clone(), free_port());
+        let command = move || {
+            let mut cmd = tokio::process::Command::new(tool("router"));
+            cmd.arg("--supergraph")
+                .arg(&supergraph)
+                .arg("--config")
+                .arg(repo().join("router/apollo.yaml"))
+                .env("APOLLO_ROUTER_LISTEN", format!("127.0.0.1:{port}"))
+                .env("APOLLO_ROUTER_HEALTH_LISTEN", format!("127.0.0.1:{health}"))
+                .env("APOLLO_TELEMETRY_DISABLED", "true")
+                .env("ROUTER_SECRET", &secret);
+            cmd
+        };
+        Router::spawn("apollo", Box::new(command), port, self).await
     }
 
     /// POSTs GraphQL to `url` with a bearer token and extra headers; returns the JSON body.
@@ -432,6 +479,9 @@ async fn bridge(queue: &str, keys: &[String]) {
     }
 }
 
+/// How a router process is started (again, on the same port, for a restart).
+type RouterCommand = Box<dyn Fn() -> tokio::process::Command + Send + Sync>;
+
 /// A router behind the edge, as the public sees it.
 pub struct Router {
     pub name: &'static str,
@@ -441,60 +491,92 @@ pub struct Router {
     /// The router itself, behind the edge.
     pub router_url: String,
     child: tokio::process::Child,
+    command: RouterCommand,
+    log: PathBuf,
     edge_stop: tokio_util::sync::CancellationToken,
 }
 
 impl Router {
-    async fn spawn(name: &'static str, mut cmd: tokio::process::Command, port: u16, stack: &Stack) -> Router {
-        let dir = &stack.dir;
-        let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-        cmd.current_dir(repo()).stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).kill_on_drop(true);
+    async fn spawn(name: &'static str, command: RouterCommand, port: u16, stack: &Stack) -> Router {
+        let log = stack.dir.join(format!("{name}.log"));
+        let router_url = format!("http://127.0.0.1:{port}/graphql");
+        let child = Self::start_process(name, &command, &log, &router_url).await;
+        // The public endpoint: the edge in front of the router, as its binary serves it (threads with a
+        // runtime each, in this process, so a benchmark counts its CPU).
+        let mut cfg = edge::Config::new("127.0.0.1:0".parse().unwrap(), format!("http://127.0.0.1:{port}"));
+        // What is not GraphQL goes to lineage and identity, as `scripts/up` and compose pass it.
+        let base = |domain: &str| {
+            let (_, url) = stack.subgraph_urls.iter().find(|(d, _)| *d == domain).expect("the subgraph runs");
+            url.trim_end_matches("/graphql").to_owned()
+        };
+        let (lineage, identity) = (base("lineage"), base("identity"));
+        cfg.pass = [
+            format!("/api/v1/={lineage}"),
+            format!("/oauth/token={identity}"),
+            format!("/oauth/revoke={identity}"),
+            format!("/.well-known/jwks.json={identity}"),
+        ]
+        .iter()
+        .map(|r| r.parse().expect("a pass route"))
+        .collect();
+        cfg.router_secret = Some(stack.secret.clone().into());
+        let edge_stop = tokio_util::sync::CancellationToken::new();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let running = edge::start(cfg, threads, edge_stop.clone()).expect("the edge starts");
+        let public = format!("http://{}/graphql", running.addr);
+        Router {
+            name,
+            ws_url: public.replace("http://", "ws://"),
+            url: public,
+            router_url,
+            child,
+            command,
+            log,
+            edge_stop,
+        }
+    }
+
+    /// Starts the router process (its output appended to `log`) and waits until it answers at `url`.
+    async fn start_process(
+        name: &str,
+        command: &RouterCommand,
+        log: &std::path::Path,
+        url: &str,
+    ) -> tokio::process::Child {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        let mut cmd = command();
+        cmd.current_dir(repo()).stdin(Stdio::null()).stdout(file.try_clone().unwrap()).stderr(file).kill_on_drop(true);
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        let url = format!("http://127.0.0.1:{port}/graphql");
         let http = reqwest::Client::new();
         for _ in 0..300 {
             if let Ok(Some(status)) = child.try_wait() {
-                let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+                let log = std::fs::read_to_string(log).unwrap_or_default();
                 panic!("{name} exited with {status}:\n{log}");
             }
-            let probe = http.post(&url).json(&json!({ "query": "{ __typename }" })).send().await;
+            let probe = http.post(url).json(&json!({ "query": "{ __typename }" })).send().await;
+            // Answered, and by this process: one that lost its port to another exits rather than serve.
             if probe.is_ok_and(|r| r.status().is_success()) {
-                // The public endpoint: the edge in front of the router, as its binary serves it (threads
-                // with a runtime each, in this process, so a benchmark counts its CPU).
-                let mut cfg = edge::Config::new("127.0.0.1:0".parse().unwrap(), format!("http://127.0.0.1:{port}"));
-                // What is not GraphQL goes to lineage and identity, as `scripts/up` and compose pass it.
-                let base = |domain: &str| {
-                    let (_, url) = stack.subgraph_urls.iter().find(|(d, _)| *d == domain).expect("the subgraph runs");
-                    url.trim_end_matches("/graphql").to_owned()
-                };
-                let (lineage, identity) = (base("lineage"), base("identity"));
-                cfg.pass = [
-                    format!("/api/v1/={lineage}"),
-                    format!("/oauth/token={identity}"),
-                    format!("/oauth/revoke={identity}"),
-                    format!("/.well-known/jwks.json={identity}"),
-                ]
-                .iter()
-                .map(|r| r.parse().expect("a pass route"))
-                .collect();
-                cfg.router_secret = Some(stack.secret.clone().into());
-                let edge_stop = tokio_util::sync::CancellationToken::new();
-                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-                let running = edge::start(cfg, threads, edge_stop.clone()).expect("the edge starts");
-                let public = format!("http://{}/graphql", running.addr);
-                return Router {
-                    name,
-                    ws_url: public.replace("http://", "ws://"),
-                    url: public,
-                    router_url: url,
-                    child,
-                    edge_stop,
-                };
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("{name} exited with {status} (its port {url} answered for another process)");
+                }
+                return child;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+        let log = std::fs::read_to_string(log).unwrap_or_default();
         panic!("{name} did not become ready at {url}:\n{log}");
+    }
+
+    /// Stops the router process behind the edge (the edge stays: the public endpoint answers 502 until
+    /// [`Router::resume`]).
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Starts the router process again on the same port, and waits until it answers.
+    pub async fn resume(&mut self) {
+        self.child = Self::start_process(self.name, &self.command, &self.log, &self.router_url).await;
     }
 
     pub async fn stop(mut self) {

@@ -88,6 +88,10 @@ impl Auth {
                 .map_err(Error::Transport)?;
             let status = resp.status();
             let text = resp.text().await.map_err(Error::Transport)?;
+            if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                // The token endpoint is down or busy, not refusing: a transient failure.
+                return Err(Error::Http { status: status.as_u16(), body: text.chars().take(500).collect() });
+            }
             if !status.is_success() {
                 let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
                 let why = v.get("error").and_then(|e| e.as_str()).unwrap_or("refused");
@@ -125,6 +129,15 @@ impl Auth {
         let mut held = self.held.lock().await;
         if held.as_ref().is_some_and(|h| h.token == token) {
             *held = None;
+        }
+    }
+
+    /// Whether `token` is no longer the one to use: another is held, or it is due for refreshing (a
+    /// subscription the server ended as its token expired is then simply opened again).
+    pub(crate) async fn due(&self, token: &str) -> bool {
+        match self.held.lock().await.as_ref() {
+            Some(h) => h.token != token || Instant::now() >= h.refresh_at,
+            None => self.renewable(),
         }
     }
 

@@ -30,6 +30,21 @@ impl ErrorCode {
         }
     }
 
+    /// The code as the API writes it (`BAD_USER_INPUT`).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::BadUserInput => "BAD_USER_INPUT",
+            Self::Conflict => "CONFLICT",
+            Self::QuotaExceeded => "QUOTA_EXCEEDED",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::Internal => "INTERNAL",
+            Self::Other(code) => code,
+        }
+    }
+
     /// Whether the same request may simply be sent again later.
     pub fn retryable(&self) -> bool {
         matches!(self, Self::Unavailable)
@@ -51,9 +66,26 @@ pub enum Error {
     Transport(#[source] reqwest::Error),
     #[error("bad client configuration: {0}")]
     Config(String),
+    /// A subscription's connection failed, and kept failing for longer than the client waits.
+    #[error("the subscription's connection failed: {0}")]
+    Live(String),
+    /// An audit proof or checkpoint that does not verify: the log is not what it claims to be.
+    #[error("audit verification failed: {0}")]
+    Verification(String),
 }
 
 impl Error {
+    /// Whether the same request may pass if sent again later: the API said it is unavailable, a proxy
+    /// answered 429/502/503/504, or the request did not complete. Only safe requests are retried on it.
+    pub fn retryable(&self) -> bool {
+        match self {
+            Error::Api { code, .. } => code.retryable(),
+            Error::Http { status, .. } => matches!(status, 429 | 502..=504),
+            Error::Transport(_) | Error::Live(_) => true,
+            Error::Auth(_) | Error::Config(_) | Error::Verification(_) => false,
+        }
+    }
+
     /// The API's code, if the API answered with one.
     pub fn code(&self) -> Option<&ErrorCode> {
         match self {

@@ -22,13 +22,17 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`audit`] | an audit entry's inclusion proof checked on the client against a signed checkpoint |
 //! | [`auth`] | credentials: client credentials (fetched and refreshed before expiry) or a token |
 //! | [`error`] | [`Error`], with the API's `extensions.code` as [`ErrorCode`] |
+//! | [`live`] | subscriptions over graphql-transport-ws that reconnect and resubscribe |
 //! | [`ops`] | the typed operations, by domain |
 //! | [`pages`] | Relay connections as a `Stream` |
 
+pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod live;
 pub mod ops;
 pub mod pages;
 
@@ -58,6 +62,26 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     auth: std::sync::Arc<auth::Auth>,
+    retries: u32,
+    reconnect: live::Reconnect,
+}
+
+/// The longest one GraphQL request may take.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// The first retry's wait; each next one doubles, up to [`RETRY_CAP`].
+const RETRY_BASE: std::time::Duration = std::time::Duration::from_millis(200);
+const RETRY_CAP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Exponential backoff with full jitter: a wait drawn from `[0, min(cap, base · 2^attempt)]`, so clients
+/// that failed together do not come back together.
+pub(crate) fn backoff(attempt: u32, base: std::time::Duration, cap: std::time::Duration) -> std::time::Duration {
+    let ceiling = base.saturating_mul(1u32 << attempt.min(16)).min(cap);
+    // Jitter from the clock's nanoseconds and a per-process counter: no RNG needed for spreading retries.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let mix = u64::from(nanos) ^ SEQ.fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::Relaxed);
+    let fraction = (mix % 1_000) as u32;
+    ceiling.mul_f64(f64::from(fraction.max(100)) / 1_000.0)
 }
 
 impl Client {
@@ -72,7 +96,7 @@ impl Client {
             .build()
             .map_err(Error::Transport)?;
         let auth = std::sync::Arc::new(auth::Auth::new(credentials));
-        Ok(Self { http, base, auth })
+        Ok(Self { http, base, auth, retries: 3, reconnect: live::Reconnect::default() })
     }
 
     /// The public endpoint's base URL.
@@ -85,19 +109,63 @@ impl Client {
         self.auth.bearer(&self.http, &self.base).await
     }
 
-    /// Runs `operation`; its data, or the first error as a typed [`Error`].
+    /// Runs `operation`; its data, or the first error as a typed [`Error`]. A query is sent again, with
+    /// backoff, when it failed in a way that may pass ([`Error::retryable`]); a mutation never is (see
+    /// [`Client::run_idempotent`]).
     pub async fn run<Q, V>(&self, operation: Operation<Q, V>) -> Result<Q, Error>
     where
         Q: DeserializeOwned + 'static,
         V: Serialize,
     {
+        let safe = operation.query.trim_start().starts_with("query");
+        self.run_retrying(&operation, safe).await
+    }
+
+    /// Runs a mutation that the API applies once however often it is sent (one carrying an idempotency
+    /// key, or one whose repeat changes nothing), retrying it as a query is.
+    pub async fn run_idempotent<Q, V>(&self, operation: Operation<Q, V>) -> Result<Q, Error>
+    where
+        Q: DeserializeOwned + 'static,
+        V: Serialize,
+    {
+        self.run_retrying(&operation, true).await
+    }
+
+    /// How many times a safe request is sent again after a failure that may pass (default 3; 0 never).
+    pub fn with_retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    async fn run_retrying<Q, V>(&self, operation: &Operation<Q, V>, safe: bool) -> Result<Q, Error>
+    where
+        Q: DeserializeOwned + 'static,
+        V: Serialize,
+    {
+        let mut attempt = 0;
+        loop {
+            match self.run_once(operation).await {
+                Err(e) if safe && attempt < self.retries && e.retryable() => {
+                    tokio::time::sleep(backoff(attempt, RETRY_BASE, RETRY_CAP)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn run_once<Q, V>(&self, operation: &Operation<Q, V>) -> Result<Q, Error>
+    where
+        Q: DeserializeOwned + 'static,
+        V: Serialize,
+    {
         let token = self.bearer().await?;
-        match self.send(&operation, &token).await {
+        match self.send(operation, &token).await {
             // A token the API no longer takes (revoked, or signed with a retired key): a new one, once.
             Err(Error::Api { code: ErrorCode::Unauthenticated, .. }) if self.auth.renewable() => {
                 self.auth.forget(&token).await;
                 let token = self.bearer().await?;
-                self.send(&operation, &token).await
+                self.send(operation, &token).await
             }
             other => other,
         }
@@ -112,6 +180,7 @@ impl Client {
             .http
             .post(format!("{}/graphql", self.base))
             .bearer_auth(token)
+            .timeout(REQUEST_TIMEOUT)
             .json(operation)
             .send()
             .await

@@ -3,15 +3,36 @@
 
 use std::future::Future;
 
+use cynic::Operation;
 use futures::{Stream, TryStreamExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
-use crate::Error;
+use crate::schema;
+use crate::{Client, Error};
 
 /// A page: its nodes, and the cursor after the last one when there is more (a page that says there is more
 /// but gives no cursor is read as the last).
 pub struct Page<T> {
     pub nodes: Vec<T>,
     pub next: Option<String>,
+}
+
+/// A Relay connection's `pageInfo`.
+#[derive(cynic::QueryFragment, Debug)]
+pub(crate) struct PageInfo {
+    pub has_next_page: bool,
+    pub end_cursor: Option<String>,
+}
+
+impl PageInfo {
+    fn next(self) -> Option<String> {
+        if self.has_next_page {
+            self.end_cursor
+        } else {
+            None
+        }
+    }
 }
 
 /// The nodes of every page `fetch(after)` returns, in order.
@@ -31,4 +52,27 @@ where
         Ok(Some((futures::stream::iter(page.nodes.into_iter().map(Ok)), (fetch, next))))
     })
     .try_flatten()
+}
+
+/// The nodes of a Relay connection query: `build(after)` makes the operation for the page after `after`,
+/// `connection` takes its nodes and page info out of the answer.
+pub(crate) fn paged<'a, T, Q, V, B, C>(
+    client: &'a Client,
+    build: B,
+    connection: C,
+) -> impl Stream<Item = Result<T, Error>> + Send + 'a
+where
+    T: Send + 'a,
+    Q: DeserializeOwned + Send + 'static,
+    V: Serialize + Send + Sync + 'a,
+    B: Fn(Option<String>) -> Operation<Q, V> + Send + 'a,
+    C: Fn(Q) -> (Vec<T>, PageInfo) + Copy + Send + Sync + 'a,
+{
+    pages(move |after| {
+        let op = build(after);
+        async move {
+            let (nodes, info) = connection(client.run(op).await?);
+            Ok(Page { nodes, next: info.next() })
+        }
+    })
 }

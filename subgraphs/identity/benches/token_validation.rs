@@ -39,9 +39,8 @@ async fn main() -> anyhow::Result<()> {
     let signer = LocalSigner::from_base64(&LocalSigner::generate("b").to_base64())?;
     let key = builder.dir.join("key");
     kernel::auth::write_private(&key, signer.to_base64().as_bytes())?;
-    let app = builder
-        .start::<identity::State>(&identity::Config { signing_keys: vec![format!("file:{}", key.display())] })
-        .await;
+    let app =
+        builder.start::<identity::State>(&identity::Config::with_keys(vec![format!("file:{}", key.display())])).await;
     let state = app.state.clone();
     let token = identity::bootstrap(&state).await?;
     let hash = kernel::api_token::hash(&token);

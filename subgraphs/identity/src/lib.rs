@@ -49,6 +49,8 @@ pub struct State {
     /// `iss` of the tokens identity issues (its public base URL).
     pub issuer: String,
     pub audience: String,
+    /// How long the access tokens `/oauth/token` issues live.
+    pub access_token_ttl: std::time::Duration,
 }
 
 /// Identity's own settings.
@@ -58,6 +60,18 @@ pub struct Config {
     /// first signs, the rest only verify until their tokens have expired.
     #[arg(long, env = "SIGNING_KEYS", value_delimiter = ',', required = true)]
     pub signing_keys: Vec<String>,
+    /// Lifetime of the access tokens the token endpoint issues, in seconds (5 to 86,400; clients fetch a
+    /// new one before it ends).
+    #[arg(long, env = "ACCESS_TOKEN_TTL_SECONDS", default_value_t = 900,
+          value_parser = clap::value_parser!(u64).range(5..=86_400))]
+    pub access_token_ttl_seconds: u64,
+}
+
+impl Config {
+    /// Signing with `signing_keys`, everything else as by default.
+    pub fn with_keys(signing_keys: Vec<String>) -> Self {
+        Self { signing_keys, access_token_ttl_seconds: 900 }
+    }
 }
 
 /// Identity's commands beside `serve | print-schema | provision`.
@@ -92,7 +106,8 @@ impl Subgraph for State {
         let tokens = Arc::new(tokens::LocalTokens { db: conns.db.clone(), cache: conns.cache.clone() });
         let auth = Arc::new(Authenticator::new(jwt, Some(tokens), Some(conns.cache.clone()), k));
         let (issuer, audience) = (k.jwt_issuer.clone(), k.jwt_audience.clone());
-        Ok(State { kernel: conns.kernel_with(auth), keys, issuer, audience })
+        let access_token_ttl = std::time::Duration::from_secs(cfg.access_token_ttl_seconds);
+        Ok(State { kernel: conns.kernel_with(auth), keys, issuer, audience, access_token_ttl })
     }
 
     fn kernel(&self) -> &Kernel {

@@ -123,6 +123,7 @@ impl Subgraph for State {
     fn schema() -> SchemaBuilder<QueryRoot, MutationRoot, artifacts::live::ArtifactSubscription> {
         Schema::build(QueryRoot::default(), MutationRoot::default(), artifacts::live::ArtifactSubscription)
             .enable_federation()
+            .enable_subscription_in_federation()
     }
 
     async fn build(conns: Connections, config: &Config) -> anyhow::Result<Self> {

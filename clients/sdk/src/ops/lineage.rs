@@ -1,13 +1,14 @@
 //! Lineage: artifacts and their versions, their bodies over HTTP (never in GraphQL), and the lineage graph.
 
-use cynic::{MutationBuilder, QueryBuilder};
-use futures::{Stream, TryStreamExt};
+use cynic::{MutationBuilder, QueryBuilder, SubscriptionBuilder};
+use futures::{Stream, StreamExt, TryStreamExt};
 
 use crate::schema;
 use crate::{Client, Error, Json};
 
-#[derive(cynic::QueryFragment, Debug, Clone)]
+#[derive(cynic::QueryFragment, Debug, Clone, serde::Serialize)]
 #[cynic(graphql_type = "Artifact")]
+#[serde(rename_all = "camelCase")]
 pub struct Artifact {
     pub id: cynic::Id,
     pub artifact_type: String,
@@ -46,21 +47,24 @@ pub enum ArtifactBodyState {
     Stored,
 }
 
-#[derive(cynic::QueryFragment, Debug, Clone)]
+#[derive(cynic::QueryFragment, Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ArtifactBody {
     pub state: ArtifactBodyState,
     pub size: Option<String>,
     pub path: String,
 }
 
-#[derive(cynic::QueryFragment, Debug, Clone)]
+#[derive(cynic::QueryFragment, Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Redaction {
     pub classification: ArtifactClassification,
     pub fields: Vec<String>,
 }
 
-#[derive(cynic::QueryFragment, Debug, Clone)]
+#[derive(cynic::QueryFragment, Debug, Clone, serde::Serialize)]
 #[cynic(graphql_type = "ArtifactVersion")]
+#[serde(rename_all = "camelCase")]
 pub struct ArtifactVersion {
     pub artifact_id: cynic::Id,
     pub version: String,
@@ -169,7 +173,8 @@ pub enum LineageEdgeKind {
     Output,
 }
 
-#[derive(cynic::QueryFragment, Debug, Clone)]
+#[derive(cynic::QueryFragment, Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LineageHop {
     pub id: String,
     pub kind: LineageNodeKind,
@@ -178,14 +183,16 @@ pub struct LineageHop {
     pub path: Vec<String>,
 }
 
-#[derive(cynic::QueryFragment, Debug, Clone)]
+#[derive(cynic::QueryFragment, Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LineageEdge {
     pub from: cynic::Id,
     pub to: cynic::Id,
     pub kind: LineageEdgeKind,
 }
 
-#[derive(cynic::QueryFragment, Debug, Clone)]
+#[derive(cynic::QueryFragment, Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LineageGraph {
     pub root: String,
     pub truncated: bool,
@@ -208,7 +215,7 @@ struct LineageQuery {
 }
 
 /// What an upload stored.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Uploaded {
     pub artifact_id: String,
@@ -225,10 +232,67 @@ pub fn content_hash(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
 }
 
+/// A change to one of the tenant's artifact versions, as `artifactChanges` streams it.
+#[derive(cynic::QueryFragment, Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactChange {
+    /// `ArtifactVersionRecorded`, `ArtifactVersionStatusChanged` or `ArtifactBodyStored`.
+    pub event_type: String,
+    pub event_id: String,
+    /// The version as it is then, redacted as in a query.
+    pub version: ArtifactVersion,
+}
+
+#[derive(cynic::QueryVariables, Debug)]
+struct ChangesVariables {
+    artifact_id: Option<cynic::Id>,
+    project_id: Option<cynic::Id>,
+}
+
+#[derive(cynic::QueryFragment, Debug)]
+#[cynic(graphql_type = "Subscription", variables = "ChangesVariables")]
+struct Changes {
+    #[arguments(artifactId: $artifact_id, projectId: $project_id)]
+    artifact_changes: ArtifactChange,
+}
+
 impl Client {
+    /// `…/api/v1/artifacts/<artifact>/versions/<version>/body`, each segment percent-encoded.
+    fn body_url(&self, artifact: &str, version: &str) -> Result<reqwest::Url, Error> {
+        let mut url = reqwest::Url::parse(self.base()).map_err(|e| Error::Config(format!("the base URL: {e}")))?;
+        url.path_segments_mut()
+            .map_err(|()| Error::Config("the base URL cannot have a path".into()))?
+            .pop_if_empty()
+            .extend(["api", "v1", "artifacts", artifact, "versions", version, "body"]);
+        Ok(url)
+    }
+
+    /// The tenant's artifact versions as they change (of one artifact or project, when given). Reconnects
+    /// when the connection drops; changes made while it was down are not replayed, none is yielded twice.
+    pub fn artifact_changes(
+        &self,
+        artifact_id: Option<cynic::Id>,
+        project_id: Option<cynic::Id>,
+    ) -> impl Stream<Item = Result<ArtifactChange, Error>> + Send + 'static {
+        let changes = self.subscribe(
+            move || {
+                Changes::build(ChangesVariables { artifact_id: artifact_id.clone(), project_id: project_id.clone() })
+            },
+            |_| false,
+        );
+        let mut seen = crate::live::Seen::default();
+        changes.filter_map(move |c| {
+            let fresh = match c {
+                Ok(c) => seen.first(&c.artifact_changes.event_id).then_some(Ok(c.artifact_changes)),
+                Err(e) => Some(Err(e)),
+            };
+            futures::future::ready(fresh)
+        })
+    }
+
     /// Registers an artifact (again: no change; differently: `CONFLICT`).
     pub async fn register_artifact(&self, input: RegisterArtifactInput) -> Result<Artifact, Error> {
-        Ok(self.run(Register::build(RegisterVariables { input })).await?.register_artifact)
+        Ok(self.run_idempotent(Register::build(RegisterVariables { input })).await?.register_artifact)
     }
 
     /// Records a version, its content declared by `contentHash` ([`content_hash`]); then upload its body
@@ -256,7 +320,7 @@ impl Client {
     pub async fn upload_body(&self, artifact: &str, version: &str, body: reqwest::Body) -> Result<Uploaded, Error> {
         let resp = self
             .http()
-            .put(format!("{}/api/v1/artifacts/{artifact}/versions/{version}/body", self.base()))
+            .put(self.body_url(artifact, version)?)
             .bearer_auth(self.bearer().await?)
             .body(body)
             .send()
@@ -277,10 +341,7 @@ impl Client {
         version: &str,
         from: u64,
     ) -> Result<impl Stream<Item = Result<bytes::Bytes, Error>>, Error> {
-        let mut req = self
-            .http()
-            .get(format!("{}/api/v1/artifacts/{artifact}/versions/{version}/body", self.base()))
-            .bearer_auth(self.bearer().await?);
+        let mut req = self.http().get(self.body_url(artifact, version)?).bearer_auth(self.bearer().await?);
         if from > 0 {
             req = req.header(reqwest::header::RANGE, format!("bytes={from}-"));
         }

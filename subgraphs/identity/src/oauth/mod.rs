@@ -22,9 +22,6 @@ use crate::events;
 use crate::ids::ApiTokenId;
 use crate::State;
 
-/// How long an access token from the client-credentials grant lives.
-pub const ACCESS_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(900);
-
 /// The token service's routes; form bodies are bounded like `/graphql`'s (`MAX_BODY_BYTES`, 413 beyond).
 pub fn routes(state: Arc<State>) -> Router {
     let limit = axum::extract::DefaultBodyLimit::max(state.kernel.config.max_body_bytes);
@@ -142,10 +139,10 @@ async fn token(AxumState(state): AxumState<Arc<State>>, headers: HeaderMap, Form
         &client.principal_id.to_string(),
         tid.as_deref(),
         &granted,
-        ACCESS_TOKEN_TTL,
+        state.access_token_ttl,
     );
     let mut resp = Json(json!({
-        "access_token": access_token, "token_type": "Bearer", "expires_in": ACCESS_TOKEN_TTL.as_secs(),
+        "access_token": access_token, "token_type": "Bearer", "expires_in": state.access_token_ttl.as_secs(),
         "scope": granted.join(" "),
     }))
     .into_response();

@@ -49,7 +49,7 @@ pub async fn spawn_app_tuned(keys: usize, tune: impl FnOnce(&mut kernel::config:
             format!("file:{}", path.display())
         })
         .collect();
-    let app = builder.start::<identity::State>(&identity::Config { signing_keys: refs }).await;
+    let app = builder.start::<identity::State>(&identity::Config::with_keys(refs)).await;
     TestApp { app, keys: signers }
 }
 
