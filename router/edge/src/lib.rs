@@ -14,6 +14,7 @@
 //! edge --listen 127.0.0.1:4000 --upstream http://127.0.0.1:4100
 //! ```
 
+pub mod pages;
 pub mod pass;
 pub mod subscriptions;
 
@@ -73,6 +74,10 @@ pub struct Config {
     /// Largest body of a passed request (an artifact upload), in bytes: streamed, never held whole.
     #[arg(long, env = "EDGE_MAX_PASS_BODY_BYTES", default_value_t = 4 << 30)]
     pub max_pass_body_bytes: u64,
+    /// Folders of static pages the edge serves itself, read once at start (`PREFIX=DIR`, repeatable or
+    /// comma-separated): `/dashboard/=clients/dashboard` for the live dashboard ([`pages`]).
+    #[arg(long = "pages", env = "EDGE_PAGES", value_delimiter = ',')]
+    pub pages: Vec<pages::PagesRoute>,
     /// The router-to-subgraph secret (from the environment), which passed requests carry as the router's
     /// do; needed when there are pass routes.
     #[arg(long, env = "ROUTER_SECRET", hide_env_values = true, value_parser = kernel::config::secret)]
@@ -98,6 +103,7 @@ impl Config {
             threads: None,
             pass: Vec::new(),
             max_pass_body_bytes: 4 << 30,
+            pages: Vec::new(),
             router_secret: None,
         }
     }
@@ -123,6 +129,8 @@ struct Shared {
     /// clients send the same few operations over and over, and the verdict depends on the text alone, so
     /// each is parsed once (refusals are not kept). Bounded by the bytes of the documents it holds.
     passed: moka::sync::Cache<String, Subscribes>,
+    /// The static pages, read at start.
+    pages: Arc<pages::Pages>,
 }
 
 impl Shared {
@@ -145,7 +153,8 @@ impl Shared {
             .weigher(|query: &String, _: &Subscribes| u32::try_from(query.len()).unwrap_or(u32::MAX))
             .max_capacity(PASSED_CACHE_BYTES)
             .build();
-        Ok(Self { cfg: Arc::new(cfg), graphql, subscriptions, passed })
+        let pages = Arc::new(pages::Pages::load(&cfg.pages)?);
+        Ok(Self { cfg: Arc::new(cfg), graphql, subscriptions, passed, pages })
     }
 }
 
@@ -224,8 +233,16 @@ fn app(shared: Shared) -> Router {
     Router::new()
         .route("/graphql", get(websocket_or_get).post(post))
         .route("/health", get(|| async { "ok" }))
-        .fallback(pass::pass)
+        .fallback(pages_or_pass)
         .with_state(edge)
+}
+
+/// A page the edge serves itself, or else a pass route (or 404).
+async fn pages_or_pass(state: State<Arc<Edge>>, request: Request) -> Response {
+    match state.shared.pages.answer(request.method(), request.uri().path(), request.headers()) {
+        Some(page) => page,
+        None => pass::pass(state, request).await,
+    }
 }
 
 /// Serves the edge on `listener`, on the caller's runtime, until `shutdown` (tests and benchmarks; the
