@@ -251,6 +251,37 @@ async fn subscriptions_survive_a_router_restart_and_tokens_are_refreshed_before_
     };
     assert_eq!((event.event_type.as_str(), event.tenant_id.as_str()), ("TenantUpdated", tenant.as_str()));
     listener.abort();
+
+    // A quiet stream outlives its tokens: the server ends it as each token expires, and it is opened
+    // again with the next — never counted as failing, even when giving up after two seconds of failure.
+    let patient = client
+        .clone()
+        .with_reconnect(cp_sdk::live::Reconnect { give_up_after: Duration::from_secs(2), ..Default::default() });
+    let mut quiet = Box::pin(patient.tenant_events(None, vec!["TenantUpdated".into()]));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let listener = tokio::spawn(async move {
+        while let Some(e) = quiet.next().await {
+            if tx.send(e).is_err() {
+                break;
+            }
+        }
+    });
+    let fetched = client.tokens_fetched();
+    test_support::eventually("two token expiries on the quiet stream", Duration::from_secs(3 * SHORT_TTL), || async {
+        client.tokens_fetched() >= fetched + 2
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let event = loop {
+        n += 1;
+        client.rename_tenant(&format!("Live Co {n}")).await.unwrap();
+        if let Some(e) = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.ok().flatten() {
+            break e.expect("the quiet stream is still open, not given up");
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no event on the quiet stream within 30 s");
+    };
+    assert_eq!(event.event_type, "TenantUpdated");
+    listener.abort();
     hive.stop().await;
     stack.stop().await;
 }
