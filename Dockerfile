@@ -15,4 +15,5 @@ COPY --from=build /out/ /usr/local/bin/
 COPY --from=build /src/migrations /src/migrations
 COPY --from=build /src/schema /src/schema
 COPY --from=build /src/router /src/router
+COPY --from=build /src/clients/dashboard/public /src/clients/dashboard/public
 WORKDIR /src

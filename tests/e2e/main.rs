@@ -2,6 +2,7 @@
 //! Needs the routers (router/install.sh) and the same services as the subgraph tests.
 
 mod bodies;
+mod dashboard;
 mod indexes;
 mod oauth;
 mod openlineage;

@@ -520,6 +520,10 @@ impl Router {
         .map(|r| r.parse().expect("a pass route"))
         .collect();
         cfg.router_secret = Some(stack.secret.clone().into());
+        // The live dashboard page, as `scripts/up` and compose serve it.
+        cfg.pages = vec![format!("/dashboard/={}", repo().join("clients/dashboard/public").display())
+            .parse()
+            .expect("a pages route")];
         let edge_stop = tokio_util::sync::CancellationToken::new();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let running = edge::start(cfg, threads, edge_stop.clone()).expect("the edge starts");
@@ -587,8 +591,13 @@ impl Router {
 
 /// Installs the pinned Node tools (for the graphql-ws client) unless present.
 pub async fn ensure_node_tools() {
-    let dir = repo().join("router");
-    if !dir.join("node_modules/graphql-ws").exists() {
+    ensure_npm("router", "graphql-ws").await;
+}
+
+/// Installs the pinned npm packages of `folder` (relative to the repository) unless `probe` is there.
+pub async fn ensure_npm(folder: &str, probe: &str) {
+    let dir = repo().join(folder);
+    if !dir.join("node_modules").join(probe).exists() {
         let status = tokio::process::Command::new("npm")
             .current_dir(&dir)
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])

@@ -436,6 +436,7 @@ async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Resul
             let mut cmd = tokio::process::Command::new(&edge_bin);
             cmd.args(["--listen", PUBLIC_ADDR, "--upstream", &format!("http://{ROUTER_ADDR}")])
                 .args(&passes)
+                .arg(format!("--pages=/dashboard/={}", root().join("clients/dashboard/public").display()))
                 .env("ROUTER_SECRET", &edge_secret)
                 .stdin(Stdio::null())
                 .kill_on_drop(true);
@@ -451,6 +452,7 @@ async fn up(admin_url: &str, release: bool, router: RouterKind) -> anyhow::Resul
         println!("  GraphQL (the one public endpoint, {name} behind the edge):  http://{PUBLIC_ADDR}/graphql");
         if router == RouterKind::Hive {
             println!("  subscriptions (graphql-transport-ws):                        ws://{PUBLIC_ADDR}/graphql");
+            println!("  the live dashboard (open the link `cpctl dashboard` prints): http://{PUBLIC_ADDR}/dashboard/");
         }
         println!();
     }

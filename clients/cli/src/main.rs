@@ -31,6 +31,7 @@ Examples:
   cpctl workflow start content-review --input '{\"title\": \"Launch\"}' --wait
   cpctl artifact upload model 1.0.0 ./model.bin
   cpctl events watch --type TenantUpdated
+  cpctl dashboard                      # a link to the live page, valid while its token is
   cpctl completions bash > /etc/bash_completion.d/cpctl";
 
 /// The control plane from a terminal.
@@ -55,6 +56,8 @@ enum Command {
     Logout,
     /// Who the stored credentials act as.
     Whoami,
+    /// Print a link to the live dashboard page, carrying a short-lived token (client-credentials logins).
+    Dashboard,
     #[command(flatten)]
     Tenancy(Tenancy),
     #[command(flatten)]
@@ -88,6 +91,7 @@ async fn main() -> ExitCode {
         command => match commands::client(cli.endpoint) {
             Ok(client) => match command {
                 Command::Whoami => commands::whoami(&client, format).await,
+                Command::Dashboard => commands::dashboard(&client).await,
                 Command::Tenancy(c) => c.run(&client, format).await,
                 Command::Identity(c) => c.run(&client, format).await,
                 Command::Catalogue(c) => c.run(&client, format).await,

@@ -184,6 +184,15 @@ async fn cpctl_runs_each_domains_commands_as_tables_and_json() {
     let table = ok(&config, &["artifact", "show", "notes", "1.0.0"]).await;
     assert!(table.contains("STORED"), "{table}");
 
+    // The dashboard's link: the page, with a token that works.
+    let link = ok(&config, &["dashboard"]).await;
+    let (page, token) = link.trim().split_once("#token=").expect("a link with its token in the fragment");
+    assert_eq!(page, format!("{base}/dashboard/"));
+    let html = reqwest::get(page).await.unwrap();
+    assert_eq!(html.headers()["content-type"], "text/html; charset=utf-8");
+    let viewer = Client::new(&base, Credentials::Token(token.to_owned())).unwrap();
+    assert_eq!(viewer.current_tenant().await.unwrap().id.inner(), tenant);
+
     // Completions, and logging out.
     let bash = ok(&config, &["completions", "bash"]).await;
     assert!(bash.contains("_cpctl") && bash.contains("approval"), "a bash completion script");

@@ -102,6 +102,21 @@ pub async fn whoami(client: &Client, format: Format) -> anyhow::Result<()> {
     output::one(format, &me)
 }
 
+/// `cpctl dashboard`: the live page's link, its token in the fragment (which browsers never send to a
+/// server; the page takes it out of the address). Only a short-lived access token goes into a link: an API
+/// token, which lives for days, is refused.
+pub async fn dashboard(client: &Client) -> anyhow::Result<()> {
+    let token = client.bearer().await?;
+    anyhow::ensure!(
+        !token.starts_with("cpt_"),
+        "a dashboard link carries its token: log in with an OAuth client (its access tokens expire within \
+         minutes) rather than an API token"
+    );
+    println!("{}/dashboard/#token={token}", client.base());
+    eprintln!("(the link works until its token expires; open it in a browser, and keep it to yourself)");
+    Ok(())
+}
+
 /// Every item of a paged stream.
 async fn all<T>(stream: impl futures::Stream<Item = Result<T, cp_sdk::Error>>) -> anyhow::Result<Vec<T>> {
     Ok(stream.try_collect().await?)
