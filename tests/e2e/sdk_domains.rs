@@ -95,6 +95,25 @@ async fn every_domains_partner_tasks_run_through_the_sdk() {
     assert!(operator.feature_flag_definitions().await.unwrap().iter().any(|f| f.key == flag));
     let quota = QuotaLimitInput { key: "api-calls".into(), limit: 5, period: Period::Day };
     assert_eq!(operator.set_quota(cynic::Id::new(&tenant), quota).await.unwrap().limit, 5);
+    let id = || cynic::Id::new(&tenant);
+    assert_eq!(operator.tenant(id()).await.unwrap().edition_id, edition);
+    let editions: Vec<_> = operator.editions(50).try_collect().await.unwrap();
+    assert!(editions.iter().any(|e| e.id == edition));
+    assert!(operator.set_legal_hold(id(), true).await.unwrap().legal_hold);
+    assert!(!operator.set_legal_hold(id(), false).await.unwrap().legal_hold);
+    assert_eq!(operator.suspend_tenant(id(), "audit").await.unwrap().status, TenantStatus::Suspended);
+    assert_eq!(operator.activate_tenant(id(), Some("done".into())).await.unwrap().status, TenantStatus::Active);
+    let (second, old) = (format!("ed2-sdk-{}", stack.id), format!("old-sdk-{}", stack.id));
+    for e in [&second, &old] {
+        let input = CreateEditionInput { id: e.clone(), name: e.clone(), feature_set: vec![], quota_template: vec![] };
+        let v = operator.create_edition(input).await.unwrap().version;
+        operator.publish_edition(e, v).await.unwrap();
+    }
+    assert_eq!(operator.change_tenant_edition(id(), &second).await.unwrap().edition_id, second);
+    assert_eq!(operator.change_tenant_edition(id(), &edition).await.unwrap().edition_id, edition);
+    assert_eq!(operator.retire_edition(&old, 1).await.unwrap().status, cp_sdk::ops::tenancy::EditionStatus::Retired);
+    let quota = QuotaLimitInput { key: "api-calls".into(), limit: 5, period: Period::Day };
+    operator.set_quota(id(), quota).await.unwrap();
 
     // The tenant's own client (client credentials through the public endpoint).
     let (client_id, client_secret, _) = stack.oauth_client(&hive.url, &tenant, &EVERYTHING).await;
@@ -107,6 +126,9 @@ async fn every_domains_partner_tasks_run_through_the_sdk() {
     let over = client.consume_quota("api-calls", 4).await.unwrap_err();
     assert_eq!(over.code(), Some(&ErrorCode::QuotaExceeded), "{over}");
     assert_eq!(client.rename_tenant("All Domains Ltd").await.unwrap().display_name, "All Domains Ltd");
+    assert!(client.feature_flags().await.unwrap().iter().any(|f| f.key == flag && f.enabled));
+    assert!(operator.delete_feature_flag(&flag).await.unwrap());
+    assert_eq!(client.feature_flag(&flag).await.unwrap().reason, FlagReason::UnknownFlag);
 
     // Identity: a reviewer role, a service principal holding it, its OAuth client and API token.
     let role = DefineRoleInput {
@@ -148,6 +170,8 @@ async fn every_domains_partner_tasks_run_through_the_sdk() {
         .unwrap();
     assert!(token.token.starts_with("cpt_"));
     assert!(client.revoke_api_token(token.api_token.id).await.unwrap());
+    let spare = client.create_oauth_client(bot.id, vec!["governance:read".into()]).await.unwrap();
+    assert!(client.revoke_oauth_client(&spare.client.client_id).await.unwrap().revoked_at.is_some());
     let tokens = client.api_tokens().await.unwrap();
     assert!(tokens.iter().find(|t| t.id == token.api_token.id).unwrap().revoked_at.is_some());
 
@@ -155,6 +179,9 @@ async fn every_domains_partner_tasks_run_through_the_sdk() {
     let input = CreateProjectInput { slug: "shop".into(), name: "Shop".into(), description: "the shop".into() };
     let project = client.create_project(input).await.unwrap();
     assert_eq!(client.project_by_slug("shop").await.unwrap().id, project.id);
+    let renamed = cp_sdk::ops::catalogue::UpdateProjectInput { name: Some("The Shop".into()), ..Default::default() };
+    client.update_project(project.id.clone(), renamed).await.unwrap();
+    assert_eq!(client.project(project.id.clone()).await.unwrap().name, "The Shop");
     let changed = client
         .change_environment(project.id.clone(), EnvironmentName::Staging, serde_json::json!({ "replicas": 3 }), "scale")
         .await
@@ -191,6 +218,7 @@ async fn every_domains_partner_tasks_run_through_the_sdk() {
     assert_eq!(found.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["web"]);
     let bumped = UpdateModuleInput { version: Some("1.5.0".into()), ..Default::default() };
     assert_eq!(client.update_module(api.id.clone(), bumped).await.unwrap().version, "1.5.0");
+    assert_eq!(client.module(api.id.clone()).await.unwrap().version, "1.5.0");
     assert!(client.remove_dependency(web.id.clone(), api.id.clone()).await.unwrap());
     assert_eq!(client.remove_module(web.id.clone()).await.unwrap(), web.id);
     let blueprint = client.create_blueprint(project.id.clone(), "checkout", "the checkout").await.unwrap();
@@ -228,6 +256,22 @@ async fn every_domains_partner_tasks_run_through_the_sdk() {
     let published: Vec<_> = client.policies(Some(PolicyStatus::Published), 10).try_collect().await.unwrap();
     assert!(published.iter().any(|p| p.id == policy.id));
     assert_eq!(client.deprecate_policy(policy.id).await.unwrap().status, PolicyStatus::Deprecated);
+    let draft = client
+        .draft_policy(DraftPolicyInput {
+            name: "readers".into(),
+            description: String::new(),
+            effect: PolicyEffect::Allow,
+            cedar: r#"permit(principal, action == Action::"read", resource);"#.into(),
+            platform: false,
+        })
+        .await
+        .unwrap();
+    let changed = cp_sdk::ops::governance::UpdatePolicyDraftInput {
+        description: Some("everyone reads".into()),
+        ..Default::default()
+    };
+    client.update_policy_draft(draft.id.clone(), changed).await.unwrap();
+    assert_eq!(client.policy(draft.id).await.unwrap().description, "everyone reads");
 
     let gate = client
         .request_approval(RequestApprovalInput {
@@ -291,6 +335,12 @@ async fn every_domains_partner_tasks_run_through_the_sdk() {
     assert!(!test.ok && !test.secrets[0].ok, "a reference that resolves to nothing fails its test");
     let listed: Vec<_> = client.integrations(10).try_collect().await.unwrap();
     assert_eq!(listed.len(), 1);
+    let off = cp_sdk::ops::governance::UpdateIntegrationConnectionInput {
+        status: Some(cp_sdk::ops::governance::IntegrationStatus::Disabled),
+        ..Default::default()
+    };
+    let disabled = client.update_integration(git.id.clone(), off).await.unwrap();
+    assert_eq!(disabled.status, cp_sdk::ops::governance::IntegrationStatus::Disabled);
 
     let mp = client
         .draft_model_policy(DraftModelPolicyInput {
@@ -356,6 +406,11 @@ async fn every_domains_partner_tasks_run_through_the_sdk() {
     assert!(refused.is_err(), "a checkpoint is of its own tenant's log");
     let verified = client.verify_audit(1, None).await.unwrap();
     assert!(verified.ok && verified.first_broken.is_none(), "{verified:?}");
+    let exports = client.export_audit_log().await.unwrap();
+    let ranges: Vec<_> = exports.iter().map(|e| (e.from_sequence, e.to_sequence)).collect();
+    assert_eq!(ranges[0].0, 1, "from the first entry: {ranges:?}");
+    assert!(ranges.windows(2).all(|w| w[1].0 == w[0].1 + 1), "contiguous: {ranges:?}");
+    assert!(ranges.iter().all(|(from, to)| to - from < 4), "at most four entries an object: {ranges:?}");
 
     // Workflow: a definition published, an instance watched to its end, another cancelled.
     let definition = PublishWorkflowDefinitionInput {
@@ -426,6 +481,15 @@ async fn every_domains_partner_tasks_run_through_the_sdk() {
     };
     assert!(!seen.event_type.is_empty(), "{seen:?}");
     listener.abort();
+
+    // Last: what ends things.
+    assert_eq!(
+        client.archive_project(project.id).await.unwrap().status,
+        cp_sdk::ops::catalogue::ProjectStatus::Archived
+    );
+    let disabled = client.disable_principal(bot.id).await.unwrap();
+    assert_eq!(disabled.status, cp_sdk::ops::identity::PrincipalStatus::Disabled);
+    assert_eq!(operator.retire_tenant(id(), Some("done".into())).await.unwrap().status, TenantStatus::Retired);
 
     hive.stop().await;
     stack.stop().await;

@@ -173,6 +173,9 @@ impl Stack {
         let config = governance::Config {
             approval_expiry_interval_secs: 1,
             audit_checkpoint_key: Some(format!("file:{}", audit_key.display())),
+            // Exports into the app's own folder, four entries an object.
+            audit_export_dir: builder.dir.join("audit-exports").display().to_string(),
+            audit_export_range: 4,
             ..Default::default()
         };
         let governance = builder.start::<governance::State>(&config).await;
