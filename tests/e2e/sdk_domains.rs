@@ -117,6 +117,7 @@ async fn every_domains_partner_tasks_run_through_the_sdk() {
 
     // The tenant's own client (client credentials through the public endpoint).
     let (client_id, client_secret, _) = stack.oauth_client(&hive.url, &tenant, &EVERYTHING).await;
+    let (tour_id, tour_secret) = (client_id.clone(), client_secret.clone());
     let client = Client::new(&base, Credentials::ClientCredentials { client_id, client_secret, scope: None }).unwrap();
     let me = client.me().await.unwrap();
     assert_eq!(client.current_tenant().await.unwrap().quotas[0].limit, 5);
@@ -481,6 +482,21 @@ async fn every_domains_partner_tasks_run_through_the_sdk() {
     };
     assert!(!seen.event_type.is_empty(), "{seen:?}");
     listener.abort();
+
+    // The SDK's example, as a partner runs it against `scripts/up`, here against this stack.
+    let exe = std::env::current_exe().unwrap();
+    let tour = exe.parent().and_then(|deps| deps.parent()).unwrap().join("examples/tour");
+    let out = tokio::process::Command::new(&tour)
+        .env("CP_ENDPOINT", &base)
+        .env("CP_CLIENT_ID", &tour_id)
+        .env("CP_CLIENT_SECRET", &tour_secret)
+        .env_remove("CP_TOKEN")
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e} (built by cargo build --workspace --all-targets)", tour.display()));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the tour example failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(printed.contains(&format!("tenant All Domains Ltd ({tenant})")) && printed.contains("shop"), "{printed}");
 
     // Last: what ends things.
     assert_eq!(
