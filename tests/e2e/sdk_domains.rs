@@ -129,7 +129,11 @@ async fn every_domains_partner_tasks_run_through_the_sdk() {
     assert_eq!(client.rename_tenant("All Domains Ltd").await.unwrap().display_name, "All Domains Ltd");
     assert!(client.feature_flags().await.unwrap().iter().any(|f| f.key == flag && f.enabled));
     assert!(operator.delete_feature_flag(&flag).await.unwrap());
-    assert_eq!(client.feature_flag(&flag).await.unwrap().reason, FlagReason::UnknownFlag);
+    // The deleted flag leaves each replica's snapshot as its `FeatureFlagDeleted` event arrives.
+    test_support::eventually("the deleted flag to be unknown", Duration::from_secs(10), || async {
+        client.feature_flag(&flag).await.unwrap().reason == FlagReason::UnknownFlag
+    })
+    .await;
 
     // Identity: a reviewer role, a service principal holding it, its OAuth client and API token.
     let role = DefineRoleInput {

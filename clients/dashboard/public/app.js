@@ -32,7 +32,16 @@ function expiry(token) {
 
 const token = takeToken();
 const expiresAt = token ? expiry(token) : null;
-const expired = () => expiresAt !== null && Date.now() >= expiresAt;
+/// Set once the token has expired: nothing is subscribed or fetched again.
+let dead = false;
+const expired = () => dead || (expiresAt !== null && Date.now() >= expiresAt);
+
+function die() {
+  dead = true;
+  sessionStorage.removeItem("cp-token");
+  setStatus("failed", "token expired");
+  problem("The link's token has expired: run `cpctl dashboard` for a new one.");
+}
 
 function setStatus(state, text) {
   $("status").dataset.state = state;
@@ -90,34 +99,67 @@ const ws = graphqlWs.createClient({
     connected: () => {
       setStatus("live");
       problem(null);
+      // Instances started while no connection was open.
+      loadInstances().catch((e) => problem(e.message));
     },
     closed: () => setStatus(expired() ? "failed" : "reconnecting", expired() ? "token expired" : "reconnecting…"),
   },
 });
 
-/// Subscribes, and subscribes again whenever the server ends it (a token's expiry ends every stream)
-/// until the token has expired, or `done(data)` says the stream has reached its end.
-function live(query, variables, onData, done = () => false) {
+/// Subscribes, and subscribes again whenever the server ends it (a token's expiry ends every stream),
+/// with backoff, until `done(data)` says the stream has reached its end, the token has expired, or the
+/// server has refused it: an error coded UNAUTHENTICATED or FORBIDDEN, or three ends in a row with nothing
+/// delivered (the router turns a subgraph's refusal into a bare `complete`). `stopped()` is then called.
+/// Returns a function that ends it.
+function live(query, variables, onData, done = () => false, stopped = () => {}) {
   let finished = false;
-  const run = () =>
-    ws.subscribe(
+  let empty = 0;
+  let unsubscribe = () => {};
+  const stop = () => {
+    if (!finished) {
+      finished = true;
+      unsubscribe();
+      stopped();
+    }
+  };
+  const again = () => {
+    if (finished || dead) return;
+    empty += 1;
+    if (empty >= 3) {
+      problem("a live view was refused by the server: check the link's permissions");
+      return stop();
+    }
+    setTimeout(run, Math.min(5000, 500 * 2 ** empty) * (0.5 + Math.random() / 2));
+  };
+  const run = () => {
+    let delivered = false;
+    unsubscribe = ws.subscribe(
       { query, variables },
       {
         next: (r) => {
           if (r.errors?.length) return problem(new ApiError(r.errors[0]).message);
+          delivered = true;
+          empty = 0;
           onData(r.data);
-          finished = done(r.data);
+          if (done(r.data)) stop();
         },
         error: (e) => {
-          problem(e instanceof Error ? e.message : Array.isArray(e) ? new ApiError(e[0]).message : "the subscription failed");
-          if (!expired() && !finished) setTimeout(run, 2000);
+          const first = Array.isArray(e) ? e[0] : null;
+          const code = first?.extensions?.code ?? e?.code;
+          problem(e instanceof Error ? e.message : first ? new ApiError(first).message : "a live view failed");
+          if (["UNAUTHENTICATED", "FORBIDDEN", 4401, 4403].includes(code)) return stop();
+          if (delivered) empty = 0;
+          again();
         },
         complete: () => {
-          if (!expired() && !finished) setTimeout(run, 1000);
+          if (delivered) empty = 0;
+          again();
         },
       },
     );
+  };
   run();
+  return stop;
 }
 
 // ---- The tenant ---------------------------------------------------------------------------------------
@@ -164,23 +206,27 @@ function showInstance(i) {
 }
 
 const FINAL = new Set(["COMPLETED", "FAILED", "CANCELLED", "CONTINUED_AS_NEW"]);
-const watched = new Set();
+/// The instances followed live, oldest first, each with the function that ends its watch.
+const watched = new Map();
 const MAX_WATCHED = 20;
 
-/// Follows an instance's process state (now, then after each of its events) until it ends.
+/// Follows an instance's process state (now, then after each of its events) until it ends; past
+/// `MAX_WATCHED`, the longest-followed instance is let go (its row stays as it was last seen).
 function watchInstance(id) {
-  if (watched.has(id) || watched.size >= MAX_WATCHED) return;
-  watched.add(id);
-  live(
+  if (watched.has(id)) return;
+  if (watched.size >= MAX_WATCHED) {
+    const [oldest, stop] = watched.entries().next().value;
+    watched.delete(oldest);
+    stop();
+  }
+  const stop = live(
     `subscription($id: ID!) { processState(instanceId: $id) { ${INSTANCE} } }`,
     { id },
     (d) => showInstance(d.processState),
-    (d) => {
-      const ended = FINAL.has(d.processState.status);
-      if (ended) watched.delete(id);
-      return ended;
-    },
+    (d) => FINAL.has(d.processState.status),
+    () => watched.delete(id),
   );
+  watched.set(id, stop);
 }
 
 async function loadInstances() {
@@ -201,20 +247,28 @@ async function loadApprovals() {
       el("li", { "data-approval": a.id },
         el("span", { class: "type" }, a.summary),
         el("span", { class: "detail" }, `${a.subjectKind} ${a.subjectId} · ${a.approvals}/${a.quorum} · until ${time(a.expiresAt)}`),
-        el("button", { class: "approve", onclick: () => decide("approve", a.id) }, "Approve"),
-        el("button", { class: "reject", onclick: () => decide("reject", a.id) }, "Reject")),
+        el("button", { class: "approve", disabled: voting.has(a.id), onclick: () => decide("approve", a.id) }, "Approve"),
+        el("button", { class: "reject", disabled: voting.has(a.id), onclick: () => decide("reject", a.id) }, "Reject")),
     ),
   );
   if (!approvals.nodes.length) list.append(el("li", { class: "empty" }, "none pending"));
 }
 
+/// Approvals with a vote in flight: their buttons stay disabled (across the list's refreshes) until the
+/// answer, so a double click is one vote.
+const voting = new Set();
+
 async function decide(verb, id) {
+  if (voting.has(id)) return;
+  voting.add(id);
+  document.querySelectorAll(`#approvals li[data-approval="${CSS.escape(id)}"] button`).forEach((b) => (b.disabled = true));
   try {
     await gql(`mutation($id: ID!) { ${verb}(id: $id, note: "from the dashboard") { id status } }`, { id });
     problem(null);
   } catch (e) {
     problem(e.message);
   }
+  voting.delete(id);
   await loadApprovals().catch((e) => problem(e.message));
 }
 
@@ -270,12 +324,10 @@ if (!token) {
   setStatus("failed", "no token");
   problem("No token: open the link `cpctl dashboard` prints.");
 } else if (expired()) {
-  setStatus("failed", "token expired");
-  problem("The link's token has expired: run `cpctl dashboard` for a new one.");
+  die();
 } else {
   showTenant().catch((e) => problem(e.message));
   live("subscription { tenantEvents { eventId eventType occurredAt payload } }", {}, (d) => showEvent(d.tenantEvents));
-  loadInstances().catch((e) => problem(e.message));
   // A new instance's first event starts a watch on its process state.
   live("subscription { workflowEvents { eventId eventType instanceId } }", {}, (d) => {
     const id = d.workflowEvents.instanceId;
@@ -286,10 +338,13 @@ if (!token) {
   every(10000, loadAudit);
   $("meter").addEventListener("change", () => loadUsage().catch((e) => problem(e.message)));
   if (expiresAt) {
-    setTimeout(() => {
-      setStatus("failed", "token expired");
-      problem("The link's token has expired: run `cpctl dashboard` for a new one.");
+    // setTimeout fires at once past 2^31 ms: re-armed until the time has come.
+    const arm = () => {
+      const left = expiresAt - Date.now();
+      if (left > 0) return setTimeout(arm, Math.min(left, 2 ** 31 - 1));
+      die();
       ws.dispose();
-    }, expiresAt - Date.now());
+    };
+    arm();
   }
 }

@@ -4,7 +4,7 @@
 //! map or not at all, so no request path ever reaches the filesystem (no traversal, no symlink surprises),
 //! and the folder is bounded ([`MAX_FILES`], [`MAX_BYTES`]).
 //!
-//! `PREFIX` alone (and `PREFIX` without its `/`) answers the folder's `index.html`. Answers carry
+//! `PREFIX` answers the folder's `index.html` (`PREFIX` without its `/` is redirected to it). Answers carry
 //! `Cache-Control: no-cache` (revalidated by `ETag`), `X-Content-Type-Options: nosniff`, `Referrer-Policy:
 //! no-referrer` and a content security policy that allows the page's own scripts and styles and
 //! connections to its own origin only.
@@ -21,9 +21,9 @@ use axum::response::Response;
 pub const MAX_FILES: usize = 256;
 /// Most bytes all of them may hold together.
 pub const MAX_BYTES: u64 = 32 * 1024 * 1024;
-/// The page's content security policy: its own origin for everything, WebSockets to it included.
+/// The page's content security policy: its own origin for everything (`'self'` covers WebSockets to it).
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                   connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+                   connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /// A folder served under a path: `PREFIX=DIR`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,9 +87,11 @@ impl Pages {
             );
             for (name, path) in found {
                 anyhow::ensure!(pages.files.len() < MAX_FILES, "the pages folders hold more than {MAX_FILES} files");
-                let body = std::fs::read(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                total += body.len() as u64;
+                let size = std::fs::metadata(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?.len();
+                total += size;
                 anyhow::ensure!(total <= MAX_BYTES, "the pages folders hold more than {MAX_BYTES} bytes");
+                let body = std::fs::read(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                anyhow::ensure!(body.len() as u64 == size, "{} changed while it was read", path.display());
                 let digest = xxhash_rust::xxh3::xxh3_64(&body);
                 let file = File {
                     content_type: content_type(&name),
@@ -107,11 +109,13 @@ impl Pages {
         if method != Method::GET && method != Method::HEAD {
             return None;
         }
-        let file = self
-            .files
-            .get(path)
-            .or_else(|| self.files.get(&format!("{path}index.html")))
-            .or_else(|| self.files.get(&format!("{path}/index.html")))?;
+        // A folder without its slash: redirected, so the page's relative links resolve under it.
+        if !path.ends_with('/') && self.files.contains_key(&format!("{path}/index.html")) {
+            let to = HeaderValue::from_str(&format!("{path}/")).ok()?;
+            let resp = Response::builder().status(StatusCode::PERMANENT_REDIRECT).header(header::LOCATION, to);
+            return Some(resp.body(Body::empty()).expect("a valid response"));
+        }
+        let file = self.files.get(path).or_else(|| self.files.get(&format!("{path}index.html")))?;
         let fresh = headers.get(header::IF_NONE_MATCH).is_some_and(|v| v == file.etag);
         let mut resp = Response::builder()
             .header(header::CONTENT_TYPE, file.content_type)
@@ -140,9 +144,15 @@ fn walk(dir: &Path, rel: &str, depth: usize, found: &mut Vec<(String, PathBuf)>)
     for entry in entries {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let plain =
-            !name.starts_with('.') && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        anyhow::ensure!(plain, "`{name}` in {} is not a plain file name", dir.display());
+        // Hidden files, editors' backups and anything not plainly named are never served (nor fatal: a
+        // `.DS_Store` or `app.js~` must not keep the public endpoint from starting).
+        let plain = !name.starts_with('.')
+            && !name.ends_with('~')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !plain {
+            tracing::warn!(file = %entry.path().display(), "not served: not a plain file name");
+            continue;
+        }
         let kind = entry.file_type()?;
         let rel_name = format!("{rel}{name}");
         if kind.is_dir() {
@@ -206,7 +216,9 @@ mod tests {
         let index = get("/dashboard/").expect("the index");
         assert_eq!(index.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
         assert!(index.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("default-src 'self'"));
-        assert!(get("/dashboard").is_some(), "the prefix without its slash is the index too");
+        let slashless = get("/dashboard").expect("the prefix without its slash");
+        assert_eq!(slashless.status(), StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(slashless.headers()[header::LOCATION], "/dashboard/");
         assert_eq!(get("/dashboard/app.js").unwrap().headers()[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
         assert!(get("/dashboard/vendor/lib.js").is_some());
         for outside in ["/dashboard/../Cargo.toml", "/dashboard/missing.js", "/other/index.html", "/dashboard/vendor/"]
@@ -223,16 +235,19 @@ mod tests {
     }
 
     #[test]
-    fn bad_routes_and_folders_are_refused_at_start() {
+    fn bad_routes_and_folders_are_refused_at_start_and_hidden_files_never_served() {
         for bad in ["dashboard/=x", "/dashboard=x", "/=x", "/graphql/=x", "/a/../b/=x", "/dashboard/="] {
             assert!(bad.parse::<PagesRoute>().is_err(), "{bad}");
         }
         let no_index = folder(&[("app.js", "")]);
         let route: PagesRoute = format!("/d/={}", no_index.display()).parse().unwrap();
         assert!(Pages::load(&[route]).unwrap_err().to_string().contains("index.html"));
-        let hidden = folder(&[("index.html", ""), (".env", "SECRET=1")]);
+        let hidden = folder(&[("index.html", ""), (".env", "SECRET=1"), ("app.js~", "old")]);
         let route: PagesRoute = format!("/d/={}", hidden.display()).parse().unwrap();
-        assert!(Pages::load(&[route]).unwrap_err().to_string().contains("not a plain file name"));
+        let pages = Pages::load(&[route]).expect("hidden files and backups are skipped, not fatal");
+        for skipped in ["/d/.env", "/d/app.js~"] {
+            assert!(pages.answer(&Method::GET, skipped, &HeaderMap::new()).is_none(), "{skipped} is not served");
+        }
         std::fs::remove_dir_all(no_index).unwrap();
         std::fs::remove_dir_all(hidden).unwrap();
     }
