@@ -323,10 +323,30 @@ impl graphql_ws_client::Connection for Ws {
     }
 }
 
-/// The ids of the last events a stream yielded, so that one delivered again around a reconnection is not
-/// yielded twice.
+/// `events` unwrapped by `item`, each only once by the id `id` gives it (an event delivered again around a
+/// reconnection is not yielded twice); errors pass through.
+pub(crate) fn once_each<Q, T>(
+    events: impl Stream<Item = Result<Q, Error>> + Send + 'static,
+    item: impl Fn(Q) -> T + Send + 'static,
+    id: impl Fn(&T) -> &str + Send + 'static,
+) -> impl Stream<Item = Result<T, Error>> + Send + 'static
+where
+    Q: Send + 'static,
+    T: Send + 'static,
+{
+    let mut seen = Seen::default();
+    events.filter_map(move |e| {
+        let fresh = match e.map(&item) {
+            Ok(e) => seen.first(id(&e)).then_some(Ok(e)),
+            Err(e) => Some(Err(e)),
+        };
+        futures::future::ready(fresh)
+    })
+}
+
+/// The ids of the last events a stream yielded.
 #[derive(Default)]
-pub(crate) struct Seen {
+struct Seen {
     order: std::collections::VecDeque<String>,
     ids: std::collections::HashSet<String>,
 }
@@ -335,7 +355,7 @@ impl Seen {
     const KEEP: usize = 4096;
 
     /// Whether `id` is new (and remembers it).
-    pub(crate) fn first(&mut self, id: &str) -> bool {
+    fn first(&mut self, id: &str) -> bool {
         if self.ids.contains(id) {
             return false;
         }

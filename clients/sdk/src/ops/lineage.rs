@@ -1,7 +1,7 @@
 //! Lineage: artifacts and their versions, their bodies over HTTP (never in GraphQL), and the lineage graph.
 
 use cynic::{MutationBuilder, QueryBuilder, SubscriptionBuilder};
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{Stream, TryStreamExt};
 
 use crate::schema;
 use crate::{Client, Error, Json};
@@ -280,14 +280,7 @@ impl Client {
             },
             |_| false,
         );
-        let mut seen = crate::live::Seen::default();
-        changes.filter_map(move |c| {
-            let fresh = match c {
-                Ok(c) => seen.first(&c.artifact_changes.event_id).then_some(Ok(c.artifact_changes)),
-                Err(e) => Some(Err(e)),
-            };
-            futures::future::ready(fresh)
-        })
+        crate::live::once_each(changes, |e| e.artifact_changes, |e| &e.event_id)
     }
 
     /// Registers an artifact (again: no change; differently: `CONFLICT`).

@@ -56,7 +56,7 @@
 //! ```
 
 use cynic::{MutationBuilder, QueryBuilder, SubscriptionBuilder};
-use futures::{Stream, StreamExt};
+use futures::Stream;
 
 use crate::pages::{paged, PageInfo};
 use crate::schema;
@@ -624,14 +624,7 @@ impl Client {
             move || TenantEvents::build(EventsVars { tenant_id: tenant_id.clone(), event_types: types.clone() }),
             |_| false,
         );
-        let mut seen = crate::live::Seen::default();
-        events.filter_map(move |e| {
-            let fresh = match e {
-                Ok(e) => seen.first(&e.tenant_events.event_id).then_some(Ok(e.tenant_events)),
-                Err(e) => Some(Err(e)),
-            };
-            futures::future::ready(fresh)
-        })
+        crate::live::once_each(events, |e| e.tenant_events, |e| &e.event_id)
     }
 }
 

@@ -527,14 +527,7 @@ impl Client {
             move || Events::build(EventsVars { instance_id: instance_id.clone(), event_types: types.clone() }),
             |_| false,
         );
-        let mut seen = crate::live::Seen::default();
-        events.filter_map(move |e| {
-            let fresh = match e {
-                Ok(e) => seen.first(&e.workflow_events.event_id).then_some(Ok(e.workflow_events)),
-                Err(e) => Some(Err(e)),
-            };
-            futures::future::ready(fresh)
-        })
+        crate::live::once_each(events, |e| e.workflow_events, |e| &e.event_id)
     }
 }
 
