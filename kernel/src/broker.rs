@@ -125,11 +125,21 @@ impl Management {
         Ok(())
     }
 
-    /// Creates (or updates) `cp_<domain>`, the broker user of one subgraph: it may use the vhost, but on
+    /// Creates `vhost` if it is not there, and gives the management user (the broker's admin) every
+    /// permission in it. A vhost is a broker of its own: its exchanges, queues and bindings are apart from
+    /// every other vhost's.
+    pub async fn ensure_vhost(&self, vhost: &str) -> anyhow::Result<()> {
+        let v = vhost_path(vhost);
+        self.put(&format!("/api/vhosts/{v}"), serde_json::json!({})).await?;
+        let all = serde_json::json!({ "configure": ".*", "write": ".*", "read": ".*" });
+        self.put(&format!("/api/permissions/{v}/{}", self.base.username()), all).await
+    }
+
+    /// Creates (or updates) `cp_<domain>`, the broker user of one subgraph: it may use `vhost`, but on
     /// the events exchange it may publish only routing keys of its own domain (`<domain>.…`), so a
     /// compromised subgraph cannot forge another domain's events or a command addressed to another domain.
     /// Returns the user name.
-    pub async fn provision_domain_user(&self, domain: &str, password: &str) -> anyhow::Result<String> {
+    pub async fn provision_domain_user(&self, domain: &str, password: &str, vhost: &str) -> anyhow::Result<String> {
         anyhow::ensure!(
             !domain.is_empty() && domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
             "a domain name is letters, digits, - and _"
@@ -141,16 +151,26 @@ impl Management {
         // domain's command queue, say).
         let own = format!("^(cp\\.events|{domain}\\..*|amq\\.gen-.*)$");
         self.put(
-            &format!("/api/permissions/%2F/{user}"),
+            &format!("/api/permissions/{}/{user}", vhost_path(vhost)),
             serde_json::json!({ "configure": own, "write": own, "read": own }),
         )
         .await?;
         self.put(
-            &format!("/api/topic-permissions/%2F/{user}"),
+            &format!("/api/topic-permissions/{}/{user}", vhost_path(vhost)),
             serde_json::json!({ "exchange": EXCHANGE, "write": format!("^{domain}\\."), "read": ".*" }),
         )
         .await?;
         Ok(user)
+    }
+
+    /// Deletes `vhost` with everything in it.
+    pub async fn delete_vhost(&self, vhost: &str) -> anyhow::Result<()> {
+        let mut url = self.base.clone();
+        url.set_username("").ok();
+        url.set_password(None).ok();
+        let url = format!("{}/api/vhosts/{}", url.as_str().trim_end_matches('/'), vhost_path(vhost));
+        self.http.delete(&url).basic_auth(self.base.username(), self.base.password()).send().await?;
+        Ok(())
     }
 
     pub async fn delete_user(&self, user: &str) -> anyhow::Result<()> {
@@ -161,6 +181,11 @@ impl Management {
         self.http.delete(&url).basic_auth(self.base.username(), self.base.password()).send().await?;
         Ok(())
     }
+}
+
+/// A vhost's name as one segment of a management API path (`/` is `%2F`).
+fn vhost_path(vhost: &str) -> String {
+    vhost.replace('%', "%25").replace('/', "%2F")
 }
 
 #[cfg(test)]
@@ -174,8 +199,11 @@ mod tests {
         let mgmt = Management::new("http://guest:guest@127.0.0.1:15672").unwrap();
         let domain = format!("tperm{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let password = uuid::Uuid::new_v4().simple().to_string();
-        let user = mgmt.provision_domain_user(&domain, &password).await.expect("management API");
-        let broker = Broker::new(format!("amqp://{user}:{password}@127.0.0.1:5672/%2f").into());
+        // In a vhost of the test's own, as the dev stack is in its own: one the admin may use too.
+        let vhost = format!("t-{domain}");
+        mgmt.ensure_vhost(&vhost).await.expect("management API");
+        let user = mgmt.provision_domain_user(&domain, &password, &vhost).await.expect("management API");
+        let broker = Broker::new(format!("amqp://{user}:{password}@127.0.0.1:5672/{vhost}").into());
         let publish = |key: String| {
             let broker = &broker;
             async move {
@@ -211,17 +239,31 @@ mod tests {
         };
         let ch = broker.channel().await.unwrap();
         spec.declare(&ch).await.expect("a domain user declares its own consumer's queues");
-        let admin = Broker::new("amqp://guest:guest@127.0.0.1:5672/%2f".to_owned().into()).channel().await.unwrap();
-        for q in std::iter::once(spec.queue.clone())
+        let admin = Broker::new(format!("amqp://guest:guest@127.0.0.1:5672/{vhost}").into()).channel().await.unwrap();
+        let queues = std::iter::once(spec.queue.clone())
             .chain((1..=spec.retry.retries).map(|n| spec.retry_queue(n)))
-            .chain(std::iter::once(spec.dead_letter_queue()))
-        {
-            admin.queue_delete(&q, lapin::options::QueueDeleteOptions::default()).await.unwrap();
+            .chain(std::iter::once(spec.dead_letter_queue()));
+        for q in queues {
+            let declared = admin
+                .queue_declare(
+                    &q,
+                    lapin::options::QueueDeclareOptions { passive: true, ..Default::default() },
+                    FieldTable::default(),
+                )
+                .await;
+            assert!(declared.is_ok(), "{q} is in the test's vhost");
         }
-        admin
-            .exchange_delete(&spec.republish_exchange(), lapin::options::ExchangeDeleteOptions::default())
-            .await
-            .unwrap();
+        // Nothing of it reached the default vhost.
+        let default = Broker::new("amqp://guest:guest@127.0.0.1:5672/%2f".to_owned().into()).channel().await.unwrap();
+        let elsewhere = default
+            .queue_declare(
+                &spec.queue,
+                lapin::options::QueueDeclareOptions { passive: true, ..Default::default() },
+                FieldTable::default(),
+            )
+            .await;
+        assert!(elsewhere.is_err(), "the queue is not in the default vhost");
+        mgmt.delete_vhost(&vhost).await.unwrap();
         mgmt.delete_user(&user).await.unwrap();
     }
 }

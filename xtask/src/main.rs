@@ -156,16 +156,30 @@ async fn provision(admin_url: &str) -> anyhow::Result<()> {
         }
         eprintln!("  {database}: roles {} (migrations), {} (app)", roles.owner, roles.app);
         match broker_user(domain).await {
-            Ok(user) => eprintln!("  broker user {user}: publishes only `{domain}.…` on {}", kernel::broker::EXCHANGE),
-            Err(e) => eprintln!("  no broker user for {domain} ({e:#}); it will use the admin user"),
+            Ok(user) => eprintln!(
+                "  broker user {user}: publishes only `{domain}.…` on {} in vhost {DEV_VHOST}",
+                kernel::broker::EXCHANGE
+            ),
+            Err(e) => {
+                // Without the management API there is no vhost of the stack's own either: the admin on the
+                // default vhost, as the fallback below reads the missing password.
+                let _ = std::fs::remove_file(root().join(".dev/amqp").join(domain));
+                eprintln!("  no broker user for {domain} ({e:#}); it will use the admin user on the default vhost")
+            }
         }
     }
     Ok(())
 }
 
-/// The subgraph's own RabbitMQ user (its password in `.dev/amqp/<domain>`, mode 0600), whose topic
-/// permissions let it publish only under its own domain, provisioned through the management API
-/// (`RABBITMQ_MANAGEMENT_URL`, default the local broker's).
+/// The dev stack's RabbitMQ vhost: its exchange, queues and bindings apart from the default vhost's, where
+/// the tests declare theirs, so a stack left running (or its durable queues, left behind) never receives
+/// or routes a test's messages — governance's audit queue, bound to `#`, would otherwise make every
+/// test's unroutable message routable.
+const DEV_VHOST: &str = "cp-dev";
+
+/// The subgraph's own RabbitMQ user (its password in `.dev/amqp/<domain>`, mode 0600) in [`DEV_VHOST`],
+/// whose topic permissions let it publish only under its own domain, provisioned through the management
+/// API (`RABBITMQ_MANAGEMENT_URL`, default the local broker's).
 async fn broker_user(domain: &str) -> anyhow::Result<String> {
     let url = std::env::var("RABBITMQ_MANAGEMENT_URL").unwrap_or_else(|_| "http://guest:guest@127.0.0.1:15672".into());
     let dir = root().join(".dev/amqp");
@@ -179,13 +193,16 @@ async fn broker_user(domain: &str) -> anyhow::Result<String> {
             p
         }
     };
-    kernel::broker::Management::new(&url)?.provision_domain_user(domain, &password).await
+    let management = kernel::broker::Management::new(&url)?;
+    management.ensure_vhost(DEV_VHOST).await?;
+    management.provision_domain_user(domain, &password, DEV_VHOST).await
 }
 
-/// The AMQP URL a subgraph connects with: its own broker user when provisioned, else the local admin.
+/// The AMQP URL a subgraph connects with: its own broker user in [`DEV_VHOST`] when provisioned, else the
+/// local admin on the default vhost.
 fn amqp_url(domain: &str) -> String {
     match std::fs::read_to_string(root().join(".dev/amqp").join(domain)) {
-        Ok(p) if !p.trim().is_empty() => format!("amqp://cp_{domain}:{}@127.0.0.1:5672/%2f", p.trim()),
+        Ok(p) if !p.trim().is_empty() => format!("amqp://cp_{domain}:{}@127.0.0.1:5672/{DEV_VHOST}", p.trim()),
         _ => "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
     }
 }
