@@ -13,7 +13,7 @@ use cp_sdk::{Client, Credentials, ErrorCode};
 use futures::{StreamExt, TryStreamExt};
 use std::time::Duration;
 
-use e2e::Stack;
+use e2e::{Live, Stack};
 
 use crate::tenants_on_new_edition;
 
@@ -103,35 +103,24 @@ async fn the_sdks_operations_run_against_the_supergraph_through_the_public_endpo
     assert_eq!(download(&client, 100).await, body[100..]);
     // Artifact changes, live through the supergraph: a subscription open before a version is recorded
     // sees it (recorded again under a new number until one arrives: nothing is replayed).
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut changes = Box::pin(client.artifact_changes(Some(cynic::Id::new("report")), None));
-    let listener = tokio::spawn(async move {
-        while let Some(c) = changes.next().await {
-            if tx.send(c).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    for patch in 0.. {
-        let v = format!("1.2.{patch}");
-        client.record_artifact_version(version(&v, content_hash(v.as_bytes()), vec![])).await.unwrap();
-        let seen = tokio::time::timeout(Duration::from_secs(2), async {
-            while let Some(c) = rx.recv().await {
-                let c = c.expect("a change, not an error");
-                if c.version.version == v {
-                    return Some(c);
+    let mut changes = Live::spawn(client.artifact_changes(Some(cynic::Id::new("report")), None));
+    let change = changes
+        .act_until(
+            "artifact change",
+            |patch| {
+                let client = &client;
+                async move {
+                    let v = format!("1.2.{patch}");
+                    client.record_artifact_version(version(&v, content_hash(v.as_bytes()), vec![])).await.unwrap();
+                    v
                 }
-            }
-            None
-        });
-        if let Some(change) = seen.await.ok().flatten() {
-            assert_eq!(change.event_type, "ArtifactVersionRecorded");
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no artifact change within 30 s");
-    }
-    listener.abort();
+            },
+            |v, c| &c.as_ref().expect("a change, not an error").version.version == v,
+        )
+        .await
+        .unwrap();
+    assert_eq!(change.event_type, "ArtifactVersionRecorded");
+    drop(changes);
     let v = client.artifact_version("report", "1.0.0").await.unwrap().expect("the version");
     assert_eq!(v.body.expect("not redacted").state, cp_sdk::ops::lineage::ArtifactBodyState::Stored);
     let g = client.lineage("artifact:report@1.1.0", None, Some(LineageDirection::Upstream)).await.unwrap();
@@ -206,15 +195,7 @@ async fn subscriptions_survive_a_router_restart_and_tokens_are_refreshed_before_
     let mut watch = Box::pin(client.watch_workflow(instance.id.clone()));
     let waiting = watch.next().await.unwrap().unwrap();
     assert_eq!(waiting.status, WorkflowStatus::Waiting);
-    let mut events = Box::pin(client.tenant_events(None, vec!["TenantUpdated".into()]));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let listener = tokio::spawn(async move {
-        while let Some(e) = events.next().await {
-            if tx.send(e).is_err() {
-                break;
-            }
-        }
-    });
+    let mut events = Live::spawn(client.tenant_events(None, vec!["TenantUpdated".into()]));
 
     // The router goes away while the instance completes, and comes back.
     hive.kill().await;
@@ -238,50 +219,36 @@ async fn subscriptions_survive_a_router_restart_and_tokens_are_refreshed_before_
 
     // The event stream reconnected too: a change made now reaches it (events published while no
     // connection was open are not replayed, so the change is made until one arrives).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut n = 0;
-    let event = loop {
-        n += 1;
-        client.rename_tenant(&format!("Live Co {n}")).await.unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.ok().flatten();
-        if let Some(e) = got {
-            break e.expect("an event, not an error");
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no event after the restart within 30 s");
+    let rename = |client: &Client, n: &mut u32| {
+        *n += 1;
+        let (client, name) = (client.clone(), format!("Live Co {n}"));
+        async move { client.rename_tenant(&name).await.unwrap() }
     };
+    let event = events
+        .act_until("event after the restart", |_| rename(&client, &mut n), |_, _| true)
+        .await
+        .expect("an event, not an error");
     assert_eq!((event.event_type.as_str(), event.tenant_id.as_str()), ("TenantUpdated", tenant.as_str()));
-    listener.abort();
+    drop(events);
 
     // A quiet stream outlives its tokens: the server ends it as each token expires, and it is opened
     // again with the next — never counted as failing, even when giving up after two seconds of failure.
     let patient = client
         .clone()
         .with_reconnect(cp_sdk::live::Reconnect { give_up_after: Duration::from_secs(2), ..Default::default() });
-    let mut quiet = Box::pin(patient.tenant_events(None, vec!["TenantUpdated".into()]));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let listener = tokio::spawn(async move {
-        while let Some(e) = quiet.next().await {
-            if tx.send(e).is_err() {
-                break;
-            }
-        }
-    });
+    let mut quiet = Live::spawn(patient.tenant_events(None, vec!["TenantUpdated".into()]));
     let fetched = client.tokens_fetched();
     test_support::eventually("two token expiries on the quiet stream", Duration::from_secs(3 * SHORT_TTL), || async {
         client.tokens_fetched() >= fetched + 2
     })
     .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let event = loop {
-        n += 1;
-        client.rename_tenant(&format!("Live Co {n}")).await.unwrap();
-        if let Some(e) = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.ok().flatten() {
-            break e.expect("the quiet stream is still open, not given up");
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no event on the quiet stream within 30 s");
-    };
+    let event = quiet
+        .act_until("event on the quiet stream", |_| rename(&client, &mut n), |_, _| true)
+        .await
+        .expect("the quiet stream is still open, not given up");
     assert_eq!(event.event_type, "TenantUpdated");
-    listener.abort();
+    drop(quiet);
     hive.stop().await;
     stack.stop().await;
 }

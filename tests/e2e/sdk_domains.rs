@@ -23,9 +23,9 @@ use cp_sdk::ops::tenancy::{
 };
 use cp_sdk::ops::workflow::{PublishWorkflowDefinitionInput, StartWorkflowInput, WorkflowStatus, WorkflowStepInput};
 use cp_sdk::{Client, Credentials, ErrorCode};
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 
-use e2e::Stack;
+use e2e::{Live, Stack};
 
 const EVERYTHING: [&str; 13] = [
     "tenancy:write",
@@ -396,6 +396,7 @@ async fn every_domains_partner_tasks_run_through_the_sdk() {
     })
     .await;
     let entry = &entries[2];
+    assert_eq!(client.audit_entry(entry.sequence).await.unwrap().hash, entry.hash, "one entry by its sequence");
     let checkpoint = client.prove_audit_entry(entry, &stack.audit_verifier_key).await.unwrap();
     assert_eq!(checkpoint.origin, format!("e2e.example/audit/{tenant}"));
     assert!(checkpoint.tree_size >= entries.len() as u64);
@@ -403,8 +404,7 @@ async fn every_domains_partner_tasks_run_through_the_sdk() {
     let forged = cp_sdk::ops::governance::AuditEntry { canonical: entry.canonical.replace('1', "2"), ..entry.clone() };
     let refused = client.prove_audit_entry(&forged, &stack.audit_verifier_key).await.unwrap_err();
     assert!(matches!(refused, cp_sdk::Error::Verification(_)), "{refused}");
-    let (_, other_key) = governance::audit::checkpoint::CheckpointSigner::generate("e2e.example/audit").unwrap();
-    let refused = client.prove_audit_entry(entry, &other_key).await.unwrap_err();
+    let refused = client.prove_audit_entry(entry, &e2e::foreign_audit_verifier_key()).await.unwrap_err();
     assert!(refused.to_string().contains("signature"), "{refused}");
     let signed = client.audit_checkpoint(None).await.unwrap();
     let refused = cp_sdk::audit::verify_checkpoint(&signed, &stack.audit_verifier_key, Some("someone-else"));
@@ -458,34 +458,17 @@ async fn every_domains_partner_tasks_run_through_the_sdk() {
     })
     .await;
     // The tenant's workflow events, live: a subscription that is open before an instance starts sees it.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut events = Box::pin(client.workflow_events(None, vec![]));
-    let listener = tokio::spawn(async move {
-        while let Some(e) = events.next().await {
-            if tx.send(e).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let seen = loop {
-        let started = client.start_workflow(StartWorkflowInput::new("cool-down")).await.unwrap();
-        let of_it = tokio::time::timeout(Duration::from_secs(3), async {
-            while let Some(e) = rx.recv().await {
-                let e = e.expect("a live event");
-                if e.instance_id.as_ref() == Some(&started.id) {
-                    return Some(e);
-                }
-            }
-            None
-        });
-        if let Some(e) = of_it.await.ok().flatten() {
-            break e;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no live event of a new instance within 30 s");
-    };
+    let mut events = Live::spawn(client.workflow_events(None, vec![]));
+    let seen = events
+        .act_until(
+            "live event of a new instance",
+            |_| async { client.start_workflow(StartWorkflowInput::new("cool-down")).await.unwrap().id },
+            |started, e| e.as_ref().expect("a live event").instance_id.as_ref() == Some(started),
+        )
+        .await
+        .unwrap();
     assert!(!seen.event_type.is_empty(), "{seen:?}");
-    listener.abort();
+    drop(events);
 
     // The SDK's example, as a partner runs it against `scripts/up`, here against this stack.
     let exe = std::env::current_exe().unwrap();

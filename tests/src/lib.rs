@@ -20,6 +20,9 @@ use kernel::service::NoConfig;
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
+pub mod live;
+
+pub use live::Live;
 pub use test_support::{AUDIENCE, ISSUER};
 /// The routing URL `supergraph.yaml` gives a subgraph (from `kernel::contracts::SUBGRAPHS`); the stack points
 /// each at its own port.
@@ -108,6 +111,12 @@ pub struct Stack {
     pub http: reqwest::Client,
     /// The verifier key of governance's audit checkpoints, as a partner pins it.
     pub audit_verifier_key: String,
+}
+
+/// A verifier key of the same name as the stack's audit key but another key pair: what a forged
+/// checkpoint would be checked with.
+pub fn foreign_audit_verifier_key() -> String {
+    governance::audit::checkpoint::CheckpointSigner::generate("e2e.example/audit").unwrap().1
 }
 
 /// What a stack may be started with beside the defaults.

@@ -29,6 +29,9 @@ Examples:
   cpctl approval list --status pending
   cpctl approval approve 0193… --note 'looks right'
   cpctl workflow start content-review --input '{\"title\": \"Launch\"}' --wait
+  cpctl definition publish --file content-review.json     # inputs too rich for flags come from files
+  cpctl policy draft no-friday-prod --effect deny --cedar ./no-friday-prod.cedar
+  cpctl usage record build-minutes 12 --key build-1042    # the key makes a repeat harmless
   cpctl artifact upload model 1.0.0 ./model.bin
   cpctl events watch --type TenantUpdated
   cpctl dashboard                      # a link to the live page, valid while its token is

@@ -1,12 +1,16 @@
 //! Catalogue: projects, their environments, and the module registry.
 
-use clap::{Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+use clap::Subcommand;
 use cp_sdk::ops::catalogue::{
-    CreateProjectInput, Environment, EnvironmentChangeResult, EnvironmentName, Module, ModuleFilter, Project,
+    Blueprint, BlueprintVersion, BuildStage, CreateProjectInput, Dependency, DependencyDirection, Environment,
+    EnvironmentChange, EnvironmentChangeResult, EnvironmentName, Module, ModuleFilter, Project, Reached,
+    RegisterModuleInput, UpdateModuleInput, UpdateProjectInput, ValidationResult,
 };
 use cp_sdk::Client;
 
-use super::{all, json_arg, PAGE};
+use super::{all, done, json_arg, list, read_json, verdict, PAGE};
 use crate::output::{self, name, opt, time, Format, Row};
 
 #[derive(Subcommand, Debug)]
@@ -20,6 +24,12 @@ pub enum Catalogue {
     /// The module registry.
     #[command(subcommand)]
     Module(ModuleCmd),
+    /// Dependencies between modules.
+    #[command(subcommand)]
+    Dependency(DependencyCmd),
+    /// A project's blueprints: drafted, validated.
+    #[command(subcommand)]
+    Blueprint(BlueprintCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -36,26 +46,25 @@ pub enum ProjectCmd {
         #[arg(long, default_value = "")]
         description: String,
     },
+    /// Change a project's name, description or owner.
+    Update {
+        slug: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// The owning principal's id.
+        #[arg(long)]
+        owner: Option<cp_sdk::Uuid>,
+    },
+    /// Archive a project.
+    Archive { slug: String },
+    /// The order the project's modules build in: stages, each after the ones before.
+    BuildOrder { slug: String },
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug)]
-pub enum Env {
-    Dev,
-    Test,
-    Staging,
-    Prod,
-}
-
-impl From<Env> for EnvironmentName {
-    fn from(e: Env) -> Self {
-        match e {
-            Env::Dev => EnvironmentName::Dev,
-            Env::Test => EnvironmentName::Test,
-            Env::Staging => EnvironmentName::Staging,
-            Env::Prod => EnvironmentName::Prod,
-        }
-    }
-}
+mirror!(Env => EnvironmentName { Dev, Test, Staging, Prod });
+mirror!(Direction => DependencyDirection { Dependencies, Dependents });
 
 #[derive(Subcommand, Debug)]
 pub enum EnvCmd {
@@ -76,6 +85,15 @@ pub enum EnvCmd {
         #[arg(long, default_value = "")]
         reason: String,
     },
+    /// An environment's changes, newest first.
+    History {
+        project: String,
+        #[arg(value_enum)]
+        env: Env,
+        /// At most this many.
+        #[arg(long)]
+        last: Option<i32>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -88,24 +106,134 @@ pub enum ModuleCmd {
         #[arg(long)]
         search: Option<String>,
     },
+    /// One module.
+    Show { id: String },
+    /// Register a module in a project.
+    Register {
+        /// The project's slug.
+        project: String,
+        name: String,
+        #[arg(long)]
+        kind: String,
+        /// Its version (semver).
+        #[arg(long)]
+        version: String,
+        #[arg(long, default_value = "")]
+        owner: String,
+        /// Tags, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        tags: Vec<String>,
+        /// Metadata, as a JSON object.
+        #[arg(long)]
+        metadata: Option<String>,
+    },
+    /// Change a module; the options not given keep their values.
+    Update {
+        id: String,
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        version: Option<String>,
+        #[arg(long)]
+        owner: Option<String>,
+        /// Tags, comma-separated (`''` for none).
+        #[arg(long, value_delimiter = ',')]
+        tags: Option<Vec<String>>,
+        #[arg(long)]
+        metadata: Option<String>,
+    },
+    /// Remove a module (refused while others depend on it).
+    Remove { id: String },
+    /// What depends on a module, and what a new version of it would break.
+    Impact {
+        id: String,
+        #[arg(long)]
+        new_version: Option<String>,
+    },
+    /// A module's dependencies (or dependents), transitively.
+    Deps {
+        id: String,
+        #[arg(long, value_enum, default_value = "dependencies")]
+        direction: Direction,
+        /// Hops to follow.
+        #[arg(long, default_value_t = 10)]
+        depth: i32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DependencyCmd {
+    /// Make one module depend on another, in a version range (`^1.2`); refused if it closes a cycle.
+    Add {
+        from: String,
+        to: String,
+        #[arg(long, default_value = "*")]
+        constraint: String,
+    },
+    /// Remove a dependency (`NOT_FOUND` when there is none).
+    Remove { from: String, to: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BlueprintCmd {
+    /// One blueprint, with its draft and its validated version.
+    Show { id: String },
+    /// Create a blueprint in a project.
+    Create {
+        /// The project's slug.
+        project: String,
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Draft a version from a JSON definition (a file, or `-` for stdin).
+    Draft {
+        id: String,
+        #[arg(long)]
+        file: PathBuf,
+        /// The draft to replace (none: a new version).
+        #[arg(long)]
+        version: Option<i32>,
+    },
+    /// Validate a drafted version; a valid one becomes the blueprint's validated version. Exits 1 when it
+    /// is not valid.
+    Validate { id: String, version: i32 },
 }
 
 impl Catalogue {
     pub async fn run(self, client: &Client, format: Format) -> anyhow::Result<()> {
+        let id = cynic::Id::new;
         match self {
             Catalogue::Project(ProjectCmd::List) => output::list(format, &all(client.projects(PAGE)).await?),
             Catalogue::Project(ProjectCmd::Show { slug }) => output::one(format, &client.project_by_slug(&slug).await?),
             Catalogue::Project(ProjectCmd::Create { slug, name, description }) => {
                 output::one(format, &client.create_project(CreateProjectInput { slug, name, description }).await?)
             }
+            Catalogue::Project(ProjectCmd::Update { slug, name, description, owner }) => {
+                let project = client.project_by_slug(&slug).await?.id;
+                let input = UpdateProjectInput { name, description, owner_principal_id: owner };
+                output::one(format, &client.update_project(project, input).await?)
+            }
+            Catalogue::Project(ProjectCmd::Archive { slug }) => {
+                let project = client.project_by_slug(&slug).await?.id;
+                output::one(format, &client.archive_project(project).await?)
+            }
+            Catalogue::Project(ProjectCmd::BuildOrder { slug }) => {
+                let project = client.project_by_slug(&slug).await?.id;
+                output::list(format, &client.build_order(project).await?)
+            }
             Catalogue::Env(EnvCmd::Show { project, env }) => {
-                let id = client.project_by_slug(&project).await?.id;
-                output::one(format, &client.environment(id, env.into()).await?)
+                let project = client.project_by_slug(&project).await?.id;
+                output::one(format, &client.environment(project, env.into()).await?)
             }
             Catalogue::Env(EnvCmd::Set { project, env, config, reason }) => {
                 let config = json_arg("config", &config)?;
-                let id = client.project_by_slug(&project).await?.id;
-                output::one(format, &client.change_environment(id, env.into(), config, &reason).await?)
+                let project = client.project_by_slug(&project).await?.id;
+                output::one(format, &client.change_environment(project, env.into(), config, &reason).await?)
+            }
+            Catalogue::Env(EnvCmd::History { project, env, last }) => {
+                let project = client.project_by_slug(&project).await?.id;
+                output::list(format, &client.environment_changes(project, env.into(), last).await?)
             }
             Catalogue::Module(ModuleCmd::List { project, search }) => {
                 let project = match project {
@@ -114,6 +242,81 @@ impl Catalogue {
                 };
                 let filter = search.map(|s| ModuleFilter { search: Some(s), ..Default::default() });
                 output::list(format, &all(client.modules(project, filter, PAGE)).await?)
+            }
+            Catalogue::Module(ModuleCmd::Show { id: m }) => output::one(format, &client.module(id(m)).await?),
+            Catalogue::Module(ModuleCmd::Register { project, name, kind, version, owner, tags, metadata }) => {
+                let metadata = metadata.map(|m| json_arg("metadata", &m)).transpose()?;
+                let project_id = client.project_by_slug(&project).await?.id;
+                let tags = list(tags);
+                let input = RegisterModuleInput { project_id, name, kind, version, owner, tags, metadata };
+                output::one(format, &client.register_module(input).await?)
+            }
+            Catalogue::Module(ModuleCmd::Update { id: m, kind, version, owner, tags, metadata }) => {
+                let metadata = metadata.map(|m| json_arg("metadata", &m)).transpose()?;
+                let input = UpdateModuleInput { kind, version, owner, tags: tags.map(list), metadata };
+                output::one(format, &client.update_module(id(m), input).await?)
+            }
+            Catalogue::Module(ModuleCmd::Remove { id: m }) => {
+                let removed = client.remove_module(id(m)).await?;
+                done(format, serde_json::json!({ "removed": removed }), format!("removed module {}", removed.inner()))
+            }
+            Catalogue::Module(ModuleCmd::Impact { id: m, new_version }) => {
+                let report = client.impact_analysis(id(m), new_version.as_deref()).await?;
+                match format {
+                    Format::Json => output::value(&report),
+                    Format::Table => {
+                        let m = &report.module;
+                        let to = report.new_version.as_deref().map(|v| format!(" → {v}")).unwrap_or_default();
+                        eprintln!(
+                            "{} {}{to}: {} affected, {} broken",
+                            m.name,
+                            m.version,
+                            report.affected.len(),
+                            report.breaking.len()
+                        );
+                        if report.truncated {
+                            eprintln!("(truncated: more modules are affected than one answer holds)");
+                        }
+                        output::list(format, &report.affected)?;
+                        if !report.breaking.is_empty() {
+                            eprintln!("broken:");
+                            output::list(format, &report.breaking)?;
+                        }
+                        Ok(())
+                    }
+                }
+            }
+            Catalogue::Module(ModuleCmd::Deps { id: m, direction, depth }) => {
+                output::list(format, &client.transitive_dependencies(id(m), direction.into(), depth).await?)
+            }
+            Catalogue::Dependency(DependencyCmd::Add { from, to, constraint }) => {
+                output::one(format, &client.add_dependency(id(from), id(to), &constraint).await?)
+            }
+            Catalogue::Dependency(DependencyCmd::Remove { from, to }) => {
+                client.remove_dependency(id(from.clone()), id(to.clone())).await?;
+                let said = format!("{from} no longer depends on {to}");
+                done(format, serde_json::json!({ "removed": { "from": from, "to": to } }), said)
+            }
+            Catalogue::Blueprint(BlueprintCmd::Show { id: b }) => output::one(format, &client.blueprint(id(b)).await?),
+            Catalogue::Blueprint(BlueprintCmd::Create { project, name, description }) => {
+                let project = client.project_by_slug(&project).await?.id;
+                output::one(format, &client.create_blueprint(project, &name, &description).await?)
+            }
+            Catalogue::Blueprint(BlueprintCmd::Draft { id: b, file, version }) => {
+                let definition = read_json(&file)?;
+                output::one(format, &client.draft_blueprint_version(id(b), definition, version).await?)
+            }
+            Catalogue::Blueprint(BlueprintCmd::Validate { id: b, version }) => {
+                let run = client.validate_blueprint(id(b), version).await?;
+                match format {
+                    Format::Json => output::value(&run)?,
+                    Format::Table => {
+                        let said = if run.valid { "valid" } else { "not valid" };
+                        eprintln!("version {}: {said} ({} errors, {} warnings)", run.version, run.errors, run.warnings);
+                        output::list(format, &run.results)?;
+                    }
+                }
+                verdict(run.valid, || format!("version {} is not valid", run.version))
             }
         }
     }
@@ -173,5 +376,97 @@ impl Row for Module {
             opt(&Some(&self.owner).filter(|o| !o.is_empty())),
             self.tags.join(", "),
         ]
+    }
+}
+
+impl Row for EnvironmentChange {
+    fn headers() -> &'static [&'static str] {
+        &["CHANGE", "STATUS", "BASE", "APPLIED", "REASON", "BY", "REQUESTED"]
+    }
+    fn row(&self) -> Vec<String> {
+        vec![
+            self.id.inner().to_owned(),
+            name(&self.status),
+            self.base_version.to_string(),
+            opt(&self.applied_version),
+            self.reason.clone(),
+            self.requested_by.clone(),
+            time(&self.requested_at),
+        ]
+    }
+}
+
+impl Row for Dependency {
+    fn headers() -> &'static [&'static str] {
+        &["MODULE", "NAME", "VERSION", "CONSTRAINT", "SATISFIED"]
+    }
+    fn row(&self) -> Vec<String> {
+        let m = self.module.as_ref();
+        vec![
+            opt(&m.map(|m| m.id.inner())),
+            opt(&m.map(|m| &m.name)),
+            opt(&m.map(|m| &m.version)),
+            self.version_constraint.clone(),
+            self.satisfied.to_string(),
+        ]
+    }
+}
+
+impl Row for Reached {
+    fn headers() -> &'static [&'static str] {
+        &["MODULE", "DEPTH", "PATH"]
+    }
+    fn row(&self) -> Vec<String> {
+        let path = self.path.iter().map(cynic::Id::inner).collect::<Vec<_>>().join(" → ");
+        vec![self.module_id.inner().to_owned(), self.depth.to_string(), path]
+    }
+}
+
+impl Row for BuildStage {
+    fn headers() -> &'static [&'static str] {
+        &["STAGE", "MODULES"]
+    }
+    fn row(&self) -> Vec<String> {
+        let modules = self.modules.iter().map(|m| format!("{}@{}", m.name, m.version));
+        vec![self.stage.to_string(), modules.collect::<Vec<_>>().join(", ")]
+    }
+}
+
+impl Row for Blueprint {
+    fn headers() -> &'static [&'static str] {
+        &["ID", "NAME", "PROJECT", "DRAFT", "VALIDATED"]
+    }
+    fn row(&self) -> Vec<String> {
+        vec![
+            self.id.inner().to_owned(),
+            self.name.clone(),
+            self.project_id.inner().to_owned(),
+            opt(&self.draft.as_ref().map(|v| v.version)),
+            opt(&self.validated_version.as_ref().map(|v| v.version)),
+        ]
+    }
+}
+
+impl Row for BlueprintVersion {
+    fn headers() -> &'static [&'static str] {
+        &["BLUEPRINT", "VERSION", "STATUS", "MUTABLE", "VALIDATED"]
+    }
+    fn row(&self) -> Vec<String> {
+        vec![
+            self.blueprint_id.inner().to_owned(),
+            self.version.to_string(),
+            name(&self.status),
+            self.mutable.to_string(),
+            opt(&self.validated_at.as_ref().map(time)),
+        ]
+    }
+}
+
+impl Row for ValidationResult {
+    fn headers() -> &'static [&'static str] {
+        &["SEVERITY", "RULE", "WHERE", "MESSAGE"]
+    }
+    fn row(&self) -> Vec<String> {
+        vec![name(&self.severity), self.rule.clone(), self.location.clone(), self.message.clone()]
     }
 }

@@ -1,10 +1,14 @@
 //! Identity: principals, roles, OAuth clients and API tokens.
 
 use clap::Subcommand;
-use cp_sdk::ops::identity::{ApiToken, CreatePrincipalInput, OauthClient, Principal, PrincipalKind, Role};
+use cp_sdk::ops::identity::{
+    ApiToken, ApiTokenWithSecret, CreateApiTokenInput, CreatePrincipalInput, DefineRoleInput, OauthClient,
+    OauthClientWithSecret, Principal, PrincipalKind, Role,
+};
 use cp_sdk::Client;
+use cp_sdk::Uuid;
 
-use super::{all, PAGE};
+use super::{all, done, PAGE};
 use crate::output::{self, name, opt, time, Format, Row};
 
 #[derive(Subcommand, Debug)]
@@ -12,21 +16,23 @@ pub enum Identity {
     /// Principals: the tenant's users and services.
     #[command(subcommand)]
     Principal(PrincipalCmd),
-    /// Roles.
+    /// Roles and their bindings.
     #[command(subcommand)]
     Role(RoleCmd),
-    /// OAuth clients (never their secrets).
+    /// OAuth clients (a secret is shown once, when made).
     #[command(subcommand, name = "oauth-client")]
-    OauthClient(ListCmd),
-    /// API tokens (never their values).
+    OauthClient(OauthClientCmd),
+    /// API tokens (a token is shown once, when made).
     #[command(subcommand, name = "api-token")]
-    ApiToken(ListCmd),
+    ApiToken(ApiTokenCmd),
 }
 
 #[derive(Subcommand, Debug)]
 pub enum PrincipalCmd {
     /// Every principal.
     List,
+    /// One principal, with its roles.
+    Show { id: Uuid },
     /// Create a user (or, with --service, a service principal).
     Create {
         name: String,
@@ -35,40 +41,124 @@ pub enum PrincipalCmd {
         #[arg(long)]
         service: bool,
     },
+    /// Disable a principal: its tokens stop working.
+    Disable { id: Uuid },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum RoleCmd {
     /// Every role.
     List,
+    /// Define a role, or redefine one of the tenant's own.
+    Define {
+        key: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// A permission it grants (`catalogue:write`; again for more).
+        #[arg(long = "permission", required = true)]
+        permissions: Vec<String>,
+    },
     /// Bind a role to a principal.
-    Bind { principal: cp_sdk::Uuid, role: String },
+    Bind { principal: Uuid, role: String },
+    /// Take a role from a principal (`NOT_FOUND` when it does not hold it).
+    Unbind { principal: Uuid, role: String },
 }
 
 #[derive(Subcommand, Debug)]
-pub enum ListCmd {
-    /// Every one.
+pub enum OauthClientCmd {
+    /// Every OAuth client (never their secrets).
     List,
+    /// Create a client for a principal; its secret is printed once.
+    Create {
+        principal: Uuid,
+        /// A scope it may ask for (again for more); its tokens carry those the principal also holds.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+    },
+    /// Give a client a new secret (printed once); the old one stops working.
+    Rotate { client_id: String },
+    /// Revoke a client: no more tokens are issued to it.
+    Revoke { client_id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ApiTokenCmd {
+    /// Every API token (never their values).
+    List,
+    /// Create a token for a principal; its value is printed once.
+    Create {
+        principal: Uuid,
+        #[arg(long)]
+        name: String,
+        /// A scope it carries (again for more).
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Days until it expires.
+        #[arg(long, default_value_t = 90)]
+        days: i32,
+    },
+    /// Revoke a token.
+    Revoke { id: Uuid },
 }
 
 impl Identity {
     pub async fn run(self, client: &Client, format: Format) -> anyhow::Result<()> {
         match self {
             Identity::Principal(PrincipalCmd::List) => output::list(format, &all(client.principals(PAGE)).await?),
+            Identity::Principal(PrincipalCmd::Show { id }) => output::one(format, &client.principal(id).await?),
             Identity::Principal(PrincipalCmd::Create { name, email, service }) => {
                 let kind = if service { PrincipalKind::Service } else { PrincipalKind::User };
                 let input = CreatePrincipalInput { kind, display_name: name, email };
                 output::one(format, &client.create_principal(input).await?)
             }
+            Identity::Principal(PrincipalCmd::Disable { id }) => {
+                output::one(format, &client.disable_principal(id).await?)
+            }
             Identity::Role(RoleCmd::List) => output::list(format, &client.roles().await?),
+            Identity::Role(RoleCmd::Define { key, description, permissions }) => {
+                output::one(format, &client.define_role(DefineRoleInput { key, description, permissions }).await?)
+            }
             Identity::Role(RoleCmd::Bind { principal, role }) => {
                 client.bind_role(principal, &role).await?;
                 output::one(format, &client.principal(principal).await?)
             }
-            Identity::OauthClient(ListCmd::List) => output::list(format, &client.oauth_clients().await?),
-            Identity::ApiToken(ListCmd::List) => output::list(format, &client.api_tokens().await?),
+            Identity::Role(RoleCmd::Unbind { principal, role }) => {
+                client.unbind_role(principal, &role).await?;
+                output::one(format, &client.principal(principal).await?)
+            }
+            Identity::OauthClient(OauthClientCmd::List) => output::list(format, &client.oauth_clients().await?),
+            Identity::OauthClient(OauthClientCmd::Create { principal, scopes }) => {
+                secret(format, &client.create_oauth_client(principal, scopes).await?)
+            }
+            Identity::OauthClient(OauthClientCmd::Rotate { client_id }) => {
+                secret(format, &client.rotate_oauth_client_secret(&client_id).await?)
+            }
+            Identity::OauthClient(OauthClientCmd::Revoke { client_id }) => {
+                output::one(format, &client.revoke_oauth_client(&client_id).await?)
+            }
+            Identity::ApiToken(ApiTokenCmd::List) => output::list(format, &client.api_tokens().await?),
+            Identity::ApiToken(ApiTokenCmd::Create { principal, name, scopes, days }) => {
+                let input = CreateApiTokenInput {
+                    principal_id: cynic::Id::new(principal.to_string()),
+                    name,
+                    scopes,
+                    expires_in_days: days,
+                };
+                secret(format, &client.create_api_token(input).await?)
+            }
+            Identity::ApiToken(ApiTokenCmd::Revoke { id }) => {
+                anyhow::ensure!(client.revoke_api_token(id).await?, "no live API token {id}");
+                done(format, serde_json::json!({ "revoked": id }), format!("revoked API token {id}"))
+            }
         }
     }
+}
+
+/// A value carrying a secret shown this once: printed whole, with a reminder on stderr.
+fn secret<T: Row>(format: Format, made: &T) -> anyhow::Result<()> {
+    output::one(format, made)?;
+    eprintln!("(the secret is shown this once: store it now)");
+    Ok(())
 }
 
 impl Row for Principal {
@@ -125,5 +215,25 @@ impl Row for ApiToken {
             opt(&self.last_used_at.as_ref().map(time)),
             opt(&self.revoked_at.as_ref().map(time)),
         ]
+    }
+}
+
+impl Row for OauthClientWithSecret {
+    fn headers() -> &'static [&'static str] {
+        &["CLIENT ID", "SECRET", "PRINCIPAL", "SCOPES"]
+    }
+    fn row(&self) -> Vec<String> {
+        let c = &self.client;
+        vec![c.client_id.clone(), self.client_secret.clone(), c.principal_id.to_string(), c.scopes.join(" ")]
+    }
+}
+
+impl Row for ApiTokenWithSecret {
+    fn headers() -> &'static [&'static str] {
+        &["ID", "TOKEN", "NAME", "SCOPES", "EXPIRES"]
+    }
+    fn row(&self) -> Vec<String> {
+        let t = &self.api_token;
+        vec![t.id.to_string(), self.token.clone(), t.name.clone(), t.scopes.join(" "), time(&t.expires_at)]
     }
 }

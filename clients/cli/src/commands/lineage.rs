@@ -1,15 +1,20 @@
-//! Lineage: artifact bodies up and down (with progress), versions, and the lineage graph.
+//! Lineage: artifacts registered, versions recorded, bodies up and down (with progress), changes live, and
+//! the lineage graph.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Subcommand, ValueEnum};
-use cp_sdk::ops::lineage::{ArtifactVersion, LineageDirection, LineageHop};
+use clap::Subcommand;
+use cp_sdk::ops::lineage::{
+    Artifact, ArtifactClassification, ArtifactVersion, ArtifactVersionRef, LineageDirection, LineageHop,
+    RecordArtifactVersionInput, RecordedAs, RegisterArtifactInput,
+};
 use cp_sdk::Client;
 use futures::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::io::AsyncWriteExt;
 
+use super::{json_arg, not_found};
 use crate::output::{self, name, opt, Format, Row};
 
 #[derive(Subcommand, Debug)]
@@ -28,21 +33,78 @@ pub enum Lineage {
     },
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug)]
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum Direction {
     Upstream,
     Downstream,
     Both,
 }
 
+mirror!(Classification => ArtifactClassification { Public, Internal, Confidential, Restricted });
+mirror!(Recorded => RecordedAs { Draft, Generated });
+
 #[derive(Subcommand, Debug)]
 pub enum ArtifactCmd {
     /// One version, with its body's state (what you may not see is redacted).
     Show { id: String, version: String },
+    /// Register an artifact (again with the same values is harmless).
+    Register {
+        id: String,
+        #[arg(long = "type")]
+        artifact_type: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum, default_value = "internal")]
+        classification: Classification,
+        /// The project it belongs to (its id).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Record a version, its content hash given or (--hash-of) computed from a file.
+    Record {
+        id: String,
+        version: String,
+        /// The content hash (`sha256:<hex>`).
+        #[arg(long, required_unless_present = "hash_of", conflicts_with = "hash_of")]
+        hash: Option<String>,
+        /// A file whose sha256 is the content hash (upload it afterwards with `artifact upload`).
+        #[arg(long)]
+        hash_of: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "generated")]
+        status: Recorded,
+        /// Attributes, as a JSON object.
+        #[arg(long)]
+        attributes: Option<String>,
+        /// A version it was derived from, `ID@VERSION` (again for more).
+        #[arg(long = "derived-from", value_parser = version_ref)]
+        derived_from: Vec<ArtifactVersionRef>,
+        /// The agent task that produced it.
+        #[arg(long)]
+        task: Option<String>,
+    },
     /// Upload a version's body from a file (stored only if its sha256 is the version's content hash).
     Upload { id: String, version: String, file: PathBuf },
     /// Download a version's body to a file (resumed when the file is already partly there).
     Download { id: String, version: String, file: PathBuf },
+    /// Stream artifact changes as they happen (Ctrl-C ends it); reconnects on its own.
+    Watch {
+        /// Of one artifact.
+        #[arg(long)]
+        artifact: Option<String>,
+        /// Of one project's artifacts (its id).
+        #[arg(long)]
+        project: Option<String>,
+    },
+}
+
+/// `ID@VERSION`.
+fn version_ref(s: &str) -> Result<ArtifactVersionRef, String> {
+    match s.rsplit_once('@') {
+        Some((id, version)) if !id.is_empty() && !version.is_empty() => {
+            Ok(ArtifactVersionRef { artifact_id: cynic::Id::new(id), version: version.to_owned() })
+        }
+        _ => Err(format!("`{s}` is not ID@VERSION")),
+    }
 }
 
 impl Lineage {
@@ -65,8 +127,67 @@ impl Lineage {
                     }
                 }
             }
+            Lineage::Artifact(ArtifactCmd::Register { id, artifact_type, name, classification, project }) => {
+                let input = RegisterArtifactInput {
+                    id,
+                    artifact_type,
+                    name,
+                    classification: classification.into(),
+                    project_id: project.map(cynic::Id::new),
+                };
+                output::one(format, &client.register_artifact(input).await?)
+            }
+            Lineage::Artifact(ArtifactCmd::Record {
+                id,
+                version,
+                hash,
+                hash_of,
+                status,
+                attributes,
+                derived_from,
+                task,
+            }) => {
+                let content_hash = match (hash, hash_of) {
+                    (Some(hash), _) => hash,
+                    (None, Some(file)) => file_hash(&file).await.with_context(|| format!("{}", file.display()))?,
+                    (None, None) => anyhow::bail!("give --hash or --hash-of"),
+                };
+                let input = RecordArtifactVersionInput {
+                    artifact_id: cynic::Id::new(id),
+                    version,
+                    content_hash,
+                    status: status.into(),
+                    attributes: attributes.map(|a| json_arg("attributes", &a)).transpose()?,
+                    derived_from,
+                    produced_by_task_id: task.map(cynic::Id::new),
+                };
+                output::one(format, &client.record_artifact_version(input).await?)
+            }
+            Lineage::Artifact(ArtifactCmd::Watch { artifact, project }) => {
+                let mut changes =
+                    Box::pin(client.artifact_changes(artifact.map(cynic::Id::new), project.map(cynic::Id::new)));
+                while let Some(change) = changes.next().await {
+                    let change = change?;
+                    let v = &change.version;
+                    match format {
+                        Format::Json => println!("{}", serde_json::to_string(&change)?),
+                        Format::Table => println!(
+                            "{:<30} {}@{} {} body {}",
+                            change.event_type,
+                            v.artifact_id.inner(),
+                            v.version,
+                            name(&v.status),
+                            opt(&v.body.as_ref().map(|b| name(&b.state)))
+                        ),
+                    }
+                }
+                Ok(())
+            }
             Lineage::Artifact(ArtifactCmd::Show { id, version }) => {
-                let v = client.artifact_version(&id, &version).await?.with_context(|| format!("no {id}@{version}"))?;
+                let v = client
+                    .artifact_version(&id, &version)
+                    .await?
+                    .ok_or_else(|| not_found(format!("no {id}@{version}")))?;
                 output::one(format, &v)
             }
             Lineage::Artifact(ArtifactCmd::Upload { id, version, file }) => {
@@ -88,7 +209,10 @@ impl Lineage {
                 }
             }
             Lineage::Artifact(ArtifactCmd::Download { id, version, file }) => {
-                let v = client.artifact_version(&id, &version).await?.with_context(|| format!("no {id}@{version}"))?;
+                let v = client
+                    .artifact_version(&id, &version)
+                    .await?
+                    .ok_or_else(|| not_found(format!("no {id}@{version}")))?;
                 let size = v.body.as_ref().and_then(|b| b.size.as_deref()).and_then(|s| s.parse::<u64>().ok());
                 // Written to `<file>.part`, resumed from there only, checked against the version's content
                 // hash, and only then moved over `file`: a failed or wrong download never touches it.
@@ -177,5 +301,14 @@ impl Row for ArtifactVersion {
             opt(&self.body.as_ref().map(|b| name(&b.state))),
             opt(&self.redaction.as_ref().map(|r| r.fields.join(", "))),
         ]
+    }
+}
+
+impl Row for Artifact {
+    fn headers() -> &'static [&'static str] {
+        &["ID", "TYPE", "NAME", "CLASSIFICATION"]
+    }
+    fn row(&self) -> Vec<String> {
+        vec![self.id.inner().to_owned(), self.artifact_type.clone(), self.name.clone(), name(&self.classification)]
     }
 }

@@ -1,6 +1,26 @@
 //! The commands, one module per domain; each domain's nouns are subcommands of `cpctl` (`cpctl tenant
 //! show`, `cpctl approval approve`), and its rows are how its values print as a table.
 
+/// A clap value enum mirroring one of the SDK's enums variant for variant (so `--help` and completions
+/// list the values), with its conversion.
+macro_rules! mirror {
+    ($(#[$doc:meta])* $name:ident => $sdk:ty { $($variant:ident),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(clap::ValueEnum, Clone, Copy, Debug)]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl From<$name> for $sdk {
+            fn from(v: $name) -> Self {
+                match v {
+                    $($name::$variant => <$sdk>::$variant),+
+                }
+            }
+        }
+    };
+}
+
 mod catalogue;
 mod governance;
 mod identity;
@@ -125,6 +145,72 @@ async fn all<T>(stream: impl futures::Stream<Item = Result<T, cp_sdk::Error>>) -
 /// A JSON argument, with the argument's name in the error.
 fn json_arg(name: &str, text: &str) -> anyhow::Result<serde_json::Value> {
     serde_json::from_str(text).with_context(|| format!("--{name} is not JSON"))
+}
+
+/// The largest file a command reads as its input (`--file`, `--cedar`).
+const MAX_INPUT: u64 = 4 << 20;
+
+/// A file's text (`-` for stdin), at most [`MAX_INPUT`] bytes.
+fn read_input(path: &std::path::Path) -> anyhow::Result<String> {
+    let mut text = String::new();
+    let read = if path.as_os_str() == "-" {
+        std::io::stdin().take(MAX_INPUT + 1).read_to_string(&mut text)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(MAX_INPUT + 1).read_to_string(&mut text))
+    };
+    read.with_context(|| format!("reading {}", path.display()))?;
+    anyhow::ensure!(text.len() as u64 <= MAX_INPUT, "{} is larger than {} MiB", path.display(), MAX_INPUT >> 20);
+    Ok(text)
+}
+
+/// A JSON file (`-` for stdin) read as one of the SDK's inputs, with the API's field names; the error
+/// names the line and column.
+fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> anyhow::Result<T> {
+    serde_json::from_str(&read_input(path)?)
+        .with_context(|| format!("{} is not the input this command takes", path.display()))
+}
+
+/// `NAME=VALUE`, split.
+fn pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("`{s}` is not NAME=VALUE")),
+    }
+}
+
+/// A list option's values, with empty ones dropped (so `--tags ''` clears a list).
+fn list(values: Vec<String>) -> Vec<String> {
+    values.into_iter().filter(|v| !v.is_empty()).collect()
+}
+
+/// The API's `NOT_FOUND` for what a query answered with nothing (so it reads like the API's own).
+fn not_found(message: String) -> anyhow::Error {
+    anyhow::Error::new(cp_sdk::Error::Api {
+        code: cp_sdk::ErrorCode::NotFound,
+        message,
+        field: None,
+        extensions: Box::default(),
+    })
+}
+
+/// What a command that returns no value did: `said` on stderr for people, `json` on stdout for scripts.
+fn done(format: Format, json: serde_json::Value, said: String) -> anyhow::Result<()> {
+    match format {
+        Format::Json => output::value(&json),
+        Format::Table => {
+            eprintln!("{said}");
+            Ok(())
+        }
+    }
+}
+
+/// A verdict's exit: 0 when it is yes, 1 (with `no` as the error) when it is no, so scripts can gate on it.
+fn verdict(yes: bool, no: impl FnOnce() -> String) -> anyhow::Result<()> {
+    if yes {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(no()))
+    }
 }
 
 /// A spinner on stderr with `message` (hidden when stderr is not a terminal).

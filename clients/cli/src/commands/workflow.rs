@@ -1,12 +1,16 @@
-//! Workflow: instances started, inspected, cancelled and watched; definitions listed.
+//! Workflow: instances started, inspected, cancelled and watched, their events live; definitions
+//! published and read.
 
-use anyhow::Context;
-use clap::{Subcommand, ValueEnum};
-use cp_sdk::ops::workflow::{StartWorkflowInput, WorkflowDefinition, WorkflowInstance, WorkflowStatus};
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use cp_sdk::ops::workflow::{
+    StartWorkflowInput, WorkflowDefinition, WorkflowEvent, WorkflowInstance, WorkflowStatus, WorkflowStep,
+};
 use cp_sdk::Client;
 use futures::StreamExt;
 
-use super::{all, json_arg, spinner, PAGE};
+use super::{all, json_arg, not_found, read_json, spinner, PAGE};
 use crate::output::{self, name, opt, time, Format, Row};
 
 #[derive(Subcommand, Debug)]
@@ -25,22 +29,40 @@ pub enum WorkflowCmd {
     List {
         #[arg(long, value_enum)]
         status: Option<Status>,
+        /// Of one project (its id).
+        #[arg(long)]
+        project: Option<String>,
     },
-    /// Start an instance of a definition's latest version.
+    /// Start an instance of a definition (its latest version unless given).
     Start {
         key: String,
         /// The instance's input, as a JSON object.
         #[arg(long)]
         input: Option<String>,
+        #[arg(long)]
+        version: Option<i32>,
         /// The platform registry's definition rather than the tenant's own.
         #[arg(long)]
         platform: bool,
+        /// The project it runs for (its id).
+        #[arg(long)]
+        project: Option<String>,
         /// Wait until it ends, showing its state as it moves.
         #[arg(long)]
         wait: bool,
     },
     /// An instance's state.
     Show { id: String },
+    /// An instance's events, oldest first.
+    History {
+        id: String,
+        /// After this event (its version).
+        #[arg(long, default_value_t = 0)]
+        after: i32,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i32,
+    },
     /// Cancel an instance (its completed steps are compensated).
     Cancel {
         id: String,
@@ -49,18 +71,21 @@ pub enum WorkflowCmd {
     },
     /// Stream an instance's state as it moves, until it ends; reconnects on its own.
     Watch { id: String },
+    /// Stream workflow events as they happen (Ctrl-C ends it); reconnects on its own.
+    Events {
+        /// Of one instance.
+        #[arg(long)]
+        instance: Option<String>,
+        /// Only events of this type (again for more).
+        #[arg(long = "type")]
+        types: Vec<String>,
+    },
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug)]
-pub enum Status {
-    Running,
-    Waiting,
-    AwaitingAgent,
-    AwaitingApproval,
-    Completed,
-    Failed,
-    Cancelled,
-}
+mirror!(Status => WorkflowStatus {
+    Created, Running, AssigningTask, AwaitingAgent, AwaitingApproval, Waiting, Compensating, Completed, Failed,
+    Cancelled, ContinuedAsNew,
+});
 
 #[derive(Subcommand, Debug)]
 pub enum DefinitionCmd {
@@ -69,48 +94,106 @@ pub enum DefinitionCmd {
         #[arg(long)]
         platform: bool,
     },
+    /// A definition's latest version (or the one given), with its steps.
+    Show {
+        key: String,
+        #[arg(long)]
+        version: Option<i32>,
+        #[arg(long)]
+        platform: bool,
+    },
+    /// Publish a definition from a JSON file (`-` for stdin): key, name, description, start, steps; a new
+    /// version of its key.
+    Publish {
+        #[arg(long)]
+        file: PathBuf,
+    },
 }
 
 impl Workflow {
     pub async fn run(self, client: &Client, format: Format) -> anyhow::Result<()> {
+        let id = cynic::Id::new;
         match self {
-            Workflow::Workflow(WorkflowCmd::List { status }) => {
-                let status = status.map(|s| match s {
-                    Status::Running => WorkflowStatus::Running,
-                    Status::Waiting => WorkflowStatus::Waiting,
-                    Status::AwaitingAgent => WorkflowStatus::AwaitingAgent,
-                    Status::AwaitingApproval => WorkflowStatus::AwaitingApproval,
-                    Status::Completed => WorkflowStatus::Completed,
-                    Status::Failed => WorkflowStatus::Failed,
-                    Status::Cancelled => WorkflowStatus::Cancelled,
-                });
-                output::list(format, &all(client.workflow_instances(status, None, PAGE)).await?)
+            Workflow::Workflow(WorkflowCmd::List { status, project }) => {
+                let instances = client.workflow_instances(status.map(Into::into), project.map(id), PAGE);
+                output::list(format, &all(instances).await?)
             }
-            Workflow::Workflow(WorkflowCmd::Start { key, input, platform, wait }) => {
+            Workflow::Workflow(WorkflowCmd::Start { key, input, version, platform, project, wait }) => {
                 let input = input.map(|i| json_arg("input", &i)).transpose()?;
-                let started = client
-                    .start_workflow(StartWorkflowInput { input, platform, ..StartWorkflowInput::new(&key) })
-                    .await?;
+                let start = StartWorkflowInput {
+                    input,
+                    version,
+                    platform,
+                    project_id: project.map(id),
+                    ..StartWorkflowInput::new(&key)
+                };
+                let started = client.start_workflow(start).await?;
                 if wait {
                     watch(client, format, started.id).await
                 } else {
                     output::one(format, &started)
                 }
             }
-            Workflow::Workflow(WorkflowCmd::Show { id }) => {
+            Workflow::Workflow(WorkflowCmd::Show { id: i }) => {
                 let instance = client
-                    .workflow_instance(cynic::Id::new(&id))
+                    .workflow_instance(cynic::Id::new(&i))
                     .await?
-                    .with_context(|| format!("no instance {id}"))?;
+                    .ok_or_else(|| not_found(format!("no instance {i}")))?;
                 output::one(format, &instance)
             }
-            Workflow::Workflow(WorkflowCmd::Cancel { id, reason }) => {
-                output::one(format, &client.cancel_workflow(cynic::Id::new(id), &reason).await?)
+            Workflow::Workflow(WorkflowCmd::History { id: i, after, limit }) => {
+                let history = client.workflow_history(id(i.clone()), after, limit).await?;
+                // No events at all: an instance that does not exist (every instance has its first).
+                if history.is_empty() && client.workflow_instance(id(i.clone())).await?.is_none() {
+                    return Err(not_found(format!("no instance {i}")));
+                }
+                output::list(format, &history)
             }
-            Workflow::Workflow(WorkflowCmd::Watch { id }) => watch(client, format, cynic::Id::new(id)).await,
+            Workflow::Workflow(WorkflowCmd::Cancel { id: i, reason }) => {
+                output::one(format, &client.cancel_workflow(id(i), &reason).await?)
+            }
+            Workflow::Workflow(WorkflowCmd::Watch { id: i }) => watch(client, format, id(i)).await,
+            Workflow::Workflow(WorkflowCmd::Events { instance, types }) => {
+                let mut events = Box::pin(client.workflow_events(instance.map(id), types));
+                while let Some(event) = events.next().await {
+                    let event = event?;
+                    match format {
+                        Format::Json => println!("{}", serde_json::to_string(&event)?),
+                        Format::Table => println!(
+                            "{}  {:<28} {:<36} {}",
+                            time(&event.occurred_at),
+                            event.event_type,
+                            opt(&event.instance_id.as_ref().map(cynic::Id::inner)),
+                            serde_json::to_string(&event.payload)?
+                        ),
+                    }
+                }
+                Ok(())
+            }
             Workflow::Definition(DefinitionCmd::List { platform }) => {
                 output::list(format, &all(client.workflow_definitions(platform, PAGE)).await?)
             }
+            Workflow::Definition(DefinitionCmd::Show { key, version, platform }) => {
+                let definition = client
+                    .workflow_definition(&key, version, platform)
+                    .await?
+                    .ok_or_else(|| not_found(format!("no definition `{key}`")))?;
+                definition_out(format, &definition)
+            }
+            Workflow::Definition(DefinitionCmd::Publish { file }) => {
+                definition_out(format, &client.publish_workflow_definition(read_json(&file)?).await?)
+            }
+        }
+    }
+}
+
+/// A definition: its row and its steps as a table, or JSON.
+fn definition_out(format: Format, definition: &WorkflowDefinition) -> anyhow::Result<()> {
+    match format {
+        Format::Json => output::value(definition),
+        Format::Table => {
+            output::one(format, definition)?;
+            output::list(format, &definition.steps)
         }
     }
 }
@@ -173,5 +256,32 @@ impl Row for WorkflowDefinition {
             self.steps.len().to_string(),
             time(&self.published_at),
         ]
+    }
+}
+
+impl Row for WorkflowStep {
+    fn headers() -> &'static [&'static str] {
+        &["STEP", "TYPE", "DOES", "NEXT", "ON FAILURE"]
+    }
+    fn row(&self) -> Vec<String> {
+        let does = match (&self.skill, &self.approver_roles, self.wait_seconds, &self.branches) {
+            (Some(skill), ..) => {
+                format!("skill {skill}{}", self.skill_version.as_ref().map(|v| format!("@{v}")).unwrap_or_default())
+            }
+            (_, Some(roles), ..) => format!("approval by {} ({} needed)", roles.join(", "), self.quorum.unwrap_or(1)),
+            (_, _, Some(s), _) => format!("wait {s} s"),
+            (_, _, _, Some(b)) => format!("branches {} → {}", b.join(", "), opt(&self.join)),
+            _ => String::new(),
+        };
+        vec![self.id.clone(), name(&self.step_type), does, opt(&self.next), opt(&self.on_failure)]
+    }
+}
+
+impl Row for WorkflowEvent {
+    fn headers() -> &'static [&'static str] {
+        &["VERSION", "TYPE", "RECORDED", "DATA"]
+    }
+    fn row(&self) -> Vec<String> {
+        vec![self.version.to_string(), self.event_type.clone(), time(&self.recorded_at), self.data.to_string()]
     }
 }

@@ -130,12 +130,15 @@ pub struct UpdatePolicyDraftInput {
     pub effect: Option<PolicyEffect>,
 }
 
-#[derive(cynic::InputObject, Debug, Clone)]
+#[derive(cynic::InputObject, serde::Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyEntityInput {
     #[cynic(rename = "type")]
+    #[serde(rename = "type")]
     pub entity_type: String,
     pub id: String,
     pub attrs: Option<Json>,
+    #[serde(default)]
     pub parents: Vec<PolicyEntityParentInput>,
 }
 
@@ -146,14 +149,17 @@ impl PolicyEntityInput {
     }
 }
 
-#[derive(cynic::InputObject, Debug, Clone)]
+#[derive(cynic::InputObject, serde::Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyEntityParentInput {
     #[cynic(rename = "type")]
+    #[serde(rename = "type")]
     pub entity_type: String,
     pub id: String,
 }
 
-#[derive(cynic::InputObject, Debug, Clone)]
+#[derive(cynic::InputObject, serde::Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyRequestInput {
     pub principal: PolicyEntityInput,
     pub action: String,
@@ -229,13 +235,20 @@ pub struct Approval {
     pub votes: Vec<ApprovalVote>,
 }
 
-#[derive(cynic::InputObject, Debug, Clone)]
+/// The schema's default quorum.
+fn one() -> i32 {
+    1
+}
+
+#[derive(cynic::InputObject, serde::Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RequestApprovalInput {
     pub subject_kind: String,
     pub subject_id: String,
     pub summary: String,
     pub details: Option<Json>,
     pub approver_roles: Vec<String>,
+    #[serde(default = "one")]
     pub quorum: i32,
     pub expires_at: DateTime,
     pub project_id: Option<String>,
@@ -327,7 +340,8 @@ pub struct ModelAllowance {
     pub models: Vec<String>,
 }
 
-#[derive(cynic::InputObject, Debug, Clone)]
+#[derive(cynic::InputObject, serde::Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ModelAllowanceInput {
     pub provider: String,
     pub models: Vec<String>,
@@ -347,7 +361,8 @@ pub struct ModelPolicy {
     pub project_id: Option<crate::Uuid>,
 }
 
-#[derive(cynic::InputObject, Debug, Clone)]
+#[derive(cynic::InputObject, serde::Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DraftModelPolicyInput {
     pub name: String,
     pub allowed: Vec<ModelAllowanceInput>,
@@ -379,7 +394,8 @@ pub struct ModelPolicyDecision {
 
 // ---- Usage ------------------------------------------------------------------------------------------
 
-#[derive(cynic::InputObject, Debug, Clone)]
+#[derive(cynic::InputObject, serde::Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UsageRecordInput {
     pub meter: String,
     pub quantity: i32,
@@ -820,6 +836,18 @@ struct AuditEntryConnection {
 }
 
 #[derive(cynic::QueryVariables, Debug)]
+struct SequenceVars {
+    sequence: i32,
+}
+
+#[derive(cynic::QueryFragment, Debug)]
+#[cynic(graphql_type = "Query", variables = "SequenceVars")]
+struct AuditEntryQuery {
+    #[arguments(sequence: $sequence)]
+    audit_entry: AuditEntry,
+}
+
+#[derive(cynic::QueryVariables, Debug)]
 struct CheckpointVars {
     tree_size: Option<i32>,
 }
@@ -1059,6 +1087,19 @@ impl Client {
             move |after| AuditEntries::build(PageVars { first: Some(per_page), after }),
             |q| (q.audit_entries.nodes, q.audit_entries.page_info),
         )
+    }
+
+    /// One audit entry, by its sequence (`NOT_FOUND` past the end of the log); an answer that is another
+    /// entry is refused.
+    pub async fn audit_entry(&self, sequence: i32) -> Result<AuditEntry, Error> {
+        let entry = self.run(AuditEntryQuery::build(SequenceVars { sequence })).await?.audit_entry;
+        if entry.sequence != sequence {
+            return Err(Error::Verification(format!(
+                "asked for audit entry {sequence}, answered with {}",
+                entry.sequence
+            )));
+        }
+        Ok(entry)
     }
 
     /// The signed checkpoint of the tenant's audit tree (the latest, or of `tree_size` entries). Check it

@@ -131,10 +131,16 @@ pub struct WorkflowStep {
     #[serde(rename = "type")]
     pub step_type: WorkflowStepType,
     pub next: Option<String>,
+    pub on_failure: Option<String>,
     pub skill: Option<String>,
+    pub skill_version: Option<String>,
     pub pool: Option<String>,
+    pub timeout_seconds: Option<i32>,
     pub wait_seconds: Option<i32>,
     pub approver_roles: Option<Vec<String>>,
+    pub quorum: Option<i32>,
+    pub branches: Option<Vec<String>>,
+    pub join: Option<String>,
 }
 
 #[derive(cynic::QueryFragment, Debug, Clone, serde::Serialize)]
@@ -152,24 +158,28 @@ pub struct WorkflowDefinition {
     pub published_at: DateTime,
 }
 
-#[derive(cynic::InputObject, Debug, Clone)]
+#[derive(cynic::InputObject, serde::Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RetryInput {
     pub max_attempts: i32,
     pub initial_backoff_seconds: i32,
     pub max_backoff_seconds: i32,
 }
 
-#[derive(cynic::InputObject, Debug, Clone)]
+#[derive(cynic::InputObject, serde::Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StepCompensationInput {
     pub skill: String,
     pub pool: Option<String>,
 }
 
 /// A step of a definition; [`WorkflowStepInput::wait`] and the like fill in what a kind of step needs.
-#[derive(cynic::InputObject, Debug, Clone)]
+#[derive(cynic::InputObject, serde::Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkflowStepInput {
     pub id: String,
     #[cynic(rename = "type")]
+    #[serde(rename = "type")]
     pub step_type: WorkflowStepType,
     pub next: Option<String>,
     pub on_failure: Option<String>,
@@ -232,10 +242,14 @@ impl WorkflowStepInput {
     }
 }
 
-#[derive(cynic::InputObject, Debug, Clone)]
+/// A definition to publish. It also reads from JSON with the API's field names (`cpctl definition publish
+/// --file` takes such a file), its steps' kinds as the API writes them (`AGENT_TASK`).
+#[derive(cynic::InputObject, serde::Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PublishWorkflowDefinitionInput {
     pub key: String,
     pub name: String,
+    #[serde(default)]
     pub description: String,
     pub start: String,
     pub steps: Vec<WorkflowStepInput>,

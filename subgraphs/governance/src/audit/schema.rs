@@ -123,6 +123,18 @@ impl AuditQuery {
         Ok(page.connection(rows, |e| e.sequence.to_string()))
     }
 
+    /// One of the caller's audit entries, by its sequence (`NOT_FOUND` past the end of the log).
+    async fn audit_entry(&self, ctx: &Context<'_>, sequence: i64) -> Result<Entry> {
+        let tenant = ctx.authorize(READ)?;
+        if sequence < 1 {
+            return Err(Error::bad_input("sequence", "sequences start at 1"));
+        }
+        let mut tx = state(ctx).kernel.db.tenant_tx(&tenant).await?;
+        let found = store::page(&mut tx, &tenant, sequence - 1, 1).await?.pop();
+        tx.commit().await?;
+        found.filter(|e| e.sequence == sequence).ok_or_else(|| Error::not_found(format!("no audit entry {sequence}")))
+    }
+
     /// Walks the caller's hash chain over sequences [fromSequence, toSequence] (default: to the end of the
     /// log), recomputing each `sha256(previous hash ‖ entry)`, and names the first broken link. One call
     /// walks at most `AUDIT_VERIFY_MAX_ENTRIES` (100,000) entries (`complete: false` past that: continue from `toSequence + 1`).

@@ -82,6 +82,26 @@ async fn every_event_is_audited_once_even_when_redelivered_and_the_chain_verifie
     let h = audit::chain(&audit::GENESIS, nodes[0]["canonical"].as_str().unwrap().as_bytes());
     assert_eq!(nodes[0]["hash"], hex::encode(h));
 
+    // One entry by its sequence: the same as in the list; none past the end, none before the start.
+    let q = "query($s: Int!) { auditEntry(sequence: $s) { sequence eventId hash } }";
+    let one = app.ok(&token, q, json!({ "s": 2 })).await;
+    assert_eq!(
+        (one["auditEntry"]["eventId"].as_str(), &one["auditEntry"]["hash"]),
+        (Some(second.event_id.as_str()), &nodes[1]["hash"])
+    );
+    assert_eq!(code(&app.gql(&token, q, json!({ "s": 4 })).await), "NOT_FOUND");
+    assert_eq!(code(&app.gql(&token, q, json!({ "s": 0 })).await), "BAD_USER_INPUT");
+    // Another tenant's entry 1 is its own, never this tenant's.
+    let (neighbour, other) = (format!("u-{}", app.id), app.member(&format!("u-{}", app.id)));
+    assert_eq!(code(&app.gql(&other, q, json!({ "s": 1 })).await), "NOT_FOUND");
+    let theirs = app.publish(&neighbour, "catalogue.ThingHappened", &ThingHappened { n: 9 }).await;
+    let got = test_support::eventually_value("the neighbour's entry 1", Duration::from_secs(10), || async {
+        let v = app.gql(&other, q, json!({ "s": 1 })).await;
+        v["data"]["auditEntry"]["eventId"].as_str().map(str::to_owned)
+    })
+    .await;
+    assert_eq!(got, theirs.event_id);
+
     let v = verify(&app, &token, 1, None).await;
     assert_eq!(v, json!({ "fromSequence": 1, "toSequence": 3, "verified": 3, "ok": true, "firstBroken": null }));
     let v = verify(&app, &token, 2, Some(3)).await;
