@@ -27,22 +27,6 @@ use futures::TryStreamExt;
 
 use e2e::{Live, Stack};
 
-const EVERYTHING: [&str; 13] = [
-    "tenancy:write",
-    "tenancy:read",
-    "quota:consume",
-    "identity:read",
-    "identity:write",
-    "catalogue:read",
-    "catalogue:write",
-    "governance:read",
-    "governance:write",
-    "approvals:decide",
-    "usage:record",
-    "workflow:read",
-    "workflow:write",
-];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_domains_partner_tasks_run_through_the_sdk() {
     let stack = Stack::start().await;
@@ -116,7 +100,7 @@ async fn every_domains_partner_tasks_run_through_the_sdk() {
     operator.set_quota(id(), quota).await.unwrap();
 
     // The tenant's own client (client credentials through the public endpoint).
-    let (client_id, client_secret, _) = stack.oauth_client(&hive.url, &tenant, &EVERYTHING).await;
+    let (client_id, client_secret, _) = stack.oauth_client(&hive.url, &tenant, &e2e::EVERY_TENANT_PERMISSION).await;
     let (tour_id, tour_secret) = (client_id.clone(), client_secret.clone());
     let client = Client::new(&base, Credentials::ClientCredentials { client_id, client_secret, scope: None }).unwrap();
     let me = client.me().await.unwrap();

@@ -113,6 +113,26 @@ pub struct Stack {
     pub audit_verifier_key: String,
 }
 
+/// Every permission a tenant's own principal may hold: what a partner's client is given in tests that use
+/// every domain.
+pub const EVERY_TENANT_PERMISSION: [&str; 15] = [
+    "tenancy:write",
+    "tenancy:read",
+    "quota:consume",
+    "identity:read",
+    "identity:write",
+    "catalogue:read",
+    "catalogue:write",
+    "governance:read",
+    "governance:write",
+    "approvals:decide",
+    "usage:record",
+    "workflow:read",
+    "workflow:write",
+    "lineage:read",
+    "lineage:write",
+];
+
 /// A verifier key of the same name as the stack's audit key but another key pair: what a forged
 /// checkpoint would be checked with.
 pub fn foreign_audit_verifier_key() -> String {

@@ -54,6 +54,25 @@ pub fn value<T: Serialize>(item: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints a live stream's items as they come, until it ends (Ctrl-C stops it): one JSON line each for
+/// scripts, `line` for people; an error ends it.
+pub async fn follow<T: Serialize>(
+    format: Format,
+    items: impl futures::Stream<Item = Result<T, cp_sdk::Error>>,
+    line: impl Fn(&T) -> String,
+) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let mut items = std::pin::pin!(items);
+    while let Some(item) = items.next().await {
+        let item = item?;
+        match format {
+            Format::Json => println!("{}", serde_json::to_string(&item)?),
+            Format::Table => println!("{}", line(&item)),
+        }
+    }
+    Ok(())
+}
+
 /// An optional value as a cell.
 pub fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map_or_else(|| "—".to_owned(), ToString::to_string)

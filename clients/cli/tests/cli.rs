@@ -322,9 +322,7 @@ async fn cpctl_covers_each_task_of_every_domain() {
     assert_eq!((v["key"].as_str(), v["limit"].as_i64()), (Some("api-calls"), Some(5)));
 
     // The tenant's admin, logged in.
-    let mut permissions = EVERYTHING.to_vec();
-    permissions.extend(["lineage:read", "lineage:write"]);
-    let (client_id, client_secret, _) = stack.oauth_client(&hive.url, &tenant, &permissions).await;
+    let (client_id, client_secret, _) = stack.oauth_client(&hive.url, &tenant, &e2e::EVERY_TENANT_PERMISSION).await;
     let login = ["--endpoint", base.as_str(), "login", "--client-id", client_id.as_str(), "--client-secret-stdin"];
     assert!(cpctl(&config, &login, Some(&client_secret)).await.status.success());
     let v = json(&config, &["flag", "show", &flag]).await;
@@ -586,19 +584,3 @@ async fn cpctl_covers_each_task_of_every_domain() {
     stack.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
-
-const EVERYTHING: [&str; 13] = [
-    "tenancy:write",
-    "tenancy:read",
-    "quota:consume",
-    "identity:read",
-    "identity:write",
-    "catalogue:read",
-    "catalogue:write",
-    "governance:read",
-    "governance:write",
-    "approvals:decide",
-    "usage:record",
-    "workflow:read",
-    "workflow:write",
-];

@@ -164,24 +164,18 @@ impl Lineage {
                 output::one(format, &client.record_artifact_version(input).await?)
             }
             Lineage::Artifact(ArtifactCmd::Watch { artifact, project }) => {
-                let mut changes =
-                    Box::pin(client.artifact_changes(artifact.map(cynic::Id::new), project.map(cynic::Id::new)));
-                while let Some(change) = changes.next().await {
-                    let change = change?;
-                    let v = &change.version;
-                    match format {
-                        Format::Json => println!("{}", serde_json::to_string(&change)?),
-                        Format::Table => println!(
-                            "{:<30} {}@{} {} body {}",
-                            change.event_type,
-                            v.artifact_id.inner(),
-                            v.version,
-                            name(&v.status),
-                            opt(&v.body.as_ref().map(|b| name(&b.state)))
-                        ),
-                    }
-                }
-                Ok(())
+                let changes = client.artifact_changes(artifact.map(cynic::Id::new), project.map(cynic::Id::new));
+                output::follow(format, changes, |c| {
+                    let (v, body) = (&c.version, opt(&c.version.body.as_ref().map(|b| name(&b.state))));
+                    format!(
+                        "{:<30} {}@{} {} body {body}",
+                        c.event_type,
+                        v.artifact_id.inner(),
+                        v.version,
+                        name(&v.status)
+                    )
+                })
+                .await
             }
             Lineage::Artifact(ArtifactCmd::Show { id, version }) => {
                 let v = client

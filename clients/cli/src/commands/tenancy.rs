@@ -6,7 +6,6 @@ use cp_sdk::ops::tenancy::{
     ProvisionTenantInput, Quota, QuotaLimitInput, Tenant, TenantStatus,
 };
 use cp_sdk::Client;
-use futures::StreamExt;
 
 use super::{all, done, list, PAGE};
 use crate::output::{self, name, opt, time, Format, Row};
@@ -248,20 +247,10 @@ impl Tenancy {
                 output::one(format, &client.set_quota(id(tenant), quota).await?)
             }
             Tenancy::Events(EventsCmd::Watch { types, tenant }) => {
-                let mut events = Box::pin(client.tenant_events(tenant.map(id), types));
-                while let Some(event) = events.next().await {
-                    let event = event?;
-                    match format {
-                        Format::Json => println!("{}", serde_json::to_string(&event)?),
-                        Format::Table => println!(
-                            "{}  {:<32} {}",
-                            time(&event.occurred_at),
-                            event.event_type,
-                            serde_json::to_string(&event.payload)?
-                        ),
-                    }
-                }
-                Ok(())
+                output::follow(format, client.tenant_events(tenant.map(id), types), |e| {
+                    format!("{}  {:<32} {}", time(&e.occurred_at), e.event_type, e.payload)
+                })
+                .await
             }
         }
     }

@@ -154,21 +154,11 @@ impl Workflow {
             }
             Workflow::Workflow(WorkflowCmd::Watch { id: i }) => watch(client, format, id(i)).await,
             Workflow::Workflow(WorkflowCmd::Events { instance, types }) => {
-                let mut events = Box::pin(client.workflow_events(instance.map(id), types));
-                while let Some(event) = events.next().await {
-                    let event = event?;
-                    match format {
-                        Format::Json => println!("{}", serde_json::to_string(&event)?),
-                        Format::Table => println!(
-                            "{}  {:<28} {:<36} {}",
-                            time(&event.occurred_at),
-                            event.event_type,
-                            opt(&event.instance_id.as_ref().map(cynic::Id::inner)),
-                            serde_json::to_string(&event.payload)?
-                        ),
-                    }
-                }
-                Ok(())
+                output::follow(format, client.workflow_events(instance.map(id), types), |e| {
+                    let instance = opt(&e.instance_id.as_ref().map(cynic::Id::inner));
+                    format!("{}  {:<28} {instance:<36} {}", time(&e.occurred_at), e.event_type, e.payload)
+                })
+                .await
             }
             Workflow::Definition(DefinitionCmd::List { platform }) => {
                 output::list(format, &all(client.workflow_definitions(platform, PAGE)).await?)
