@@ -65,7 +65,7 @@ ensure_rabbitmq_management() {
     rabbitmq-plugins enable --quiet rabbitmq_management >/dev/null
     wait_port 15672 60 "RabbitMQ management"
   else
-    echo "RabbitMQ's management API (15672) is not reachable: subgraphs will share the broker's admin user" >&2
+    echo "RabbitMQ's management API (15672) is not reachable: subgraphs will share the broker's admin user, on the default vhost the tests use too" >&2
   fi
 }
 

@@ -114,25 +114,66 @@ impl Management {
         Ok(Self { base, http })
     }
 
-    async fn put(&self, path: &str, body: serde_json::Value) -> anyhow::Result<()> {
+    /// `/api/<segments…>`, each segment percent-encoded (a vhost `/` is `%2F`), without the credentials.
+    fn url(&self, segments: &[&str]) -> anyhow::Result<reqwest::Url> {
         let mut url = self.base.clone();
         url.set_username("").ok();
         url.set_password(None).ok();
-        let url = format!("{}{}", url.as_str().trim_end_matches('/'), path);
-        let resp =
-            self.http.put(&url).basic_auth(self.base.username(), self.base.password()).json(&body).send().await?;
-        anyhow::ensure!(resp.status().is_success(), "RabbitMQ management {path}: {}", resp.status());
-        Ok(())
+        url.path_segments_mut()
+            .map_err(|()| anyhow::anyhow!("not a management API base URL: {}", self.base))?
+            .pop_if_empty()
+            .push("api")
+            .extend(segments);
+        Ok(url)
+    }
+
+    /// Sends `request`, authenticated; an answer that is not a success is an error naming `what`.
+    async fn send(&self, request: reqwest::RequestBuilder, what: &[&str]) -> anyhow::Result<reqwest::Response> {
+        let resp = request.basic_auth(self.base.username(), self.base.password()).send().await?;
+        anyhow::ensure!(resp.status().is_success(), "RabbitMQ management /api/{}: {}", what.join("/"), resp.status());
+        Ok(resp)
+    }
+
+    async fn put(&self, segments: &[&str], body: serde_json::Value) -> anyhow::Result<()> {
+        self.send(self.http.put(self.url(segments)?).json(&body), segments).await.map(drop)
+    }
+
+    async fn delete(&self, segments: &[&str]) -> anyhow::Result<()> {
+        self.send(self.http.delete(self.url(segments)?), segments).await.map(drop)
+    }
+
+    /// The names of `vhost`'s queues (`kind` `queues`) or exchanges (`exchanges`).
+    async fn names(&self, kind: &str, vhost: &str) -> anyhow::Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Named {
+            name: String,
+        }
+        let segments = [kind, vhost];
+        let resp = self.send(self.http.get(self.url(&segments)?), &segments).await?;
+        Ok(resp.json::<Vec<Named>>().await?.into_iter().map(|n| n.name).collect())
+    }
+
+    /// Deletes `vhost`'s queues and exchanges whose names start with `prefix`; how many of each.
+    pub async fn delete_prefixed(&self, vhost: &str, prefix: &str) -> anyhow::Result<(usize, usize)> {
+        let mut deleted = (0, 0);
+        for queue in self.names("queues", vhost).await?.into_iter().filter(|n| n.starts_with(prefix)) {
+            self.delete(&["queues", vhost, &queue]).await?;
+            deleted.0 += 1;
+        }
+        for exchange in self.names("exchanges", vhost).await?.into_iter().filter(|n| n.starts_with(prefix)) {
+            self.delete(&["exchanges", vhost, &exchange]).await?;
+            deleted.1 += 1;
+        }
+        Ok(deleted)
     }
 
     /// Creates `vhost` if it is not there, and gives the management user (the broker's admin) every
     /// permission in it. A vhost is a broker of its own: its exchanges, queues and bindings are apart from
     /// every other vhost's.
     pub async fn ensure_vhost(&self, vhost: &str) -> anyhow::Result<()> {
-        let v = vhost_path(vhost);
-        self.put(&format!("/api/vhosts/{v}"), serde_json::json!({})).await?;
+        self.put(&["vhosts", vhost], serde_json::json!({})).await?;
         let all = serde_json::json!({ "configure": ".*", "write": ".*", "read": ".*" });
-        self.put(&format!("/api/permissions/{v}/{}", self.base.username()), all).await
+        self.put(&["permissions", vhost, self.base.username()], all).await
     }
 
     /// Creates (or updates) `cp_<domain>`, the broker user of one subgraph: it may use `vhost`, but on
@@ -145,18 +186,15 @@ impl Management {
             "a domain name is letters, digits, - and _"
         );
         let user = format!("cp_{domain}");
-        self.put(&format!("/api/users/{user}"), serde_json::json!({ "password": password, "tags": "" })).await?;
+        self.put(&["users", &user], serde_json::json!({ "password": password, "tags": "" })).await?;
         // Its own queues and exchanges (`<domain>.…`), the events exchange and its listeners' server-named
         // queues; not the default exchange, through which anything could be sent to any queue (another
         // domain's command queue, say).
         let own = format!("^(cp\\.events|{domain}\\..*|amq\\.gen-.*)$");
+        self.put(&["permissions", vhost, &user], serde_json::json!({ "configure": own, "write": own, "read": own }))
+            .await?;
         self.put(
-            &format!("/api/permissions/{}/{user}", vhost_path(vhost)),
-            serde_json::json!({ "configure": own, "write": own, "read": own }),
-        )
-        .await?;
-        self.put(
-            &format!("/api/topic-permissions/{}/{user}", vhost_path(vhost)),
+            &["topic-permissions", vhost, &user],
             serde_json::json!({ "exchange": EXCHANGE, "write": format!("^{domain}\\."), "read": ".*" }),
         )
         .await?;
@@ -165,27 +203,12 @@ impl Management {
 
     /// Deletes `vhost` with everything in it.
     pub async fn delete_vhost(&self, vhost: &str) -> anyhow::Result<()> {
-        let mut url = self.base.clone();
-        url.set_username("").ok();
-        url.set_password(None).ok();
-        let url = format!("{}/api/vhosts/{}", url.as_str().trim_end_matches('/'), vhost_path(vhost));
-        self.http.delete(&url).basic_auth(self.base.username(), self.base.password()).send().await?;
-        Ok(())
+        self.delete(&["vhosts", vhost]).await
     }
 
     pub async fn delete_user(&self, user: &str) -> anyhow::Result<()> {
-        let mut url = self.base.clone();
-        url.set_username("").ok();
-        url.set_password(None).ok();
-        let url = format!("{}/api/users/{user}", url.as_str().trim_end_matches('/'));
-        self.http.delete(&url).basic_auth(self.base.username(), self.base.password()).send().await?;
-        Ok(())
+        self.delete(&["users", user]).await
     }
-}
-
-/// A vhost's name as one segment of a management API path (`/` is `%2F`).
-fn vhost_path(vhost: &str) -> String {
-    vhost.replace('%', "%25").replace('/', "%2F")
 }
 
 #[cfg(test)]
@@ -263,6 +286,17 @@ mod tests {
             )
             .await;
         assert!(elsewhere.is_err(), "the queue is not in the default vhost");
+        // What the dev stack's provisioning does with what it left on the default vhost before it had its own.
+        let (queues, exchanges) = mgmt.delete_prefixed(&vhost, &format!("{domain}.")).await.unwrap();
+        assert_eq!((queues, exchanges), (spec.retry.retries as usize + 2, 1), "its queues and republish exchange");
+        let gone = admin
+            .queue_declare(
+                &spec.queue,
+                lapin::options::QueueDeclareOptions { passive: true, ..Default::default() },
+                FieldTable::default(),
+            )
+            .await;
+        assert!(gone.is_err(), "deleted");
         mgmt.delete_vhost(&vhost).await.unwrap();
         mgmt.delete_user(&user).await.unwrap();
     }

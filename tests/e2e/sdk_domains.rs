@@ -100,7 +100,7 @@ async fn every_domains_partner_tasks_run_through_the_sdk() {
     operator.set_quota(id(), quota).await.unwrap();
 
     // The tenant's own client (client credentials through the public endpoint).
-    let (client_id, client_secret, _) = stack.oauth_client(&hive.url, &tenant, &e2e::EVERY_TENANT_PERMISSION).await;
+    let (client_id, client_secret, _) = stack.oauth_client(&hive.url, &tenant, &e2e::PARTNER_PERMISSIONS).await;
     let (tour_id, tour_secret) = (client_id.clone(), client_secret.clone());
     let client = Client::new(&base, Credentials::ClientCredentials { client_id, client_secret, scope: None }).unwrap();
     let me = client.me().await.unwrap();

@@ -113,9 +113,9 @@ pub struct Stack {
     pub audit_verifier_key: String,
 }
 
-/// Every permission a tenant's own principal may hold: what a partner's client is given in tests that use
-/// every domain.
-pub const EVERY_TENANT_PERMISSION: [&str; 15] = [
+/// Every domain's read and write permissions, as the tests' partner clients hold them: all a tenant's
+/// principal may hold but an agent's `agent:report` and `lineage:read-restricted` (so redaction applies).
+pub const PARTNER_PERMISSIONS: [&str; 15] = [
     "tenancy:write",
     "tenancy:read",
     "quota:consume",

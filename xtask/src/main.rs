@@ -155,18 +155,13 @@ async fn provision(admin_url: &str) -> anyhow::Result<()> {
                 .with_context(|| format!("migrating {database}"))?;
         }
         eprintln!("  {database}: roles {} (migrations), {} (app)", roles.owner, roles.app);
-        match broker_user(domain).await {
-            Ok(user) => eprintln!(
-                "  broker user {user}: publishes only `{domain}.…` on {} in vhost {DEV_VHOST}",
-                kernel::broker::EXCHANGE
-            ),
-            Err(e) => {
-                // Without the management API there is no vhost of the stack's own either: the admin on the
-                // default vhost, as the fallback below reads the missing password.
-                let _ = std::fs::remove_file(root().join(".dev/amqp").join(domain));
-                eprintln!("  no broker user for {domain} ({e:#}); it will use the admin user on the default vhost")
-            }
-        }
+    }
+    if let Err(e) = broker_users().await {
+        // All or none: a subgraph on another vhost than the rest would never hear them. Without their own
+        // users, every subgraph uses the broker's admin on the default vhost (what `amqp_url` reads from the
+        // missing passwords).
+        let _ = std::fs::remove_dir_all(root().join(".dev/amqp"));
+        eprintln!("  no broker users ({e:#}): the subgraphs will use the broker's admin user on the default vhost");
     }
     Ok(())
 }
@@ -177,29 +172,41 @@ async fn provision(admin_url: &str) -> anyhow::Result<()> {
 /// test's unroutable message routable.
 const DEV_VHOST: &str = "cp-dev";
 
-/// The subgraph's own RabbitMQ user (its password in `.dev/amqp/<domain>`, mode 0600) in [`DEV_VHOST`],
+/// Each subgraph's own RabbitMQ user (its password in `.dev/amqp/<domain>`, mode 0600) in [`DEV_VHOST`],
 /// whose topic permissions let it publish only under its own domain, provisioned through the management
-/// API (`RABBITMQ_MANAGEMENT_URL`, default the local broker's).
-async fn broker_user(domain: &str) -> anyhow::Result<String> {
+/// API (`RABBITMQ_MANAGEMENT_URL`, default the local broker's). What the stack left on the default vhost
+/// before it had its own (queues and exchanges named `<domain>.…`; the tests' are `t-…`) is deleted.
+async fn broker_users() -> anyhow::Result<()> {
     let url = std::env::var("RABBITMQ_MANAGEMENT_URL").unwrap_or_else(|_| "http://guest:guest@127.0.0.1:15672".into());
-    let dir = root().join(".dev/amqp");
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join(domain);
-    let password = match std::fs::read_to_string(&path) {
-        Ok(p) if !p.trim().is_empty() => p.trim().to_owned(),
-        _ => {
-            let p = uuid::Uuid::new_v4().simple().to_string();
-            kernel::auth::write_private(&path, p.as_bytes())?;
-            p
-        }
-    };
     let management = kernel::broker::Management::new(&url)?;
     management.ensure_vhost(DEV_VHOST).await?;
-    management.provision_domain_user(domain, &password, DEV_VHOST).await
+    let dir = root().join(".dev/amqp");
+    std::fs::create_dir_all(&dir)?;
+    for (domain, _, _) in domains() {
+        let path = dir.join(domain);
+        let password = match std::fs::read_to_string(&path) {
+            Ok(p) if !p.trim().is_empty() => p.trim().to_owned(),
+            _ => {
+                let p = uuid::Uuid::new_v4().simple().to_string();
+                kernel::auth::write_private(&path, p.as_bytes())?;
+                p
+            }
+        };
+        let user = management.provision_domain_user(domain, &password, DEV_VHOST).await?;
+        eprintln!(
+            "  broker user {user}: publishes only `{domain}.…` on {} in vhost {DEV_VHOST}",
+            kernel::broker::EXCHANGE
+        );
+        let (queues, exchanges) = management.delete_prefixed("/", &format!("{domain}.")).await?;
+        if queues + exchanges > 0 {
+            eprintln!("    deleted {queues} queue(s) and {exchanges} exchange(s) it had left on the default vhost");
+        }
+    }
+    Ok(())
 }
 
 /// The AMQP URL a subgraph connects with: its own broker user in [`DEV_VHOST`] when provisioned, else the
-/// local admin on the default vhost.
+/// broker's admin on the default vhost.
 fn amqp_url(domain: &str) -> String {
     match std::fs::read_to_string(root().join(".dev/amqp").join(domain)) {
         Ok(p) if !p.trim().is_empty() => format!("amqp://cp_{domain}:{}@127.0.0.1:5672/{DEV_VHOST}", p.trim()),

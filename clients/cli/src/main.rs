@@ -31,11 +31,14 @@ Examples:
   cpctl workflow start content-review --input '{\"title\": \"Launch\"}' --wait
   cpctl definition publish --file content-review.json     # inputs too rich for flags come from files
   cpctl policy draft no-friday-prod --effect deny --cedar ./no-friday-prod.cedar
-  cpctl usage record build-minutes 12 --key build-1042    # the key makes a repeat harmless
+  cpctl usage record build-minutes 12 --at 2026-12-07T10:00:00Z --key build-1042   # sent twice, counted once
   cpctl artifact upload model 1.0.0 ./model.bin
   cpctl events watch --type TenantUpdated
   cpctl dashboard                      # a link to the live page, valid while its token is
-  cpctl completions bash > /etc/bash_completion.d/cpctl";
+  cpctl completions bash > /etc/bash_completion.d/cpctl
+
+Exit status: 0 when the command did what it was asked (or the verdict it gives is yes: allowed, valid,
+intact); 1 when it failed or its verdict is no, with the reason on stderr.";
 
 /// The control plane from a terminal.
 #[derive(Parser, Debug)]

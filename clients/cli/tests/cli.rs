@@ -191,7 +191,8 @@ async fn cpctl_runs_each_domains_commands_as_tables_and_json() {
     let v = json(&config, &["artifact", "upload", "notes", "1.0.0", file.to_str().unwrap()]).await;
     assert_eq!((v["size"].as_u64(), v["storedNow"].as_bool()), (Some(body.len() as u64), Some(true)));
     let back = dir.join("back.bin");
-    ok(&config, &["artifact", "download", "notes", "1.0.0", back.to_str().unwrap()]).await;
+    let v = json(&config, &["artifact", "download", "notes", "1.0.0", back.to_str().unwrap()]).await;
+    assert_eq!(v["size"].as_u64(), Some(body.len() as u64));
     assert_eq!(std::fs::read(&back).unwrap(), body);
     let table = ok(&config, &["artifact", "show", "notes", "1.0.0"]).await;
     assert!(table.contains("STORED"), "{table}");
@@ -250,16 +251,29 @@ async fn fails(config: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// A `--json` watch command's lines as they are printed, parsed (the command is killed when dropped).
+/// A `--json` watch command's lines as they are printed, parsed (the command is killed when dropped); if it
+/// ends, a last item says how, with what it wrote on stderr.
 fn watching(config: &Path, args: &[&str]) -> e2e::Live<Value> {
     use tokio::io::AsyncBufReadExt;
     let all: Vec<&str> = ["--json"].iter().chain(args).copied().collect();
     let mut child = command(config, &all).spawn().expect("cpctl runs");
     let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    e2e::Live::spawn(futures::stream::unfold((child, lines), |(child, mut lines)| async move {
-        let line = lines.next_line().await.unwrap()?;
-        let v = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
-        Some((v, (child, lines)))
+    e2e::Live::spawn(futures::stream::unfold((Some(child), lines), |(child, mut lines)| async move {
+        let child = child?;
+        match lines.next_line().await.unwrap() {
+            Some(line) => {
+                let v = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+                Some((v, (Some(child), lines)))
+            }
+            None => {
+                let out = child.wait_with_output().await.unwrap();
+                let ended = serde_json::json!({
+                    "ended": out.status.to_string(),
+                    "stderr": String::from_utf8_lossy(&out.stderr),
+                });
+                Some((ended, (None, lines)))
+            }
+        }
     }))
 }
 
@@ -322,7 +336,7 @@ async fn cpctl_covers_each_task_of_every_domain() {
     assert_eq!((v["key"].as_str(), v["limit"].as_i64()), (Some("api-calls"), Some(5)));
 
     // The tenant's admin, logged in.
-    let (client_id, client_secret, _) = stack.oauth_client(&hive.url, &tenant, &e2e::EVERY_TENANT_PERMISSION).await;
+    let (client_id, client_secret, _) = stack.oauth_client(&hive.url, &tenant, &e2e::PARTNER_PERMISSIONS).await;
     let login = ["--endpoint", base.as_str(), "login", "--client-id", client_id.as_str(), "--client-secret-stdin"];
     assert!(cpctl(&config, &login, Some(&client_secret)).await.status.success());
     let v = json(&config, &["flag", "show", &flag]).await;
@@ -355,7 +369,7 @@ async fn cpctl_covers_each_task_of_every_domain() {
     assert_ne!(rotated["clientSecret"], made["clientSecret"]);
     assert!(json(&config, &["oauth-client", "revoke", &bot_client]).await["revokedAt"].is_string());
     let table = ok(&config, &["api-token", "create", &bot, "--name", "nightly", "--scope", "governance:read"]).await;
-    assert!(table.contains("cpt_") && table.contains("nightly"), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("secret: cpt_")) && table.contains("nightly"), "{table}");
     let token = json(&config, &["api-token", "list"]).await[0]["id"].as_str().unwrap().to_owned();
     ok(&config, &["api-token", "revoke", &token]).await;
     assert!(json(&config, &["api-token", "list"]).await[0]["revokedAt"].is_string());

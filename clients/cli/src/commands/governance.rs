@@ -261,7 +261,7 @@ pub enum AuditCmd {
         #[arg(long, env = "CP_AUDIT_VERIFIER_KEY")]
         key: String,
     },
-    /// Have the server recompute the hash chain over a range of entries.
+    /// Have the server recompute the hash chain over a range of entries; exits 1 when it is broken.
     Verify {
         #[arg(long, default_value_t = 1)]
         from: i32,

@@ -128,10 +128,12 @@ impl Identity {
             }
             Identity::OauthClient(OauthClientCmd::List) => output::list(format, &client.oauth_clients().await?),
             Identity::OauthClient(OauthClientCmd::Create { principal, scopes }) => {
-                secret(format, &client.create_oauth_client(principal, scopes).await?)
+                let made = client.create_oauth_client(principal, scopes).await?;
+                secret(format, &made, &made.client_secret)
             }
             Identity::OauthClient(OauthClientCmd::Rotate { client_id }) => {
-                secret(format, &client.rotate_oauth_client_secret(&client_id).await?)
+                let made = client.rotate_oauth_client_secret(&client_id).await?;
+                secret(format, &made, &made.client_secret)
             }
             Identity::OauthClient(OauthClientCmd::Revoke { client_id }) => {
                 output::one(format, &client.revoke_oauth_client(&client_id).await?)
@@ -144,7 +146,8 @@ impl Identity {
                     scopes,
                     expires_in_days: days,
                 };
-                secret(format, &client.create_api_token(input).await?)
+                let made = client.create_api_token(input).await?;
+                secret(format, &made, &made.token)
             }
             Identity::ApiToken(ApiTokenCmd::Revoke { id }) => {
                 anyhow::ensure!(client.revoke_api_token(id).await?, "no live API token {id}");
@@ -154,9 +157,13 @@ impl Identity {
     }
 }
 
-/// A value carrying a secret shown this once: printed whole, with a reminder on stderr.
-fn secret<T: Row>(format: Format, made: &T) -> anyhow::Result<()> {
+/// A value carrying a secret shown this once: JSON whole, or its row and then the secret on a line of its
+/// own (a table cell may wrap it, and a wrapped secret does not paste); a reminder on stderr.
+fn secret<T: Row>(format: Format, made: &T, secret: &str) -> anyhow::Result<()> {
     output::one(format, made)?;
+    if format == Format::Table {
+        println!("secret: {secret}");
+    }
     eprintln!("(the secret is shown this once: store it now)");
     Ok(())
 }
@@ -220,20 +227,20 @@ impl Row for ApiToken {
 
 impl Row for OauthClientWithSecret {
     fn headers() -> &'static [&'static str] {
-        &["CLIENT ID", "SECRET", "PRINCIPAL", "SCOPES"]
+        &["CLIENT ID", "PRINCIPAL", "SCOPES"]
     }
     fn row(&self) -> Vec<String> {
         let c = &self.client;
-        vec![c.client_id.clone(), self.client_secret.clone(), c.principal_id.to_string(), c.scopes.join(" ")]
+        vec![c.client_id.clone(), c.principal_id.to_string(), c.scopes.join(" ")]
     }
 }
 
 impl Row for ApiTokenWithSecret {
     fn headers() -> &'static [&'static str] {
-        &["ID", "TOKEN", "NAME", "SCOPES", "EXPIRES"]
+        &["ID", "NAME", "SCOPES", "EXPIRES"]
     }
     fn row(&self) -> Vec<String> {
         let t = &self.api_token;
-        vec![t.id.to_string(), self.token.clone(), t.name.clone(), t.scopes.join(" "), time(&t.expires_at)]
+        vec![t.id.to_string(), t.name.clone(), t.scopes.join(" "), time(&t.expires_at)]
     }
 }

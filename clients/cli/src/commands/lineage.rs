@@ -14,7 +14,7 @@ use futures::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::io::AsyncWriteExt;
 
-use super::{json_arg, not_found};
+use super::{done, json_arg, not_found};
 use crate::output::{self, name, opt, Format, Row};
 
 #[derive(Subcommand, Debug)]
@@ -240,8 +240,9 @@ impl Lineage {
                     anyhow::bail!("the download's content is {got}, not the version's {}: removed", v.content_hash);
                 }
                 tokio::fs::rename(&part, &file).await.with_context(|| format!("{}", file.display()))?;
-                eprintln!("{id}@{version} → {} ({} bytes, {got})", file.display(), bar.position());
-                Ok(())
+                let said = format!("{id}@{version} → {} ({} bytes, {got})", file.display(), bar.position());
+                let json = serde_json::json!({ "file": file, "size": bar.position(), "contentHash": got });
+                done(format, json, said)
             }
         }
     }
