@@ -335,10 +335,25 @@ async fn cpctl_covers_each_task_of_every_domain() {
     let v = op!("quota", "set", &tenant, "api-calls", "5", "--period", "day");
     assert_eq!((v["key"].as_str(), v["limit"].as_i64()), (Some("api-calls"), Some(5)));
 
-    // The tenant's admin, logged in.
-    let (client_id, client_secret, _) = stack.oauth_client(&hive.url, &tenant, &e2e::PARTNER_PERMISSIONS).await;
-    let login = ["--endpoint", base.as_str(), "login", "--client-id", client_id.as_str(), "--client-secret-stdin"];
-    assert!(cpctl(&config, &login, Some(&client_secret)).await.status.success());
+    // The tenant's first principal, its role and OAuth client, made by the operator for the tenant; then
+    // the tenant's admin logs in with it.
+    let admin =
+        op!("principal", "create", "admin", "--service", "--tenant", &tenant)["id"].as_str().unwrap().to_owned();
+    let mut define = vec!["role", "define", "admin", "--tenant", &tenant];
+    define.extend(e2e::PARTNER_PERMISSIONS.iter().flat_map(|p| ["--permission", p]));
+    operator(&stack, &base, &config, &define).await;
+    assert_eq!(op!("role", "bind", &admin, "admin", "--tenant", &tenant)["roles"][0]["key"], "admin");
+    let mut create = vec!["oauth-client", "create", &admin, "--tenant", &tenant];
+    create.extend(e2e::PARTNER_PERMISSIONS.iter().flat_map(|p| ["--scope", p]));
+    let made = operator(&stack, &base, &config, &create).await;
+    let (client_id, client_secret) =
+        (made["client"]["clientId"].as_str().unwrap(), made["clientSecret"].as_str().unwrap());
+    let login = ["--endpoint", base.as_str(), "login", "--client-id", client_id, "--client-secret-stdin"];
+    assert!(cpctl(&config, &login, Some(client_secret)).await.status.success());
+    assert_eq!(json(&config, &["whoami"]).await["id"], admin.as_str());
+    // A tenant's own credentials do not reach another tenant's identity: for them it does not exist.
+    let other = fails(&config, &["principal", "list", "--tenant", "someone-else"]).await;
+    assert!(other.starts_with("error: NOT_FOUND: no such tenant"), "{other}");
     let v = json(&config, &["flag", "show", &flag]).await;
     assert_eq!((v["enabled"].as_bool(), v["reason"].as_str()), (Some(true), Some("ALLOWED")));
     assert_eq!(json(&config, &["tenant", "rename", "All Co Ltd"]).await["displayName"], "All Co Ltd");

@@ -64,6 +64,8 @@ pub struct Client {
     auth: std::sync::Arc<auth::Auth>,
     retries: u32,
     reconnect: live::Reconnect,
+    /// The tenant whose identity an operator manages ([`Client::acting_for`]).
+    pub(crate) acting_for: Option<cynic::Id>,
 }
 
 /// The longest one GraphQL request may take.
@@ -96,7 +98,14 @@ impl Client {
             .build()
             .map_err(Error::Transport)?;
         let auth = std::sync::Arc::new(auth::Auth::new(credentials));
-        Ok(Self { http, base, auth, retries: 3, reconnect: live::Reconnect::default() })
+        Ok(Self { http, base, auth, retries: 3, reconnect: live::Reconnect::default(), acting_for: None })
+    }
+
+    /// This client, its identity operations (principals, roles, OAuth clients, API tokens) on `tenant`'s
+    /// rather than the caller's own: how a platform operator sets up a tenant's first principal and client.
+    /// To a tenant's own credentials another tenant does not exist (`NOT_FOUND`).
+    pub fn acting_for(&self, tenant: impl Into<String>) -> Self {
+        Self { acting_for: Some(cynic::Id::new(tenant)), ..self.clone() }
     }
 
     /// The public endpoint's base URL.

@@ -14,17 +14,43 @@ use crate::output::{self, name, opt, time, Format, Row};
 #[derive(Subcommand, Debug)]
 pub enum Identity {
     /// Principals: the tenant's users and services.
-    #[command(subcommand)]
-    Principal(PrincipalCmd),
+    Principal {
+        #[command(flatten)]
+        of: Of,
+        #[command(subcommand)]
+        cmd: PrincipalCmd,
+    },
     /// Roles and their bindings.
-    #[command(subcommand)]
-    Role(RoleCmd),
+    Role {
+        #[command(flatten)]
+        of: Of,
+        #[command(subcommand)]
+        cmd: RoleCmd,
+    },
     /// OAuth clients (a secret is shown once, when made).
-    #[command(subcommand, name = "oauth-client")]
-    OauthClient(OauthClientCmd),
+    #[command(name = "oauth-client")]
+    OauthClient {
+        #[command(flatten)]
+        of: Of,
+        #[command(subcommand)]
+        cmd: OauthClientCmd,
+    },
     /// API tokens (a token is shown once, when made).
-    #[command(subcommand, name = "api-token")]
-    ApiToken(ApiTokenCmd),
+    #[command(name = "api-token")]
+    ApiToken {
+        #[command(flatten)]
+        of: Of,
+        #[command(subcommand)]
+        cmd: ApiTokenCmd,
+    },
+}
+
+/// Whose identity: the caller's tenant's, or (operators) another's.
+#[derive(clap::Args, Debug)]
+pub struct Of {
+    /// Another tenant's (operators: how a tenant's first principal and OAuth client are made).
+    #[arg(long, global = true)]
+    tenant: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -103,43 +129,61 @@ pub enum ApiTokenCmd {
 
 impl Identity {
     pub async fn run(self, client: &Client, format: Format) -> anyhow::Result<()> {
+        let (Identity::Principal { of, .. }
+        | Identity::Role { of, .. }
+        | Identity::OauthClient { of, .. }
+        | Identity::ApiToken { of, .. }) = &self;
+        let acting;
+        let client = match &of.tenant {
+            Some(tenant) => {
+                acting = client.acting_for(tenant.as_str());
+                &acting
+            }
+            None => client,
+        };
         match self {
-            Identity::Principal(PrincipalCmd::List) => output::list(format, &all(client.principals(PAGE)).await?),
-            Identity::Principal(PrincipalCmd::Show { id }) => output::one(format, &client.principal(id).await?),
-            Identity::Principal(PrincipalCmd::Create { name, email, service }) => {
+            Identity::Principal { cmd: PrincipalCmd::List, .. } => {
+                output::list(format, &all(client.principals(PAGE)).await?)
+            }
+            Identity::Principal { cmd: PrincipalCmd::Show { id }, .. } => {
+                output::one(format, &client.principal(id).await?)
+            }
+            Identity::Principal { cmd: PrincipalCmd::Create { name, email, service }, .. } => {
                 let kind = if service { PrincipalKind::Service } else { PrincipalKind::User };
                 let input = CreatePrincipalInput { kind, display_name: name, email };
                 output::one(format, &client.create_principal(input).await?)
             }
-            Identity::Principal(PrincipalCmd::Disable { id }) => {
+            Identity::Principal { cmd: PrincipalCmd::Disable { id }, .. } => {
                 output::one(format, &client.disable_principal(id).await?)
             }
-            Identity::Role(RoleCmd::List) => output::list(format, &client.roles().await?),
-            Identity::Role(RoleCmd::Define { key, description, permissions }) => {
+            Identity::Role { cmd: RoleCmd::List, .. } => output::list(format, &client.roles().await?),
+            Identity::Role { cmd: RoleCmd::Define { key, description, permissions }, .. } => {
                 output::one(format, &client.define_role(DefineRoleInput { key, description, permissions }).await?)
             }
-            Identity::Role(RoleCmd::Bind { principal, role }) => {
+            Identity::Role { cmd: RoleCmd::Bind { principal, role }, .. } => {
                 client.bind_role(principal, &role).await?;
                 output::one(format, &client.principal(principal).await?)
             }
-            Identity::Role(RoleCmd::Unbind { principal, role }) => {
+            Identity::Role { cmd: RoleCmd::Unbind { principal, role }, .. } => {
                 client.unbind_role(principal, &role).await?;
                 output::one(format, &client.principal(principal).await?)
             }
-            Identity::OauthClient(OauthClientCmd::List) => output::list(format, &client.oauth_clients().await?),
-            Identity::OauthClient(OauthClientCmd::Create { principal, scopes }) => {
+            Identity::OauthClient { cmd: OauthClientCmd::List, .. } => {
+                output::list(format, &client.oauth_clients().await?)
+            }
+            Identity::OauthClient { cmd: OauthClientCmd::Create { principal, scopes }, .. } => {
                 let made = client.create_oauth_client(principal, scopes).await?;
                 secret(format, &made, &made.client_secret)
             }
-            Identity::OauthClient(OauthClientCmd::Rotate { client_id }) => {
+            Identity::OauthClient { cmd: OauthClientCmd::Rotate { client_id }, .. } => {
                 let made = client.rotate_oauth_client_secret(&client_id).await?;
                 secret(format, &made, &made.client_secret)
             }
-            Identity::OauthClient(OauthClientCmd::Revoke { client_id }) => {
+            Identity::OauthClient { cmd: OauthClientCmd::Revoke { client_id }, .. } => {
                 output::one(format, &client.revoke_oauth_client(&client_id).await?)
             }
-            Identity::ApiToken(ApiTokenCmd::List) => output::list(format, &client.api_tokens().await?),
-            Identity::ApiToken(ApiTokenCmd::Create { principal, name, scopes, days }) => {
+            Identity::ApiToken { cmd: ApiTokenCmd::List, .. } => output::list(format, &client.api_tokens().await?),
+            Identity::ApiToken { cmd: ApiTokenCmd::Create { principal, name, scopes, days }, .. } => {
                 let input = CreateApiTokenInput {
                     principal_id: cynic::Id::new(principal.to_string()),
                     name,
@@ -149,7 +193,7 @@ impl Identity {
                 let made = client.create_api_token(input).await?;
                 secret(format, &made, &made.token)
             }
-            Identity::ApiToken(ApiTokenCmd::Revoke { id }) => {
+            Identity::ApiToken { cmd: ApiTokenCmd::Revoke { id }, .. } => {
                 anyhow::ensure!(client.revoke_api_token(id).await?, "no live API token {id}");
                 done(format, serde_json::json!({ "revoked": id }), format!("revoked API token {id}"))
             }

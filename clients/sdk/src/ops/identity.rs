@@ -145,12 +145,13 @@ struct Me {
 struct PageVars {
     first: Option<i32>,
     after: Option<String>,
+    tenant_id: Option<cynic::Id>,
 }
 
 #[derive(cynic::QueryFragment, Debug)]
 #[cynic(graphql_type = "Query", variables = "PageVars")]
 struct Principals {
-    #[arguments(first: $first, after: $after)]
+    #[arguments(first: $first, after: $after, tenantId: $tenant_id)]
     principals: PrincipalConnection,
 }
 
@@ -163,49 +164,58 @@ struct PrincipalConnection {
 #[derive(cynic::QueryVariables, Debug)]
 struct IdVars {
     id: cynic::Id,
+    tenant_id: Option<cynic::Id>,
 }
 
 #[derive(cynic::QueryFragment, Debug)]
 #[cynic(graphql_type = "Query", variables = "IdVars")]
 struct PrincipalQuery {
-    #[arguments(id: $id)]
+    #[arguments(id: $id, tenantId: $tenant_id)]
     principal: Principal,
 }
 
 #[derive(cynic::QueryVariables, Debug)]
 struct CreatePrincipalVars {
     input: CreatePrincipalInput,
+    tenant_id: Option<cynic::Id>,
 }
 
 #[derive(cynic::QueryFragment, Debug)]
 #[cynic(graphql_type = "Mutation", variables = "CreatePrincipalVars")]
 struct CreatePrincipal {
-    #[arguments(input: $input)]
+    #[arguments(input: $input, tenantId: $tenant_id)]
     create_principal: Principal,
 }
 
 #[derive(cynic::QueryFragment, Debug)]
 #[cynic(graphql_type = "Mutation", variables = "IdVars")]
 struct DisablePrincipal {
-    #[arguments(id: $id)]
+    #[arguments(id: $id, tenantId: $tenant_id)]
     disable_principal: Principal,
 }
 
+#[derive(cynic::QueryVariables, Debug)]
+struct TenantVars {
+    tenant_id: Option<cynic::Id>,
+}
+
 #[derive(cynic::QueryFragment, Debug)]
-#[cynic(graphql_type = "Query")]
+#[cynic(graphql_type = "Query", variables = "TenantVars")]
 struct Roles {
+    #[arguments(tenantId: $tenant_id)]
     roles: Vec<Role>,
 }
 
 #[derive(cynic::QueryVariables, Debug)]
 struct DefineRoleVars {
     input: DefineRoleInput,
+    tenant_id: Option<cynic::Id>,
 }
 
 #[derive(cynic::QueryFragment, Debug)]
 #[cynic(graphql_type = "Mutation", variables = "DefineRoleVars")]
 struct DefineRole {
-    #[arguments(input: $input)]
+    #[arguments(input: $input, tenantId: $tenant_id)]
     define_role: Role,
 }
 
@@ -213,25 +223,27 @@ struct DefineRole {
 struct BindVars {
     principal_id: cynic::Id,
     role_key: String,
+    tenant_id: Option<cynic::Id>,
 }
 
 #[derive(cynic::QueryFragment, Debug)]
 #[cynic(graphql_type = "Mutation", variables = "BindVars")]
 struct BindRole {
-    #[arguments(principalId: $principal_id, roleKey: $role_key)]
+    #[arguments(principalId: $principal_id, roleKey: $role_key, tenantId: $tenant_id)]
     bind_role: bool,
 }
 
 #[derive(cynic::QueryFragment, Debug)]
 #[cynic(graphql_type = "Mutation", variables = "BindVars")]
 struct UnbindRole {
-    #[arguments(principalId: $principal_id, roleKey: $role_key)]
+    #[arguments(principalId: $principal_id, roleKey: $role_key, tenantId: $tenant_id)]
     unbind_role: bool,
 }
 
 #[derive(cynic::QueryFragment, Debug)]
-#[cynic(graphql_type = "Query")]
+#[cynic(graphql_type = "Query", variables = "TenantVars")]
 struct OauthClients {
+    #[arguments(tenantId: $tenant_id)]
     oauth_clients: Vec<OauthClient>,
 }
 
@@ -239,12 +251,13 @@ struct OauthClients {
 struct CreateClientVars {
     principal_id: cynic::Id,
     scopes: Vec<String>,
+    tenant_id: Option<cynic::Id>,
 }
 
 #[derive(cynic::QueryFragment, Debug)]
 #[cynic(graphql_type = "Mutation", variables = "CreateClientVars")]
 struct CreateOauthClient {
-    #[arguments(principalId: $principal_id, scopes: $scopes)]
+    #[arguments(principalId: $principal_id, scopes: $scopes, tenantId: $tenant_id)]
     #[cynic(rename = "createOAuthClient")]
     create_oauth_client: OauthClientWithSecret,
 }
@@ -252,12 +265,13 @@ struct CreateOauthClient {
 #[derive(cynic::QueryVariables, Debug)]
 struct ClientIdVars {
     client_id: String,
+    tenant_id: Option<cynic::Id>,
 }
 
 #[derive(cynic::QueryFragment, Debug)]
 #[cynic(graphql_type = "Mutation", variables = "ClientIdVars")]
 struct RotateOauthClient {
-    #[arguments(clientId: $client_id)]
+    #[arguments(clientId: $client_id, tenantId: $tenant_id)]
     #[cynic(rename = "rotateOAuthClientSecret")]
     rotate_oauth_client_secret: OauthClientWithSecret,
 }
@@ -265,33 +279,35 @@ struct RotateOauthClient {
 #[derive(cynic::QueryFragment, Debug)]
 #[cynic(graphql_type = "Mutation", variables = "ClientIdVars")]
 struct RevokeOauthClient {
-    #[arguments(clientId: $client_id)]
+    #[arguments(clientId: $client_id, tenantId: $tenant_id)]
     #[cynic(rename = "revokeOAuthClient")]
     revoke_oauth_client: OauthClient,
 }
 
 #[derive(cynic::QueryFragment, Debug)]
-#[cynic(graphql_type = "Query")]
+#[cynic(graphql_type = "Query", variables = "TenantVars")]
 struct ApiTokens {
+    #[arguments(tenantId: $tenant_id)]
     api_tokens: Vec<ApiToken>,
 }
 
 #[derive(cynic::QueryVariables, Debug)]
 struct CreateTokenVars {
     input: CreateApiTokenInput,
+    tenant_id: Option<cynic::Id>,
 }
 
 #[derive(cynic::QueryFragment, Debug)]
 #[cynic(graphql_type = "Mutation", variables = "CreateTokenVars")]
 struct CreateApiToken {
-    #[arguments(input: $input)]
+    #[arguments(input: $input, tenantId: $tenant_id)]
     create_api_token: ApiTokenWithSecret,
 }
 
 #[derive(cynic::QueryFragment, Debug)]
 #[cynic(graphql_type = "Mutation", variables = "IdVars")]
 struct RevokeApiToken {
-    #[arguments(id: $id)]
+    #[arguments(id: $id, tenantId: $tenant_id)]
     revoke_api_token: bool,
 }
 
@@ -309,51 +325,70 @@ impl Client {
     pub fn principals(&self, per_page: i32) -> impl Stream<Item = Result<Principal, Error>> + '_ {
         paged(
             self,
-            move |after| Principals::build(PageVars { first: Some(per_page), after }),
+            move |after| {
+                Principals::build(PageVars { first: Some(per_page), after, tenant_id: self.acting_for.clone() })
+            },
             |q| (q.principals.nodes, q.principals.page_info),
         )
     }
 
     /// One principal.
     pub async fn principal(&self, principal: Uuid) -> Result<Principal, Error> {
-        Ok(self.run(PrincipalQuery::build(IdVars { id: id(principal) })).await?.principal)
+        Ok(self
+            .run(PrincipalQuery::build(IdVars { id: id(principal), tenant_id: self.acting_for.clone() }))
+            .await?
+            .principal)
     }
 
     /// Creates a user or service principal.
     pub async fn create_principal(&self, input: CreatePrincipalInput) -> Result<Principal, Error> {
-        Ok(self.run(CreatePrincipal::build(CreatePrincipalVars { input })).await?.create_principal)
+        Ok(self
+            .run(CreatePrincipal::build(CreatePrincipalVars { input, tenant_id: self.acting_for.clone() }))
+            .await?
+            .create_principal)
     }
 
     /// Disables a principal: its tokens and clients stop working.
     pub async fn disable_principal(&self, principal: Uuid) -> Result<Principal, Error> {
-        Ok(self.run(DisablePrincipal::build(IdVars { id: id(principal) })).await?.disable_principal)
+        Ok(self
+            .run(DisablePrincipal::build(IdVars { id: id(principal), tenant_id: self.acting_for.clone() }))
+            .await?
+            .disable_principal)
     }
 
     /// The tenant's roles.
     pub async fn roles(&self) -> Result<Vec<Role>, Error> {
-        Ok(self.run(Roles::build(())).await?.roles)
+        Ok(self.run(Roles::build(TenantVars { tenant_id: self.acting_for.clone() })).await?.roles)
     }
 
     /// Defines (or redefines) a role.
     pub async fn define_role(&self, input: DefineRoleInput) -> Result<Role, Error> {
-        Ok(self.run(DefineRole::build(DefineRoleVars { input })).await?.define_role)
+        Ok(self.run(DefineRole::build(DefineRoleVars { input, tenant_id: self.acting_for.clone() })).await?.define_role)
     }
 
     /// Binds a role to a principal.
     pub async fn bind_role(&self, principal: Uuid, role_key: &str) -> Result<bool, Error> {
-        let op = BindRole::build(BindVars { principal_id: id(principal), role_key: role_key.into() });
+        let op = BindRole::build(BindVars {
+            principal_id: id(principal),
+            role_key: role_key.into(),
+            tenant_id: self.acting_for.clone(),
+        });
         Ok(self.run(op).await?.bind_role)
     }
 
     /// Unbinds a role from a principal.
     pub async fn unbind_role(&self, principal: Uuid, role_key: &str) -> Result<bool, Error> {
-        let op = UnbindRole::build(BindVars { principal_id: id(principal), role_key: role_key.into() });
+        let op = UnbindRole::build(BindVars {
+            principal_id: id(principal),
+            role_key: role_key.into(),
+            tenant_id: self.acting_for.clone(),
+        });
         Ok(self.run(op).await?.unbind_role)
     }
 
     /// The tenant's OAuth clients (never their secrets).
     pub async fn oauth_clients(&self) -> Result<Vec<OauthClient>, Error> {
-        Ok(self.run(OauthClients::build(())).await?.oauth_clients)
+        Ok(self.run(OauthClients::build(TenantVars { tenant_id: self.acting_for.clone() })).await?.oauth_clients)
     }
 
     /// Creates an OAuth client for a principal, limited to `scopes`; its secret is in the answer only.
@@ -362,34 +397,51 @@ impl Client {
         principal: Uuid,
         scopes: Vec<String>,
     ) -> Result<OauthClientWithSecret, Error> {
-        let op = CreateOauthClient::build(CreateClientVars { principal_id: id(principal), scopes });
+        let op = CreateOauthClient::build(CreateClientVars {
+            principal_id: id(principal),
+            scopes,
+            tenant_id: self.acting_for.clone(),
+        });
         Ok(self.run(op).await?.create_oauth_client)
     }
 
     /// Gives an OAuth client a new secret (the old one stops working).
     pub async fn rotate_oauth_client_secret(&self, client_id: &str) -> Result<OauthClientWithSecret, Error> {
-        let op = RotateOauthClient::build(ClientIdVars { client_id: client_id.into() });
+        let op =
+            RotateOauthClient::build(ClientIdVars { client_id: client_id.into(), tenant_id: self.acting_for.clone() });
         Ok(self.run(op).await?.rotate_oauth_client_secret)
     }
 
     /// Revokes an OAuth client.
     pub async fn revoke_oauth_client(&self, client_id: &str) -> Result<OauthClient, Error> {
-        Ok(self.run(RevokeOauthClient::build(ClientIdVars { client_id: client_id.into() })).await?.revoke_oauth_client)
+        Ok(self
+            .run(RevokeOauthClient::build(ClientIdVars {
+                client_id: client_id.into(),
+                tenant_id: self.acting_for.clone(),
+            }))
+            .await?
+            .revoke_oauth_client)
     }
 
     /// The tenant's API tokens (never their values).
     pub async fn api_tokens(&self) -> Result<Vec<ApiToken>, Error> {
-        Ok(self.run(ApiTokens::build(())).await?.api_tokens)
+        Ok(self.run(ApiTokens::build(TenantVars { tenant_id: self.acting_for.clone() })).await?.api_tokens)
     }
 
     /// Creates an API token; its value is in the answer only.
     pub async fn create_api_token(&self, input: CreateApiTokenInput) -> Result<ApiTokenWithSecret, Error> {
-        Ok(self.run(CreateApiToken::build(CreateTokenVars { input })).await?.create_api_token)
+        Ok(self
+            .run(CreateApiToken::build(CreateTokenVars { input, tenant_id: self.acting_for.clone() }))
+            .await?
+            .create_api_token)
     }
 
     /// Revokes an API token.
     pub async fn revoke_api_token(&self, token: Uuid) -> Result<bool, Error> {
-        Ok(self.run(RevokeApiToken::build(IdVars { id: id(token) })).await?.revoke_api_token)
+        Ok(self
+            .run(RevokeApiToken::build(IdVars { id: id(token), tenant_id: self.acting_for.clone() }))
+            .await?
+            .revoke_api_token)
     }
 }
 
