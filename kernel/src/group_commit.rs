@@ -63,9 +63,10 @@ impl<T> Clone for GroupCommit<T> {
 
 impl<T: Clone + Send + 'static> GroupCommit<T> {
     /// Starts the batching task on the current Tokio runtime. `write` writes one batch in one transaction
-    /// and commits it. When a batch of several fails, each of its items is written again alone, so one
-    /// caller's bad item (a value the database refuses) fails that caller only, never the others it happened
-    /// to share a batch with — another tenant's, say.
+    /// and commits it. When a batch of several fails in a way one item could cause, each of its items is
+    /// written again alone, so one caller's bad item (a value the database refuses) fails that caller only,
+    /// never the others it happened to share a batch with — another tenant's, say. A failure no item causes
+    /// (the database unreachable) answers every caller at once, rather than one timeout after another.
     pub fn start<W, F>(options: Options, write: W) -> Self
     where
         W: Fn(Vec<T>) -> F + Send + Sync + 'static,
@@ -98,7 +99,7 @@ impl<T: Clone + Send + 'static> GroupCommit<T> {
                                 let _ = w.send(Ok(()));
                             }
                         }
-                        (Err(e), Some(items)) => {
+                        (Err(e), Some(items)) if one_item_may_have_caused(&e) => {
                             tracing::warn!(error = ?e, size, "a group commit failed; writing its items one by one");
                             for (item, w) in items.into_iter().zip(waiters) {
                                 let result = write(vec![item]).await;
@@ -110,7 +111,7 @@ impl<T: Clone + Send + 'static> GroupCommit<T> {
                                 let _ = w.send(result);
                             }
                         }
-                        (Err(e), None) => {
+                        (Err(e), _) => {
                             if e.code() == crate::Code::Internal {
                                 tracing::error!(error = ?e, "a group commit failed");
                             }
@@ -134,6 +135,23 @@ impl<T: Clone + Send + 'static> GroupCommit<T> {
             .await
             .map_err(|_| Error::internal(anyhow::anyhow!("the group commit writer has stopped")))?;
         answer.await.map_err(|_| Error::internal(anyhow::anyhow!("the group commit writer stopped mid-batch")))?
+    }
+}
+
+/// Whether one item of a batch could have caused `e`, so that writing the items alone may pass for the
+/// others: an error the writer gave for the data (bad input, a conflict, …), or a database error of the
+/// data — SQLSTATE class 22 (data exception), 23 (integrity constraint) or 40 (a serialization failure or
+/// deadlock, which a smaller transaction may avoid). Not an unreachable or failing database (a pool timeout,
+/// a dropped connection, classes 08, 53, 57, …): every item alone would fail the same way.
+fn one_item_may_have_caused(e: &Error) -> bool {
+    match e {
+        Error::Internal(cause) => cause.chain().any(|c| match c.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(db)) => {
+                db.code().is_some_and(|s| matches!(s.get(..2), Some("22" | "23" | "40")))
+            }
+            _ => false,
+        }),
+        other => other.code() != crate::Code::Unavailable,
     }
 }
 
@@ -196,35 +214,56 @@ mod tests {
         assert_eq!((e.code(), e.message()), (crate::Code::Internal, "internal error"));
     }
 
-    /// Finding (Medium): one tenant's value the database refuses failed every tenant's decision in its batch.
-    #[tokio::test]
-    async fn a_bad_item_fails_only_its_own_caller_when_it_shares_a_batch() {
+    /// Holds the only slot with a first item, so that the two submitted next share the following batch;
+    /// their answers, and every batch `write` was called with.
+    async fn two_sharing_a_batch(
+        fail: impl Fn(&[u32]) -> Option<Error> + Send + Sync + 'static,
+        second: u32,
+        third: u32,
+    ) -> (Result<()>, Result<()>, Vec<Vec<u32>>) {
         let batches = Arc::new(Mutex::new(Vec::<Vec<u32>>::new()));
-        let seen = batches.clone();
+        let (seen, fail) = (batches.clone(), Arc::new(fail));
         let gc = GroupCommit::start(Options { max_batch: 64, in_flight: 1, queue: 64 }, move |items: Vec<u32>| {
-            let seen = seen.clone();
+            let (seen, fail) = (seen.clone(), fail.clone());
             async move {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 seen.lock().unwrap().push(items.clone());
-                if items.contains(&0) {
-                    Err(Error::bad_input("context", "NUL"))
-                } else {
-                    Ok(())
-                }
+                fail(&items).map_or(Ok(()), Err)
             }
         });
-        // The first holds the only slot; the next two (tenant B's good item, tenant A's poisoned one) wait
-        // and share the following batch.
         let first = tokio::spawn({
             let gc = gc.clone();
             async move { gc.submit(1).await }
         });
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        let (good, bad) = tokio::join!(gc.submit(2), gc.submit(0));
-        assert!(first.await.unwrap().is_ok());
+        let (a, b) = tokio::join!(gc.submit(second), gc.submit(third));
+        let _ = first.await.unwrap();
+        let batches = batches.lock().unwrap().clone();
+        (a, b, batches)
+    }
+
+    /// Finding: with the database unreachable, a batch of 64 was written again item by item — one timeout
+    /// became 64, one after another.
+    #[tokio::test]
+    async fn an_unreachable_database_answers_the_whole_batch_at_once() {
+        let (a, b, batches) =
+            two_sharing_a_batch(|items| (items != [1]).then(|| sqlx::Error::PoolTimedOut.into()), 2, 3).await;
+        assert_eq!((a.unwrap_err().code(), b.unwrap_err().code()), (crate::Code::Internal, crate::Code::Internal));
+        assert_eq!(batches, vec![vec![1], vec![2, 3]], "the failed batch was not written again item by item");
+        let (a, b, batches) =
+            two_sharing_a_batch(|items| (items != [1]).then(|| Error::unavailable("the database is down")), 2, 3).await;
+        assert!(a.is_err() && b.is_err());
+        assert_eq!(batches.len(), 2, "{batches:?}");
+    }
+
+    /// Finding (Medium): one tenant's value the database refuses failed every tenant's decision in its batch.
+    #[tokio::test]
+    async fn a_bad_item_fails_only_its_own_caller_when_it_shares_a_batch() {
+        // Tenant B's good item and tenant A's poisoned one share a batch.
+        let (good, bad, batches) =
+            two_sharing_a_batch(|items| items.contains(&0).then(|| Error::bad_input("context", "NUL")), 2, 0).await;
         assert!(good.is_ok(), "the good item of the failed batch is committed: {good:?}");
         assert_eq!(bad.unwrap_err().code(), crate::Code::BadUserInput);
-        let batches = batches.lock().unwrap().clone();
         assert!(batches.iter().any(|b| b.len() == 2), "the two shared a batch: {batches:?}");
         assert!(batches.contains(&vec![2]) && batches.contains(&vec![0]), "then each went alone: {batches:?}");
     }
