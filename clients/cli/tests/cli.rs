@@ -224,12 +224,17 @@ fn tempdir(stack: &Stack) -> std::path::PathBuf {
     dir
 }
 
-/// `cpctl --json args…` as the platform's operator (`CP_ENDPOINT` and `CP_TOKEN`, nothing stored).
+/// `cpctl args…` as the platform's operator (`CP_ENDPOINT` and `CP_TOKEN`, nothing stored).
+async fn as_operator(stack: &Stack, base: &str, config: &Path, args: &[&str]) -> Output {
+    let mut cmd = command(config, args);
+    cmd.env("CP_ENDPOINT", base).env("CP_TOKEN", stack.operator_token());
+    run(cmd, None).await
+}
+
+/// `cpctl --json args…` as the platform's operator, which must succeed; its JSON.
 async fn operator(stack: &Stack, base: &str, config: &Path, args: &[&str]) -> Value {
     let all: Vec<&str> = ["--json"].iter().chain(args).copied().collect();
-    let mut cmd = command(config, &all);
-    cmd.env("CP_ENDPOINT", base).env("CP_TOKEN", stack.operator_token());
-    let out = run(cmd, None).await;
+    let out = as_operator(stack, base, config, &all).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "cpctl {args:?} failed:\n{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("cpctl {args:?} printed no JSON ({e}):\n{stdout}"))
@@ -357,9 +362,7 @@ async fn cpctl_covers_each_task_of_every_domain() {
     let v = json(&config, &["flag", "show", &flag]).await;
     assert_eq!((v["enabled"].as_bool(), v["reason"].as_str()), (Some(true), Some("ALLOWED")));
     assert_eq!(json(&config, &["tenant", "rename", "All Co Ltd"]).await["displayName"], "All Co Ltd");
-    let mut cmd = command(&config, &["flag", "delete", &flag]);
-    cmd.env("CP_ENDPOINT", &base).env("CP_TOKEN", stack.operator_token());
-    assert!(run(cmd, None).await.status.success());
+    assert!(as_operator(&stack, &base, &config, &["flag", "delete", &flag]).await.status.success());
 
     // Identity: a role bound and unbound, a service principal's OAuth client and API token, each made,
     // rotated or revoked.
@@ -601,9 +604,7 @@ async fn cpctl_covers_each_task_of_every_domain() {
     assert_eq!(graph["nodes"][0]["id"], "artifact:notes@1.0.0", "{graph}");
 
     // Last: what ends things. A tenant on legal hold is not retired; once the hold is lifted, it is.
-    let mut cmd = command(&config, &["tenant", "retire", &tenant]);
-    cmd.env("CP_ENDPOINT", &base).env("CP_TOKEN", stack.operator_token());
-    let out = run(cmd, None).await;
+    let out = as_operator(&stack, &base, &config, &["tenant", "retire", &tenant]).await;
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: CONFLICT: "), "{out:?}");
     assert_eq!(op!("tenant", "legal-hold", &tenant, "--lift")["legalHold"], false);
     assert_eq!(json(&config, &["project", "archive", "shop"]).await["status"], "ARCHIVED");
